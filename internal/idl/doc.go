@@ -1,7 +1,7 @@
 // Package idl holds the thrift structs of every RPC gopegasus speaks (protocol.md §2) with
 // hand-written thrift binary-protocol codecs.
 //
-// Every struct implements [Struct]: Encode appends the struct (fields, then STOP) to an
+// Every struct implements [Value]: Encode appends the struct (fields, then STOP) to an
 // [Encoder]; Decode reads one struct from a [Decoder], skipping unknown fields and tolerating
 // missing ones (they keep their zero values, or the documented idl default). Decoded byte
 // slices alias the decoder's input buffer: keep the buffer alive and unmodified while the
