@@ -1,0 +1,405 @@
+package storage
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// Metadata keys. Every encoded user key is at least 2 bytes long and every user range starts
+// at or above 00 00, so keys shorter than 2 bytes can never collide with user data. Only two
+// such keys also sort below 00 00 and therefore stay outside every iteration over the user key
+// space (a 1-byte key such as 01 would fall inside a full-partition scan): the empty key and
+// the single byte 00.
+var (
+	metaVersionKey = []byte{}     // u32 BE data version, written once at creation
+	metaAppliedKey = []byte{0x00} // u64 BE last applied index || u32 BE apply clock, by every Apply
+	userKeyMin     = []byte{0x00, 0x00}
+)
+
+// Defaults of [Options].
+const (
+	DefaultScannerIdleTimeout = 5 * time.Minute
+	DefaultSweepInterval      = 10 * time.Minute
+	DefaultSweepRate          = 50000
+	DefaultIterationTimeLimit = 30 * time.Second
+)
+
+// ErrClosed is returned by operations on a closed [DB].
+var ErrClosed = errors.New("storage: database closed")
+
+// ErrStaleIndex is returned by [DB.Apply] when a batch's index is not above the last applied
+// index.
+var ErrStaleIndex = errors.New("storage: batch index not above last applied index")
+
+// Options configures [Open]. The zero value of every field except Dir means its default.
+type Options struct {
+	// Dir is the directory of the partition's Pebble database. Required.
+	Dir string
+	// Now is the clock of the read path (expiry of reads, scanner idle timeouts, iteration
+	// time budgets) and of the sweeper. Default time.Now. Apply never reads it.
+	Now func() time.Time
+	// ClusterID is the duplication cluster id stored in every value's timetag (0..127).
+	ClusterID uint8
+	// PartitionIndex and PartitionCount identify the partition, for scans that validate the
+	// partition hash. PartitionCount 0 disables that validation.
+	PartitionIndex, PartitionCount int32
+	// ScannerIdleTimeout drops a scanner context not used for this long. Default 5 minutes.
+	ScannerIdleTimeout time.Duration
+	// SweepInterval is the pause between two passes of the expired-record sweeper, measured
+	// from the end of one pass to the start of the next. Default 10 minutes; negative
+	// disables the sweeper ([DB.Sweep] still works).
+	SweepInterval time.Duration
+	// SweepRate bounds the records per second the sweeper examines. Default 50000.
+	SweepRate int
+	// SyncWrites makes Apply fsync the WAL. Default false: the raft log is the durability
+	// source and a replica replays it from LastAppliedIndex after a crash.
+	SyncWrites bool
+	// Logger receives lifecycle messages. Default: discard.
+	Logger *slog.Logger
+	// Pebble, if set, is used as the base Pebble options (the cache, memtable size, ...).
+	// It is copied; Logger and event hooks may be overwritten.
+	Pebble *pebble.Options
+}
+
+// Env holds the table environment settings a replica may change at run time.
+type Env struct {
+	// ValidatePartitionHash is the table env replica.split.validate_partition_hash: scans that
+	// ask for it skip records whose hash does not map to this partition.
+	ValidatePartitionHash bool
+	// IterationTimeLimit is the time budget of multi_get, sortkey_count and scans
+	// (replica.rocksdb_iteration_threshold_time_ms). 0 means 30 s; negative means no limit.
+	IterationTimeLimit time.Duration
+}
+
+// DB is one partition replica's store. All methods are safe for concurrent use; writes are
+// serialized by [DB.Apply].
+type DB struct {
+	opts    Options
+	lg      *slog.Logger
+	pdb     *pebble.DB
+	version uint32 // data version of the value schema
+	writeOp *pebble.WriteOptions
+
+	applied atomic.Uint64
+	// applyClock is the largest proposer time (epoch seconds) of any batch applied so far.
+	// Apply decides expiry by it and the sweeper deletes only what it says is expired, so a
+	// sweeper delete never changes an Apply decision. Guarded by applyMu.
+	applyClock uint32
+	closed  atomic.Bool
+	env     atomic.Pointer[Env]
+
+	// applyMu serializes Apply, the sweeper's deletes and checkpoints, so each sees one
+	// consistent applied index.
+	applyMu sync.Mutex
+
+	scanners scannerTable
+
+	compaction struct {
+		sync.Mutex
+		status CompactionStatus
+	}
+
+	reclaimed   atomic.Int64
+	sweepPasses atomic.Int64
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// Open opens the partition database in opts.Dir, creating it (with data version 1) if it
+// does not exist. A directory produced by [DB.Checkpoint] opens like any other.
+func Open(opts Options) (*DB, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("storage: Options.Dir is required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ScannerIdleTimeout <= 0 {
+		opts.ScannerIdleTimeout = DefaultScannerIdleTimeout
+	}
+	if opts.SweepInterval == 0 {
+		opts.SweepInterval = DefaultSweepInterval
+	}
+	if opts.SweepRate <= 0 {
+		opts.SweepRate = DefaultSweepRate
+	}
+	lg := opts.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	var po *pebble.Options
+	if opts.Pebble != nil {
+		po = opts.Pebble.Clone()
+	} else {
+		po = &pebble.Options{}
+	}
+	if po.Logger == nil {
+		po.Logger = quietLogger{lg}
+	}
+	pdb, err := pebble.Open(opts.Dir, po)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, err)
+	}
+	db := &DB{opts: opts, lg: lg, pdb: pdb, stop: make(chan struct{})}
+	db.writeOp = pebble.NoSync
+	if opts.SyncWrites {
+		db.writeOp = pebble.Sync
+	}
+	db.env.Store(&Env{})
+	if err := db.loadMeta(); err != nil {
+		_ = pdb.Close()
+		return nil, err
+	}
+	db.scanners.init(opts.ScannerIdleTimeout)
+	if opts.SweepInterval > 0 {
+		db.wg.Add(1)
+		go db.sweepLoop()
+	}
+	lg.Info("storage opened", "dir", opts.Dir, "applied", db.applied.Load(), "data_version", db.version)
+	return db, nil
+}
+
+func (db *DB) loadMeta() error {
+	v, closer, err := db.pdb.Get(metaVersionKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		db.version = dataVersion1
+		b := db.pdb.NewBatch()
+		var buf [4]byte
+		binary.BigEndian.PutUint32(buf[:], db.version)
+		_ = b.Set(metaVersionKey, buf[:], nil)
+		err = b.Commit(pebble.Sync)
+		_ = b.Close()
+		if err != nil {
+			return fmt.Errorf("storage: record data version: %w", err)
+		}
+	case err != nil:
+		return fmt.Errorf("storage: read data version: %w", err)
+	default:
+		if len(v) != 4 {
+			_ = closer.Close()
+			return fmt.Errorf("storage: malformed data version record (%d bytes)", len(v))
+		}
+		db.version = binary.BigEndian.Uint32(v)
+		_ = closer.Close()
+		if db.version > dataVersion1 {
+			return fmt.Errorf("storage: unsupported data version %d", db.version)
+		}
+	}
+	v, closer, err = db.pdb.Get(metaAppliedKey)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+	case err != nil:
+		return fmt.Errorf("storage: read applied index: %w", err)
+	default:
+		if len(v) != 12 {
+			_ = closer.Close()
+			return fmt.Errorf("storage: malformed applied index record (%d bytes)", len(v))
+		}
+		db.applied.Store(binary.BigEndian.Uint64(v))
+		db.applyClock = binary.BigEndian.Uint32(v[8:])
+		_ = closer.Close()
+	}
+	return nil
+}
+
+// Close stops the sweeper, drops every scanner context and closes the database. Operations
+// after Close return [ErrClosed] or panic-free errors; Close is not safe to call concurrently
+// with other operations.
+func (db *DB) Close() error {
+	if db.closed.Swap(true) {
+		return ErrClosed
+	}
+	close(db.stop)
+	db.wg.Wait()
+	db.scanners.clear()
+	return db.pdb.Close()
+}
+
+// LastAppliedIndex returns the log index of the last batch applied, 0 for a new database.
+func (db *DB) LastAppliedIndex() uint64 { return db.applied.Load() }
+
+// DataVersion returns the value schema version of this database (0 or 1).
+func (db *DB) DataVersion() uint32 { return db.version }
+
+// SetEnv replaces the table environment settings.
+func (db *DB) SetEnv(e Env) { db.env.Store(&e) }
+
+func (db *DB) iterationLimit() time.Duration {
+	d := db.env.Load().IterationTimeLimit
+	if d == 0 {
+		return DefaultIterationTimeLimit
+	}
+	return d
+}
+
+func (db *DB) epochNow() uint32 { return EpochNow(db.opts.Now()) }
+
+// Checkpoint writes a consistent copy of the partition to dir (which must not exist), using
+// hard links where possible, and returns the applied index the copy contains. [Open] on dir
+// yields a database at exactly that index.
+func (db *DB) Checkpoint(dir string) (uint64, error) {
+	if db.closed.Load() {
+		return 0, ErrClosed
+	}
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	idx := db.applied.Load()
+	if err := db.pdb.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
+		return 0, fmt.Errorf("storage: checkpoint to %s: %w", dir, err)
+	}
+	return idx, nil
+}
+
+// CompactionState is the phase of a manual compaction.
+type CompactionState int
+
+// Compaction states.
+const (
+	CompactionIdle CompactionState = iota
+	CompactionRunning
+	CompactionFinished
+)
+
+// CompactionStatus describes the last manual compaction.
+type CompactionStatus struct {
+	State  CompactionState
+	Start  time.Time // zero when never started
+	Finish time.Time // zero unless finished
+	Err    error     // set if the finished compaction failed
+}
+
+// StartCompaction starts a manual compaction of the whole partition in the background and
+// reports whether it started (false if one is already running or the database is closed).
+func (db *DB) StartCompaction() bool {
+	if db.closed.Load() {
+		return false
+	}
+	db.compaction.Lock()
+	defer db.compaction.Unlock()
+	if db.compaction.status.State == CompactionRunning {
+		return false
+	}
+	db.compaction.status = CompactionStatus{State: CompactionRunning, Start: db.opts.Now()}
+	db.wg.Add(1)
+	go func() {
+		defer db.wg.Done()
+		err := db.compactAll()
+		db.compaction.Lock()
+		db.compaction.status.State = CompactionFinished
+		db.compaction.status.Finish = db.opts.Now()
+		db.compaction.status.Err = err
+		db.compaction.Unlock()
+		if err != nil {
+			db.lg.Warn("manual compaction failed", "err", err)
+		}
+	}()
+	return true
+}
+
+// CompactionStatus returns the state of the last manual compaction.
+func (db *DB) CompactionStatus() CompactionStatus {
+	db.compaction.Lock()
+	defer db.compaction.Unlock()
+	return db.compaction.status
+}
+
+func (db *DB) compactAll() error {
+	it, err := db.pdb.NewIter(nil)
+	if err != nil {
+		return err
+	}
+	var end []byte
+	if it.Last() {
+		end = append(append(end, it.Key()...), 0) // immediate successor of the last key
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	if end == nil {
+		return nil
+	}
+	return db.pdb.Compact(stopContext(db.stop), nil, end, true)
+}
+
+// Metrics is a point-in-time snapshot of a partition's storage statistics.
+type Metrics struct {
+	AppliedIndex      uint64
+	DiskBytes         uint64 // bytes of all live files (tables, WAL, manifest)
+	TableFiles        int64  // number of sstables
+	TableBytes        int64  // bytes of sstables
+	MemTableBytes     uint64
+	Compactions       int64
+	Flushes           int64
+	CompactionDebt    uint64 // estimated bytes compactions still need to rewrite
+	ExpiredReclaimed  int64  // expired records deleted by the sweeper
+	SweepPasses       int64  // completed sweeper passes
+	ScannerContexts   int    // live scanner contexts
+	ReadAmplification int
+}
+
+// Metrics returns a snapshot of the partition's statistics.
+func (db *DB) Metrics() Metrics {
+	m := Metrics{
+		AppliedIndex:     db.applied.Load(),
+		ExpiredReclaimed: db.reclaimed.Load(),
+		SweepPasses:      db.sweepPasses.Load(),
+		ScannerContexts:  db.scanners.len(),
+	}
+	if db.closed.Load() {
+		return m
+	}
+	pm := db.pdb.Metrics()
+	tot := pm.Total()
+	m.DiskBytes = pm.DiskSpaceUsage()
+	m.TableFiles = tot.TablesCount
+	m.TableBytes = tot.TablesSize
+	m.MemTableBytes = pm.MemTable.Size
+	m.Compactions = pm.Compact.Count
+	m.Flushes = pm.Flush.Count
+	m.CompactionDebt = pm.Compact.EstimatedDebt
+	m.ReadAmplification = pm.ReadAmp()
+	return m
+}
+
+// stopContext is a context that is done once stop is closed, so background work started by
+// the DB ends when it closes.
+type stopContext chan struct{}
+
+func (c stopContext) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c stopContext) Done() <-chan struct{}       { return c }
+func (c stopContext) Value(any) any               { return nil }
+
+func (c stopContext) Err() error {
+	select {
+	case <-c:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+
+// quietLogger routes Pebble's messages to slog.
+type quietLogger struct{ lg *slog.Logger }
+
+func (l quietLogger) Infof(format string, args ...any) {
+	l.lg.Debug("pebble", "msg", fmt.Sprintf(format, args...))
+}
+
+func (l quietLogger) Errorf(format string, args ...any) {
+	l.lg.Error("pebble", "msg", fmt.Sprintf(format, args...))
+}
+
+func (l quietLogger) Fatalf(format string, args ...any) {
+	l.lg.Error("pebble fatal", "msg", fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf(format, args...))
+}

@@ -1,0 +1,508 @@
+package storage
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/gopegasus/pegasus/internal/key"
+)
+
+// Batch is one replicated log entry's worth of writes, applied atomically by [DB.Apply].
+// Everything that influences the result travels in the batch, so every replica applying the
+// same batch stores the same data and returns the same results.
+type Batch struct {
+	// Index is the log index of the entry. It must exceed [DB.LastAppliedIndex]; gaps are
+	// allowed (log entries that carry no writes need not be applied).
+	Index uint64
+	// Time is the proposer's clock when the entry was proposed. It gives value timetags, and
+	// the apply clock, max(Time, the apply clock of the previous batch), decides expiry
+	// during the apply (an expired record counts as absent) and is the default TTL's base.
+	Time time.Time
+	// DefaultTTL is the table env default_ttl in seconds in force at proposal; values > 0
+	// give every write with expire timestamp 0 the expiry Time + DefaultTTL.
+	DefaultTTL int32
+	// Mutations are applied in order; later ones see the effects of earlier ones.
+	Mutations []Mutation
+}
+
+// Mutation is one client write. Exactly one field must be set; otherwise its result is
+// [CodeInvalidArgument].
+type Mutation struct {
+	Put            *PutRequest
+	Remove         *RemoveRequest
+	MultiPut       *MultiPutRequest
+	MultiRemove    *MultiRemoveRequest
+	Incr           *IncrRequest
+	CheckAndSet    *CheckAndSetRequest
+	CheckAndMutate *CheckAndMutateRequest
+}
+
+// KeyValue is a record in requests and results. Which key form Key holds (sort key or
+// encoded key) is documented where it is used. ExpireTS is an absolute expire timestamp in
+// seconds since [EpochUnix], 0 meaning none.
+type KeyValue struct {
+	Key      []byte
+	Value    []byte
+	ExpireTS int32
+}
+
+// PutRequest stores Value at the encoded key Key (wire update_request).
+type PutRequest struct {
+	Key      []byte
+	Value    []byte
+	ExpireTS int32
+}
+
+// RemoveRequest deletes the encoded key Key (wire RPC_RRDB_RRDB_REMOVE).
+type RemoveRequest struct {
+	Key []byte
+}
+
+// MultiPutRequest stores every KeyValue (Key = sort key; its ExpireTS is ignored) under
+// HashKey with the request's ExpireTS (wire multi_put_request).
+type MultiPutRequest struct {
+	HashKey  []byte
+	KVs      []KeyValue
+	ExpireTS int32
+}
+
+// MultiRemoveRequest deletes the sort keys under HashKey (wire multi_remove_request).
+type MultiRemoveRequest struct {
+	HashKey  []byte
+	SortKeys [][]byte
+}
+
+// IncrRequest adds Increment to the integer stored at the encoded key Key (wire
+// incr_request). ExpireTS > 0 sets that expiry, 0 keeps the current one, < 0 removes it.
+type IncrRequest struct {
+	Key       []byte
+	Increment int64
+	ExpireTS  int32
+}
+
+// CheckAndSetRequest writes SetValue if the check on (HashKey, CheckSortKey) passes (wire
+// check_and_set_request).
+type CheckAndSetRequest struct {
+	HashKey          []byte
+	CheckSortKey     []byte
+	CheckType        CheckType
+	CheckOperand     []byte
+	SetDiffSortKey   bool
+	SetSortKey       []byte // used only if SetDiffSortKey
+	SetValue         []byte
+	SetExpireTS      int32
+	ReturnCheckValue bool
+}
+
+// Mutate is one step of a check-and-mutate (wire mutate).
+type Mutate struct {
+	Op       MutateOp
+	SortKey  []byte
+	Value    []byte
+	ExpireTS int32
+}
+
+// CheckAndMutateRequest applies Mutates atomically if the check on (HashKey, CheckSortKey)
+// passes (wire check_and_mutate_request).
+type CheckAndMutateRequest struct {
+	HashKey          []byte
+	CheckSortKey     []byte
+	CheckType        CheckType
+	CheckOperand     []byte
+	Mutates          []Mutate
+	ReturnCheckValue bool
+}
+
+// WriteResult is the outcome of one [Mutation]. Error is a result code (Code*). Count is
+// multi_remove's count; NewValue is incr's new value; the CheckValue fields are those of
+// check-and-set and check-and-mutate.
+type WriteResult struct {
+	Error              int32
+	Count              int64
+	NewValue           int64
+	CheckValueReturned bool
+	CheckValueExist    bool
+	CheckValue         []byte
+}
+
+// Apply applies a batch atomically together with its index: after a crash the database
+// holds either all of the batch and LastAppliedIndex = b.Index, or none of it. Check-and-set,
+// check-and-mutate and incr are decided here from the data as of the previous mutation.
+// Apply does not read the local clock (see [Batch]). It returns one result per mutation; the
+// error is non-nil only when storage fails (nothing is then applied) or for [ErrStaleIndex]
+// and [ErrClosed]. The returned CheckValue slices are owned by the caller.
+func (db *DB) Apply(b *Batch) ([]WriteResult, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	if b.Index <= db.applied.Load() {
+		return nil, fmt.Errorf("%w: %d <= %d", ErrStaleIndex, b.Index, db.applied.Load())
+	}
+	needRead := false
+	for i := range b.Mutations {
+		m := &b.Mutations[i]
+		if m.Incr != nil || m.CheckAndSet != nil || m.CheckAndMutate != nil {
+			needRead = true
+			break
+		}
+	}
+	var wb *pebble.Batch
+	if needRead {
+		wb = db.pdb.NewIndexedBatch()
+	} else {
+		wb = db.pdb.NewBatch()
+	}
+	defer wb.Close()
+	clock := max(db.applyClock, EpochNow(b.Time))
+	a := applier{db: db, wb: wb, now: clock, defaultTTL: b.DefaultTTL}
+	if us := b.Time.UnixMicro(); !b.Time.IsZero() && us > 0 {
+		a.timestampUS = uint64(us) & (1<<56 - 1)
+	}
+	results := make([]WriteResult, len(b.Mutations))
+	for i := range b.Mutations {
+		if err := a.apply(&b.Mutations[i], &results[i]); err != nil {
+			return nil, fmt.Errorf("storage: apply index %d: %w", b.Index, err)
+		}
+	}
+	var idx [12]byte
+	binary.BigEndian.PutUint64(idx[:], b.Index)
+	binary.BigEndian.PutUint32(idx[8:], clock)
+	if err := wb.Set(metaAppliedKey, idx[:], nil); err != nil {
+		return nil, fmt.Errorf("storage: apply index %d: %w", b.Index, err)
+	}
+	if err := wb.Commit(db.writeOp); err != nil {
+		return nil, fmt.Errorf("storage: commit index %d: %w", b.Index, err)
+	}
+	db.applied.Store(b.Index)
+	db.applyClock = clock
+	return results, nil
+}
+
+// applier carries the state of one Apply call.
+type applier struct {
+	db          *DB
+	wb          *pebble.Batch
+	now         uint32 // proposer's epoch second
+	timestampUS uint64 // proposer's microseconds, for put/multi_put timetags
+	defaultTTL  int32
+	keyBuf      []byte
+}
+
+func (a *applier) apply(m *Mutation, r *WriteResult) error {
+	n := 0
+	for _, set := range []bool{m.Put != nil, m.Remove != nil, m.MultiPut != nil, m.MultiRemove != nil,
+		m.Incr != nil, m.CheckAndSet != nil, m.CheckAndMutate != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		r.Error = CodeInvalidArgument
+		return nil
+	}
+	switch {
+	case m.Put != nil:
+		return a.put(m.Put, r)
+	case m.Remove != nil:
+		if !validEncodedKey(m.Remove.Key) {
+			r.Error = CodeInvalidArgument
+			return nil
+		}
+		return a.wb.Delete(m.Remove.Key, nil)
+	case m.MultiPut != nil:
+		return a.multiPut(m.MultiPut, r)
+	case m.MultiRemove != nil:
+		return a.multiRemove(m.MultiRemove, r)
+	case m.Incr != nil:
+		return a.incr(m.Incr, r)
+	case m.CheckAndSet != nil:
+		return a.checkAndSet(m.CheckAndSet, r)
+	default:
+		return a.checkAndMutate(m.CheckAndMutate, r)
+	}
+}
+
+// validEncodedKey reports whether k is a well-formed encoded key.
+func validEncodedKey(k []byte) bool {
+	_, _, err := key.Decode(k)
+	return err == nil
+}
+
+// validHashKey reports whether a raw hash key can be encoded (protocol.md §5.1).
+func validHashKey(h []byte) bool { return len(h) < key.MaxHashKeyLen }
+
+// expireTS applies the default TTL to a requested expire timestamp.
+func (a *applier) expireTS(req int32) uint32 {
+	e := uint32(req)
+	if e == 0 && a.defaultTTL > 0 {
+		e = a.now + uint32(a.defaultTTL)
+	}
+	return e
+}
+
+// set stores user under k with the given expiry and timetag timestamp.
+func (a *applier) set(k []byte, user []byte, expireTS uint32, timestampUS uint64) error {
+	v := a.db.version
+	op := a.wb.SetDeferred(len(k), headerLen(v)+len(user))
+	copy(op.Key, k)
+	putValue(op.Value, v, expireTS, makeTimetag(timestampUS, a.db.opts.ClusterID), user)
+	return op.Finish()
+}
+
+// read returns the live user value at k as of the batch so far; exists is false when the
+// record is missing or expired at the proposer's time. The value is a private copy.
+func (a *applier) read(k []byte) (user []byte, expireTS uint32, exists bool, err error) {
+	raw, closer, err := a.wb.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, 0, false, nil
+	}
+	if err != nil {
+		return nil, 0, false, err
+	}
+	defer closer.Close()
+	e, u, ok := splitValue(a.db.version, raw)
+	if !ok {
+		return nil, 0, false, fmt.Errorf("%w: value of %d bytes at key %x", ErrCorruption, len(raw), k)
+	}
+	if expired(e, a.now) {
+		return nil, 0, false, nil
+	}
+	return bytes.Clone(u), e, true, nil
+}
+
+// ErrCorruption is returned (wrapped) when a stored record cannot be decoded.
+var ErrCorruption = errors.New("storage: corrupted record")
+
+func (a *applier) put(p *PutRequest, r *WriteResult) error {
+	if !validEncodedKey(p.Key) {
+		r.Error = CodeInvalidArgument
+		return nil
+	}
+	return a.set(p.Key, p.Value, a.expireTS(p.ExpireTS), a.timestampUS)
+}
+
+func (a *applier) multiPut(p *MultiPutRequest, r *WriteResult) error {
+	if len(p.KVs) == 0 || !validHashKey(p.HashKey) {
+		r.Error = CodeInvalidArgument
+		return nil
+	}
+	e := a.expireTS(p.ExpireTS)
+	for i := range p.KVs {
+		a.keyBuf = key.Append(a.keyBuf[:0], p.HashKey, p.KVs[i].Key)
+		if err := a.set(a.keyBuf, p.KVs[i].Value, e, a.timestampUS); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *applier) multiRemove(p *MultiRemoveRequest, r *WriteResult) error {
+	if len(p.SortKeys) == 0 || !validHashKey(p.HashKey) {
+		r.Error = CodeInvalidArgument
+		return nil
+	}
+	for _, s := range p.SortKeys {
+		a.keyBuf = key.Append(a.keyBuf[:0], p.HashKey, s)
+		if err := a.wb.Delete(a.keyBuf, nil); err != nil {
+			return err
+		}
+	}
+	r.Count = int64(len(p.SortKeys))
+	return nil
+}
+
+func (a *applier) incr(p *IncrRequest, r *WriteResult) error {
+	if !validEncodedKey(p.Key) {
+		r.Error = CodeInvalidArgument
+		return nil
+	}
+	user, oldExpire, exists, err := a.read(p.Key)
+	if err != nil {
+		return err
+	}
+	var old int64
+	var newExpire uint32
+	if !exists {
+		if p.ExpireTS > 0 {
+			newExpire = uint32(p.ExpireTS)
+		}
+	} else {
+		if len(user) > 0 {
+			v, ok := parseInt(user)
+			if !ok {
+				r.Error = CodeInvalidArgument
+				return nil
+			}
+			old = v
+		}
+		switch {
+		case p.ExpireTS == 0:
+			newExpire = oldExpire
+		case p.ExpireTS > 0:
+			newExpire = uint32(p.ExpireTS)
+		}
+	}
+	sum := old + p.Increment
+	if (p.Increment > 0 && sum < old) || (p.Increment < 0 && sum > old) {
+		r.Error = CodeInvalidArgument
+		r.NewValue = old
+		return nil
+	}
+	if newExpire == 0 {
+		newExpire = a.expireTS(0)
+	}
+	var buf [24]byte
+	if err := a.set(p.Key, strconv.AppendInt(buf[:0], sum, 10), newExpire, 0); err != nil {
+		return err
+	}
+	r.NewValue = sum
+	return nil
+}
+
+// check reads (hashKey, checkSortKey), fills the check-value fields of r if asked, and
+// evaluates the check. It returns CodeOK when the check passes.
+func (a *applier) check(hashKey, sortKey []byte, t CheckType, operand []byte, returnValue bool,
+	r *WriteResult) (int32, error) {
+	a.keyBuf = key.Append(a.keyBuf[:0], hashKey, sortKey)
+	v, _, exists, err := a.read(a.keyBuf)
+	if err != nil {
+		return 0, err
+	}
+	if returnValue {
+		r.CheckValueReturned = true
+		r.CheckValueExist = exists
+		if exists {
+			r.CheckValue = v
+		}
+	}
+	return evalCheck(t, exists, v, operand), nil
+}
+
+// evalCheck evaluates a check type against the current value (protocol.md §5.4): CodeOK when
+// it passes, CodeTryAgain when it does not, CodeInvalidArgument for a non-integer in an INT
+// check or an unknown check type.
+func evalCheck(t CheckType, exists bool, v, op []byte) int32 {
+	pass := false
+	switch t {
+	case CheckNoCheck:
+		pass = true
+	case CheckValueNotExist:
+		pass = !exists
+	case CheckValueNotExistOrEmpty:
+		pass = !exists || len(v) == 0
+	case CheckValueExist:
+		pass = exists
+	case CheckValueNotEmpty:
+		pass = exists && len(v) > 0
+	case CheckValueMatchAnywhere:
+		pass = exists && bytes.Contains(v, op)
+	case CheckValueMatchPrefix:
+		pass = exists && bytes.HasPrefix(v, op)
+	case CheckValueMatchPostfix:
+		pass = exists && bytes.HasSuffix(v, op)
+	case CheckValueBytesLess, CheckValueBytesLessOrEq, CheckValueBytesEqual,
+		CheckValueBytesGreaterEq, CheckValueBytesGreater:
+		if exists {
+			pass = relation(t-CheckValueBytesLess, bytes.Compare(v, op))
+		}
+	case CheckValueIntLess, CheckValueIntLessOrEq, CheckValueIntEqual,
+		CheckValueIntGreaterOrEq, CheckValueIntGreater:
+		if !exists {
+			return CodeTryAgain
+		}
+		iv, ok := parseInt(v)
+		if !ok {
+			return CodeInvalidArgument
+		}
+		io, ok := parseInt(op)
+		if !ok {
+			return CodeInvalidArgument
+		}
+		c := 0
+		if iv < io {
+			c = -1
+		} else if iv > io {
+			c = 1
+		}
+		pass = relation(t-CheckValueIntLess, c)
+	default:
+		return CodeInvalidArgument
+	}
+	if pass {
+		return CodeOK
+	}
+	return CodeTryAgain
+}
+
+// relation evaluates <, <=, ==, >=, > (rel 0..4) on a comparison result.
+func relation(rel CheckType, c int) bool {
+	switch rel {
+	case 0:
+		return c < 0
+	case 1:
+		return c <= 0
+	case 2:
+		return c == 0
+	case 3:
+		return c >= 0
+	default:
+		return c > 0
+	}
+}
+
+func (a *applier) checkAndSet(p *CheckAndSetRequest, r *WriteResult) error {
+	if !p.CheckType.valid() || !validHashKey(p.HashKey) {
+		r.Error = CodeInvalidArgument
+		return nil
+	}
+	code, err := a.check(p.HashKey, p.CheckSortKey, p.CheckType, p.CheckOperand, p.ReturnCheckValue, r)
+	if err != nil || code != CodeOK {
+		r.Error = code
+		return err
+	}
+	sk := p.CheckSortKey
+	if p.SetDiffSortKey {
+		sk = p.SetSortKey
+	}
+	a.keyBuf = key.Append(a.keyBuf[:0], p.HashKey, sk)
+	return a.set(a.keyBuf, p.SetValue, a.expireTS(p.SetExpireTS), 0)
+}
+
+func (a *applier) checkAndMutate(p *CheckAndMutateRequest, r *WriteResult) error {
+	if len(p.Mutates) == 0 || !p.CheckType.valid() || !validHashKey(p.HashKey) {
+		r.Error = CodeInvalidArgument
+		return nil
+	}
+	for i := range p.Mutates {
+		if op := p.Mutates[i].Op; op != MutatePut && op != MutateDelete {
+			r.Error = CodeInvalidArgument
+			return nil
+		}
+	}
+	code, err := a.check(p.HashKey, p.CheckSortKey, p.CheckType, p.CheckOperand, p.ReturnCheckValue, r)
+	if err != nil || code != CodeOK {
+		r.Error = code
+		return err
+	}
+	for i := range p.Mutates {
+		m := &p.Mutates[i]
+		a.keyBuf = key.Append(a.keyBuf[:0], p.HashKey, m.SortKey)
+		if m.Op == MutatePut {
+			err = a.set(a.keyBuf, m.Value, a.expireTS(m.ExpireTS), 0)
+		} else {
+			err = a.wb.Delete(a.keyBuf, nil)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
