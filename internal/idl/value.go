@@ -14,8 +14,9 @@ import (
 // ThriftType is the type byte the enclosing field header carries: [TypeStruct] for structs
 // and placeholder types alike, [TypeI64] for [ContextID], [TypeString] for [Text].
 //
-// Encode appends the value to e.Buf (a struct's fields, then STOP). It never fails and never
-// allocates beyond growing e.Buf.
+// Encode appends the value to e.Buf (a struct's fields, then STOP). It never fails. It does
+// not allocate beyond growing e.Buf, except to sort the keys of a map (table envs), which are
+// written in sorted order so that every value has exactly one encoding.
 //
 // Decode overwrites the receiver with one value read from d. Fields missing on the wire take
 // their zero value or documented idl default; unknown fields, and fields whose type byte is
@@ -220,9 +221,6 @@ func (d *Decoder) stringMap(t Type) map[string]string {
 			d.Skip(kt)
 			d.Skip(vt)
 		}
-		return nil
-	}
-	if !d.countFits(int32(n), 8) {
 		return nil
 	}
 	m := make(map[string]string, n)
