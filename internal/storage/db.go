@@ -93,8 +93,8 @@ type DB struct {
 	// Apply decides expiry by it and the sweeper deletes only what it says is expired, so a
 	// sweeper delete never changes an Apply decision. Guarded by applyMu.
 	applyClock uint32
-	closed  atomic.Bool
-	env     atomic.Pointer[Env]
+	closed     atomic.Bool
+	env        atomic.Pointer[Env]
 
 	// applyMu serializes Apply, the sweeper's deletes and checkpoints, so each sees one
 	// consistent applied index.
