@@ -127,11 +127,16 @@ func (t *scannerTable) remove(id int64) {
 }
 
 // expireIdle discards the contexts idle for the timeout or longer at now.
-func (t *scannerTable) expireIdle(now time.Time) {
+func (t *scannerTable) expireIdle(now time.Time) { t.discard(false, now) }
+
+// clear discards every context.
+func (t *scannerTable) clear() { t.discard(true, time.Time{}) }
+
+func (t *scannerTable) discard(all bool, now time.Time) {
 	var stale []*scanContext
 	t.mu.Lock()
 	for id, c := range t.m {
-		if now.Sub(c.lastUsed) >= t.idle {
+		if all || now.Sub(c.lastUsed) >= t.idle {
 			stale = append(stale, c)
 			delete(t.m, id)
 		}
@@ -141,8 +146,6 @@ func (t *scannerTable) expireIdle(now time.Time) {
 		_ = c.it.Close()
 	}
 }
-
-func (t *scannerTable) clear() { t.expireIdle(time.Time{}.Add(1<<63 - 1)) }
 
 func (t *scannerTable) len() int {
 	t.mu.Lock()

@@ -1,0 +1,11 @@
+package storage
+
+import (
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+func openPebbleForTest(dir string) (*pebble.DB, error) {
+	return pebble.Open(dir, &pebble.Options{Logger: quietLogger{slog.New(slog.DiscardHandler)}})
+}
