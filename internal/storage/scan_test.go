@@ -171,7 +171,7 @@ func TestScannerOptions(t *testing.T) {
 		"single hash key as go-client": {func(r *GetScannerRequest) {
 			r.StartKey, r.StopKey = key.Encode([]byte("ab"), nil), key.Encode([]byte("ab"), []byte{0xFF, 0xFF})
 		}, "ab/ ab/ttl ab/x1 ab/y1"},
-		"batch size 1": {func(r *GetScannerRequest) { r.BatchSize = 1 }, all[0] + " " + join(all[1:])},
+		"batch size 1":         {func(r *GetScannerRequest) { r.BatchSize = 1 }, all[0] + " " + join(all[1:])},
 		"start below metadata": {func(r *GetScannerRequest) { r.StartKey = nil }, join(all)},
 	} {
 		req := fullScan()
