@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/gopegasus/pegasus/internal/idl"
 )
@@ -26,14 +27,35 @@ const MaxNameLen = 256
 func AppendRequest(dst []byte, h *Header, name string, seqID int32, args idl.Value) []byte {
 	dst, bodyAt := h.appendHeader(dst)
 	bodyStart := len(dst)
-	e := idl.Encoder{Buf: dst}
-	appendMessageBegin(&e, name, MessageCall, seqID)
+	e := getEncoder(dst)
+	appendMessageBegin(e, name, MessageCall, seqID)
 	e.FieldBegin(args.ThriftType(), 1)
-	args.Encode(&e)
+	args.Encode(e)
 	e.FieldStop()
-	dst = e.Buf
+	dst = putEncoder(e)
 	binary.BigEndian.PutUint32(dst[bodyAt:], uint32(len(dst)-bodyStart))
 	return dst
+}
+
+// Encoders and decoders handed to an idl.Value's methods escape to the heap; pooling them
+// keeps the per-call path free of allocations.
+var (
+	encoderPool = sync.Pool{New: func() any { return new(idl.Encoder) }}
+	decoderPool = sync.Pool{New: func() any { return new(idl.Decoder) }}
+)
+
+func getEncoder(dst []byte) *idl.Encoder {
+	e := encoderPool.Get().(*idl.Encoder)
+	e.Buf = dst
+	return e
+}
+
+// putEncoder returns e to the pool and gives back its buffer.
+func putEncoder(e *idl.Encoder) []byte {
+	b := e.Buf
+	e.Buf = nil
+	encoderPool.Put(e)
+	return b
 }
 
 func appendMessageBegin(e *idl.Encoder, name string, typ byte, seqID int32) {
@@ -94,7 +116,8 @@ func DecodeArgs(args []byte, v idl.Value) error {
 
 // decodeField reads a struct and decodes the field with the given id into v.
 func decodeField(b []byte, id int16, v idl.Value) error {
-	var d idl.Decoder
+	d := decoderPool.Get().(*idl.Decoder)
+	defer decoderPool.Put(d)
 	d.Reset(b)
 	for {
 		t, fid := d.FieldBegin()
@@ -102,7 +125,7 @@ func decodeField(b []byte, id int16, v idl.Value) error {
 			break
 		}
 		if fid == id && t == v.ThriftType() {
-			v.Decode(&d)
+			v.Decode(d)
 			continue
 		}
 		if t == idl.TypeStruct {
@@ -112,7 +135,9 @@ func decodeField(b []byte, id int16, v idl.Value) error {
 		}
 		d.Skip(t)
 	}
-	return d.Err()
+	err := d.Err()
+	d.Reset(nil)
+	return err
 }
 
 // AppendReply appends a complete reply frame: total length, error name, the thrift message
@@ -120,15 +145,15 @@ func decodeField(b []byte, id int16, v idl.Value) error {
 // struct with result as field 0.
 func AppendReply(dst []byte, ackName string, seqID int32, code Code, result idl.Value) []byte {
 	start := len(dst)
-	e := idl.Encoder{Buf: append(dst, 0, 0, 0, 0)}
+	e := getEncoder(append(dst, 0, 0, 0, 0))
 	e.String(code.Name())
-	appendMessageBegin(&e, ackName, MessageReply, seqID)
+	appendMessageBegin(e, ackName, MessageReply, seqID)
 	if code == OK && result != nil {
 		e.FieldBegin(result.ThriftType(), 0)
-		result.Encode(&e)
+		result.Encode(e)
 		e.FieldStop()
 	}
-	dst = e.Buf
+	dst = putEncoder(e)
 	binary.BigEndian.PutUint32(dst[start:], uint32(len(dst)-start))
 	return dst
 }

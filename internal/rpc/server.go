@@ -1,0 +1,492 @@
+package rpc
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+// Server limits and defaults.
+const (
+	// DefaultMaxRequestSize bounds a request body. Pegasus rejects writes above 1 MiB with
+	// ERR_INVALID_DATA; the frame limit sits well above that so the replica can give that
+	// answer, and well below what would let a client make the server allocate gigabytes.
+	DefaultMaxRequestSize = 16 << 20
+	// DefaultMaxInFlight bounds the requests of one connection being handled at once; the
+	// server stops reading that connection until some finish.
+	DefaultMaxInFlight = 4096
+	// DefaultWriteTimeout bounds one write of replies to a client that does not read.
+	DefaultWriteTimeout = 30 * time.Second
+)
+
+// Request is one decoded RPC handed to a [HandlerFunc]. Args aliases the request frame; it
+// stays valid until the handler returns (copy what must outlive it).
+type Request struct {
+	Header wire.Header
+	// Name is the RPC name, e.g. "RPC_RRDB_RRDB_GET".
+	Name  string
+	SeqID int32
+	// Args is the decoded args field 1, of the type idl's registry gives for Name.
+	Args idl.Value
+	// Remote is the client's address.
+	Remote net.Addr
+}
+
+// HandlerFunc serves one RPC. It returns the reply value and the envelope code; the reply is
+// sent only when code is OK (an error code goes out with an empty body). Handlers run
+// concurrently, each in its own goroutine; ctx ends when the server stops or the client's
+// connection closes.
+type HandlerFunc func(ctx context.Context, req *Request) (idl.Value, wire.Code)
+
+// ServerConfig configures a [Server]. Zero values mean the documented defaults.
+type ServerConfig struct {
+	// Listen is the TCP address to listen on, e.g. "127.0.0.1:0".
+	Listen string
+	// Listener, if set, is used instead of listening on Listen.
+	Listener net.Listener
+	// HTTP serves connections that start with an HTTP method; nil answers them 404.
+	HTTP http.Handler
+	// MaxRequestSize bounds a request body in bytes (default DefaultMaxRequestSize).
+	MaxRequestSize int
+	// MaxInFlight bounds concurrent requests per connection (default DefaultMaxInFlight).
+	MaxInFlight int
+	// WriteTimeout bounds one write to a client (default DefaultWriteTimeout).
+	WriteTimeout time.Duration
+	// Logger receives connection-level problems (default: discard).
+	Logger *slog.Logger
+}
+
+// Server accepts connections on one port, serving Pegasus thrift RPCs and, on connections
+// that start with an HTTP method, the HTTP API. Register handlers with Handle before Run.
+type Server struct {
+	cfg    ServerConfig
+	ln     net.Listener
+	lg     *slog.Logger
+	routes map[string]*route
+	httpLn *chanListener
+
+	metrics serverMetrics
+}
+
+type route struct {
+	rpc     *idl.RPC
+	handler HandlerFunc
+}
+
+type serverMetrics struct {
+	conns        atomic.Int64
+	connsTotal   atomic.Int64
+	requests     atomic.Int64
+	badFrames    atomic.Int64
+	unknownNames atomic.Int64
+}
+
+// ServerMetrics is a snapshot of a server's counters.
+type ServerMetrics struct {
+	OpenConnections  int64
+	TotalConnections int64
+	Requests         int64
+	BadFrames        int64
+	UnknownRPCs      int64
+}
+
+// NewServer opens the listener (so Addr works at once) and returns a server ready for
+// Handle and Run.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.MaxRequestSize <= 0 {
+		cfg.MaxRequestSize = DefaultMaxRequestSize
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("rpc: listen: %w", err)
+		}
+	}
+	return &Server{
+		cfg:    cfg,
+		ln:     ln,
+		lg:     lg.With("addr", ln.Addr().String()),
+		routes: make(map[string]*route),
+		httpLn: newChanListener(ln.Addr()),
+	}, nil
+}
+
+// Addr returns the listening address.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Handle registers h for the RPC called name, which must be in idl's registry. It is not
+// safe to call concurrently with Run.
+func (s *Server) Handle(name string, h HandlerFunc) {
+	r, ok := idl.LookupRPC(name)
+	if !ok {
+		panic(fmt.Sprintf("rpc: Handle(%q): not an RPC of the idl registry", name))
+	}
+	s.routes[name] = &route{rpc: r, handler: h}
+}
+
+// Metrics returns a snapshot of the server's counters. Safe for concurrent use.
+func (s *Server) Metrics() ServerMetrics {
+	return ServerMetrics{
+		OpenConnections:  s.metrics.conns.Load(),
+		TotalConnections: s.metrics.connsTotal.Load(),
+		Requests:         s.metrics.requests.Load(),
+		BadFrames:        s.metrics.badFrames.Load(),
+		UnknownRPCs:      s.metrics.unknownNames.Load(),
+	}
+}
+
+// Run accepts and serves connections until ctx ends, then closes the listener and every
+// connection and returns once all of the server's goroutines have exited.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+
+	handler := s.cfg.HTTP
+	if handler == nil {
+		handler = http.NotFoundHandler()
+	}
+	hs := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.lg.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	wg.Go(func() { _ = hs.Serve(s.httpLn) })
+	wg.Go(func() {
+		<-ctx.Done()
+		_ = s.ln.Close()
+		shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer stop()
+		_ = hs.Shutdown(shutdownCtx)
+		_ = hs.Close()
+	})
+
+	var err error
+	for {
+		c, aerr := s.ln.Accept()
+		if aerr != nil {
+			if ctx.Err() == nil {
+				var ne net.Error
+				if errors.As(aerr, &ne) && ne.Timeout() {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				err = fmt.Errorf("rpc: accept: %w", aerr)
+			}
+			break
+		}
+		wg.Go(func() { s.serveConn(ctx, c) })
+	}
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// serveConn sniffs the first bytes of a connection and serves it as thrift or HTTP.
+func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	br := bufio.NewReaderSize(c, 64<<10)
+	// A connection that sends nothing is closed after a while, not kept forever.
+	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+	first, err := br.Peek(4)
+	if err != nil {
+		_ = c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	switch string(first) {
+	case "THFT":
+		s.metrics.conns.Add(1)
+		s.metrics.connsTotal.Add(1)
+		defer s.metrics.conns.Add(-1)
+		newServerConn(s, c, br).serve(ctx)
+	case "GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC":
+		s.httpLn.deliver(ctx, &bufferedConn{Conn: c, r: br})
+	default:
+		s.metrics.badFrames.Add(1)
+		s.lg.Warn("closing connection: unknown protocol", "remote", c.RemoteAddr().String(), "first", fmt.Sprintf("%q", first))
+		_ = c.Close()
+	}
+}
+
+// serverConn is one thrift connection: a reader loop that dispatches each request in its own
+// goroutine, and a writer loop that sends replies in batches as they complete.
+type serverConn struct {
+	s      *Server
+	c      net.Conn
+	br     *bufio.Reader
+	lg     *slog.Logger
+	sem    chan struct{}
+	wmu    sync.Mutex
+	wbuf   []byte // replies waiting to be written, guarded by wmu
+	wake   chan struct{}
+	closed chan struct{}
+}
+
+func newServerConn(s *Server, c net.Conn, br *bufio.Reader) *serverConn {
+	return &serverConn{
+		s:      s,
+		c:      c,
+		br:     br,
+		lg:     s.lg.With("remote", c.RemoteAddr().String()),
+		sem:    make(chan struct{}, s.cfg.MaxInFlight),
+		wake:   make(chan struct{}, 1),
+		closed: make(chan struct{}),
+	}
+}
+
+func (sc *serverConn) serve(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	var handlers sync.WaitGroup
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		sc.writeLoop(ctx)
+	}()
+	stop := context.AfterFunc(ctx, func() { _ = sc.c.Close() })
+	err := sc.readLoop(ctx, &handlers)
+	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		sc.s.metrics.badFrames.Add(1)
+		sc.lg.Warn("closing connection", "err", err)
+	}
+	// Let requests in flight finish so their replies can still go out, then stop writing.
+	handlers.Wait()
+	close(sc.closed)
+	<-writerDone
+	stop()
+	cancel()
+	_ = sc.c.Close()
+}
+
+func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) error {
+	maxBody := sc.s.cfg.MaxRequestSize
+	for {
+		prefix, err := sc.br.Peek(wire.PrefixLen)
+		if err != nil {
+			if len(prefix) > 0 && errors.Is(err, io.EOF) {
+				return fmt.Errorf("truncated request header: %w", io.ErrUnexpectedEOF)
+			}
+			return err
+		}
+		hlen, err := wire.HeaderLen(prefix)
+		if err != nil {
+			return err
+		}
+		hb, err := sc.br.Peek(hlen)
+		if err != nil {
+			return fmt.Errorf("truncated request header: %w", err)
+		}
+		hdr, blen, err := wire.DecodeHeader(hb)
+		if err != nil {
+			return err
+		}
+		if blen < 0 || blen > maxBody {
+			return fmt.Errorf("%w: body of %d bytes (max %d)", wire.ErrFrameTooLarge, blen, maxBody)
+		}
+		if _, err := sc.br.Discard(hlen); err != nil {
+			return err
+		}
+		body := make([]byte, blen)
+		if _, err := io.ReadFull(sc.br, body); err != nil {
+			return fmt.Errorf("truncated request body: %w", err)
+		}
+		name, seqID, args, err := wire.ParseRequestBody(body)
+		if err != nil {
+			return err
+		}
+		sc.s.metrics.requests.Add(1)
+		rt := sc.s.routes[string(name)]
+		if rt == nil {
+			sc.replyUnknown(name, seqID)
+			continue
+		}
+		v := rt.rpc.NewRequest()
+		if err := wire.DecodeArgs(args, v); err != nil {
+			return fmt.Errorf("decode %s args: %w", rt.rpc.Name, err)
+		}
+		select {
+		case sc.sem <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr()}
+		handlers.Add(1)
+		go sc.dispatch(ctx, rt, req, handlers) // a go statement with arguments allocates no closure
+	}
+}
+
+func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, handlers *sync.WaitGroup) {
+	defer handlers.Done()
+	defer func() { <-sc.sem }()
+	defer func() {
+		if p := recover(); p != nil {
+			sc.lg.Error("handler panicked", "rpc", req.Name, "panic", p, "stack", string(debug.Stack()))
+			if rt.rpc.NewReply != nil {
+				sc.send(rt.rpc.AckName, req.SeqID, wire.ErrUnknown, nil)
+			}
+		}
+	}()
+	reply, code := rt.handler(ctx, req)
+	if rt.rpc.NewReply == nil {
+		return // CLEAR_SCANNER and other one-way RPCs are never answered
+	}
+	if ctx.Err() != nil {
+		return // the server is stopping or the connection is gone: nobody to answer
+	}
+	if !code.ForClients() {
+		code = wire.ErrUnknown
+	}
+	sc.send(rt.rpc.AckName, req.SeqID, code, reply)
+}
+
+// replyUnknown answers an RPC name nobody handles with ERR_HANDLER_NOT_FOUND, as Pegasus does.
+func (sc *serverConn) replyUnknown(name []byte, seqID int32) {
+	sc.s.metrics.unknownNames.Add(1)
+	if len(name) > 47 {
+		name = name[:47] // Pegasus truncates task names to 47 bytes
+	}
+	n := string(name)
+	sc.lg.Info("unknown rpc", "rpc", n)
+	sc.send(n+"_ACK", seqID, wire.ErrHandlerNotFound, nil)
+}
+
+// send queues a reply for the writer loop.
+func (sc *serverConn) send(ackName string, seqID int32, code wire.Code, reply idl.Value) {
+	sc.wmu.Lock()
+	sc.wbuf = wire.AppendReply(sc.wbuf, ackName, seqID, code, reply)
+	sc.wmu.Unlock()
+	select {
+	case sc.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop writes queued replies, coalescing everything queued since the last write into
+// one write call. It returns after closed is closed and the queue is drained, or on a write
+// error (the connection is then closed, which ends the read loop).
+func (sc *serverConn) writeLoop(ctx context.Context) {
+	var spare []byte
+	for {
+		select {
+		case <-sc.wake:
+		case <-sc.closed:
+		}
+		runtime.Gosched() // let handlers finishing now queue their replies: fewer, larger writes
+		sc.wmu.Lock()
+		out := sc.wbuf
+		if len(out) > 0 {
+			// Hand the appenders the spare buffer, never the one about to be written.
+			sc.wbuf = spare[:0]
+		}
+		sc.wmu.Unlock()
+		if len(out) > 0 {
+			_ = sc.c.SetWriteDeadline(time.Now().Add(sc.s.cfg.WriteTimeout))
+			if _, err := sc.c.Write(out); err != nil {
+				if ctx.Err() == nil {
+					sc.lg.Debug("write failed", "err", err)
+				}
+				_ = sc.c.Close()
+				sc.discardUntilClosed()
+				return
+			}
+			spare = nil
+			if cap(out) <= 1<<20 { // do not keep a huge buffer after a burst
+				spare = out
+			}
+			continue // check for more before deciding to stop
+		}
+		select {
+		case <-sc.closed:
+			return
+		default:
+		}
+	}
+}
+
+// discardUntilClosed drops replies after a write failure until the connection is done.
+func (sc *serverConn) discardUntilClosed() {
+	for {
+		select {
+		case <-sc.wake:
+			sc.wmu.Lock()
+			sc.wbuf = sc.wbuf[:0]
+			sc.wmu.Unlock()
+		case <-sc.closed:
+			return
+		}
+	}
+}
+
+// bufferedConn is a connection whose first bytes were already read into r.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// chanListener hands sniffed HTTP connections to net/http's server.
+type chanListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newChanListener(addr net.Addr) *chanListener {
+	return &chanListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+}
+
+func (l *chanListener) deliver(ctx context.Context, c net.Conn) {
+	select {
+	case l.conns <- c:
+	case <-l.closed:
+		_ = c.Close()
+	case <-ctx.Done():
+		_ = c.Close()
+	}
+}
+
+func (l *chanListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *chanListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *chanListener) Addr() net.Addr { return l.addr }
