@@ -28,6 +28,10 @@ const (
 	RPCGetScanner     = "RPC_RRDB_RRDB_GET_SCANNER"
 	RPCScan           = "RPC_RRDB_RRDB_SCAN"
 	RPCClearScanner   = "RPC_RRDB_RRDB_CLEAR_SCANNER"
+
+	// RPCConfigSync is gopegasus's own replica → meta report (package cluster); no
+	// official client sends it. Args and reply are blobs holding JSON.
+	RPCConfigSync = "RPC_GP_CONFIG_SYNC"
 )
 
 // ackSuffix turns a request name into its reply name.
@@ -118,6 +122,8 @@ var rpcList = []*RPC{
 		func() Value { return new(ScanRequest) }, func() Value { return new(ScanResponse) }),
 	newRPC(RPCClearScanner,
 		func() Value { return new(ContextID) }, nil),
+	newRPC(RPCConfigSync,
+		func() Value { return new(Blob) }, func() Value { return new(Blob) }),
 }
 
 // rpcByName indexes rpcList by request name.

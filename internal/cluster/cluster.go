@@ -1,0 +1,88 @@
+// Package cluster defines the control protocol between gopegasus replica servers and meta
+// servers. It is ours, not Apache Pegasus's: no official client sends these RPCs.
+//
+// A replica server calls [RPCConfigSync] on the meta leader every beacon interval and at once
+// whenever the leadership of one of its partitions changes. The request reports every
+// partition replica the server hosts (role, raft term, applied index, voters); the reply
+// lists every partition the server should host and the tables that were dropped. The meta
+// leader derives partition configurations (primary = raft leader, ballot = its term) from
+// these reports, and node liveness from their arrival.
+//
+// Messages travel as JSON inside a blob argument and a blob reply: the control plane is
+// low-rate, and JSON keeps it readable in logs and easy to extend.
+package cluster
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+)
+
+// RPCConfigSync is the name of the replica → meta sync RPC. Args and reply are [idl.Blob]s
+// holding a JSON [SyncRequest] and [SyncResponse].
+const RPCConfigSync = idl.RPCConfigSync
+
+// ReplicaState is one partition replica as its server sees it.
+type ReplicaState struct {
+	AppID          int32 `json:"app_id"`
+	PartitionIndex int32 `json:"partition_index"`
+	// IsLeader is true when this replica is the raft leader (the primary).
+	IsLeader bool `json:"is_leader"`
+	// Term is the replica's current raft term; the meta reports the leader's as the ballot.
+	Term         uint64 `json:"term"`
+	AppliedIndex uint64 `json:"applied_index"`
+	// Voters are the addresses of the group's voters as this replica knows them.
+	Voters []string `json:"voters,omitempty"`
+}
+
+// SyncRequest is a replica server's report.
+type SyncRequest struct {
+	// Node is the server's advertised "host:port", the address clients dial.
+	Node string `json:"node"`
+	// StartTime is when the server process started (unix seconds).
+	StartTime int64          `json:"start_time"`
+	Replicas  []ReplicaState `json:"replicas"`
+}
+
+// Assignment is one partition a replica server should host.
+type Assignment struct {
+	AppID          int32  `json:"app_id"`
+	PartitionIndex int32  `json:"partition_index"`
+	AppName        string `json:"app_name"`
+	PartitionCount int32  `json:"partition_count"`
+	// Members are the addresses of the partition's replicas, in placement order: the first
+	// is where the primary should preferably be. A new replica starts its raft group with
+	// exactly these voters.
+	Members []string          `json:"members"`
+	Envs    map[string]string `json:"envs,omitempty"`
+}
+
+// SyncResponse is the meta leader's answer.
+type SyncResponse struct {
+	// Err is "ERR_OK", or "ERR_FORWARD_TO_OTHERS" from a meta that is not the leader (Leader
+	// then names the leader if known).
+	Err         string       `json:"err"`
+	Leader      string       `json:"leader,omitempty"`
+	Assignments []Assignment `json:"assignments"`
+	// DroppedApps are tables that were dropped: their replicas and data are to be removed.
+	DroppedApps []int32 `json:"dropped_apps,omitempty"`
+}
+
+// Encode marshals a message into a blob.
+func Encode(v any) *idl.Blob {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(fmt.Sprintf("cluster: marshal %T: %v", v, err)) // only plain structs are passed
+	}
+	blob := idl.Blob(b)
+	return &blob
+}
+
+// Decode unmarshals a blob into v.
+func Decode(b *idl.Blob, v any) error {
+	if err := json.Unmarshal(*b, v); err != nil {
+		return fmt.Errorf("cluster: decode %T: %w", v, err)
+	}
+	return nil
+}
