@@ -111,7 +111,7 @@ func (db *DB) MultiGet(req *MultiGetRequest) (*MultiGetResult, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
-	if !req.SortKeyFilterType.valid() || !validHashKey(req.HashKey) {
+	if req == nil || !req.SortKeyFilterType.valid() || !validHashKey(req.HashKey) {
 		return &MultiGetResult{Error: CodeInvalidArgument}, nil
 	}
 	maxCount := int(req.MaxKVCount)

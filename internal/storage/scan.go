@@ -160,7 +160,7 @@ func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
-	if !req.HashKeyFilterType.valid() || !req.SortKeyFilterType.valid() {
+	if req == nil || !req.HashKeyFilterType.valid() || !req.SortKeyFilterType.valid() {
 		return &ScanResult{Error: CodeInvalidArgument}, nil
 	}
 	start, startIncl := req.StartKey, req.StartInclusive

@@ -141,6 +141,9 @@ func (db *DB) Apply(b *Batch) ([]WriteResult, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
+	if b == nil {
+		return nil, errors.New("storage: nil batch")
+	}
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
 	if b.Index <= db.applied.Load() {

@@ -1,0 +1,28 @@
+package storage
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestNilRequests(t *testing.T) {
+	d := openTest(t, nil)
+	if _, err := d.Apply(nil); err == nil {
+		t.Fatal("nil batch accepted")
+	}
+	if r, err := d.MultiGet(nil); err != nil || r.Error != CodeInvalidArgument {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if r, err := d.GetScanner(nil); err != nil || r.Error != CodeInvalidArgument {
+		t.Fatalf("%+v %v", r, err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Get([]byte{0, 0}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("get after close: %v", err)
+	}
+	if _, err := d.Apply(&Batch{Index: 1}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("apply after close: %v", err)
+	}
+}
