@@ -32,6 +32,9 @@ const (
 	// RPCConfigSync is gopegasus's own replica → meta report (package cluster); no
 	// official client sends it. Args and reply are blobs holding JSON.
 	RPCConfigSync = "RPC_GP_CONFIG_SYNC"
+	// RPCRaft carries raft messages between the replica servers of a partition's group
+	// (package replica). One-way: never answered. Args is a blob.
+	RPCRaft = "RPC_GP_RAFT"
 )
 
 // ackSuffix turns a request name into its reply name.
@@ -124,6 +127,7 @@ var rpcList = []*RPC{
 		func() Value { return new(ContextID) }, nil),
 	newRPC(RPCConfigSync,
 		func() Value { return new(Blob) }, func() Value { return new(Blob) }),
+	newRPC(RPCRaft, func() Value { return new(Blob) }, nil),
 }
 
 // rpcByName indexes rpcList by request name.

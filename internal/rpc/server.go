@@ -43,6 +43,8 @@ type Request struct {
 	Args idl.Value
 	// Remote is the client's address.
 	Remote net.Addr
+	// BodySize is the request body's length in bytes (servers bound write sizes by it).
+	BodySize int
 }
 
 // HandlerFunc serves one RPC. It returns the reply value and the envelope code; the reply is
@@ -337,7 +339,7 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr()}
+		req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen}
 		handlers.Add(1)
 		go sc.dispatch(ctx, rt, req, handlers) // a go statement with arguments allocates no closure
 	}

@@ -227,3 +227,17 @@ func TestTTL(t *testing.T) {
 		t.Fatalf("ttl default %d %d", ttl, c)
 	}
 }
+
+func TestSyncApplied(t *testing.T) {
+	d := openTest(t, nil)
+	d.put("h", "s", "v", 0)
+	if err := d.DB.SyncApplied(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DB.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DB.SyncApplied(); err != ErrClosed {
+		t.Fatalf("after close: %v", err)
+	}
+}

@@ -47,6 +47,9 @@ type ScanResult struct {
 	KVs       []KeyValue
 	ContextID int64
 	KVCount   int32
+	// ReturnExpireTS and OnlyReturnCount echo the scan's options, so a server answering a
+	// later batch (which names only the context) knows which optional wire fields to send.
+	ReturnExpireTS, OnlyReturnCount bool
 }
 
 // scanContext is the state of an unfinished scan. Its iterator reads the data as of the
@@ -230,7 +233,7 @@ func (db *DB) scanBatch(c *scanContext, maxExamined int) (*ScanResult, error) {
 	nowT := db.opts.Now()
 	now := EpochNow(nowT)
 	limit := db.iterationLimit()
-	res := &ScanResult{}
+	res := &ScanResult{ReturnExpireTS: c.returnExpire, OnlyReturnCount: c.onlyCount}
 	it := c.it
 	count, examined := 0, 0
 	complete := false

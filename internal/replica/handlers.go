@@ -1,0 +1,367 @@
+package replica
+
+import (
+	"context"
+	"errors"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/storage"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+func (s *Server) registerHandlers() {
+	h := s.rpc.Handle
+	h(idl.RPCPut, s.handlePut)
+	h(idl.RPCRemove, s.handleRemove)
+	h(idl.RPCMultiPut, s.handleMultiPut)
+	h(idl.RPCMultiRemove, s.handleMultiRemove)
+	h(idl.RPCIncr, s.handleIncr)
+	h(idl.RPCCheckAndSet, s.handleCheckAndSet)
+	h(idl.RPCCheckAndMutate, s.handleCheckAndMutate)
+	h(idl.RPCGet, s.handleGet)
+	h(idl.RPCMultiGet, s.handleMultiGet)
+	h(idl.RPCBatchGet, s.handleBatchGet)
+	h(idl.RPCSortKeyCount, s.handleSortKeyCount)
+	h(idl.RPCTTL, s.handleTTL)
+	h(idl.RPCGetScanner, s.handleGetScanner)
+	h(idl.RPCScan, s.handleScan)
+	h(idl.RPCClearScanner, s.handleClearScanner)
+	h(idl.RPCRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+		s.receiveRaft(*req.Args.(*idl.Blob))
+		return nil, wire.OK
+	})
+}
+
+// keyCheck says how a request's key ties it to a partition.
+type keyCheck int
+
+const (
+	encodedKey keyCheck = iota // the key is an encoded key: hash its hash key (or sort key)
+	rawHashKey                 // the key is a raw hash key
+	noKey                      // no key: only the header's partition_hash is checked
+)
+
+// route finds the partition a request is for and checks that this replica may serve it: the
+// envelope errors of protocol.md §3.2. The key (if any) must belong to the partition, and a
+// non-zero header partition_hash must agree with it: a misrouted request is refused with
+// ERR_PARENT_PARTITION_MISUSED (clients then refresh their routing table) rather than served
+// from, or written into, the wrong partition.
+func (s *Server) route(req *rpc.Request, k []byte, kc keyCheck) (*partition, wire.Code) {
+	h := &req.Header
+	if h.AppID <= 0 {
+		return nil, wire.ErrHandlerNotFound
+	}
+	p := s.partition(idl.GPID{AppID: h.AppID, PartitionIndex: h.PartitionIndex})
+	if p == nil {
+		return nil, wire.ErrObjectNotFound
+	}
+	if !p.isLeader.Load() {
+		return nil, wire.ErrInvalidState
+	}
+	count := p.table().partitionCount
+	if count <= 0 {
+		return p, wire.OK
+	}
+	var hash uint64
+	switch kc {
+	case encodedKey:
+		hv, err := key.HashEncoded(k)
+		if err != nil {
+			return p, wire.OK // malformed keys get the storage's InvalidArgument answer
+		}
+		hash = hv
+	case rawHashKey:
+		if len(k) == 0 {
+			return p, wire.OK // an empty hash key hashes by sort key: nothing to check here
+		}
+		hash = key.Hash(k)
+	case noKey:
+		if h.PartitionHash != 0 && key.Partition(h.PartitionHash, int(count)) != int(h.PartitionIndex) {
+			return nil, wire.ErrParentPartitionMisused
+		}
+		return p, wire.OK
+	}
+	if key.Partition(hash, int(count)) != int(h.PartitionIndex) || (h.PartitionHash != 0 && h.PartitionHash != hash) {
+		return nil, wire.ErrParentPartitionMisused
+	}
+	return p, wire.OK
+}
+
+// write proposes one client write and waits for its result.
+func (s *Server) write(ctx context.Context, req *rpc.Request, p *partition, kind writeKind) (writeResult, wire.Code) {
+	if req.BodySize > MaxWriteSize {
+		return writeResult{}, wire.ErrInvalidData
+	}
+	w := &write{kind: kind, data: idl.Marshal(req.Args), done: make(chan writeResult, 1)}
+	r := p.propose(ctx, w)
+	if r.err != nil {
+		return r, codeOf(r.err)
+	}
+	return r, wire.OK
+}
+
+// codeOf maps a failed write or read to the envelope error a client reacts to correctly.
+func codeOf(err error) wire.Code {
+	switch {
+	case errors.Is(err, errNotLeader), errors.Is(err, errStopped):
+		return wire.ErrInvalidState
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return wire.ErrTimeout
+	default:
+		return wire.ErrLocalAppFailure
+	}
+}
+
+func (s *Server) updateResponse(p *partition, r writeResult) *idl.UpdateResponse {
+	return &idl.UpdateResponse{Error: r.res.Error, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
+}
+
+func (s *Server) handlePut(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	a := req.Args.(*idl.UpdateRequest)
+	p, code := s.route(req, a.Key, encodedKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	r, code := s.write(ctx, req, p, kindPut)
+	if code != wire.OK {
+		return nil, code
+	}
+	return s.updateResponse(p, r), wire.OK
+}
+
+func (s *Server) handleRemove(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	p, code := s.route(req, *req.Args.(*idl.Blob), encodedKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	r, code := s.write(ctx, req, p, kindRemove)
+	if code != wire.OK {
+		return nil, code
+	}
+	return s.updateResponse(p, r), wire.OK
+}
+
+func (s *Server) handleMultiPut(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	p, code := s.route(req, req.Args.(*idl.MultiPutRequest).HashKey, rawHashKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	r, code := s.write(ctx, req, p, kindMultiPut)
+	if code != wire.OK {
+		return nil, code
+	}
+	return s.updateResponse(p, r), wire.OK
+}
+
+func (s *Server) handleMultiRemove(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	p, code := s.route(req, req.Args.(*idl.MultiRemoveRequest).HashKey, rawHashKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	r, code := s.write(ctx, req, p, kindMultiRemove)
+	if code != wire.OK {
+		return nil, code
+	}
+	return &idl.MultiRemoveResponse{Error: r.res.Error, Count: r.res.Count, AppID: p.pid.AppID,
+		PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}, wire.OK
+}
+
+func (s *Server) handleIncr(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	p, code := s.route(req, req.Args.(*idl.IncrRequest).Key, encodedKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	r, code := s.write(ctx, req, p, kindIncr)
+	if code != wire.OK {
+		return nil, code
+	}
+	return &idl.IncrResponse{Error: r.res.Error, NewValue: r.res.NewValue, AppID: p.pid.AppID,
+		PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}, wire.OK
+}
+
+func (s *Server) checkAndSetResponse(p *partition, r writeResult) *idl.CheckAndSetResponse {
+	return &idl.CheckAndSetResponse{Error: r.res.Error, CheckValueReturned: r.res.CheckValueReturned,
+		CheckValueExist: r.res.CheckValueExist, CheckValue: r.res.CheckValue, AppID: p.pid.AppID,
+		PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
+}
+
+func (s *Server) handleCheckAndSet(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	p, code := s.route(req, req.Args.(*idl.CheckAndSetRequest).HashKey, rawHashKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	r, code := s.write(ctx, req, p, kindCheckAndSet)
+	if code != wire.OK {
+		return nil, code
+	}
+	return s.checkAndSetResponse(p, r), wire.OK
+}
+
+func (s *Server) handleCheckAndMutate(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	p, code := s.route(req, req.Args.(*idl.CheckAndMutateRequest).HashKey, rawHashKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	r, code := s.write(ctx, req, p, kindCheckAndMutate)
+	if code != wire.OK {
+		return nil, code
+	}
+	return (*idl.CheckAndMutateResponse)(s.checkAndSetResponse(p, r)), wire.OK
+}
+
+// read routes a read and waits for its linearizability barrier.
+func (s *Server) read(ctx context.Context, req *rpc.Request, k []byte, kc keyCheck) (*partition, wire.Code) {
+	p, code := s.route(req, k, kc)
+	if code != wire.OK {
+		return nil, code
+	}
+	if err := p.readBarrier(ctx); err != nil {
+		return nil, codeOf(err)
+	}
+	return p, wire.OK
+}
+
+func (s *Server) handleGet(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	k := *req.Args.(*idl.Blob)
+	p, code := s.read(ctx, req, k, encodedKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	v, rc, err := p.db.Get(k)
+	if err != nil {
+		return nil, codeOf(err)
+	}
+	return &idl.ReadResponse{Error: rc, Value: v, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
+}
+
+func (s *Server) handleTTL(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	k := *req.Args.(*idl.Blob)
+	p, code := s.read(ctx, req, k, encodedKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	ttl, rc, err := p.db.TTL(k)
+	if err != nil {
+		return nil, codeOf(err)
+	}
+	return &idl.TTLResponse{Error: rc, TTLSeconds: ttl, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
+}
+
+func (s *Server) handleSortKeyCount(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	h := *req.Args.(*idl.Blob)
+	p, code := s.read(ctx, req, h, rawHashKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	n, rc, err := p.db.SortKeyCount(h)
+	if err != nil {
+		return nil, codeOf(err)
+	}
+	return &idl.CountResponse{Error: rc, Count: n, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
+}
+
+func (s *Server) handleMultiGet(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	a := req.Args.(*idl.MultiGetRequest)
+	p, code := s.read(ctx, req, a.HashKey, rawHashKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	res, err := p.db.MultiGet(&storage.MultiGetRequest{
+		HashKey: a.HashKey, SortKeys: a.SortKeys, MaxKVCount: a.MaxKVCount, MaxKVSize: a.MaxKVSize,
+		NoValue: a.NoValue, StartSortKey: a.StartSortKey, StopSortKey: a.StopSortKey,
+		StartInclusive: a.StartInclusive, StopInclusive: a.StopInclusive,
+		SortKeyFilterType: storage.FilterType(a.SortKeyFilterType), SortKeyFilter: a.SortKeyFilterPattern,
+		Reverse: a.Reverse,
+	})
+	if err != nil {
+		return nil, codeOf(err)
+	}
+	return &idl.MultiGetResponse{Error: res.Error, KVs: toIDLKVs(res.KVs, false), AppID: p.pid.AppID,
+		PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
+}
+
+func toIDLKVs(kvs []storage.KeyValue, withExpire bool) []idl.KeyValue {
+	out := make([]idl.KeyValue, len(kvs))
+	for i, kv := range kvs {
+		out[i] = idl.KeyValue{Key: kv.Key, Value: kv.Value}
+		if withExpire {
+			out[i].ExpireTSSeconds = idl.Some(kv.ExpireTS)
+		}
+	}
+	return out
+}
+
+func (s *Server) handleBatchGet(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	a := req.Args.(*idl.BatchGetRequest)
+	// batch_get keys may span partitions (protocol.md §5.4): only the header is checked.
+	p, code := s.read(ctx, req, nil, noKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	keys := make([]storage.FullKey, len(a.Keys))
+	for i, k := range a.Keys {
+		keys[i] = storage.FullKey{HashKey: k.HashKey, SortKey: k.SortKey}
+	}
+	data, rc, err := p.db.BatchGet(keys)
+	if err != nil {
+		return nil, codeOf(err)
+	}
+	out := make([]idl.FullData, len(data))
+	for i, d := range data {
+		out[i] = idl.FullData{HashKey: d.HashKey, SortKey: d.SortKey, Value: d.Value}
+	}
+	return &idl.BatchGetResponse{Error: rc, Data: out, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
+}
+
+// scanResponse converts a scan batch. kv_count and the per-record expire timestamps are
+// optional wire fields, sent only when the scan asked for them.
+func (s *Server) scanResponse(p *partition, r *storage.ScanResult, withExpire, withCount bool) *idl.ScanResponse {
+	resp := &idl.ScanResponse{Error: r.Error, KVs: toIDLKVs(r.KVs, withExpire), ContextID: r.ContextID,
+		AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}
+	if withCount {
+		resp.KVCount = idl.Some(r.KVCount)
+	}
+	return resp
+}
+
+func (s *Server) handleGetScanner(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	a := req.Args.(*idl.GetScannerRequest)
+	p, code := s.read(ctx, req, nil, noKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	res, err := p.db.GetScanner(&storage.GetScannerRequest{
+		StartKey: a.StartKey, StopKey: a.StopKey, StartInclusive: a.StartInclusive, StopInclusive: a.StopInclusive,
+		BatchSize: a.BatchSize, NoValue: a.NoValue,
+		HashKeyFilterType: storage.FilterType(a.HashKeyFilterType), HashKeyFilter: a.HashKeyFilterPattern,
+		SortKeyFilterType: storage.FilterType(a.SortKeyFilterType), SortKeyFilter: a.SortKeyFilterPattern,
+		ValidatePartitionHash: a.ValidatePartitionHash.Or(true), ReturnExpireTS: a.ReturnExpireTS.Or(false),
+		FullScan: a.FullScan.Or(false), OnlyReturnCount: a.OnlyReturnCount,
+	})
+	if err != nil {
+		return nil, codeOf(err)
+	}
+	return s.scanResponse(p, res, a.ReturnExpireTS.Or(false), a.OnlyReturnCount), wire.OK
+}
+
+func (s *Server) handleScan(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	a := req.Args.(*idl.ScanRequest)
+	p, code := s.route(req, nil, noKey)
+	if code != wire.OK {
+		return nil, code
+	}
+	res, err := p.db.Scan(a.ContextID)
+	if err != nil {
+		return nil, codeOf(err)
+	}
+	return s.scanResponse(p, res, res.ReturnExpireTS, res.OnlyReturnCount), wire.OK
+}
+
+func (s *Server) handleClearScanner(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	if p := s.partition(idl.GPID{AppID: req.Header.AppID, PartitionIndex: req.Header.PartitionIndex}); p != nil {
+		p.db.ClearScanner(int64(*req.Args.(*idl.ContextID)))
+	}
+	return nil, wire.OK
+}

@@ -1,0 +1,448 @@
+package replica
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/storage"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+// Defaults of [Config].
+const (
+	DefaultSyncInterval = time.Second
+	DefaultTickInterval = 100 * time.Millisecond
+	// MaxWriteSize is Pegasus's max_allowed_write_size: larger write requests are refused
+	// with ERR_INVALID_DATA.
+	MaxWriteSize = 1 << 20
+)
+
+// Config configures a replica [Server]. Zero values mean the documented defaults.
+type Config struct {
+	// Listen is the TCP address to listen on, e.g. "127.0.0.1:0".
+	Listen string
+	// Listener, if set, is used instead of listening on Listen.
+	Listener net.Listener
+	// Advertise is the "ip:port" clients and other servers use to reach this one; default:
+	// the listener's address. It must be an IPv4 address: it is what Pegasus clients dial.
+	Advertise string
+	// DataDir holds one directory per partition replica (<app_id>.<pidx>) and the raft log.
+	DataDir string
+	// Metas are the meta servers' addresses.
+	Metas []string
+	// SyncInterval is the period of the report to the meta leader (default 1 s).
+	SyncInterval time.Duration
+	// TickInterval is the raft tick (default 100 ms; elections take 10-20 ticks).
+	TickInterval time.Duration
+	// ClusterID is the duplication cluster id written into value timetags.
+	ClusterID uint8
+	// HTTP serves HTTP requests arriving on the RPC port; default: a short status page.
+	HTTP http.Handler
+	// Logger receives server logs (default: discard).
+	Logger *slog.Logger
+}
+
+// Server is a replica server: it hosts the partition replicas the meta leader assigns, each
+// a raft group member with its own store, and serves the rrdb RPCs on them.
+type Server struct {
+	cfg       Config
+	lg        *slog.Logger
+	rpc       *rpc.Server
+	addr      string
+	started   time.Time
+	rlog      *raftLog
+	transport *transport
+
+	mu    sync.RWMutex
+	parts map[idl.GPID]*partition
+
+	syncNow   chan struct{}
+	metas     []*rpc.Conn
+	metaIdx   int
+	partsWG   sync.WaitGroup
+	runCtx    context.Context
+	dropped   map[int32]bool
+	unwatched map[idl.GPID]bool
+}
+
+// New opens the listener and the raft log; Addr works at once. Partitions found in DataDir
+// are reopened when Run starts.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("replica: Config.DataDir is required")
+	}
+	if cfg.SyncInterval <= 0 {
+		cfg.SyncInterval = DefaultSyncInterval
+	}
+	if cfg.TickInterval <= 0 {
+		cfg.TickInterval = DefaultTickInterval
+	}
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	s := &Server{
+		cfg:       cfg,
+		started:   time.Now(),
+		parts:     make(map[idl.GPID]*partition),
+		syncNow:   make(chan struct{}, 1),
+		dropped:   make(map[int32]bool),
+		unwatched: make(map[idl.GPID]bool),
+	}
+	httpHandler := cfg.HTTP
+	if httpHandler == nil {
+		httpHandler = http.HandlerFunc(s.serveStatus)
+	}
+	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg})
+	if err != nil {
+		return nil, err
+	}
+	s.rpc = srv
+	s.addr = cfg.Advertise
+	if s.addr == "" {
+		s.addr = srv.Addr().String()
+	}
+	s.lg = lg.With("node", s.addr)
+	rl, err := openRaftLog(filepath.Join(cfg.DataDir, "raftlog"), s.lg)
+	if err != nil {
+		closeListener(srv)
+		return nil, err
+	}
+	s.rlog = rl
+	s.transport = newTransport(s)
+	for _, m := range cfg.Metas {
+		s.metas = append(s.metas, rpc.NewConn(m, rpc.ConnConfig{}))
+	}
+	s.registerHandlers()
+	return s, nil
+}
+
+func closeListener(srv *rpc.Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = srv.Run(ctx)
+}
+
+// Addr returns the advertised address.
+func (s *Server) Addr() string { return s.addr }
+
+// Run serves until ctx ends, then stops every partition and returns once all goroutines
+// have exited.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.runCtx = ctx
+	if err := s.reopenPartitions(ctx); err != nil {
+		cancel()
+		_ = s.rpc.Run(ctx)
+		s.shutdown()
+		return err
+	}
+	var wg sync.WaitGroup
+	var rpcErr error
+	wg.Go(func() { rpcErr = s.rpc.Run(ctx) })
+	wg.Go(func() { s.syncLoop(ctx) })
+	wg.Go(func() { s.transport.run(ctx) })
+	<-ctx.Done()
+	wg.Wait()
+	s.shutdown()
+	return rpcErr
+}
+
+func (s *Server) shutdown() {
+	s.mu.Lock()
+	parts := make([]*partition, 0, len(s.parts))
+	for _, p := range s.parts {
+		parts = append(parts, p)
+	}
+	s.mu.Unlock()
+	for _, p := range parts {
+		close(p.stop)
+	}
+	s.partsWG.Wait()
+	for _, p := range parts {
+		_ = p.db.Close()
+	}
+	for _, c := range s.metas {
+		_ = c.Close()
+	}
+	s.transport.close()
+	_ = s.rlog.close()
+}
+
+// partitionDir is where a partition replica's store lives.
+func (s *Server) partitionDir(pid idl.GPID) string {
+	return filepath.Join(s.cfg.DataDir, fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex))
+}
+
+// assignmentFile keeps the last assignment of a replica, so a restarted server serves its
+// partitions before the meta answers.
+const assignmentFile = "assignment.json"
+
+func (s *Server) reopenPartitions(ctx context.Context) error {
+	entries, err := os.ReadDir(s.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	for _, e := range entries {
+		app, idx, ok := strings.Cut(e.Name(), ".")
+		if !e.IsDir() || !ok {
+			continue
+		}
+		a, err1 := strconv.Atoi(app)
+		i, err2 := strconv.Atoi(idx)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(s.cfg.DataDir, e.Name(), assignmentFile))
+		if err != nil {
+			s.lg.Warn("partition directory without assignment, ignored", "dir", e.Name(), "err", err)
+			continue
+		}
+		var as cluster.Assignment
+		if err := json.Unmarshal(raw, &as); err != nil || as.AppID != int32(a) || as.PartitionIndex != int32(i) {
+			s.lg.Warn("bad assignment file, ignored", "dir", e.Name(), "err", err)
+			continue
+		}
+		if err := s.openPartition(ctx, as); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openPartition creates or reopens a partition replica and starts its raft loop.
+func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error {
+	pid := idl.GPID{AppID: a.AppID, PartitionIndex: a.PartitionIndex}
+	dir := s.partitionDir(pid)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	if err := writeAssignment(dir, a); err != nil {
+		return err
+	}
+	lg := s.lg.With("gpid", fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex))
+	db, err := storage.Open(storage.Options{
+		Dir:       filepath.Join(dir, "data"),
+		ClusterID: s.cfg.ClusterID,
+		Logger:    lg,
+		// Scans that validate the partition hash need the partition's place.
+		PartitionIndex: a.PartitionIndex,
+		PartitionCount: a.PartitionCount,
+	})
+	if err != nil {
+		return fmt.Errorf("replica: open partition %v: %w", pid, err)
+	}
+	p := &partition{
+		s: s, pid: pid, lg: lg, db: db,
+		log:      groupLog{l: s.rlog, pid: pid},
+		id:       raftID(s.addr),
+		proposeC: make(chan *write, 1024),
+		readC:    make(chan *readWait, 1024),
+		recvC:    make(chan raftpb.Message, 1024),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+	}
+	p.setTable(a)
+	l, err := newLoop(p, a.Members)
+	if err != nil {
+		_ = db.Close()
+		return err
+	}
+	p.applied.Store(db.LastAppliedIndex())
+	l.publishVoters()
+	s.mu.Lock()
+	s.parts[pid] = p
+	s.mu.Unlock()
+	campaign := len(a.Members) == 0 || a.Members[0] == s.addr
+	s.partsWG.Go(func() { l.run(ctx, s.cfg.TickInterval, campaign) })
+	lg.Info("partition opened", "members", a.Members, "applied", db.LastAppliedIndex())
+	return nil
+}
+
+func writeAssignment(dir string, a cluster.Assignment) error {
+	raw, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, assignmentFile+".tmp")
+	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(dir, assignmentFile))
+}
+
+// dropPartition stops a replica and deletes its data and raft state.
+func (s *Server) dropPartition(pid idl.GPID) {
+	s.mu.Lock()
+	p := s.parts[pid]
+	delete(s.parts, pid)
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	close(p.stop)
+	<-p.done
+	_ = p.db.Close()
+	if err := p.log.remove(); err != nil {
+		s.lg.Error("remove raft state", "err", err)
+	}
+	if err := os.RemoveAll(s.partitionDir(pid)); err != nil {
+		s.lg.Error("remove partition data", "err", err)
+	}
+	s.lg.Info("partition dropped", "gpid", fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex))
+}
+
+func (s *Server) partition(pid idl.GPID) *partition {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.parts[pid]
+}
+
+// notifyMeta asks the sync loop to report at once (a leadership change).
+func (s *Server) notifyMeta() {
+	select {
+	case s.syncNow <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Server) syncLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		s.syncOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-s.syncNow:
+		}
+	}
+}
+
+// syncOnce reports to the meta leader and applies its answer.
+func (s *Server) syncOnce(ctx context.Context) {
+	if len(s.metas) == 0 {
+		return
+	}
+	req := cluster.SyncRequest{Node: s.addr, StartTime: s.started.Unix()}
+	s.mu.RLock()
+	for _, p := range s.parts {
+		req.Replicas = append(req.Replicas, p.state())
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(req.Replicas, func(a, b cluster.ReplicaState) int {
+		if a.AppID != b.AppID {
+			return int(a.AppID - b.AppID)
+		}
+		return int(a.PartitionIndex - b.PartitionIndex)
+	})
+	resp, err := s.callMeta(ctx, &req)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.lg.Debug("meta sync failed", "err", err)
+		}
+		return
+	}
+	for _, app := range resp.DroppedApps {
+		s.dropped[app] = true
+		s.mu.RLock()
+		var victims []idl.GPID
+		for pid := range s.parts {
+			if pid.AppID == app {
+				victims = append(victims, pid)
+			}
+		}
+		s.mu.RUnlock()
+		for _, pid := range victims {
+			s.dropPartition(pid)
+		}
+	}
+	for _, a := range resp.Assignments {
+		pid := idl.GPID{AppID: a.AppID, PartitionIndex: a.PartitionIndex}
+		if s.dropped[a.AppID] {
+			continue
+		}
+		if p := s.partition(pid); p != nil {
+			p.setTable(a)
+			continue
+		}
+		if err := s.openPartition(ctx, a); err != nil {
+			s.lg.Error("open assigned partition", "err", err)
+		}
+	}
+}
+
+// callMeta sends a sync to the meta leader, trying the others (and following the leader
+// hint) when it is not.
+func (s *Server) callMeta(ctx context.Context, req *cluster.SyncRequest) (*cluster.SyncResponse, error) {
+	var lastErr error
+	for range 2 * len(s.metas) {
+		c := s.metas[s.metaIdx]
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		var reply idl.Blob
+		err := c.Call(cctx, wire.Header{}, idl.RPCConfigSync, cluster.Encode(req), &reply)
+		cancel()
+		if err == nil {
+			var resp cluster.SyncResponse
+			if err = cluster.Decode(&reply, &resp); err == nil {
+				if resp.Err == wire.OK.Name() {
+					return &resp, nil
+				}
+				err = fmt.Errorf("meta %s: %s", c.Addr(), resp.Err)
+				if resp.Leader != "" {
+					if i := slices.IndexFunc(s.metas, func(m *rpc.Conn) bool { return m.Addr() == resp.Leader }); i >= 0 {
+						s.metaIdx = i
+						lastErr = err
+						continue
+					}
+				}
+			}
+		}
+		lastErr = err
+		s.metaIdx = (s.metaIdx + 1) % len(s.metas)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	s.mu.RLock()
+	n, leaders := len(s.parts), 0
+	for _, p := range s.parts {
+		if p.isLeader.Load() {
+			leaders++
+		}
+	}
+	s.mu.RUnlock()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintf(w, "gopegasus replica server %s\nstarted %s\npartition replicas %d, primaries %d\n",
+		s.addr, s.started.Format(time.RFC3339), n, leaders)
+}
