@@ -1,0 +1,622 @@
+package meta
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+// machine is the meta server's state: the durable cluster map and the volatile view of the
+// replica servers. It is not safe for concurrent use: only the server's loop goroutine
+// touches it.
+type machine struct {
+	cfg       Config
+	lg        *slog.Logger
+	store     store
+	startTime time.Time
+
+	state *clusterMap
+	// initialPending is true while the configured initial tables still have to be created.
+	initialPending bool
+	// nodes holds every replica server that synced since the start, and every placement
+	// member (dead until it syncs).
+	nodes map[string]*node
+}
+
+// node is what the meta knows about one replica server.
+type node struct {
+	addr     string
+	rpcAddr  idl.RPCAddress
+	hostPort idl.HostPort
+	alive    bool
+	lastSync time.Time // zero: never synced since the meta started
+	// startTime is the server's own start time (unix seconds) from its last sync.
+	startTime int64
+	// replicas is the server's last report, by partition.
+	replicas map[idl.GPID]cluster.ReplicaState
+}
+
+func newMachine(cfg Config, lg *slog.Logger, st store, state *clusterMap) *machine {
+	m := &machine{cfg: cfg, lg: lg, store: st, startTime: cfg.Now(), state: state,
+		nodes: make(map[string]*node)}
+	m.initialPending = len(cfg.InitialTables) > 0 && !state.InitialTablesDone && len(state.Tables) == 0
+	m.notePlacementMembers()
+	return m
+}
+
+// newNode returns a node for addr, which must be "ip:port" with an IPv4 address (the only
+// kind an rpc_address holds).
+func newNode(addr string) (*node, error) {
+	ra, err := idl.ParseRPCAddress(addr)
+	if err != nil {
+		return nil, err
+	}
+	ap := ra.AddrPort()
+	return &node{addr: addr, rpcAddr: ra, hostPort: idl.NewHostPort(ap.Addr().String(), ap.Port())}, nil
+}
+
+// notePlacementMembers makes sure every placement member is a known node, so list_nodes
+// shows the members that have not synced yet (after a restart, for example) as dead.
+func (m *machine) notePlacementMembers() {
+	for _, t := range m.state.Tables {
+		for _, p := range t.Partitions {
+			for _, addr := range p.Members {
+				if m.nodes[addr] != nil {
+					continue
+				}
+				n, err := newNode(addr)
+				if err != nil {
+					m.lg.Error("placement member is not an ip:port", "table", t.Name, "node", addr, "err", err)
+					continue
+				}
+				m.nodes[addr] = n
+			}
+		}
+	}
+}
+
+// refresh marks nodes dead whose last sync is older than the grace period.
+func (m *machine) refresh() {
+	now := m.cfg.Now()
+	for _, n := range m.nodes {
+		if n.alive && now.Sub(n.lastSync) >= m.cfg.NodeGrace {
+			n.alive = false
+			m.lg.Warn("replica server dead", "node", n.addr, "last_sync", n.lastSync)
+		}
+	}
+}
+
+// commit applies op to a copy of the cluster map, saves the copy and makes it current. On
+// error the current map is unchanged.
+func (m *machine) commit(op *mutation) (result, error) {
+	next := m.state.clone()
+	res := next.apply(op)
+	if res.Code != wire.OK {
+		return res, nil
+	}
+	if err := m.store.Save(next); err != nil {
+		m.lg.Error("cannot persist the cluster map", "err", err)
+		return res, err
+	}
+	m.state = next
+	m.notePlacementMembers()
+	return res, nil
+}
+
+// purgeExpired forgets dropped tables whose reserve period is over.
+func (m *machine) purgeExpired() {
+	now := m.cfg.Now().Unix()
+	for _, t := range m.state.Tables {
+		if t.Status == idl.AppStatusDropped && t.ExpireSecond <= now {
+			if _, err := m.commit(&mutation{PurgeBefore: &now}); err == nil {
+				m.lg.Info("purged expired dropped tables", "before", now)
+			}
+			return
+		}
+	}
+}
+
+// aliveNodes returns the addresses of the alive replica servers, sorted.
+func (m *machine) aliveNodes() []string {
+	var out []string
+	for addr, n := range m.nodes {
+		if n.alive {
+			out = append(out, addr)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// ballotOf maps a raft term to a ballot: at least 1, since a partition with a primary must
+// never report ballot 0.
+func ballotOf(term uint64) int64 {
+	if term > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return max(int64(term), 1)
+}
+
+// primaryOf returns the current primary of partition pidx of t: among the alive members
+// whose latest report says they lead it, the one with the highest term. A claim whose term
+// is below the partition's ballot is stale (a newer leader was seen since) and ignored.
+func (m *machine) primaryOf(t *table, pidx int32) (*node, bool) {
+	p := &t.Partitions[pidx]
+	gpid := idl.GPID{AppID: t.AppID, PartitionIndex: pidx}
+	var best *node
+	var bestTerm uint64
+	for _, addr := range p.Members {
+		n := m.nodes[addr]
+		if n == nil || !n.alive {
+			continue
+		}
+		rs, ok := n.replicas[gpid]
+		if !ok || !rs.IsLeader || ballotOf(rs.Term) < p.Ballot {
+			continue
+		}
+		if best == nil || rs.Term > bestTerm {
+			best, bestTerm = n, rs.Term
+		}
+	}
+	return best, best != nil
+}
+
+// partitionConfig derives the configuration of partition pidx of t.
+//
+// With a primary, the secondaries are the partition's other placement members that are
+// alive; a dead member is left out (clients must not be sent there). Without a primary there
+// are no secondaries either, as in Pegasus. The placement, not the voters a leader reports, is
+// the source: the two are equal until replacement of lost replicas exists.
+func (m *machine) partitionConfig(t *table, pidx int32) idl.PartitionConfiguration {
+	p := &t.Partitions[pidx]
+	pc := idl.PartitionConfiguration{
+		PID:             idl.GPID{AppID: t.AppID, PartitionIndex: pidx},
+		Ballot:          p.Ballot,
+		MaxReplicaCount: t.ReplicaCount,
+		Secondaries:     []idl.RPCAddress{},
+		LastDrops:       []idl.RPCAddress{},
+		HPSecondaries:   idl.Some([]idl.HostPort{}),
+		HPLastDrops:     idl.Some([]idl.HostPort{}),
+	}
+	primary, ok := m.primaryOf(t, pidx)
+	if !ok {
+		return pc
+	}
+	pc.Primary = primary.rpcAddr
+	pc.HPPrimary = idl.Some(primary.hostPort)
+	for _, addr := range p.Members {
+		n := m.nodes[addr]
+		if n == nil || !n.alive || n == primary {
+			continue
+		}
+		pc.Secondaries = append(pc.Secondaries, n.rpcAddr)
+		pc.HPSecondaries.V = append(pc.HPSecondaries.V, n.hostPort)
+	}
+	return pc
+}
+
+func errCode(c wire.Code) idl.ErrorCode { return idl.ErrorCode(c.Name()) }
+
+// queryConfig serves RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX (protocol.md §6.1).
+func (m *machine) queryConfig(q *idl.QueryCfgRequest) *idl.QueryCfgResponse {
+	t := m.state.availableTable(q.AppName)
+	if t == nil {
+		return &idl.QueryCfgResponse{Err: errCode(wire.ErrObjectNotFound)}
+	}
+	resp := &idl.QueryCfgResponse{Err: errCode(wire.OK), AppID: t.AppID,
+		PartitionCount: t.PartitionCount, IsStateful: t.IsStateful}
+	for _, i := range q.PartitionIndices {
+		if i >= 0 && i < t.PartitionCount {
+			resp.Partitions = append(resp.Partitions, m.partitionConfig(t, i))
+		}
+	}
+	if len(resp.Partitions) == 0 {
+		resp.Partitions = make([]idl.PartitionConfiguration, t.PartitionCount)
+		for i := range t.PartitionCount {
+			resp.Partitions[i] = m.partitionConfig(t, i)
+		}
+	}
+	return resp
+}
+
+// validEnvs reports whether envs can be stored: keys must not be empty. (Pegasus also checks
+// the values of the envs it knows; gopegasus has none with a restricted value yet.)
+func validEnvs(envs map[string]string) bool {
+	for k := range envs {
+		if k == "" {
+			return false
+		}
+	}
+	return true
+}
+
+// createApp serves RPC_CM_CREATE_APP (protocol.md §6.3). The reply is sent after the new
+// table is persisted; replicas come up asynchronously.
+func (m *machine) createApp(q *idl.CreateAppRequest) *idl.CreateAppResponse {
+	fail := func(c wire.Code) *idl.CreateAppResponse { return &idl.CreateAppResponse{Err: errCode(c)} }
+	o := &q.Options
+	alive := m.aliveNodes()
+	switch {
+	case len(alive) == 0:
+		return fail(wire.ErrStateFreezed)
+	case o.PartitionCount <= 0 || o.PartitionCount > MaxPartitionCount:
+		return fail(wire.ErrInvalidParameters)
+	case o.ReplicaCount < MinReplicaCount || o.ReplicaCount > MaxReplicaCount || int(o.ReplicaCount) > len(alive):
+		return fail(wire.ErrInvalidParameters)
+	case !validEnvs(o.Envs):
+		return fail(wire.ErrInvalidParameters)
+	case q.AppName == "":
+		return fail(wire.ErrInvalidParameters)
+	}
+	if t := m.state.availableTable(q.AppName); t != nil {
+		if !o.SuccessIfExist {
+			return fail(wire.ErrAppExist)
+		}
+		same := o.PartitionCount == t.PartitionCount && o.AppType == t.AppType &&
+			maps.Equal(o.Envs, t.Envs) && o.IsStateful == t.IsStateful && o.ReplicaCount == t.ReplicaCount
+		if !same {
+			return fail(wire.ErrInvalidParameters)
+		}
+		return &idl.CreateAppResponse{Err: errCode(wire.OK), AppID: t.AppID}
+	}
+	op := &mutation{CreateTable: m.newTable(q.AppName, o.AppType, o.PartitionCount, o.ReplicaCount,
+		o.IsStateful, o.AtomicIdempotent, o.Envs, alive)}
+	res, err := m.commit(op)
+	if err != nil {
+		return fail(wire.ErrFileOperationFailed)
+	}
+	if res.Code == wire.OK {
+		m.lg.Info("table created", "table", q.AppName, "app_id", res.AppID,
+			"partitions", o.PartitionCount, "replicas", o.ReplicaCount)
+	}
+	return &idl.CreateAppResponse{Err: errCode(res.Code), AppID: res.AppID}
+}
+
+// newTable prepares the creation of a table placed on the alive nodes.
+func (m *machine) newTable(name, appType string, partitions, replicas int32, stateful, atomic bool,
+	envs map[string]string, alive []string) *createTable {
+	load, firsts := m.load()
+	return &createTable{
+		Name:             name,
+		AppType:          appType,
+		ReplicaCount:     replicas,
+		IsStateful:       stateful,
+		AtomicIdempotent: atomic,
+		Envs:             maps.Clone(envs),
+		Now:              m.cfg.Now().Unix(),
+		Placement:        place(alive, load, firsts, int(partitions), int(replicas), int(m.state.MaxAppID)+1),
+	}
+}
+
+// load counts, per node, the replicas and the first members of the available tables.
+func (m *machine) load() (load, firsts map[string]int) {
+	load, firsts = make(map[string]int), make(map[string]int)
+	for _, t := range m.state.Tables {
+		if t.Status != idl.AppStatusAvailable {
+			continue
+		}
+		for _, p := range t.Partitions {
+			for i, addr := range p.Members {
+				load[addr]++
+				if i == 0 {
+					firsts[addr]++
+				}
+			}
+		}
+	}
+	return load, firsts
+}
+
+// dropApp serves RPC_CM_DROP_APP (protocol.md §6.4).
+func (m *machine) dropApp(q *idl.DropAppRequest) *idl.DropAppResponse {
+	t := m.state.availableTable(q.AppName)
+	if t == nil {
+		if q.Options.SuccessIfNotExist {
+			return &idl.DropAppResponse{Err: errCode(wire.OK)}
+		}
+		return &idl.DropAppResponse{Err: errCode(wire.ErrAppNotExist)}
+	}
+	now := m.cfg.Now().Unix()
+	reserve := int64(DefaultDropReserve / time.Second)
+	if r, ok := q.Options.ReserveSeconds.Get(); ok && r > 0 {
+		reserve = r
+	}
+	res, err := m.commit(&mutation{DropTable: &dropTable{Name: q.AppName, Now: now, ExpireSecond: now + reserve}})
+	if err != nil {
+		return &idl.DropAppResponse{Err: errCode(wire.ErrFileOperationFailed)}
+	}
+	if res.Code == wire.OK {
+		m.lg.Info("table dropped", "table", q.AppName, "app_id", res.AppID, "expire_second", now+reserve)
+	}
+	return &idl.DropAppResponse{Err: errCode(res.Code)}
+}
+
+// listApps serves RPC_CM_LIST_APPS (protocol.md §6.5).
+func (m *machine) listApps(q *idl.ListAppsRequest) *idl.ListAppsResponse {
+	match := func(string) bool { return true }
+	pattern, hasPattern := q.AppNamePattern.Get()
+	mt, hasType := q.MatchType.Get()
+	if hasPattern && hasType {
+		switch mt {
+		case idl.PatternMatchAll:
+		case idl.PatternMatchExact:
+			match = func(n string) bool { return n == pattern }
+		case idl.PatternMatchAnywhere:
+			match = func(n string) bool { return strings.Contains(n, pattern) }
+		case idl.PatternMatchPrefix:
+			match = func(n string) bool { return strings.HasPrefix(n, pattern) }
+		case idl.PatternMatchPostfix:
+			match = func(n string) bool { return strings.HasSuffix(n, pattern) }
+		default:
+			return &idl.ListAppsResponse{Err: errCode(wire.ErrNotImplemented), Infos: []idl.AppInfo{},
+				HintMessage: idl.Some(fmt.Sprintf("match type %s is not supported", mt))}
+		}
+	}
+	resp := &idl.ListAppsResponse{Err: errCode(wire.OK), Infos: []idl.AppInfo{}}
+	for _, t := range m.state.Tables {
+		if (q.Status == idl.AppStatusInvalid || q.Status == t.Status) && match(t.Name) {
+			resp.Infos = append(resp.Infos, t.appInfo())
+		}
+	}
+	return resp
+}
+
+// listNodes serves RPC_CM_LIST_NODES: alive nodes first, then dead ones, each by address.
+func (m *machine) listNodes(q *idl.ListNodesRequest) *idl.ListNodesResponse {
+	nodes := slices.SortedFunc(maps.Values(m.nodes), func(a, b *node) int {
+		if a.alive != b.alive {
+			if a.alive {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.addr, b.addr)
+	})
+	resp := &idl.ListNodesResponse{Err: errCode(wire.OK), Infos: []idl.NodeInfo{}}
+	for _, n := range nodes {
+		status := idl.NodeStatusUnalive
+		if n.alive {
+			status = idl.NodeStatusAlive
+		}
+		if q.Status != idl.NodeStatusInvalid && q.Status != status {
+			continue
+		}
+		resp.Infos = append(resp.Infos, idl.NodeInfo{Status: status, Node: n.rpcAddr, HPNode: idl.Some(n.hostPort)})
+	}
+	return resp
+}
+
+// clusterInfo serves RPC_CM_CLUSTER_INFO, keys in the order Pegasus sends them.
+func (m *machine) clusterInfo() *idl.ClusterInfoResponse {
+	alive := m.aliveNodes()
+	primaries := make(map[string]float64, len(alive))
+	replicas := make(map[string]float64, len(alive))
+	for _, t := range m.state.Tables {
+		if t.Status != idl.AppStatusAvailable {
+			continue
+		}
+		for i, p := range t.Partitions {
+			if n, ok := m.primaryOf(t, int32(i)); ok {
+				primaries[n.addr]++
+			}
+			for _, addr := range p.Members {
+				replicas[addr]++
+			}
+		}
+	}
+	kv := [][2]string{
+		{"meta_servers", strings.Join(m.cfg.Metas, ",")},
+		{"primary_meta_server", m.cfg.Advertise},
+		{"zookeeper_hosts", ""},
+		{"zookeeper_root", ""},
+		{"meta_function_level", "lively"},
+		{"balance_operation_count", "move_pri=0,copy_pri=0,copy_sec=0,total=0"},
+		{"primary_replica_count_stddev", fmt.Sprintf("%.2f", stddev(alive, primaries))},
+		{"total_replica_count_stddev", fmt.Sprintf("%.2f", stddev(alive, replicas))},
+		{"cluster_name", m.cfg.ClusterName},
+	}
+	resp := &idl.ClusterInfoResponse{Err: errCode(wire.OK)}
+	for _, e := range kv {
+		resp.Keys = append(resp.Keys, e[0])
+		resp.Values = append(resp.Values, e[1])
+	}
+	return resp
+}
+
+// stddev is the population standard deviation of count over nodes (0 without nodes).
+func stddev(nodes []string, count map[string]float64) float64 {
+	if len(nodes) == 0 {
+		return 0
+	}
+	var sum float64
+	for _, n := range nodes {
+		sum += count[n]
+	}
+	mean := sum / float64(len(nodes))
+	var sq float64
+	for _, n := range nodes {
+		d := count[n] - mean
+		sq += d * d
+	}
+	return math.Sqrt(sq / float64(len(nodes)))
+}
+
+// updateAppEnv serves RPC_CM_UPDATE_APP_ENV. The request is checked before the table is
+// looked up; an unknown table gets ERR_APP_NOT_EXIST, as Pegasus's env handlers answer.
+func (m *machine) updateAppEnv(q *idl.UpdateAppEnvRequest) *idl.UpdateAppEnvResponse {
+	fail := func(c wire.Code, hint string) *idl.UpdateAppEnvResponse {
+		return &idl.UpdateAppEnvResponse{Err: errCode(c), HintMessage: hint}
+	}
+	keys, hasKeys := q.Keys.Get()
+	values, hasValues := q.Values.Get()
+	op := &updateEnvs{}
+	switch q.Op {
+	case idl.AppEnvOpSet:
+		if !hasKeys || !hasValues || len(keys) == 0 || len(keys) != len(values) {
+			return fail(wire.ErrInvalidParameters, "SET needs keys and values of the same, non-zero length")
+		}
+		op.Set = make(map[string]string, len(keys))
+		for i, k := range keys {
+			if k == "" {
+				return fail(wire.ErrInvalidParameters, "an env key must not be empty")
+			}
+			op.Set[k] = values[i]
+		}
+	case idl.AppEnvOpDel:
+		if !hasKeys || len(keys) == 0 {
+			return fail(wire.ErrInvalidParameters, "DEL needs keys")
+		}
+	case idl.AppEnvOpClear:
+		if !q.ClearPrefix.Set {
+			return fail(wire.ErrInvalidParameters, "CLEAR needs clear_prefix")
+		}
+	default:
+		return fail(wire.ErrInvalidParameters, fmt.Sprintf("unknown operation %s", q.Op))
+	}
+	t := m.state.availableTable(q.AppName)
+	if t == nil {
+		return fail(wire.ErrAppNotExist, fmt.Sprintf("table %s does not exist", q.AppName))
+	}
+	op.AppID = t.AppID
+	var hint string
+	switch q.Op {
+	case idl.AppEnvOpDel:
+		for _, k := range keys {
+			if _, ok := t.Envs[k]; ok && !slices.Contains(op.Delete, k) {
+				op.Delete = append(op.Delete, k)
+			}
+		}
+		hint = "deleted keys: " + strings.Join(op.Delete, ",")
+	case idl.AppEnvOpClear:
+		prefix := q.ClearPrefix.V
+		for _, k := range slices.Sorted(maps.Keys(t.Envs)) {
+			if prefix == "" || (len(k) > len(prefix)+1 && strings.HasPrefix(k, prefix+".")) {
+				op.Delete = append(op.Delete, k)
+			}
+		}
+		hint = "cleared keys: " + strings.Join(op.Delete, ",")
+	}
+	if len(op.Set) == 0 && len(op.Delete) == 0 {
+		return &idl.UpdateAppEnvResponse{Err: errCode(wire.OK), HintMessage: hint}
+	}
+	res, err := m.commit(&mutation{UpdateEnvs: op})
+	if err != nil {
+		return fail(wire.ErrFileOperationFailed, "cannot persist the change")
+	}
+	if res.Code == wire.OK {
+		m.lg.Info("table envs updated", "table", t.Name, "op", q.Op.String())
+	}
+	return &idl.UpdateAppEnvResponse{Err: errCode(res.Code), HintMessage: hint}
+}
+
+// sync records a replica server's report and answers with what it should host.
+func (m *machine) sync(req *cluster.SyncRequest) (*cluster.SyncResponse, wire.Code) {
+	n := m.nodes[req.Node]
+	if n == nil {
+		var err error
+		if n, err = newNode(req.Node); err != nil {
+			m.lg.Warn("config sync from a node that is not ip:port", "node", req.Node, "err", err)
+			return nil, wire.ErrInvalidParameters
+		}
+		m.nodes[req.Node] = n
+	}
+	if !n.alive {
+		m.lg.Info("replica server alive", "node", n.addr)
+	} else if n.startTime != req.StartTime {
+		m.lg.Info("replica server restarted", "node", n.addr)
+	}
+	n.alive, n.lastSync, n.startTime = true, m.cfg.Now(), req.StartTime
+	n.replicas = make(map[idl.GPID]cluster.ReplicaState, len(req.Replicas))
+	var raises []ballotRaise
+	for _, rs := range req.Replicas {
+		gpid := idl.GPID{AppID: rs.AppID, PartitionIndex: rs.PartitionIndex}
+		n.replicas[gpid] = rs
+		if !rs.IsLeader {
+			continue
+		}
+		t := m.state.tableByID(rs.AppID)
+		if t == nil || t.Status != idl.AppStatusAvailable || rs.PartitionIndex < 0 || rs.PartitionIndex >= t.PartitionCount {
+			continue
+		}
+		p := &t.Partitions[rs.PartitionIndex]
+		if b := ballotOf(rs.Term); b > p.Ballot && slices.Contains(p.Members, n.addr) {
+			raises = append(raises, ballotRaise{GPID: gpid, Ballot: b})
+		}
+	}
+	if len(raises) > 0 {
+		// On a failed save the ballot stays in the past and the claim is ignored until the next
+		// sync retries: a primary is only reported with a ballot that is durable.
+		if _, err := m.commit(&mutation{RaiseBallots: raises}); err == nil {
+			for _, r := range raises {
+				m.lg.Info("new primary", "gpid", r.GPID.String(), "node", n.addr, "ballot", r.Ballot)
+			}
+		}
+	}
+	m.maybeCreateInitialTables()
+
+	resp := &cluster.SyncResponse{Err: wire.OK.Name(), Assignments: []cluster.Assignment{}}
+	for _, t := range m.state.Tables {
+		switch t.Status {
+		case idl.AppStatusAvailable:
+			for i, p := range t.Partitions {
+				if !slices.Contains(p.Members, n.addr) {
+					continue
+				}
+				resp.Assignments = append(resp.Assignments, cluster.Assignment{
+					AppID: t.AppID, PartitionIndex: int32(i), AppName: t.Name,
+					PartitionCount: t.PartitionCount, Members: slices.Clone(p.Members),
+					Envs: maps.Clone(t.Envs),
+				})
+			}
+		case idl.AppStatusDropped:
+			resp.DroppedApps = append(resp.DroppedApps, t.AppID)
+		}
+	}
+	return resp, wire.OK
+}
+
+// maybeCreateInitialTables creates the configured initial tables once enough replica
+// servers are alive.
+func (m *machine) maybeCreateInitialTables() {
+	if !m.initialPending {
+		return
+	}
+	need := 0
+	for _, spec := range m.cfg.InitialTables {
+		need = max(need, int(spec.Replicas))
+	}
+	alive := m.aliveNodes()
+	if len(alive) < need {
+		return
+	}
+	specs := slices.SortedFunc(slices.Values(m.cfg.InitialTables), func(a, b TableSpec) int { return cmp.Compare(a.Name, b.Name) })
+	op := &mutation{InitialTables: true}
+	// Place each table after the previous one, so their load adds up.
+	saved := m.state
+	m.state = m.state.clone()
+	for _, spec := range specs {
+		if m.state.availableTable(spec.Name) != nil {
+			continue // created by a user meanwhile
+		}
+		c := m.newTable(spec.Name, "pegasus", spec.Partitions, spec.Replicas, true, false, nil, alive)
+		op.CreateTables = append(op.CreateTables, c)
+		m.state.create(c)
+	}
+	m.state = saved
+	if _, err := m.commit(op); err != nil {
+		return // retried on the next sync
+	}
+	m.initialPending = false
+	for _, c := range op.CreateTables {
+		m.lg.Info("initial table created", "table", c.Name, "partitions", len(c.Placement), "replicas", c.ReplicaCount)
+	}
+}

@@ -1,0 +1,251 @@
+package meta
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+// stateFormat is the version of the persisted cluster map's layout.
+const stateFormat = 1
+
+// clusterMap is the durable state of the cluster: every table the meta holds (dropped ones
+// until they expire), the placement of their partitions and the highest ballot each partition
+// ever had. It changes only through [clusterMap.apply], which is deterministic (time and
+// placement come in the mutation), so the same sequence of mutations gives the same map on
+// every meta: that is what lets a later raft group replicate it as a log of mutations.
+//
+// What is not here is volatile and rebuilt from the replica servers' reports: node liveness,
+// and which replica currently leads each partition.
+type clusterMap struct {
+	Format int `json:"format"`
+	// MaxAppID is the highest app id ever allocated; ids are never reused, even after a
+	// dropped table was purged, so a replica server never mistakes old data for a new table.
+	MaxAppID int32 `json:"max_app_id"`
+	// InitialTablesDone is set once the configured initial tables were created (or found
+	// unnecessary because the map already held tables): they are never created again.
+	InitialTablesDone bool     `json:"initial_tables_done"`
+	Tables            []*table `json:"tables"` // ordered by AppID
+}
+
+// table is one table (an "app" in Pegasus terms).
+type table struct {
+	AppID            int32             `json:"app_id"`
+	Name             string            `json:"name"`
+	AppType          string            `json:"app_type"`
+	Status           idl.AppStatus     `json:"status"`
+	PartitionCount   int32             `json:"partition_count"`
+	ReplicaCount     int32             `json:"replica_count"`
+	IsStateful       bool              `json:"is_stateful"`
+	AtomicIdempotent bool              `json:"atomic_idempotent,omitempty"`
+	Envs             map[string]string `json:"envs,omitempty"`
+	CreateSecond     int64             `json:"create_second"`
+	DropSecond       int64             `json:"drop_second,omitempty"`
+	ExpireSecond     int64             `json:"expire_second,omitempty"`
+	Partitions       []partition       `json:"partitions"`
+}
+
+// partition is the durable part of one partition's configuration.
+type partition struct {
+	// Members are the replica servers ("ip:port") hosting the partition, in placement order:
+	// the first is the preferred primary.
+	Members []string `json:"members"`
+	// Ballot is the highest ballot (leader raft term) ever reported; 0 before the first
+	// leader. It never decreases.
+	Ballot int64 `json:"ballot"`
+}
+
+// mutation is one change of the cluster map. Exactly one field is set.
+type mutation struct {
+	CreateTable  *createTable  `json:"create_table,omitempty"`
+	DropTable    *dropTable    `json:"drop_table,omitempty"`
+	UpdateEnvs   *updateEnvs   `json:"update_envs,omitempty"`
+	RaiseBallots []ballotRaise `json:"raise_ballots,omitempty"`
+	PurgeBefore  *int64        `json:"purge_before,omitempty"`
+	// InitialTables marks the initial tables as created (alone, or with the CreateTables).
+	InitialTables bool           `json:"initial_tables,omitempty"`
+	CreateTables  []*createTable `json:"create_tables,omitempty"`
+}
+
+type createTable struct {
+	Name             string            `json:"name"`
+	AppType          string            `json:"app_type"`
+	ReplicaCount     int32             `json:"replica_count"`
+	IsStateful       bool              `json:"is_stateful"`
+	AtomicIdempotent bool              `json:"atomic_idempotent,omitempty"`
+	Envs             map[string]string `json:"envs,omitempty"`
+	Now              int64             `json:"now"`
+	// Placement holds the members of each partition; its length is the partition count.
+	Placement [][]string `json:"placement"`
+}
+
+type dropTable struct {
+	Name         string `json:"name"`
+	Now          int64  `json:"now"`
+	ExpireSecond int64  `json:"expire_second"`
+}
+
+type updateEnvs struct {
+	AppID  int32             `json:"app_id"`
+	Set    map[string]string `json:"set,omitempty"`
+	Delete []string          `json:"delete,omitempty"`
+}
+
+type ballotRaise struct {
+	GPID   idl.GPID `json:"gpid"`
+	Ballot int64    `json:"ballot"`
+}
+
+// result is what applying a mutation produced.
+type result struct {
+	Code  wire.Code
+	AppID int32
+}
+
+// newClusterMap returns an empty cluster map.
+func newClusterMap() *clusterMap { return &clusterMap{Format: stateFormat} }
+
+// availableTable returns the available table called name: the name index holds only those,
+// so a dropped table's name is free at once.
+func (m *clusterMap) availableTable(name string) *table {
+	for _, t := range m.Tables {
+		if t.Status == idl.AppStatusAvailable && t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// tableByID returns the table with app id id, or nil.
+func (m *clusterMap) tableByID(id int32) *table {
+	i, ok := slices.BinarySearchFunc(m.Tables, id, func(t *table, id int32) int { return int(t.AppID - id) })
+	if !ok {
+		return nil
+	}
+	return m.Tables[i]
+}
+
+// apply changes m by op. It checks only what depends on the map itself (a name that is taken
+// or unknown); the caller validates the request beforehand.
+func (m *clusterMap) apply(op *mutation) result {
+	switch {
+	case op.CreateTable != nil:
+		return m.create(op.CreateTable)
+	case op.DropTable != nil:
+		t := m.availableTable(op.DropTable.Name)
+		if t == nil {
+			return result{Code: wire.ErrAppNotExist}
+		}
+		t.Status = idl.AppStatusDropped
+		t.DropSecond = op.DropTable.Now
+		t.ExpireSecond = op.DropTable.ExpireSecond
+		return result{Code: wire.OK, AppID: t.AppID}
+	case op.UpdateEnvs != nil:
+		t := m.tableByID(op.UpdateEnvs.AppID)
+		if t == nil || t.Status != idl.AppStatusAvailable {
+			return result{Code: wire.ErrAppNotExist}
+		}
+		for _, k := range op.UpdateEnvs.Delete {
+			delete(t.Envs, k)
+		}
+		if len(op.UpdateEnvs.Set) > 0 && t.Envs == nil {
+			t.Envs = make(map[string]string, len(op.UpdateEnvs.Set))
+		}
+		maps.Copy(t.Envs, op.UpdateEnvs.Set)
+		if len(t.Envs) == 0 {
+			t.Envs = nil
+		}
+		return result{Code: wire.OK, AppID: t.AppID}
+	case len(op.RaiseBallots) > 0:
+		for _, r := range op.RaiseBallots {
+			t := m.tableByID(r.GPID.AppID)
+			if t == nil || r.GPID.PartitionIndex < 0 || int(r.GPID.PartitionIndex) >= len(t.Partitions) {
+				continue
+			}
+			p := &t.Partitions[r.GPID.PartitionIndex]
+			p.Ballot = max(p.Ballot, r.Ballot)
+		}
+		return result{Code: wire.OK}
+	case op.PurgeBefore != nil:
+		m.Tables = slices.DeleteFunc(m.Tables, func(t *table) bool {
+			return t.Status == idl.AppStatusDropped && t.ExpireSecond <= *op.PurgeBefore
+		})
+		return result{Code: wire.OK}
+	case op.InitialTables:
+		m.InitialTablesDone = true
+		for _, c := range op.CreateTables {
+			m.create(c)
+		}
+		return result{Code: wire.OK}
+	}
+	return result{Code: wire.ErrInvalidParameters}
+}
+
+func (m *clusterMap) create(c *createTable) result {
+	if t := m.availableTable(c.Name); t != nil {
+		return result{Code: wire.ErrAppExist, AppID: t.AppID}
+	}
+	m.MaxAppID++
+	t := &table{
+		AppID:            m.MaxAppID,
+		Name:             c.Name,
+		AppType:          c.AppType,
+		Status:           idl.AppStatusAvailable,
+		PartitionCount:   int32(len(c.Placement)),
+		ReplicaCount:     c.ReplicaCount,
+		IsStateful:       c.IsStateful,
+		AtomicIdempotent: c.AtomicIdempotent,
+		Envs:             maps.Clone(c.Envs),
+		CreateSecond:     c.Now,
+		Partitions:       make([]partition, len(c.Placement)),
+	}
+	if len(t.Envs) == 0 {
+		t.Envs = nil
+	}
+	for i, members := range c.Placement {
+		t.Partitions[i].Members = slices.Clone(members)
+	}
+	m.Tables = append(m.Tables, t) // ids only grow, so the slice stays ordered
+	return result{Code: wire.OK, AppID: t.AppID}
+}
+
+// clone returns a deep copy of m, so a mutation can be applied to the copy and the copy
+// persisted before it replaces the map in use.
+func (m *clusterMap) clone() *clusterMap {
+	c := *m
+	c.Tables = make([]*table, len(m.Tables))
+	for i, t := range m.Tables {
+		tc := *t
+		tc.Envs = maps.Clone(t.Envs)
+		tc.Partitions = make([]partition, len(t.Partitions))
+		for j, p := range t.Partitions {
+			tc.Partitions[j] = partition{Members: slices.Clone(p.Members), Ballot: p.Ballot}
+		}
+		c.Tables[i] = &tc
+	}
+	return &c
+}
+
+// appInfo returns the table as list_apps reports it.
+func (t *table) appInfo() idl.AppInfo {
+	info := idl.NewAppInfo()
+	info.Status = t.Status
+	info.AppType = t.AppType
+	info.AppName = t.Name
+	info.AppID = t.AppID
+	info.PartitionCount = t.PartitionCount
+	info.Envs = maps.Clone(t.Envs)
+	if info.Envs == nil {
+		info.Envs = map[string]string{}
+	}
+	info.IsStateful = t.IsStateful
+	info.MaxReplicaCount = t.ReplicaCount
+	info.ExpireSecond = t.ExpireSecond
+	info.CreateSecond = t.CreateSecond
+	info.DropSecond = t.DropSecond
+	info.InitPartitionCount = t.PartitionCount
+	info.AtomicIdempotent = t.AtomicIdempotent
+	return info
+}

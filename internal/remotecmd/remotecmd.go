@@ -1,0 +1,138 @@
+// Package remotecmd serves Pegasus remote commands (RPC_CLI_CLI_CALL): a command name and
+// arguments in, human-readable text out. Every server (meta and replica) owns one [Commands],
+// registers its own commands next to the built-in ones and routes the RPC to [Commands.Handler].
+//
+// Pegasus answers every remote command with text, errors included: the envelope is ERR_OK even
+// for an unknown command or a failing one, and the text says what went wrong.
+package remotecmd
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+// Info describes the server the commands run in; the built-in commands report it.
+type Info struct {
+	// Role is "meta" or "replica".
+	Role string
+	// Address is the server's advertised "host:port".
+	Address string
+	// Version is the gopegasus version the server runs.
+	Version string
+	// StartTime is when the server started.
+	StartTime time.Time
+	// Now is the clock used for the uptime (default time.Now).
+	Now func() time.Time
+}
+
+// Func runs one command. Its text is the reply; an error is reported as text too.
+type Func func(args []string) (string, error)
+
+type command struct {
+	help string
+	fn   Func
+}
+
+// Commands is a set of remote commands. It is safe for concurrent use: commands may be
+// registered while the handler serves.
+type Commands struct {
+	info Info
+
+	mu struct {
+		sync.Mutex
+		cmds map[string]command
+	}
+}
+
+// New returns a Commands holding the built-in commands help, version and server-info.
+func New(info Info) *Commands {
+	if info.Now == nil {
+		info.Now = time.Now
+	}
+	c := &Commands{info: info}
+	c.mu.cmds = make(map[string]command)
+	c.Register("help", "help [command]: list the commands, or show one command's help", c.help)
+	c.Register("version", "version: the server's version", func([]string) (string, error) {
+		return fmt.Sprintf("gopegasus %s\n", c.info.Version), nil
+	})
+	c.Register("server-info", "server-info: version, role, address, start time and uptime", c.serverInfo)
+	return c
+}
+
+// Register adds the command name. help is one line: usage, a colon, what it does. fn may be
+// called concurrently. Registering an empty or an existing name panics: command names are
+// fixed by the program, so that is a programming error.
+func (c *Commands) Register(name, help string, fn Func) {
+	if name == "" || strings.ContainsAny(name, " \t\n") || fn == nil {
+		panic(fmt.Sprintf("remotecmd: Register(%q): bad name or nil func", name))
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, dup := c.mu.cmds[name]; dup {
+		panic(fmt.Sprintf("remotecmd: Register(%q): already registered", name))
+	}
+	c.mu.cmds[name] = command{help: help, fn: fn}
+}
+
+// Run runs the command name with args and returns its text. An unknown command or a failing
+// one yields a text saying so, as Pegasus answers.
+func (c *Commands) Run(name string, args []string) string {
+	c.mu.Lock()
+	cmd, ok := c.mu.cmds[name]
+	c.mu.Unlock()
+	if !ok {
+		return fmt.Sprintf("unknown command '%s', try 'help' for the list of commands\n", name)
+	}
+	out, err := cmd.fn(args)
+	if err != nil {
+		return fmt.Sprintf("error: %s: %v\n", name, err)
+	}
+	return out
+}
+
+// Handler returns the RPC_CLI_CLI_CALL handler: it runs the command and replies with its
+// text (result type STRING), always with envelope ERR_OK.
+func (c *Commands) Handler() rpc.HandlerFunc {
+	return func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+		cmd := req.Args.(*idl.Command)
+		text := idl.Text(c.Run(cmd.Cmd, cmd.Arguments))
+		return &text, wire.OK
+	}
+}
+
+func (c *Commands) help(args []string) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var b strings.Builder
+	if len(args) > 0 {
+		for _, name := range args {
+			cmd, ok := c.mu.cmds[name]
+			if !ok {
+				fmt.Fprintf(&b, "unknown command '%s'\n", name)
+				continue
+			}
+			fmt.Fprintf(&b, "%s\n", cmd.help)
+		}
+		return b.String(), nil
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.mu.cmds)) {
+		fmt.Fprintf(&b, "%s\n", c.mu.cmds[name].help)
+	}
+	return b.String(), nil
+}
+
+func (c *Commands) serverInfo([]string) (string, error) {
+	up := c.info.Now().Sub(c.info.StartTime).Truncate(time.Second)
+	return fmt.Sprintf("gopegasus %s, role %s, address %s, Started at %s, uptime %s\n",
+		c.info.Version, c.info.Role, c.info.Address,
+		c.info.StartTime.Format("2006-01-02 15:04:05"), up), nil
+}
