@@ -28,6 +28,7 @@ func (s *Server) registerHandlers() {
 	h(idl.RPCGetScanner, s.handleGetScanner)
 	h(idl.RPCScan, s.handleScan)
 	h(idl.RPCClearScanner, s.handleClearScanner)
+	h(idl.RPCCLICall, s.cmds.Handler())
 	h(idl.RPCRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 		s.receiveRaft(*req.Args.(*idl.Blob))
 		return nil, wire.OK

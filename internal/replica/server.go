@@ -20,6 +20,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/remotecmd"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/storage"
 	"github.com/gopegasus/pegasus/internal/wire"
@@ -55,6 +56,8 @@ type Config struct {
 	ClusterID uint8
 	// HTTP serves HTTP requests arriving on the RPC port; default: a short status page.
 	HTTP http.Handler
+	// Version is reported by the version and server-info remote commands.
+	Version string
 	// Logger receives server logs (default: discard).
 	Logger *slog.Logger
 }
@@ -73,13 +76,13 @@ type Server struct {
 	mu    sync.RWMutex
 	parts map[idl.GPID]*partition
 
-	syncNow   chan struct{}
-	metas     []*rpc.Conn
-	metaIdx   int
-	partsWG   sync.WaitGroup
-	runCtx    context.Context
-	dropped   map[int32]bool
-	unwatched map[idl.GPID]bool
+	syncNow chan struct{}
+	metas   []*rpc.Conn
+	metaIdx int
+	partsWG sync.WaitGroup
+	runCtx  context.Context
+	dropped map[int32]bool
+	cmds    *remotecmd.Commands
 }
 
 // New opens the listener and the raft log; Addr works at once. Partitions found in DataDir
@@ -102,12 +105,11 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	s := &Server{
-		cfg:       cfg,
-		started:   time.Now(),
-		parts:     make(map[idl.GPID]*partition),
-		syncNow:   make(chan struct{}, 1),
-		dropped:   make(map[int32]bool),
-		unwatched: make(map[idl.GPID]bool),
+		cfg:     cfg,
+		started: time.Now(),
+		parts:   make(map[idl.GPID]*partition),
+		syncNow: make(chan struct{}, 1),
+		dropped: make(map[int32]bool),
 	}
 	httpHandler := cfg.HTTP
 	if httpHandler == nil {
@@ -133,6 +135,7 @@ func New(cfg Config) (*Server, error) {
 	for _, m := range cfg.Metas {
 		s.metas = append(s.metas, rpc.NewConn(m, rpc.ConnConfig{}))
 	}
+	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started})
 	s.registerHandlers()
 	return s, nil
 }
