@@ -50,7 +50,10 @@ func (m *metaSession) queryConfig(ctx context.Context, name string) (*idl.QueryC
 		leader := addrs[m.mu.leader]
 		m.mu.Unlock()
 
-		actx, cancel := context.WithTimeout(ctx, metaAttemptTimeout)
+		actx, cancel := ctx, context.CancelFunc(func() {})
+		if len(addrs) > 1 {
+			actx, cancel = context.WithTimeout(ctx, metaAttemptTimeout)
+		}
 		resp, err := m.try(actx, leader, name)
 		cancel()
 		if err == nil {

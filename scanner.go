@@ -337,4 +337,3 @@ func (s *scanner) Close() error {
 	_ = r.partitions[pidx].conn.Send(ctx, h, idl.RPCClearScanner, &id)
 	return nil
 }
-
