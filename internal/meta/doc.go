@@ -14,10 +14,10 @@
 //
 // Everything else is volatile and rebuilt from the replica servers' [cluster.SyncRequest]s
 // after a restart: which servers are alive (a sync within [Config].NodeGrace) and which
-// replica leads each partition. A partition's primary is the alive placement member whose
-// latest report says it is the raft leader with the highest term; its ballot is the highest
-// leader term ever reported (at least 1), persisted, so it never decreases. A leader claim
-// with a term below that ballot is stale and ignored. With a primary, the secondaries are
+// replica leads each partition. A partition's ballot is the highest leader term ever
+// reported by one of its members (at least 1), persisted before it is used, so it never
+// decreases. Its primary is the alive placement member whose latest report says it is the
+// raft leader in exactly that term; a claim with a lower term is stale and ignored. With a primary, the secondaries are
 // the other alive placement members; without one there are none.
 //
 // # Concurrency

@@ -34,7 +34,7 @@ func (h httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/version":
 		writeTable(w, [][2]string{{"Version", h.s.cfg.Version}, {"GitCommit", gitCommit()}})
 	case "/recentStartTime":
-		writeTable(w, [][2]string{{"RecentStartTime", h.s.m.startTime.Format("2006-01-02 15:04:05")}})
+		writeTable(w, [][2]string{{"RecentStartTime", h.s.m.startTime.Local().Format("2006-01-02 15:04:05")}})
 	default:
 		w.Header().Set("Content-Type", "text/plain")
 		w.WriteHeader(http.StatusNotFound)

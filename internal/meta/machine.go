@@ -146,28 +146,24 @@ func ballotOf(term uint64) int64 {
 	return max(int64(term), 1)
 }
 
-// primaryOf returns the current primary of partition pidx of t: among the alive members
-// whose latest report says they lead it, the one with the highest term. A claim whose term
-// is below the partition's ballot is stale (a newer leader was seen since) and ignored.
+// primaryOf returns the current primary of partition pidx of t: the alive member whose latest
+// report says it leads the partition in the term that is the partition's ballot. The ballot
+// is the highest term ever reported and saved, so a claim with a lower term is stale (a newer
+// leader was seen since), and one with a higher term is not saved yet (the sync that brought
+// it failed to persist it): neither is reported.
 func (m *machine) primaryOf(t *table, pidx int32) (*node, bool) {
 	p := &t.Partitions[pidx]
 	gpid := idl.GPID{AppID: t.AppID, PartitionIndex: pidx}
-	var best *node
-	var bestTerm uint64
 	for _, addr := range p.Members {
 		n := m.nodes[addr]
 		if n == nil || !n.alive {
 			continue
 		}
-		rs, ok := n.replicas[gpid]
-		if !ok || !rs.IsLeader || ballotOf(rs.Term) < p.Ballot {
-			continue
-		}
-		if best == nil || rs.Term > bestTerm {
-			best, bestTerm = n, rs.Term
+		if rs, ok := n.replicas[gpid]; ok && rs.IsLeader && ballotOf(rs.Term) == p.Ballot {
+			return n, true
 		}
 	}
-	return best, best != nil
+	return nil, false
 }
 
 // partitionConfig derives the configuration of partition pidx of t.

@@ -36,9 +36,11 @@ const (
 
 // TableSpec is a table to create on a cluster's first start (see [Config].InitialTables).
 type TableSpec struct {
-	Name       string
+	Name string
+	// Partitions is the partition count, in [1, MaxPartitionCount].
 	Partitions int32
-	Replicas   int32
+	// Replicas is the replica count, in [MinReplicaCount, MaxReplicaCount].
+	Replicas int32
 }
 
 // Config configures a [Server]. Zero values mean the documented defaults.
@@ -244,7 +246,7 @@ func (s *Server) Run(ctx context.Context) error {
 // loop owns the cluster map: it runs requests one at a time and, between them, the periodic
 // work (failure detection, purging expired dropped tables).
 func (s *Server) loop(ctx context.Context) {
-	tick := time.NewTicker(min(s.cfg.NodeGrace/4, time.Second))
+	tick := time.NewTicker(max(min(s.cfg.NodeGrace/4, time.Second), time.Millisecond))
 	defer tick.Stop()
 	for {
 		select {

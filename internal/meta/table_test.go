@@ -402,8 +402,8 @@ func TestBothHeaderVersionsAndMetaGPIDs(t *testing.T) {
 	tm.syncAll(nodeAddrs(3))
 	for i, h := range []wire.Header{
 		{Version: 1, AppID: -1, PartitionIndex: -1}, // the Java client's query_cfg
-		{Version: 1},                                 // the Java client's other meta calls
-		{Version: 0},                                 // go, python, nodejs
+		{Version: 1}, // the Java client's other meta calls
+		{Version: 0}, // go, python, nodejs
 	} {
 		name := "t" + string(rune('0'+i))
 		var cr idl.CreateAppResponse

@@ -134,5 +134,5 @@ func (c *Commands) serverInfo([]string) (string, error) {
 	up := c.info.Now().Sub(c.info.StartTime).Truncate(time.Second)
 	return fmt.Sprintf("gopegasus %s, role %s, address %s, Started at %s, uptime %s\n",
 		c.info.Version, c.info.Role, c.info.Address,
-		c.info.StartTime.Format("2006-01-02 15:04:05"), up), nil
+		c.info.StartTime.Local().Format("2006-01-02 15:04:05"), up), nil
 }

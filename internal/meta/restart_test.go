@@ -1,0 +1,166 @@
+package meta
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"testing"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+)
+
+func tableNames(r *idl.ListAppsResponse) []string {
+	var out []string
+	for _, in := range r.Infos {
+		out = append(out, in.AppName)
+	}
+	return out
+}
+
+func TestInitialTablesCreatedOnceWhenEnoughNodes(t *testing.T) {
+	dir := t.TempDir()
+	specs := []TableSpec{{Name: "temp", Partitions: 8, Replicas: 3}, {Name: "stat", Partitions: 4, Replicas: 3}}
+	tm := startMeta(t, Config{DataDir: dir, InitialTables: specs})
+	nodes := nodeAddrs(3)
+	tm.syncNode(nodes[0])
+	tm.syncNode(nodes[1])
+	if got := tm.listApps(&idl.ListAppsRequest{}); len(got.Infos) != 0 {
+		t.Fatalf("tables created with 2 of 3 nodes: %v", tableNames(got))
+	}
+	// The third node's own sync already carries its assignments.
+	if r := tm.syncNode(nodes[2]); len(r.Assignments) != 12 {
+		t.Fatalf("third node got %d assignments, want 12", len(r.Assignments))
+	}
+	got := tm.listApps(&idl.ListAppsRequest{})
+	// Name order, as Pegasus's onebox: stat = 1, temp = 2.
+	if len(got.Infos) != 2 || got.Infos[0].AppName != "stat" || got.Infos[0].AppID != 1 || got.Infos[0].PartitionCount != 4 ||
+		got.Infos[1].AppName != "temp" || got.Infos[1].AppID != 2 || got.Infos[1].PartitionCount != 8 ||
+		got.Infos[1].MaxReplicaCount != 3 || got.Infos[1].AppType != "pegasus" || !got.Infos[1].IsStateful {
+		t.Fatalf("initial tables: %+v", got.Infos)
+	}
+	// Both tables together are spread: 36 replicas, 12 per node.
+	load := map[string]int{}
+	for _, n := range nodes {
+		load[n] = len(tm.syncNode(n).Assignments)
+	}
+	for _, n := range nodes {
+		if load[n] != 12 {
+			t.Fatalf("replicas per node %v", load)
+		}
+	}
+
+	// Dropped, they are not created again: not now, not after a restart.
+	tm.drop("temp", idl.DropAppOptions{SuccessIfNotExist: true})
+	tm.drop("stat", idl.DropAppOptions{SuccessIfNotExist: true})
+	tm.syncAll(nodes)
+	tm.stop()
+	tm = startMeta(t, Config{DataDir: dir, InitialTables: specs})
+	tm.syncAll(nodes)
+	if got := tm.listApps(&idl.ListAppsRequest{Status: idl.AppStatusAvailable}); len(got.Infos) != 0 {
+		t.Fatalf("initial tables recreated after restart: %v", tableNames(got))
+	}
+}
+
+func TestInitialTablesNotCreatedOverExistingTables(t *testing.T) {
+	dir := t.TempDir()
+	tm := startMeta(t, Config{DataDir: dir})
+	tm.syncAll(nodeAddrs(1))
+	tm.create("mine", 2, 1)
+	tm.stop()
+	tm = startMeta(t, Config{DataDir: dir, InitialTables: []TableSpec{{Name: "temp", Partitions: 8, Replicas: 1}}})
+	tm.syncAll(nodeAddrs(1))
+	if got := tableNames(tm.listApps(&idl.ListAppsRequest{})); !slices.Equal(got, []string{"mine"}) {
+		t.Fatalf("tables %v", got)
+	}
+}
+
+func TestRestartKeepsClusterMap(t *testing.T) {
+	dir := t.TempDir()
+	tm := startMeta(t, Config{DataDir: dir})
+	nodes := nodeAddrs(3)
+	tm.syncAll(nodes)
+	id := tm.create("t", 4, 3)
+	tm.create("gone", 2, 2)
+	tm.drop("gone", idl.DropAppOptions{ReserveSeconds: idl.Some(int64(3600))})
+	tm.updateEnv(&idl.UpdateAppEnvRequest{AppName: "t", Op: idl.AppEnvOpSet, Keys: idl.Some([]string{"k"}), Values: idl.Some([]string{"v"})})
+	lead := tm.syncNode(nodes[0]).Assignments[0]
+	tm.syncNode(nodes[0], leader(id, lead.PartitionIndex, 7))
+	beforeApps := tm.listApps(&idl.ListAppsRequest{})
+	beforeCfg := tm.query("t")
+	if beforeCfg.Partitions[lead.PartitionIndex].Ballot != 7 {
+		t.Fatalf("ballot before restart: %d", beforeCfg.Partitions[lead.PartitionIndex].Ballot)
+	}
+	tm.stop()
+
+	tm = startMeta(t, Config{DataDir: dir})
+	if got := tm.listApps(&idl.ListAppsRequest{}); !reflect.DeepEqual(got, beforeApps) {
+		t.Fatalf("apps after restart:\n%+v\nwant\n%+v", got.Infos, beforeApps.Infos)
+	}
+	// Until they sync, the placement members are known but dead, and nobody is primary; the
+	// ballot survived.
+	if got := tm.listNodes(idl.NodeStatusUnalive); len(got.Infos) != 3 {
+		t.Fatalf("nodes after restart: %v", nodeList(got))
+	}
+	afterCfg := tm.query("t")
+	for i, pc := range afterCfg.Partitions {
+		want := beforeCfg.Partitions[i]
+		if pc.PID != want.PID || pc.Ballot != want.Ballot || !pc.Primary.IsZero() {
+			t.Fatalf("partition %d after restart: %+v", i, pc)
+		}
+	}
+	// Members come back with the same assignments; the old leader leads again; a lower term
+	// cannot lower the ballot.
+	tm.syncAll(nodes)
+	a := tm.syncNode(nodes[0])
+	if len(a.Assignments) == 0 || !slices.Equal(a.Assignments[0].Members, lead.Members) || a.Assignments[0].Envs["k"] != "v" {
+		t.Fatalf("assignment after restart: %+v", a.Assignments)
+	}
+	if !slices.Contains(a.DroppedApps, id+1) {
+		t.Fatalf("dropped apps after restart: %v", a.DroppedApps)
+	}
+	tm.syncNode(nodes[0], leader(id, lead.PartitionIndex, 3))
+	if pc := tm.query("t", lead.PartitionIndex).Partitions[0]; pc.Ballot != 7 || !pc.Primary.IsZero() {
+		t.Fatalf("stale term after restart: ballot %d primary %s", pc.Ballot, addrString(pc.Primary))
+	}
+	tm.syncNode(nodes[0], leader(id, lead.PartitionIndex, 8))
+	if pc := tm.query("t", lead.PartitionIndex).Partitions[0]; pc.Ballot != 8 || addrString(pc.Primary) != nodes[0] {
+		t.Fatalf("new term after restart: ballot %d primary %s", pc.Ballot, addrString(pc.Primary))
+	}
+	// App ids continue.
+	if got := tm.create("next", 1, 1); got != id+2 {
+		t.Fatalf("app id after restart %d, want %d", got, id+2)
+	}
+}
+
+func TestCorruptClusterMapRefusesToStart(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"format":1,"tables":[`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Listen: "127.0.0.1:0", DataDir: dir}); err == nil {
+		t.Fatal("New accepted a truncated cluster map")
+	}
+	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"format":99}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Listen: "127.0.0.1:0", DataDir: dir}); err == nil {
+		t.Fatal("New accepted an unknown format")
+	}
+}
+
+func TestConfigValidation(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"no listen":       {DataDir: t.TempDir()},
+		"no data dir":     {Listen: "127.0.0.1:0"},
+		"wildcard listen": {Listen: "0.0.0.0:0", DataDir: t.TempDir()},
+		"bad spec":        {Listen: "127.0.0.1:0", DataDir: t.TempDir(), InitialTables: []TableSpec{{Name: "t", Partitions: 4, Replicas: 6}}},
+		"duplicate spec": {Listen: "127.0.0.1:0", DataDir: t.TempDir(), InitialTables: []TableSpec{
+			{Name: "t", Partitions: 4, Replicas: 1}, {Name: "t", Partitions: 4, Replicas: 1}}},
+	} {
+		if s, err := New(cfg); err == nil {
+			t.Errorf("%s: New accepted %+v", name, cfg)
+			_ = s
+		}
+	}
+}
