@@ -321,4 +321,3 @@ func openTemp(t testing.TB, c Client) TableConnector {
 }
 
 func bs(s string) []byte { return []byte(s) }
-

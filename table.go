@@ -34,7 +34,7 @@ type table struct {
 
 	refreshMu struct {
 		sync.Mutex
-		inFlight chan struct{} // closed when the running refresh ends; nil if none
+		inFlight *refreshRun // the running refresh; nil if none
 	}
 	refreshes atomic.Int64 // configuration queries sent, for tests and logs
 }
@@ -108,39 +108,49 @@ func (t *table) loadConfig(ctx context.Context) (*route, error) {
 // refresh reloads the configuration after a call that used generation gen failed. Concurrent
 // failures share one query: a caller whose generation is already outdated returns at once, and
 // one that finds a refresh running waits for it.
-func (t *table) refresh(ctx context.Context, gen uint64) {
+// It returns the error of the refresh it ran or waited for, if any.
+func (t *table) refresh(ctx context.Context, gen uint64) error {
 	for {
 		if r := t.route.Load(); r.gen > gen {
-			return
+			return nil
 		}
 		t.refreshMu.Lock()
-		if ch := t.refreshMu.inFlight; ch != nil {
+		if fl := t.refreshMu.inFlight; fl != nil {
 			t.refreshMu.Unlock()
 			select {
-			case <-ch:
+			case <-fl.done:
+				if fl.err != nil {
+					return fl.err
+				}
 				continue
 			case <-ctx.Done():
-				return
+				return ctx.Err()
 			}
 		}
 		if r := t.route.Load(); r.gen > gen {
 			t.refreshMu.Unlock()
-			return
+			return nil
 		}
-		ch := make(chan struct{})
-		t.refreshMu.inFlight = ch
+		fl := &refreshRun{done: make(chan struct{})}
+		t.refreshMu.inFlight = fl
 		t.refreshMu.Unlock()
 
-		_, err := t.loadConfig(ctx)
-		if err != nil {
-			t.c.lg.Warn("table configuration refresh failed", "table", t.name, "err", err)
+		_, fl.err = t.loadConfig(ctx)
+		if fl.err != nil {
+			t.c.lg.Warn("table configuration refresh failed", "table", t.name, "err", fl.err)
 		}
 		t.refreshMu.Lock()
 		t.refreshMu.inFlight = nil
 		t.refreshMu.Unlock()
-		close(ch)
-		return
+		close(fl.done)
+		return fl.err
 	}
+}
+
+// refreshRun is one configuration query in flight; err is set before done is closed.
+type refreshRun struct {
+	done chan struct{}
+	err  error
 }
 
 // opKind says how safe an operation is to send again.
@@ -217,7 +227,10 @@ func (t *table) call(ctx context.Context, kind opKind, tg target, name string, a
 			retry = false
 		}
 		if refresh {
-			t.refresh(ctx, r.gen)
+			if rerr := t.refresh(ctx, r.gen); errors.Is(rerr, wire.ErrObjectNotFound) {
+				// The table itself is gone (dropped): retrying cannot help.
+				return &callError{table: t.name, pidx: pidx, addr: p.primary, err: rerr}
+			}
 		}
 		if !retry {
 			return &callError{table: t.name, pidx: pidx, addr: p.primary, err: err}
