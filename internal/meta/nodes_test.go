@@ -40,17 +40,13 @@ func TestNodeLivenessWithFakeClock(t *testing.T) {
 	}
 	// One grace period after the first syncs, only a and b (who synced since) are alive.
 	tm.clock.Advance(grace / 2)
-	alive := []string{"NS_ALIVE " + nodes[0] + " " + nodes[0], "NS_ALIVE " + nodes[1] + " " + nodes[1]}
-	dead := "NS_UNALIVE " + nodes[2] + " " + nodes[2]
-	if a != nodes[0] || b != nodes[1] {
-		// Placement order decides which two synced; rebuild the expectation from it.
-		alive = alive[:0]
-		for _, n := range nodes {
-			if n == a || n == b {
-				alive = append(alive, "NS_ALIVE "+n+" "+n)
-			} else {
-				dead = "NS_UNALIVE " + n + " " + n
-			}
+	var alive []string
+	var dead string
+	for _, n := range nodes {
+		if n == a || n == b {
+			alive = append(alive, "NS_ALIVE "+n+" "+n)
+		} else {
+			dead = "NS_UNALIVE " + n + " " + n
 		}
 	}
 	if got := nodeList(tm.listNodes(idl.NodeStatusInvalid)); !slices.Equal(got, append(slices.Clone(alive), dead)) {
@@ -87,6 +83,33 @@ func (tm *testMeta) leadAll(node string) {
 		reps = append(reps, leader(a.AppID, a.PartitionIndex, 1))
 	}
 	tm.syncNode(node, reps...)
+}
+
+func TestListNodesAliveFirst(t *testing.T) {
+	const grace = 10 * time.Second
+	tm := startMeta(t, Config{NodeGrace: grace})
+	nodes := nodeAddrs(4)
+	tm.syncAll(nodes)
+	tm.clock.Advance(grace)
+	tm.syncNode(nodes[3])
+	tm.syncNode(nodes[1])
+	want := []string{
+		"NS_ALIVE " + nodes[1] + " " + nodes[1], "NS_ALIVE " + nodes[3] + " " + nodes[3],
+		"NS_UNALIVE " + nodes[0] + " " + nodes[0], "NS_UNALIVE " + nodes[2] + " " + nodes[2],
+	}
+	if got := nodeList(tm.listNodes(idl.NodeStatusInvalid)); !slices.Equal(got, want) {
+		t.Fatalf("nodes %v, want %v", got, want)
+	}
+	// Only alive nodes count for create.
+	if r := tm.createOpts("t", goAdminOptions(4, 3)); r.Err != "ERR_INVALID_PARAMETERS" {
+		t.Fatalf("create 3 replicas on 2 alive nodes: %s", r.Err)
+	}
+	tm.create("t", 4, 2)
+	for _, n := range []string{nodes[0], nodes[2]} {
+		if got := tm.syncNode(n).Assignments; len(got) != 0 {
+			t.Fatalf("table placed on dead node %s: %+v", n, got)
+		}
+	}
 }
 
 func TestClusterInfo(t *testing.T) {
