@@ -1,0 +1,85 @@
+package admin_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+
+	pegasus "github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/admin"
+	"github.com/gopegasus/pegasus/internal/testcluster"
+)
+
+func TestIntegrationAdmin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
+	adm, err := admin.New(admin.Config{MetaServers: c.MetaAddrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	ctx := t.Context()
+
+	id, err := adm.CreateTable(ctx, "t1", 4, 1, map[string]string{"default_ttl": "0"}, 30)
+	if err != nil || id <= 0 {
+		t.Fatalf("CreateTable = %d, %v", id, err)
+	}
+	cfg, err := adm.QueryConfig(ctx, "t1")
+	if err != nil || cfg.AppID != id || cfg.PartitionCount != 4 || len(cfg.Partitions) != 4 {
+		t.Fatalf("QueryConfig = %+v, %v", cfg, err)
+	}
+	for i, p := range cfg.Partitions {
+		if p.Primary == "" || p.Index != int32(i) || p.Ballot < 1 {
+			t.Errorf("partition %d: %+v", i, p)
+		}
+	}
+	// The data client can use it at once.
+	cl := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
+	defer cl.Close()
+	tb, err := cl.OpenTable(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tb.Set(ctx, []byte("h"), []byte("s"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+
+	tables, err := adm.ListTables(ctx)
+	if err != nil || !slices.ContainsFunc(tables, func(ti *admin.TableInfo) bool { return ti.Name == "t1" && ti.AppID == id }) {
+		t.Fatalf("ListTables = %v, %v", tables, err)
+	}
+	nodes, err := adm.ListNodes(ctx)
+	if err != nil || len(nodes) != 3 {
+		t.Fatalf("ListNodes = %v, %v", nodes, err)
+	}
+
+	if err := adm.SetAppEnvs(ctx, "t1", map[string]string{"a.x": "1", "a.y": "2", "b": "3"}); err != nil {
+		t.Fatal(err)
+	}
+	envs, err := adm.GetAppEnvs(ctx, "t1")
+	if err != nil || envs["a.x"] != "1" || envs["b"] != "3" {
+		t.Fatalf("GetAppEnvs = %v, %v", envs, err)
+	}
+	if err := adm.DelAppEnvs(ctx, "t1", []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.ClearAppEnvs(ctx, "t1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	envs, err = adm.GetAppEnvs(ctx, "t1")
+	if err != nil || envs["a.x"] != "" || envs["b"] != "" {
+		t.Fatalf("GetAppEnvs after del and clear = %v, %v", envs, err)
+	}
+
+	if err := adm.DropTable(ctx, "t1", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.QueryConfig(ctx, "t1"); !errors.Is(err, pegasus.ErrObjectNotFound) {
+		t.Fatalf("QueryConfig of a dropped table = %v", err)
+	}
+	if err := adm.DropTable(ctx, "t1", 0); err != nil {
+		t.Fatalf("dropping a missing table: %v", err)
+	}
+}
