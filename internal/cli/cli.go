@@ -33,9 +33,9 @@ func commands() map[string]command {
 	}
 	return map[string]command{
 		"version": {"print the version", runVersion},
-		"onebox":  {"run 3 metas and 3 replica servers in one process", notYet("onebox")},
-		"meta":    {"run one meta server", notYet("meta")},
-		"replica": {"run one replica server", notYet("replica")},
+		"onebox":  {"run a meta and 3 replica servers in one process", runOnebox},
+		"meta":    {"run one meta server", runMeta},
+		"replica": {"run one replica server", runReplica},
 		"shell":   {"interactive shell", notYet("shell")},
 		"bench":   {"benchmark a cluster", notYet("bench")},
 	}

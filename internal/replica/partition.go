@@ -236,16 +236,18 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	defer l.failAll(errStopped)
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
-	if campaign {
-		// The preferred primary (or a lone voter) does not wait for an election timeout.
-		_ = l.rn.Campaign()
-	}
-	for {
+	for first := true; ; first = false {
 		if err := l.drainReady(); err != nil {
 			p.lg.Error("partition stopped: storage failure", "err", err)
 			p.isLeader.Store(false)
 			p.s.notifyMeta()
 			return
+		}
+		if first && campaign {
+			// The preferred primary (or a lone voter) does not wait for an election
+			// timeout; the group's configuration is applied by now.
+			_ = l.rn.Campaign()
+			continue
 		}
 		select {
 		case <-ctx.Done():

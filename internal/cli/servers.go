@@ -1,0 +1,279 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/meta"
+	"github.com/gopegasus/pegasus/internal/replica"
+	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+// logFlags adds the logging flags shared by the server commands.
+func logFlags(fs *flag.FlagSet) *string {
+	return fs.String("log-level", "info", "log level: debug, info, warn or error")
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("%w: --log-level %q: %v", errUsage, level, err)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errors.Join(errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	return nil
+}
+
+// configNotBuilt refuses --config until the settings registry exists.
+func configNotBuilt(path string) error {
+	if path != "" {
+		return fmt.Errorf("--config: %w: settings come from flags for now", ErrNotImplemented)
+	}
+	return nil
+}
+
+func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("meta", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:34601", "address to listen on (RPC and HTTP)")
+	advertise := fs.String("advertise", "", "ip:port others reach this server at (default: --listen)")
+	data := fs.String("data", "./meta", "data directory")
+	metas := fs.String("metas", "", "all meta servers, comma separated (default: --listen)")
+	config := fs.String("config", "", "configuration file (not implemented yet)")
+	level := logFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := configNotBuilt(*config); err != nil {
+		return err
+	}
+	lg, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	ms := splitList(*metas)
+	if len(ms) > 1 {
+		return fmt.Errorf("--metas lists %d servers: meta high availability is %w; run one meta", len(ms), ErrNotImplemented)
+	}
+	s, err := meta.New(meta.Config{Listen: *listen, Advertise: *advertise, DataDir: *data, Metas: ms, Version: Version, Logger: lg})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "meta server listening on %s, data in %s\n", s.Addr(), *data)
+	return s.Run(ctx)
+}
+
+func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("replica", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:34801", "address to listen on (RPC and HTTP)")
+	advertise := fs.String("advertise", "", "ip:port clients reach this server at (default: --listen); must be an IPv4 address")
+	data := fs.String("data", "./replica", "data directory")
+	metas := fs.String("metas", "127.0.0.1:34601", "meta servers, comma separated")
+	config := fs.String("config", "", "configuration file (not implemented yet)")
+	level := logFlags(fs)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := configNotBuilt(*config); err != nil {
+		return err
+	}
+	lg, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	ms := splitList(*metas)
+	if len(ms) == 0 {
+		return fmt.Errorf("%w: --metas is required", errUsage)
+	}
+	s, err := replica.New(replica.Config{Listen: *listen, Advertise: *advertise, DataDir: *data, Metas: ms, Version: Version, Logger: lg})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "replica server listening on %s, data in %s, metas %s\n", s.Addr(), *data, strings.Join(ms, ","))
+	return s.Run(ctx)
+}
+
+// oneboxTables are created on the onebox's first start, like Apache Pegasus's onebox.
+var oneboxTables = []struct {
+	name       string
+	partitions int32
+}{{"stat", 4}, {"temp", 8}}
+
+// oneboxReplicaCount is the replica count of the onebox's tables. It is 1 until replica
+// replacement and snapshot catch-up land; see README.md.
+const oneboxReplicaCount = 1
+
+func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("onebox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	data := fs.String("data", "./onebox", "data directory")
+	metas := fs.Int("metas", 1, "number of meta servers (more than 1 needs meta high availability: not implemented yet)")
+	replicas := fs.Int("replicas", 3, "number of replica servers")
+	metaPort := fs.Int("meta-port", 34601, "port of the first meta server; the others follow")
+	replicaPort := fs.Int("replica-port", 34801, "port of the first replica server; the others follow")
+	host := fs.String("host", "127.0.0.1", "IPv4 address to listen on and advertise")
+	level := fs.String("log-level", "warn", "log level: debug, info, warn or error")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *metas != 1 {
+		return fmt.Errorf("--metas %d: meta high availability is %w; use --metas 1", *metas, ErrNotImplemented)
+	}
+	if *replicas < 1 {
+		return fmt.Errorf("%w: --replicas must be at least 1", errUsage)
+	}
+	lg, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(*data, 0o755); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 1+*replicas)
+	start := func(what string, run func(context.Context) error) {
+		wg.Go(func() {
+			if err := run(ctx); err != nil {
+				errs <- fmt.Errorf("%s: %w", what, err)
+				cancel()
+			}
+		})
+	}
+
+	var metaAddrs []string
+	var specs []meta.TableSpec
+	for _, t := range oneboxTables {
+		specs = append(specs, meta.TableSpec{Name: t.name, Partitions: t.partitions, Replicas: min(oneboxReplicaCount, int32(*replicas))})
+	}
+	// Port 0 gives every server a free port of its own (for tests).
+	portOf := func(first, i int) int {
+		if first == 0 {
+			return 0
+		}
+		return first + i
+	}
+	for i := range *metas {
+		addr := fmt.Sprintf("%s:%d", *host, portOf(*metaPort, i))
+		m, err := meta.New(meta.Config{
+			Listen: addr, DataDir: filepath.Join(*data, fmt.Sprintf("meta%d", i+1)),
+			InitialTables: specs, ClusterName: "onebox", Version: Version, Logger: lg.With("meta", addr),
+		})
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		addr = m.Addr()
+		metaAddrs = append(metaAddrs, addr)
+		start("meta "+addr, m.Run)
+	}
+	var replicaAddrs []string
+	for i := range *replicas {
+		addr := fmt.Sprintf("%s:%d", *host, portOf(*replicaPort, i))
+		r, err := replica.New(replica.Config{
+			Listen: addr, DataDir: filepath.Join(*data, fmt.Sprintf("replica%d", i+1)), Metas: metaAddrs,
+			ClusterID: 1, Version: Version, Logger: lg.With("replica", addr),
+		})
+		if err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
+		addr = r.Addr()
+		replicaAddrs = append(replicaAddrs, addr)
+		start("replica "+addr, r.Run)
+	}
+	fmt.Fprintf(stdout, "onebox: metas %s, replica servers %s, data in %s\n",
+		strings.Join(metaAddrs, ","), strings.Join(replicaAddrs, ","), *data)
+
+	began := time.Now()
+	if err := waitTablesReady(ctx, metaAddrs[0], stdout); err == nil {
+		fmt.Fprintf(stdout, "onebox: ready in %.1fs; tables temp (8 partitions) and stat (4); press Ctrl-C to stop\n", time.Since(began).Seconds())
+	}
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "onebox: stopping")
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	return errors.Join(all...)
+}
+
+// waitTablesReady polls the meta until every partition of the onebox tables has a primary,
+// printing progress.
+func waitTablesReady(ctx context.Context, metaAddr string, stdout io.Writer) error {
+	conn := rpc.NewConn(metaAddr, rpc.ConnConfig{})
+	defer conn.Close()
+	last := ""
+	for {
+		ready, status := 0, ""
+		for _, t := range oneboxTables {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			var resp idl.QueryCfgResponse
+			err := conn.Call(cctx, wire.Header{}, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: t.name}, &resp)
+			cancel()
+			n := 0
+			if err == nil && wire.CodeError(string(resp.Err)) == nil {
+				for _, p := range resp.Partitions {
+					if !p.Primary.IsZero() && p.Ballot >= 1 {
+						n++
+					}
+				}
+			}
+			if n == int(t.partitions) {
+				ready++
+			}
+			status += fmt.Sprintf(" %s %d/%d", t.name, n, t.partitions)
+		}
+		if status != last {
+			fmt.Fprintf(stdout, "onebox: partitions with a primary:%s\n", status)
+			last = status
+		}
+		if ready == len(oneboxTables) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
