@@ -314,4 +314,3 @@ func waitUntil(t testing.TB, what string, cond func(context.Context) (bool, erro
 		time.Sleep(50 * time.Millisecond)
 	}
 }
-
