@@ -16,6 +16,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/storage"
 )
 
@@ -68,7 +69,7 @@ type partition struct {
 	pid idl.GPID
 	lg  *slog.Logger
 	db  *storage.DB
-	log groupLog
+	log raftlog.Group
 	id  uint64
 
 	proposeC chan *write
@@ -185,7 +186,7 @@ type readBatch struct {
 
 // newLoop restores or bootstraps the partition's raft group.
 func newLoop(p *partition, members []string) (*loop, error) {
-	ms, found, err := p.log.load()
+	ms, found, err := p.log.Load()
 	if err != nil {
 		return nil, err
 	}
@@ -205,7 +206,7 @@ func newLoop(p *partition, members []string) (*loop, error) {
 		// Entries after the last truncation point are redelivered on restart: storage
 		// skips those it already holds, and conf changes are re-applied.
 		Applied: snap.Metadata.Index,
-		Logger:  raftLogger{p.lg},
+		Logger:  raftlog.Logger{LG: p.lg},
 	}
 	rn, err := raft.NewRawNode(cfg)
 	if err != nil {
@@ -341,7 +342,7 @@ func (l *loop) drainReady() error {
 		if !raft.IsEmptyHardState(rd.HardState) {
 			p.term.Store(rd.HardState.Term)
 		}
-		if err := p.log.save(rd.HardState, rd.Entries); err != nil {
+		if err := p.log.Save(rd.HardState, rd.Entries); err != nil {
 			return err
 		}
 		if err := l.ms.Append(rd.Entries); err != nil {
@@ -523,7 +524,7 @@ func (l *loop) maybeTruncate() error {
 	if err != nil {
 		return err
 	}
-	if err := p.log.truncate(at, term, l.cs); err != nil {
+	if err := p.log.Truncate(at, term, l.cs); err != nil {
 		return err
 	}
 	if err := l.ms.Compact(at); err != nil && !errors.Is(err, raft.ErrCompacted) {

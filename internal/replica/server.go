@@ -20,6 +20,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/remotecmd"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/storage"
@@ -70,7 +71,7 @@ type Server struct {
 	rpc       *rpc.Server
 	addr      string
 	started   time.Time
-	rlog      *raftLog
+	rlog      *raftlog.Log
 	transport *transport
 
 	mu    sync.RWMutex
@@ -125,7 +126,7 @@ func New(cfg Config) (*Server, error) {
 		s.addr = srv.Addr().String()
 	}
 	s.lg = lg.With("node", s.addr)
-	rl, err := openRaftLog(filepath.Join(cfg.DataDir, "raftlog"), s.lg)
+	rl, err := raftlog.Open(filepath.Join(cfg.DataDir, "raftlog"), s.lg)
 	if err != nil {
 		closeListener(srv)
 		return nil, err
@@ -190,7 +191,7 @@ func (s *Server) shutdown() {
 		_ = c.Close()
 	}
 	s.transport.close()
-	_ = s.rlog.close()
+	_ = s.rlog.Close()
 }
 
 // partitionDir is where a partition replica's store lives.
@@ -258,7 +259,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	}
 	p := &partition{
 		s: s, pid: pid, lg: lg, db: db,
-		log:      groupLog{l: s.rlog, pid: pid},
+		log:      s.rlog.Group(pid),
 		id:       raftID(s.addr),
 		proposeC: make(chan *write, 1024),
 		readC:    make(chan *readWait, 1024),
@@ -307,7 +308,7 @@ func (s *Server) dropPartition(pid idl.GPID) {
 	close(p.stop)
 	<-p.done
 	_ = p.db.Close()
-	if err := p.log.remove(); err != nil {
+	if err := p.log.Remove(); err != nil {
 		s.lg.Error("remove raft state", "err", err)
 	}
 	if err := os.RemoveAll(s.partitionDir(pid)); err != nil {

@@ -1,0 +1,230 @@
+// Package raftlog persists the raft state (log entries, hard state, truncation point) of many
+// raft groups in one Pebble database. Every group commits its Ready batch with pebble.Sync;
+// Pebble's commit pipeline lets concurrent committers share one WAL fsync, so one fsync
+// covers the batches of many groups (group commit).
+package raftlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+)
+
+// Log holds the raft state of many groups. Keys, all prefixed by a kind byte and the
+// 8-byte group id (for partitions: app id, partition index):
+//
+//	'e' group index(8)  raftpb.Entry
+//	'h' group           raftpb.HardState
+//	's' group           raftpb.SnapshotMetadata: the log's truncation point and the ConfState
+//	                    as of that point
+//
+// A Log is safe for concurrent use; each group must be used by one goroutine at a time.
+type Log struct {
+	db *pebble.DB
+}
+
+// Open opens (or creates) the log database in dir.
+func Open(dir string, lg *slog.Logger) (*Log, error) {
+	opts := &pebble.Options{Logger: QuietPebbleLogger{lg}}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("raftlog: open %s: %w", dir, err)
+	}
+	return &Log{db: db}, nil
+}
+
+// Close closes the database.
+func (l *Log) Close() error { return l.db.Close() }
+
+// Group returns the view of one group's state.
+func (l *Log) Group(id idl.GPID) Group { return Group{l: l, pid: id} }
+
+func gpidKey(kind byte, pid idl.GPID, extra int) []byte {
+	k := make([]byte, 9, 9+extra)
+	k[0] = kind
+	binary.BigEndian.PutUint32(k[1:], uint32(pid.AppID))
+	binary.BigEndian.PutUint32(k[5:], uint32(pid.PartitionIndex))
+	return k
+}
+
+func entryKey(pid idl.GPID, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(gpidKey('e', pid, 8), index)
+}
+
+// Group is one raft group's view of the log.
+type Group struct {
+	l   *Log
+	pid idl.GPID
+}
+
+// Load restores a group's state into a fresh MemoryStorage. found is false when the group
+// has never been persisted (a brand-new replica).
+func (g Group) Load() (ms *raft.MemoryStorage, found bool, err error) {
+	ms = raft.NewMemoryStorage()
+	var snapMeta raftpb.SnapshotMetadata
+	if v, closer, err := g.l.db.Get(gpidKey('s', g.pid, 0)); err == nil {
+		err = snapMeta.Unmarshal(v)
+		closer.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("raftlog: snapshot metadata of %v: %w", g.pid, err)
+		}
+		found = true
+		if err := ms.ApplySnapshot(raftpb.Snapshot{Metadata: snapMeta}); err != nil {
+			return nil, false, err
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, err
+	}
+	if v, closer, err := g.l.db.Get(gpidKey('h', g.pid, 0)); err == nil {
+		var hs raftpb.HardState
+		err = hs.Unmarshal(v)
+		closer.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("raftlog: hard state of %v: %w", g.pid, err)
+		}
+		found = true
+		if err := ms.SetHardState(hs); err != nil {
+			return nil, false, err
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, err
+	}
+	it, err := g.l.db.NewIter(&pebble.IterOptions{
+		LowerBound: entryKey(g.pid, snapMeta.Index+1),
+		UpperBound: entryKey(g.pid, ^uint64(0)),
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	var ents []raftpb.Entry
+	for it.First(); it.Valid(); it.Next() {
+		var e raftpb.Entry
+		if err := e.Unmarshal(it.Value()); err != nil {
+			return nil, false, fmt.Errorf("raftlog: entry of %v: %w", g.pid, err)
+		}
+		ents = append(ents, e)
+	}
+	if err := it.Error(); err != nil {
+		return nil, false, err
+	}
+	if len(ents) > 0 {
+		found = true
+		if err := ms.Append(ents); err != nil {
+			return nil, false, err
+		}
+	}
+	return ms, found, nil
+}
+
+// Save durably writes a Ready's hard state and entries. Entries overwrite any at the same
+// indexes; a new entry at index i also truncates the persisted log after i, as raft requires
+// when a leader overwrites a follower's uncommitted tail.
+func (g Group) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
+	if raft.IsEmptyHardState(hs) && len(ents) == 0 {
+		return nil
+	}
+	b := g.l.db.NewBatch()
+	defer b.Close()
+	if !raft.IsEmptyHardState(hs) {
+		v, err := hs.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := b.Set(gpidKey('h', g.pid, 0), v, nil); err != nil {
+			return err
+		}
+	}
+	if len(ents) > 0 {
+		// Drop a stale tail beyond the new entries.
+		last := ents[len(ents)-1].Index
+		if err := b.DeleteRange(entryKey(g.pid, last+1), entryKey(g.pid, ^uint64(0)), nil); err != nil {
+			return err
+		}
+		for i := range ents {
+			v, err := ents[i].Marshal()
+			if err != nil {
+				return err
+			}
+			if err := b.Set(entryKey(g.pid, ents[i].Index), v, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// Truncate records a new truncation point and deletes the entries up to it. The caller must
+// have made the state machine durable through index first.
+func (g Group) Truncate(index, term uint64, cs raftpb.ConfState) error {
+	meta := raftpb.SnapshotMetadata{Index: index, Term: term, ConfState: cs}
+	v, err := meta.Marshal()
+	if err != nil {
+		return err
+	}
+	b := g.l.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(gpidKey('s', g.pid, 0), v, nil); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(entryKey(g.pid, 0), entryKey(g.pid, index+1), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// Remove deletes everything of the group.
+func (g Group) Remove() error {
+	b := g.l.db.NewBatch()
+	defer b.Close()
+	for _, kind := range []byte{'h', 's'} {
+		if err := b.Delete(gpidKey(kind, g.pid, 0), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.DeleteRange(entryKey(g.pid, 0), entryKey(g.pid, ^uint64(0)), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// QuietPebbleLogger sends Pebble's informational chatter to debug level.
+type QuietPebbleLogger struct{ LG *slog.Logger }
+
+// Infof implements pebble.Logger.
+func (l QuietPebbleLogger) Infof(format string, args ...any) {
+	l.LG.Debug("pebble", "msg", fmt.Sprintf(format, args...))
+}
+
+// Errorf implements pebble.Logger.
+func (l QuietPebbleLogger) Errorf(format string, args ...any) {
+	l.LG.Error("pebble", "msg", fmt.Sprintf(format, args...))
+}
+
+// Fatalf implements pebble.Logger.
+func (l QuietPebbleLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...)) // Pebble calls this only on corruption
+}
+
+// Logger adapts slog to raft's Logger: raft's info chatter goes to debug level.
+type Logger struct{ LG *slog.Logger }
+
+func (l Logger) Debug(v ...any)                   { l.LG.Debug(fmt.Sprint(v...)) }
+func (l Logger) Debugf(format string, v ...any)   { l.LG.Debug(fmt.Sprintf(format, v...)) }
+func (l Logger) Info(v ...any)                    { l.LG.Debug(fmt.Sprint(v...)) }
+func (l Logger) Infof(format string, v ...any)    { l.LG.Debug(fmt.Sprintf(format, v...)) }
+func (l Logger) Warning(v ...any)                 { l.LG.Warn(fmt.Sprint(v...)) }
+func (l Logger) Warningf(format string, v ...any) { l.LG.Warn(fmt.Sprintf(format, v...)) }
+func (l Logger) Error(v ...any)                   { l.LG.Error(fmt.Sprint(v...)) }
+func (l Logger) Errorf(format string, v ...any)   { l.LG.Error(fmt.Sprintf(format, v...)) }
+func (l Logger) Fatal(v ...any)                   { panic(fmt.Sprint(v...)) }
+func (l Logger) Fatalf(format string, v ...any)   { panic(fmt.Sprintf(format, v...)) }
+func (l Logger) Panic(v ...any)                   { panic(fmt.Sprint(v...)) }
+func (l Logger) Panicf(format string, v ...any)   { panic(fmt.Sprintf(format, v...)) }
