@@ -1,0 +1,174 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+// kv is a minimal routing client for these tests: it refreshes the table's configuration
+// and retries on the errors that mean "the primary moved", as the official clients do.
+type kv struct {
+	t     *testing.T
+	c     *Cluster
+	table string
+	cfg   idl.QueryCfgResponse
+	conns map[string]*rpc.Conn
+}
+
+func newKV(t *testing.T, c *Cluster, table string) *kv {
+	k := &kv{t: t, c: c, table: table, conns: map[string]*rpc.Conn{}}
+	t.Cleanup(func() {
+		for _, c := range k.conns {
+			c.Close()
+		}
+	})
+	return k
+}
+
+func (k *kv) refresh(ctx context.Context) error {
+	var resp idl.QueryCfgResponse
+	if err := k.c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: k.table}, &resp); err != nil {
+		return err
+	}
+	if err := wire.CodeError(string(resp.Err)); err != nil {
+		return err
+	}
+	k.cfg = resp
+	return nil
+}
+
+// do sends one RPC for hashKey to its partition's primary, retrying until ctx ends.
+func (k *kv) do(ctx context.Context, hashKey []byte, name string, args, reply idl.Value) error {
+	var last error
+	for ctx.Err() == nil {
+		if len(k.cfg.Partitions) == 0 {
+			if err := k.refresh(ctx); err != nil {
+				last = err
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+		}
+		h := key.Hash(hashKey)
+		p := key.Partition(h, int(k.cfg.PartitionCount))
+		pc := k.cfg.Partitions[p]
+		if pc.Primary.IsZero() {
+			last = fmt.Errorf("partition %d has no primary", p)
+			k.cfg.Partitions = nil
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		addr := pc.Primary.String()
+		conn := k.conns[addr]
+		if conn == nil {
+			conn = rpc.NewConn(addr, rpc.ConnConfig{DialTimeout: 500 * time.Millisecond})
+			k.conns[addr] = conn
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := conn.Call(cctx, wire.Header{AppID: k.cfg.AppID, PartitionIndex: int32(p), PartitionHash: h,
+			ThreadHash: wire.ThreadHash(k.cfg.AppID, int32(p))}, name, args, reply)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		last = err
+		k.cfg.Partitions = nil // refresh and retry: safe here, the tests' writes are idempotent puts
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("%s: %w (last error: %v)", name, ctx.Err(), last)
+}
+
+func (k *kv) put(ctx context.Context, h, s, v string) error {
+	var resp idl.UpdateResponse
+	if err := k.do(ctx, []byte(h), idl.RPCPut, &idl.UpdateRequest{Key: enc(h, s), Value: []byte(v)}, &resp); err != nil {
+		return err
+	}
+	if resp.Error != 0 {
+		return fmt.Errorf("put error %d", resp.Error)
+	}
+	return nil
+}
+
+func (k *kv) get(ctx context.Context, h, s string) (string, bool, error) {
+	var resp idl.ReadResponse
+	kb := idl.Blob(enc(h, s))
+	if err := k.do(ctx, []byte(h), idl.RPCGet, &kb, &resp); err != nil {
+		return "", false, err
+	}
+	return string(resp.Value), resp.Error == 0, nil
+}
+
+func TestThreeReplicasSurviveAServerStopAndCatchUp(t *testing.T) {
+	c := Start(t, Options{Replicas: 3})
+	c.CreateTableReplicas(t, "temp", 8, 3)
+	var cfg idl.QueryCfgResponse
+	if err := c.MetaCall(t.Context(), idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: "temp"}, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range cfg.Partitions {
+		if p.MaxReplicaCount != 3 || len(p.Secondaries) != 2 || p.Ballot < 1 {
+			t.Fatalf("partition %d: %+v", p.PID.PartitionIndex, p)
+		}
+	}
+	k := newKV(t, c, "temp")
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for i := range 100 {
+		if err := k.put(ctx, fmt.Sprintf("h%d", i), "s", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Stop the server that is primary of partition 0: its partitions elect new primaries
+	// among the two others, and writes go on.
+	victim := cfg.Partitions[0].Primary.String()
+	c.StopReplica(t, victim)
+	for i := 100; i < 200; i++ {
+		if err := k.put(ctx, fmt.Sprintf("h%d", i), "s", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 200 {
+		v, ok, err := k.get(ctx, fmt.Sprintf("h%d", i), "s")
+		if err != nil || !ok || v != fmt.Sprint(i) {
+			t.Fatalf("h%d with a server down: %q %v %v", i, v, ok, err)
+		}
+	}
+	// Ballots only grow.
+	var cfg2 idl.QueryCfgResponse
+	if err := c.MetaCall(t.Context(), idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: "temp"}, &cfg2); err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range cfg2.Partitions {
+		if p.Ballot < cfg.Partitions[i].Ballot {
+			t.Fatalf("partition %d ballot went from %d to %d", i, cfg.Partitions[i].Ballot, p.Ballot)
+		}
+		if p.Primary.String() == victim {
+			t.Fatalf("partition %d still names the stopped server as primary", i)
+		}
+	}
+
+	// The stopped server comes back and catches up: stop the two others one at a time and
+	// read everything through the groups it is part of.
+	c.StartReplica(t, victim)
+	c.WaitPrimaries(t, "temp")
+	for _, other := range c.ReplicaAddrs() {
+		if other == victim {
+			continue
+		}
+		c.StopReplica(t, other)
+		for i := range 200 {
+			v, ok, err := k.get(ctx, fmt.Sprintf("h%d", i), "s")
+			if err != nil || !ok || v != fmt.Sprint(i) {
+				t.Fatalf("h%d with %s down: %q %v %v", i, other, v, ok, err)
+			}
+		}
+		c.StartReplica(t, other)
+		c.WaitPrimaries(t, "temp")
+	}
+}
