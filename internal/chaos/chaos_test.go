@@ -1,0 +1,515 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+// buildBinary builds the pegasus command once per test binary.
+var buildOnce struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// binary returns the pegasus command: $PEGASUS_BIN if set, else one built from this module.
+func binary(t *testing.T) string {
+	if p := os.Getenv("PEGASUS_BIN"); p != "" {
+		return p
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "pegasus-chaos-bin")
+		if err != nil {
+			buildOnce.err = err
+			return
+		}
+		buildOnce.path = filepath.Join(dir, "pegasus")
+		out, err := exec.Command("go", "build", "-o", buildOnce.path, "github.com/gopegasus/pegasus/cmd/pegasus").CombinedOutput()
+		if err != nil {
+			buildOnce.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildOnce.err != nil {
+		t.Fatal(buildOnce.err)
+	}
+	return buildOnce.path
+}
+
+// proc is one server process that can be killed and restarted with the same arguments.
+type proc struct {
+	t    *testing.T
+	name string
+	args []string
+	log  *os.File
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (p *proc) start() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	cmd := exec.Command(binary(p.t), p.args...)
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("start %s: %v", p.name, err)
+	}
+	p.cmd = cmd
+	done := make(chan struct{})
+	p.done = done
+	go func() { _ = cmd.Wait(); close(done) }()
+}
+
+// kill SIGKILLs the process and waits until it is gone.
+func (p *proc) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd == nil {
+		return
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.cmd = nil
+}
+
+// cluster is one meta and three replica servers as processes on free loopback ports.
+type cluster struct {
+	t        *testing.T
+	meta     *proc
+	metaAddr string
+	replicas []*proc
+}
+
+func freePort(t *testing.T) int {
+	for {
+		ln, err := listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*netTCPAddr).Port
+		ln.Close()
+		if port > 0 {
+			return port
+		}
+	}
+}
+
+func startCluster(t *testing.T) *cluster {
+	dir := t.TempDir()
+	logf, err := os.Create(filepath.Join(dir, "servers.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		logf.Close()
+		if t.Failed() {
+			if b, err := os.ReadFile(logf.Name()); err == nil {
+				t.Logf("server logs:\n%s", tail(b, 8000))
+			}
+		}
+	})
+	c := &cluster{t: t}
+	c.metaAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.meta = &proc{t: t, name: "meta", log: logf, args: []string{"meta", "--listen", c.metaAddr,
+		"--data", filepath.Join(dir, "meta"), "--log-level", "warn"}}
+	c.meta.start()
+	t.Cleanup(c.meta.kill)
+	for i := range 3 {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		r := &proc{t: t, name: "replica " + addr, log: logf, args: []string{"replica", "--listen", addr,
+			"--data", filepath.Join(dir, fmt.Sprintf("replica%d", i)), "--metas", c.metaAddr, "--log-level", "warn"}}
+		r.start()
+		t.Cleanup(r.kill)
+		c.replicas = append(c.replicas, r)
+	}
+	return c
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// createTable creates a table with 3 replicas and waits for its primaries.
+func (c *cluster) createTable(name string, partitions int) {
+	t := c.t
+	conn := rpc.NewConn(c.metaAddr, rpc.ConnConfig{})
+	defer conn.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		var resp idl.CreateAppResponse
+		err := conn.Call(ctx, wire.Header{}, idl.RPCCreateApp, &idl.CreateAppRequest{AppName: name, Options: idl.CreateAppOptions{
+			PartitionCount: int32(partitions), ReplicaCount: 3, SuccessIfExist: true, AppType: "pegasus", IsStateful: true,
+			Envs: map[string]string{}}}, &resp)
+		cancel()
+		if err == nil && wire.CodeError(string(resp.Err)) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("create table: %v %q", err, resp.Err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		var resp idl.QueryCfgResponse
+		err := conn.Call(ctx, wire.Header{}, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name}, &resp)
+		cancel()
+		ready := err == nil && len(resp.Partitions) == partitions
+		for _, p := range resp.Partitions {
+			ready = ready && !p.Primary.IsZero() && len(p.Secondaries) == 2
+		}
+		if ready {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("table %s: no primaries: %v", name, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// The linearizability model: a map of keys to values; every operation touches one key.
+
+type kvInput struct {
+	op     string // get, set, incr, cas
+	key    string
+	value  string // set: the value; cas: the new value
+	expect string // cas: the expected current value
+	delta  int64  // incr
+}
+
+type kvOutput struct {
+	unknown bool // the call failed or timed out: it may or may not have happened
+	value   string
+	found   bool
+	ok      bool // cas succeeded
+	newVal  int64
+}
+
+type kvState struct {
+	value  string
+	exists bool
+}
+
+var kvModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		for _, op := range history {
+			k := op.Input.(kvInput).key
+			byKey[k] = append(byKey[k], op)
+		}
+		var out [][]porcupine.Operation
+		for _, ops := range byKey {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Init: func() any { return kvState{} },
+	Step: func(state, input, output any) (bool, any) {
+		s, in, out := state.(kvState), input.(kvInput), output.(kvOutput)
+		switch in.op {
+		case "get":
+			return out.found == s.exists && (!s.exists || out.value == s.value), s
+		case "set":
+			return true, kvState{value: in.value, exists: true}
+		case "incr":
+			old := int64(0)
+			if s.exists && s.value != "" {
+				n, err := strconv.ParseInt(s.value, 10, 64)
+				if err != nil {
+					return out.unknown, s // incr of a non-number fails and changes nothing
+				}
+				old = n
+			}
+			next := kvState{value: strconv.FormatInt(old+in.delta, 10), exists: true}
+			return out.unknown || out.newVal == old+in.delta, next
+		case "cas":
+			pass := s.exists && s.value == in.expect
+			if out.unknown {
+				if pass {
+					return true, kvState{value: in.value, exists: true}
+				}
+				return true, s
+			}
+			if out.ok != pass {
+				return false, s
+			}
+			if pass {
+				return true, kvState{value: in.value, exists: true}
+			}
+			return true, s
+		}
+		return false, s
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(kvInput), output.(kvOutput)
+		return fmt.Sprintf("%s(%s %q %q %d) -> %+v", in.op, in.key, in.value, in.expect, in.delta, out)
+	},
+}
+
+// recorder collects the history of all clients.
+type recorder struct {
+	start time.Time
+	mu    sync.Mutex
+	ops   []porcupine.Operation
+	acked atomic.Int64
+	fails atomic.Int64
+}
+
+func (r *recorder) now() int64 { return int64(time.Since(r.start)) }
+
+func (r *recorder) add(client int, in kvInput, out kvOutput, call, ret int64) {
+	if out.unknown {
+		if in.op == "get" {
+			return // a failed read changes nothing
+		}
+		ret = math.MaxInt64 // a failed write may take effect at any time after its call
+		r.fails.Add(1)
+	} else {
+		r.acked.Add(1)
+	}
+	r.mu.Lock()
+	r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
+	r.mu.Unlock()
+}
+
+// run performs one operation through the client and records it.
+func (r *recorder) run(ctx context.Context, tb pegasus.TableConnector, client int, in kvInput) bool {
+	call := r.now()
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	h, s := []byte(in.key), []byte("s")
+	var out kvOutput
+	var err error
+	switch in.op {
+	case "get":
+		var v []byte
+		v, err = tb.Get(cctx, h, s)
+		out.value, out.found = string(v), v != nil
+	case "set":
+		err = tb.Set(cctx, h, s, []byte(in.value))
+	case "incr":
+		out.newVal, err = tb.Incr(cctx, h, s, in.delta)
+	case "cas":
+		var res *pegasus.CheckAndSetResult
+		res, err = tb.CheckAndSet(cctx, h, s, pegasus.CheckTypeBytesEqual, []byte(in.expect), s, []byte(in.value), nil)
+		if err == nil {
+			out.ok = res.SetSucceed
+		}
+	}
+	out.unknown = err != nil
+	r.add(client, in, out, call, r.now())
+	return err == nil
+}
+
+func chaosDuration() time.Duration {
+	if v := os.Getenv("PEGASUS_CHAOS_DURATION"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	if testing.Short() {
+		return 5 * time.Second
+	}
+	return 20 * time.Second
+}
+
+func TestChaosKillReplicaLinearizable(t *testing.T) {
+	c := startCluster(t)
+	c.createTable("chaos", 4)
+	client, err := pegasus.New(pegasus.Config{MetaServers: []string{c.metaAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	tb, err := client.OpenTable(t.Context(), "chaos")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	rec := &recorder{start: time.Now()}
+	keys := []string{"k0", "k1", "k2", "k3", "k4"}
+	duration := chaosDuration()
+	ctx, cancel := context.WithTimeout(t.Context(), duration)
+	defer cancel()
+
+	// After every restart, the time until the next acknowledged write.
+	var lastWriteOK atomic.Int64
+	var wg sync.WaitGroup
+	for cl := range 8 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(cl), 7))
+			for ctx.Err() == nil {
+				in := kvInput{key: keys[rng.IntN(len(keys))]}
+				switch n := rng.IntN(10); {
+				case n < 4:
+					in.op = "get"
+				case n < 6:
+					in.op, in.value = "set", strconv.Itoa(rng.IntN(100))
+				case n < 8:
+					in.op, in.delta = "incr", int64(1+rng.IntN(5))
+				default:
+					in.op, in.expect, in.value = "cas", strconv.Itoa(rng.IntN(100)), strconv.Itoa(rng.IntN(100))
+				}
+				if rec.run(context.WithoutCancel(ctx), tb, cl, in) && in.op != "get" {
+					lastWriteOK.Store(rec.now())
+				}
+			}
+		})
+	}
+
+	kills := 0
+	var worstRecovery time.Duration
+	rng := rand.New(rand.NewPCG(42, 42))
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		victim := c.replicas[rng.IntN(len(c.replicas))]
+		victim.kill()
+		kills++
+		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
+		victim.start()
+		restarted := rec.now()
+		// Writes must succeed again within 10 s of the restart.
+		deadline := time.Now().Add(10 * time.Second)
+		for lastWriteOK.Load() < restarted && time.Now().Before(deadline) && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if ctx.Err() == nil {
+			if lastWriteOK.Load() < restarted {
+				t.Errorf("no write succeeded within 10 s after restarting %s", victim.name)
+			}
+			if d := time.Duration(lastWriteOK.Load() - restarted); d > worstRecovery {
+				worstRecovery = d
+			}
+		}
+	}
+	wg.Wait()
+
+	// Final reads of every key, after the last restart, are part of the history: every
+	// acknowledged write must be reflected in them.
+	for _, k := range keys {
+		fctx, fcancel := context.WithTimeout(t.Context(), 20*time.Second)
+		ok := false
+		for !ok && fctx.Err() == nil {
+			ok = rec.run(fctx, tb, 99, kvInput{op: "get", key: k})
+		}
+		fcancel()
+		if !ok {
+			t.Fatalf("final read of %s failed", k)
+		}
+	}
+
+	res, info := porcupine.CheckOperationsVerbose(kvModel, rec.ops, 2*time.Minute)
+	t.Logf("chaos: %v, %d kills, %d operations acknowledged, %d failed or timed out, worst write recovery after a restart %v, result %s",
+		duration, kills, rec.acked.Load(), rec.fails.Load(), worstRecovery, res)
+	if res == porcupine.Illegal {
+		f := filepath.Join(t.TempDir(), "history.html")
+		if err := porcupine.VisualizePath(kvModel, info, f); err == nil {
+			t.Logf("visualization: %s", f)
+		}
+		t.Fatal("history is not linearizable")
+	}
+	if res != porcupine.Ok {
+		t.Fatalf("linearizability check inconclusive: %s", res)
+	}
+	if kills == 0 || rec.acked.Load() == 0 {
+		t.Fatalf("nothing exercised: %d kills, %d acknowledged", kills, rec.acked.Load())
+	}
+}
+
+// SIGKILL every replica server in the middle of acknowledged writes; after a restart every
+// acknowledged write is there.
+func TestKillWholeClusterKeepsAcknowledgedWrites(t *testing.T) {
+	c := startCluster(t)
+	c.createTable("durable", 4)
+	client, err := pegasus.New(pegasus.Config{MetaServers: []string{c.metaAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	tb, err := client.OpenTable(t.Context(), "durable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var acked []string
+	ctx, cancel := context.WithCancel(t.Context())
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				k := fmt.Sprintf("w%d-%d", w, i)
+				cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
+				err := tb.Set(cctx, []byte(k), []byte("s"), []byte(k))
+				ccancel()
+				if err == nil {
+					mu.Lock()
+					acked = append(acked, k)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	time.Sleep(2 * time.Second)
+	for _, r := range c.replicas {
+		r.kill() // all of them, while writes are in flight
+	}
+	cancel()
+	wg.Wait()
+	mu.Lock()
+	n := len(acked)
+	mu.Unlock()
+	if n == 0 {
+		t.Fatal("no write was acknowledged before the kill")
+	}
+	for _, r := range c.replicas {
+		r.start()
+	}
+	for _, k := range acked {
+		var v []byte
+		var err error
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			cctx, ccancel := context.WithTimeout(t.Context(), 3*time.Second)
+			v, err = tb.Get(cctx, []byte(k), []byte("s"))
+			ccancel()
+			if err == nil {
+				break
+			}
+		}
+		if err != nil || string(v) != k {
+			t.Fatalf("acknowledged write %s after the restart: %q %v", k, v, err)
+		}
+	}
+	t.Logf("%d acknowledged writes, all present after killing and restarting every replica server", n)
+}
+
