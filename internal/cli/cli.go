@@ -36,7 +36,7 @@ func commands() map[string]command {
 		"onebox":  {"run a meta and 3 replica servers in one process", runOnebox},
 		"meta":    {"run one meta server", runMeta},
 		"replica": {"run one replica server", runReplica},
-		"shell":   {"interactive shell", notYet("shell")},
+		"shell":   {"interactive shell: data and admin commands", runShell},
 		"bench":   {"benchmark a cluster", notYet("bench")},
 	}
 }
