@@ -56,6 +56,11 @@ type Assignment struct {
 	// exactly these voters.
 	Members []string          `json:"members"`
 	Envs    map[string]string `json:"envs,omitempty"`
+	// Join is set when this server is added to a partition that already exists (replacing a
+	// lost replica): its replica starts empty and waits for the leader to send it the log or
+	// a snapshot. Without Join, a new replica bootstraps the group with Members as voters,
+	// which is only right when the partition is new.
+	Join bool `json:"join,omitempty"`
 }
 
 // SyncResponse is the meta leader's answer.

@@ -228,3 +228,30 @@ func (l Logger) Fatal(v ...any)                   { panic(fmt.Sprint(v...)) }
 func (l Logger) Fatalf(format string, v ...any)   { panic(fmt.Sprintf(format, v...)) }
 func (l Logger) Panic(v ...any)                   { panic(fmt.Sprint(v...)) }
 func (l Logger) Panicf(format string, v ...any)   { panic(fmt.Sprintf(format, v...)) }
+
+// InstallSnapshot records a snapshot received from the leader as the group's new starting
+// point, with hs, and deletes every entry: after a snapshot the log restarts right after it.
+func (g Group) InstallSnapshot(meta raftpb.SnapshotMetadata, hs raftpb.HardState) error {
+	v, err := meta.Marshal()
+	if err != nil {
+		return err
+	}
+	b := g.l.db.NewBatch()
+	defer b.Close()
+	if err := b.Set(gpidKey('s', g.pid, 0), v, nil); err != nil {
+		return err
+	}
+	if !raft.IsEmptyHardState(hs) {
+		hv, err := hs.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := b.Set(gpidKey('h', g.pid, 0), hv, nil); err != nil {
+			return err
+		}
+	}
+	if err := b.DeleteRange(entryKey(g.pid, 0), entryKey(g.pid, ^uint64(0)), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}

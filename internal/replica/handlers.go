@@ -230,7 +230,9 @@ func (s *Server) handleGet(ctx context.Context, req *rpc.Request) (idl.Value, wi
 	if code != wire.OK {
 		return nil, code
 	}
-	v, rc, err := p.db.Get(k)
+	db, release := p.readDB()
+	defer release()
+	v, rc, err := db.Get(k)
 	if err != nil {
 		return nil, codeOf(err)
 	}
@@ -243,7 +245,9 @@ func (s *Server) handleTTL(ctx context.Context, req *rpc.Request) (idl.Value, wi
 	if code != wire.OK {
 		return nil, code
 	}
-	ttl, rc, err := p.db.TTL(k)
+	db, release := p.readDB()
+	defer release()
+	ttl, rc, err := db.TTL(k)
 	if err != nil {
 		return nil, codeOf(err)
 	}
@@ -256,7 +260,9 @@ func (s *Server) handleSortKeyCount(ctx context.Context, req *rpc.Request) (idl.
 	if code != wire.OK {
 		return nil, code
 	}
-	n, rc, err := p.db.SortKeyCount(h)
+	db, release := p.readDB()
+	defer release()
+	n, rc, err := db.SortKeyCount(h)
 	if err != nil {
 		return nil, codeOf(err)
 	}
@@ -269,7 +275,9 @@ func (s *Server) handleMultiGet(ctx context.Context, req *rpc.Request) (idl.Valu
 	if code != wire.OK {
 		return nil, code
 	}
-	res, err := p.db.MultiGet(&storage.MultiGetRequest{
+	db, release := p.readDB()
+	defer release()
+	res, err := db.MultiGet(&storage.MultiGetRequest{
 		HashKey: a.HashKey, SortKeys: a.SortKeys, MaxKVCount: a.MaxKVCount, MaxKVSize: a.MaxKVSize,
 		NoValue: a.NoValue, StartSortKey: a.StartSortKey, StopSortKey: a.StopSortKey,
 		StartInclusive: a.StartInclusive, StopInclusive: a.StopInclusive,
@@ -305,7 +313,9 @@ func (s *Server) handleBatchGet(ctx context.Context, req *rpc.Request) (idl.Valu
 	for i, k := range a.Keys {
 		keys[i] = storage.FullKey{HashKey: k.HashKey, SortKey: k.SortKey}
 	}
-	data, rc, err := p.db.BatchGet(keys)
+	db, release := p.readDB()
+	defer release()
+	data, rc, err := db.BatchGet(keys)
 	if err != nil {
 		return nil, codeOf(err)
 	}
@@ -333,7 +343,9 @@ func (s *Server) handleGetScanner(ctx context.Context, req *rpc.Request) (idl.Va
 	if code != wire.OK {
 		return nil, code
 	}
-	res, err := p.db.GetScanner(&storage.GetScannerRequest{
+	db, release := p.readDB()
+	defer release()
+	res, err := db.GetScanner(&storage.GetScannerRequest{
 		StartKey: a.StartKey, StopKey: a.StopKey, StartInclusive: a.StartInclusive, StopInclusive: a.StopInclusive,
 		BatchSize: a.BatchSize, NoValue: a.NoValue,
 		HashKeyFilterType: storage.FilterType(a.HashKeyFilterType), HashKeyFilter: a.HashKeyFilterPattern,
@@ -353,7 +365,9 @@ func (s *Server) handleScan(ctx context.Context, req *rpc.Request) (idl.Value, w
 	if code != wire.OK {
 		return nil, code
 	}
-	res, err := p.db.Scan(a.ContextID)
+	db, release := p.readDB()
+	defer release()
+	res, err := db.Scan(a.ContextID)
 	if err != nil {
 		return nil, codeOf(err)
 	}
@@ -362,7 +376,9 @@ func (s *Server) handleScan(ctx context.Context, req *rpc.Request) (idl.Value, w
 
 func (s *Server) handleClearScanner(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 	if p := s.partition(idl.GPID{AppID: req.Header.AppID, PartitionIndex: req.Header.PartitionIndex}); p != nil {
-		p.db.ClearScanner(int64(*req.Args.(*idl.ContextID)))
+		db, release := p.readDB()
+		defer release()
+		db.ClearScanner(int64(*req.Args.(*idl.ContextID)))
 	}
 	return nil, wire.OK
 }

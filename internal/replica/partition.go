@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,11 +27,6 @@ const (
 	maxWritesPerEntry = 256
 	// maxEntryBytes bounds one entry's payload (a single larger write still goes alone).
 	maxEntryBytes = 4 << 20
-	// compactEvery is how many applied entries accumulate before the raft log is truncated.
-	compactEvery = 10000
-	// keepEntries is how many applied entries stay in the log after a truncation, so a
-	// follower slightly behind can catch up from the log.
-	keepEntries = 1000
 )
 
 var (
@@ -55,6 +51,7 @@ type tableInfo struct {
 	members        []string
 	envs           map[string]string
 	defaultTTL     int32
+	join           bool
 }
 
 // readWait is a read waiting until the partition has applied its read index.
@@ -68,19 +65,26 @@ type partition struct {
 	s   *Server
 	pid idl.GPID
 	lg  *slog.Logger
-	db  *storage.DB
 	log raftlog.Group
 	id  uint64
 
-	proposeC chan *write
-	readC    chan *readWait
-	recvC    chan raftpb.Message
+	// dbMu guards db: the loop replaces the store when it installs a snapshot, while
+	// request handlers use it concurrently (under the read lock).
+	dbMu sync.RWMutex
+	db   *storage.DB
 
-	isLeader atomic.Bool
-	term     atomic.Uint64
-	applied  atomic.Uint64
-	info     atomic.Pointer[tableInfo]
-	voters   atomic.Pointer[[]string]
+	proposeC  chan *write
+	readC     chan *readWait
+	recvC     chan raftpb.Message
+	installC  chan *install
+	snapDoneC chan snapDone
+
+	isLeader  atomic.Bool
+	term      atomic.Uint64
+	snapshots atomic.Int64 // snapshots installed
+	applied   atomic.Uint64
+	info      atomic.Pointer[tableInfo]
+	voters    atomic.Pointer[[]string]
 
 	stop chan struct{}
 	done chan struct{}
@@ -88,8 +92,14 @@ type partition struct {
 
 func (p *partition) table() *tableInfo { return p.info.Load() }
 
+// readDB returns the store for a request; call release when done with it.
+func (p *partition) readDB() (db *storage.DB, release func()) {
+	p.dbMu.RLock()
+	return p.db, p.dbMu.RUnlock
+}
+
 func (p *partition) setTable(a cluster.Assignment) {
-	ti := &tableInfo{appName: a.AppName, partitionCount: a.PartitionCount, members: a.Members, envs: a.Envs}
+	ti := &tableInfo{appName: a.AppName, partitionCount: a.PartitionCount, members: a.Members, envs: a.Envs, join: a.Join}
 	if prev := p.info.Load(); prev != nil {
 		ti.defaultTTL = prev.defaultTTL
 	}
@@ -163,6 +173,26 @@ func (p *partition) readBarrier(ctx context.Context) error {
 	}
 }
 
+// leaderSnapshots is the raft storage of a partition. raft asks Snapshot for what to send a
+// follower that needs entries the log no longer has; the answer describes the store as of
+// the applied index, with the configuration as of that index (which includes any learner
+// just added), because what is actually sent is a checkpoint of the store taken right after
+// (see sendSnapshot). Everything else is the MemoryStorage's.
+type leaderSnapshots struct {
+	*raft.MemoryStorage
+	l *loop
+}
+
+// Snapshot implements raft.Storage. It is called on the partition's loop.
+func (s leaderSnapshots) Snapshot() (raftpb.Snapshot, error) {
+	applied := s.l.p.applied.Load()
+	term, err := s.MemoryStorage.Term(applied)
+	if err != nil {
+		return s.MemoryStorage.Snapshot()
+	}
+	return raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: applied, Term: term, ConfState: s.l.cs}}, nil
+}
+
 // loop is the partition's raft state machine. It owns rn and everything in ls.
 type loop struct {
 	p        *partition
@@ -177,6 +207,20 @@ type loop struct {
 	lead     uint64
 	truncAt  uint64 // last truncation point
 	entryBuf []byte
+
+	csLog         []confEntry     // configurations after each applied membership change
+	installed     uint64          // the store holds every write up to this index (last snapshot installed)
+	sending       map[uint64]bool // peers a snapshot is being sent to
+	confPending   bool            // a membership change is proposed and not yet applied
+	confAt        time.Time
+	lastReconcile time.Time
+	lastTransfer  time.Time
+}
+
+// confEntry is the group's configuration as of a log index.
+type confEntry struct {
+	index uint64
+	cs    raftpb.ConfState
 }
 
 type readBatch struct {
@@ -185,7 +229,7 @@ type readBatch struct {
 }
 
 // newLoop restores or bootstraps the partition's raft group.
-func newLoop(p *partition, members []string) (*loop, error) {
+func newLoop(p *partition, members []string, join bool) (*loop, error) {
 	ms, found, err := p.log.Load()
 	if err != nil {
 		return nil, err
@@ -194,11 +238,12 @@ func newLoop(p *partition, members []string) (*loop, error) {
 	if err != nil {
 		return nil, err
 	}
+	l := &loop{}
 	cfg := &raft.Config{
 		ID:              p.id,
 		ElectionTick:    10,
 		HeartbeatTick:   1,
-		Storage:         ms,
+		Storage:         leaderSnapshots{ms, l},
 		MaxSizePerMsg:   1 << 20,
 		MaxInflightMsgs: 256,
 		CheckQuorum:     true,
@@ -212,14 +257,15 @@ func newLoop(p *partition, members []string) (*loop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replica: raft group %v: %w", p.pid, err)
 	}
-	l := &loop{
+	*l = loop{
 		p: p, rn: rn, ms: ms, cs: snap.Metadata.ConfState,
 		waiters: make(map[uint64][]*write),
 		nextID:  rand.Uint64() &^ (1<<32 - 1),
 		reads:   make(map[uint64][]*readWait),
 		truncAt: snap.Metadata.Index,
+		sending: make(map[uint64]bool),
 	}
-	if !found {
+	if !found && !join {
 		peers := make([]raft.Peer, 0, len(members))
 		for _, m := range members {
 			peers = append(peers, raft.Peer{ID: raftID(m)})
@@ -263,6 +309,18 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			l.readIndex(rw)
 		case m := <-p.recvC:
 			_ = l.rn.Step(m)
+		case in := <-p.installC:
+			in.done <- l.installSnapshot(in)
+		case d := <-p.snapDoneC:
+			delete(l.sending, d.to)
+			status := raft.SnapshotFinish
+			if !d.ok {
+				status = raft.SnapshotFailure
+			}
+			l.rn.ReportSnapshot(d.to, status)
+		}
+		if l.lead == p.id {
+			l.reconcile()
 		}
 	}
 }
@@ -342,6 +400,11 @@ func (l *loop) drainReady() error {
 		if !raft.IsEmptyHardState(rd.HardState) {
 			p.term.Store(rd.HardState.Term)
 		}
+		if !raft.IsEmptySnap(rd.Snapshot) {
+			if err := l.applySnapshot(rd.Snapshot, rd.HardState); err != nil {
+				return err
+			}
+		}
 		if err := p.log.Save(rd.HardState, rd.Entries); err != nil {
 			return err
 		}
@@ -353,7 +416,7 @@ func (l *loop) drainReady() error {
 				return err
 			}
 		}
-		p.s.transport.send(p.pid, rd.Messages)
+		l.send(rd.Messages)
 		for _, rs := range rd.ReadStates {
 			if len(rs.RequestCtx) != 8 {
 				continue
@@ -427,6 +490,8 @@ func (l *loop) apply(ents []raftpb.Entry) error {
 				return fmt.Errorf("replica: conf change at %d: %w", e.Index, err)
 			}
 			l.cs = *l.rn.ApplyConfChange(cc)
+			l.confPending = false
+			l.csLog = append(l.csLog, confEntry{e.Index, l.cs})
 			l.publishVoters()
 		case raftpb.EntryConfChangeV2:
 			var cc raftpb.ConfChangeV2
@@ -434,6 +499,7 @@ func (l *loop) apply(ents []raftpb.Entry) error {
 				return fmt.Errorf("replica: conf change at %d: %w", e.Index, err)
 			}
 			l.cs = *l.rn.ApplyConfChange(cc)
+			l.csLog = append(l.csLog, confEntry{e.Index, l.cs})
 			l.publishVoters()
 		}
 		p.applied.Store(e.Index)
@@ -513,10 +579,11 @@ func (l *loop) publishVoters() {
 func (l *loop) maybeTruncate() error {
 	p := l.p
 	applied := p.applied.Load()
-	if applied < l.truncAt+compactEvery+keepEntries {
+	keep := uint64(p.s.cfg.LogKeep)
+	if applied < l.truncAt+uint64(p.s.cfg.LogCompactEvery)+keep {
 		return nil
 	}
-	at := applied - keepEntries
+	at := applied - keep
 	if err := p.db.SyncApplied(); err != nil {
 		return err
 	}
@@ -524,7 +591,13 @@ func (l *loop) maybeTruncate() error {
 	if err != nil {
 		return err
 	}
-	if err := p.log.Truncate(at, term, l.cs); err != nil {
+	cs := l.confAsOf(at)
+	if err := p.log.Truncate(at, term, cs); err != nil {
+		return err
+	}
+	// The snapshot record tells raft where the log now starts (and what to send a follower
+	// that needs more than the log has: see sendSnapshot).
+	if _, err := l.ms.CreateSnapshot(at, &cs, nil); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
 		return err
 	}
 	if err := l.ms.Compact(at); err != nil && !errors.Is(err, raft.ErrCompacted) {
@@ -532,4 +605,167 @@ func (l *loop) maybeTruncate() error {
 	}
 	l.truncAt = at
 	return nil
+}
+
+// confAsOf returns the group's configuration as of log index i (i at or after the last
+// truncation point), and forgets the history before it.
+func (l *loop) confAsOf(i uint64) raftpb.ConfState {
+	snap, _ := l.ms.Snapshot()
+	cs := snap.Metadata.ConfState
+	n := 0
+	for _, c := range l.csLog {
+		if c.index <= i {
+			cs = c.cs
+			continue
+		}
+		l.csLog[n] = c
+		n++
+	}
+	l.csLog = l.csLog[:n]
+	return cs
+}
+
+// send hands raft messages to the transport; snapshots go through a checkpoint transfer.
+func (l *loop) send(msgs []raftpb.Message) {
+	p := l.p
+	n := 0
+	for _, m := range msgs {
+		if m.Type != raftpb.MsgSnap {
+			msgs[n] = m
+			n++
+			continue
+		}
+		addr := p.addressOf(m.To)
+		if addr == "" || l.sending[m.To] {
+			l.rn.ReportSnapshot(m.To, raft.SnapshotFailure)
+			continue
+		}
+		l.sending[m.To] = true
+		p.s.partsWG.Go(func() { p.s.sendSnapshot(p, m, addr) })
+	}
+	p.s.transport.send(p, msgs[:n])
+}
+
+// addressOf maps a raft id to a member's address.
+func (p *partition) addressOf(id uint64) string {
+	for _, a := range p.table().members {
+		if raftID(a) == id {
+			return a
+		}
+	}
+	return ""
+}
+
+// applySnapshot makes a snapshot raft accepted the group's new starting point. The store
+// was already replaced by installSnapshot.
+func (l *loop) applySnapshot(snap raftpb.Snapshot, hs raftpb.HardState) error {
+	p := l.p
+	if err := p.log.InstallSnapshot(snap.Metadata, hs); err != nil {
+		return err
+	}
+	if err := l.ms.ApplySnapshot(snap); err != nil {
+		return err
+	}
+	l.cs = snap.Metadata.ConfState
+	l.truncAt = snap.Metadata.Index
+	l.publishVoters()
+	if l.installed < snap.Metadata.Index {
+		return fmt.Errorf("replica: snapshot at %d applied over a store holding writes up to %d", snap.Metadata.Index, l.installed)
+	}
+	p.applied.Store(max(p.applied.Load(), snap.Metadata.Index))
+	return nil
+}
+
+// Membership and leadership upkeep, on the leader only.
+const (
+	reconcileEvery = time.Second
+	confTimeout    = 10 * time.Second
+	transferEvery  = 5 * time.Second
+)
+
+// reconcile moves the group's voters toward the meta server's placement, one change at a
+// time and always adding before removing, so the group never has fewer healthy voters than
+// it needs: a new member joins as a learner, becomes a voter once it has caught up, and only
+// then is a member that left the placement removed. It also hands leadership to the
+// placement's first member (the preferred primary) when that one is caught up, which keeps
+// primaries spread evenly across servers.
+func (l *loop) reconcile() {
+	now := time.Now()
+	if now.Sub(l.lastReconcile) < reconcileEvery {
+		return
+	}
+	l.lastReconcile = now
+	if l.confPending && now.Sub(l.confAt) < confTimeout {
+		return
+	}
+	l.confPending = false
+	ti := l.p.table()
+	if len(ti.members) == 0 {
+		return
+	}
+	desired := map[uint64]string{}
+	for _, m := range ti.members {
+		desired[raftID(m)] = m
+	}
+	voters := map[uint64]bool{}
+	for _, id := range l.cs.Voters {
+		voters[id] = true
+	}
+	learners := map[uint64]bool{}
+	for _, id := range l.cs.Learners {
+		learners[id] = true
+	}
+	st := l.rn.Status()
+	propose := func(t raftpb.ConfChangeType, id uint64, ctx string) {
+		if err := l.rn.ProposeConfChange(raftpb.ConfChange{Type: t, NodeID: id, Context: []byte(ctx)}); err == nil {
+			l.confPending, l.confAt = true, now
+			l.p.lg.Info("membership change proposed", "change", t.String(), "member", ctx)
+		}
+	}
+	for _, m := range ti.members {
+		id := raftID(m)
+		if !voters[id] && !learners[id] {
+			propose(raftpb.ConfChangeAddLearnerNode, id, m)
+			return
+		}
+	}
+	for id := range learners {
+		if addr, ok := desired[id]; ok {
+			if pr, ok := st.Progress[id]; ok && pr.Match+uint64(l.p.s.cfg.LogKeep)/2 >= st.Commit {
+				propose(raftpb.ConfChangeAddNode, id, addr)
+				return
+			}
+		} else {
+			propose(raftpb.ConfChangeRemoveNode, id, fmt.Sprintf("raft-id-%x", id))
+			return
+		}
+	}
+	for id := range voters {
+		if _, ok := desired[id]; ok {
+			continue
+		}
+		if id == l.p.id {
+			l.transferTo(st, ti.members)
+			return
+		}
+		propose(raftpb.ConfChangeRemoveNode, id, fmt.Sprintf("raft-id-%x", id))
+		return
+	}
+	if pref := raftID(ti.members[0]); pref != l.p.id && voters[pref] && now.Sub(l.lastTransfer) >= transferEvery {
+		if pr, ok := st.Progress[pref]; ok && pr.RecentActive && pr.Match == st.Commit {
+			l.lastTransfer = now
+			l.rn.TransferLeader(pref)
+		}
+	}
+}
+
+// transferTo hands leadership to a caught-up member of the placement.
+func (l *loop) transferTo(st raft.Status, members []string) {
+	for _, m := range members {
+		id := raftID(m)
+		if pr, ok := st.Progress[id]; ok && id != l.p.id && pr.RecentActive && pr.Match == st.Commit {
+			l.rn.TransferLeader(id)
+			return
+		}
+	}
 }

@@ -24,6 +24,7 @@ type assigner struct {
 	tables  []cluster.Assignment // one per partition; Members filled per test
 	reports map[string]cluster.SyncRequest
 	dropped []int32
+	joiners map[string]bool // nodes whose assignments say Join
 }
 
 func (a *assigner) handle(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
@@ -38,6 +39,7 @@ func (a *assigner) handle(_ context.Context, req *rpc.Request) (idl.Value, wire.
 	for _, as := range a.tables {
 		for _, m := range as.Members {
 			if m == sr.Node {
+				as.Join = a.joiners[m]
 				resp.Assignments = append(resp.Assignments, as)
 			}
 		}
@@ -76,11 +78,14 @@ func startAssigner(t *testing.T) (*assigner, string) {
 // runReplica starts a replica server on dir; the returned stop function stops it and waits.
 func runReplica(t *testing.T, dir, listen string, metas []string) (*Server, func()) {
 	t.Helper()
-	s, err := New(Config{
-		Listen: listen, DataDir: dir, Metas: metas,
-		SyncInterval: 50 * time.Millisecond, TickInterval: 10 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	return runReplicaCfg(t, Config{Listen: listen, DataDir: dir, Metas: metas})
+}
+
+func runReplicaCfg(t *testing.T, cfg Config) (*Server, func()) {
+	t.Helper()
+	cfg.SyncInterval, cfg.TickInterval = 50*time.Millisecond, 10*time.Millisecond
+	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	s, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

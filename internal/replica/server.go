@@ -31,6 +31,9 @@ import (
 const (
 	DefaultSyncInterval = time.Second
 	DefaultTickInterval = 100 * time.Millisecond
+	// DefaultLogCompactEvery and DefaultLogKeep: see Config.
+	DefaultLogCompactEvery = 10000
+	DefaultLogKeep         = 1000
 	// MaxWriteSize is Pegasus's max_allowed_write_size: larger write requests are refused
 	// with ERR_INVALID_DATA.
 	MaxWriteSize = 1 << 20
@@ -53,6 +56,11 @@ type Config struct {
 	SyncInterval time.Duration
 	// TickInterval is the raft tick (default 100 ms; elections take 10-20 ticks).
 	TickInterval time.Duration
+	// LogCompactEvery is how many applied entries accumulate in a partition's raft log
+	// before it is truncated (default 10000); LogKeep is how many applied entries survive a
+	// truncation, so a follower slightly behind catches up from the log rather than a
+	// snapshot (default 1000).
+	LogCompactEvery, LogKeep int
 	// ClusterID is the duplication cluster id written into value timetags.
 	ClusterID uint8
 	// HTTP serves HTTP requests arriving on the RPC port; default: a short status page.
@@ -98,6 +106,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TickInterval <= 0 {
 		cfg.TickInterval = DefaultTickInterval
 	}
+	if cfg.LogCompactEvery <= 0 {
+		cfg.LogCompactEvery = DefaultLogCompactEvery
+	}
+	if cfg.LogKeep <= 0 {
+		cfg.LogKeep = DefaultLogKeep
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -112,10 +126,14 @@ func New(cfg Config) (*Server, error) {
 		syncNow: make(chan struct{}, 1),
 		dropped: make(map[int32]bool),
 	}
-	httpHandler := cfg.HTTP
-	if httpHandler == nil {
-		httpHandler = http.HandlerFunc(s.serveStatus)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+snapshotPath, s.serveSnapshot)
+	if cfg.HTTP != nil {
+		mux.Handle("/", cfg.HTTP)
+	} else {
+		mux.HandleFunc("/", s.serveStatus)
 	}
+	var httpHandler http.Handler = mux
 	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg})
 	if err != nil {
 		return nil, err
@@ -246,29 +264,25 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		return err
 	}
 	lg := s.lg.With("gpid", fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex))
-	db, err := storage.Open(storage.Options{
-		Dir:       filepath.Join(dir, "data"),
-		ClusterID: s.cfg.ClusterID,
-		Logger:    lg,
-		// Scans that validate the partition hash need the partition's place.
-		PartitionIndex: a.PartitionIndex,
-		PartitionCount: a.PartitionCount,
-	})
+	ti := &tableInfo{partitionCount: a.PartitionCount}
+	db, err := s.openStore(pid, ti, lg)
 	if err != nil {
-		return fmt.Errorf("replica: open partition %v: %w", pid, err)
+		return err
 	}
 	p := &partition{
 		s: s, pid: pid, lg: lg, db: db,
-		log:      s.rlog.Group(pid),
-		id:       raftID(s.addr),
-		proposeC: make(chan *write, 1024),
-		readC:    make(chan *readWait, 1024),
-		recvC:    make(chan raftpb.Message, 1024),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
+		log:       s.rlog.Group(pid),
+		id:        raftID(s.addr),
+		proposeC:  make(chan *write, 1024),
+		readC:     make(chan *readWait, 1024),
+		recvC:     make(chan raftpb.Message, 1024),
+		installC:  make(chan *install),
+		snapDoneC: make(chan snapDone),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	p.setTable(a)
-	l, err := newLoop(p, a.Members)
+	l, err := newLoop(p, a.Members, a.Join)
 	if err != nil {
 		_ = db.Close()
 		return err
@@ -278,10 +292,29 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	s.mu.Lock()
 	s.parts[pid] = p
 	s.mu.Unlock()
-	campaign := len(a.Members) == 0 || a.Members[0] == s.addr
+	campaign := !a.Join && (len(a.Members) == 0 || a.Members[0] == s.addr)
 	s.partsWG.Go(func() { l.run(ctx, s.cfg.TickInterval, campaign) })
 	lg.Info("partition opened", "members", a.Members, "applied", db.LastAppliedIndex())
 	return nil
+}
+
+// dataDir is where a partition replica's store lives.
+func (s *Server) dataDir(pid idl.GPID) string { return filepath.Join(s.partitionDir(pid), "data") }
+
+// openStore opens a partition replica's store.
+func (s *Server) openStore(pid idl.GPID, ti *tableInfo, lg *slog.Logger) (*storage.DB, error) {
+	db, err := storage.Open(storage.Options{
+		Dir:       s.dataDir(pid),
+		ClusterID: s.cfg.ClusterID,
+		Logger:    lg,
+		// Scans that validate the partition hash need the partition's place.
+		PartitionIndex: pid.PartitionIndex,
+		PartitionCount: ti.partitionCount,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)
+	}
+	return db, nil
 }
 
 func writeAssignment(dir string, a cluster.Assignment) error {

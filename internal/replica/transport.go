@@ -53,31 +53,13 @@ func (t *transport) close() {
 	}
 }
 
-// send queues a partition's outgoing messages. Messages for unknown peers and snapshots
-// (not supported yet: a follower that fell behind the log's truncation point cannot catch
-// up) are dropped.
-func (t *transport) send(pid idl.GPID, msgs []raftpb.Message) {
-	if len(msgs) == 0 {
-		return
-	}
-	p := t.s.partition(pid)
-	var members []string
-	if p != nil {
-		members = p.table().members
-	}
+// send queues a partition's outgoing messages (snapshots excepted: they are streamed by
+// sendSnapshot). Messages for peers outside the placement are dropped.
+func (t *transport) send(p *partition, msgs []raftpb.Message) {
+	pid := p.pid
 	for i := range msgs {
 		m := &msgs[i]
-		if m.Type == raftpb.MsgSnap {
-			t.s.lg.Warn("raft snapshot to a lagging follower not supported; dropped", "gpid", pid)
-			continue
-		}
-		addr := ""
-		for _, a := range members {
-			if raftID(a) == m.To {
-				addr = a
-				break
-			}
-		}
+		addr := p.addressOf(m.To)
 		if addr == "" {
 			continue
 		}

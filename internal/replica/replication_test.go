@@ -1,0 +1,172 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+const replApp = 5
+
+var replPID = idl.GPID{AppID: replApp}
+
+// group is a set of replica servers sharing one single-partition table.
+type group struct {
+	t       *testing.T
+	a       *assigner
+	meta    string
+	servers map[string]*Server
+	stops   map[string]func()
+	dirs    map[string]string
+}
+
+func newGroup(t *testing.T, n int) (*group, []string) {
+	a, meta := startAssigner(t)
+	a.joiners = map[string]bool{}
+	g := &group{t: t, a: a, meta: meta, servers: map[string]*Server{}, stops: map[string]func(){}, dirs: map[string]string{}}
+	var addrs []string
+	for range n {
+		dir := t.TempDir()
+		s, stop := g.run(dir, "127.0.0.1:0")
+		addrs = append(addrs, s.Addr())
+		g.dirs[s.Addr()] = dir
+		_ = stop
+	}
+	return g, addrs
+}
+
+func (g *group) run(dir, addr string) (*Server, func()) {
+	s, stop := runReplicaCfg(g.t, Config{Listen: addr, DataDir: dir, Metas: []string{g.meta}, LogCompactEvery: 50, LogKeep: 10})
+	g.servers[s.Addr()] = s
+	g.stops[s.Addr()] = stop
+	return s, stop
+}
+
+func (g *group) setMembers(members ...string) {
+	g.a.mu.Lock()
+	defer g.a.mu.Unlock()
+	g.a.tables = []cluster.Assignment{{AppID: replApp, AppName: "r", PartitionCount: 1, Members: members}}
+}
+
+// leader waits for a leader among the given servers and returns it.
+func (g *group) leader(among ...string) string {
+	var l string
+	waitFor(g.t, "a leader", func() bool {
+		for _, a := range among {
+			if p := g.servers[a].partition(replPID); p != nil && p.isLeader.Load() {
+				l = a
+				return true
+			}
+		}
+		return false
+	})
+	return l
+}
+
+// put writes through whichever of the servers leads, retrying while leadership moves.
+func (g *group) put(among []string, i int) {
+	g.t.Helper()
+	k := key.Encode([]byte(fmt.Sprintf("k%04d", i)), nil)
+	for try := 0; ; try++ {
+		l := g.leader(among...)
+		conn := rpc.NewConn(l, rpc.ConnConfig{})
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		var resp idl.UpdateResponse
+		err := conn.Call(ctx, wire.Header{AppID: replApp}, idl.RPCPut, &idl.UpdateRequest{Key: k, Value: []byte(fmt.Sprint(i))}, &resp)
+		cancel()
+		conn.Close()
+		if err == nil && resp.Error == 0 {
+			return
+		}
+		if try > 50 {
+			g.t.Fatalf("put %d: %v %+v", i, err, resp)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// hasAll checks a server's own store directly: it holds every key 0..n-1.
+func (g *group) hasAll(addr string, n int) bool {
+	p := g.servers[addr].partition(replPID)
+	if p == nil {
+		return false
+	}
+	db, release := p.readDB()
+	defer release()
+	for i := range n {
+		v, code, err := db.Get(key.Encode([]byte(fmt.Sprintf("k%04d", i)), nil))
+		if err != nil || code != 0 || string(v) != fmt.Sprint(i) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
+	g, addrs := newGroup(t, 3)
+	a, b, c := addrs[0], addrs[1], addrs[2]
+	g.setMembers(a, b, c)
+	for i := range 20 {
+		g.put(addrs, i)
+	}
+	// c misses many writes: the leader truncates its log past them.
+	g.stops[c]()
+	for i := 20; i < 300; i++ {
+		g.put([]string{a, b}, i)
+	}
+	g.run(g.dirs[c], c)
+	waitFor(t, "c to catch up", func() bool { return g.hasAll(c, 300) })
+	if n := g.servers[c].partition(replPID).snapshots.Load(); n == 0 {
+		t.Fatal("c caught up without a snapshot although the log was truncated")
+	}
+	// And c takes part in the group again: with a stopped, b and c still commit.
+	g.stops[a]()
+	for i := 300; i < 320; i++ {
+		g.put([]string{b, c}, i)
+	}
+	if !g.hasAll(c, 320) && !g.hasAll(b, 320) {
+		t.Fatal("writes after the catch-up are missing")
+	}
+}
+
+func TestLostMemberIsReplaced(t *testing.T) {
+	g, addrs := newGroup(t, 4)
+	a, b, c, d := addrs[0], addrs[1], addrs[2], addrs[3]
+	g.setMembers(a, b, c)
+	for i := range 200 {
+		g.put([]string{a, b, c}, i)
+	}
+	// c is lost; the placement replaces it by d, which joins the existing group.
+	g.stops[c]()
+	g.a.mu.Lock()
+	g.a.joiners[d] = true
+	g.a.mu.Unlock()
+	g.setMembers(a, b, d)
+	waitFor(t, "d to become a voter and c to be removed", func() bool {
+		l := g.leader(a, b, d)
+		v := g.servers[l].partition(replPID).voters.Load()
+		if v == nil {
+			return false
+		}
+		got := slices.Clone(*v)
+		slices.Sort(got)
+		want := []string{a, b, d}
+		slices.Sort(want)
+		return slices.Equal(got, want)
+	})
+	waitFor(t, "d to hold the data", func() bool { return g.hasAll(d, 200) })
+	// The new group {a, b, d} commits without c, even with a down too.
+	g.stops[a]()
+	for i := 200; i < 230; i++ {
+		g.put([]string{b, d}, i)
+	}
+	waitFor(t, "d to hold the new writes", func() bool { return g.hasAll(d, 230) })
+}
