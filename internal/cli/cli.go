@@ -26,18 +26,13 @@ type command struct {
 }
 
 func commands() map[string]command {
-	notYet := func(name string) func(context.Context, []string, io.Writer, io.Writer) error {
-		return func(context.Context, []string, io.Writer, io.Writer) error {
-			return fmt.Errorf("%s: %w (see README.md, \"What works today\")", name, ErrNotImplemented)
-		}
-	}
 	return map[string]command{
 		"version": {"print the version", runVersion},
 		"onebox":  {"run a meta and 3 replica servers in one process", runOnebox},
 		"meta":    {"run one meta server", runMeta},
 		"replica": {"run one replica server", runReplica},
 		"shell":   {"interactive shell: data and admin commands", runShell},
-		"bench":   {"benchmark a cluster", notYet("bench")},
+		"bench":   {"benchmark a cluster: YCSB workloads A–F, put, get, multi_get, scan", runBench},
 	}
 }
 
