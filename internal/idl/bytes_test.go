@@ -149,7 +149,7 @@ func TestRegistry(t *testing.T) {
 		RPCClusterInfo, RPCUpdateAppEnv, RPCRecallApp, RPCQueryAppInfo, RPCCLICall, RPCNegotiation,
 		RPCPut, RPCMultiPut, RPCRemove, RPCMultiRemove, RPCIncr, RPCCheckAndSet, RPCCheckAndMutate,
 		RPCGet, RPCMultiGet, RPCBatchGet, RPCSortKeyCount, RPCTTL, RPCGetScanner, RPCScan,
-		RPCClearScanner, RPCConfigSync, RPCRaft}
+		RPCClearScanner, RPCConfigSync, RPCRaft, RPCMetaRaft}
 	if len(RPCs()) != len(names) {
 		t.Fatalf("registry has %d RPCs, want %d", len(RPCs()), len(names))
 	}
@@ -165,7 +165,7 @@ func TestRegistry(t *testing.T) {
 		if (a == b && reflect.TypeOf(a).Elem().Size() > 0) || a.ThriftType() != r.ArgsType {
 			t.Fatalf("%s: NewRequest not fresh or ArgsType wrong", name)
 		}
-		if r.IsOneWay() != (name == RPCClearScanner || name == RPCRaft) {
+		if r.IsOneWay() != (name == RPCClearScanner || name == RPCRaft || name == RPCMetaRaft) {
 			t.Fatalf("%s: IsOneWay = %v", name, r.IsOneWay())
 		}
 		if r.NewReply != nil && r.NewReply().ThriftType() != r.ReplyType {

@@ -35,6 +35,9 @@ const (
 	// RPCRaft carries raft messages between the replica servers of a partition's group
 	// (package replica). One-way: never answered. Args is a blob.
 	RPCRaft = "RPC_GP_RAFT"
+	// RPCMetaRaft carries raft messages between the meta servers of the metas' group
+	// (package meta). One-way: never answered. Args is a blob.
+	RPCMetaRaft = "RPC_GP_META_RAFT"
 )
 
 // ackSuffix turns a request name into its reply name.
@@ -128,6 +131,7 @@ var rpcList = []*RPC{
 	newRPC(RPCConfigSync,
 		func() Value { return new(Blob) }, func() Value { return new(Blob) }),
 	newRPC(RPCRaft, func() Value { return new(Blob) }, nil),
+	newRPC(RPCMetaRaft, func() Value { return new(Blob) }, nil),
 }
 
 // rpcByName indexes rpcList by request name.

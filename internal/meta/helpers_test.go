@@ -76,7 +76,28 @@ func startMeta(t *testing.T, cfg Config) *testMeta {
 	go func() { tm.done <- srv.Run(ctx) }()
 	tm.conn = rpc.NewConn(srv.Addr(), rpc.ConnConfig{})
 	t.Cleanup(tm.stop)
+	if !cfg.Join && len(cfg.Metas) <= 1 {
+		waitServing(t, srv)
+	}
 	return tm
+}
+
+// waitServing waits until srv is the serving leader.
+func waitServing(t *testing.T, srv *Server) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		changed := srv.LeaderChanged()
+		if _, ok := srv.Leader(); ok {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("meta %s never became the serving leader", srv.Advertise())
+		}
+	}
 }
 
 // stop stops the server and waits for Run to return. It may be called more than once.

@@ -2,6 +2,8 @@ package meta
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -15,20 +17,35 @@ import (
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
+// submitter makes a mutation durable and applies it: the metas' raft group.
+type submitter interface {
+	// submit returns the mutation's result and the map right after it was applied.
+	submit(ctx context.Context, op *mutation) (applyResult, error)
+}
+
 // machine is the meta server's state: the durable cluster map and the volatile view of the
 // replica servers. It is not safe for concurrent use: only the server's loop goroutine
 // touches it.
+//
+// Only the leader's machine serves. It takes over ([machine.takeOver]) once its raft group
+// elected it and it applied everything committed before; from then on it changes the map
+// only through the group, and adopts each applied map.
 type machine struct {
 	cfg       Config
 	lg        *slog.Logger
-	store     store
+	log       submitter
 	startTime time.Time
 
-	state *clusterMap
+	// leading is set from takeOver to stepDown; term is the raft term it took over in.
+	leading bool
+	term    uint64
+
+	state      *clusterMap
+	stateIndex uint64 // the raft index state reflects
 	// initialPending is true while the configured initial tables still have to be created.
 	initialPending bool
-	// nodes holds every replica server that synced since the start, and every placement
-	// member (dead until it syncs).
+	// nodes holds every replica server known: those in the map and those that synced since
+	// this meta took over.
 	nodes map[string]*node
 }
 
@@ -45,12 +62,56 @@ type node struct {
 	replicas map[idl.GPID]cluster.ReplicaState
 }
 
-func newMachine(cfg Config, lg *slog.Logger, st store, state *clusterMap) *machine {
-	m := &machine{cfg: cfg, lg: lg, store: st, startTime: cfg.Now(), state: state,
+func newMachine(cfg Config, lg *slog.Logger, log submitter, am *appliedMap) *machine {
+	m := &machine{cfg: cfg, lg: lg, log: log, startTime: cfg.Now(), state: am.m, stateIndex: am.index,
 		nodes: make(map[string]*node)}
-	m.initialPending = len(cfg.InitialTables) > 0 && !state.InitialTablesDone && len(state.Tables) == 0
-	m.notePlacementMembers()
 	return m
+}
+
+// takeOver starts serving as the leader of term, from the map am. Liveness is soft state:
+// this meta has no syncs yet, so it starts every known replica server's clock now and
+// considers it alive for a grace period from its own election. Declaring them dead at once
+// would throw away healthy servers; the ones that are really gone miss the grace period as
+// they would have with the previous leader. Which replica leads each partition is unknown
+// until its server syncs (within a sync interval): partitions keep their persisted ballot
+// and have no primary meanwhile.
+func (m *machine) takeOver(term uint64, am *appliedMap) {
+	m.leading, m.term = true, term
+	m.state, m.stateIndex = am.m, am.index
+	m.nodes = make(map[string]*node)
+	now := m.cfg.Now()
+	m.notePlacementMembers()
+	for _, addr := range m.state.Nodes {
+		if m.nodes[addr] == nil {
+			if n, err := newNode(addr); err == nil {
+				m.nodes[addr] = n
+			}
+		}
+	}
+	for _, n := range m.nodes {
+		n.alive, n.lastSync = true, now
+	}
+	m.initialPending = len(m.cfg.InitialTables) > 0 && !m.state.InitialTablesDone && len(m.state.Tables) == 0
+	m.lg.Info("meta leader serving", "term", term, "index", am.index, "tables", len(m.state.Tables), "nodes", len(m.nodes))
+}
+
+// stepDown stops serving: another meta leads, or none yet.
+func (m *machine) stepDown() {
+	m.leading = false
+	m.nodes = make(map[string]*node)
+	m.lg.Info("meta no longer the leader", "term", m.term)
+}
+
+// adopt makes am the current map if it is newer.
+func (m *machine) adopt(am *appliedMap) {
+	if am.index <= m.stateIndex {
+		return
+	}
+	changed := am.m != m.state
+	m.state, m.stateIndex = am.m, am.index
+	if changed {
+		m.notePlacementMembers()
+	}
 }
 
 // newNode returns a node for addr, which must be "ip:port" with an IPv4 address (the only
@@ -95,29 +156,37 @@ func (m *machine) refresh() {
 	}
 }
 
-// commit applies op to a copy of the cluster map, saves the copy and makes it current. On
-// error the current map is unchanged.
-func (m *machine) commit(op *mutation) (result, error) {
-	next := m.state.clone()
-	res := next.apply(op)
-	if res.Code != wire.OK {
+// commit replicates op through the metas' group and adopts the map it gives. A mutation
+// that would fail on the current map is answered at once, without a log entry. On error the
+// current map is unchanged (but op may still be applied later: raft decides).
+func (m *machine) commit(ctx context.Context, op *mutation) (result, error) {
+	if res := m.state.clone().apply(op); res.Code != wire.OK {
 		return res, nil
 	}
-	if err := m.store.Save(next); err != nil {
-		m.lg.Error("cannot persist the cluster map", "err", err)
-		return res, err
+	ar, err := m.log.submit(ctx, op)
+	if err != nil {
+		m.lg.Warn("cluster map change not committed", "err", err)
+		return result{}, err
 	}
-	m.state = next
-	m.notePlacementMembers()
-	return res, nil
+	m.adopt(&ar.state)
+	return ar.res, nil
+}
+
+// commitErrCode is the reply code for a change that could not be committed: its outcome is
+// unknown when the leadership was lost or the wait ended, and clients retry on ERR_TIMEOUT.
+func commitErrCode(err error) wire.Code {
+	if errors.Is(err, errNotLeader) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return wire.ErrTimeout
+	}
+	return wire.ErrFileOperationFailed
 }
 
 // purgeExpired forgets dropped tables whose reserve period is over.
-func (m *machine) purgeExpired() {
+func (m *machine) purgeExpired(ctx context.Context) {
 	now := m.cfg.Now().Unix()
 	for _, t := range m.state.Tables {
 		if t.Status == idl.AppStatusDropped && t.ExpireSecond <= now {
-			if _, err := m.commit(&mutation{PurgeBefore: &now}); err == nil {
+			if _, err := m.commit(ctx, &mutation{PurgeBefore: &now}); err == nil {
 				m.lg.Info("purged expired dropped tables", "before", now)
 			}
 			return
@@ -237,7 +306,7 @@ func validEnvs(envs map[string]string) bool {
 
 // createApp serves RPC_CM_CREATE_APP (protocol.md §6.3). The reply is sent after the new
 // table is persisted; replicas come up asynchronously.
-func (m *machine) createApp(q *idl.CreateAppRequest) *idl.CreateAppResponse {
+func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.CreateAppResponse {
 	fail := func(c wire.Code) *idl.CreateAppResponse { return &idl.CreateAppResponse{Err: errCode(c)} }
 	o := &q.Options
 	alive := m.aliveNodes()
@@ -266,9 +335,9 @@ func (m *machine) createApp(q *idl.CreateAppRequest) *idl.CreateAppResponse {
 	}
 	op := &mutation{CreateTable: m.newTable(q.AppName, o.AppType, o.PartitionCount, o.ReplicaCount,
 		o.IsStateful, o.AtomicIdempotent, o.Envs, alive)}
-	res, err := m.commit(op)
+	res, err := m.commit(ctx, op)
 	if err != nil {
-		return fail(wire.ErrFileOperationFailed)
+		return fail(commitErrCode(err))
 	}
 	if res.Code == wire.OK {
 		m.lg.Info("table created", "table", q.AppName, "app_id", res.AppID,
@@ -313,7 +382,7 @@ func (m *machine) load() (load, firsts map[string]int) {
 }
 
 // dropApp serves RPC_CM_DROP_APP (protocol.md §6.4).
-func (m *machine) dropApp(q *idl.DropAppRequest) *idl.DropAppResponse {
+func (m *machine) dropApp(ctx context.Context, q *idl.DropAppRequest) *idl.DropAppResponse {
 	t := m.state.availableTable(q.AppName)
 	if t == nil {
 		if q.Options.SuccessIfNotExist {
@@ -326,9 +395,9 @@ func (m *machine) dropApp(q *idl.DropAppRequest) *idl.DropAppResponse {
 	if r, ok := q.Options.ReserveSeconds.Get(); ok && r > 0 {
 		reserve = r
 	}
-	res, err := m.commit(&mutation{DropTable: &dropTable{Name: q.AppName, Now: now, ExpireSecond: now + reserve}})
+	res, err := m.commit(ctx, &mutation{DropTable: &dropTable{Name: q.AppName, Now: now, ExpireSecond: now + reserve}})
 	if err != nil {
-		return &idl.DropAppResponse{Err: errCode(wire.ErrFileOperationFailed)}
+		return &idl.DropAppResponse{Err: errCode(commitErrCode(err))}
 	}
 	if res.Code == wire.OK {
 		m.lg.Info("table dropped", "table", q.AppName, "app_id", res.AppID, "expire_second", now+reserve)
@@ -391,8 +460,9 @@ func (m *machine) listNodes(q *idl.ListNodesRequest) *idl.ListNodesResponse {
 	return resp
 }
 
-// clusterInfo serves RPC_CM_CLUSTER_INFO, keys in the order Pegasus sends them.
-func (m *machine) clusterInfo() *idl.ClusterInfoResponse {
+// clusterInfo serves RPC_CM_CLUSTER_INFO, keys in the order Pegasus sends them; metas are
+// the meta group's members.
+func (m *machine) clusterInfo(metas []string) *idl.ClusterInfoResponse {
 	alive := m.aliveNodes()
 	primaries := make(map[string]float64, len(alive))
 	replicas := make(map[string]float64, len(alive))
@@ -410,7 +480,7 @@ func (m *machine) clusterInfo() *idl.ClusterInfoResponse {
 		}
 	}
 	kv := [][2]string{
-		{"meta_servers", strings.Join(m.cfg.Metas, ",")},
+		{"meta_servers", strings.Join(metas, ",")},
 		{"primary_meta_server", m.cfg.Advertise},
 		{"zookeeper_hosts", ""},
 		{"zookeeper_root", ""},
@@ -448,7 +518,7 @@ func stddev(nodes []string, count map[string]float64) float64 {
 
 // updateAppEnv serves RPC_CM_UPDATE_APP_ENV. The request is checked before the table is
 // looked up; an unknown table gets ERR_APP_NOT_EXIST, as Pegasus's env handlers answer.
-func (m *machine) updateAppEnv(q *idl.UpdateAppEnvRequest) *idl.UpdateAppEnvResponse {
+func (m *machine) updateAppEnv(ctx context.Context, q *idl.UpdateAppEnvRequest) *idl.UpdateAppEnvResponse {
 	fail := func(c wire.Code, hint string) *idl.UpdateAppEnvResponse {
 		return &idl.UpdateAppEnvResponse{Err: errCode(c), HintMessage: hint}
 	}
@@ -504,9 +574,9 @@ func (m *machine) updateAppEnv(q *idl.UpdateAppEnvRequest) *idl.UpdateAppEnvResp
 	if len(op.Set) == 0 && len(op.Delete) == 0 {
 		return &idl.UpdateAppEnvResponse{Err: errCode(wire.OK), HintMessage: hint}
 	}
-	res, err := m.commit(&mutation{UpdateEnvs: op})
+	res, err := m.commit(ctx, &mutation{UpdateEnvs: op})
 	if err != nil {
-		return fail(wire.ErrFileOperationFailed, "cannot persist the change")
+		return fail(commitErrCode(err), "cannot persist the change")
 	}
 	if res.Code == wire.OK {
 		m.lg.Info("table envs updated", "table", t.Name, "op", q.Op.String())
@@ -515,7 +585,7 @@ func (m *machine) updateAppEnv(q *idl.UpdateAppEnvRequest) *idl.UpdateAppEnvResp
 }
 
 // sync records a replica server's report and answers with what it should host.
-func (m *machine) sync(req *cluster.SyncRequest) (*cluster.SyncResponse, wire.Code) {
+func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.SyncResponse, wire.Code) {
 	n := m.nodes[req.Node]
 	if n == nil {
 		var err error
@@ -531,6 +601,11 @@ func (m *machine) sync(req *cluster.SyncRequest) (*cluster.SyncResponse, wire.Co
 		m.lg.Info("replica server restarted", "node", n.addr)
 	}
 	n.alive, n.lastSync, n.startTime = true, m.cfg.Now(), req.StartTime
+	if !slices.Contains(m.state.Nodes, n.addr) {
+		// Remembered, so a later leader knows the server before it syncs; retried on the
+		// next sync if this fails.
+		_, _ = m.commit(ctx, &mutation{AddNodes: []string{n.addr}})
+	}
 	n.replicas = make(map[idl.GPID]cluster.ReplicaState, len(req.Replicas))
 	var raises []ballotRaise
 	for _, rs := range req.Replicas {
@@ -551,13 +626,13 @@ func (m *machine) sync(req *cluster.SyncRequest) (*cluster.SyncResponse, wire.Co
 	if len(raises) > 0 {
 		// On a failed save the ballot stays in the past and the claim is ignored until the next
 		// sync retries: a primary is only reported with a ballot that is durable.
-		if _, err := m.commit(&mutation{RaiseBallots: raises}); err == nil {
+		if _, err := m.commit(ctx, &mutation{RaiseBallots: raises}); err == nil {
 			for _, r := range raises {
 				m.lg.Info("new primary", "gpid", r.GPID.String(), "node", n.addr, "ballot", r.Ballot)
 			}
 		}
 	}
-	m.maybeCreateInitialTables()
+	m.maybeCreateInitialTables(ctx)
 
 	resp := &cluster.SyncResponse{Err: wire.OK.Name(), Assignments: []cluster.Assignment{}}
 	for _, t := range m.state.Tables {
@@ -582,7 +657,7 @@ func (m *machine) sync(req *cluster.SyncRequest) (*cluster.SyncResponse, wire.Co
 
 // maybeCreateInitialTables creates the configured initial tables once enough replica
 // servers are alive.
-func (m *machine) maybeCreateInitialTables() {
+func (m *machine) maybeCreateInitialTables(ctx context.Context) {
 	if !m.initialPending {
 		return
 	}
@@ -608,7 +683,7 @@ func (m *machine) maybeCreateInitialTables() {
 		m.state.create(c)
 	}
 	m.state = saved
-	if _, err := m.commit(op); err != nil {
+	if _, err := m.commit(ctx, op); err != nil {
 		return // retried on the next sync
 	}
 	m.initialPending = false

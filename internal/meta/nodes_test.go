@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -113,7 +114,11 @@ func TestListNodesAliveFirst(t *testing.T) {
 }
 
 func TestClusterInfo(t *testing.T) {
-	tm := startMeta(t, Config{Metas: []string{"10.1.0.1:34601", "10.1.0.2:34601"}, ClusterName: "onebox"})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := startMeta(t, Config{Listener: ln, Metas: []string{ln.Addr().String()}, ClusterName: "onebox"})
 	nodes := nodeAddrs(2)
 	tm.syncAll(nodes)
 	info := func() map[string]string {
@@ -136,7 +141,7 @@ func TestClusterInfo(t *testing.T) {
 	tm.leadAll(nodes[0])
 	tm.leadAll(nodes[1])
 	v := info()
-	if v["meta_servers"] != "10.1.0.1:34601,10.1.0.2:34601" || v["primary_meta_server"] != tm.srv.Advertise() ||
+	if v["meta_servers"] != ln.Addr().String() || v["primary_meta_server"] != tm.srv.Advertise() ||
 		v["zookeeper_hosts"] != "" || v["zookeeper_root"] != "" || v["meta_function_level"] != "lively" ||
 		v["cluster_name"] != "onebox" || v["total_replica_count_stddev"] != "0.00" ||
 		v["primary_replica_count_stddev"] != "0.00" || v["balance_operation_count"] == "" {

@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/remotecmd"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
@@ -27,11 +29,19 @@ const (
 	// DefaultDropReserve is how long a dropped table is kept (and listed) before it is purged,
 	// when the drop request does not say (Pegasus's hold_seconds_for_dropped_app).
 	DefaultDropReserve = 7 * 24 * time.Hour
+	// DefaultRaftTick is the tick of the metas' raft group: the leader heartbeats every tick,
+	// and a follower that hears nothing for 10 to 20 ticks starts an election.
+	DefaultRaftTick = 100 * time.Millisecond
+	// DefaultSnapshotEntries is how many mutations are applied between two snapshots of the
+	// cluster map (each snapshot truncates the raft log).
+	DefaultSnapshotEntries = 1000
 	// MinReplicaCount and MaxReplicaCount bound a table's replica count.
 	MinReplicaCount = 1
 	MaxReplicaCount = 5
 	// MaxPartitionCount bounds a table's partition count.
 	MaxPartitionCount = 1 << 16
+	// commitTimeout bounds the wait for a mutation of the periodic work (no request waits).
+	commitTimeout = 10 * time.Second
 )
 
 // TableSpec is a table to create on a cluster's first start (see [Config].InitialTables).
@@ -53,11 +63,25 @@ type Config struct {
 	// Advertise is the "ip:port" reported to others (default: the listener's address, which
 	// must then not be a wildcard address).
 	Advertise string
-	// DataDir holds the cluster map (cluster.json). Required; created if missing.
+	// DataDir holds the meta's raft log (raft/) and the latest snapshot of the cluster map
+	// (snapshot.json). Required; created if missing.
 	DataDir string
-	// Metas lists every meta server's address, as cluster_info reports them (default:
-	// [Advertise]).
+	// Metas lists the meta servers' addresses ("ip:port", as each advertises itself); the
+	// first one starts the first election. A meta with an empty DataDir creates a new raft
+	// group whose members are exactly Metas, so every meta of a new group must be started
+	// with the same list, including itself (default: [Advertise], a group of one). Once the
+	// group exists its membership lives in the raft log: Metas is then only where to find
+	// the others, and changes go through the meta-add and meta-remove commands.
 	Metas []string
+	// Join starts a meta with an empty DataDir as a new member of an existing group instead
+	// of creating a group: it waits until the leader adds it (remote command meta-add) and
+	// sends it a snapshot. Ignored when DataDir already holds raft state.
+	Join bool
+	// RaftTick is the tick of the metas' raft group (default DefaultRaftTick).
+	RaftTick time.Duration
+	// SnapshotEntries is how many mutations are applied between two snapshots of the map
+	// (default DefaultSnapshotEntries).
+	SnapshotEntries int
 	// NodeGrace is how long a replica server may go without a sync before it is considered
 	// dead (default DefaultNodeGrace).
 	NodeGrace time.Duration
@@ -82,14 +106,18 @@ var errStopped = errors.New("meta: server stopped")
 // Server is a meta server: it holds the cluster map (tables, partition placement, ballots),
 // tracks replica servers' liveness from their syncs, and answers the Pegasus meta RPCs, the
 // replica servers' [cluster.RPCConfigSync] and remote commands, on one port that also serves
-// HTTP. The cluster map is owned by a single goroutine started by Run; every RPC is a request
-// to it. Create it with [New], then call Run once.
+// HTTP. The meta servers form a raft group that replicates the cluster map; only its leader
+// serves, the others answer with where the leader is. The cluster map is owned by a single
+// goroutine started by Run; every RPC is a request to it. Create it with [New], then call
+// Run once.
 type Server struct {
-	cfg  Config
-	lg   *slog.Logger
-	rpc  *rpc.Server
-	cmds *remotecmd.Commands
-	m    *machine
+	cfg     Config
+	lg      *slog.Logger
+	rpc     *rpc.Server
+	cmds    *remotecmd.Commands
+	m       *machine
+	raftLog *raftlog.Log
+	raft    *raftNode
 
 	reqs     chan request
 	loopDone chan struct{}
@@ -101,7 +129,8 @@ type request struct {
 	done chan struct{}
 }
 
-// New opens the listener and loads the cluster map from cfg.DataDir, so Addr works at once.
+// New opens the listener and restores the meta's state from cfg.DataDir, so Addr works at
+// once.
 func New(cfg Config) (*Server, error) {
 	if cfg.Listen == "" && cfg.Listener == nil {
 		return nil, errors.New("meta: Config.Listen or Config.Listener is required")
@@ -124,20 +153,22 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.RaftTick <= 0 {
+		cfg.RaftTick = DefaultRaftTick
+	}
+	if cfg.SnapshotEntries <= 0 {
+		cfg.SnapshotEntries = DefaultSnapshotEntries
+	}
 	if err := validateSpecs(cfg.InitialTables); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("meta: data dir: %w", err)
 	}
-	st := &fileStore{dir: cfg.DataDir}
-	state, err := st.Load()
-	if err != nil {
-		return nil, err
-	}
 
 	ln := cfg.Listener
 	if ln == nil {
+		var err error
 		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 			return nil, fmt.Errorf("meta: listen: %w", err)
 		}
@@ -150,52 +181,103 @@ func New(cfg Config) (*Server, error) {
 		}
 		cfg.Advertise = ap.String()
 	}
+	if len(cfg.Metas) == 0 && !cfg.Join {
+		cfg.Metas = []string{cfg.Advertise}
+	}
+	if err := validateMetas(cfg); err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
 	s := &Server{cfg: cfg, reqs: make(chan request), loopDone: make(chan struct{})}
-	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, HTTP: httpHandler{s}, Logger: cfg.Logger})
+	s.lg = cfg.Logger.With("addr", cfg.Advertise)
+	rl, err := raftlog.Open(filepath.Join(cfg.DataDir, raftDir), s.lg)
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("meta: %w", err)
 	}
-	s.rpc = rs
-	if len(s.cfg.Metas) == 0 {
-		s.cfg.Metas = []string{s.cfg.Advertise}
+	if s.raft, err = openRaft(cfg, s.lg, rl); err != nil {
+		_ = rl.Close()
+		_ = ln.Close()
+		return nil, err
 	}
-	s.lg = cfg.Logger.With("addr", s.cfg.Advertise)
-	s.m = newMachine(s.cfg, s.lg, st, state)
+	s.raftLog = rl
+	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, HTTP: httpHandler{s}, Logger: cfg.Logger})
+	if err != nil {
+		_ = rl.Close()
+		_ = ln.Close()
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	s.rpc = rs
+	s.m = newMachine(s.cfg, s.lg, s.raft, s.raft.latest.Load())
 
 	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise,
 		Version: s.cfg.Version, StartTime: s.m.startTime, Now: s.cfg.Now})
+	s.registerMemberCommands()
 
-	rs.Handle(idl.RPCQueryConfig, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		q := req.Args.(*idl.QueryCfgRequest)
-		return s.serve(ctx, func() idl.Value { return s.m.queryConfig(q) })
+	handle := func(name string, serve func(ctx context.Context, args idl.Value) idl.Value, refuse func(idl.ErrorCode, string) idl.Value) {
+		rs.Handle(name, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+			return s.serve(ctx, func(ctx context.Context) idl.Value { return serve(ctx, req.Args) }, refuse)
+		})
+	}
+	handle(idl.RPCQueryConfig, func(_ context.Context, a idl.Value) idl.Value {
+		return s.m.queryConfig(a.(*idl.QueryCfgRequest))
+	}, refuseQueryConfig)
+	handle(idl.RPCCreateApp, func(ctx context.Context, a idl.Value) idl.Value {
+		return s.m.createApp(ctx, a.(*idl.CreateAppRequest))
+	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.CreateAppResponse{Err: e} })
+	handle(idl.RPCDropApp, func(ctx context.Context, a idl.Value) idl.Value {
+		return s.m.dropApp(ctx, a.(*idl.DropAppRequest))
+	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.DropAppResponse{Err: e} })
+	handle(idl.RPCListApps, func(_ context.Context, a idl.Value) idl.Value {
+		return s.m.listApps(a.(*idl.ListAppsRequest))
+	}, func(e idl.ErrorCode, _ string) idl.Value {
+		return &idl.ListAppsResponse{Err: e, Infos: []idl.AppInfo{}}
 	})
-	rs.Handle(idl.RPCCreateApp, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		q := req.Args.(*idl.CreateAppRequest)
-		return s.serve(ctx, func() idl.Value { return s.m.createApp(q) })
+	handle(idl.RPCListNodes, func(_ context.Context, a idl.Value) idl.Value {
+		return s.m.listNodes(a.(*idl.ListNodesRequest))
+	}, func(e idl.ErrorCode, _ string) idl.Value {
+		return &idl.ListNodesResponse{Err: e, Infos: []idl.NodeInfo{}}
 	})
-	rs.Handle(idl.RPCDropApp, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		q := req.Args.(*idl.DropAppRequest)
-		return s.serve(ctx, func() idl.Value { return s.m.dropApp(q) })
-	})
-	rs.Handle(idl.RPCListApps, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		q := req.Args.(*idl.ListAppsRequest)
-		return s.serve(ctx, func() idl.Value { return s.m.listApps(q) })
-	})
-	rs.Handle(idl.RPCListNodes, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		q := req.Args.(*idl.ListNodesRequest)
-		return s.serve(ctx, func() idl.Value { return s.m.listNodes(q) })
-	})
-	rs.Handle(idl.RPCClusterInfo, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		return s.serve(ctx, func() idl.Value { return s.m.clusterInfo() })
-	})
-	rs.Handle(idl.RPCUpdateAppEnv, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		q := req.Args.(*idl.UpdateAppEnvRequest)
-		return s.serve(ctx, func() idl.Value { return s.m.updateAppEnv(q) })
-	})
+	handle(idl.RPCClusterInfo, func(context.Context, idl.Value) idl.Value {
+		return s.m.clusterInfo(s.raft.status.Load().voters)
+	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.ClusterInfoResponse{Err: e} })
+	handle(idl.RPCUpdateAppEnv, func(ctx context.Context, a idl.Value) idl.Value {
+		return s.m.updateAppEnv(ctx, a.(*idl.UpdateAppEnvRequest))
+	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.UpdateAppEnvResponse{Err: e} })
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
+	rs.Handle(idl.RPCMetaRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+		from, m, err := decodeRaftMessage(*req.Args.(*idl.Blob))
+		if err != nil {
+			s.lg.Warn("bad raft message", "remote", req.Remote.String(), "err", err)
+			return nil, wire.OK
+		}
+		s.raft.receive(from, m)
+		return nil, wire.OK
+	})
 	return s, nil
+}
+
+// refuseQueryConfig is query_cfg's answer from a meta that cannot serve: with the leader's
+// address as the primary of the one partition, when it is known (protocol.md §6.2).
+func refuseQueryConfig(e idl.ErrorCode, leader string) idl.Value {
+	resp := &idl.QueryCfgResponse{Err: e}
+	if leader == "" {
+		return resp
+	}
+	n, err := newNode(leader)
+	if err != nil {
+		return resp
+	}
+	resp.Partitions = []idl.PartitionConfiguration{{
+		Primary:       n.rpcAddr,
+		HPPrimary:     idl.Some(n.hostPort),
+		Secondaries:   []idl.RPCAddress{},
+		LastDrops:     []idl.RPCAddress{},
+		HPSecondaries: idl.Some([]idl.HostPort{}),
+		HPLastDrops:   idl.Some([]idl.HostPort{}),
+	}}
+	return resp
 }
 
 func validateSpecs(specs []TableSpec) error {
@@ -216,6 +298,26 @@ func validateSpecs(specs []TableSpec) error {
 	return nil
 }
 
+// validateMetas checks the meta list: ip:port addresses, distinct raft ids, and this meta
+// among them unless it joins an existing group.
+func validateMetas(cfg Config) error {
+	ids := make(map[uint64]string, len(cfg.Metas))
+	for _, a := range cfg.Metas {
+		if _, err := netip.ParseAddrPort(a); err != nil {
+			return fmt.Errorf("meta: meta server address %q: want ip:port", a)
+		}
+		if prev, ok := ids[raftID(a)]; ok {
+			return fmt.Errorf("meta: meta servers %q and %q listed twice or with the same raft id", prev, a)
+		}
+		ids[raftID(a)] = a
+	}
+	if !cfg.Join && ids[raftID(cfg.Advertise)] != cfg.Advertise {
+		return fmt.Errorf("meta: the meta list %v does not include this meta (%s); list it, or start it with Join to add it to an existing group",
+			cfg.Metas, cfg.Advertise)
+	}
+	return nil
+}
+
 // Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.rpc.Addr().String() }
 
@@ -225,45 +327,98 @@ func (s *Server) Advertise() string { return s.cfg.Advertise }
 // Commands returns the server's remote commands, so callers can register more.
 func (s *Server) Commands() *remotecmd.Commands { return s.cmds }
 
+// Leader returns the address of the metas' leader as this meta knows it ("" when unknown),
+// and whether this meta is that leader and ready to serve. Safe for concurrent use.
+func (s *Server) Leader() (addr string, serving bool) {
+	st := s.raft.status.Load()
+	return st.leader, st.ready
+}
+
+// LeaderChanged returns a channel that is closed when what [Server.Leader] reports may have
+// changed. Call it before Leader to miss no change. Safe for concurrent use.
+func (s *Server) LeaderChanged() <-chan struct{} { return s.raft.watch() }
+
 // Run serves until ctx ends, then returns once every goroutine of the server has exited. It
-// returns a non-nil error only when serving failed.
+// returns a non-nil error only when serving failed (the listener, or the raft log on disk).
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	var (
+		wg      sync.WaitGroup
+		raftErr error
+	)
+	wg.Go(func() {
+		if raftErr = s.raft.run(ctx); raftErr != nil {
+			cancel()
+		}
+	})
 	wg.Go(func() {
 		defer close(s.loopDone)
 		s.loop(ctx)
 	})
-	s.lg.Info("meta server started", "cluster", s.cfg.ClusterName, "tables", len(s.m.state.Tables))
+	s.lg.Info("meta server started", "cluster", s.cfg.ClusterName, "metas", s.raft.status.Load().voters)
 	err := s.rpc.Run(ctx)
 	cancel()
 	wg.Wait()
+	s.raft.tr.close()
+	if cerr := s.raftLog.Close(); err == nil && raftErr == nil && cerr != nil {
+		err = fmt.Errorf("meta: close raft log: %w", cerr)
+	}
 	s.lg.Info("meta server stopped")
-	return err
+	return errors.Join(err, raftErr)
 }
 
-// loop owns the cluster map: it runs requests one at a time and, between them, the periodic
-// work (failure detection, purging expired dropped tables).
+// loop owns the cluster map: it runs requests one at a time and, between them, follows the
+// raft group (taking over when this meta becomes the leader) and does the periodic work of
+// the leader (failure detection, purging expired dropped tables).
 func (s *Server) loop(ctx context.Context) {
 	tick := time.NewTicker(max(min(s.cfg.NodeGrace/4, time.Second), time.Millisecond))
 	defer tick.Stop()
 	for {
+		changed := s.raft.watch()
 		select {
 		case r := <-s.reqs:
-			// Catch up with the clock first, so every answer reflects liveness and expiry as of
-			// now, whatever the tick interval.
-			s.m.refresh()
-			s.m.purgeExpired()
 			r.fn()
 			close(r.done)
 		case <-tick.C:
-			s.m.refresh()
-			s.m.purgeExpired()
+			s.periodic(ctx)
+		case <-changed:
+			s.periodic(ctx)
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// periodic catches up with the raft group and, on the leader, with the clock.
+func (s *Server) periodic(ctx context.Context) {
+	if !s.follow() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	s.m.refresh()
+	s.m.purgeExpired(ctx)
+}
+
+// follow brings the machine in line with the raft group: it takes over when this meta became
+// the ready leader, adopts mutations applied meanwhile, and stops leading when it no longer
+// is. It reports whether this meta serves.
+func (s *Server) follow() bool {
+	st := s.raft.status.Load()
+	if !st.ready {
+		if s.m.leading {
+			s.m.stepDown()
+		}
+		return false
+	}
+	latest := s.raft.latest.Load()
+	if !s.m.leading || s.m.term != st.term {
+		s.m.takeOver(st.term, latest)
+	} else {
+		s.m.adopt(latest)
+	}
+	return true
 }
 
 // do runs fn on the state goroutine and waits for it. It fails when ctx ends before the
@@ -281,10 +436,37 @@ func (s *Server) do(ctx context.Context, fn func()) error {
 	return nil
 }
 
-// serve runs fn on the state goroutine and returns its reply for the RPC layer.
-func (s *Server) serve(ctx context.Context, fn func() idl.Value) (idl.Value, wire.Code) {
+// refusal returns why this meta cannot serve now ("" when it can) and the leader to name.
+func (s *Server) refusal() (idl.ErrorCode, string) {
+	st := s.raft.status.Load()
+	switch {
+	case st.ready:
+		return "", ""
+	case st.isLeader:
+		return errCode(wire.ErrServiceNotActive), ""
+	}
+	return errCode(wire.ErrForwardToOthers), st.leader
+}
+
+// serve runs fn on the state goroutine, when this meta is the leader, and returns its reply
+// for the RPC layer. Otherwise the reply is refuse's: ERR_FORWARD_TO_OTHERS naming the
+// leader if known, or ERR_SERVICE_NOT_ACTIVE from a leader that is not ready yet; the
+// envelope is ERR_OK either way, as Pegasus answers (protocol.md §6.2).
+func (s *Server) serve(ctx context.Context, fn func(context.Context) idl.Value, refuse func(idl.ErrorCode, string) idl.Value) (idl.Value, wire.Code) {
+	if code, leader := s.refusal(); code != "" {
+		return refuse(code, leader), wire.OK
+	}
 	var v idl.Value
-	if err := s.do(ctx, func() { v = fn() }); err != nil {
+	err := s.do(ctx, func() {
+		if !s.follow() {
+			v = refuse(s.refusal())
+			return
+		}
+		s.m.refresh()
+		s.m.purgeExpired(ctx)
+		v = fn(ctx)
+	})
+	if err != nil {
 		return nil, wire.ErrServiceNotActive
 	}
 	return v, wire.OK
@@ -301,8 +483,15 @@ func (s *Server) configSync(ctx context.Context, req *rpc.Request) (idl.Value, w
 		resp *cluster.SyncResponse
 		code wire.Code
 	)
-	if err := s.do(ctx, func() { resp, code = s.m.sync(&sr) }); err != nil {
-		return nil, wire.ErrServiceNotActive
+	refuse := func(e idl.ErrorCode, leader string) idl.Value {
+		resp, code = &cluster.SyncResponse{Err: string(e), Leader: leader, Assignments: []cluster.Assignment{}}, wire.OK
+		return nil
+	}
+	if _, c := s.serve(ctx, func(ctx context.Context) idl.Value {
+		resp, code = s.m.sync(ctx, &sr)
+		return nil
+	}, refuse); c != wire.OK {
+		return nil, c
 	}
 	if code != wire.OK {
 		return nil, code

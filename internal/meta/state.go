@@ -12,10 +12,11 @@ import (
 const stateFormat = 1
 
 // clusterMap is the durable state of the cluster: every table the meta holds (dropped ones
-// until they expire), the placement of their partitions and the highest ballot each partition
-// ever had. It changes only through [clusterMap.apply], which is deterministic (time and
-// placement come in the mutation), so the same sequence of mutations gives the same map on
-// every meta: that is what lets a later raft group replicate it as a log of mutations.
+// until they expire), the placement of their partitions, the highest ballot each partition
+// ever had and the replica servers ever seen. It changes only through [clusterMap.apply],
+// which is deterministic (time and placement come in the mutation), so the same sequence of
+// mutations gives the same map on every meta: the metas' raft group replicates it as a log
+// of mutations.
 //
 // What is not here is volatile and rebuilt from the replica servers' reports: node liveness,
 // and which replica currently leads each partition.
@@ -28,6 +29,9 @@ type clusterMap struct {
 	// unnecessary because the map already held tables): they are never created again.
 	InitialTablesDone bool     `json:"initial_tables_done"`
 	Tables            []*table `json:"tables"` // ordered by AppID
+	// Nodes are the replica servers ("ip:port") that ever synced, in order of arrival, so a
+	// new meta leader knows them before they report to it.
+	Nodes []string `json:"nodes,omitempty"`
 }
 
 // table is one table (an "app" in Pegasus terms).
@@ -67,6 +71,8 @@ type mutation struct {
 	// InitialTables marks the initial tables as created (alone, or with the CreateTables).
 	InitialTables bool           `json:"initial_tables,omitempty"`
 	CreateTables  []*createTable `json:"create_tables,omitempty"`
+	// AddNodes records replica servers seen for the first time.
+	AddNodes []string `json:"add_nodes,omitempty"`
 }
 
 type createTable struct {
@@ -173,6 +179,13 @@ func (m *clusterMap) apply(op *mutation) result {
 			return t.Status == idl.AppStatusDropped && t.ExpireSecond <= *op.PurgeBefore
 		})
 		return result{Code: wire.OK}
+	case len(op.AddNodes) > 0:
+		for _, n := range op.AddNodes {
+			if !slices.Contains(m.Nodes, n) {
+				m.Nodes = append(m.Nodes, n)
+			}
+		}
+		return result{Code: wire.OK}
 	case op.InitialTables:
 		m.InitialTablesDone = true
 		for _, c := range op.CreateTables {
@@ -215,6 +228,7 @@ func (m *clusterMap) create(c *createTable) result {
 // persisted before it replaces the map in use.
 func (m *clusterMap) clone() *clusterMap {
 	c := *m
+	c.Nodes = slices.Clone(m.Nodes)
 	c.Tables = make([]*table, len(m.Tables))
 	for i, t := range m.Tables {
 		tc := *t

@@ -7,68 +7,114 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"go.etcd.io/raft/v3/raftpb"
 )
 
-// stateFile is the name of the persisted cluster map inside the data directory.
-const stateFile = "cluster.json"
+// Files in the data directory.
+const (
+	// stateFile is the cluster map as the first gopegasus meta servers kept it, before the
+	// metas formed a raft group. It is read once, when a meta without raft state starts
+	// alone, and ignored afterwards.
+	stateFile = "cluster.json"
+	// snapshotFile is the latest snapshot of the cluster map: the map as of one raft log
+	// index, with the group's configuration at that index. The raft log is truncated at
+	// that index, so the two together are the meta's durable state.
+	snapshotFile = "snapshot.json"
+	// raftDir holds the raft log (internal/raftlog).
+	raftDir = "raft"
+)
 
-// store keeps the cluster map durable. Save must not return before the map is on stable
-// storage. A raft-replicated store replaces this with a log of mutations and snapshots; the
-// server only needs Load at start and Save after each applied mutation.
-type store interface {
-	// Load returns the saved map, or an empty one when nothing was ever saved.
-	Load() (*clusterMap, error)
-	// Save replaces the saved map with m atomically.
-	Save(m *clusterMap) error
+// snapshot is the content of snapshotFile and the data of the raft snapshots the metas
+// exchange: the map is small, so a lagging or new meta catches up with one message.
+type snapshot struct {
+	Index     uint64           `json:"index"`
+	Term      uint64           `json:"term"`
+	ConfState raftpb.ConfState `json:"conf_state"`
+	// Metas are the addresses of the group's members (and of members being added), so a
+	// meta restored from a snapshot can reach them.
+	Metas []string    `json:"metas"`
+	Map   *clusterMap `json:"map"`
 }
 
-var _ store = (*fileStore)(nil)
-
-// fileStore keeps the whole map as one JSON file, replaced atomically: write a temporary
-// file, fsync it, rename it over the old one, fsync the directory.
-type fileStore struct {
-	dir string
+// decodeSnapshot parses and checks snapshot data.
+func decodeSnapshot(b []byte) (*snapshot, error) {
+	var s snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("meta: snapshot: %w", err)
+	}
+	if s.Map == nil {
+		return nil, errors.New("meta: snapshot without a cluster map")
+	}
+	if err := s.Map.check(); err != nil {
+		return nil, fmt.Errorf("meta: snapshot: %w", err)
+	}
+	return &s, nil
 }
 
-func (s *fileStore) Load() (*clusterMap, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, stateFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return newClusterMap(), nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("meta: load cluster map: %w", err)
-	}
-	m := newClusterMap()
-	if err := json.Unmarshal(b, m); err != nil {
-		return nil, fmt.Errorf("meta: load cluster map %s: %w", filepath.Join(s.dir, stateFile), err)
-	}
+// check validates a map read from disk or received from another meta.
+func (m *clusterMap) check() error {
 	if m.Format != stateFormat {
-		return nil, fmt.Errorf("meta: load cluster map: unknown format %d", m.Format)
+		return fmt.Errorf("unknown cluster map format %d", m.Format)
 	}
 	for i := 1; i < len(m.Tables); i++ {
 		if m.Tables[i-1].AppID >= m.Tables[i].AppID {
-			return nil, fmt.Errorf("meta: load cluster map: tables out of app id order")
+			return errors.New("tables out of app id order")
 		}
 	}
-	return m, nil
+	return nil
 }
 
-func (s *fileStore) Save(m *clusterMap) error {
-	b, err := json.MarshalIndent(m, "", "\t")
+// readSnapshot returns the saved snapshot and its raw bytes; found is false when there is
+// none.
+func readSnapshot(dir string) (s *snapshot, raw []byte, found bool, err error) {
+	raw, err = os.ReadFile(filepath.Join(dir, snapshotFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, false, nil
+	}
 	if err != nil {
-		return fmt.Errorf("meta: save cluster map: %w", err)
+		return nil, nil, false, fmt.Errorf("meta: read snapshot: %w", err)
 	}
-	tmp := filepath.Join(s.dir, stateFile+".tmp")
-	if err := writeSync(tmp, append(b, '\n')); err != nil {
-		return fmt.Errorf("meta: save cluster map: %w", err)
+	if s, err = decodeSnapshot(raw); err != nil {
+		return nil, nil, false, fmt.Errorf("%w (%s)", err, filepath.Join(dir, snapshotFile))
 	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, stateFile)); err != nil {
-		return fmt.Errorf("meta: save cluster map: %w", err)
+	return s, raw, true, nil
+}
+
+// writeSnapshot replaces the saved snapshot atomically: write a temporary file, fsync it,
+// rename it over the old one, fsync the directory.
+func writeSnapshot(dir string, raw []byte) error {
+	tmp := filepath.Join(dir, snapshotFile+".tmp")
+	if err := writeSync(tmp, raw); err != nil {
+		return fmt.Errorf("meta: save snapshot: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
-		return fmt.Errorf("meta: save cluster map: %w", err)
+	if err := os.Rename(tmp, filepath.Join(dir, snapshotFile)); err != nil {
+		return fmt.Errorf("meta: save snapshot: %w", err)
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("meta: save snapshot: %w", err)
 	}
 	return nil
+}
+
+// readLegacyMap returns the map of a data directory written before the metas formed a raft
+// group; found is false when there is none.
+func readLegacyMap(dir string) (m *clusterMap, found bool, err error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("meta: load cluster map: %w", err)
+	}
+	m = newClusterMap()
+	if err := json.Unmarshal(b, m); err != nil {
+		return nil, false, fmt.Errorf("meta: load cluster map %s: %w", filepath.Join(dir, stateFile), err)
+	}
+	if err := m.check(); err != nil {
+		return nil, false, fmt.Errorf("meta: load cluster map: %w", err)
+	}
+	return m, true, nil
 }
 
 func writeSync(name string, b []byte) error {

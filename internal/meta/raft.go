@@ -1,0 +1,746 @@
+package meta
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/raftlog"
+)
+
+// metaGroup is the id of the metas' group in their raft log database (which holds no other).
+var metaGroup = idl.GPID{}
+
+// electionTicks is the election timeout in ticks; the leader heartbeats every tick.
+const electionTicks = 10
+
+var (
+	errNotLeader   = errors.New("meta: not the leader")
+	errRaftStopped = errors.New("meta: raft group stopped")
+)
+
+// raftID maps a meta server's address to its member id in the metas' raft group.
+func raftID(addr string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(addr))
+	if id := h.Sum64(); id != 0 {
+		return id
+	}
+	return 1
+}
+
+// appliedMap is the cluster map as of a raft log index. The map is never modified once
+// published: applying a mutation makes a new one.
+type appliedMap struct {
+	index uint64
+	m     *clusterMap
+}
+
+// raftStatus is what the server needs of the raft group's state, published as a whole.
+type raftStatus struct {
+	term     uint64
+	lead     uint64
+	leader   string // the leader's address; "" when unknown
+	isLeader bool
+	// ready is set on the leader once it applied an entry of its own term: everything
+	// committed before its election is in its map, so it may serve.
+	ready  bool
+	voters []string // addresses, in configuration order
+}
+
+func (s *raftStatus) equal(o *raftStatus) bool {
+	return s.term == o.term && s.lead == o.lead && s.leader == o.leader && s.isLeader == o.isLeader &&
+		s.ready == o.ready && slices.Equal(s.voters, o.voters)
+}
+
+// applyResult is what applying one proposed mutation gave.
+type applyResult struct {
+	res   result
+	state appliedMap
+}
+
+type proposal struct {
+	op   []byte // the JSON mutation
+	done chan proposalDone
+}
+
+type proposalDone struct {
+	r   applyResult
+	err error
+}
+
+type confRequest struct {
+	cc   raftpb.ConfChange
+	done chan error
+}
+
+type inbound struct {
+	from string
+	msg  raftpb.Message
+}
+
+// raftNode is this meta's member of the metas' raft group, whose state machine is the
+// cluster map. Its run goroutine owns the raft state; the server talks to it through
+// channels and reads what it publishes (status, latest map) atomically.
+type raftNode struct {
+	id        uint64
+	self      string
+	dir       string
+	lg        *slog.Logger
+	group     raftlog.Group
+	tick      time.Duration
+	snapEvery uint64
+	campaign  bool
+	tr        *transport
+
+	// Owned by run.
+	rn          *raft.RawNode
+	ms          *raft.MemoryStorage
+	cs          raftpb.ConfState
+	addrs       map[uint64]string
+	state       appliedMap
+	term        uint64
+	appliedTerm uint64
+	snapIndex   uint64
+	lead        uint64
+	nextID      uint64
+	waiters     map[uint64]chan proposalDone
+	confWait    *confWaiter
+	removed     bool
+
+	proposeC chan proposal
+	confC    chan confRequest
+	recvC    chan inbound
+
+	latest atomic.Pointer[appliedMap]
+	status atomic.Pointer[raftStatus]
+	done   chan struct{}
+
+	// changed is closed (and replaced) whenever status changes.
+	changed struct {
+		sync.Mutex
+		ch chan struct{}
+	}
+}
+
+type confWaiter struct {
+	nodeID uint64
+	typ    raftpb.ConfChangeType
+	done   chan error
+}
+
+// openRaft restores this meta's raft state from cfg.DataDir (or starts a new group, or waits
+// to be added to an existing one when cfg.Join is set).
+func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
+	r := &raftNode{
+		id: raftID(cfg.Advertise), self: cfg.Advertise, dir: cfg.DataDir, lg: lg,
+		group: rl.Group(metaGroup), tick: cfg.RaftTick, snapEvery: uint64(cfg.SnapshotEntries),
+		addrs:    make(map[uint64]string),
+		waiters:  make(map[uint64]chan proposalDone),
+		nextID:   rand.Uint64() &^ (1<<32 - 1),
+		proposeC: make(chan proposal),
+		confC:    make(chan confRequest),
+		recvC:    make(chan inbound, 1024),
+		done:     make(chan struct{}),
+	}
+	r.changed.ch = make(chan struct{})
+	r.tr = newTransport(r.self, lg)
+	for _, a := range cfg.Metas {
+		r.addrs[raftID(a)] = a
+	}
+	r.addrs[r.id] = r.self
+
+	ms, found, err := r.group.Load()
+	if err != nil {
+		return nil, fmt.Errorf("meta: raft log: %w", err)
+	}
+	snap, raw, haveSnap, err := readSnapshot(r.dir)
+	if err != nil {
+		return nil, err
+	}
+	fresh := !found && !haveSnap
+	switch {
+	case fresh && cfg.Join:
+		// An empty member: the leader adds it (meta-add) and sends it a snapshot.
+		r.state = appliedMap{m: newClusterMap()}
+		lg.Info("meta waiting to be added to the group", "metas", cfg.Metas)
+	case fresh:
+		if snap, raw, err = r.bootstrap(cfg); err != nil {
+			return nil, err
+		}
+		if ms, _, err = r.group.Load(); err != nil {
+			return nil, fmt.Errorf("meta: raft log: %w", err)
+		}
+		haveSnap = true
+	case !haveSnap:
+		return nil, fmt.Errorf("meta: %s has a raft log but no %s", r.dir, snapshotFile)
+	}
+	if haveSnap {
+		if ms, err = r.restore(ms, snap, raw); err != nil {
+			return nil, err
+		}
+	}
+	r.ms = ms
+	rc := &raft.Config{
+		ID:              r.id,
+		ElectionTick:    electionTicks,
+		HeartbeatTick:   1,
+		Storage:         ms,
+		Applied:         r.state.index,
+		MaxSizePerMsg:   1 << 20,
+		MaxInflightMsgs: 256,
+		CheckQuorum:     true,
+		PreVote:         true,
+		Logger:          raftlog.Logger{LG: lg},
+	}
+	if r.rn, err = raft.NewRawNode(rc); err != nil {
+		return nil, fmt.Errorf("meta: raft: %w", err)
+	}
+	// The first configured meta (or a lone one) does not wait for an election timeout.
+	voter := slices.Contains(r.cs.Voters, r.id)
+	r.campaign = voter && (len(r.cs.Voters) == 1 || (len(cfg.Metas) > 0 && cfg.Metas[0] == r.self))
+	r.latest.Store(&r.state)
+	r.status.Store(&raftStatus{voters: r.voterAddrs()})
+	return r, nil
+}
+
+// bootstrap starts a new group whose members are cfg.Metas: its log begins with a snapshot
+// at index 1 holding the configuration and the initial map, identical on every member (an
+// empty map, or the map a single meta kept before the metas formed raft groups).
+func (r *raftNode) bootstrap(cfg Config) (*snapshot, []byte, error) {
+	m := newClusterMap()
+	legacy, found, err := readLegacyMap(r.dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if found {
+		if len(cfg.Metas) > 1 {
+			return nil, nil, fmt.Errorf("meta: %s in %s can only be taken over by a single meta; start it alone, then add the others with meta-add",
+				stateFile, r.dir)
+		}
+		m = legacy
+		r.lg.Info("cluster map imported", "file", stateFile, "tables", len(m.Tables))
+	}
+	var cs raftpb.ConfState
+	for _, a := range cfg.Metas {
+		cs.Voters = append(cs.Voters, raftID(a))
+	}
+	snap := &snapshot{Index: 1, Term: 1, ConfState: cs, Metas: slices.Clone(cfg.Metas), Map: m}
+	raw, err := json.Marshal(snap)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := writeSnapshot(r.dir, raw); err != nil {
+		return nil, nil, err
+	}
+	if err := r.group.Truncate(1, 1, cs); err != nil {
+		return nil, nil, fmt.Errorf("meta: raft log: %w", err)
+	}
+	if err := r.group.Save(raftpb.HardState{Term: 1, Commit: 1}, nil); err != nil {
+		return nil, nil, fmt.Errorf("meta: raft log: %w", err)
+	}
+	r.lg.Info("meta group created", "metas", cfg.Metas)
+	return snap, raw, nil
+}
+
+// restore rebuilds the raft storage from the saved snapshot and the log entries after it.
+// The snapshot file is written before the log is truncated, so it may be ahead of the
+// log's truncation point (a crash in between): the truncation is redone.
+func (r *raftNode) restore(ms *raft.MemoryStorage, snap *snapshot, raw []byte) (*raft.MemoryStorage, error) {
+	first, _ := ms.FirstIndex()
+	if snap.Index+1 < first {
+		return nil, fmt.Errorf("meta: %s (index %d) is older than the raft log (from %d)", snapshotFile, snap.Index, first)
+	}
+	if snap.Index+1 > first {
+		if err := r.group.Truncate(snap.Index, snap.Term, snap.ConfState); err != nil {
+			return nil, fmt.Errorf("meta: raft log: %w", err)
+		}
+	}
+	hs, _, err := ms.InitialState()
+	if err != nil {
+		return nil, err
+	}
+	var ents []raftpb.Entry
+	if last, _ := ms.LastIndex(); last > snap.Index {
+		if ents, err = ms.Entries(snap.Index+1, last+1, math.MaxUint64); err != nil {
+			return nil, fmt.Errorf("meta: raft log: %w", err)
+		}
+	}
+	// Terms never decrease along a log: entries of an older term than the snapshot's are a
+	// stale tail from before the snapshot was installed.
+	for i, e := range ents {
+		if e.Term < snap.Term {
+			ents = ents[:i]
+			break
+		}
+	}
+	out := raft.NewMemoryStorage()
+	if err := out.ApplySnapshot(raftpb.Snapshot{Data: raw, Metadata: raftpb.SnapshotMetadata{
+		Index: snap.Index, Term: snap.Term, ConfState: snap.ConfState}}); err != nil {
+		return nil, err
+	}
+	if err := out.Append(ents); err != nil {
+		return nil, err
+	}
+	if hs.Term < snap.Term {
+		hs.Term, hs.Vote = snap.Term, 0
+	}
+	hs.Commit = max(hs.Commit, snap.Index)
+	if err := out.SetHardState(hs); err != nil {
+		return nil, err
+	}
+	r.state = appliedMap{index: snap.Index, m: snap.Map}
+	r.cs = snap.ConfState
+	r.term = hs.Term
+	r.appliedTerm = snap.Term
+	r.snapIndex = snap.Index
+	for _, a := range snap.Metas {
+		r.addrs[raftID(a)] = a
+	}
+	return out, nil
+}
+
+// run drives the raft group until ctx ends. It returns an error when the raft log cannot be
+// written: the meta must then stop.
+func (r *raftNode) run(ctx context.Context) error {
+	defer close(r.done)
+	defer r.failWaiters(errRaftStopped)
+	ticker := time.NewTicker(r.tick)
+	defer ticker.Stop()
+	for first := true; ; first = false {
+		if err := r.drain(ctx); err != nil {
+			r.lg.Error("meta raft group stopped: storage failure", "err", err)
+			r.status.Store(&raftStatus{term: r.term, voters: r.voterAddrs()})
+			r.notify()
+			return err
+		}
+		if first && r.campaign {
+			_ = r.rn.Campaign()
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+			r.rn.Tick()
+		case p := <-r.proposeC:
+			r.propose(p)
+		case c := <-r.confC:
+			r.proposeConf(c)
+		case in := <-r.recvC:
+			if _, ok := r.addrs[in.msg.From]; !ok {
+				r.addrs[in.msg.From] = in.from
+			}
+			_ = r.rn.Step(in.msg)
+		}
+	}
+}
+
+// drain handles every pending Ready: persist, send, apply, advance.
+func (r *raftNode) drain(ctx context.Context) error {
+	for r.rn.HasReady() {
+		rd := r.rn.Ready()
+		if !raft.IsEmptySnap(rd.Snapshot) {
+			if err := r.install(rd.Snapshot); err != nil {
+				return err
+			}
+		}
+		if err := r.group.Save(rd.HardState, rd.Entries); err != nil {
+			return err
+		}
+		if err := r.ms.Append(rd.Entries); err != nil {
+			return err
+		}
+		if !raft.IsEmptyHardState(rd.HardState) {
+			if err := r.ms.SetHardState(rd.HardState); err != nil {
+				return err
+			}
+			r.term = rd.HardState.Term
+		}
+		if rd.SoftState != nil {
+			r.setLead(rd.SoftState.Lead)
+		}
+		var snapsTo []uint64
+		for _, m := range rd.Messages {
+			if m.Type == raftpb.MsgSnap {
+				snapsTo = append(snapsTo, m.To)
+			}
+		}
+		r.tr.send(ctx, rd.Messages, r.addrs)
+		if err := r.apply(rd.CommittedEntries); err != nil {
+			return err
+		}
+		r.rn.Advance(rd)
+		// Snapshots travel as one-way messages: report them sent. If one was lost, the
+		// follower rejects the next append and the leader sends a snapshot again.
+		for _, id := range snapsTo {
+			r.rn.ReportSnapshot(id, raft.SnapshotFinish)
+		}
+	}
+	if err := r.maybeSnapshot(); err != nil {
+		return err
+	}
+	r.publish()
+	return nil
+}
+
+// install makes a snapshot received from the leader this member's state. The snapshot file
+// is written first; restore redoes the rest after a crash.
+func (r *raftNode) install(s raftpb.Snapshot) error {
+	snap, err := decodeSnapshot(s.Data)
+	if err != nil {
+		return err
+	}
+	if snap.Index != s.Metadata.Index || snap.Term != s.Metadata.Term {
+		return fmt.Errorf("meta: snapshot data at %d/%d, metadata at %d/%d", snap.Index, snap.Term, s.Metadata.Index, s.Metadata.Term)
+	}
+	if err := writeSnapshot(r.dir, s.Data); err != nil {
+		return err
+	}
+	if err := r.group.Truncate(s.Metadata.Index, s.Metadata.Term, s.Metadata.ConfState); err != nil {
+		return err
+	}
+	if err := r.ms.ApplySnapshot(s); err != nil {
+		return err
+	}
+	r.cs = s.Metadata.ConfState
+	for _, a := range snap.Metas {
+		r.addrs[raftID(a)] = a
+	}
+	r.snapIndex = s.Metadata.Index
+	r.appliedTerm = s.Metadata.Term
+	r.state = appliedMap{index: s.Metadata.Index, m: snap.Map}
+	r.latest.Store(&r.state)
+	r.lg.Info("cluster map restored from the leader's snapshot", "index", s.Metadata.Index, "tables", len(snap.Map.Tables))
+	return nil
+}
+
+func (r *raftNode) setLead(lead uint64) {
+	if lead == r.lead {
+		return
+	}
+	was := r.lead == r.id
+	r.lead = lead
+	if was && lead != r.id {
+		// Proposals not applied yet have an unknown outcome.
+		r.failWaiters(errNotLeader)
+	}
+	r.lg.Info("meta group leader", "leader", r.addrs[lead], "term", r.term, "self", lead == r.id)
+}
+
+func (r *raftNode) failWaiters(err error) {
+	for id, w := range r.waiters {
+		w <- proposalDone{err: err}
+		delete(r.waiters, id)
+	}
+	if r.confWait != nil {
+		r.confWait.done <- err
+		r.confWait = nil
+	}
+}
+
+func (r *raftNode) propose(p proposal) {
+	if r.lead != r.id {
+		p.done <- proposalDone{err: errNotLeader}
+		return
+	}
+	r.nextID++
+	data := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(p.op)), r.nextID)
+	data = append(data, p.op...)
+	if err := r.rn.Propose(data); err != nil {
+		p.done <- proposalDone{err: fmt.Errorf("%w: %w", errNotLeader, err)}
+		return
+	}
+	r.waiters[r.nextID] = p.done
+}
+
+// proposeConf proposes a membership change after checking it makes sense.
+func (r *raftNode) proposeConf(c confRequest) {
+	fail := func(format string, args ...any) { c.done <- fmt.Errorf(format, args...) }
+	if r.lead != r.id {
+		c.done <- errNotLeader
+		return
+	}
+	if r.confWait != nil {
+		fail("meta: another membership change is in progress")
+		return
+	}
+	addr := string(c.cc.Context)
+	member := slices.Contains(r.cs.Voters, c.cc.NodeID)
+	switch c.cc.Type {
+	case raftpb.ConfChangeAddNode:
+		if member {
+			fail("meta: %s is already a member", addr)
+			return
+		}
+		r.addrs[c.cc.NodeID] = addr
+	case raftpb.ConfChangeRemoveNode:
+		if !member {
+			fail("meta: %s is not a member", addr)
+			return
+		}
+		if c.cc.NodeID == r.id {
+			fail("meta: %s is the leader; stop it, then remove it on the new leader", addr)
+			return
+		}
+	}
+	if err := r.rn.ProposeConfChange(c.cc); err != nil {
+		c.done <- err
+		return
+	}
+	r.confWait = &confWaiter{nodeID: c.cc.NodeID, typ: c.cc.Type, done: c.done}
+}
+
+func (r *raftNode) apply(ents []raftpb.Entry) error {
+	for i := range ents {
+		e := &ents[i]
+		if e.Index <= r.state.index {
+			continue // already in the snapshot the map was restored from
+		}
+		switch e.Type {
+		case raftpb.EntryNormal:
+			r.applyMutation(e)
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := cc.Unmarshal(e.Data); err != nil {
+				return fmt.Errorf("meta: conf change at %d: %w", e.Index, err)
+			}
+			r.applyConf(cc)
+		case raftpb.EntryConfChangeV2:
+			var cc raftpb.ConfChangeV2
+			if err := cc.Unmarshal(e.Data); err != nil {
+				return fmt.Errorf("meta: conf change at %d: %w", e.Index, err)
+			}
+			r.cs = *r.rn.ApplyConfChange(cc)
+		}
+		r.appliedTerm = e.Term
+		if r.state.index != e.Index {
+			r.state = appliedMap{index: e.Index, m: r.state.m}
+			r.latest.Store(&r.state)
+		}
+	}
+	return nil
+}
+
+func (r *raftNode) applyMutation(e *raftpb.Entry) {
+	if len(e.Data) == 0 {
+		return // a new leader's empty entry
+	}
+	if len(e.Data) < 8 {
+		r.lg.Error("skipping a malformed meta log entry", "index", e.Index)
+		return
+	}
+	id := binary.BigEndian.Uint64(e.Data)
+	w := r.waiters[id]
+	delete(r.waiters, id)
+	var op mutation
+	if err := json.Unmarshal(e.Data[8:], &op); err != nil {
+		// Every meta decodes the same bytes the same way: skipping keeps them equal.
+		r.lg.Error("skipping an undecodable meta log entry", "index", e.Index, "err", err)
+		if w != nil {
+			w <- proposalDone{err: err}
+		}
+		return
+	}
+	next := r.state.m.clone()
+	res := next.apply(&op)
+	if res.Code == 0 {
+		r.state = appliedMap{index: e.Index, m: next}
+	} else {
+		r.state = appliedMap{index: e.Index, m: r.state.m}
+	}
+	r.latest.Store(&r.state)
+	if w != nil {
+		w <- proposalDone{r: applyResult{res: res, state: r.state}}
+	}
+}
+
+func (r *raftNode) applyConf(cc raftpb.ConfChange) {
+	wasMember := slices.Contains(r.cs.Voters, r.id)
+	r.cs = *r.rn.ApplyConfChange(cc)
+	addr := string(cc.Context)
+	if addr != "" && raftID(addr) == cc.NodeID {
+		r.addrs[cc.NodeID] = addr
+	}
+	r.lg.Info("meta group membership changed", "change", cc.Type.String(), "meta", addr, "voters", r.voterAddrs())
+	if wasMember && !slices.Contains(r.cs.Voters, r.id) && !r.removed {
+		r.removed = true
+		r.lg.Warn("this meta was removed from the meta group; it no longer takes part")
+	}
+	if w := r.confWait; w != nil && w.nodeID == cc.NodeID && w.typ == cc.Type {
+		w.done <- nil
+		r.confWait = nil
+	}
+}
+
+// maybeSnapshot saves the map and truncates the log once enough entries were applied.
+func (r *raftNode) maybeSnapshot() error {
+	if r.state.index < r.snapIndex+r.snapEvery {
+		return nil
+	}
+	return r.snapshot()
+}
+
+// snapshot saves the map as of the last applied entry and truncates the log there.
+func (r *raftNode) snapshot() error {
+	at := r.state.index
+	term, err := r.ms.Term(at)
+	if err != nil {
+		return err
+	}
+	snap := &snapshot{Index: at, Term: term, ConfState: r.cs, Metas: r.memberAddrs(), Map: r.state.m}
+	raw, err := json.Marshal(snap)
+	if err != nil {
+		return err
+	}
+	if err := writeSnapshot(r.dir, raw); err != nil {
+		return err
+	}
+	if err := r.group.Truncate(at, term, r.cs); err != nil {
+		return err
+	}
+	if _, err := r.ms.CreateSnapshot(at, &r.cs, raw); err != nil {
+		return err
+	}
+	if err := r.ms.Compact(at); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return err
+	}
+	r.snapIndex = at
+	r.lg.Debug("meta log truncated", "index", at)
+	return nil
+}
+
+// memberAddrs returns the addresses of the voters and learners (ids without a known address
+// are left out: a snapshot carries addresses only).
+func (r *raftNode) memberAddrs() []string {
+	var out []string
+	for _, id := range slices.Concat(r.cs.Voters, r.cs.Learners) {
+		if a, ok := r.addrs[id]; ok {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (r *raftNode) voterAddrs() []string {
+	out := make([]string, 0, len(r.cs.Voters))
+	for _, id := range r.cs.Voters {
+		if a, ok := r.addrs[id]; ok {
+			out = append(out, a)
+		} else {
+			out = append(out, fmt.Sprintf("raft-id-%x", id))
+		}
+	}
+	return out
+}
+
+// publish makes the group's state visible to the server, and wakes it when it changed.
+func (r *raftNode) publish() {
+	st := &raftStatus{
+		term:     r.term,
+		lead:     r.lead,
+		leader:   r.addrs[r.lead],
+		isLeader: r.lead == r.id,
+		voters:   r.voterAddrs(),
+	}
+	st.ready = st.isLeader && r.appliedTerm == r.term
+	if r.lead == 0 {
+		st.leader = ""
+	}
+	if prev := r.status.Load(); prev != nil && prev.equal(st) {
+		return
+	}
+	r.status.Store(st)
+	r.notify()
+}
+
+func (r *raftNode) notify() {
+	r.changed.Lock()
+	defer r.changed.Unlock()
+	close(r.changed.ch)
+	r.changed.ch = make(chan struct{})
+}
+
+// watch returns a channel closed at the next status change: read the status after calling
+// it, so no change is missed.
+func (r *raftNode) watch() <-chan struct{} {
+	r.changed.Lock()
+	defer r.changed.Unlock()
+	return r.changed.ch
+}
+
+// submit replicates op through the group and waits until it is applied. It fails with
+// errNotLeader when this meta is not the leader or stops being it before op is applied (op
+// may then still be applied later), with ctx's error, or with errRaftStopped.
+func (r *raftNode) submit(ctx context.Context, op *mutation) (applyResult, error) {
+	b, err := json.Marshal(op)
+	if err != nil {
+		return applyResult{}, err
+	}
+	p := proposal{op: b, done: make(chan proposalDone, 1)}
+	select {
+	case r.proposeC <- p:
+	case <-ctx.Done():
+		return applyResult{}, ctx.Err()
+	case <-r.done:
+		return applyResult{}, errRaftStopped
+	}
+	select {
+	case d := <-p.done:
+		return d.r, d.err
+	case <-ctx.Done():
+		return applyResult{}, ctx.Err()
+	case <-r.done:
+		return applyResult{}, errRaftStopped
+	}
+}
+
+// changeMembers proposes a membership change and waits until it is applied, at most
+// timeout.
+func (r *raftNode) changeMembers(cc raftpb.ConfChange, timeout time.Duration) error {
+	c := confRequest{cc: cc, done: make(chan error, 1)}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r.confC <- c:
+	case <-t.C:
+		return errors.New("meta: timed out")
+	case <-r.done:
+		return errRaftStopped
+	}
+	select {
+	case err := <-c.done:
+		return err
+	case <-t.C:
+		return errors.New("meta: timed out waiting for the change to be committed (is a majority of the metas up?)")
+	case <-r.done:
+		return errRaftStopped
+	}
+}
+
+// receive hands a message from another meta to the group. Messages that do not come from
+// the address they claim are dropped; so are messages arriving faster than they are handled
+// (raft retries).
+func (r *raftNode) receive(from string, m raftpb.Message) {
+	if raftID(from) != m.From {
+		return
+	}
+	select {
+	case r.recvC <- inbound{from: from, msg: m}:
+	default:
+	}
+}
