@@ -9,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -27,18 +29,25 @@ import (
 //
 // A Log is safe for concurrent use; each group must be used by one goroutine at a time.
 type Log struct {
-	db *pebble.DB
+	db    *pebble.DB
+	syncs atomic.Int64
 }
 
 // Open opens (or creates) the log database in dir.
 func Open(dir string, lg *slog.Logger) (*Log, error) {
-	opts := &pebble.Options{Logger: QuietPebbleLogger{lg}}
+	l := &Log{}
+	opts := &pebble.Options{Logger: QuietPebbleLogger{lg}, FS: countingFS{FS: vfs.Default, syncs: &l.syncs}}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: open %s: %w", dir, err)
 	}
-	return &Log{db: db}, nil
+	l.db = db
+	return l, nil
 }
+
+// Syncs returns how many file syncs the log's database has made since it was opened. With
+// group commit it grows much slower than the number of Save calls under concurrent load.
+func (l *Log) Syncs() int64 { return l.syncs.Load() }
 
 // Close closes the database.
 func (l *Log) Close() error { return l.db.Close() }
@@ -124,10 +133,15 @@ func (g Group) Load() (ms *raft.MemoryStorage, found bool, err error) {
 	return ms, found, nil
 }
 
-// Save durably writes a Ready's hard state and entries. Entries overwrite any at the same
-// indexes; a new entry at index i also truncates the persisted log after i, as raft requires
-// when a leader overwrites a follower's uncommitted tail.
-func (g Group) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
+// Save durably writes a Ready's hard state and entries: Write with sync set.
+func (g Group) Save(hs raftpb.HardState, ents []raftpb.Entry) error { return g.Write(hs, ents, true) }
+
+// Write writes a Ready's hard state and entries, durably when sync is set (pass raft's
+// Ready.MustSync: new entries, term or vote must be synced; a commit index alone need not).
+// Entries overwrite any at the same indexes; a new entry at index i also truncates the
+// persisted log after i, as raft requires when a leader overwrites a follower's uncommitted
+// tail.
+func (g Group) Write(hs raftpb.HardState, ents []raftpb.Entry, sync bool) error {
 	if raft.IsEmptyHardState(hs) && len(ents) == 0 {
 		return nil
 	}
@@ -157,6 +171,9 @@ func (g Group) Save(hs raftpb.HardState, ents []raftpb.Entry) error {
 				return err
 			}
 		}
+	}
+	if !sync {
+		return b.Commit(pebble.NoSync)
 	}
 	return b.Commit(pebble.Sync)
 }

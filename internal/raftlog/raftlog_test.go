@@ -78,3 +78,37 @@ func TestSaveLoadTruncateRemove(t *testing.T) {
 		t.Fatal("removed group still found")
 	}
 }
+
+// Concurrent Saves of many groups share fsyncs (group commit), and every Save is durable.
+func TestGroupCommitSharesSyncs(t *testing.T) {
+	l, err := Open(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	before := l.Syncs()
+	const groups, saves = 32, 50
+	done := make(chan error, groups)
+	for g := range groups {
+		go func() {
+			grp := l.Group(idl.GPID{AppID: 1, PartitionIndex: int32(g)})
+			for i := range saves {
+				if err := grp.Save(raftpb.HardState{Term: 1, Commit: uint64(i + 1)}, ents(uint64(i+1), uint64(i+1), 1)); err != nil {
+					done <- err
+					return
+				}
+			}
+			done <- nil
+		}()
+	}
+	for range groups {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	syncs := l.Syncs() - before
+	t.Logf("%d synced saves, %d fsyncs", groups*saves, syncs)
+	if syncs == 0 || syncs >= groups*saves {
+		t.Fatalf("%d fsyncs for %d concurrent synced saves: no group commit", syncs, groups*saves)
+	}
+}

@@ -29,7 +29,9 @@ func (s *Server) registerHandlers() {
 	h(idl.RPCScan, s.handleScan)
 	h(idl.RPCClearScanner, s.handleClearScanner)
 	h(idl.RPCCLICall, s.cmds.Handler())
-	h(idl.RPCRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	// Raft messages of one peer arrive on one connection; handling them inline keeps their
+	// order (out-of-order appends are rejected by raft and cost a probe round trip).
+	s.rpc.HandleInline(idl.RPCRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 		s.receiveRaft(*req.Args.(*idl.Blob))
 		return nil, wire.OK
 	})

@@ -205,7 +205,8 @@ type loop struct {
 	readyAt  []readBatch            // answered, waiting for apply
 	nextRead uint64
 	lead     uint64
-	truncAt  uint64 // last truncation point
+	hs       raftpb.HardState // last persisted
+	truncAt  uint64           // last truncation point
 	entryBuf []byte
 
 	csLog         []confEntry     // configurations after each applied membership change
@@ -257,8 +258,12 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replica: raft group %v: %w", p.pid, err)
 	}
+	hs, _, err := ms.InitialState()
+	if err != nil {
+		return nil, err
+	}
 	*l = loop{
-		p: p, rn: rn, ms: ms, cs: snap.Metadata.ConfState,
+		p: p, rn: rn, ms: ms, cs: snap.Metadata.ConfState, hs: hs,
 		waiters: make(map[uint64][]*write),
 		nextID:  rand.Uint64() &^ (1<<32 - 1),
 		reads:   make(map[uint64][]*readWait),
@@ -309,6 +314,15 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			l.readIndex(rw)
 		case m := <-p.recvC:
 			_ = l.rn.Step(m)
+			// Step everything else already queued, so one Ready (and one fsync) covers it.
+			for more := true; more; {
+				select {
+				case m := <-p.recvC:
+					_ = l.rn.Step(m)
+				default:
+					more = false
+				}
+			}
 		case in := <-p.installC:
 			in.done <- l.installSnapshot(in)
 		case d := <-p.snapDoneC:
@@ -405,18 +419,30 @@ func (l *loop) drainReady() error {
 				return err
 			}
 		}
-		if err := p.log.Save(rd.HardState, rd.Entries); err != nil {
+		// A leader whose term and vote are unchanged sends its appends before persisting
+		// them, so its own fsync overlaps the followers' (raft allows it: messages may go
+		// out while entries of the same batch are being persisted). Anyone else persists
+		// first: a follower's acknowledgement or a vote must not precede its fsync.
+		early := l.lead == p.id && raft.IsEmptySnap(rd.Snapshot) &&
+			(raft.IsEmptyHardState(rd.HardState) || (rd.HardState.Term == l.hs.Term && rd.HardState.Vote == l.hs.Vote))
+		if early {
+			l.send(rd.Messages)
+		}
+		if err := p.log.Write(rd.HardState, rd.Entries, rd.MustSync); err != nil {
 			return err
 		}
 		if err := l.ms.Append(rd.Entries); err != nil {
 			return err
 		}
 		if !raft.IsEmptyHardState(rd.HardState) {
+			l.hs = rd.HardState
 			if err := l.ms.SetHardState(rd.HardState); err != nil {
 				return err
 			}
 		}
-		l.send(rd.Messages)
+		if !early {
+			l.send(rd.Messages)
+		}
 		for _, rs := range rd.ReadStates {
 			if len(rs.RequestCtx) != 8 {
 				continue

@@ -483,3 +483,6 @@ func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "gopegasus replica server %s\nstarted %s\npartition replicas %d, primaries %d\n",
 		s.addr, s.started.Format(time.RFC3339), n, leaders)
 }
+
+// RaftLogSyncs returns how many fsyncs the server's raft log has made since it started.
+func (s *Server) RaftLogSyncs() int64 { return s.rlog.Syncs() }

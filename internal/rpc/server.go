@@ -86,6 +86,7 @@ type Server struct {
 type route struct {
 	rpc     *idl.RPC
 	handler HandlerFunc
+	inline  bool
 }
 
 type serverMetrics struct {
@@ -148,6 +149,18 @@ func (s *Server) Handle(name string, h HandlerFunc) {
 		panic(fmt.Sprintf("rpc: Handle(%q): not an RPC of the idl registry", name))
 	}
 	s.routes[name] = &route{rpc: r, handler: h}
+}
+
+// HandleInline registers h for the one-way RPC called name, to run on the connection's
+// reader goroutine: requests of one connection are then handled in the order they arrived
+// (raft messages need that). h must not block. It panics for an RPC that gets replies.
+func (s *Server) HandleInline(name string, h HandlerFunc) {
+	s.Handle(name, h)
+	r := s.routes[name]
+	if !r.rpc.IsOneWay() {
+		panic(fmt.Sprintf("rpc: HandleInline(%q): only one-way RPCs can be handled inline", name))
+	}
+	r.inline = true
 }
 
 // Metrics returns a snapshot of the server's counters. Safe for concurrent use.
@@ -334,6 +347,10 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 		if err := wire.DecodeArgs(args, v); err != nil {
 			return fmt.Errorf("decode %s args: %w", rt.rpc.Name, err)
 		}
+		if rt.inline {
+			sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen})
+			continue
+		}
 		select {
 		case sc.sem <- struct{}{}:
 		case <-ctx.Done():
@@ -367,6 +384,16 @@ func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, han
 		code = wire.ErrUnknown
 	}
 	sc.send(rt.rpc.AckName, req.SeqID, code, reply)
+}
+
+// dispatchInline runs a one-way handler on the reader goroutine.
+func (sc *serverConn) dispatchInline(ctx context.Context, rt *route, req *Request) {
+	defer func() {
+		if p := recover(); p != nil {
+			sc.lg.Error("handler panicked", "rpc", req.Name, "panic", p, "stack", string(debug.Stack()))
+		}
+	}()
+	rt.handler(ctx, req)
 }
 
 // replyUnknown answers an RPC name nobody handles with ERR_HANDLER_NOT_FOUND, as Pegasus does.

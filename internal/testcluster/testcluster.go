@@ -27,8 +27,7 @@ import (
 
 // Options configures [Start]. Zero values mean the defaults.
 type Options struct {
-	// Metas is the number of meta servers (default 1; meta high availability is not built
-	// yet, so more than one is refused).
+	// Metas is the number of meta servers, one raft group (default 1).
 	Metas int
 	// Replicas is the number of replica servers (default 3).
 	Replicas int
@@ -54,6 +53,7 @@ type server struct {
 	addr string
 	dir  string
 	stop func()
+	rep  *replica.Server // the running replica server, for its counters
 }
 
 // Start starts the cluster and registers its shutdown with t.Cleanup.
@@ -61,9 +61,6 @@ func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if opts.Metas == 0 {
 		opts.Metas = 1
-	}
-	if opts.Metas != 1 {
-		t.Fatalf("testcluster: %d metas requested; meta high availability is not implemented yet", opts.Metas)
 	}
 	if opts.Replicas == 0 {
 		opts.Replicas = 3
@@ -80,11 +77,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 		lg:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: opts.LogLevel})),
 	}
 	t.Cleanup(c.stopAll)
-	for i := range opts.Metas {
-		m := &server{addr: "127.0.0.1:0", dir: filepath.Join(c.dir, fmt.Sprintf("meta%d", i+1))}
-		c.metas = append(c.metas, m)
-		c.startMeta(t, m)
-	}
+	c.startMetas(t, opts.Metas)
 	for i := range opts.Replicas {
 		r := &server{addr: "127.0.0.1:0", dir: filepath.Join(c.dir, fmt.Sprintf("replica%d", i+1))}
 		c.replicas = append(c.replicas, r)
@@ -96,12 +89,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 
 func (c *Cluster) startMeta(t testing.TB, m *server) {
 	t.Helper()
-	s, err := meta.New(meta.Config{
-		Listen:    m.addr,
-		DataDir:   m.dir,
-		NodeGrace: c.opts.NodeGrace,
-		Logger:    c.lg.With("meta", m.dir),
-	})
+	s, err := meta.New(c.metaConfig(m))
 	if err != nil {
 		t.Fatalf("testcluster: start meta: %v", err)
 	}
@@ -123,6 +111,7 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		t.Fatalf("testcluster: start replica: %v", err)
 	}
 	r.addr = s.Addr()
+	r.rep = s
 	r.stop = run(t, "replica "+r.addr, s.Run)
 }
 
@@ -157,6 +146,19 @@ func (c *Cluster) stopAll() {
 			m.stop = nil
 		}
 	}
+}
+
+// RaftLogSyncs sums the raft log fsyncs of the running replica servers.
+func (c *Cluster) RaftLogSyncs() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for _, r := range c.replicas {
+		if r.rep != nil && r.stop != nil {
+			n += r.rep.RaftLogSyncs()
+		}
+	}
+	return n
 }
 
 // MetaAddrs returns the meta servers' addresses.
@@ -226,9 +228,9 @@ func (c *Cluster) Restart(t testing.TB) {
 	c.waitNodes(t, len(c.replicas))
 }
 
-// MetaCall makes one meta RPC on the first meta server.
+// MetaCall makes one meta RPC on the meta leader (or, when none serves, a running meta).
 func (c *Cluster) MetaCall(ctx context.Context, name string, args, reply idl.Value) error {
-	conn := rpc.NewConn(c.metas[0].addr, rpc.ConnConfig{})
+	conn := rpc.NewConn(c.metaTarget(ctx), rpc.ConnConfig{})
 	defer conn.Close()
 	return conn.Call(ctx, wire.Header{}, name, args, reply)
 }
