@@ -512,4 +512,3 @@ func TestKillWholeClusterKeepsAcknowledgedWrites(t *testing.T) {
 	}
 	t.Logf("%d acknowledged writes, all present after killing and restarting every replica server", n)
 }
-
