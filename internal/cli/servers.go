@@ -132,9 +132,9 @@ var oneboxTables = []struct {
 	partitions int32
 }{{"stat", 4}, {"temp", 8}}
 
-// oneboxReplicaCount is the replica count of the onebox's tables. It is 1 until replica
-// replacement and snapshot catch-up land; see README.md.
-const oneboxReplicaCount = 1
+// oneboxReplicaCount is the replica count of the onebox's tables, as in Apache Pegasus's
+// onebox: every partition is a raft group across three replica servers.
+const oneboxReplicaCount = 3
 
 func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("onebox", flag.ContinueOnError)
