@@ -172,3 +172,37 @@ func TestThreeReplicasSurviveAServerStopAndCatchUp(t *testing.T) {
 		c.WaitPrimaries(t, "temp")
 	}
 }
+
+// After a server stops and comes back, leadership moves back to each partition's preferred
+// member, so primaries are spread evenly again.
+func TestPrimariesRebalanceAfterRestart(t *testing.T) {
+	c := Start(t, Options{Replicas: 3})
+	c.CreateTableReplicas(t, "temp", 12, 3)
+	spread := func() map[string]int {
+		var cfg idl.QueryCfgResponse
+		if err := c.MetaCall(t.Context(), idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: "temp"}, &cfg); err != nil {
+			t.Fatal(err)
+		}
+		n := map[string]int{}
+		for _, p := range cfg.Partitions {
+			n[p.Primary.String()]++
+		}
+		return n
+	}
+	victim := c.ReplicaAddrs()[0]
+	c.StopReplica(t, victim)
+	c.WaitPrimaries(t, "temp")
+	waitUntil(t, "primaries to leave the stopped server", func(ctx context.Context) (bool, error) {
+		return spread()[victim] == 0, nil
+	})
+	c.StartReplica(t, victim)
+	waitUntil(t, "primaries to spread evenly again", func(ctx context.Context) (bool, error) {
+		n := spread()
+		for _, a := range c.ReplicaAddrs() {
+			if n[a] < 3 || n[a] > 5 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+}
