@@ -46,8 +46,8 @@ func freePorts(t *testing.T, n int) int {
 
 func TestOneboxServesTempAndRestarts(t *testing.T) {
 	dir := t.TempDir()
-	base := freePorts(t, 4)
-	ports := []string{"--meta-port", fmt.Sprint(base), "--replica-port", fmt.Sprint(base + 1)}
+	base := freePorts(t, 6) // 3 metas, 3 replica servers
+	ports := []string{"--meta-port", fmt.Sprint(base), "--replica-port", fmt.Sprint(base + 3)}
 	for round := range 2 {
 		pr, pw := io.Pipe()
 		ctx, cancel := context.WithCancel(t.Context())

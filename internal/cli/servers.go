@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -70,7 +71,8 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	listen := fs.String("listen", "127.0.0.1:34601", "address to listen on (RPC and HTTP)")
 	advertise := fs.String("advertise", "", "ip:port others reach this server at (default: --listen)")
 	data := fs.String("data", "./meta", "data directory")
-	metas := fs.String("metas", "", "all meta servers, comma separated (default: --listen)")
+	metas := fs.String("metas", "", "all meta servers of a new group, comma separated, this one included; the first starts the first election (default: this one alone)")
+	join := fs.Bool("join", false, "with an empty --data: join an existing group (the leader adds this meta with the remote command meta-add) instead of creating one")
 	config := fs.String("config", "", "configuration file (not implemented yet)")
 	level := logFlags(fs)
 	if err := parse(fs, args); err != nil {
@@ -84,10 +86,7 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	ms := splitList(*metas)
-	if len(ms) > 1 {
-		return fmt.Errorf("--metas lists %d servers: meta high availability is %w; run one meta", len(ms), ErrNotImplemented)
-	}
-	s, err := meta.New(meta.Config{Listen: *listen, Advertise: *advertise, DataDir: *data, Metas: ms, Version: Version, Logger: lg})
+	s, err := meta.New(meta.Config{Listen: *listen, Advertise: *advertise, DataDir: *data, Metas: ms, Join: *join, Version: Version, Logger: lg})
 	if err != nil {
 		return err
 	}
@@ -140,7 +139,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("onebox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	data := fs.String("data", "./onebox", "data directory")
-	metas := fs.Int("metas", 1, "number of meta servers (more than 1 needs meta high availability: not implemented yet)")
+	metas := fs.Int("metas", 3, "number of meta servers (one raft group)")
 	replicas := fs.Int("replicas", 3, "number of replica servers")
 	metaPort := fs.Int("meta-port", 34601, "port of the first meta server; the others follow")
 	replicaPort := fs.Int("replica-port", 34801, "port of the first replica server; the others follow")
@@ -149,8 +148,8 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *metas != 1 {
-		return fmt.Errorf("--metas %d: meta high availability is %w; use --metas 1", *metas, ErrNotImplemented)
+	if *metas < 1 {
+		return fmt.Errorf("%w: --metas must be at least 1", errUsage)
 	}
 	if *replicas < 1 {
 		return fmt.Errorf("%w: --replicas must be at least 1", errUsage)
@@ -166,7 +165,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 1+*replicas)
+	errs := make(chan error, *metas+*replicas)
 	start := func(what string, run func(context.Context) error) {
 		wg.Go(func() {
 			if err := run(ctx); err != nil {
@@ -188,20 +187,34 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		return first + i
 	}
+	// The metas form one raft group: every one needs every address before it starts.
+	var metaLns []net.Listener
+	closeLns := func() {
+		for _, ln := range metaLns {
+			_ = ln.Close()
+		}
+	}
 	for i := range *metas {
-		addr := fmt.Sprintf("%s:%d", *host, portOf(*metaPort, i))
+		ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", *host, portOf(*metaPort, i)))
+		if err != nil {
+			closeLns()
+			return fmt.Errorf("meta %d: %w", i+1, err)
+		}
+		metaLns = append(metaLns, ln)
+		metaAddrs = append(metaAddrs, ln.Addr().String())
+	}
+	for i, ln := range metaLns {
 		m, err := meta.New(meta.Config{
-			Listen: addr, DataDir: filepath.Join(*data, fmt.Sprintf("meta%d", i+1)),
-			InitialTables: specs, ClusterName: "onebox", Version: Version, Logger: lg.With("meta", addr),
+			Listener: ln, DataDir: filepath.Join(*data, fmt.Sprintf("meta%d", i+1)), Metas: metaAddrs,
+			InitialTables: specs, ClusterName: "onebox", Version: Version, Logger: lg.With("meta", metaAddrs[i]),
 		})
 		if err != nil {
+			closeLns() // the servers made so far own theirs, and closing twice is harmless
 			cancel()
 			wg.Wait()
 			return err
 		}
-		addr = m.Addr()
-		metaAddrs = append(metaAddrs, addr)
-		start("meta "+addr, m.Run)
+		start("meta "+metaAddrs[i], m.Run)
 	}
 	var replicaAddrs []string
 	for i := range *replicas {
@@ -237,11 +250,12 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return errors.Join(all...)
 }
 
-// waitTablesReady polls the meta until every partition of the onebox tables has a primary,
-// printing progress.
+// waitTablesReady polls the meta leader until every partition of the onebox tables has a
+// primary, printing progress. It starts at metaAddr and follows the leader hint of a meta
+// that is not the leader.
 func waitTablesReady(ctx context.Context, metaAddr string, stdout io.Writer) error {
 	conn := rpc.NewConn(metaAddr, rpc.ConnConfig{})
-	defer conn.Close()
+	defer func() { conn.Close() }()
 	last := ""
 	for {
 		ready, status := 0, ""
@@ -250,6 +264,11 @@ func waitTablesReady(ctx context.Context, metaAddr string, stdout io.Writer) err
 			var resp idl.QueryCfgResponse
 			err := conn.Call(cctx, wire.Header{}, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: t.name}, &resp)
 			cancel()
+			if err == nil && resp.Err == "ERR_FORWARD_TO_OTHERS" && len(resp.Partitions) == 1 &&
+				!resp.Partitions[0].Primary.IsZero() && resp.Partitions[0].Primary.String() != conn.Addr() {
+				conn.Close()
+				conn = rpc.NewConn(resp.Partitions[0].Primary.String(), rpc.ConnConfig{})
+			}
 			n := 0
 			if err == nil && wire.CodeError(string(resp.Err)) == nil {
 				for _, p := range resp.Partitions {
