@@ -13,13 +13,9 @@ import (
 
 func (s *Server) registerHandlers() {
 	h := s.rpc.Handle
-	h(idl.RPCPut, s.handlePut)
-	h(idl.RPCRemove, s.handleRemove)
-	h(idl.RPCMultiPut, s.handleMultiPut)
-	h(idl.RPCMultiRemove, s.handleMultiRemove)
-	h(idl.RPCIncr, s.handleIncr)
-	h(idl.RPCCheckAndSet, s.handleCheckAndSet)
-	h(idl.RPCCheckAndMutate, s.handleCheckAndMutate)
+	for name, w := range s.writeRPCs() {
+		h(name, s.writeHandler(w))
+	}
 	h(idl.RPCGet, s.handleGet)
 	h(idl.RPCMultiGet, s.handleMultiGet)
 	h(idl.RPCBatchGet, s.handleBatchGet)
@@ -117,101 +113,59 @@ func codeOf(err error) wire.Code {
 	}
 }
 
-func (s *Server) updateResponse(p *partition, r writeResult) *idl.UpdateResponse {
-	return &idl.UpdateResponse{Error: r.res.Error, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
+// writeRPC describes one write RPC: what the request's key is, which write it proposes and
+// how the apply result becomes the reply.
+type writeRPC struct {
+	kind    writeKind
+	key     func(args idl.Value) ([]byte, keyCheck)
+	respond func(p *partition, r writeResult) idl.Value
 }
 
-func (s *Server) handlePut(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-	a := req.Args.(*idl.UpdateRequest)
-	p, code := s.route(req, a.Key, encodedKey)
-	if code != wire.OK {
-		return nil, code
+// writeHandler serves a write RPC: route it, propose it through raft, answer with the result
+// of its apply.
+func (s *Server) writeHandler(w writeRPC) rpc.HandlerFunc {
+	return func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+		k, kc := w.key(req.Args)
+		p, code := s.route(req, k, kc)
+		if code != wire.OK {
+			return nil, code
+		}
+		r, code := s.write(ctx, req, p, w.kind)
+		if code != wire.OK {
+			return nil, code
+		}
+		return w.respond(p, r), wire.OK
 	}
-	r, code := s.write(ctx, req, p, kindPut)
-	if code != wire.OK {
-		return nil, code
-	}
-	return s.updateResponse(p, r), wire.OK
 }
 
-func (s *Server) handleRemove(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-	p, code := s.route(req, *req.Args.(*idl.Blob), encodedKey)
-	if code != wire.OK {
-		return nil, code
+func (s *Server) writeRPCs() map[string]writeRPC {
+	update := func(p *partition, r writeResult) idl.Value {
+		return &idl.UpdateResponse{Error: r.res.Error, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
 	}
-	r, code := s.write(ctx, req, p, kindRemove)
-	if code != wire.OK {
-		return nil, code
+	cas := func(p *partition, r writeResult) *idl.CheckAndSetResponse {
+		return &idl.CheckAndSetResponse{Error: r.res.Error, CheckValueReturned: r.res.CheckValueReturned,
+			CheckValueExist: r.res.CheckValueExist, CheckValue: r.res.CheckValue, AppID: p.pid.AppID,
+			PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
 	}
-	return s.updateResponse(p, r), wire.OK
-}
-
-func (s *Server) handleMultiPut(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-	p, code := s.route(req, req.Args.(*idl.MultiPutRequest).HashKey, rawHashKey)
-	if code != wire.OK {
-		return nil, code
+	return map[string]writeRPC{
+		idl.RPCPut:      {kindPut, func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.UpdateRequest).Key, encodedKey }, update},
+		idl.RPCRemove:   {kindRemove, func(a idl.Value) ([]byte, keyCheck) { return *a.(*idl.Blob), encodedKey }, update},
+		idl.RPCMultiPut: {kindMultiPut, func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.MultiPutRequest).HashKey, rawHashKey }, update},
+		idl.RPCMultiRemove: {kindMultiRemove, func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.MultiRemoveRequest).HashKey, rawHashKey },
+			func(p *partition, r writeResult) idl.Value {
+				return &idl.MultiRemoveResponse{Error: r.res.Error, Count: r.res.Count, AppID: p.pid.AppID,
+					PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
+			}},
+		idl.RPCIncr: {kindIncr, func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.IncrRequest).Key, encodedKey },
+			func(p *partition, r writeResult) idl.Value {
+				return &idl.IncrResponse{Error: r.res.Error, NewValue: r.res.NewValue, AppID: p.pid.AppID,
+					PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
+			}},
+		idl.RPCCheckAndSet: {kindCheckAndSet, func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.CheckAndSetRequest).HashKey, rawHashKey },
+			func(p *partition, r writeResult) idl.Value { return cas(p, r) }},
+		idl.RPCCheckAndMutate: {kindCheckAndMutate, func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.CheckAndMutateRequest).HashKey, rawHashKey },
+			func(p *partition, r writeResult) idl.Value { return (*idl.CheckAndMutateResponse)(cas(p, r)) }},
 	}
-	r, code := s.write(ctx, req, p, kindMultiPut)
-	if code != wire.OK {
-		return nil, code
-	}
-	return s.updateResponse(p, r), wire.OK
-}
-
-func (s *Server) handleMultiRemove(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-	p, code := s.route(req, req.Args.(*idl.MultiRemoveRequest).HashKey, rawHashKey)
-	if code != wire.OK {
-		return nil, code
-	}
-	r, code := s.write(ctx, req, p, kindMultiRemove)
-	if code != wire.OK {
-		return nil, code
-	}
-	return &idl.MultiRemoveResponse{Error: r.res.Error, Count: r.res.Count, AppID: p.pid.AppID,
-		PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}, wire.OK
-}
-
-func (s *Server) handleIncr(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-	p, code := s.route(req, req.Args.(*idl.IncrRequest).Key, encodedKey)
-	if code != wire.OK {
-		return nil, code
-	}
-	r, code := s.write(ctx, req, p, kindIncr)
-	if code != wire.OK {
-		return nil, code
-	}
-	return &idl.IncrResponse{Error: r.res.Error, NewValue: r.res.NewValue, AppID: p.pid.AppID,
-		PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}, wire.OK
-}
-
-func (s *Server) checkAndSetResponse(p *partition, r writeResult) *idl.CheckAndSetResponse {
-	return &idl.CheckAndSetResponse{Error: r.res.Error, CheckValueReturned: r.res.CheckValueReturned,
-		CheckValueExist: r.res.CheckValueExist, CheckValue: r.res.CheckValue, AppID: p.pid.AppID,
-		PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
-}
-
-func (s *Server) handleCheckAndSet(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-	p, code := s.route(req, req.Args.(*idl.CheckAndSetRequest).HashKey, rawHashKey)
-	if code != wire.OK {
-		return nil, code
-	}
-	r, code := s.write(ctx, req, p, kindCheckAndSet)
-	if code != wire.OK {
-		return nil, code
-	}
-	return s.checkAndSetResponse(p, r), wire.OK
-}
-
-func (s *Server) handleCheckAndMutate(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-	p, code := s.route(req, req.Args.(*idl.CheckAndMutateRequest).HashKey, rawHashKey)
-	if code != wire.OK {
-		return nil, code
-	}
-	r, code := s.write(ctx, req, p, kindCheckAndMutate)
-	if code != wire.OK {
-		return nil, code
-	}
-	return (*idl.CheckAndMutateResponse)(s.checkAndSetResponse(p, r)), wire.OK
 }
 
 // read routes a read and waits for its linearizability barrier.
