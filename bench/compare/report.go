@@ -1,0 +1,193 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+)
+
+// report collects every result and writes them as markdown.
+type report struct {
+	settings
+	revision              string
+	started, finished     time.Time
+	loadBefore, loadAfter string
+	results               []result
+	profiles              []profile
+}
+
+func (r *report) find(store, phase string) (result, bool) {
+	for _, x := range r.results {
+		if x.store == store && x.phase == phase {
+			return x, true
+		}
+	}
+	return result{}, false
+}
+
+// write writes the markdown file into dir and returns its path.
+func (r *report) write(dir string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "ycsb-"+r.started.Format("2006-01-02")+".md")
+	return path, os.WriteFile(path, []byte(r.markdown()), 0o644)
+}
+
+func (r *report) markdown() string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	p("# YCSB: gopegasus onebox, Redis, etcd\n\n")
+	p("Run on %s, %s to %s (UTC). Machine: %d cores (%s), %s. Load average (1, 5, 15 min): %s before, %s after.\n",
+		r.started.UTC().Format("2006-01-02"), r.started.UTC().Format("15:04"), r.finished.UTC().Format("15:04"),
+		runtime.NumCPU(), cpuModel(), kernel(), r.loadBefore, r.loadAfter)
+	p("The machine was shared with other work while this ran; client and servers share its cores.\n\n")
+	p("Settings: go-ycsb v1.0.1 core workloads, %d records of one %d-byte field, %d client threads, %s request distribution, "+
+		"%s per workload after a load phase; every store started fresh, on loopback.\n\n",
+		r.records, r.fieldLength, r.threads, r.dist, r.duration)
+	p("- gopegasus onebox (revision %s): 1 meta and 3 replica servers in one process, table `temp` "+
+		"(8 partitions, 1 replica each: replication is not built yet); our go-ycsb binding on our Go client.\n", orUnknown(r.revision))
+	p("- Redis %s: `appendonly yes`, `appendfsync everysec`, no RDB snapshots; go-ycsb's redis binding (hash records).\n", version("redis-server", "--version"))
+	p("- etcd %s: one member, and three members on this machine; go-ycsb's etcd binding.\n\n", version("etcd", "--version"))
+	p("Server CPU is the user+system time of the store's server processes (`/proc/<pid>/stat`) over the phase, divided by its successful operations.\n\n")
+
+	p("| store | workload | ops/s | avg µs | p99 µs | p999 µs | server CPU µs/op | errors |\n")
+	p("|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range r.results {
+		t := x.total()
+		p("| %s | %s | %.0f | %.0f | %.0f | %.0f | %.1f | %d |\n", x.store, x.phase, t.opsPerSec, t.avgUS, t.p99US, t.p999US, x.cpuPerOpUS(), x.errors())
+	}
+	p("\nPer operation:\n\n| store | workload | op | count | ops/s | avg µs | p50 µs | p99 µs | p999 µs | max µs |\n")
+	p("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, x := range r.results {
+		ops := make([]string, 0, len(x.ops))
+		for op := range x.ops {
+			if op != "TOTAL" {
+				ops = append(ops, op)
+			}
+		}
+		sort.Strings(ops)
+		for _, op := range ops {
+			o := x.ops[op]
+			p("| %s | %s | %s | %d | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", x.store, x.phase, op, o.count, o.opsPerSec, o.avgUS, o.p50US, o.p99US, o.p999US, o.maxUS)
+		}
+	}
+	p("\n## Targets (onebox against Redis AOF everysec)\n\n")
+	for _, t := range r.targets() {
+		p("- %s\n", t)
+	}
+	if len(r.profiles) > 0 {
+		p("\n## Where the onebox spends its CPU\n\n")
+		p("CPU profiles of the onebox process (runtime/pprof through `bench/oneboxprof`), in separate %s runs after the measured ones.\n", r.profileDuration())
+		for _, pr := range r.profiles {
+			t := pr.result.total()
+			p("\n### Workload %s (%.0f ops/s while profiled)\n\n```\n%s\n```\n", pr.workload, t.opsPerSec, pr.top)
+		}
+	}
+	return b.String()
+}
+
+func (r *report) profileDuration() string {
+	if len(r.profiles) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.0f s", r.profiles[0].result.seconds)
+}
+
+// targets checks the goals set for the onebox against Redis and etcd.
+func (r *report) targets() []string {
+	const ob, rd, e3 = "gopegasus onebox", "Redis (AOF everysec)", "etcd (3 members)"
+	var out []string
+	check := func(ok bool, format string, a ...any) {
+		mark := "missed"
+		if ok {
+			mark = "met"
+		}
+		out = append(out, fmt.Sprintf("**%s**: %s", mark, fmt.Sprintf(format, a...)))
+	}
+	oc, ok1 := r.find(ob, "workload C")
+	rc, ok2 := r.find(rd, "workload C")
+	if ok1 && ok2 {
+		check(oc.total().opsPerSec >= rc.total().opsPerSec, "C throughput ≥ Redis: %.0f vs %.0f ops/s (%.0f%%)",
+			oc.total().opsPerSec, rc.total().opsPerSec, pct(oc.total().opsPerSec, rc.total().opsPerSec))
+		check(oc.cpuPerOpUS() <= 2*rc.cpuPerOpUS(), "C server CPU/op ≤ 2× Redis: %.1f vs %.1f µs/op (%.1f×)",
+			oc.cpuPerOpUS(), rc.cpuPerOpUS(), oc.cpuPerOpUS()/rc.cpuPerOpUS())
+	}
+	oa, ok1 := r.find(ob, "workload A")
+	ra, ok2 := r.find(rd, "workload A")
+	if ok1 && ok2 {
+		check(oa.total().opsPerSec >= 0.7*ra.total().opsPerSec, "A throughput ≥ 70%% of Redis: %.0f vs %.0f ops/s (%.0f%%)",
+			oa.total().opsPerSec, ra.total().opsPerSec, pct(oa.total().opsPerSec, ra.total().opsPerSec))
+	}
+	if ea, ok := r.find(e3, "workload A"); ok1 && ok {
+		check(oa.total().opsPerSec >= 10*ea.total().opsPerSec, "A throughput ≥ 10× etcd three members: %.0f vs %.0f ops/s (%.1f×)",
+			oa.total().opsPerSec, ea.total().opsPerSec, oa.total().opsPerSec/ea.total().opsPerSec)
+	}
+	for _, w := range []string{"workload A", "workload C"} {
+		o, ok1 := r.find(ob, w)
+		x, ok2 := r.find(rd, w)
+		if ok1 && ok2 {
+			check(o.total().p99US <= 2*x.total().p99US, "%s p99 ≤ 2× Redis: %.0f vs %.0f µs", w, o.total().p99US, x.total().p99US)
+		}
+	}
+	return out
+}
+
+func pct(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return 100 * a / b
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown CPU"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "Linux"
+	}
+	return "Linux " + strings.TrimSpace(string(b))
+}
+
+// version returns the version a server program reports: redis-server says
+// "Redis server v=7.0.15 sha=...", etcd "etcd Version: 3.4.23" on its first line.
+func version(bin string, args ...string) string {
+	out, err := exec.Command(bin, args...).Output()
+	if err != nil {
+		return "(version unknown)"
+	}
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if _, v, ok := strings.Cut(line, "Version: "); ok {
+		return strings.TrimSpace(v)
+	}
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, "v="); ok {
+			return v
+		}
+	}
+	return strings.TrimSpace(line)
+}
