@@ -249,6 +249,8 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 		MaxInflightMsgs: 256,
 		CheckQuorum:     true,
 		PreVote:         true,
+		// Reads are served under the leader's lease (see doc.go for the clock assumption).
+		ReadOnlyOption: raft.ReadOnlyLeaseBased,
 		// Entries after the last truncation point are redelivered on restart: storage
 		// skips those it already holds, and conf changes are re-applied.
 		Applied: snap.Metadata.Index,

@@ -1,0 +1,51 @@
+// Package replica is the replica server: it hosts the partition replicas the meta leader
+// assigns and serves every rrdb RPC on them.
+//
+// # Partitions
+//
+// Each partition replica is a member of its partition's raft group (go.etcd.io/raft/v3) and
+// has its own Pebble store (package storage) under <data>/<app_id>.<pidx>/data. The primary
+// is the raft leader; the meta server reports it, with the raft term as the ballot. One
+// goroutine per partition owns the raft state (loop in partition.go); request handlers talk
+// to it through channels.
+//
+// # Write path
+//
+// A write handler routes the request (envelope errors of protocol.md §3.2, and a check that
+// the key belongs to the partition), encodes it and hands it to the partition's loop. The
+// loop batches every write queued at that moment into one raft entry, which also carries
+// the proposer's time and the table's default TTL so that every replica applies it the same
+// way. The entry is persisted (the raft log of all partitions of the server lives in one
+// Pebble database, package raftlog: concurrent synced commits share an fsync) and
+// replicated; once raft commits it, the loop applies it to the store and hands each write
+// its result. A write is acknowledged only after it is durable on a quorum. The leader sends
+// its appends before its own fsync, so both overlap; followers acknowledge only after
+// theirs. The raft log is synced only when raft requires it (new entries, term or vote).
+//
+// # Read path and the clock assumption
+//
+// Only the leader serves reads, and reads are linearizable: a read waits for a raft read
+// index (batched across the reads queued at that moment) and for the store to have applied
+// up to it. The read index is lease-based (raft's ReadOnlyLeaseBased with CheckQuorum): a
+// leader that heard from a quorum within the election timeout answers without another
+// round trip. This assumes that clocks of the replica servers advance at the same rate
+// within a small factor (no clock is paused or runs twice as fast as another for the
+// duration of an election timeout, 1 s by default); absolute clock values do not matter.
+//
+// # Catching up, snapshots, membership
+//
+// A replica that is behind gets the missing entries from the leader's log. When the log has
+// been truncated past them (every LogCompactEvery applied entries, after syncing the
+// store), the leader streams a Pebble checkpoint of its store over HTTP on the replica port
+// (snapshot.go) and the follower swaps it in before raft applies the snapshot. The leader
+// moves the group toward the meta's placement one change at a time: a new member joins as a
+// learner, is promoted once caught up, and only then is a member that left the placement
+// removed; leadership is handed to the placement's first member when it is caught up, which
+// keeps primaries spread across servers.
+//
+// # Restart
+//
+// The raft log and hard state survive a crash (synced); the store may lose its last
+// unsynced writes, and raft redelivers the entries after the last log truncation point: the
+// store skips those it already holds (its applied index is stored atomically with the data).
+package replica
