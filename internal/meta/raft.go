@@ -199,7 +199,7 @@ func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 		ID:              r.id,
 		ElectionTick:    electionTicks,
 		HeartbeatTick:   1,
-		Storage:         ms,
+		Storage:         &freshSnapshots{MemoryStorage: ms, r: r},
 		Applied:         r.state.index,
 		MaxSizePerMsg:   1 << 20,
 		MaxInflightMsgs: 256,
@@ -213,7 +213,7 @@ func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 	// The first configured meta (or a lone one) does not wait for an election timeout.
 	voter := slices.Contains(r.cs.Voters, r.id)
 	r.campaign = voter && (len(r.cs.Voters) == 1 || (len(cfg.Metas) > 0 && cfg.Metas[0] == r.self))
-	r.latest.Store(&r.state)
+	r.publishLatest()
 	r.status.Store(&raftStatus{voters: r.voterAddrs()})
 	return r, nil
 }
@@ -312,6 +312,29 @@ func (r *raftNode) restore(ms *raft.MemoryStorage, snap *snapshot, raw []byte) (
 		r.addrs[raftID(a)] = a
 	}
 	return out, nil
+}
+
+// freshSnapshots is the raft storage: the log in memory (persisted by the raft loop), and
+// snapshots made when raft asks for one, of the map as last applied. A stored snapshot could
+// predate a membership change, and a meta being added must find itself in the snapshot's
+// configuration. raft calls Snapshot from the raft loop only, which owns what it reads.
+type freshSnapshots struct {
+	*raft.MemoryStorage
+	r *raftNode
+}
+
+func (s *freshSnapshots) Snapshot() (raftpb.Snapshot, error) {
+	r := s.r
+	at := r.state.index
+	term, err := r.ms.Term(at)
+	if err != nil {
+		return raftpb.Snapshot{}, err
+	}
+	raw, err := json.Marshal(&snapshot{Index: at, Term: term, ConfState: r.cs, Metas: r.memberAddrs(), Map: r.state.m})
+	if err != nil {
+		return raftpb.Snapshot{}, err
+	}
+	return raftpb.Snapshot{Data: raw, Metadata: raftpb.SnapshotMetadata{Index: at, Term: term, ConfState: r.cs}}, nil
 }
 
 // run drives the raft group until ctx ends. It returns an error when the raft log cannot be
@@ -424,7 +447,7 @@ func (r *raftNode) install(s raftpb.Snapshot) error {
 	r.snapIndex = s.Metadata.Index
 	r.appliedTerm = s.Metadata.Term
 	r.state = appliedMap{index: s.Metadata.Index, m: snap.Map}
-	r.latest.Store(&r.state)
+	r.publishLatest()
 	r.lg.Info("cluster map restored from the leader's snapshot", "index", s.Metadata.Index, "tables", len(snap.Map.Tables))
 	return nil
 }
@@ -530,7 +553,7 @@ func (r *raftNode) apply(ents []raftpb.Entry) error {
 		r.appliedTerm = e.Term
 		if r.state.index != e.Index {
 			r.state = appliedMap{index: e.Index, m: r.state.m}
-			r.latest.Store(&r.state)
+			r.publishLatest()
 		}
 	}
 	return nil
@@ -563,7 +586,7 @@ func (r *raftNode) applyMutation(e *raftpb.Entry) {
 	} else {
 		r.state = appliedMap{index: e.Index, m: r.state.m}
 	}
-	r.latest.Store(&r.state)
+	r.publishLatest()
 	if w != nil {
 		w <- proposalDone{r: applyResult{res: res, state: r.state}}
 	}
@@ -743,4 +766,11 @@ func (r *raftNode) receive(from string, m raftpb.Message) {
 	case r.recvC <- inbound{from: from, msg: m}:
 	default:
 	}
+}
+
+// publishLatest makes the map as last applied visible to the server (a copy: r.state is the
+// loop's).
+func (r *raftNode) publishLatest() {
+	st := r.state
+	r.latest.Store(&st)
 }
