@@ -6,23 +6,39 @@
 // # State
 //
 // The cluster map is durable and changes only through mutations (create a table, drop it,
-// update its envs, raise ballots, purge expired dropped tables, create the initial tables).
-// A mutation is applied to a copy of the map, the copy is saved ([store]: for now the whole
-// map as <DataDir>/cluster.json, replaced atomically and fsynced), and only then does it
-// become current and the RPC get its reply. Applying is deterministic, so the same mutations
-// can later be replicated through a raft group of metas without touching the handlers.
+// update its envs, raise ballots, record a new replica server, purge expired dropped tables,
+// create the initial tables). Applying a mutation is deterministic, so the meta servers
+// replicate the map as the state machine of a raft group (go.etcd.io/raft/v3): a mutation is
+// proposed by the leader, committed by a majority, and applied in log order on every meta.
+// The raft log lives in <DataDir>/raft (internal/raftlog); every [Config].SnapshotEntries
+// mutations the whole map is saved to <DataDir>/snapshot.json and the log is truncated there.
+// A meta that is behind or new gets the map as one raft snapshot message. A group is created
+// from a snapshot at index 1 holding the members and the initial map (empty, or the
+// cluster.json of a meta that ran before the metas formed groups).
 //
-// Everything else is volatile and rebuilt from the replica servers' [cluster.SyncRequest]s
-// after a restart: which servers are alive (a sync within [Config].NodeGrace) and which
-// replica leads each partition. A partition's ballot is the highest leader term ever
-// reported by one of its members (at least 1), persisted before it is used, so it never
-// decreases. Its primary is the alive placement member whose latest report says it is the
-// raft leader in exactly that term; a claim with a lower term is stale and ignored. With a primary, the secondaries are
+// Only the leader serves. The others answer every meta RPC with ERR_FORWARD_TO_OTHERS naming
+// the leader where protocol.md §6.2 says, replica servers' syncs likewise, and HTTP metadata
+// queries with a 307 to the leader. An elected leader answers ERR_SERVICE_NOT_ACTIVE until
+// it applied an entry of its own term (everything committed before is then in its map).
+//
+// Everything else is soft state, rebuilt from the replica servers' [cluster.SyncRequest]s:
+// which servers are alive (a sync within [Config].NodeGrace) and which replica leads each
+// partition. A new leader starts every known server's clock at its election, so healthy
+// servers are not declared dead by a change of meta leader. A partition's ballot is the
+// highest leader term ever reported by one of its members (at least 1), committed through the
+// group before it is used, so it never decreases, whichever meta leads. Its primary is the
+// alive placement member whose latest report says it is the raft leader in exactly that
+// term; a claim with a lower term is stale and ignored; until the first report reaches a new
+// meta leader, a partition has its ballot and no primary. With a primary, the secondaries are
 // the other alive placement members; without one there are none.
+//
+// The group's membership changes with the remote commands meta-add and meta-remove, run on
+// the leader (raft configuration changes, one at a time).
 //
 // # Concurrency
 //
 // One goroutine, started by [Server.Run], owns the map and the node table; every RPC handler
-// sends it a request and waits for it to run. Persisting happens on that goroutine too, so a
-// reply never reports a change that is not yet durable.
+// sends it a request and waits for it to run. A second one drives the raft group; the first
+// waits for each mutation it proposes to be applied, so a reply never reports a change that
+// is not yet committed by a majority of the metas.
 package meta
