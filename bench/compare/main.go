@@ -97,15 +97,18 @@ func run(ctx context.Context) error {
 			return fmt.Errorf("store %q: want onebox, redis, etcd1 or etcd3", name)
 		}
 		dir := filepath.Join(*work, name)
-		results, ports, err := benchStore(ctx, st, *pegasusBin, dir, s)
+		results, srvInfo, err := benchStore(ctx, st, *pegasusBin, dir, s)
 		rep.results = append(rep.results, results...)
 		if err != nil {
 			return fmt.Errorf("%s: %w", st.label, err)
 		}
+		if name == "onebox" {
+			rep.onebox = srvInfo.desc
+		}
 		if name == "onebox" && *profBin != "" {
 			ps := s
 			ps.duration = *profDuration
-			prof, err := profileOnebox(ctx, st, *profBin, dir, ports, ps)
+			prof, err := profileOnebox(ctx, st, *profBin, dir, srvInfo.ports, ps)
 			if err != nil {
 				return fmt.Errorf("profiling the onebox: %w", err)
 			}
@@ -157,8 +160,9 @@ func (r result) cpuPerOpUS() float64 {
 }
 
 // benchStore starts a store, loads it and runs every workload, then stops it.
-// The onebox's ports are returned, so it can be restarted on the same data.
-func benchStore(ctx context.Context, st store, pegasusBin, dir string, s settings) ([]result, []int, error) {
+// The servers are returned stopped, for their ports (to restart the onebox on the same
+// data) and description.
+func benchStore(ctx context.Context, st store, pegasusBin, dir string, s settings) ([]result, *servers, error) {
 	fmt.Printf("== %s: starting\n", st.label)
 	srv, err := st.start(ctx, pegasusBin, dir)
 	if err != nil {
@@ -166,7 +170,7 @@ func benchStore(ctx context.Context, st store, pegasusBin, dir string, s setting
 	}
 	defer srv.stop()
 	results, err := runPhases(ctx, st, srv, s, true)
-	return results, srv.ports, err
+	return results, srv, err
 }
 
 // runPhases runs the load phase (if load) and then every workload.

@@ -15,6 +15,7 @@ import (
 type report struct {
 	settings
 	revision              string
+	onebox                string // the onebox's layout as it reported it
 	started, finished     time.Time
 	loadBefore, loadAfter string
 	results               []result
@@ -50,11 +51,13 @@ func (r *report) markdown() string {
 	p("Settings: go-ycsb v1.0.1 core workloads, %d records of one %d-byte field, %d client threads, %s request distribution, "+
 		"%s per workload after a load phase; every store started fresh, on loopback.\n\n",
 		r.records, r.fieldLength, r.threads, r.dist, r.duration)
-	p("- gopegasus onebox (revision %s): 1 meta and 3 replica servers in one process, table `temp` "+
-		"(8 partitions, 1 replica each: replication is not built yet); our go-ycsb binding on our Go client.\n", orUnknown(r.revision))
-	p("- Redis %s: `appendonly yes`, `appendfsync everysec`, no RDB snapshots; go-ycsb's redis binding (hash records).\n", version("redis-server", "--version"))
+	p("- gopegasus onebox (revision %s): `pegasus onebox` with its defaults, meta and replica servers in one process (%s; "+
+		"every replica of a partition is a raft voter, and writes are acknowledged once a quorum fsynced them); "+
+		"our go-ycsb binding on our Go client.\n", orUnknown(r.revision), orUnknown(r.onebox))
+	p("- Redis %s: `appendonly yes`, `appendfsync everysec`, no RDB snapshots, no replica; go-ycsb's redis binding (hash records).\n", version("redis-server", "--version"))
 	p("- etcd %s: one member, and three members on this machine; go-ycsb's etcd binding.\n\n", version("etcd", "--version"))
-	p("Server CPU is the user+system time of the store's server processes (`/proc/<pid>/stat`) over the phase, divided by its successful operations.\n\n")
+	p("Server CPU is the user+system time of the store's server processes (`/proc/<pid>/stat`) over the phase, divided by its successful operations. " +
+		"A phase stops at its deadline, so the operations in flight then fail: they are the errors below (about one per client thread).\n\n")
 
 	p("| store | workload | ops/s | avg µs | p99 µs | p999 µs | server CPU µs/op | errors |\n")
 	p("|---|---|---:|---:|---:|---:|---:|---:|\n")

@@ -18,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	pegasus "github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/admin"
 )
 
 // store is one system under test: how to start it and which go-ycsb binding talks to it.
@@ -45,7 +46,8 @@ func storeByName(name string) (store, bool) {
 type servers struct {
 	procs []*exec.Cmd
 	props map[string]string
-	ports []int // the onebox's meta and first replica port, to restart it with its identity
+	ports []int  // the onebox's meta and first replica port, to restart it with its identity
+	desc  string // what was started, for the results
 }
 
 func (s *servers) pids() []int {
@@ -180,7 +182,34 @@ func startOneboxWith(ctx context.Context, dir, bin string, wrapper []string, por
 		s.stop()
 		return nil, err
 	}
+	if s.desc, err = describeOnebox(ctx, s.props[propPegasusMetas]); err != nil {
+		s.stop()
+		return nil, err
+	}
 	return s, nil
+}
+
+// describeOnebox asks the onebox how many replica servers it runs and how table temp is laid out.
+func describeOnebox(ctx context.Context, meta string) (string, error) {
+	ad, err := admin.New(admin.Config{MetaServers: []string{meta}})
+	if err != nil {
+		return "", err
+	}
+	defer ad.Close()
+	nodes, err := ad.ListNodes(ctx)
+	if err != nil {
+		return "", err
+	}
+	tables, err := ad.ListTables(ctx)
+	if err != nil {
+		return "", err
+	}
+	for _, t := range tables {
+		if t.Name == "temp" {
+			return fmt.Sprintf("%d replica servers; table temp has %d partitions of %d replicas", len(nodes), t.PartitionCount, t.ReplicaCount), nil
+		}
+	}
+	return "", errors.New("the onebox has no table temp")
 }
 
 func startRedis(ctx context.Context, _, dir string) (*servers, error) {
