@@ -56,7 +56,7 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	ms := splitList(*metas)
+	ms := discoverMetas(ctx, splitList(*metas))
 	cl, err := pegasus.New(pegasus.Config{MetaServers: ms})
 	if err != nil {
 		return fmt.Errorf("%w: --metas: %v", errUsage, err)
@@ -87,6 +87,31 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		return sh.interactive(ctx, f, stdout)
 	}
 	return sh.script(ctx, stdin)
+}
+
+// discoverMetas adds to the meta servers given those the cluster names in its cluster info:
+// a meta that is not the leader refuses most admin requests without naming the leader, so
+// the admin client needs them all. When the cluster cannot be asked, the list stays as given
+// (the commands then report what is wrong).
+func discoverMetas(ctx context.Context, given []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	resp, err := (&shell{metas: given}).clusterInfo(ctx)
+	if err != nil {
+		return given
+	}
+	all := slices.Clone(given)
+	for i, k := range resp.Keys {
+		if k != "meta_servers" || i >= len(resp.Values) {
+			continue
+		}
+		for _, m := range splitList(resp.Values[i]) {
+			if !slices.Contains(all, m) {
+				all = append(all, m)
+			}
+		}
+	}
+	return all
 }
 
 // script runs every command read from r, going on after a failed one, and reports whether

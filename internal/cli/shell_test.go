@@ -434,3 +434,22 @@ func TestCompleteCommand(t *testing.T) {
 		t.Fatalf("history %q", h.entries)
 	}
 }
+
+// With three metas, admin commands work whichever one the shell is given: followers send
+// it to the leader.
+func TestShellThroughAnyMeta(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{Metas: 3, Replicas: 3})
+	c.CreateTable(t, "temp", 4)
+	for _, addr := range c.MetaAddrs() {
+		m := oneShotJSON(t, addr, "cluster_info")
+		if m["primary_meta_server"] == nil || m["meta_servers"] == nil {
+			t.Fatalf("cluster_info through %s: %v", addr, m)
+		}
+		if m := oneShotJSON(t, addr, "ls"); m["count"] != 1.0 {
+			t.Fatalf("ls through %s: %v", addr, m)
+		}
+		if m := oneShotJSON(t, addr, "set a b c; get a b"); m["value"] != "c" {
+			t.Fatalf("get through %s: %v", addr, m)
+		}
+	}
+}
