@@ -156,6 +156,58 @@ func (m *machine) refresh() {
 	}
 }
 
+// replaceLost moves the replicas of dead replica servers to live ones: for each partition
+// with a dead member, a live server that does not host it yet (the least loaded) takes the
+// dead member's place, and its replica joins the group; the partition's leader then adds it
+// as a learner, promotes it once caught up and removes the lost one (package replica). A
+// partition is only changed while a majority of its members is alive: otherwise no leader
+// could carry out the change, and the data must wait for the lost servers to come back.
+func (m *machine) replaceLost(ctx context.Context) {
+	var reps []memberReplace
+	load, _ := m.load()
+	alive := m.aliveNodes()
+	for _, t := range m.state.Tables {
+		if t.Status != idl.AppStatusAvailable {
+			continue
+		}
+		for i, p := range t.Partitions {
+			var dead []string
+			for _, a := range p.Members {
+				if n := m.nodes[a]; n == nil || !n.alive {
+					dead = append(dead, a)
+				}
+			}
+			if len(dead) == 0 || 2*(len(p.Members)-len(dead)) <= len(p.Members) {
+				continue
+			}
+			spare := ""
+			for _, a := range alive {
+				if slices.Contains(p.Members, a) {
+					continue
+				}
+				if spare == "" || load[a] < load[spare] {
+					spare = a
+				}
+			}
+			if spare == "" {
+				continue
+			}
+			load[spare]++
+			reps = append(reps, memberReplace{GPID: idl.GPID{AppID: t.AppID, PartitionIndex: int32(i)}, Old: dead[0], New: spare})
+		}
+	}
+	if len(reps) == 0 {
+		return
+	}
+	if _, err := m.commit(ctx, &mutation{ReplaceMembers: reps}); err != nil {
+		m.lg.Warn("replacing lost replicas failed; will retry", "err", err)
+		return
+	}
+	for _, r := range reps {
+		m.lg.Info("replica moved off a lost server", "gpid", r.GPID.String(), "from", r.Old, "to", r.New)
+	}
+}
+
 // commit replicates op through the metas' group and adopts the map it gives. A mutation
 // that would fail on the current map is answered at once, without a log entry. On error the
 // current map is unchanged (but op may still be applied later: raft decides).
@@ -237,10 +289,11 @@ func (m *machine) primaryOf(t *table, pidx int32) (*node, bool) {
 
 // partitionConfig derives the configuration of partition pidx of t.
 //
-// With a primary, the secondaries are the partition's other placement members that are
-// alive; a dead member is left out (clients must not be sent there). Without a primary there
-// are no secondaries either, as in Pegasus. The placement, not the voters a leader reports, is
-// the source: the two are equal until replacement of lost replicas exists.
+// With a primary, the secondaries are the other voters of the partition's raft group as the
+// primary reports them (the placement's members when it has not reported them), alive ones
+// only: clients must not be sent to a dead one. A dead voter still in the group is listed in
+// last_drops until the group removes it, so the configuration tells how many healthy copies
+// the partition really has. Without a primary there are no secondaries either, as in Pegasus.
 func (m *machine) partitionConfig(t *table, pidx int32) idl.PartitionConfiguration {
 	p := &t.Partitions[pidx]
 	pc := idl.PartitionConfiguration{
@@ -258,13 +311,21 @@ func (m *machine) partitionConfig(t *table, pidx int32) idl.PartitionConfigurati
 	}
 	pc.Primary = primary.rpcAddr
 	pc.HPPrimary = idl.Some(primary.hostPort)
-	for _, addr := range p.Members {
+	voters := p.Members
+	if rs := primary.replicas[pc.PID]; len(rs.Voters) > 0 {
+		voters = rs.Voters
+	}
+	for _, addr := range voters {
 		n := m.nodes[addr]
-		if n == nil || !n.alive || n == primary {
-			continue
+		switch {
+		case n == nil || n == primary:
+		case n.alive:
+			pc.Secondaries = append(pc.Secondaries, n.rpcAddr)
+			pc.HPSecondaries.V = append(pc.HPSecondaries.V, n.hostPort)
+		default:
+			pc.LastDrops = append(pc.LastDrops, n.rpcAddr)
+			pc.HPLastDrops.V = append(pc.HPLastDrops.V, n.hostPort)
 		}
-		pc.Secondaries = append(pc.Secondaries, n.rpcAddr)
-		pc.HPSecondaries.V = append(pc.HPSecondaries.V, n.hostPort)
 	}
 	return pc
 }
@@ -645,7 +706,7 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 				resp.Assignments = append(resp.Assignments, cluster.Assignment{
 					AppID: t.AppID, PartitionIndex: int32(i), AppName: t.Name,
 					PartitionCount: t.PartitionCount, Members: slices.Clone(p.Members),
-					Envs: maps.Clone(t.Envs),
+					Envs: maps.Clone(t.Envs), Join: slices.Contains(p.Joined, n.addr),
 				})
 			}
 		case idl.AppStatusDropped:

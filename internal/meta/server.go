@@ -399,6 +399,7 @@ func (s *Server) periodic(ctx context.Context) {
 	defer cancel()
 	s.m.refresh()
 	s.m.purgeExpired(ctx)
+	s.m.replaceLost(ctx)
 }
 
 // follow brings the machine in line with the raft group: it takes over when this meta became

@@ -59,6 +59,9 @@ type partition struct {
 	// Ballot is the highest ballot (leader raft term) ever reported; 0 before the first
 	// leader. It never decreases.
 	Ballot int64 `json:"ballot"`
+	// Joined are the members that replaced a lost one: their replicas join the existing
+	// raft group instead of bootstrapping a new one.
+	Joined []string `json:"joined,omitempty"`
 }
 
 // mutation is one change of the cluster map. Exactly one field is set.
@@ -73,6 +76,15 @@ type mutation struct {
 	CreateTables  []*createTable `json:"create_tables,omitempty"`
 	// AddNodes records replica servers seen for the first time.
 	AddNodes []string `json:"add_nodes,omitempty"`
+	// ReplaceMembers swaps lost members of partitions for live servers.
+	ReplaceMembers []memberReplace `json:"replace_members,omitempty"`
+}
+
+// memberReplace moves one partition's replica from a lost server to another.
+type memberReplace struct {
+	GPID idl.GPID `json:"gpid"`
+	Old  string   `json:"old"`
+	New  string   `json:"new"`
 }
 
 type createTable struct {
@@ -178,6 +190,22 @@ func (m *clusterMap) apply(op *mutation) result {
 		m.Tables = slices.DeleteFunc(m.Tables, func(t *table) bool {
 			return t.Status == idl.AppStatusDropped && t.ExpireSecond <= *op.PurgeBefore
 		})
+		return result{Code: wire.OK}
+	case len(op.ReplaceMembers) > 0:
+		for _, r := range op.ReplaceMembers {
+			t := m.tableByID(r.GPID.AppID)
+			if t == nil || t.Status != idl.AppStatusAvailable || r.GPID.PartitionIndex < 0 || int(r.GPID.PartitionIndex) >= len(t.Partitions) {
+				continue
+			}
+			p := &t.Partitions[r.GPID.PartitionIndex]
+			if !slices.Contains(p.Members, r.Old) || slices.Contains(p.Members, r.New) {
+				continue
+			}
+			// The newcomer goes last: it is nobody's preferred primary until the placement
+			// is rebalanced.
+			p.Members = append(slices.DeleteFunc(p.Members, func(a string) bool { return a == r.Old }), r.New)
+			p.Joined = append(slices.DeleteFunc(p.Joined, func(a string) bool { return a == r.Old }), r.New)
+		}
 		return result{Code: wire.OK}
 	case len(op.AddNodes) > 0:
 		for _, n := range op.AddNodes {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,9 @@ type tableInfo struct {
 	envs           map[string]string
 	defaultTTL     int32
 	join           bool
+	// addrs maps the raft id of every member this replica has known (current or former)
+	// to its address, so voters that left the placement are still named and reachable.
+	addrs map[uint64]string
 }
 
 // readWait is a read waiting until the partition has applied its read index.
@@ -100,8 +104,13 @@ func (p *partition) readDB() (db *storage.DB, release func()) {
 
 func (p *partition) setTable(a cluster.Assignment) {
 	ti := &tableInfo{appName: a.AppName, partitionCount: a.PartitionCount, members: a.Members, envs: a.Envs, join: a.Join}
+	ti.addrs = map[uint64]string{}
 	if prev := p.info.Load(); prev != nil {
 		ti.defaultTTL = prev.defaultTTL
+		maps.Copy(ti.addrs, prev.addrs)
+	}
+	for _, m := range a.Members {
+		ti.addrs[raftID(m)] = m
 	}
 	// default_ttl: a positive parse replaces the setting; negative or unparsable values
 	// are ignored and the previous setting stays (protocol.md §5.2).
@@ -584,16 +593,11 @@ func (l *loop) releaseReads() {
 
 // publishVoters records the group's voters (as addresses, where known) for the meta report.
 func (l *loop) publishVoters() {
-	byID := map[uint64]string{}
-	if ti := l.p.table(); ti != nil {
-		for _, m := range ti.members {
-			byID[raftID(m)] = m
-		}
-	}
-	byID[l.p.id] = l.p.s.addr
 	vs := make([]string, 0, len(l.cs.Voters))
 	for _, id := range l.cs.Voters {
-		if a, ok := byID[id]; ok {
+		if id == l.p.id {
+			vs = append(vs, l.p.s.addr)
+		} else if a := l.p.addressOf(id); a != "" {
 			vs = append(vs, a)
 		} else {
 			vs = append(vs, fmt.Sprintf("raft-id-%x", id))
@@ -674,15 +678,8 @@ func (l *loop) send(msgs []raftpb.Message) {
 	p.s.transport.send(p, msgs[:n])
 }
 
-// addressOf maps a raft id to a member's address.
-func (p *partition) addressOf(id uint64) string {
-	for _, a := range p.table().members {
-		if raftID(a) == id {
-			return a
-		}
-	}
-	return ""
-}
+// addressOf maps a raft id to a member's address ("" if unknown).
+func (p *partition) addressOf(id uint64) string { return p.table().addrs[id] }
 
 // applySnapshot makes a snapshot raft accepted the group's new starting point. The store
 // was already replaced by installSnapshot.

@@ -206,3 +206,53 @@ func TestPrimariesRebalanceAfterRestart(t *testing.T) {
 		return true, nil
 	})
 }
+
+// On 4 servers with 3 replicas per partition, a server that stays down is replaced: its
+// replicas are rebuilt on the spare server (from the log or a snapshot), the configuration
+// shows three live members again, and the data survives the loss of a second server.
+func TestLostServerIsReplaced(t *testing.T) {
+	c := Start(t, Options{Replicas: 4, NodeGrace: time.Second})
+	c.CreateTableReplicas(t, "temp", 8, 3)
+	k := newKV(t, c, "temp")
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	for i := range 300 {
+		if err := k.put(ctx, fmt.Sprintf("h%d", i), "s", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	victim := c.ReplicaAddrs()[1]
+	c.StopReplica(t, victim)
+	waitUntil(t, "every partition to have three live members without the lost server", func(ctx context.Context) (bool, error) {
+		var cfg idl.QueryCfgResponse
+		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: "temp"}, &cfg); err != nil {
+			return false, nil
+		}
+		for _, p := range cfg.Partitions {
+			if p.Primary.IsZero() || len(p.Secondaries) != 2 || p.Primary.String() == victim {
+				return false, nil
+			}
+			for _, s := range append(p.Secondaries, p.LastDrops...) {
+				if s.String() == victim {
+					return false, nil // still a member of the raft group
+				}
+			}
+		}
+		return true, nil
+	})
+	// Lose one more server: every group still has two of its three members.
+	var second string
+	for _, a := range c.ReplicaAddrs() {
+		if a != victim {
+			second = a
+			break
+		}
+	}
+	c.StopReplica(t, second)
+	for i := range 300 {
+		v, ok, err := k.get(ctx, fmt.Sprintf("h%d", i), "s")
+		if err != nil || !ok || v != fmt.Sprint(i) {
+			t.Fatalf("h%d after losing %s and %s: %q %v %v", i, victim, second, v, ok, err)
+		}
+	}
+}
