@@ -225,6 +225,10 @@ type loop struct {
 	confAt        time.Time
 	lastReconcile time.Time
 	lastTransfer  time.Time
+	// transferStarted is when this replica last asked raft to hand its leadership over;
+	// heldReads wait meanwhile (see leaseSuspended).
+	transferStarted time.Time
+	heldReads       []*readWait
 }
 
 // confEntry is the group's configuration as of a log index.
@@ -319,6 +323,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			return
 		case <-ticker.C:
 			l.rn.Tick()
+			l.releaseHeldReads()
 		case w := <-p.proposeC:
 			l.proposeBatch(w)
 		case rw := <-p.readC:
@@ -407,6 +412,37 @@ drain:
 		}
 		return
 	}
+	if l.leaseSuspended() {
+		l.heldReads = append(l.heldReads, batch...)
+		return
+	}
+	l.issueReadIndex(batch)
+}
+
+// Reads are served under the leader's lease (ReadOnlyLeaseBased). A leadership transfer
+// breaks the lease: the transferee is elected without waiting for it to run out, while this
+// replica still believes it leads. So while a transfer this replica started may be under
+// way, and for a few election timeouts after, reads are held instead of answered locally.
+func (l *loop) leaseSuspended() bool {
+	if l.rn.BasicStatus().LeadTransferee != 0 {
+		return true
+	}
+	return time.Since(l.transferStarted) < 3*l.electionTimeout()
+}
+
+func (l *loop) electionTimeout() time.Duration { return 10 * l.p.s.cfg.TickInterval }
+
+// releaseHeldReads issues the reads held during a transfer once the lease is sound again.
+func (l *loop) releaseHeldReads() {
+	if len(l.heldReads) == 0 || l.lead != l.p.id || l.leaseSuspended() {
+		return
+	}
+	batch := l.heldReads
+	l.heldReads = nil
+	l.issueReadIndex(batch)
+}
+
+func (l *loop) issueReadIndex(batch []*readWait) {
 	l.nextRead++
 	var rctx [8]byte
 	binary.BigEndian.PutUint64(rctx[:], l.nextRead)
@@ -508,6 +544,10 @@ func (l *loop) failAll(err error) {
 		}
 	}
 	l.readyAt = nil
+	for _, rw := range l.heldReads {
+		rw.done <- err
+	}
+	l.heldReads = nil
 }
 
 func (l *loop) apply(ents []raftpb.Entry) error {
@@ -779,6 +819,7 @@ func (l *loop) reconcile() {
 	if pref := raftID(ti.members[0]); pref != l.p.id && voters[pref] && now.Sub(l.lastTransfer) >= transferEvery {
 		if pr, ok := st.Progress[pref]; ok && pr.RecentActive && pr.Match == st.Commit {
 			l.lastTransfer = now
+			l.transferStarted = now
 			l.rn.TransferLeader(pref)
 		}
 	}
@@ -789,6 +830,7 @@ func (l *loop) transferTo(st raft.Status, members []string) {
 	for _, m := range members {
 		id := raftID(m)
 		if pr, ok := st.Progress[id]; ok && id != l.p.id && pr.RecentActive && pr.Match == st.Commit {
+			l.transferStarted = time.Now()
 			l.rn.TransferLeader(id)
 			return
 		}
