@@ -211,7 +211,7 @@ func TestPrimariesRebalanceAfterRestart(t *testing.T) {
 // replicas are rebuilt on the spare server (from the log or a snapshot), the configuration
 // shows three live members again, and the data survives the loss of a second server.
 func TestLostServerIsReplaced(t *testing.T) {
-	c := Start(t, Options{Replicas: 4, NodeGrace: time.Second})
+	c := Start(t, Options{Replicas: 4, NodeGrace: time.Second, LogCompactEvery: 20, LogKeep: 5})
 	c.CreateTableReplicas(t, "temp", 8, 3)
 	k := newKV(t, c, "temp")
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
@@ -240,6 +240,17 @@ func TestLostServerIsReplaced(t *testing.T) {
 		}
 		return true, nil
 	})
+	// The spare caught up from snapshots: 300 writes over 8 partitions had truncated the
+	// leaders' logs (testcluster truncates every 20 entries) past what it lacked.
+	var snaps int64
+	for _, a := range c.ReplicaAddrs() {
+		if a != victim {
+			snaps += c.SnapshotsInstalled(t, a)
+		}
+	}
+	if snaps == 0 {
+		t.Fatal("the replacement replicas caught up without any snapshot")
+	}
 	// Lose one more server: every group still has two of its three members.
 	var second string
 	for _, a := range c.ReplicaAddrs() {

@@ -36,6 +36,9 @@ type Options struct {
 	NodeGrace time.Duration
 	// LogLevel of the servers' logs, written to the test's output (default: warnings).
 	LogLevel slog.Level
+	// LogCompactEvery and LogKeep set the replica servers' raft log truncation (see
+	// replica.Config); small values make replicas catch up by snapshot.
+	LogCompactEvery, LogKeep int
 }
 
 // Cluster is a running in-process cluster.
@@ -105,6 +108,8 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		Metas:        c.MetaAddrs(),
 		SyncInterval: 200 * time.Millisecond,
 		TickInterval: 20 * time.Millisecond,
+		LogCompactEvery: c.opts.LogCompactEvery,
+		LogKeep:         c.opts.LogKeep,
 		Logger:       c.lg,
 	})
 	if err != nil {
@@ -146,6 +151,18 @@ func (c *Cluster) stopAll() {
 			m.stop = nil
 		}
 	}
+}
+
+// SnapshotsInstalled returns how many snapshots the replica server at addr installed since
+// it started.
+func (c *Cluster) SnapshotsInstalled(t testing.TB, addr string) int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.replica(t, addr)
+	if r.rep == nil || r.stop == nil {
+		return 0
+	}
+	return r.rep.SnapshotsInstalled()
 }
 
 // RaftLogSyncs sums the raft log fsyncs of the running replica servers.
