@@ -271,8 +271,10 @@ func classify(err error, kind opKind) (refresh, retry bool) {
 	}
 	code, ok := wire.AsCode(err)
 	if !ok {
-		// A transport failure after the request may have been sent (connection broken).
-		return true, kind != kindNonIdempotent
+		// A transport failure after the request may have been sent (connection broken): a
+		// write may have been applied, and sending it again could apply it twice around
+		// other clients' writes (not linearizable). Only reads are sent again.
+		return true, kind == kindRead
 	}
 	switch code {
 	case wire.ErrObjectNotFound:

@@ -106,7 +106,7 @@ func codeOf(err error) wire.Code {
 	switch {
 	case errors.Is(err, errNotLeader), errors.Is(err, errStopped):
 		return wire.ErrInvalidState
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, errOutcomeUnknown):
 		return wire.ErrTimeout
 	default:
 		return wire.ErrLocalAppFailure

@@ -31,8 +31,15 @@ const (
 )
 
 var (
+	// errNotLeader: the request was refused before it reached the raft log; it had no
+	// effect and may be sent again (to the new primary).
 	errNotLeader = errors.New("replica: not the primary")
 	errStopped   = errors.New("replica: partition stopped")
+	// errOutcomeUnknown: the write was proposed, then the replica lost its leadership (or
+	// stopped) before it was applied here. Raft may still commit it under the next leader,
+	// so the client must not assume either outcome: it gets ERR_TIMEOUT, which clients do
+	// not retry for writes (retrying could apply the write twice).
+	errOutcomeUnknown = errors.New("replica: write outcome unknown (leadership lost while it was pending)")
 )
 
 // raftID maps a replica server address to its raft member id in every group.
@@ -153,7 +160,7 @@ func (p *partition) propose(ctx context.Context, w *write) writeResult {
 	case <-ctx.Done():
 		return writeResult{err: ctx.Err()}
 	case <-p.done:
-		return writeResult{err: errStopped}
+		return writeResult{err: errOutcomeUnknown}
 	}
 }
 
@@ -527,9 +534,11 @@ func (l *loop) setLeader(lead uint64) {
 	p.s.notifyMeta()
 }
 
+// failAll fails every pending request: reads with err, proposed writes with
+// errOutcomeUnknown (they are in the raft log and may yet be committed).
 func (l *loop) failAll(err error) {
 	for id, ws := range l.waiters {
-		failWrites(ws, err)
+		failWrites(ws, errOutcomeUnknown)
 		delete(l.waiters, id)
 	}
 	for id, rs := range l.reads {
@@ -606,7 +615,7 @@ func (l *loop) applyWrites(e *raftpb.Entry) error {
 		return err
 	}
 	if len(ws) != len(results) {
-		failWrites(ws, errNotLeader) // not our proposal after all
+		failWrites(ws, errOutcomeUnknown) // not our proposal after all
 		return nil
 	}
 	for i, w := range ws {
