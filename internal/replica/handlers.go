@@ -12,7 +12,7 @@ import (
 )
 
 func (s *Server) registerHandlers() {
-	h := s.rpc.Handle
+	h := s.handle // counts and times the client operations
 	for name, w := range s.writeRPCs() {
 		h(name, s.writeHandler(w))
 	}

@@ -96,6 +96,7 @@ type partition struct {
 	applied   atomic.Uint64
 	info      atomic.Pointer[tableInfo]
 	voters    atomic.Pointer[[]string]
+	ext       partitionExt // raft counters, manual compaction (metrics.go, envs.go)
 
 	stop chan struct{}
 	done chan struct{}
@@ -128,6 +129,7 @@ func (p *partition) setTable(a cluster.Assignment) {
 		}
 	}
 	p.info.Store(ti)
+	p.applyEnvs(a.Envs)
 }
 
 // state reports the replica for the meta server.
@@ -292,6 +294,7 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 		truncAt: snap.Metadata.Index,
 		sending: make(map[uint64]bool),
 	}
+	p.ext.logStart.Store(snap.Metadata.Index + 1)
 	if !found && !join {
 		peers := make([]raft.Peer, 0, len(members))
 		for _, m := range members {
@@ -525,6 +528,7 @@ func (l *loop) setLeader(lead uint64) {
 	l.lead = lead
 	now := lead == p.id
 	p.isLeader.Store(now)
+	p.ext.leaderChanges.Add(1)
 	if was && !now {
 		// Writes proposed but not yet applied have an unknown outcome; reads must retry
 		// on the new primary.
@@ -685,6 +689,7 @@ func (l *loop) maybeTruncate() error {
 		return err
 	}
 	l.truncAt = at
+	p.ext.logStart.Store(at + 1)
 	return nil
 }
 
@@ -722,6 +727,7 @@ func (l *loop) send(msgs []raftpb.Message) {
 			continue
 		}
 		l.sending[m.To] = true
+		p.ext.snapshotsSent.Add(1)
 		p.s.partsWG.Go(func() { p.s.sendSnapshot(p, m, addr) })
 	}
 	p.s.transport.send(p, msgs[:n])
@@ -742,6 +748,7 @@ func (l *loop) applySnapshot(snap raftpb.Snapshot, hs raftpb.HardState) error {
 	}
 	l.cs = snap.Metadata.ConfState
 	l.truncAt = snap.Metadata.Index
+	p.ext.logStart.Store(snap.Metadata.Index + 1)
 	l.publishVoters()
 	if l.installed < snap.Metadata.Index {
 		return fmt.Errorf("replica: snapshot at %d applied over a store holding writes up to %d", snap.Metadata.Index, l.installed)

@@ -69,6 +69,9 @@ type Config struct {
 	Version string
 	// Logger receives server logs (default: discard).
 	Logger *slog.Logger
+	// Settings are the server's registered settings (default: NewSettings()); fields set
+	// above override them. They back /config, /configs and /updateConfig.
+	Settings *Settings
 }
 
 // Server is a replica server: it hosts the partition replicas the meta leader assigns, each
@@ -92,11 +95,19 @@ type Server struct {
 	runCtx  context.Context
 	dropped map[int32]bool
 	cmds    *remotecmd.Commands
+	ext     serverExt
 }
 
 // New opens the listener and the raft log; Addr works at once. Partitions found in DataDir
 // are reopened when Run starts.
 func New(cfg Config) (*Server, error) {
+	settings := cfg.Settings
+	if settings == nil {
+		settings = NewSettings()
+	}
+	if err := settings.resolve(&cfg); err != nil {
+		return nil, err
+	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("replica: Config.DataDir is required")
 	}
@@ -126,12 +137,11 @@ func New(cfg Config) (*Server, error) {
 		syncNow: make(chan struct{}, 1),
 		dropped: make(map[int32]bool),
 	}
+	s.ext.settings = settings
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+snapshotPath, s.serveSnapshot)
 	if cfg.HTTP != nil {
 		mux.Handle("/", cfg.HTTP)
-	} else {
-		mux.HandleFunc("/", s.serveStatus)
 	}
 	var httpHandler http.Handler = mux
 	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg})
@@ -155,6 +165,9 @@ func New(cfg Config) (*Server, error) {
 		s.metas = append(s.metas, rpc.NewConn(m, rpc.ConnConfig{}))
 	}
 	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started})
+	if cfg.HTTP == nil {
+		mux.Handle("/", s.httpAPI())
+	}
 	s.registerHandlers()
 	return s, nil
 }
@@ -310,6 +323,8 @@ func (s *Server) openStore(pid idl.GPID, ti *tableInfo, lg *slog.Logger) (*stora
 		// Scans that validate the partition hash need the partition's place.
 		PartitionIndex: pid.PartitionIndex,
 		PartitionCount: ti.partitionCount,
+		// The compaction concurrency follows the table's usage scenario.
+		Pebble: s.pebbleOptions(pid),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)
@@ -464,24 +479,6 @@ func (s *Server) callMeta(ctx context.Context, req *cluster.SyncRequest) (*clust
 		}
 	}
 	return nil, lastErr
-}
-
-func (s *Server) serveStatus(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != "/" {
-		http.NotFound(w, r)
-		return
-	}
-	s.mu.RLock()
-	n, leaders := len(s.parts), 0
-	for _, p := range s.parts {
-		if p.isLeader.Load() {
-			leaders++
-		}
-	}
-	s.mu.RUnlock()
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintf(w, "gopegasus replica server %s\nstarted %s\npartition replicas %d, primaries %d\n",
-		s.addr, s.started.Format(time.RFC3339), n, leaders)
 }
 
 // RaftLogSyncs returns how many fsyncs the server's raft log has made since it started.

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -314,20 +315,27 @@ func (db *DB) CompactionStatus() CompactionStatus {
 }
 
 func (db *DB) compactAll() error {
-	it, err := db.pdb.NewIter(nil)
+	// Deleted and expired records are invisible to iterators but still take space: the range
+	// to compact is everything the sstables hold, once the memtables are flushed into them.
+	if err := db.pdb.Flush(); err != nil {
+		return err
+	}
+	levels, err := db.pdb.SSTables()
 	if err != nil {
 		return err
 	}
 	var end []byte
-	if it.Last() {
-		end = append(append(end, it.Key()...), 0) // immediate successor of the last key
-	}
-	if err := it.Close(); err != nil {
-		return err
+	for _, tables := range levels {
+		for _, t := range tables {
+			if k := t.Largest.UserKey; end == nil || bytes.Compare(k, end) >= 0 {
+				end = k
+			}
+		}
 	}
 	if end == nil {
 		return nil
 	}
+	end = append(append([]byte(nil), end...), 0) // immediate successor of the largest key
 	return db.pdb.Compact(stopContext(db.stop), nil, end, true)
 }
 

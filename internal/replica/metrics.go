@@ -1,0 +1,332 @@
+package replica
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/metric"
+	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/storage"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+// op is a client operation whose requests are counted and timed per partition.
+type op int
+
+const (
+	opGet op = iota
+	opMultiGet
+	opBatchGet
+	opSortKeyCount
+	opTTL
+	opScan
+	opPut
+	opRemove
+	opMultiPut
+	opMultiRemove
+	opIncr
+	opCheckAndSet
+	opCheckAndMutate
+	numOps
+)
+
+// opNames are the metric name prefixes of the operations (Pegasus's: get_requests, ...).
+var opNames = [numOps]string{"get", "multi_get", "batch_get", "sortkey_count", "ttl", "scan",
+	"put", "remove", "multi_put", "multi_remove", "incr", "check_and_set", "check_and_mutate"}
+
+func opOf(rpcName string) (op, bool) {
+	switch rpcName {
+	case idl.RPCGet:
+		return opGet, true
+	case idl.RPCMultiGet:
+		return opMultiGet, true
+	case idl.RPCBatchGet:
+		return opBatchGet, true
+	case idl.RPCSortKeyCount:
+		return opSortKeyCount, true
+	case idl.RPCTTL:
+		return opTTL, true
+	case idl.RPCGetScanner, idl.RPCScan:
+		return opScan, true
+	case idl.RPCPut:
+		return opPut, true
+	case idl.RPCRemove:
+		return opRemove, true
+	case idl.RPCMultiPut:
+		return opMultiPut, true
+	case idl.RPCMultiRemove:
+		return opMultiRemove, true
+	case idl.RPCIncr:
+		return opIncr, true
+	case idl.RPCCheckAndSet:
+		return opCheckAndSet, true
+	case idl.RPCCheckAndMutate:
+		return opCheckAndMutate, true
+	}
+	return 0, false
+}
+
+func (o op) isWrite() bool { return o >= opPut }
+
+// requestStats are a partition replica's request counters; every field is updated with
+// atomic operations only.
+type requestStats struct {
+	ops        [numOps]metric.Timer
+	readBytes  atomic.Int64
+	writeBytes atomic.Int64
+	slow       atomic.Int64
+}
+
+// serverExt is the replica server's settings, request statistics and manual compaction
+// bookkeeping.
+type serverExt struct {
+	settings *Settings
+	// stats is a copy-on-write map: requests read it without a lock.
+	statsMu sync.Mutex
+	stats   atomic.Pointer[map[idl.GPID]*requestStats]
+	// compactMu serializes the decisions to start manual compactions.
+	compactMu sync.Mutex
+	// scenarios holds each table's usage scenario, read by its stores' Pebble options.
+	scenarioMu sync.Mutex
+	scenarios  map[int32]*atomic.Int32
+}
+
+// partitionExt is a partition replica's raft counters and manual compaction state.
+type partitionExt struct {
+	leaderChanges atomic.Int64
+	snapshotsSent atomic.Int64
+	logStart      atomic.Uint64 // first index the raft log still holds
+	compact       compactState
+}
+
+func (s *Server) statsOf(pid idl.GPID) *requestStats {
+	if m := s.ext.stats.Load(); m != nil {
+		if st := (*m)[pid]; st != nil {
+			return st
+		}
+	}
+	if s.partition(pid) == nil {
+		return nil // not hosted here: nothing to count against
+	}
+	s.ext.statsMu.Lock()
+	defer s.ext.statsMu.Unlock()
+	old := s.ext.stats.Load()
+	next := map[idl.GPID]*requestStats{}
+	if old != nil {
+		if st := (*old)[pid]; st != nil {
+			return st
+		}
+		for k, v := range *old {
+			if s.partition(k) != nil {
+				next[k] = v // forget the partitions that left this server
+			}
+		}
+	}
+	st := &requestStats{}
+	next[pid] = st
+	s.ext.stats.Store(&next)
+	return st
+}
+
+// handle registers an RPC handler; client operations are counted, timed, and logged when
+// slower than the slow-query threshold.
+func (s *Server) handle(name string, h rpc.HandlerFunc) {
+	o, ok := opOf(name)
+	if !ok {
+		s.rpc.Handle(name, h)
+		return
+	}
+	s.rpc.Handle(name, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+		start := time.Now()
+		v, code := h(ctx, req)
+		d := time.Since(start)
+		pid := idl.GPID{AppID: req.Header.AppID, PartitionIndex: req.Header.PartitionIndex}
+		st := s.statsOf(pid)
+		if st == nil {
+			return v, code
+		}
+		st.ops[o].Observe(d)
+		if o.isWrite() {
+			st.writeBytes.Add(int64(req.BodySize))
+		} else if code == wire.OK {
+			st.readBytes.Add(replyBytes(v))
+		}
+		if th := s.ext.settings.SlowQueryThresholdNS.Get(); th > 0 && uint64(d) >= th {
+			st.slow.Add(1)
+			s.lg.Warn("slow request", "rpc", name, "gpid", fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex),
+				"latency", d, "remote", req.Remote.String(), "code", code.Name())
+		}
+		return v, code
+	})
+}
+
+// replyBytes is how many key and value bytes a read reply carries.
+func replyBytes(v idl.Value) int64 {
+	var n int
+	switch r := v.(type) {
+	case *idl.ReadResponse:
+		n = len(r.Value)
+	case *idl.MultiGetResponse:
+		for _, kv := range r.KVs {
+			n += len(kv.Key) + len(kv.Value)
+		}
+	case *idl.ScanResponse:
+		for _, kv := range r.KVs {
+			n += len(kv.Key) + len(kv.Value)
+		}
+	case *idl.BatchGetResponse:
+		for _, d := range r.Data {
+			n += len(d.HashKey) + len(d.SortKey) + len(d.Value)
+		}
+	}
+	return int64(n)
+}
+
+func gpidAttrs(pid idl.GPID) [][2]string {
+	return [][2]string{{"table_id", strconv.Itoa(int(pid.AppID))}, {"partition_id", strconv.Itoa(int(pid.PartitionIndex))}}
+}
+
+// metricEntities describes the server's metrics: the server, each table it hosts replicas
+// of, and each partition replica.
+func (s *Server) metricEntities() []metric.Entity {
+	now := time.Now()
+	s.mu.RLock()
+	parts := make([]*partition, 0, len(s.parts))
+	for _, p := range s.parts {
+		parts = append(parts, p)
+	}
+	s.mu.RUnlock()
+	var statsMap map[idl.GPID]*requestStats
+	if m := s.ext.stats.Load(); m != nil {
+		statsMap = *m
+	}
+	type tableSum struct {
+		requests              [numOps]int64
+		readBytes, writeBytes int64
+		disk                  uint64
+		sst                   int64
+		replicas, primaries   int64
+	}
+	tables := map[int32]*tableSum{}
+	var tableOrder []int32
+	var out []metric.Entity
+	var primaries, slowTotal int64
+	for _, p := range parts {
+		ts := tables[p.pid.AppID]
+		if ts == nil {
+			ts = &tableSum{}
+			tables[p.pid.AppID] = ts
+			tableOrder = append(tableOrder, p.pid.AppID)
+		}
+		ts.replicas++
+		leader := p.isLeader.Load()
+		if leader {
+			primaries++
+			ts.primaries++
+		}
+		e := metric.Entity{Type: "replica", ID: fmt.Sprintf("replica@%d.%d", p.pid.AppID, p.pid.PartitionIndex), Attrs: gpidAttrs(p.pid)}
+		st := statsMap[p.pid]
+		if st == nil {
+			st = s.statsOf(p.pid) // every replica reports every metric, from the start
+		}
+		if st != nil {
+			for o := range numOps {
+				t := &st.ops[o]
+				n := t.Count()
+				ts.requests[o] += n
+				q, rate := t.Window(now)
+				name := opNames[o]
+				e.Metrics = append(e.Metrics,
+					metric.CounterOf(name+"_requests", "Requests", "The number of "+name+" requests", n),
+					metric.GaugeOf(name+"_qps", "Requests", "The "+name+" requests per second over the last window", rate),
+					metric.Metric{Kind: metric.Percentile, Name: name + "_latency_ns", Unit: "NanoSeconds",
+						Desc: "The latency of " + name + " requests over the last window", P: q})
+			}
+			rb, wb, slow := st.readBytes.Load(), st.writeBytes.Load(), st.slow.Load()
+			ts.readBytes += rb
+			ts.writeBytes += wb
+			slowTotal += slow
+			e.Metrics = append(e.Metrics,
+				metric.CounterOf("read_bytes", "Bytes", "The bytes of keys and values read", rb),
+				metric.CounterOf("write_bytes", "Bytes", "The bytes of write requests", wb),
+				metric.CounterOf("slow_requests", "Requests", "The requests slower than rocksdb_slow_query_threshold_ns", slow))
+		}
+		db, release := p.readDB()
+		dm := db.Metrics()
+		cs := db.CompactionStatus()
+		release()
+		ts.disk += dm.DiskBytes
+		ts.sst += dm.TableBytes
+		running := int64(0)
+		if cs.State == storage.CompactionRunning {
+			running = 1
+		}
+		applied := p.applied.Load()
+		logEntries := int64(0)
+		if ls := p.ext.logStart.Load(); applied > ls {
+			logEntries = int64(applied - ls)
+		}
+		e.Metrics = append(e.Metrics,
+			metric.GaugeOf("rdb_total_sst_files", "Files", "The number of sstables", dm.TableFiles),
+			metric.GaugeOf("rdb_total_sst_size_mb", "MegaBytes", "The size of the sstables", dm.TableBytes>>20),
+			metric.GaugeOf("rdb_total_sst_bytes", "Bytes", "The size of the sstables", dm.TableBytes),
+			metric.GaugeOf("rdb_disk_bytes", "Bytes", "The size of the store's live files (sstables, WAL, manifest)", int64(dm.DiskBytes)),
+			metric.GaugeOf("rdb_memtable_bytes", "Bytes", "The size of the memtables", int64(dm.MemTableBytes)),
+			metric.CounterOf("rdb_compactions", "Compactions", "The number of compactions", dm.Compactions),
+			metric.CounterOf("rdb_flushes", "Flushes", "The number of memtable flushes", dm.Flushes),
+			metric.GaugeOf("rdb_compaction_debt_bytes", "Bytes", "The estimated bytes compactions still have to rewrite", int64(dm.CompactionDebt)),
+			metric.GaugeOf("rdb_read_amplification", "Amplification", "The read amplification", int64(dm.ReadAmplification)),
+			metric.CounterOf("rdb_expired_records_reclaimed", "Keys", "The expired records the sweeper deleted", dm.ExpiredReclaimed),
+			metric.GaugeOf("manual_compaction_running", "Compactions", "1 while a manual compaction of the replica runs", running),
+			metric.GaugeOf("raft_is_primary", "Replicas", "1 if this replica is the raft leader (primary)", b2i(leader)),
+			metric.GaugeOf("raft_term", "Rounds", "The replica's raft term", int64(p.term.Load())),
+			metric.CounterOf("raft_leader_changes", "Changes", "The leadership changes this replica saw", p.ext.leaderChanges.Load()),
+			metric.GaugeOf("raft_applied_index", "Mutations", "The last applied raft index", int64(applied)),
+			metric.GaugeOf("raft_log_entries", "Mutations", "The applied entries the raft log still holds", logEntries),
+			metric.CounterOf("raft_snapshots_installed", "Checkpoints", "The snapshots this replica installed", p.snapshots.Load()),
+			metric.CounterOf("raft_snapshots_sent", "Checkpoints", "The snapshots this replica sent to others", p.ext.snapshotsSent.Load()),
+		)
+		out = append(out, e)
+	}
+	for _, id := range tableOrder {
+		ts := tables[id]
+		e := metric.Entity{Type: "table", ID: fmt.Sprintf("table@%d", id), Attrs: [][2]string{{"table_id", strconv.Itoa(int(id))}}}
+		for o := range numOps {
+			e.Metrics = append(e.Metrics, metric.CounterOf(opNames[o]+"_requests", "Requests",
+				"The number of "+opNames[o]+" requests to the table's replicas on this server", ts.requests[o]))
+		}
+		e.Metrics = append(e.Metrics,
+			metric.CounterOf("read_bytes", "Bytes", "The bytes read from the table's replicas on this server", ts.readBytes),
+			metric.CounterOf("write_bytes", "Bytes", "The bytes written to the table's replicas on this server", ts.writeBytes),
+			metric.GaugeOf("rdb_disk_bytes", "Bytes", "The size of the table's replicas on this server", int64(ts.disk)),
+			metric.GaugeOf("rdb_total_sst_bytes", "Bytes", "The size of the sstables of the table's replicas on this server", ts.sst),
+			metric.GaugeOf("replicas", "Replicas", "The table's replicas on this server", ts.replicas),
+			metric.GaugeOf("primary_replicas", "Replicas", "The table's primaries on this server", ts.primaries))
+		out = append(out, e)
+	}
+	rm := s.rpc.Metrics()
+	server := metric.Entity{Type: "server", ID: "server", Metrics: []metric.Metric{
+		metric.GaugeOf("total_replicas", "Replicas", "The total number of replicas", int64(len(parts))),
+		metric.GaugeOf("primary_replicas", "Replicas", "The number of primaries", primaries),
+		metric.GaugeOf("rpc_open_connections", "Sessions", "The open client connections", rm.OpenConnections),
+		metric.CounterOf("rpc_connections", "Sessions", "The connections accepted", rm.TotalConnections),
+		metric.CounterOf("rpc_requests", "Requests", "The RPC requests received", rm.Requests),
+		metric.CounterOf("rpc_bad_frames", "Requests", "The malformed frames that closed a connection", rm.BadFrames),
+		metric.CounterOf("rpc_unknown_rpcs", "Requests", "The requests for an RPC the server does not know", rm.UnknownRPCs),
+		metric.CounterOf("raft_log_syncs", "Operations", "The fsyncs of the raft log", s.rlog.Syncs()),
+		metric.CounterOf("slow_requests", "Requests", "The requests slower than rocksdb_slow_query_threshold_ns", slowTotal),
+	}}
+	return append([]metric.Entity{server}, out...)
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
