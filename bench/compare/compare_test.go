@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -59,5 +60,16 @@ func TestTargets(t *testing.T) {
 	}
 	if md := r.markdown(); !strings.Contains(md, "| gopegasus onebox | workload A | 800 |") {
 		t.Errorf("markdown table:\n%s", md)
+	}
+}
+
+func TestExpiredWaitsForDone(t *testing.T) {
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if !expired(ctx) || ctx.Err() == nil {
+		t.Fatal("a context past its deadline is not expired")
+	}
+	if expired(context.Background()) {
+		t.Fatal("a context without deadline expired")
 	}
 }

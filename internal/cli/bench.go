@@ -297,7 +297,7 @@ func (b *bench) phase(ctx context.Context, name string, stderr io.Writer) (*phas
 	for w := range b.cfg.threads {
 		r := rand.New(rand.NewPCG(uint64(w)+1, uint64(time.Now().UnixNano())))
 		wg.Go(func() {
-			for runCtx.Err() == nil {
+			for !ended(runCtx) {
 				if load {
 					id := loadNext.Add(1) - 1
 					if id >= b.cfg.records {
@@ -314,7 +314,7 @@ func (b *bench) phase(ctx context.Context, name string, stderr io.Writer) (*phas
 				op := b.pick(r)
 				t0 := time.Now()
 				err := b.do(runCtx, r, op)
-				if err != nil && runCtx.Err() != nil {
+				if err != nil && ended(runCtx) {
 					return // the run's end cut this operation short: not an error
 				}
 				stats[op].done(t0, err)
@@ -346,6 +346,15 @@ func (b *bench) phase(ctx context.Context, name string, stderr io.Writer) (*phas
 		rep.Operations = append(rep.Operations, total.report("total", elapsed))
 	}
 	return rep, nil
+}
+
+// ended reports whether ctx is done or past its deadline: the client fails a call as soon as
+// no time is left, which may be a little before the context's timer closes Done.
+func ended(ctx context.Context) bool {
+	if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+		return true
+	}
+	return ctx.Err() != nil
 }
 
 func (s *opStats) report(op string, elapsed time.Duration) opReport {
