@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"runtime/debug"
@@ -27,7 +28,7 @@ type Options struct {
 	Port int
 	// Metrics returns the server's metrics, for /metrics and /metrics/prometheus (default:
 	// none). It is called once per request.
-	Metrics func() []metric.Entity
+	Metrics func(ctx context.Context) []metric.Entity
 	// Now is the clock of /metrics timestamps (default time.Now).
 	Now func() time.Time
 }
@@ -45,7 +46,7 @@ func New(opts Options) *Mux {
 		opts.Settings = config.NewRegistry()
 	}
 	if opts.Metrics == nil {
-		opts.Metrics = func() []metric.Entity { return nil }
+		opts.Metrics = func(context.Context) []metric.Entity { return nil }
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

@@ -228,10 +228,7 @@ func KV(name string, rows ...[2]string) Table {
 // rows is left out, a column table without rows is {}. A newline follows.
 func EncodeTables(tables ...Table) []byte {
 	var b bytes.Buffer
-	str := func(s string) {
-		raw, _ := json.Marshal(s)
-		b.Write(raw)
-	}
+	str := func(s string) { b.Write(marshal(s)) }
 	if len(tables) == 1 && tables[0].Name == "" {
 		writeTable(&b, tables[0], str)
 		b.WriteByte('\n')
@@ -293,10 +290,27 @@ func ReplyTables(w http.ResponseWriter, status int, tables ...Table) {
 // ReplyDoc answers with v in Pegasus's "doc" encoding: real JSON types, object keys sorted
 // (Go's encoding/json sorts map keys), compact, no trailing newline.
 func ReplyDoc(w http.ResponseWriter, status int, v any) {
-	raw, err := json.Marshal(v)
+	raw, err := marshalErr(v)
 	if err != nil {
 		Reply(w, http.StatusInternalServerError, err.Error())
 		return
 	}
 	Reply(w, status, string(raw))
+}
+
+// marshalErr is json.Marshal without HTML escaping ('<' and '&' stay as they are, as in
+// Pegasus's answers).
+func marshalErr(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+func marshal(v any) []byte {
+	raw, _ := marshalErr(v)
+	return raw
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -22,7 +23,7 @@ func testServer(t *testing.T) (*httptest.Server, *config.Value[uint64]) {
 	config.Define(reg, config.Spec[string]{Section: "network", Name: "listen", Default: "127.0.0.1:1", Description: "where"})
 	config.Define(reg, config.Spec[float64]{Section: "core", Name: "ratio", Default: 0.5})
 	m := New(Options{Role: "replica", Version: "1.2.3", StartTime: time.Date(2024, 5, 1, 10, 20, 30, 0, time.Local), Settings: reg, Port: 34801,
-		Metrics: func() []metric.Entity {
+		Metrics: func(context.Context) []metric.Entity {
 			return []metric.Entity{
 				{Type: "server", ID: "server", Metrics: []metric.Metric{metric.GaugeOf("total_replicas", "Replicas", "replicas", 24)}},
 				{Type: "replica", ID: "replica@2.3", Attrs: [][2]string{{"table_id", "2"}, {"partition_id", "3"}}, Metrics: []metric.Metric{

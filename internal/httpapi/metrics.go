@@ -129,10 +129,9 @@ func (o ordered) MarshalJSON() ([]byte, error) {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		k, _ := json.Marshal(kv.k)
-		b.Write(k)
+		b.Write(marshal(kv.k))
 		b.WriteByte(':')
-		v, err := json.Marshal(kv.v)
+		v, err := marshalErr(kv.v)
 		if err != nil {
 			return nil, err
 		}
@@ -149,7 +148,7 @@ func replyMetricsError(w http.ResponseWriter, msg string) {
 }
 
 func prettyJSON(v any) string {
-	raw, err := json.Marshal(v)
+	raw, err := marshalErr(v)
 	if err != nil {
 		return "{}"
 	}
@@ -173,7 +172,7 @@ func (b *builtins) metrics(w http.ResponseWriter, r *Request) {
 		host = "unknown"
 	}
 	entities := []any{}
-	for _, e := range b.opts.Metrics() {
+	for _, e := range b.opts.Metrics(r.Context()) {
 		if !f.entity(&e) {
 			continue
 		}
@@ -238,13 +237,13 @@ func (f *metricsFilter) render(m *metric.Metric) ordered {
 // A metric becomes the family pegasus_<entity type>_<name> (counters end in _total),
 // labelled with the entity's attributes; a percentile becomes a gauge family with a
 // quantile label.
-func (b *builtins) prometheus(w http.ResponseWriter, _ *Request) {
+func (b *builtins) prometheus(w http.ResponseWriter, r *Request) {
 	type family struct {
 		help, typ string
 		lines     []string
 	}
 	fams := map[string]*family{}
-	for _, e := range b.opts.Metrics() {
+	for _, e := range b.opts.Metrics(r.Context()) {
 		var labels []string
 		for _, a := range e.Attrs {
 			labels = append(labels, promName(a[0])+`="`+promEscape(a[1], true)+`"`)

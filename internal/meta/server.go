@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/httpapi"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/remotecmd"
@@ -98,6 +100,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now). Liveness, create and drop times use it.
 	Now func() time.Time
+	// Settings are the server's registered settings (default: NewSettings()); fields set
+	// above override them. They back /config, /configs and /updateConfig.
+	Settings *Settings
 }
 
 // errStopped is returned to requests that arrive after the state loop has exited.
@@ -121,6 +126,8 @@ type Server struct {
 
 	reqs     chan request
 	loopDone chan struct{}
+	settings *Settings
+	http     *httpapi.Mux
 }
 
 // request is a function to run on the state goroutine; done is closed after it ran.
@@ -132,6 +139,13 @@ type request struct {
 // New opens the listener and restores the meta's state from cfg.DataDir, so Addr works at
 // once.
 func New(cfg Config) (*Server, error) {
+	settings := cfg.Settings
+	if settings == nil {
+		settings = NewSettings()
+	}
+	if err := settings.resolve(&cfg); err != nil {
+		return nil, err
+	}
 	if cfg.Listen == "" && cfg.Listener == nil {
 		return nil, errors.New("meta: Config.Listen or Config.Listener is required")
 	}
@@ -188,7 +202,7 @@ func New(cfg Config) (*Server, error) {
 		_ = ln.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, reqs: make(chan request), loopDone: make(chan struct{})}
+	s := &Server{cfg: cfg, reqs: make(chan request), loopDone: make(chan struct{}), settings: settings}
 	s.lg = cfg.Logger.With("addr", cfg.Advertise)
 	rl, err := raftlog.Open(filepath.Join(cfg.DataDir, raftDir), s.lg)
 	if err != nil {
@@ -201,7 +215,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.raftLog = rl
-	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, HTTP: httpHandler{s}, Logger: cfg.Logger})
+	// The HTTP API is built once the state exists, below; nothing is served before Run.
+	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, Logger: cfg.Logger,
+		HTTP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.http.ServeHTTP(w, r) })})
 	if err != nil {
 		_ = rl.Close()
 		_ = ln.Close()
@@ -209,6 +225,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rpc = rs
 	s.m = newMachine(s.cfg, s.lg, s.raft, s.raft.latest.Load())
+	s.http = s.httpAPI()
 
 	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise,
 		Version: s.cfg.Version, StartTime: s.m.startTime, Now: s.cfg.Now})

@@ -193,7 +193,7 @@ func gpidAttrs(pid idl.GPID) [][2]string {
 
 // metricEntities describes the server's metrics: the server, each table it hosts replicas
 // of, and each partition replica.
-func (s *Server) metricEntities() []metric.Entity {
+func (s *Server) metricEntities(context.Context) []metric.Entity {
 	now := time.Now()
 	s.mu.RLock()
 	parts := make([]*partition, 0, len(s.parts))

@@ -96,6 +96,7 @@ type Server struct {
 	dropped map[int32]bool
 	cmds    *remotecmd.Commands
 	ext     serverExt
+	http    http.Handler
 }
 
 // New opens the listener and the raft log; Addr works at once. Partitions found in DataDir
@@ -138,12 +139,16 @@ func New(cfg Config) (*Server, error) {
 		dropped: make(map[int32]bool),
 	}
 	s.ext.settings = settings
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST "+snapshotPath, s.serveSnapshot)
-	if cfg.HTTP != nil {
-		mux.Handle("/", cfg.HTTP)
-	}
-	var httpHandler http.Handler = mux
+	// Snapshot transfers between replica servers, then the HTTP API (built below, once the
+	// address is known; nothing is served before Run). Pegasus's paths are matched after
+	// its own normalisation, so no http.ServeMux (which redirects unclean paths) is used.
+	httpHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == snapshotPath {
+			s.serveSnapshot(w, r)
+			return
+		}
+		s.http.ServeHTTP(w, r)
+	})
 	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg})
 	if err != nil {
 		return nil, err
@@ -165,8 +170,9 @@ func New(cfg Config) (*Server, error) {
 		s.metas = append(s.metas, rpc.NewConn(m, rpc.ConnConfig{}))
 	}
 	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started})
-	if cfg.HTTP == nil {
-		mux.Handle("/", s.httpAPI())
+	s.http = cfg.HTTP
+	if s.http == nil {
+		s.http = s.httpAPI()
 	}
 	s.registerHandlers()
 	return s, nil
