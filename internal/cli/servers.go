@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
 	"github.com/gopegasus/pegasus/internal/replica"
@@ -57,12 +58,23 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
-// configNotBuilt refuses --config until the settings registry exists.
-func configNotBuilt(path string) error {
+// loadConfig reads --config into reg (when given) and returns flagValue, which picks a
+// flag's value: a flag given on the command line wins over the file, the file wins over the
+// flag's default ("" then lets the server take the file's value).
+func loadConfig(fs *flag.FlagSet, path string, reg *config.Registry) (func(flagName, setting, value string) string, error) {
 	if path != "" {
-		return fmt.Errorf("--config: %w: settings come from flags for now", ErrNotImplemented)
+		if err := reg.LoadFile(path); err != nil {
+			return nil, fmt.Errorf("--config: %w", err)
+		}
 	}
-	return nil
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	return func(flagName, setting, value string) string {
+		if in, ok := reg.Lookup(setting); ok && in.Value != "" && !given[flagName] {
+			return ""
+		}
+		return value
+	}, nil
 }
 
 func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,24 +85,27 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	data := fs.String("data", "./meta", "data directory")
 	metas := fs.String("metas", "", "all meta servers of a new group, comma separated, this one included; the first starts the first election (default: this one alone)")
 	join := fs.Bool("join", false, "with an empty --data: join an existing group (the leader adds this meta with the remote command meta-add) instead of creating one")
-	config := fs.String("config", "", "configuration file (not implemented yet)")
+	configFile := fs.String("config", "", "configuration file ([section] and key = value lines; flags given override it); /configs lists the settings")
 	level := logFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := configNotBuilt(*config); err != nil {
+	settings := meta.NewSettings()
+	pick, err := loadConfig(fs, *configFile, settings.Registry())
+	if err != nil {
 		return err
 	}
 	lg, err := newLogger(stderr, *level)
 	if err != nil {
 		return err
 	}
-	ms := splitList(*metas)
-	s, err := meta.New(meta.Config{Listen: *listen, Advertise: *advertise, DataDir: *data, Metas: ms, Join: *join, Version: Version, Logger: lg})
+	ms := splitList(pick("metas", "server_list", *metas))
+	s, err := meta.New(meta.Config{Listen: pick("listen", "listen", *listen), Advertise: pick("advertise", "advertise", *advertise),
+		DataDir: pick("data", "data_dir", *data), Metas: ms, Join: *join, Version: Version, Logger: lg, Settings: settings})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "meta server listening on %s, data in %s\n", s.Addr(), *data)
+	fmt.Fprintf(stdout, "meta server listening on %s, data in %s\n", s.Addr(), settings.DataDir.Get())
 	return s.Run(ctx)
 }
 
@@ -101,27 +116,30 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	advertise := fs.String("advertise", "", "ip:port clients reach this server at (default: --listen); must be an IPv4 address")
 	data := fs.String("data", "./replica", "data directory")
 	metas := fs.String("metas", "127.0.0.1:34601", "meta servers, comma separated")
-	config := fs.String("config", "", "configuration file (not implemented yet)")
+	configFile := fs.String("config", "", "configuration file ([section] and key = value lines; flags given override it); /configs lists the settings")
 	level := logFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := configNotBuilt(*config); err != nil {
+	settings := replica.NewSettings()
+	pick, err := loadConfig(fs, *configFile, settings.Registry())
+	if err != nil {
 		return err
 	}
 	lg, err := newLogger(stderr, *level)
 	if err != nil {
 		return err
 	}
-	ms := splitList(*metas)
-	if len(ms) == 0 {
+	ms := splitList(pick("metas", "meta_servers", *metas))
+	if len(ms) == 0 && settings.Metas.Get() == "" {
 		return fmt.Errorf("%w: --metas is required", errUsage)
 	}
-	s, err := replica.New(replica.Config{Listen: *listen, Advertise: *advertise, DataDir: *data, Metas: ms, Version: Version, Logger: lg})
+	s, err := replica.New(replica.Config{Listen: pick("listen", "listen", *listen), Advertise: pick("advertise", "advertise", *advertise),
+		DataDir: pick("data", "data_dir", *data), Metas: ms, Version: Version, Logger: lg, Settings: settings})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "replica server listening on %s, data in %s, metas %s\n", s.Addr(), *data, strings.Join(ms, ","))
+	fmt.Fprintf(stdout, "replica server listening on %s, data in %s, metas %s\n", s.Addr(), settings.DataDir.Get(), settings.Metas.Get())
 	return s.Run(ctx)
 }
 
