@@ -103,14 +103,14 @@ func (c *Cluster) startMeta(t testing.TB, m *server) {
 func (c *Cluster) startReplica(t testing.TB, r *server) {
 	t.Helper()
 	s, err := replica.New(replica.Config{
-		Listen:       r.addr,
-		DataDir:      r.dir,
-		Metas:        c.MetaAddrs(),
-		SyncInterval: 200 * time.Millisecond,
-		TickInterval: 20 * time.Millisecond,
+		Listen:          r.addr,
+		DataDir:         r.dir,
+		Metas:           c.MetaAddrs(),
+		SyncInterval:    200 * time.Millisecond,
+		TickInterval:    20 * time.Millisecond,
 		LogCompactEvery: c.opts.LogCompactEvery,
 		LogKeep:         c.opts.LogKeep,
-		Logger:       c.lg,
+		Logger:          c.lg,
 	})
 	if err != nil {
 		t.Fatalf("testcluster: start replica: %v", err)
