@@ -608,3 +608,42 @@ func newAdmin(t *testing.T, c *testcluster.Cluster) admin.Client {
 	t.Cleanup(func() { _ = adm.Close() })
 	return adm
 }
+
+// With 3 replicas, stopping the server that is primary of a key's partition: the client
+// follows the new primary within its context deadline, for reads and writes, and nothing
+// written before is lost.
+func TestIntegrationFailoverFollowsNewPrimary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
+	c.CreateTableReplicas(t, "temp", 8, 3)
+	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
+	must(t, err)
+	defer cl.Close()
+	tb, err := cl.OpenTable(t.Context(), "temp")
+	must(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for i := range 50 {
+		must(t, tb.Set(ctx, b(fmt.Sprintf("f%d", i)), b("s"), b(strconv.Itoa(i))))
+	}
+	// Stop every server in turn (one at a time): each time, some partitions lose their
+	// primary, and every call still succeeds within a 10 s deadline.
+	for _, addr := range c.ReplicaAddrs() {
+		c.StopReplica(t, addr)
+		for i := range 50 {
+			cctx, ccancel := context.WithTimeout(t.Context(), 10*time.Second)
+			v, err := tb.Get(cctx, b(fmt.Sprintf("f%d", i)), b("s"))
+			if err == nil {
+				err = tb.Set(cctx, b(fmt.Sprintf("g%d", i)), b("s"), b(addr))
+			}
+			ccancel()
+			if err != nil || string(v) != strconv.Itoa(i) {
+				t.Fatalf("with %s stopped, key f%d: %q %v", addr, i, v, err)
+			}
+		}
+		c.StartReplica(t, addr)
+		c.WaitPrimaries(t, "temp")
+	}
+}
