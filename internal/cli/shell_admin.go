@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,7 +30,13 @@ func adminCommands() []shellCommand {
 		{name: "set_app_envs", args: "KEY VALUE [KEY VALUE...]", summary: "set envs of the table in use", needTable: true, run: (*shell).cmdSetAppEnvs},
 		{name: "del_app_envs", args: "KEY [KEY...]", summary: "delete envs of the table in use", needTable: true, run: (*shell).cmdDelAppEnvs},
 		{name: "clear_app_envs", args: "[-a] [-p PREFIX]", summary: "delete every env (-a/--all) or those under PREFIX. (-p/--prefix) of the table in use", needTable: true, run: (*shell).cmdClearAppEnvs},
-		{name: "manual_compact", args: "-a TABLE", summary: "trigger a manual compaction of a table: not implemented yet", run: (*shell).cmdManualCompact},
+		{name: "manual_compact", args: "-a TABLE [-t once|periodic] [-c TRIGGER_TIME] [-e TARGET_LEVEL] [-b skip|force] [-m MAX_RUNNING]",
+			summary: "ask a table's replicas to compact their data (through the manual_compact.* table envs)",
+			detail: "-a/--app_name the table, -t/--type once (default: now) or periodic (daily at -c/--trigger_time,\n" +
+				"e.g. 3:00,21:00), -e/--target_level -1 (default) or >= 1, -b/--bottommost_level_compaction\n" +
+				"skip (default) or force, -m/--max_concurrent_running_count replicas of the table compacting at once\n" +
+				"on one server (0: no bound). The replicas act on it at their next report to the meta server.",
+			run: (*shell).cmdManualCompact},
 	}
 }
 
@@ -435,6 +442,58 @@ func (sh *shell) cmdClearAppEnvs(ctx context.Context, args []string) error {
 	return nil
 }
 
-func (sh *shell) cmdManualCompact(context.Context, []string) error {
-	return fmt.Errorf("manual compaction of a table is %w: the meta server does not offer it yet (see README.md)", ErrNotImplemented)
+func (sh *shell) cmdManualCompact(ctx context.Context, args []string) error {
+	o, err := parseOpts(args, []optSpec{{"a", "app_name", true}, {"t", "type", true}, {"c", "trigger_time", true},
+		{"e", "target_level", true}, {"b", "bottommost_level_compaction", true}, {"m", "max_concurrent_running_count", true}})
+	if err != nil {
+		return err
+	}
+	table, typ := o.str("app_name", ""), o.str("type", "once")
+	level, err := o.int("target_level", -1)
+	if err != nil {
+		return err
+	}
+	maxRunning, err := o.int("max_concurrent_running_count", 0)
+	if err != nil {
+		return err
+	}
+	bottom := o.str("bottommost_level_compaction", "skip")
+	trigger := o.str("trigger_time", "")
+	switch {
+	case len(o.pos) != 0 || table == "":
+		return usageErr("manual_compact -a TABLE [options]; \"help manual_compact\" lists them")
+	case typ != "once" && typ != "periodic":
+		return errors.New("-t: want once or periodic")
+	case typ == "periodic" && trigger == "":
+		return errors.New("-t periodic needs -c TRIGGER_TIME (daily times such as 3:00,21:00)")
+	case level == 0 || level < -1:
+		return errors.New("-e: the target level is -1 or at least 1")
+	case bottom != "skip" && bottom != "force":
+		return errors.New("-b: want skip or force")
+	case maxRunning < 0:
+		return errors.New("-m: must not be negative")
+	}
+	if typ == "once" {
+		trigger = strconv.FormatInt(time.Now().Unix(), 10)
+	}
+	envs := map[string]string{
+		"manual_compact." + typ + ".trigger_time":                trigger,
+		"manual_compact." + typ + ".target_level":                strconv.Itoa(level),
+		"manual_compact." + typ + ".bottommost_level_compaction": bottom,
+	}
+	if maxRunning > 0 {
+		envs["manual_compact.max_concurrent_running_count"] = strconv.Itoa(maxRunning)
+	}
+	ctx, cancel := sh.opCtx(ctx)
+	defer cancel()
+	if err := sh.admin.SetAppEnvs(ctx, table, envs); err != nil {
+		return err
+	}
+	var fields []field
+	fields = append(fields, field{"result", "OK"}, field{"app_name", table})
+	for _, k := range slices.Sorted(maps.Keys(envs)) {
+		fields = append(fields, field{k, envs[k]})
+	}
+	sh.out.object(fields)
+	return nil
 }

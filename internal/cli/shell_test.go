@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/quick"
+	"time"
 
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
@@ -282,9 +285,47 @@ func TestShellCommands(t *testing.T) {
 		if out := oneShot(t, metas, "ls"); strings.Contains(out, "made") {
 			t.Fatalf("dropped table listed:\n%s", out)
 		}
-		_, errOut, err := shellRun(t, "", "--metas", metas, "-c", "manual_compact -a temp")
-		if !errors.Is(err, errShellCommand) || !strings.Contains(errOut, ErrNotImplemented.Error()) {
-			t.Fatalf("manual_compact: %v, %q", err, errOut)
+		m = oneShotJSON(t, metas, "manual_compact -a copy -b force")
+		if m["result"] != "OK" || m["manual_compact.once.bottommost_level_compaction"] != "force" {
+			t.Fatalf("manual_compact: %v", m)
+		}
+		envs := oneShotJSON(t, metas, "use copy; get_app_envs")
+		var trigger string
+		for _, e := range envs["envs"].([]any) {
+			if e := e.(map[string]any); e["key"] == "manual_compact.once.trigger_time" {
+				trigger = e["value"].(string)
+			}
+		}
+		if trigger == "" || trigger != m["manual_compact.once.trigger_time"] {
+			t.Fatalf("trigger time env %q, want %v (envs %v)", trigger, m["manual_compact.once.trigger_time"], envs)
+		}
+		// The replicas act on it: every partition of copy reports a finished compaction.
+		appID := int(oneShotJSON(t, metas, "app copy")["app_id"].(float64))
+		deadline := time.Now().Add(30 * time.Second)
+		for finished := 0; finished < 4; {
+			finished = 0
+			for _, addr := range c.ReplicaAddrs() {
+				resp, err := http.Get(fmt.Sprintf("http://%s/replica/manual_compaction?app_id=%d", addr, appID))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var st struct{ Status map[string]int }
+				err = json.NewDecoder(resp.Body).Decode(&st)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				finished += st.Status["finished"]
+			}
+			if finished < 4 && time.Now().After(deadline) {
+				t.Fatalf("%d of 4 partitions finished compacting", finished)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		for _, bad := range []string{"manual_compact", "manual_compact -a copy -t periodic", "manual_compact -a copy -e 0", "manual_compact -a copy -b maybe"} {
+			if _, _, err := shellRun(t, "", "--metas", metas, "-c", bad); !errors.Is(err, errShellCommand) {
+				t.Errorf("%q: %v", bad, err)
+			}
 		}
 	})
 
