@@ -45,7 +45,10 @@
 //
 // # Restart
 //
-// The raft log and hard state survive a crash (synced); the store may lose its last
-// unsynced writes, and raft redelivers the entries after the last log truncation point: the
-// store skips those it already holds (its applied index is stored atomically with the data).
+// The raft log and hard state survive a crash (synced). The stores keep no write-ahead log
+// of their own (storage's NoWAL: every record would otherwise be written and synced twice):
+// a crash loses what was applied since a store's last memtable flush, data and applied index
+// together, and raft redelivers the entries after the last log truncation point; the store
+// skips those it already holds. The log is truncated only after the store is flushed, so
+// what a store lost is always still in the log. The stores share one block cache.
 package replica

@@ -76,10 +76,15 @@ func (s *Server) scenarioOf(app int32) *atomic.Int32 {
 // concurrency follows the table's usage scenario, live.
 func (s *Server) pebbleOptions(pid idl.GPID) *pebble.Options {
 	sc := s.scenarioOf(pid.AppID)
-	return &pebble.Options{CompactionConcurrencyRange: func() (int, int) {
-		r := scenarioRanges[scenarioByID[sc.Load()]]
-		return r[0], r[1]
-	}}
+	return &pebble.Options{
+		// One block cache for all the server's partitions: a hot partition may use what
+		// idle ones do not.
+		Cache: s.cache,
+		CompactionConcurrencyRange: func() (int, int) {
+			r := scenarioRanges[scenarioByID[sc.Load()]]
+			return r[0], r[1]
+		},
+	}
 }
 
 // applyEnvs acts on the table envs of an assignment: the usage scenario and manual

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
@@ -34,6 +35,8 @@ const (
 	// DefaultLogCompactEvery and DefaultLogKeep: see Config.
 	DefaultLogCompactEvery = 10000
 	DefaultLogKeep         = 1000
+	// DefaultBlockCacheSize is the block cache shared by a server's partitions.
+	DefaultBlockCacheSize = 256 << 20
 	// MaxWriteSize is Pegasus's max_allowed_write_size: larger write requests are refused
 	// with ERR_INVALID_DATA.
 	MaxWriteSize = 1 << 20
@@ -61,6 +64,9 @@ type Config struct {
 	// truncation, so a follower slightly behind catches up from the log rather than a
 	// snapshot (default 1000).
 	LogCompactEvery, LogKeep int
+	// BlockCacheSize is the bytes of the Pebble block cache shared by all partitions of
+	// the server (default DefaultBlockCacheSize).
+	BlockCacheSize int64
 	// ClusterID is the duplication cluster id written into value timetags.
 	ClusterID uint8
 	// HTTP serves HTTP requests arriving on the RPC port; default: a short status page.
@@ -83,6 +89,7 @@ type Server struct {
 	addr      string
 	started   time.Time
 	rlog      *raftlog.Log
+	cache     *pebble.Cache // shared by the partitions' stores
 	transport *transport
 
 	mu    sync.RWMutex
@@ -124,6 +131,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LogKeep <= 0 {
 		cfg.LogKeep = DefaultLogKeep
 	}
+	if cfg.BlockCacheSize <= 0 {
+		cfg.BlockCacheSize = DefaultBlockCacheSize
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -133,6 +143,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{
 		cfg:     cfg,
+		cache:   pebble.NewCache(cfg.BlockCacheSize),
 		started: time.Now(),
 		parts:   make(map[idl.GPID]*partition),
 		syncNow: make(chan struct{}, 1),
@@ -151,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 	})
 	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg})
 	if err != nil {
+		s.cache.Unref()
 		return nil, err
 	}
 	s.rpc = srv
@@ -162,6 +174,7 @@ func New(cfg Config) (*Server, error) {
 	rl, err := raftlog.Open(filepath.Join(cfg.DataDir, "raftlog"), s.lg)
 	if err != nil {
 		closeListener(srv)
+		s.cache.Unref()
 		return nil, err
 	}
 	s.rlog = rl
@@ -229,6 +242,7 @@ func (s *Server) shutdown() {
 	}
 	s.transport.close()
 	_ = s.rlog.Close()
+	s.cache.Unref()
 }
 
 // partitionDir is where a partition replica's store lives.
@@ -331,6 +345,9 @@ func (s *Server) openStore(pid idl.GPID, ti *tableInfo, lg *slog.Logger) (*stora
 		PartitionCount: ti.partitionCount,
 		// The compaction concurrency follows the table's usage scenario.
 		Pebble: s.pebbleOptions(pid),
+		// The raft log is the durability source: the store keeps no WAL of its own, and
+		// after a crash raft replays what its memtable lost (see doc.go, Restart).
+		NoWAL: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)

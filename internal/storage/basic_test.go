@@ -241,3 +241,29 @@ func TestSyncApplied(t *testing.T) {
 		t.Fatalf("after close: %v", err)
 	}
 }
+
+// Without a WAL, a checkpoint still holds everything applied (it flushes first), and data
+// and applied index stay together.
+func TestNoWALCheckpoint(t *testing.T) {
+	db, err := Open(Options{Dir: t.TempDir(), SweepInterval: -1, NoWAL: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for i := uint64(1); i <= 30; i++ {
+		if _, err := db.Apply(crashBatch(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir() + "/cp"
+	idx, err := db.Checkpoint(dir)
+	if err != nil || idx != 30 {
+		t.Fatalf("checkpoint: %d %v", idx, err)
+	}
+	if n := checkCrashState(t, dir); n != 30 {
+		t.Fatalf("checkpoint opened at %d, want 30", n)
+	}
+	if _, err := Open(Options{Dir: t.TempDir(), NoWAL: true, SyncWrites: true}); err == nil {
+		t.Fatal("NoWAL with SyncWrites accepted")
+	}
+}

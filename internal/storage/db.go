@@ -63,6 +63,13 @@ type Options struct {
 	// SyncWrites makes Apply fsync the WAL. Default false: the raft log is the durability
 	// source and a replica replays it from LastAppliedIndex after a crash.
 	SyncWrites bool
+	// NoWAL runs the store without a write-ahead log: whatever was applied since the last
+	// memtable flush is lost in a crash (atomically: data and applied index together), so
+	// the store reopens at an older LastAppliedIndex. Right when a replicated log above it
+	// is the durability source and replays what is missing; it saves writing every record
+	// twice. SyncApplied and Checkpoint flush the memtable instead of syncing a WAL.
+	// Incompatible with SyncWrites.
+	NoWAL bool
 	// Logger receives lifecycle messages. Default: discard.
 	Logger *slog.Logger
 	// Pebble, if set, is used as the base Pebble options (the cache, memtable size, ...).
@@ -146,6 +153,12 @@ func Open(opts Options) (*DB, error) {
 	if po.Logger == nil {
 		po.Logger = quietLogger{lg}
 	}
+	if opts.NoWAL {
+		if opts.SyncWrites {
+			return nil, errors.New("storage: SyncWrites needs the WAL (NoWAL is set)")
+		}
+		po.DisableWAL = true
+	}
 	pdb, err := pebble.Open(opts.Dir, po)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, err)
@@ -178,7 +191,7 @@ func (db *DB) loadMeta() error {
 		var buf [4]byte
 		binary.BigEndian.PutUint32(buf[:], db.version)
 		_ = b.Set(metaVersionKey, buf[:], nil)
-		err = b.Commit(pebble.Sync)
+		err = db.commitDurably(b)
 		_ = b.Close()
 		if err != nil {
 			return fmt.Errorf("storage: record data version: %w", err)
@@ -255,6 +268,12 @@ func (db *DB) Checkpoint(dir string) (uint64, error) {
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
 	idx := db.applied.Load()
+	if db.opts.NoWAL {
+		// Without a WAL, what is only in the memtable would be missing from the copy.
+		if err := db.pdb.Flush(); err != nil {
+			return 0, fmt.Errorf("storage: flush before checkpoint: %w", err)
+		}
+	}
 	if err := db.pdb.Checkpoint(dir, pebble.WithFlushedWAL()); err != nil {
 		return 0, fmt.Errorf("storage: checkpoint to %s: %w", dir, err)
 	}

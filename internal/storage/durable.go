@@ -9,6 +9,21 @@ func (db *DB) SyncApplied() error {
 	if db.closed.Load() {
 		return ErrClosed
 	}
+	if db.opts.NoWAL {
+		return db.pdb.Flush() // flushed sstables are synced
+	}
 	// A synced write to the WAL also syncs everything written before it.
 	return db.pdb.LogData(nil, pebble.Sync)
+}
+
+// commitDurably commits b so that it survives a crash: a synced commit, or without a WAL a
+// commit followed by a memtable flush.
+func (db *DB) commitDurably(b *pebble.Batch) error {
+	if db.opts.NoWAL {
+		if err := b.Commit(pebble.NoSync); err != nil {
+			return err
+		}
+		return db.pdb.Flush()
+	}
+	return b.Commit(pebble.Sync)
 }
