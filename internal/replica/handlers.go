@@ -168,25 +168,26 @@ func (s *Server) writeRPCs() map[string]writeRPC {
 	}
 }
 
-// read routes a read and waits for its linearizability barrier.
-func (s *Server) read(ctx context.Context, req *rpc.Request, k []byte, kc keyCheck) (*partition, wire.Code) {
-	p, code := s.route(req, k, kc)
+// read routes a read, waits for its linearizability barrier and returns the partition's
+// store; call release when done with it (only when the code is OK).
+func (s *Server) read(ctx context.Context, req *rpc.Request, k []byte, kc keyCheck) (p *partition, db *storage.DB, release func(), code wire.Code) {
+	p, code = s.route(req, k, kc)
 	if code != wire.OK {
-		return nil, code
+		return nil, nil, nil, code
 	}
 	if err := p.readBarrier(ctx); err != nil {
-		return nil, codeOf(err)
+		return nil, nil, nil, codeOf(err)
 	}
-	return p, wire.OK
+	db, release = p.readDB()
+	return p, db, release, wire.OK
 }
 
 func (s *Server) handleGet(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 	k := *req.Args.(*idl.Blob)
-	p, code := s.read(ctx, req, k, encodedKey)
+	p, db, release, code := s.read(ctx, req, k, encodedKey)
 	if code != wire.OK {
 		return nil, code
 	}
-	db, release := p.readDB()
 	defer release()
 	v, rc, err := db.Get(k)
 	if err != nil {
@@ -197,11 +198,10 @@ func (s *Server) handleGet(ctx context.Context, req *rpc.Request) (idl.Value, wi
 
 func (s *Server) handleTTL(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 	k := *req.Args.(*idl.Blob)
-	p, code := s.read(ctx, req, k, encodedKey)
+	p, db, release, code := s.read(ctx, req, k, encodedKey)
 	if code != wire.OK {
 		return nil, code
 	}
-	db, release := p.readDB()
 	defer release()
 	ttl, rc, err := db.TTL(k)
 	if err != nil {
@@ -212,11 +212,10 @@ func (s *Server) handleTTL(ctx context.Context, req *rpc.Request) (idl.Value, wi
 
 func (s *Server) handleSortKeyCount(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 	h := *req.Args.(*idl.Blob)
-	p, code := s.read(ctx, req, h, rawHashKey)
+	p, db, release, code := s.read(ctx, req, h, rawHashKey)
 	if code != wire.OK {
 		return nil, code
 	}
-	db, release := p.readDB()
 	defer release()
 	n, rc, err := db.SortKeyCount(h)
 	if err != nil {
@@ -227,11 +226,10 @@ func (s *Server) handleSortKeyCount(ctx context.Context, req *rpc.Request) (idl.
 
 func (s *Server) handleMultiGet(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 	a := req.Args.(*idl.MultiGetRequest)
-	p, code := s.read(ctx, req, a.HashKey, rawHashKey)
+	p, db, release, code := s.read(ctx, req, a.HashKey, rawHashKey)
 	if code != wire.OK {
 		return nil, code
 	}
-	db, release := p.readDB()
 	defer release()
 	res, err := db.MultiGet(&storage.MultiGetRequest{
 		HashKey: a.HashKey, SortKeys: a.SortKeys, MaxKVCount: a.MaxKVCount, MaxKVSize: a.MaxKVSize,
@@ -261,16 +259,15 @@ func toIDLKVs(kvs []storage.KeyValue, withExpire bool) []idl.KeyValue {
 func (s *Server) handleBatchGet(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 	a := req.Args.(*idl.BatchGetRequest)
 	// batch_get keys may span partitions (protocol.md §5.4): only the header is checked.
-	p, code := s.read(ctx, req, nil, noKey)
+	p, db, release, code := s.read(ctx, req, nil, noKey)
 	if code != wire.OK {
 		return nil, code
 	}
+	defer release()
 	keys := make([]storage.FullKey, len(a.Keys))
 	for i, k := range a.Keys {
 		keys[i] = storage.FullKey{HashKey: k.HashKey, SortKey: k.SortKey}
 	}
-	db, release := p.readDB()
-	defer release()
 	data, rc, err := db.BatchGet(keys)
 	if err != nil {
 		return nil, codeOf(err)
@@ -295,11 +292,10 @@ func (s *Server) scanResponse(p *partition, r *storage.ScanResult, withExpire, w
 
 func (s *Server) handleGetScanner(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 	a := req.Args.(*idl.GetScannerRequest)
-	p, code := s.read(ctx, req, nil, noKey)
+	p, db, release, code := s.read(ctx, req, nil, noKey)
 	if code != wire.OK {
 		return nil, code
 	}
-	db, release := p.readDB()
 	defer release()
 	res, err := db.GetScanner(&storage.GetScannerRequest{
 		StartKey: a.StartKey, StopKey: a.StopKey, StartInclusive: a.StartInclusive, StopInclusive: a.StopInclusive,
