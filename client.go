@@ -90,7 +90,7 @@ func New(cfg Config) (Client, error) {
 		lg:   cfg.Logger,
 		done: make(chan struct{}),
 	}
-	c.mu.conns = make(map[string]*rpc.Conn)
+	c.pool = rpc.NewPool(rpc.ConnConfig{DialTimeout: cfg.DialTimeout, CallTimeout: cfg.DefaultTimeout})
 	c.mu.tables = make(map[string]*openEntry)
 	c.meta = newMetaSession(c, cfg.MetaServers)
 	if cfg.Registerer != nil {
@@ -122,11 +122,11 @@ type client struct {
 	meta    *metaSession
 	metrics *metrics
 	done    chan struct{} // closed by Close
+	pool    *rpc.Pool     // one connection per server, shared by every table
 
 	mu struct {
 		sync.Mutex
 		closed bool
-		conns  map[string]*rpc.Conn
 		tables map[string]*openEntry
 	}
 }
@@ -142,15 +142,9 @@ var _ Client = (*client)(nil)
 
 // conn returns the shared connection to addr, creating it on first use.
 func (c *client) conn(addr string) (*rpc.Conn, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.mu.closed {
+	cn, err := c.pool.Get(addr)
+	if err != nil {
 		return nil, ErrClientClosed
-	}
-	cn := c.mu.conns[addr]
-	if cn == nil {
-		cn = rpc.NewConn(addr, rpc.ConnConfig{DialTimeout: c.cfg.DialTimeout, CallTimeout: c.cfg.DefaultTimeout})
-		c.mu.conns[addr] = cn
 	}
 	return cn, nil
 }
@@ -173,13 +167,8 @@ func (c *client) Close() error {
 	}
 	c.mu.closed = true
 	close(c.done)
-	conns := c.mu.conns
-	c.mu.conns = nil
 	c.mu.Unlock()
-	for _, cn := range conns {
-		_ = cn.Close()
-	}
-	return nil
+	return c.pool.Close()
 }
 
 // OpenTable implements [Client].

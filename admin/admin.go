@@ -145,20 +145,20 @@ func New(cfg Config) (Client, error) {
 	}
 	c := &client{cfg: cfg, done: make(chan struct{})}
 	c.mu.addrs = slices.Clone(cfg.MetaServers)
-	c.mu.conns = make(map[string]*rpc.Conn)
+	c.pool = rpc.NewPool(rpc.ConnConfig{CallTimeout: cfg.Timeout})
 	return c, nil
 }
 
 type client struct {
 	cfg  Config
 	done chan struct{}
+	pool *rpc.Pool // one connection per meta server
 
 	mu struct {
 		sync.Mutex
 		closed bool
 		addrs  []string
 		leader int
-		conns  map[string]*rpc.Conn
 	}
 }
 
@@ -170,25 +170,14 @@ func (c *client) Close() error {
 	}
 	c.mu.closed = true
 	close(c.done)
-	conns := c.mu.conns
-	c.mu.conns = nil
 	c.mu.Unlock()
-	for _, cn := range conns {
-		_ = cn.Close()
-	}
-	return nil
+	return c.pool.Close()
 }
 
 func (c *client) conn(addr string) (*rpc.Conn, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.mu.closed {
+	cn, err := c.pool.Get(addr)
+	if err != nil {
 		return nil, ErrClosed
-	}
-	cn := c.mu.conns[addr]
-	if cn == nil {
-		cn = rpc.NewConn(addr, rpc.ConnConfig{CallTimeout: c.cfg.Timeout})
-		c.mu.conns[addr] = cn
 	}
 	return cn, nil
 }

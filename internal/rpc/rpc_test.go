@@ -490,3 +490,26 @@ func TestCloseLeavesNothingRunning(t *testing.T) {
 		t.Fatalf("call after Close: %v", err)
 	}
 }
+
+func TestPoolSharesAndCloses(t *testing.T) {
+	s := startServer(t, ServerConfig{}, map[string]HandlerFunc{idl.RPCGet: echoGet})
+	p := NewPool(ConnConfig{})
+	a, err := p.Get(s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := p.Get(s.Addr().String())
+	if a != b {
+		t.Fatal("two connections to one address")
+	}
+	if _, err := get(t.Context(), a, 0, "x"); err != nil {
+		t.Fatal(err)
+	}
+	p.Close()
+	if _, err := p.Get(s.Addr().String()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
+	if _, err := get(t.Context(), a, 0, "x"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("call on a closed pool's connection: %v", err)
+	}
+}
