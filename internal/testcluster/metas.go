@@ -49,13 +49,7 @@ func (c *Cluster) metaConfig(m *server) meta.Config {
 
 func (c *Cluster) meta(t testing.TB, addr string) *server {
 	t.Helper()
-	for _, m := range c.metas {
-		if m.addr == addr {
-			return m
-		}
-	}
-	t.Fatalf("testcluster: no meta server %s", addr)
-	return nil
+	return find(t, "meta", c.metas, addr)
 }
 
 // StopMeta stops the meta server at addr (its data stays), as a crash would.
@@ -63,11 +57,7 @@ func (c *Cluster) StopMeta(t testing.TB, addr string) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	m := c.meta(t, addr)
-	if m.stop != nil {
-		m.stop()
-		m.stop = nil
-	}
+	c.meta(t, addr).halt()
 }
 
 // StartMeta restarts a stopped meta server on its address and data.

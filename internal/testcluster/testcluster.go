@@ -59,6 +59,26 @@ type server struct {
 	rep  *replica.Server // the running replica server, for its counters
 }
 
+// halt stops the server if it runs.
+func (s *server) halt() {
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
+}
+
+// find returns the server of list at addr, failing the test if there is none.
+func find(t testing.TB, kind string, list []*server, addr string) *server {
+	t.Helper()
+	for _, s := range list {
+		if s.addr == addr {
+			return s
+		}
+	}
+	t.Fatalf("testcluster: no %s server %s", kind, addr)
+	return nil
+}
+
 // Start starts the cluster and registers its shutdown with t.Cleanup.
 func Start(t testing.TB, opts Options) *Cluster {
 	t.Helper()
@@ -140,16 +160,10 @@ func (c *Cluster) stopAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, r := range c.replicas {
-		if r.stop != nil {
-			r.stop()
-			r.stop = nil
-		}
+		r.halt()
 	}
 	for _, m := range c.metas {
-		if m.stop != nil {
-			m.stop()
-			m.stop = nil
-		}
+		m.halt()
 	}
 }
 
@@ -198,13 +212,7 @@ func (c *Cluster) ReplicaAddrs() []string {
 
 func (c *Cluster) replica(t testing.TB, addr string) *server {
 	t.Helper()
-	for _, r := range c.replicas {
-		if r.addr == addr {
-			return r
-		}
-	}
-	t.Fatalf("testcluster: no replica server %s", addr)
-	return nil
+	return find(t, "replica", c.replicas, addr)
 }
 
 // StopReplica stops the replica server at addr (its data stays).
@@ -212,11 +220,7 @@ func (c *Cluster) StopReplica(t testing.TB, addr string) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := c.replica(t, addr)
-	if r.stop != nil {
-		r.stop()
-		r.stop = nil
-	}
+	c.replica(t, addr).halt()
 }
 
 // StartReplica restarts a stopped replica server on its address and data.
