@@ -77,28 +77,50 @@ func loadConfig(fs *flag.FlagSet, path string, reg *config.Registry) (func(flagN
 	}, nil
 }
 
-func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("meta", flag.ContinueOnError)
+// serverFlags are the flags `pegasus meta` and `pegasus replica` share.
+type serverFlags struct {
+	fs                                      *flag.FlagSet
+	listen, advertise, data, metas, cfgFile *string
+	level                                   *string
+}
+
+func newServerFlags(name, listen, advertiseHelp, data, metas, metasHelp string, stderr io.Writer) *serverFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:34601", "address to listen on (RPC and HTTP)")
-	advertise := fs.String("advertise", "", "ip:port others reach this server at (default: --listen)")
-	data := fs.String("data", "./meta", "data directory")
-	metas := fs.String("metas", "", "all meta servers of a new group, comma separated, this one included; the first starts the first election (default: this one alone)")
-	join := fs.Bool("join", false, "with an empty --data: join an existing group (the leader adds this meta with the remote command meta-add) instead of creating one")
-	configFile := fs.String("config", "", "configuration file ([section] and key = value lines; flags given override it); /configs lists the settings")
-	level := logFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
+	return &serverFlags{
+		fs:        fs,
+		listen:    fs.String("listen", listen, "address to listen on (RPC and HTTP)"),
+		advertise: fs.String("advertise", "", advertiseHelp),
+		data:      fs.String("data", data, "data directory"),
+		metas:     fs.String("metas", metas, metasHelp),
+		cfgFile:   fs.String("config", "", "configuration file ([section] and key = value lines; flags given override it); /configs lists the settings"),
+		level:     logFlags(fs),
 	}
+}
+
+// setup parses args, loads the configuration file into reg and makes the logger. pick
+// resolves a setting from its flag or the file.
+func (f *serverFlags) setup(args []string, reg *config.Registry, stderr io.Writer) (pick func(flagName, setting, value string) string, lg *slog.Logger, err error) {
+	if err := parse(f.fs, args); err != nil {
+		return nil, nil, err
+	}
+	if pick, err = loadConfig(f.fs, *f.cfgFile, reg); err != nil {
+		return nil, nil, err
+	}
+	lg, err = newLogger(stderr, *f.level)
+	return pick, lg, err
+}
+
+func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f := newServerFlags("meta", "127.0.0.1:34601", "ip:port others reach this server at (default: --listen)", "./meta", "",
+		"all meta servers of a new group, comma separated, this one included; the first starts the first election (default: this one alone)", stderr)
+	join := f.fs.Bool("join", false, "with an empty --data: join an existing group (the leader adds this meta with the remote command meta-add) instead of creating one")
 	settings := meta.NewSettings()
-	pick, err := loadConfig(fs, *configFile, settings.Registry())
+	pick, lg, err := f.setup(args, settings.Registry(), stderr)
 	if err != nil {
 		return err
 	}
-	lg, err := newLogger(stderr, *level)
-	if err != nil {
-		return err
-	}
+	listen, advertise, data, metas := f.listen, f.advertise, f.data, f.metas
 	ms := splitList(pick("metas", "server_list", *metas))
 	s, err := meta.New(meta.Config{Listen: pick("listen", "listen", *listen), Advertise: pick("advertise", "advertise", *advertise),
 		DataDir: pick("data", "data_dir", *data), Metas: ms, Join: *join, Version: Version, Logger: lg, Settings: settings})
@@ -110,26 +132,14 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
 func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("replica", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	listen := fs.String("listen", "127.0.0.1:34801", "address to listen on (RPC and HTTP)")
-	advertise := fs.String("advertise", "", "ip:port clients reach this server at (default: --listen); must be an IPv4 address")
-	data := fs.String("data", "./replica", "data directory")
-	metas := fs.String("metas", "127.0.0.1:34601", "meta servers, comma separated")
-	configFile := fs.String("config", "", "configuration file ([section] and key = value lines; flags given override it); /configs lists the settings")
-	level := logFlags(fs)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
+	f := newServerFlags("replica", "127.0.0.1:34801", "ip:port clients reach this server at (default: --listen); must be an IPv4 address",
+		"./replica", "127.0.0.1:34601", "meta servers, comma separated", stderr)
 	settings := replica.NewSettings()
-	pick, err := loadConfig(fs, *configFile, settings.Registry())
+	pick, lg, err := f.setup(args, settings.Registry(), stderr)
 	if err != nil {
 		return err
 	}
-	lg, err := newLogger(stderr, *level)
-	if err != nil {
-		return err
-	}
+	listen, advertise, data, metas := f.listen, f.advertise, f.data, f.metas
 	ms := splitList(pick("metas", "meta_servers", *metas))
 	if len(ms) == 0 && settings.Metas.Get() == "" {
 		return fmt.Errorf("%w: --metas is required", errUsage)
