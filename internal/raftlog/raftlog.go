@@ -1,7 +1,7 @@
 // Package raftlog persists the raft state (log entries, hard state, truncation point) of many
-// raft groups in one Pebble database. Every group commits its Ready batch with pebble.Sync;
-// Pebble's commit pipeline lets concurrent committers share one WAL fsync, so one fsync
-// covers the batches of many groups (group commit).
+// raft groups in one Pebble database. Groups commit their Ready batches without a sync and
+// wait for the log's sync rounds (syncer.go): one fsync covers the batches of many groups and
+// the client writes in them (group commit).
 package raftlog
 
 import (
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -29,12 +30,19 @@ import (
 //
 // A Log is safe for concurrent use; each group must be used by one goroutine at a time.
 type Log struct {
-	db    *pebble.DB
-	syncs atomic.Int64
+	db     *pebble.DB
+	syncs  atomic.Int64
+	syncer *syncer
 }
 
-// Open opens (or creates) the log database in dir.
+// Open opens (or creates) the log database in dir, with the DefaultCommitWindow.
 func Open(dir string, lg *slog.Logger) (*Log, error) {
+	return OpenWindow(dir, lg, DefaultCommitWindow)
+}
+
+// OpenWindow opens (or creates) the log database in dir; durable writes to a contended log
+// gather for window before their shared fsync (0: sync each round at once).
+func OpenWindow(dir string, lg *slog.Logger, window time.Duration) (*Log, error) {
 	l := &Log{}
 	opts := &pebble.Options{Logger: QuietPebbleLogger{lg}, FS: countingFS{FS: vfs.Default, syncs: &l.syncs}}
 	db, err := pebble.Open(dir, opts)
@@ -42,6 +50,7 @@ func Open(dir string, lg *slog.Logger) (*Log, error) {
 		return nil, fmt.Errorf("raftlog: open %s: %w", dir, err)
 	}
 	l.db = db
+	l.syncer = newSyncer(db, window)
 	return l, nil
 }
 
@@ -49,8 +58,11 @@ func Open(dir string, lg *slog.Logger) (*Log, error) {
 // group commit it grows much slower than the number of Save calls under concurrent load.
 func (l *Log) Syncs() int64 { return l.syncs.Load() }
 
-// Close closes the database.
-func (l *Log) Close() error { return l.db.Close() }
+// Close closes the database; writes still waiting for a sync get an error.
+func (l *Log) Close() error {
+	l.syncer.close()
+	return l.db.Close()
+}
 
 // Group returns the view of one group's state.
 func (l *Log) Group(id idl.GPID) Group { return Group{l: l, pid: id} }
@@ -138,10 +150,19 @@ func (g Group) Save(hs raftpb.HardState, ents []raftpb.Entry) error { return g.W
 
 // Write writes a Ready's hard state and entries, durably when sync is set (pass raft's
 // Ready.MustSync: new entries, term or vote must be synced; a commit index alone need not).
-// Entries overwrite any at the same indexes; a new entry at index i also truncates the
-// persisted log after i, as raft requires when a leader overwrites a follower's uncommitted
-// tail.
 func (g Group) Write(hs raftpb.HardState, ents []raftpb.Entry, sync bool) error {
+	if err := g.Stage(hs, ents, ^uint64(0)); err != nil || !sync {
+		return err
+	}
+	return <-g.l.syncer.request(g.pid)
+}
+
+// Stage writes a Ready's hard state and entries without making them durable: they are
+// durable once a later Sync answers. Entries overwrite any at the same indexes; when the
+// log held entries beyond the new ones (up to lastIndex, its last index before this call),
+// those are deleted too, as raft requires when a leader overwrites a follower's uncommitted
+// tail.
+func (g Group) Stage(hs raftpb.HardState, ents []raftpb.Entry, lastIndex uint64) error {
 	if raft.IsEmptyHardState(hs) && len(ents) == 0 {
 		return nil
 	}
@@ -157,10 +178,12 @@ func (g Group) Write(hs raftpb.HardState, ents []raftpb.Entry, sync bool) error 
 		}
 	}
 	if len(ents) > 0 {
-		// Drop a stale tail beyond the new entries.
-		last := ents[len(ents)-1].Index
-		if err := b.DeleteRange(entryKey(g.pid, last+1), entryKey(g.pid, ^uint64(0)), nil); err != nil {
-			return err
+		// Drop a stale tail beyond the new entries. Only then: every range deletion stays in
+		// the database until compacted, and slows its flushes and reads.
+		if last := ents[len(ents)-1].Index; last < lastIndex {
+			if err := b.DeleteRange(entryKey(g.pid, last+1), entryKey(g.pid, ^uint64(0)), nil); err != nil {
+				return err
+			}
 		}
 		for i := range ents {
 			v, err := ents[i].Marshal()
@@ -172,11 +195,13 @@ func (g Group) Write(hs raftpb.HardState, ents []raftpb.Entry, sync bool) error 
 			}
 		}
 	}
-	if !sync {
-		return b.Commit(pebble.NoSync)
-	}
-	return b.Commit(pebble.Sync)
+	return b.Commit(pebble.NoSync)
 }
+
+// Sync starts making everything staged so far durable, in the log's next group-commit
+// round; the channel answers when it is (nil) or cannot be (an error). The caller can do
+// other work meanwhile.
+func (g Group) Sync() <-chan error { return g.l.syncer.request(g.pid) }
 
 // Truncate records a new truncation point and deletes the entries up to it. The caller must
 // have made the state machine durable through index first.

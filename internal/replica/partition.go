@@ -485,8 +485,43 @@ func (l *loop) drainReady() error {
 		if early {
 			l.send(rd.Messages)
 		}
-		if err := p.log.Write(rd.HardState, rd.Entries, rd.MustSync); err != nil {
+		stable, err := l.ms.LastIndex() // the log as persisted before this Ready
+		if err != nil {
 			return err
+		}
+		if err := p.log.Stage(rd.HardState, rd.Entries, stable); err != nil {
+			return err
+		}
+		var durable <-chan error
+		if rd.MustSync {
+			durable = p.log.Sync()
+		}
+		// While the fsync runs: apply the committed entries this replica had made durable
+		// before this Ready (with one voter, raft commits entries of this very Ready, which
+		// must wait for the fsync), and answer the reads they make current.
+		committed := rd.CommittedEntries
+		n := 0
+		for n < len(committed) && committed[n].Index <= stable {
+			n++
+		}
+		if err := l.apply(committed[:n]); err != nil {
+			return err
+		}
+		for _, rs := range rd.ReadStates {
+			if len(rs.RequestCtx) != 8 {
+				continue
+			}
+			id := binary.BigEndian.Uint64(rs.RequestCtx)
+			if waits, ok := l.reads[id]; ok {
+				delete(l.reads, id)
+				l.readyAt = append(l.readyAt, readBatch{index: rs.Index, waits: waits})
+			}
+		}
+		l.releaseReads()
+		if durable != nil {
+			if err := <-durable; err != nil {
+				return err
+			}
 		}
 		if err := l.ms.Append(rd.Entries); err != nil {
 			return err
@@ -500,17 +535,7 @@ func (l *loop) drainReady() error {
 		if !early {
 			l.send(rd.Messages)
 		}
-		for _, rs := range rd.ReadStates {
-			if len(rs.RequestCtx) != 8 {
-				continue
-			}
-			id := binary.BigEndian.Uint64(rs.RequestCtx)
-			if waits, ok := l.reads[id]; ok {
-				delete(l.reads, id)
-				l.readyAt = append(l.readyAt, readBatch{index: rs.Index, waits: waits})
-			}
-		}
-		if err := l.apply(rd.CommittedEntries); err != nil {
+		if err := l.apply(committed[n:]); err != nil {
 			return err
 		}
 		l.releaseReads()
