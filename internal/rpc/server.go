@@ -80,7 +80,53 @@ type Server struct {
 	routes map[string]*route
 	httpLn *chanListener
 
+	// Handler goroutines outlive their request: an idle one waits on tasks for the next,
+	// so the stacks they have grown are reused rather than grown again for every request.
+	tasks   chan task
+	quit    chan struct{}
+	workers sync.WaitGroup
+
 	metrics serverMetrics
+}
+
+// task is a request for a handler goroutine.
+type task struct {
+	ctx      context.Context
+	sc       *serverConn
+	rt       *route
+	req      *Request
+	handlers *sync.WaitGroup
+}
+
+// workerIdle is how long a handler goroutine waits for another request before it exits.
+const workerIdle = 10 * time.Second
+
+// start runs t on an idle handler goroutine, or on a new one when none is idle.
+func (s *Server) start(t task) {
+	select {
+	case s.tasks <- t:
+	default:
+		s.workers.Add(1)
+		go s.worker(t)
+	}
+}
+
+func (s *Server) worker(t task) {
+	defer s.workers.Done()
+	t.sc.dispatch(t.ctx, t.rt, t.req, t.handlers)
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		select {
+		case t = <-s.tasks:
+			t.sc.dispatch(t.ctx, t.rt, t.req, t.handlers)
+			idle.Reset(workerIdle)
+		case <-idle.C:
+			return
+		case <-s.quit:
+			return
+		}
+	}
 }
 
 type route struct {
@@ -135,6 +181,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		lg:     lg.With("addr", ln.Addr().String()),
 		routes: make(map[string]*route),
 		httpLn: newChanListener(ln.Addr()),
+		tasks:  make(chan task),
+		quit:   make(chan struct{}),
 	}, nil
 }
 
@@ -220,6 +268,8 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	cancel()
 	wg.Wait()
+	close(s.quit)
+	s.workers.Wait()
 	return err
 }
 
@@ -252,8 +302,8 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	}
 }
 
-// serverConn is one thrift connection: a reader loop that dispatches each request in its own
-// goroutine, and a writer loop that sends replies in batches as they complete.
+// serverConn is one thrift connection: a reader loop that hands each request to a handler
+// goroutine of its own, and a writer loop that sends replies in batches as they complete.
 type serverConn struct {
 	s      *Server
 	c      net.Conn
@@ -358,7 +408,7 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 		}
 		req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen}
 		handlers.Add(1)
-		go sc.dispatch(ctx, rt, req, handlers) // a go statement with arguments allocates no closure
+		sc.s.start(task{ctx: ctx, sc: sc, rt: rt, req: req, handlers: handlers})
 	}
 }
 
