@@ -35,6 +35,9 @@ type Log struct {
 	syncer *syncer
 }
 
+// memTableSize is the log database's memtable: see Open.
+const memTableSize = 64 << 20
+
 // Open opens (or creates) the log database in dir, with the DefaultCommitWindow.
 func Open(dir string, lg *slog.Logger) (*Log, error) {
 	return OpenWindow(dir, lg, DefaultCommitWindow)
@@ -44,7 +47,13 @@ func Open(dir string, lg *slog.Logger) (*Log, error) {
 // gather for window before their shared fsync (0: sync each round at once).
 func OpenWindow(dir string, lg *slog.Logger, window time.Duration) (*Log, error) {
 	l := &Log{}
-	opts := &pebble.Options{Logger: QuietPebbleLogger{lg}, FS: countingFS{FS: vfs.Default, syncs: &l.syncs}}
+	opts := &pebble.Options{
+		Logger: QuietPebbleLogger{lg},
+		FS:     countingFS{FS: vfs.Default, syncs: &l.syncs},
+		// Large enough to hold the live log of every group between truncations, so entries
+		// are mostly deleted before a flush would write them to an sstable.
+		MemTableSize: memTableSize,
+	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: open %s: %w", dir, err)

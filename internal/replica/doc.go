@@ -16,11 +16,18 @@
 // loop batches every write queued at that moment into one raft entry, which also carries
 // the proposer's time and the table's default TTL so that every replica applies it the same
 // way. The entry is persisted (the raft log of all partitions of the server lives in one
-// Pebble database, package raftlog: concurrent synced commits share an fsync) and
-// replicated; once raft commits it, the loop applies it to the store and hands each write
-// its result. A write is acknowledged only after it is durable on a quorum. The leader sends
-// its appends before its own fsync, so both overlap; followers acknowledge only after
-// theirs. The raft log is synced only when raft requires it (new entries, term or vote).
+// Pebble database, package raftlog, whose group commit makes the Ready batches of many
+// partitions durable with one fsync) and replicated; once raft commits it, the loop applies
+// it to the store and hands each write its result. A write is acknowledged only after it is
+// durable on a quorum. The leader sends its appends before its own fsync, so both overlap;
+// followers acknowledge only after theirs. The raft log is synced only when raft requires
+// it (new entries, term or vote).
+//
+// The loop does not wait for an fsync: while a Ready's entries are being synced it goes on
+// stepping messages, taking proposals (the next Ready batches them all) and answering
+// reads, and finishes the Ready (raft storage, follower acknowledgements, the entries it
+// commits, Advance) when the sync is done. Committed entries that were already durable
+// before the Ready are applied while its fsync runs.
 //
 // # Read path and the clock assumption
 //
@@ -28,7 +35,9 @@
 // index (batched across the reads queued at that moment) and for the store to have applied
 // up to it. The read index is lease-based (raft's ReadOnlyLeaseBased with CheckQuorum): a
 // leader that heard from a quorum within the election timeout answers without another
-// round trip. This assumes that clocks of the replica servers advance at the same rate
+// round trip. The loop computes that answer itself, exactly as raft would (the commit
+// index, once an entry of the leader's term is committed), so a read does not wait for a
+// Ready held up by an fsync; when it cannot tell, it asks raft. This assumes that clocks of the replica servers advance at the same rate
 // within a small factor (no clock is paused or runs twice as fast as another for the
 // duration of an election timeout, 1 s by default); absolute clock values do not matter.
 //

@@ -238,6 +238,19 @@ type loop struct {
 	// heldReads wait meanwhile (see leaseSuspended).
 	transferStarted time.Time
 	heldReads       []*readWait
+
+	// syncing is the Ready whose entries and hard state are staged in the raft log and
+	// waiting for their fsync (durable answers); the loop keeps stepping messages, taking
+	// proposals and answering reads meanwhile, and finishes the Ready when durable answers.
+	syncing *syncingReady
+	durable <-chan error
+}
+
+// syncingReady is a Ready between its staging and its fsync.
+type syncingReady struct {
+	rd      raft.Ready
+	early   bool // its messages went out before the fsync
+	applied int  // how many of its committed entries are applied
 }
 
 // confEntry is the group's configuration as of a log index.
@@ -314,7 +327,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	for first := true; ; first = false {
-		if err := l.drainReady(); err != nil {
+		if err := l.startReady(); err != nil {
 			p.lg.Error("partition stopped: storage failure", "err", err)
 			p.isLeader.Store(false)
 			p.s.notifyMeta()
@@ -326,11 +339,26 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			_ = l.rn.Campaign()
 			continue
 		}
+		// A snapshot replaces the store: not while a Ready is half done.
+		installC := p.installC
+		if l.syncing != nil {
+			installC = nil
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.stop:
 			return
+		case err := <-l.durable:
+			if err == nil {
+				err = l.finishReady()
+			}
+			if err != nil {
+				p.lg.Error("partition stopped: storage failure", "err", err)
+				p.isLeader.Store(false)
+				p.s.notifyMeta()
+				return
+			}
 		case <-ticker.C:
 			l.rn.Tick()
 			l.releaseHeldReads()
@@ -349,7 +377,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 					more = false
 				}
 			}
-		case in := <-p.installC:
+		case in := <-installC:
 			in.done <- l.installSnapshot(in)
 		case d := <-p.snapDoneC:
 			delete(l.sending, d.to)
@@ -426,7 +454,33 @@ drain:
 		l.heldReads = append(l.heldReads, batch...)
 		return
 	}
+	l.serveReads(batch)
+}
+
+// serveReads answers batch once the store has applied the read index.
+func (l *loop) serveReads(batch []*readWait) {
+	if index, ok := l.leaseReadIndex(); ok {
+		l.readyAt = append(l.readyAt, readBatch{index: index, waits: batch})
+		l.releaseReads()
+		return
+	}
 	l.issueReadIndex(batch)
+}
+
+// leaseReadIndex answers what raft's lease-based ReadIndex would answer this leader, without
+// waiting for a Ready (which may be held up by an fsync): its commit index, provided an
+// entry of its own term is committed. ok is false when that cannot be told here (the
+// committed entry is not in raft's storage yet); raft's ReadIndex is asked then.
+func (l *loop) leaseReadIndex() (index uint64, ok bool) {
+	st := l.rn.BasicStatus()
+	if st.RaftState != raft.StateLeader {
+		return 0, false
+	}
+	term, err := l.ms.Term(st.Commit)
+	if err != nil || term != st.Term {
+		return 0, false
+	}
+	return st.Commit, true
 }
 
 // Reads are served under the leader's lease (ReadOnlyLeaseBased). A leadership transfer
@@ -449,7 +503,7 @@ func (l *loop) releaseHeldReads() {
 	}
 	batch := l.heldReads
 	l.heldReads = nil
-	l.issueReadIndex(batch)
+	l.serveReads(batch)
 }
 
 func (l *loop) issueReadIndex(batch []*readWait) {
@@ -460,10 +514,12 @@ func (l *loop) issueReadIndex(batch []*readWait) {
 	l.rn.ReadIndex(rctx[:])
 }
 
-// drainReady processes every pending Ready: persist, send, apply, advance.
-func (l *loop) drainReady() error {
+// startReady processes Readies until one must wait for its fsync (then the loop goes on
+// serving, and finishReady completes it when the fsync is done) or none is left. A Ready
+// is: persist, send, apply, advance.
+func (l *loop) startReady() error {
 	p := l.p
-	for l.rn.HasReady() {
+	for l.syncing == nil && l.rn.HasReady() {
 		rd := l.rn.Ready()
 		if rd.SoftState != nil {
 			l.setLeader(rd.SoftState.Lead)
@@ -492,19 +548,17 @@ func (l *loop) drainReady() error {
 		if err := p.log.Stage(rd.HardState, rd.Entries, stable); err != nil {
 			return err
 		}
-		var durable <-chan error
 		if rd.MustSync {
-			durable = p.log.Sync()
+			l.durable = p.log.Sync()
 		}
 		// While the fsync runs: apply the committed entries this replica had made durable
 		// before this Ready (with one voter, raft commits entries of this very Ready, which
 		// must wait for the fsync), and answer the reads they make current.
-		committed := rd.CommittedEntries
 		n := 0
-		for n < len(committed) && committed[n].Index <= stable {
+		for n < len(rd.CommittedEntries) && rd.CommittedEntries[n].Index <= stable {
 			n++
 		}
-		if err := l.apply(committed[:n]); err != nil {
+		if err := l.apply(rd.CommittedEntries[:n]); err != nil {
 			return err
 		}
 		for _, rs := range rd.ReadStates {
@@ -518,30 +572,43 @@ func (l *loop) drainReady() error {
 			}
 		}
 		l.releaseReads()
-		if durable != nil {
-			if err := <-durable; err != nil {
+		l.syncing = &syncingReady{rd: rd, early: early, applied: n}
+		if l.durable == nil {
+			if err := l.finishReady(); err != nil {
 				return err
 			}
 		}
-		if err := l.ms.Append(rd.Entries); err != nil {
-			return err
-		}
-		if !raft.IsEmptyHardState(rd.HardState) {
-			l.hs = rd.HardState
-			if err := l.ms.SetHardState(rd.HardState); err != nil {
-				return err
-			}
-		}
-		if !early {
-			l.send(rd.Messages)
-		}
-		if err := l.apply(committed[n:]); err != nil {
-			return err
-		}
-		l.releaseReads()
-		l.rn.Advance(rd)
+	}
+	if l.syncing != nil {
+		return nil
 	}
 	return l.maybeTruncate()
+}
+
+// finishReady completes the Ready whose fsync is done: raft's storage learns its entries,
+// the rest of its messages go out, the rest of its committed entries are applied.
+func (l *loop) finishReady() error {
+	sr := l.syncing
+	l.syncing, l.durable = nil, nil
+	rd := sr.rd
+	if err := l.ms.Append(rd.Entries); err != nil {
+		return err
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		l.hs = rd.HardState
+		if err := l.ms.SetHardState(rd.HardState); err != nil {
+			return err
+		}
+	}
+	if !sr.early {
+		l.send(rd.Messages)
+	}
+	if err := l.apply(rd.CommittedEntries[sr.applied:]); err != nil {
+		return err
+	}
+	l.releaseReads()
+	l.rn.Advance(rd)
+	return nil
 }
 
 func (l *loop) setLeader(lead uint64) {

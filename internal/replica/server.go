@@ -33,7 +33,7 @@ const (
 	DefaultSyncInterval = time.Second
 	DefaultTickInterval = 100 * time.Millisecond
 	// DefaultLogCompactEvery and DefaultLogKeep: see Config.
-	DefaultLogCompactEvery = 10000
+	DefaultLogCompactEvery = 2000
 	DefaultLogKeep         = 1000
 	// DefaultBlockCacheSize is the block cache shared by a server's partitions.
 	DefaultBlockCacheSize = 256 << 20
@@ -60,9 +60,10 @@ type Config struct {
 	// TickInterval is the raft tick (default 100 ms; elections take 10-20 ticks).
 	TickInterval time.Duration
 	// LogCompactEvery is how many applied entries accumulate in a partition's raft log
-	// before it is truncated (default 10000); LogKeep is how many applied entries survive a
-	// truncation, so a follower slightly behind catches up from the log rather than a
-	// snapshot (default 1000).
+	// before it is truncated (default 2000: few enough that most entries are deleted while
+	// still in the log database's memtable, never written to an sstable); LogKeep is how many
+	// applied entries survive a truncation, so a follower slightly behind catches up from the
+	// log rather than a snapshot (default 1000).
 	LogCompactEvery, LogKeep int
 	// BlockCacheSize is the bytes of the Pebble block cache shared by all partitions of
 	// the server (default DefaultBlockCacheSize).
