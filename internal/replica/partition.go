@@ -94,6 +94,11 @@ type partition struct {
 	term      atomic.Uint64
 	snapshots atomic.Int64 // snapshots installed
 	applied   atomic.Uint64
+	// The lease-read shortcut (see readBarrier): while leaseUntil (on the monotonic
+	// clock's epoch) has not passed, a read may be served once applied reaches leaseIndex.
+	// 0: no shortcut.
+	leaseIndex atomic.Uint64
+	leaseUntil atomic.Int64
 	info      atomic.Pointer[tableInfo]
 	voters    atomic.Pointer[[]string]
 	ext       partitionExt // raft counters, manual compaction (metrics.go, envs.go)
@@ -172,6 +177,15 @@ func (p *partition) propose(ctx context.Context, w *write) writeResult {
 func (p *partition) readBarrier(ctx context.Context) error {
 	if !p.isLeader.Load() {
 		return errNotLeader
+	}
+	// The shortcut: the loop publishes the lease read index it would answer, before it
+	// acknowledges any write it applies, so the index covers every write acknowledged
+	// before this read began. It is good for half an election timeout, which the loop
+	// renews on every tick while it leads.
+	if until := p.leaseUntil.Load(); until != 0 && int64(time.Since(epoch)) < until {
+		if p.applied.Load() >= p.leaseIndex.Load() {
+			return nil
+		}
 	}
 	rw := &readWait{done: make(chan error, 1)}
 	select {
@@ -324,6 +338,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	p := l.p
 	defer close(p.done)
 	defer l.failAll(errStopped)
+	defer p.leaseUntil.Store(0)
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	for first := true; ; first = false {
@@ -390,7 +405,25 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 		if l.lead == p.id {
 			l.reconcile()
 		}
+		l.publishLease()
 	}
+}
+
+// epoch anchors the monotonic times of leaseUntil.
+var epoch = time.Now()
+
+// publishLease publishes the read index a lease read would get now, for readBarrier's
+// shortcut, or withdraws the shortcut when this replica may not serve lease reads.
+func (l *loop) publishLease() {
+	p := l.p
+	if l.lead == p.id && !l.leaseSuspended() {
+		if index, ok := l.leaseReadIndex(); ok {
+			p.leaseIndex.Store(index)
+			p.leaseUntil.Store(int64(time.Since(epoch) + l.electionTimeout()/2))
+			return
+		}
+	}
+	p.leaseUntil.Store(0)
 }
 
 // proposeBatch proposes w and every other write already queued as one raft entry.
@@ -657,6 +690,9 @@ func (l *loop) failAll(err error) {
 
 func (l *loop) apply(ents []raftpb.Entry) error {
 	p := l.p
+	if len(ents) > 0 && p.leaseUntil.Load() != 0 {
+		l.publishLease() // before any write of ents is acknowledged: see readBarrier
+	}
 	for i := range ents {
 		e := &ents[i]
 		switch e.Type {
