@@ -94,14 +94,15 @@ type partition struct {
 	term      atomic.Uint64
 	snapshots atomic.Int64 // snapshots installed
 	applied   atomic.Uint64
+	info      atomic.Pointer[tableInfo]
+	voters    atomic.Pointer[[]string]
+	ext       partitionExt // raft counters, manual compaction (metrics.go, envs.go)
+
 	// The lease-read shortcut (see readBarrier): while leaseUntil (on the monotonic
 	// clock's epoch) has not passed, a read may be served once applied reaches leaseIndex.
 	// 0: no shortcut.
 	leaseIndex atomic.Uint64
 	leaseUntil atomic.Int64
-	info      atomic.Pointer[tableInfo]
-	voters    atomic.Pointer[[]string]
-	ext       partitionExt // raft counters, manual compaction (metrics.go, envs.go)
 
 	stop chan struct{}
 	done chan struct{}
