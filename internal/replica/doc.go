@@ -37,7 +37,16 @@
 // leader that heard from a quorum within the election timeout answers without another
 // round trip. The loop computes that answer itself, exactly as raft would (the commit
 // index, once an entry of the leader's term is committed), so a read does not wait for a
-// Ready held up by an fsync; when it cannot tell, it asks raft. This assumes that clocks of the replica servers advance at the same rate
+// Ready held up by an fsync; when it cannot tell, it asks raft.
+//
+// Most reads do not even reach the loop: the loop publishes that read index (atomically,
+// before it acknowledges any write it applies, so the index covers every write
+// acknowledged before a read begins) with a deadline of half an election timeout, renewed
+// every tick while it leads and withdrawn when it stops leading or starts a leadership
+// transfer. A read handler that finds the deadline ahead and the index applied reads at
+// once. A loop that stalls lets the deadline pass, and its reads then wait for it: a stalled
+// leader cannot serve stale reads after a new leader is elected, which takes at least an
+// election timeout without its heartbeats. This assumes that clocks of the replica servers advance at the same rate
 // within a small factor (no clock is paused or runs twice as fast as another for the
 // duration of an election timeout, 1 s by default); absolute clock values do not matter.
 //
