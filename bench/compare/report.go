@@ -47,7 +47,7 @@ func (r *report) markdown() string {
 	p("Run on %s, %s to %s (UTC). Machine: %d cores (%s), %s. Load average (1, 5, 15 min): %s before, %s after.\n",
 		r.started.UTC().Format("2006-01-02"), r.started.UTC().Format("15:04"), r.finished.UTC().Format("15:04"),
 		runtime.NumCPU(), cpuModel(), kernel(), r.loadBefore, r.loadAfter)
-	p("The machine was shared with other work while this ran; client and servers share its cores.\n\n")
+	p("Client and servers share the machine's cores; the load average before the run shows what else was running.\n\n")
 	p("Settings: go-ycsb v1.0.1 core workloads, %d records of one %d-byte field, %d client threads, %s request distribution, "+
 		"%s per workload after a load phase; every store started fresh, on loopback.\n\n",
 		r.records, r.fieldLength, r.threads, r.dist, r.duration)
