@@ -170,3 +170,54 @@ func TestLostMemberIsReplaced(t *testing.T) {
 	}
 	waitFor(t, "d to hold the new writes", func() bool { return g.hasAll(d, 230) })
 }
+
+// leaseOpen reports whether a server publishes the lease-read shortcut for the partition.
+func (g *group) leaseOpen(addr string) bool {
+	p := g.servers[addr].partition(replPID)
+	if p == nil {
+		return false
+	}
+	until := p.leaseUntil.Load()
+	return until != 0 && int64(time.Since(epoch)) < until
+}
+
+// Only the leader publishes the lease-read shortcut, and an old leader has withdrawn it by
+// the time its successor leads: a read taking the shortcut there could miss new writes.
+func TestLeaseShortcutFollowsLeadership(t *testing.T) {
+	g, addrs := newGroup(t, 3)
+	a, b, c := addrs[0], addrs[1], addrs[2]
+	g.setMembers(a, b, c)
+	for i := range 10 {
+		g.put(addrs, i)
+	}
+	waitFor(t, "a to lead with the shortcut open", func() bool {
+		return g.servers[a].partition(replPID).isLeader.Load() && g.leaseOpen(a)
+	})
+	for _, f := range []string{b, c} {
+		if g.leaseOpen(f) {
+			t.Fatalf("follower %s publishes the lease shortcut", f)
+		}
+	}
+	// The placement now prefers b: a hands leadership over.
+	g.setMembers(b, a, c)
+	waitFor(t, "b to lead", func() bool { return g.servers[b].partition(replPID).isLeader.Load() })
+	if g.leaseOpen(a) {
+		t.Fatal("the old leader still publishes the lease shortcut after b took over")
+	}
+	// Reads at the new leader see every write, including one made after the move.
+	g.put([]string{b}, 10)
+	conn := rpc.NewConn(b, rpc.ConnConfig{})
+	defer conn.Close()
+	for i := range 11 {
+		var resp idl.ReadResponse
+		k := key.Encode([]byte(fmt.Sprintf("k%04d", i)), nil)
+		blob := idl.Blob(k)
+		if err := conn.Call(context.Background(), wire.Header{AppID: replApp}, idl.RPCGet, &blob, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Error != 0 || string(resp.Value) != fmt.Sprint(i) {
+			t.Fatalf("get k%04d at the new leader: error %d value %q", i, resp.Error, resp.Value)
+		}
+	}
+	waitFor(t, "b to open the shortcut", func() bool { return g.leaseOpen(b) })
+}
