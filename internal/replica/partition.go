@@ -586,8 +586,10 @@ func (l *loop) startReady() error {
 			l.durable = p.log.Sync()
 		}
 		// While the fsync runs: apply the committed entries this replica had made durable
-		// before this Ready (with one voter, raft commits entries of this very Ready, which
-		// must wait for the fsync), and answer the reads they make current.
+		// before this Ready, and answer the reads they make current. raft's synchronous mode
+		// may hand out committed entries that are not yet durable here (a quorum of others
+		// has them): those wait for the fsync, so that what a write's answer reports is
+		// also in this replica's log.
 		n := 0
 		for n < len(rd.CommittedEntries) && rd.CommittedEntries[n].Index <= stable {
 			n++
