@@ -19,7 +19,7 @@ import (
 // servers against the client writes; replica-writes/fsync counts each client write once per
 // replica, since every replica's log makes it durable with fsyncs of its own server:
 //
-//	go test -run XXX -bench ReplicatedWrites -benchtime 3000x ./internal/testcluster/
+//	go test -run XXX -bench ReplicatedWrites -benchtime 8000x -count 3 ./internal/testcluster/
 func BenchmarkReplicatedWrites(b *testing.B) {
 	for _, replicas := range []int{1, 3} {
 		for _, writers := range []int{1, 16, 64} {
