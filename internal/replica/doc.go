@@ -59,7 +59,9 @@
 // moves the group toward the meta's placement one change at a time: a new member joins as a
 // learner, is promoted once caught up, and only then is a member that left the placement
 // removed; leadership is handed to the placement's first member when it is caught up, which
-// keeps primaries spread across servers.
+// keeps primaries spread across servers. A replica the meta no longer places on its server
+// (it replaced the server while it was down) is deleted once it has gone unassigned for the
+// garbage grace (Config.GarbageGrace, a day by default), unless it leads its group.
 //
 // # Restart
 //

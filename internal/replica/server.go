@@ -35,6 +35,8 @@ const (
 	// DefaultLogCompactEvery and DefaultLogKeep: see Config.
 	DefaultLogCompactEvery = 2000
 	DefaultLogKeep         = 1000
+	// DefaultGarbageGrace: see Config.GarbageGrace.
+	DefaultGarbageGrace = 24 * time.Hour
 	// DefaultBlockCacheSize is the block cache shared by a server's partitions.
 	DefaultBlockCacheSize = 256 << 20
 	// MaxWriteSize is Pegasus's max_allowed_write_size: larger write requests are refused
@@ -65,6 +67,11 @@ type Config struct {
 	// applied entries survive a truncation, so a follower slightly behind catches up from the
 	// log rather than a snapshot (default 1000).
 	LogCompactEvery, LogKeep int
+	// GarbageGrace is how long a replica this server holds may go unassigned (the meta
+	// leader no longer places the partition here, typically because it replaced this
+	// server while it was down) before its data and raft state are deleted (default
+	// DefaultGarbageGrace). A replica that leads its group is never deleted.
+	GarbageGrace time.Duration
 	// BlockCacheSize is the bytes of the Pebble block cache shared by all partitions of
 	// the server (default DefaultBlockCacheSize).
 	BlockCacheSize int64
@@ -102,9 +109,12 @@ type Server struct {
 	partsWG sync.WaitGroup
 	runCtx  context.Context
 	dropped map[int32]bool
-	cmds    *remotecmd.Commands
-	ext     serverExt
-	http    http.Handler
+	// unassigned is when each replica held here was first missing from the meta's
+	// assignments (sync goroutine only).
+	unassigned map[idl.GPID]time.Time
+	cmds       *remotecmd.Commands
+	ext        serverExt
+	http       http.Handler
 }
 
 // New opens the listener and the raft log; Addr works at once. Partitions found in DataDir
@@ -132,6 +142,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.LogKeep <= 0 {
 		cfg.LogKeep = DefaultLogKeep
 	}
+	if cfg.GarbageGrace <= 0 {
+		cfg.GarbageGrace = DefaultGarbageGrace
+	}
 	if cfg.BlockCacheSize <= 0 {
 		cfg.BlockCacheSize = DefaultBlockCacheSize
 	}
@@ -143,12 +156,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	s := &Server{
-		cfg:     cfg,
-		cache:   pebble.NewCache(cfg.BlockCacheSize),
-		started: time.Now(),
-		parts:   make(map[idl.GPID]*partition),
-		syncNow: make(chan struct{}, 1),
-		dropped: make(map[int32]bool),
+		cfg:        cfg,
+		cache:      pebble.NewCache(cfg.BlockCacheSize),
+		started:    time.Now(),
+		parts:      make(map[idl.GPID]*partition),
+		syncNow:    make(chan struct{}, 1),
+		dropped:    make(map[int32]bool),
+		unassigned: make(map[idl.GPID]time.Time),
 	}
 	s.ext.settings = settings
 	// Snapshot transfers between replica servers, then the HTTP API (built below, once the
@@ -455,8 +469,10 @@ func (s *Server) syncOnce(ctx context.Context) {
 			s.dropPartition(pid)
 		}
 	}
+	assigned := make(map[idl.GPID]bool, len(resp.Assignments))
 	for _, a := range resp.Assignments {
 		pid := idl.GPID{AppID: a.AppID, PartitionIndex: a.PartitionIndex}
+		assigned[pid] = true
 		if s.dropped[a.AppID] {
 			continue
 		}
@@ -467,6 +483,40 @@ func (s *Server) syncOnce(ctx context.Context) {
 		if err := s.openPartition(ctx, a); err != nil {
 			s.lg.Error("open assigned partition", "err", err)
 		}
+	}
+	s.collectGarbage(assigned, time.Now())
+}
+
+// collectGarbage deletes the replicas that have gone unassigned for the garbage grace: the
+// meta placed their partitions elsewhere, and their groups went on without them.
+func (s *Server) collectGarbage(assigned map[idl.GPID]bool, now time.Time) {
+	s.mu.RLock()
+	var garbage []idl.GPID
+	for pid, p := range s.parts {
+		if assigned[pid] || p.isLeader.Load() {
+			delete(s.unassigned, pid)
+			continue
+		}
+		since, ok := s.unassigned[pid]
+		if !ok {
+			s.unassigned[pid] = now
+			continue
+		}
+		if now.Sub(since) >= s.cfg.GarbageGrace {
+			garbage = append(garbage, pid)
+		}
+	}
+	for pid := range s.unassigned {
+		if s.parts[pid] == nil {
+			delete(s.unassigned, pid) // dropped meanwhile
+		}
+	}
+	s.mu.RUnlock()
+	for _, pid := range garbage {
+		s.lg.Warn("deleting a replica no longer assigned to this server", "gpid", fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex),
+			"unassigned_for", now.Sub(s.unassigned[pid]).Round(time.Second))
+		delete(s.unassigned, pid)
+		s.dropPartition(pid)
 	}
 }
 

@@ -22,6 +22,7 @@ type Settings struct {
 	RaftTickMS      *config.Value[uint32]
 	LogCompactEvery *config.Value[uint32]
 	LogKeep         *config.Value[uint32]
+	GarbageGraceS   *config.Value[uint32]
 	ClusterID       *config.Value[uint32]
 	ClusterName     *config.Value[string]
 
@@ -60,6 +61,8 @@ func NewSettings() *Settings {
 			"How many applied entries accumulate in a partition's raft log before it is truncated.", DefaultLogCompactEvery, 1),
 		LogKeep: u32("replication", "raft_log_keep",
 			"How many applied entries a raft log truncation keeps, so slightly lagging replicas catch up from the log.", DefaultLogKeep, 1),
+		GarbageGraceS: u32("replication", "gc_disk_garbage_replica_interval_seconds",
+			"How long, in seconds, a replica no longer assigned to this server is kept before its data is deleted.", uint32(DefaultGarbageGrace/time.Second), 1),
 		ClusterID: u32("replication", "cluster_id",
 			"The duplication cluster id written into the timetag of every value (0 to 127).", 0, 0),
 		ClusterName: str("replication", "cluster_name", "The cluster's name, reported by /metrics.", ""),
@@ -111,6 +114,11 @@ func (st *Settings) resolve(cfg *Config) error {
 	}
 	ms("config_sync_interval_ms", &cfg.SyncInterval, st.SyncIntervalMS)
 	ms("raft_tick_ms", &cfg.TickInterval, st.RaftTickMS)
+	if cfg.GarbageGrace <= 0 {
+		cfg.GarbageGrace = time.Duration(st.GarbageGraceS.Get()) * time.Second
+	} else {
+		err = errors.Join(err, set("gc_disk_garbage_replica_interval_seconds", itoa(uint64(max(cfg.GarbageGrace/time.Second, 1)))))
+	}
 	count := func(name string, n *int, v *config.Value[uint32]) {
 		if *n <= 0 {
 			*n = int(v.Get())

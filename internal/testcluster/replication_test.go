@@ -3,6 +3,7 @@ package testcluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -211,7 +212,7 @@ func TestPrimariesRebalanceAfterRestart(t *testing.T) {
 // replicas are rebuilt on the spare server (from the log or a snapshot), the configuration
 // shows three live members again, and the data survives the loss of a second server.
 func TestLostServerIsReplaced(t *testing.T) {
-	c := Start(t, Options{Replicas: 4, NodeGrace: time.Second, LogCompactEvery: 20, LogKeep: 5})
+	c := Start(t, Options{Replicas: 4, NodeGrace: time.Second, LogCompactEvery: 20, LogKeep: 5, GarbageGrace: time.Second})
 	c.CreateTableReplicas(t, "temp", 8, 3)
 	k := newKV(t, c, "temp")
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
@@ -251,6 +252,16 @@ func TestLostServerIsReplaced(t *testing.T) {
 	if snaps == 0 {
 		t.Fatal("the replacement replicas caught up without any snapshot")
 	}
+	// The lost server comes back: its old replicas were all placed elsewhere, so after the
+	// garbage grace it deletes them.
+	if n := len(replicaDirs(t, c.ReplicaDir(t, victim))); n == 0 {
+		t.Fatal("the lost server held no replica to begin with")
+	}
+	c.StartReplica(t, victim)
+	waitUntil(t, "the returning server to delete its unassigned replicas", func(context.Context) (bool, error) {
+		return len(replicaDirs(t, c.ReplicaDir(t, victim))) == 0, nil
+	})
+	c.StopReplica(t, victim)
 	// Lose one more server: every group still has two of its three members.
 	var second string
 	for _, a := range c.ReplicaAddrs() {
@@ -266,4 +277,22 @@ func TestLostServerIsReplaced(t *testing.T) {
 			t.Fatalf("h%d after losing %s and %s: %q %v %v", i, victim, second, v, ok, err)
 		}
 	}
+}
+
+// replicaDirs lists the partition replica directories (<app_id>.<pidx>) in a replica
+// server's data directory.
+func replicaDirs(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		var app, pidx int
+		if _, err := fmt.Sscanf(e.Name(), "%d.%d", &app, &pidx); err == nil && e.IsDir() && e.Name() == fmt.Sprintf("%d.%d", app, pidx) {
+			out = append(out, e.Name())
+		}
+	}
+	return out
 }

@@ -39,6 +39,9 @@ type Options struct {
 	// LogCompactEvery and LogKeep set the replica servers' raft log truncation (see
 	// replica.Config); small values make replicas catch up by snapshot.
 	LogCompactEvery, LogKeep int
+	// GarbageGrace is how long replica servers keep a replica no longer assigned to them
+	// (default: replica.DefaultGarbageGrace).
+	GarbageGrace time.Duration
 }
 
 // Cluster is a running in-process cluster.
@@ -130,6 +133,7 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		TickInterval:    20 * time.Millisecond,
 		LogCompactEvery: c.opts.LogCompactEvery,
 		LogKeep:         c.opts.LogKeep,
+		GarbageGrace:    c.opts.GarbageGrace,
 		Logger:          c.lg,
 	})
 	if err != nil {
@@ -216,6 +220,9 @@ func (c *Cluster) replica(t testing.TB, addr string) *server {
 }
 
 // StopReplica stops the replica server at addr (its data stays).
+// ReplicaDir returns the data directory of the replica server at addr.
+func (c *Cluster) ReplicaDir(t testing.TB, addr string) string { return c.replica(t, addr).dir }
+
 func (c *Cluster) StopReplica(t testing.TB, addr string) {
 	t.Helper()
 	c.mu.Lock()
