@@ -172,6 +172,12 @@ func (p *partition) propose(ctx context.Context, w *write) writeResult {
 	}
 }
 
+// leaseOpen reports whether the lease-read shortcut is published and not yet expired.
+func (p *partition) leaseOpen() bool {
+	until := p.leaseUntil.Load()
+	return until != 0 && int64(time.Since(epoch)) < until
+}
+
 // readBarrier waits until a linearizable read may be served from the local store: the
 // replica is the leader and has applied everything committed before the read arrived
 // (raft ReadIndex).
@@ -183,10 +189,8 @@ func (p *partition) readBarrier(ctx context.Context) error {
 	// acknowledges any write it applies, so the index covers every write acknowledged
 	// before this read began. It is good for half an election timeout, which the loop
 	// renews on every tick while it leads.
-	if until := p.leaseUntil.Load(); until != 0 && int64(time.Since(epoch)) < until {
-		if p.applied.Load() >= p.leaseIndex.Load() {
-			return nil
-		}
+	if p.leaseOpen() && p.applied.Load() >= p.leaseIndex.Load() {
+		return nil
 	}
 	rw := &readWait{done: make(chan error, 1)}
 	select {

@@ -174,11 +174,7 @@ func TestLostMemberIsReplaced(t *testing.T) {
 // leaseOpen reports whether a server publishes the lease-read shortcut for the partition.
 func (g *group) leaseOpen(addr string) bool {
 	p := g.servers[addr].partition(replPID)
-	if p == nil {
-		return false
-	}
-	until := p.leaseUntil.Load()
-	return until != 0 && int64(time.Since(epoch)) < until
+	return p != nil && p.leaseOpen()
 }
 
 // Only the leader publishes the lease-read shortcut, and an old leader has withdrawn it by
