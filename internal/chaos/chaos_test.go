@@ -99,7 +99,16 @@ type cluster struct {
 	replicas []*proc
 }
 
+// handedOut are the ports freePort returned: a port closed a moment ago can be handed out
+// by the kernel again, before the server given it has bound it.
+var (
+	handedOutMu sync.Mutex
+	handedOut   = map[int]bool{}
+)
+
 func freePort(t *testing.T) int {
+	handedOutMu.Lock()
+	defer handedOutMu.Unlock()
 	for {
 		ln, err := listen()
 		if err != nil {
@@ -107,7 +116,8 @@ func freePort(t *testing.T) int {
 		}
 		port := ln.Addr().(*netTCPAddr).Port
 		ln.Close()
-		if port > 0 {
+		if port > 0 && !handedOut[port] {
+			handedOut[port] = true
 			return port
 		}
 	}

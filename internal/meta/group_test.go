@@ -18,7 +18,9 @@ import (
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
-// freeAddrs returns n addresses on 127.0.0.1 whose ports were free a moment ago.
+// freeAddrs returns n distinct addresses on 127.0.0.1 whose ports were free a moment ago.
+// Every listener stays open until all n are picked: closed at once, the kernel could hand
+// the same port out twice.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
 	var out []string
@@ -27,8 +29,8 @@ func freeAddrs(t *testing.T, n int) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
+		defer ln.Close()
 		out = append(out, ln.Addr().String())
-		ln.Close()
 	}
 	return out
 }
