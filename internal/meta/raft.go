@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -32,16 +31,6 @@ var (
 	errNotLeader   = errors.New("meta: not the leader")
 	errRaftStopped = errors.New("meta: raft group stopped")
 )
-
-// raftID maps a meta server's address to its member id in the metas' raft group.
-func raftID(addr string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(addr))
-	if id := h.Sum64(); id != 0 {
-		return id
-	}
-	return 1
-}
 
 // appliedMap is the cluster map as of a raft log index. The map is never modified once
 // published: applying a mutation makes a new one.
@@ -147,7 +136,7 @@ type confWaiter struct {
 // to be added to an existing one when cfg.Join is set).
 func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 	r := &raftNode{
-		id: raftID(cfg.Advertise), self: cfg.Advertise, dir: cfg.DataDir, lg: lg,
+		id: raftlog.MemberID(cfg.Advertise), self: cfg.Advertise, dir: cfg.DataDir, lg: lg,
 		group: rl.Group(metaGroup), tick: cfg.RaftTick, snapEvery: uint64(cfg.SnapshotEntries),
 		addrs:    make(map[uint64]string),
 		waiters:  make(map[uint64]chan proposalDone),
@@ -160,7 +149,7 @@ func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 	r.changed.ch = make(chan struct{})
 	r.tr = newTransport(r.self, lg)
 	for _, a := range cfg.Metas {
-		r.addrs[raftID(a)] = a
+		r.addrs[raftlog.MemberID(a)] = a
 	}
 	r.addrs[r.id] = r.self
 
@@ -237,7 +226,7 @@ func (r *raftNode) bootstrap(cfg Config) (*snapshot, []byte, error) {
 	}
 	var cs raftpb.ConfState
 	for _, a := range cfg.Metas {
-		cs.Voters = append(cs.Voters, raftID(a))
+		cs.Voters = append(cs.Voters, raftlog.MemberID(a))
 	}
 	snap := &snapshot{Index: 1, Term: 1, ConfState: cs, Metas: slices.Clone(cfg.Metas), Map: m}
 	raw, err := json.Marshal(snap)
@@ -309,7 +298,7 @@ func (r *raftNode) restore(ms *raft.MemoryStorage, snap *snapshot, raw []byte) (
 	r.appliedTerm = snap.Term
 	r.snapIndex = snap.Index
 	for _, a := range snap.Metas {
-		r.addrs[raftID(a)] = a
+		r.addrs[raftlog.MemberID(a)] = a
 	}
 	return out, nil
 }
@@ -442,7 +431,7 @@ func (r *raftNode) install(s raftpb.Snapshot) error {
 	}
 	r.cs = s.Metadata.ConfState
 	for _, a := range snap.Metas {
-		r.addrs[raftID(a)] = a
+		r.addrs[raftlog.MemberID(a)] = a
 	}
 	r.snapIndex = s.Metadata.Index
 	r.appliedTerm = s.Metadata.Term
@@ -596,7 +585,7 @@ func (r *raftNode) applyConf(cc raftpb.ConfChange) {
 	wasMember := slices.Contains(r.cs.Voters, r.id)
 	r.cs = *r.rn.ApplyConfChange(cc)
 	addr := string(cc.Context)
-	if addr != "" && raftID(addr) == cc.NodeID {
+	if addr != "" && raftlog.MemberID(addr) == cc.NodeID {
 		r.addrs[cc.NodeID] = addr
 	}
 	r.lg.Info("meta group membership changed", "change", cc.Type.String(), "meta", addr, "voters", r.voterAddrs())
@@ -759,7 +748,7 @@ func (r *raftNode) changeMembers(cc raftpb.ConfChange, timeout time.Duration) er
 // the address they claim are dropped; so are messages arriving faster than they are handled
 // (raft retries).
 func (r *raftNode) receive(from string, m raftpb.Message) {
-	if raftID(from) != m.From {
+	if raftlog.MemberID(from) != m.From {
 		return
 	}
 	select {

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -41,16 +40,6 @@ var (
 	// not retry for writes (retrying could apply the write twice).
 	errOutcomeUnknown = errors.New("replica: write outcome unknown (leadership lost while it was pending)")
 )
-
-// raftID maps a replica server address to its raft member id in every group.
-func raftID(addr string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(addr))
-	if id := h.Sum64(); id != 0 {
-		return id
-	}
-	return 1
-}
 
 // tableInfo is what a partition knows of its table, replaced as a whole on updates.
 type tableInfo struct {
@@ -124,7 +113,7 @@ func (p *partition) setTable(a cluster.Assignment) {
 		maps.Copy(ti.addrs, prev.addrs)
 	}
 	for _, m := range a.Members {
-		ti.addrs[raftID(m)] = m
+		ti.addrs[raftlog.MemberID(m)] = m
 	}
 	// default_ttl: a positive parse replaces the setting; negative or unparsable values
 	// are ignored and the previous setting stays (protocol.md §5.2).
@@ -330,7 +319,7 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 	if !found && !join {
 		peers := make([]raft.Peer, 0, len(members))
 		for _, m := range members {
-			peers = append(peers, raft.Peer{ID: raftID(m)})
+			peers = append(peers, raft.Peer{ID: raftlog.MemberID(m)})
 		}
 		if err := rn.Bootstrap(peers); err != nil {
 			return nil, fmt.Errorf("replica: bootstrap raft group %v: %w", p.pid, err)
@@ -921,7 +910,7 @@ func (l *loop) reconcile() {
 	}
 	desired := map[uint64]string{}
 	for _, m := range ti.members {
-		desired[raftID(m)] = m
+		desired[raftlog.MemberID(m)] = m
 	}
 	voters := map[uint64]bool{}
 	for _, id := range l.cs.Voters {
@@ -939,7 +928,7 @@ func (l *loop) reconcile() {
 		}
 	}
 	for _, m := range ti.members {
-		id := raftID(m)
+		id := raftlog.MemberID(m)
 		if !voters[id] && !learners[id] {
 			propose(raftpb.ConfChangeAddLearnerNode, id, m)
 			return
@@ -967,7 +956,7 @@ func (l *loop) reconcile() {
 		propose(raftpb.ConfChangeRemoveNode, id, fmt.Sprintf("raft-id-%x", id))
 		return
 	}
-	if pref := raftID(ti.members[0]); pref != l.p.id && voters[pref] && now.Sub(l.lastTransfer) >= transferEvery {
+	if pref := raftlog.MemberID(ti.members[0]); pref != l.p.id && voters[pref] && now.Sub(l.lastTransfer) >= transferEvery {
 		if pr, ok := st.Progress[pref]; ok && pr.RecentActive && pr.Match == st.Commit {
 			l.lastTransfer = now
 			l.transferStarted = now
@@ -979,7 +968,7 @@ func (l *loop) reconcile() {
 // transferTo hands leadership to a caught-up member of the placement.
 func (l *loop) transferTo(st raft.Status, members []string) {
 	for _, m := range members {
-		id := raftID(m)
+		id := raftlog.MemberID(m)
 		if pr, ok := st.Progress[id]; ok && id != l.p.id && pr.RecentActive && pr.Match == st.Commit {
 			l.transferStarted = time.Now()
 			l.rn.TransferLeader(id)

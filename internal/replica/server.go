@@ -320,7 +320,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	p := &partition{
 		s: s, pid: pid, lg: lg, db: db,
 		log:       s.rlog.Group(pid),
-		id:        raftID(s.addr),
+		id:        raftlog.MemberID(s.addr),
 		proposeC:  make(chan *write, 1024),
 		readC:     make(chan *readWait, 1024),
 		recvC:     make(chan raftpb.Message, 1024),
