@@ -178,14 +178,8 @@ func (g Group) Stage(hs raftpb.HardState, ents []raftpb.Entry, lastIndex uint64)
 	}
 	b := g.l.db.NewBatch()
 	defer b.Close()
-	if !raft.IsEmptyHardState(hs) {
-		v, err := hs.Marshal()
-		if err != nil {
-			return err
-		}
-		if err := b.Set(gpidKey('h', g.pid, 0), v, nil); err != nil {
-			return err
-		}
+	if err := g.putHardState(b, hs); err != nil {
+		return err
 	}
 	if len(ents) > 0 {
 		// Drop a stale tail beyond the new entries. Only then: every range deletion stays in
@@ -216,7 +210,12 @@ func (g Group) Sync() <-chan error { return g.l.syncer.request(g.pid) }
 // Truncate records a new truncation point and deletes the entries up to it. The caller must
 // have made the state machine durable through index first.
 func (g Group) Truncate(index, term uint64, cs raftpb.ConfState) error {
-	meta := raftpb.SnapshotMetadata{Index: index, Term: term, ConfState: cs}
+	return g.restart(raftpb.SnapshotMetadata{Index: index, Term: term, ConfState: cs}, raftpb.HardState{}, index+1)
+}
+
+// restart records meta as the log's starting point, and hs unless it is empty, and deletes
+// the entries before end, durably.
+func (g Group) restart(meta raftpb.SnapshotMetadata, hs raftpb.HardState, end uint64) error {
 	v, err := meta.Marshal()
 	if err != nil {
 		return err
@@ -226,10 +225,25 @@ func (g Group) Truncate(index, term uint64, cs raftpb.ConfState) error {
 	if err := b.Set(gpidKey('s', g.pid, 0), v, nil); err != nil {
 		return err
 	}
-	if err := b.DeleteRange(entryKey(g.pid, 0), entryKey(g.pid, index+1), nil); err != nil {
+	if err := g.putHardState(b, hs); err != nil {
+		return err
+	}
+	if err := b.DeleteRange(entryKey(g.pid, 0), entryKey(g.pid, end), nil); err != nil {
 		return err
 	}
 	return b.Commit(pebble.Sync)
+}
+
+// putHardState adds hs to b, unless it is empty.
+func (g Group) putHardState(b *pebble.Batch, hs raftpb.HardState) error {
+	if raft.IsEmptyHardState(hs) {
+		return nil
+	}
+	v, err := hs.Marshal()
+	if err != nil {
+		return err
+	}
+	return b.Set(gpidKey('h', g.pid, 0), v, nil)
 }
 
 // Remove deletes everything of the group.
@@ -295,26 +309,5 @@ func (l Logger) Panicf(format string, v ...any)   { panic(fmt.Sprintf(format, v.
 // InstallSnapshot records a snapshot received from the leader as the group's new starting
 // point, with hs, and deletes every entry: after a snapshot the log restarts right after it.
 func (g Group) InstallSnapshot(meta raftpb.SnapshotMetadata, hs raftpb.HardState) error {
-	v, err := meta.Marshal()
-	if err != nil {
-		return err
-	}
-	b := g.l.db.NewBatch()
-	defer b.Close()
-	if err := b.Set(gpidKey('s', g.pid, 0), v, nil); err != nil {
-		return err
-	}
-	if !raft.IsEmptyHardState(hs) {
-		hv, err := hs.Marshal()
-		if err != nil {
-			return err
-		}
-		if err := b.Set(gpidKey('h', g.pid, 0), hv, nil); err != nil {
-			return err
-		}
-	}
-	if err := b.DeleteRange(entryKey(g.pid, 0), entryKey(g.pid, ^uint64(0)), nil); err != nil {
-		return err
-	}
-	return b.Commit(pebble.Sync)
+	return g.restart(meta, hs, ^uint64(0))
 }
