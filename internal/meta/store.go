@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 
 	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/gopegasus/pegasus/internal/durable"
 )
 
 // Files in the data directory.
@@ -85,13 +88,13 @@ func readSnapshot(dir string) (s *snapshot, raw []byte, found bool, err error) {
 // rename it over the old one, fsync the directory.
 func writeSnapshot(dir string, raw []byte) error {
 	tmp := filepath.Join(dir, snapshotFile+".tmp")
-	if err := writeSync(tmp, raw); err != nil {
+	if err := durable.WriteFile(tmp, bytes.NewReader(raw)); err != nil {
 		return fmt.Errorf("meta: save snapshot: %w", err)
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, snapshotFile)); err != nil {
 		return fmt.Errorf("meta: save snapshot: %w", err)
 	}
-	if err := syncDir(dir); err != nil {
+	if err := durable.SyncDir(dir); err != nil {
 		return fmt.Errorf("meta: save snapshot: %w", err)
 	}
 	return nil
@@ -115,32 +118,4 @@ func readLegacyMap(dir string) (m *clusterMap, found bool, err error) {
 		return nil, false, fmt.Errorf("meta: load cluster map: %w", err)
 	}
 	return m, true, nil
-}
-
-func writeSync(name string, b []byte) error {
-	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		_ = f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

@@ -17,6 +17,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/durable"
 	"github.com/gopegasus/pegasus/internal/idl"
 )
 
@@ -243,36 +244,11 @@ func readSnapshotStream(r io.Reader, dir string) (*install, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return nil, err
 		}
-		if err := writeSynced(path, tr); err != nil {
+		if err := durable.WriteFile(path, tr); err != nil {
 			return nil, err
 		}
 	}
-	return in, syncDir(dir)
-}
-
-func writeSynced(path string, r io.Reader) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return in, durable.SyncDir(dir)
 }
 
 // installSnapshot swaps a received checkpoint in as the partition's store and steps the
@@ -297,7 +273,7 @@ func (l *loop) installSnapshot(in *install) error {
 		err = os.Rename(in.dir, dataDir)
 	}
 	if err == nil {
-		err = syncDir(filepath.Dir(dataDir))
+		err = durable.SyncDir(filepath.Dir(dataDir))
 	}
 	if err != nil {
 		// Put the previous store back so the replica keeps what it had.
