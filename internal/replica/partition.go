@@ -247,19 +247,29 @@ type loop struct {
 	transferStarted time.Time
 	heldReads       []*readWait
 
-	// syncing is the Ready whose entries and hard state are staged in the raft log and
-	// waiting for their fsync (durable answers); the loop keeps stepping messages, taking
-	// proposals and answering reads meanwhile, and finishes the Ready when durable answers.
-	syncing *syncingReady
+	// appends are raft's storage appends (MsgStorageAppend) staged in the raft log and
+	// waiting, in order, for their fsync; the loop keeps stepping messages, taking proposals,
+	// applying and answering reads meanwhile, and completes each when its fsync is done.
+	appends []pendingAppend
+	// staged is the last log index staged (durable or not) and hsStaged the last hard
+	// state staged.
+	staged   uint64
+	hsStaged raftpb.HardState
+}
+
+// pendingAppend is a storage append between its staging and its fsync.
+type pendingAppend struct {
+	m       raftpb.Message
 	durable <-chan error
 }
 
-// syncingReady is a Ready between its staging and its fsync.
-type syncingReady struct {
-	rd      raft.Ready
-	early   bool // its messages went out before the fsync
-	applied int  // how many of its committed entries are applied
-}
+// synced is the durable answer of an append that needs no fsync: closed, it answers nil to
+// every receive.
+var synced = func() <-chan error {
+	c := make(chan error)
+	close(c)
+	return c
+}()
 
 // confEntry is the group's configuration as of a log index.
 type confEntry struct {
@@ -294,6 +304,9 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 		PreVote:         true,
 		// Reads are served under the leader's lease (see doc.go for the clock assumption).
 		ReadOnlyOption: raft.ReadOnlyLeaseBased,
+		// Storage appends and applies come as messages (see handleReady): the loop does not
+		// wait for an fsync before it handles the next Ready.
+		AsyncStorageWrites: true,
 		// Entries after the last truncation point are redelivered on restart: storage
 		// skips those it already holds, and conf changes are re-applied.
 		Applied: snap.Metadata.Index,
@@ -316,6 +329,10 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 		sending: make(map[uint64]bool),
 	}
 	p.ext.logStart.Store(snap.Metadata.Index + 1)
+	if l.staged, err = ms.LastIndex(); err != nil {
+		return nil, err
+	}
+	l.hsStaged = hs
 	if !found && !join {
 		peers := make([]raft.Peer, 0, len(members))
 		for _, m := range members {
@@ -336,7 +353,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	for first := true; ; first = false {
-		if err := l.startReady(); err != nil {
+		if err := l.handleReadies(); err != nil {
 			p.lg.Error("partition stopped: storage failure", "err", err)
 			p.isLeader.Store(false)
 			p.s.notifyMeta()
@@ -348,19 +365,18 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			_ = l.rn.Campaign()
 			continue
 		}
-		// A snapshot replaces the store: not while a Ready is half done.
-		installC := p.installC
-		if l.syncing != nil {
-			installC = nil
+		var durable <-chan error
+		if len(l.appends) > 0 {
+			durable = l.appends[0].durable
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-p.stop:
 			return
-		case err := <-l.durable:
+		case err := <-durable:
 			if err == nil {
-				err = l.finishReady()
+				err = l.finishAppends()
 			}
 			if err != nil {
 				p.lg.Error("partition stopped: storage failure", "err", err)
@@ -386,7 +402,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 					more = false
 				}
 			}
-		case in := <-installC:
+		case in := <-p.installC:
 			in.done <- l.installSnapshot(in)
 		case d := <-p.snapDoneC:
 			delete(l.sending, d.to)
@@ -541,12 +557,13 @@ func (l *loop) issueReadIndex(batch []*readWait) {
 	l.rn.ReadIndex(rctx[:])
 }
 
-// startReady processes Readies until one must wait for its fsync (then the loop goes on
-// serving, and finishReady completes it when the fsync is done) or none is left. A Ready
-// is: persist, send, apply, advance.
-func (l *loop) startReady() error {
+// handleReadies handles every Ready raft has (raft's asynchronous storage writes): peer
+// messages go out at once; storage appends are staged in the raft log and queued for their
+// fsync (finishAppends completes them); committed entries are applied at once (raft hands
+// out only entries already durable here).
+func (l *loop) handleReadies() error {
 	p := l.p
-	for l.syncing == nil && l.rn.HasReady() {
+	for l.rn.HasReady() {
 		rd := l.rn.Ready()
 		if rd.SoftState != nil {
 			l.setLeader(rd.SoftState.Lead)
@@ -554,42 +571,25 @@ func (l *loop) startReady() error {
 		if !raft.IsEmptyHardState(rd.HardState) {
 			p.term.Store(rd.HardState.Term)
 		}
-		if !raft.IsEmptySnap(rd.Snapshot) {
-			if err := l.applySnapshot(rd.Snapshot, rd.HardState); err != nil {
-				return err
+		var peers []raftpb.Message
+		for _, m := range rd.Messages {
+			switch m.To {
+			case raft.LocalAppendThread:
+				if err := l.stageAppend(m); err != nil {
+					return err
+				}
+			case raft.LocalApplyThread:
+				if err := l.apply(m.Entries); err != nil {
+					return err
+				}
+				for _, r := range m.Responses {
+					_ = l.rn.Step(r)
+				}
+			default:
+				peers = append(peers, m)
 			}
 		}
-		// A leader whose term and vote are unchanged sends its appends before persisting
-		// them, so its own fsync overlaps the followers' (raft allows it: messages may go
-		// out while entries of the same batch are being persisted). Anyone else persists
-		// first: a follower's acknowledgement or a vote must not precede its fsync.
-		early := l.lead == p.id && raft.IsEmptySnap(rd.Snapshot) &&
-			(raft.IsEmptyHardState(rd.HardState) || (rd.HardState.Term == l.hs.Term && rd.HardState.Vote == l.hs.Vote))
-		if early {
-			l.send(rd.Messages)
-		}
-		stable, err := l.ms.LastIndex() // the log as persisted before this Ready
-		if err != nil {
-			return err
-		}
-		if err := p.log.Stage(rd.HardState, rd.Entries, stable); err != nil {
-			return err
-		}
-		if rd.MustSync {
-			l.durable = p.log.Sync()
-		}
-		// While the fsync runs: apply the committed entries this replica had made durable
-		// before this Ready, and answer the reads they make current. raft's synchronous mode
-		// may hand out committed entries that are not yet durable here (a quorum of others
-		// has them): those wait for the fsync, so that what a write's answer reports is
-		// also in this replica's log.
-		n := 0
-		for n < len(rd.CommittedEntries) && rd.CommittedEntries[n].Index <= stable {
-			n++
-		}
-		if err := l.apply(rd.CommittedEntries[:n]); err != nil {
-			return err
-		}
+		l.send(peers)
 		for _, rs := range rd.ReadStates {
 			if len(rs.RequestCtx) != 8 {
 				continue
@@ -601,42 +601,80 @@ func (l *loop) startReady() error {
 			}
 		}
 		l.releaseReads()
-		l.syncing = &syncingReady{rd: rd, early: early, applied: n}
-		if l.durable == nil {
-			if err := l.finishReady(); err != nil {
-				return err
-			}
-		}
-	}
-	if l.syncing != nil {
-		return nil
 	}
 	return l.maybeTruncate()
 }
 
-// finishReady completes the Ready whose fsync is done: raft's storage learns its entries,
-// the rest of its messages go out, the rest of its committed entries are applied.
-func (l *loop) finishReady() error {
-	sr := l.syncing
-	l.syncing, l.durable = nil, nil
-	rd := sr.rd
-	if err := l.ms.Append(rd.Entries); err != nil {
-		return err
+// stageAppend writes a storage append's snapshot, entries and hard state to the raft log,
+// unsynced, and queues it for the fsync it needs (new entries, a snapshot, a new term or
+// vote; a commit index alone needs none).
+func (l *loop) stageAppend(m raftpb.Message) error {
+	p := l.p
+	var hs raftpb.HardState
+	if m.Term != 0 || m.Vote != 0 || m.Commit != 0 {
+		hs = raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
 	}
-	if !raft.IsEmptyHardState(rd.HardState) {
-		l.hs = rd.HardState
-		if err := l.ms.SetHardState(rd.HardState); err != nil {
+	if m.Snapshot != nil {
+		// Installed at once (synced): the store already holds it (installSnapshot).
+		if err := l.applySnapshot(*m.Snapshot, hs); err != nil {
 			return err
 		}
+		l.staged = m.Snapshot.Metadata.Index
 	}
-	if !sr.early {
-		l.send(rd.Messages)
-	}
-	if err := l.apply(rd.CommittedEntries[sr.applied:]); err != nil {
+	if err := p.log.Stage(hs, m.Entries, l.staged); err != nil {
 		return err
 	}
-	l.releaseReads()
-	l.rn.Advance(rd)
+	if n := len(m.Entries); n > 0 {
+		l.staged = m.Entries[n-1].Index
+	}
+	durable := synced
+	newVote := !raft.IsEmptyHardState(hs) && (hs.Term != l.hsStaged.Term || hs.Vote != l.hsStaged.Vote)
+	if m.Snapshot == nil && (len(m.Entries) > 0 || newVote) {
+		durable = p.log.Sync()
+	}
+	if !raft.IsEmptyHardState(hs) {
+		l.hsStaged = hs
+	}
+	l.appends = append(l.appends, pendingAppend{m: m, durable: durable})
+	return nil
+}
+
+// finishAppends completes the first queued append, whose fsync is done, and every one after
+// it that is durable too: raft's storage learns their entries, and their responses (the
+// acknowledgements to peers, raft's own MsgStorageAppendResp) are delivered, in order.
+func (l *loop) finishAppends() error {
+	for first := true; len(l.appends) > 0; first = false {
+		a := l.appends[0]
+		if !first {
+			select {
+			case err := <-a.durable:
+				if err != nil {
+					return err
+				}
+			default:
+				return nil
+			}
+		}
+		l.appends = l.appends[1:]
+		if err := l.ms.Append(a.m.Entries); err != nil {
+			return err
+		}
+		if a.m.Term != 0 || a.m.Vote != 0 || a.m.Commit != 0 {
+			l.hs = raftpb.HardState{Term: a.m.Term, Vote: a.m.Vote, Commit: a.m.Commit}
+			if err := l.ms.SetHardState(l.hs); err != nil {
+				return err
+			}
+		}
+		var peers []raftpb.Message
+		for _, r := range a.m.Responses {
+			if r.To == l.p.id {
+				_ = l.rn.Step(r)
+			} else {
+				peers = append(peers, r)
+			}
+		}
+		l.send(peers)
+	}
 	return nil
 }
 
