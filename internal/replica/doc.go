@@ -16,19 +16,21 @@
 // loop batches every write queued at that moment into one raft entry, which also carries
 // the proposer's time and the table's default TTL so that every replica applies it the same
 // way. The entry is persisted (the raft log of all partitions of the server lives in one
-// Pebble database, package raftlog, whose group commit makes the Ready batches of many
-// partitions durable with one fsync) and replicated; once raft commits it, the loop applies
-// it to the store and hands each write its result. A write is acknowledged only after it is
-// durable on a quorum. The leader sends its appends before its own fsync, so both overlap;
-// followers acknowledge only after theirs. The raft log is synced only when raft requires
-// it (new entries, term or vote).
+// Pebble database, package raftlog, whose group commit makes the appends of many partitions
+// durable with one fsync) and replicated; once raft commits it, the loop applies it to the
+// store and hands each write its result. A write is acknowledged only after it is durable
+// on a quorum. The raft log is synced only when raft requires it (new entries, term or
+// vote).
 //
-// The loop does not wait for an fsync: while a Ready's entries are being synced it goes on
-// stepping messages, taking proposals (the next Ready batches them all) and answering
-// reads, and finishes the Ready (raft storage, follower acknowledgements, the entries it
-// commits, Advance) when the sync is done. Committed entries that were already durable
-// before the Ready are applied while its fsync runs.
-//
+// The loop uses raft's asynchronous storage writes and never waits for an fsync: a Ready's
+// messages to peers (the leader's appends) go out at once, so the leader's fsync overlaps
+// the followers'; its storage append is staged in the raft log and queued, and once the
+// fsync covering it is done, raft's storage learns the entries and the append's responses
+// (a follower's acknowledgement, a vote, raft's own "stable" notice) are delivered, in
+// order. Meanwhile the loop goes on stepping messages, taking proposals (the next append
+// batches them all), answering reads and applying: raft hands out committed entries once
+// they are durable here, and they are applied at once.
+
 // # Read path and the clock assumption
 //
 // Only the leader serves reads, and reads are linearizable: a read waits for a raft read
@@ -36,8 +38,8 @@
 // up to it. The read index is lease-based (raft's ReadOnlyLeaseBased with CheckQuorum): a
 // leader that heard from a quorum within the election timeout answers without another
 // round trip. The loop computes that answer itself, exactly as raft would (the commit
-// index, once an entry of the leader's term is committed), so a read does not wait for a
-// Ready held up by an fsync; when it cannot tell, it asks raft.
+// index, once an entry of the leader's term is committed), so a read does not wait for
+// raft's next Ready; when it cannot tell, it asks raft.
 //
 // Most reads do not even reach the loop: the loop publishes that read index (atomically,
 // before it acknowledges any write it applies, so the index covers every write

@@ -511,7 +511,7 @@ func (l *loop) serveReads(batch []*readWait) {
 }
 
 // leaseReadIndex answers what raft's lease-based ReadIndex would answer this leader, without
-// waiting for a Ready (which may be held up by an fsync): its commit index, provided an
+// waiting for raft's next Ready: its commit index, provided an
 // entry of its own term is committed. ok is false when that cannot be told here (the
 // committed entry is not in raft's storage yet); raft's ReadIndex is asked then.
 func (l *loop) leaseReadIndex() (index uint64, ok bool) {
