@@ -352,16 +352,21 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	defer p.leaseUntil.Store(0)
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
-	for first := true; ; first = false {
+	for {
 		if err := l.handleReadies(); err != nil {
 			p.lg.Error("partition stopped: storage failure", "err", err)
 			p.isLeader.Store(false)
 			p.s.notifyMeta()
 			return
 		}
-		if first && campaign {
+		if campaign && l.lead != 0 {
+			campaign = false // another member was elected first
+		}
+		if campaign && len(l.appends) == 0 && p.applied.Load() >= l.rn.BasicStatus().Commit {
 			// The preferred primary (or a lone voter) does not wait for an election
-			// timeout; the group's configuration is applied by now.
+			// timeout, once the group's configuration (as bootstrapped or restored) is
+			// durable and applied: raft refuses to campaign before.
+			campaign = false
 			_ = l.rn.Campaign()
 			continue
 		}
