@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -201,6 +203,24 @@ func (c *cluster) createTable(name string, partitions int) {
 	}
 }
 
+// describeTable is the table's partition configuration as the meta reports it, for failure
+// messages.
+func (c *cluster) describeTable(name string) string {
+	conn := rpc.NewConn(c.metaAddr, rpc.ConnConfig{})
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var resp idl.QueryCfgResponse
+	if err := conn.Call(ctx, wire.Header{}, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name}, &resp); err != nil {
+		return "query failed: " + err.Error()
+	}
+	var b strings.Builder
+	for _, p := range resp.Partitions {
+		fmt.Fprintf(&b, "  partition %d: ballot %d, primary %v, secondaries %v\n", p.PID.PartitionIndex, p.Ballot, p.Primary, p.Secondaries)
+	}
+	return b.String()
+}
+
 // The linearizability model: a map of keys to values; every operation touches one key.
 
 type kvInput struct {
@@ -307,7 +327,7 @@ func (r *recorder) add(client int, in kvInput, out kvOutput, call, ret int64) {
 }
 
 // run performs one operation through the client and records it.
-func (r *recorder) run(ctx context.Context, tb pegasus.TableConnector, client int, in kvInput) bool {
+func (r *recorder) run(ctx context.Context, tb pegasus.TableConnector, client int, in kvInput) error {
 	call := r.now()
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -332,7 +352,7 @@ func (r *recorder) run(ctx context.Context, tb pegasus.TableConnector, client in
 	}
 	out.unknown = err != nil
 	r.add(client, in, out, call, r.now())
-	return err == nil
+	return err
 }
 
 func chaosDuration() time.Duration {
@@ -387,7 +407,7 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 				default:
 					in.op, in.expect, in.value = "cas", strconv.Itoa(rng.IntN(100)), strconv.Itoa(rng.IntN(100))
 				}
-				if rec.run(context.WithoutCancel(ctx), tb, cl, in) && in.op != "get" {
+				if rec.run(context.WithoutCancel(ctx), tb, cl, in) == nil && in.op != "get" {
 					lastWriteOK.Store(rec.now())
 				}
 			}
@@ -431,13 +451,13 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 	// acknowledged write must be reflected in them.
 	for _, k := range keys {
 		fctx, fcancel := context.WithTimeout(t.Context(), 20*time.Second)
-		ok := false
-		for !ok && fctx.Err() == nil {
-			ok = rec.run(fctx, tb, 99, kvInput{op: "get", key: k})
+		err := errors.New("not tried")
+		for err != nil && fctx.Err() == nil {
+			err = rec.run(fctx, tb, 99, kvInput{op: "get", key: k})
 		}
 		fcancel()
-		if !ok {
-			t.Fatalf("final read of %s failed", k)
+		if err != nil {
+			t.Fatalf("final read of %s failed: %v\ntable as the meta sees it:\n%s", k, err, c.describeTable("chaos"))
 		}
 	}
 

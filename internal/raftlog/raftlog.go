@@ -11,7 +11,6 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync/atomic"
-	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -39,28 +38,28 @@ type Log struct {
 // memTableSize is the log database's memtable: see Open.
 const memTableSize = 64 << 20
 
-// Open opens (or creates) the log database in dir, with the DefaultCommitWindow.
+// Open opens (or creates) the log database in dir, with the DefaultOptions.
 func Open(dir string, lg *slog.Logger) (*Log, error) {
-	return OpenWindow(dir, lg, DefaultCommitWindow)
+	return OpenOptions(dir, lg, DefaultOptions)
 }
 
-// OpenWindow opens (or creates) the log database in dir; durable writes to a contended log
-// gather for window before their shared fsync (0: sync each round at once).
-func OpenWindow(dir string, lg *slog.Logger, window time.Duration) (*Log, error) {
+// OpenOptions opens (or creates) the log database in dir, with its group commit tuned by
+// opts.
+func OpenOptions(dir string, lg *slog.Logger, opts Options) (*Log, error) {
 	l := &Log{}
-	opts := &pebble.Options{
+	popts := &pebble.Options{
 		Logger: QuietPebbleLogger{lg},
 		FS:     countingFS{FS: vfs.Default, syncs: &l.syncs},
 		// Large enough to hold the live log of every group between truncations, so entries
 		// are mostly deleted before a flush would write them to an sstable.
 		MemTableSize: memTableSize,
 	}
-	db, err := pebble.Open(dir, opts)
+	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("raftlog: open %s: %w", dir, err)
 	}
 	l.db = db
-	l.syncer = newSyncer(db, window)
+	l.syncer = newSyncer(db, opts)
 	return l, nil
 }
 
@@ -206,6 +205,10 @@ func (g Group) Stage(hs raftpb.HardState, ents []raftpb.Entry, lastIndex uint64)
 // round; the channel answers when it is (nil) or cannot be (an error). The caller can do
 // other work meanwhile.
 func (g Group) Sync() <-chan error { return g.l.syncer.request(g.pid) }
+
+// Writing counts the client writes waiting on the group: +1 when one is proposed, -1 when
+// it is answered. The count spaces the log's sync rounds under load (Options.Delay).
+func (g Group) Writing(delta int) { g.l.syncer.writers.Add(int64(delta)) }
 
 // Truncate records a new truncation point and deletes the entries up to it. The caller must
 // have made the state machine durable through index first.

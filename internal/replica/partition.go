@@ -144,6 +144,8 @@ func (p *partition) propose(ctx context.Context, w *write) writeResult {
 	if !p.isLeader.Load() {
 		return writeResult{err: errNotLeader}
 	}
+	p.log.Writing(1)
+	defer p.log.Writing(-1)
 	select {
 	case p.proposeC <- w:
 	case <-ctx.Done():
