@@ -622,11 +622,16 @@ func (l *loop) stageAppend(m raftpb.Message) error {
 		hs = raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
 	}
 	if m.Snapshot != nil {
-		// Installed at once (synced): the store already holds it (installSnapshot).
+		// Installed at once (synced): the store already holds it (installSnapshot). raft
+		// replaced its whole log with it, so the entries of appends still waiting for
+		// their fsync are gone too: raft's storage must not learn them when they finish.
 		if err := l.applySnapshot(*m.Snapshot, hs); err != nil {
 			return err
 		}
 		l.staged = m.Snapshot.Metadata.Index
+		for i := range l.appends {
+			l.appends[i].m.Entries = nil
+		}
 	}
 	if err := p.log.Stage(hs, m.Entries, l.staged); err != nil {
 		return err
@@ -634,9 +639,12 @@ func (l *loop) stageAppend(m raftpb.Message) error {
 	if n := len(m.Entries); n > 0 {
 		l.staged = m.Entries[n-1].Index
 	}
+	// Entries, and a new term or vote, must be durable before raft hears they are (the
+	// snapshot's own hard state was synced when it was installed).
 	durable := synced
-	newVote := !raft.IsEmptyHardState(hs) && (hs.Term != l.hsStaged.Term || hs.Vote != l.hsStaged.Vote)
-	if m.Snapshot == nil && (len(m.Entries) > 0 || newVote) {
+	newVote := m.Snapshot == nil && !raft.IsEmptyHardState(hs) &&
+		(hs.Term != l.hsStaged.Term || hs.Vote != l.hsStaged.Vote)
+	if len(m.Entries) > 0 || newVote {
 		durable = p.log.Sync()
 	}
 	if !raft.IsEmptyHardState(hs) {
