@@ -30,7 +30,7 @@
 // order. Meanwhile the loop goes on stepping messages, taking proposals (the next append
 // batches them all), answering reads and applying: raft hands out committed entries once
 // they are durable here, and they are applied at once.
-
+//
 // # Read path and the clock assumption
 //
 // Only the leader serves reads, and reads are linearizable: a read waits for a raft read

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/durable"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/remotecmd"
@@ -375,11 +377,22 @@ func writeAssignment(dir string, a cluster.Assignment) error {
 	if err != nil {
 		return err
 	}
+	// Synced, renamed into place, and the rename and the partition directory itself
+	// synced: a crash leaves either the old assignment or the new one.
 	tmp := filepath.Join(dir, assignmentFile+".tmp")
-	if err := os.WriteFile(tmp, raw, 0o644); err != nil {
+	if err := durable.WriteFile(tmp, bytes.NewReader(raw)); err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
-	return os.Rename(tmp, filepath.Join(dir, assignmentFile))
+	if err := os.Rename(tmp, filepath.Join(dir, assignmentFile)); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	if err := durable.SyncDir(dir); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
+		return fmt.Errorf("replica: %w", err)
+	}
+	return nil
 }
 
 // dropPartition stops a replica and deletes its data and raft state.
