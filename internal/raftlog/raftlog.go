@@ -208,7 +208,7 @@ func (g Group) Sync() <-chan error { return g.l.syncer.request(g.pid) }
 
 // Writing counts the client writes waiting on the group: +1 when one is proposed, -1 when
 // it is answered. The count spaces the log's sync rounds under load (Options.Delay).
-func (g Group) Writing(delta int) { g.l.syncer.writers.Add(int64(delta)) }
+func (g Group) Writing(delta int) { g.l.syncer.writing(delta) }
 
 // Truncate records a new truncation point and deletes the entries up to it. The caller must
 // have made the state machine durable through index first.

@@ -28,7 +28,7 @@ type Options struct {
 // heavy write concurrency: with 12 or more writes waiting, the round they wait for is the
 // bottleneck less than the CPU, and fewer, larger rounds cost them little (measured by
 // BenchmarkReplicatedWrites, 16 and 64 writers).
-var DefaultOptions = Options{Window: time.Millisecond, Delay: 2500 * time.Microsecond, Siblings: 12}
+var DefaultOptions = Options{Window: time.Millisecond, Delay: 3 * time.Millisecond, Siblings: 12}
 
 // activeRounds is how many recent sync rounds a group counts as active after it took part
 // in one: a round's window ends early once every active group has joined it.
@@ -55,6 +55,7 @@ type syncer struct {
 	opts Options
 
 	writers atomic.Int64 // client writes waiting on the log's groups
+	peak    atomic.Int64 // the most writers waited at once since the last round started
 
 	mu      sync.Mutex
 	pending []chan error
@@ -157,9 +158,23 @@ func (s *syncer) loop() {
 	}
 }
 
-// busy reports whether enough client writes are waiting for rounds to be spaced.
+// writing counts client writes waiting on the log's groups, and their peak.
+func (s *syncer) writing(delta int) {
+	n := s.writers.Add(int64(delta))
+	for {
+		p := s.peak.Load()
+		if n <= p || s.peak.CompareAndSwap(p, n) {
+			return
+		}
+	}
+}
+
+// busy reports whether enough client writes waited at once, since the last round started,
+// for rounds to be spaced. The peak, not the count at this moment: a round is usually
+// requested just after the last one answered its writes, when fewest are waiting.
 func (s *syncer) busy() bool {
-	return s.opts.Delay > 0 && s.opts.Siblings > 0 && s.writers.Load() >= int64(s.opts.Siblings)
+	peak := s.peak.Swap(s.writers.Load())
+	return s.opts.Delay > 0 && s.opts.Siblings > 0 && peak >= int64(s.opts.Siblings)
 }
 
 // gather waits until want groups have joined the round, or the window has passed.

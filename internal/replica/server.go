@@ -74,6 +74,12 @@ type Config struct {
 	// server while it was down) before its data and raft state are deleted (default
 	// DefaultGarbageGrace). A replica that leads its group is never deleted.
 	GarbageGrace time.Duration
+	// CommitDelay and CommitSiblings tune the raft log's group commit: while at least
+	// CommitSiblings client writes wait on this server, its fsyncs start at most once per
+	// CommitDelay, so each covers more writes (raftlog.Options; defaults
+	// raftlog.DefaultOptions). A negative CommitDelay turns the spacing off.
+	CommitDelay    time.Duration
+	CommitSiblings int
 	// BlockCacheSize is the bytes of the Pebble block cache shared by all partitions of
 	// the server (default DefaultBlockCacheSize).
 	BlockCacheSize int64
@@ -147,6 +153,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.GarbageGrace <= 0 {
 		cfg.GarbageGrace = DefaultGarbageGrace
 	}
+	if cfg.CommitDelay == 0 {
+		cfg.CommitDelay = raftlog.DefaultOptions.Delay
+	}
+	if cfg.CommitSiblings <= 0 {
+		cfg.CommitSiblings = raftlog.DefaultOptions.Siblings
+	}
 	if cfg.BlockCacheSize <= 0 {
 		cfg.BlockCacheSize = DefaultBlockCacheSize
 	}
@@ -188,7 +200,8 @@ func New(cfg Config) (*Server, error) {
 		s.addr = srv.Addr().String()
 	}
 	s.lg = lg.With("node", s.addr)
-	rl, err := raftlog.Open(filepath.Join(cfg.DataDir, "raftlog"), s.lg)
+	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, raftlog.Options{
+		Window: raftlog.DefaultOptions.Window, Delay: max(cfg.CommitDelay, 0), Siblings: cfg.CommitSiblings})
 	if err != nil {
 		closeListener(srv)
 		s.cache.Unref()

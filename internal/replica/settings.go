@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
 // Settings are the replica server's settings, each registered once in its registry (which
@@ -23,6 +24,8 @@ type Settings struct {
 	LogCompactEvery *config.Value[uint32]
 	LogKeep         *config.Value[uint32]
 	GarbageGraceS   *config.Value[uint32]
+	CommitDelayUS   *config.Value[uint32]
+	CommitSiblings  *config.Value[uint32]
 	ClusterID       *config.Value[uint32]
 	ClusterName     *config.Value[string]
 
@@ -63,6 +66,11 @@ func NewSettings() *Settings {
 			"How many applied entries a raft log truncation keeps, so slightly lagging replicas catch up from the log.", DefaultLogKeep, 1),
 		GarbageGraceS: u32("replication", "gc_disk_garbage_replica_interval_seconds",
 			"How long, in seconds, a replica no longer assigned to this server is kept before its data is deleted.", uint32(DefaultGarbageGrace/time.Second), 1),
+		CommitDelayUS: u32("replication", "group_commit_delay_us",
+			"While at least group_commit_siblings client writes wait on the server, its raft log fsyncs start at most once per this many microseconds, so each covers more writes; 0 turns that off.",
+			uint32(raftlog.DefaultOptions.Delay/time.Microsecond), 0),
+		CommitSiblings: u32("replication", "group_commit_siblings",
+			"How many client writes must wait on the server for group_commit_delay_us to apply.", uint32(raftlog.DefaultOptions.Siblings), 1),
 		ClusterID: u32("replication", "cluster_id",
 			"The duplication cluster id written into the timetag of every value (0 to 127).", 0, 0),
 		ClusterName: str("replication", "cluster_name", "The cluster's name, reported by /metrics.", ""),
@@ -119,6 +127,16 @@ func (st *Settings) resolve(cfg *Config) error {
 	} else {
 		err = errors.Join(err, set("gc_disk_garbage_replica_interval_seconds", itoa(uint64(max(cfg.GarbageGrace/time.Second, 1)))))
 	}
+	switch {
+	case cfg.CommitDelay == 0 && st.CommitDelayUS.Get() == 0:
+		cfg.CommitDelay = -1 // off
+	case cfg.CommitDelay == 0:
+		cfg.CommitDelay = time.Duration(st.CommitDelayUS.Get()) * time.Microsecond
+	case cfg.CommitDelay < 0:
+		err = errors.Join(err, set("group_commit_delay_us", "0"))
+	default:
+		err = errors.Join(err, set("group_commit_delay_us", itoa(uint64(cfg.CommitDelay/time.Microsecond))))
+	}
 	count := func(name string, n *int, v *config.Value[uint32]) {
 		if *n <= 0 {
 			*n = int(v.Get())
@@ -128,6 +146,7 @@ func (st *Settings) resolve(cfg *Config) error {
 	}
 	count("raft_log_compact_every", &cfg.LogCompactEvery, st.LogCompactEvery)
 	count("raft_log_keep", &cfg.LogKeep, st.LogKeep)
+	count("group_commit_siblings", &cfg.CommitSiblings, st.CommitSiblings)
 	if cfg.ClusterID == 0 {
 		if v := st.ClusterID.Get(); v > 127 {
 			err = errors.Join(err, errors.New("replica: cluster_id must be at most 127"))

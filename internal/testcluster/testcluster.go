@@ -42,6 +42,9 @@ type Options struct {
 	// GarbageGrace is how long replica servers keep a replica no longer assigned to them
 	// (default: replica.DefaultGarbageGrace).
 	GarbageGrace time.Duration
+	// CommitDelay is the replica servers' group commit delay (replica.Config.CommitDelay;
+	// default raftlog.DefaultOptions.Delay, negative: off).
+	CommitDelay time.Duration
 }
 
 // Cluster is a running in-process cluster.
@@ -134,6 +137,7 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		LogCompactEvery: c.opts.LogCompactEvery,
 		LogKeep:         c.opts.LogKeep,
 		GarbageGrace:    c.opts.GarbageGrace,
+		CommitDelay:     c.opts.CommitDelay,
 		Logger:          c.lg,
 	})
 	if err != nil {
@@ -322,6 +326,36 @@ func (c *Cluster) WaitPrimaries(t testing.TB, name string) {
 			}
 		}
 		return true, nil
+	})
+}
+
+// WaitSpreadPrimaries waits until the table's primaries are spread evenly over the replica
+// servers, as the leader transfers of the replicas keep them: no server leads more than one
+// partition more than another. Right after a table is created, an election won by another
+// member than the preferred primary can leave them uneven for a few seconds.
+func (c *Cluster) WaitSpreadPrimaries(t testing.TB, name string) {
+	t.Helper()
+	servers := len(c.ReplicaAddrs())
+	waitUntil(t, "primaries of "+name+" spread", func(ctx context.Context) (bool, error) {
+		var resp idl.QueryCfgResponse
+		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name}, &resp); err != nil {
+			return false, nil
+		}
+		led := map[string]int{}
+		for _, p := range resp.Partitions {
+			if p.Primary.IsZero() {
+				return false, nil
+			}
+			led[p.Primary.String()]++
+		}
+		least, most := len(resp.Partitions), 0
+		for _, n := range led {
+			least, most = min(least, n), max(most, n)
+		}
+		if len(led) < min(servers, len(resp.Partitions)) {
+			least = 0
+		}
+		return most-least <= 1, nil
 	})
 }
 
