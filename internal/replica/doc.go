@@ -6,8 +6,16 @@
 // Each partition replica is a member of its partition's raft group (go.etcd.io/raft/v3) and
 // has its own Pebble store (package storage) under <data>/<app_id>.<pidx>/data. The primary
 // is the raft leader; the meta server reports it, with the raft term as the ballot. One
-// goroutine per partition owns the raft state (loop in partition.go); request handlers talk
-// to it through channels.
+// goroutine per partition owns the raft state (loop.go); request handlers talk to it through
+// channels (partition.go).
+//
+// Files: server.go (the server, its partitions, the report to the meta), handlers.go (the
+// rrdb RPCs), partition.go (a replica as the handlers see it: propose, read barrier),
+// proposal.go (the raft entry of a batch of writes), loop.go (the raft loop: readies,
+// storage appends, apply, log truncation), reads.go (read index and the lease-read
+// shortcut), membership.go (moving the group toward the meta's placement, leader transfer),
+// transport.go (raft messages between servers), snapshot.go (checkpoint streaming),
+// envs.go (table envs, compaction), http.go, settings.go, metrics.go.
 //
 // # Write path
 //

@@ -1,0 +1,592 @@
+package replica
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/gopegasus/pegasus/internal/raftlog"
+)
+
+// loop is the partition's raft state machine. It owns rn and everything in ls.
+type loop struct {
+	p        *partition
+	rn       *raft.RawNode
+	ms       *raft.MemoryStorage
+	cs       raftpb.ConfState
+	waiters  map[uint64][]*write
+	nextID   uint64
+	reads    map[uint64][]*readWait // by read-index context, until raft answers
+	readyAt  []readBatch            // answered, waiting for apply
+	nextRead uint64
+	lead     uint64
+	hs       raftpb.HardState // last persisted
+	truncAt  uint64           // last truncation point
+	entryBuf []byte
+
+	csLog         []confEntry     // configurations after each applied membership change
+	installed     uint64          // the store holds every write up to this index (last snapshot installed)
+	sending       map[uint64]bool // peers a snapshot is being sent to
+	confPending   bool            // a membership change is proposed and not yet applied
+	confAt        time.Time
+	lastReconcile time.Time
+	lastTransfer  time.Time
+	// transferStarted is when this replica last asked raft to hand its leadership over;
+	// heldReads wait meanwhile (see leaseSuspended).
+	transferStarted time.Time
+	heldReads       []*readWait
+
+	// appends are raft's storage appends (MsgStorageAppend) staged in the raft log and
+	// waiting, in order, for their fsync; the loop keeps stepping messages, taking proposals,
+	// applying and answering reads meanwhile, and completes each when its fsync is done.
+	appends []pendingAppend
+	// staged is the last log index staged (durable or not) and hsStaged the last hard
+	// state staged.
+	staged   uint64
+	hsStaged raftpb.HardState
+}
+
+// pendingAppend is a storage append between its staging and its fsync.
+type pendingAppend struct {
+	m       raftpb.Message
+	durable <-chan error
+}
+
+// synced is the durable answer of an append that needs no fsync: closed, it answers nil to
+// every receive.
+var synced = func() <-chan error {
+	c := make(chan error)
+	close(c)
+	return c
+}()
+
+// confEntry is the group's configuration as of a log index.
+type confEntry struct {
+	index uint64
+	cs    raftpb.ConfState
+}
+
+// newLoop restores or bootstraps the partition's raft group.
+func newLoop(p *partition, members []string, join bool) (*loop, error) {
+	ms, found, err := p.log.Load()
+	if err != nil {
+		return nil, err
+	}
+	snap, err := ms.Snapshot()
+	if err != nil {
+		return nil, err
+	}
+	l := &loop{}
+	cfg := &raft.Config{
+		ID:              p.id,
+		ElectionTick:    10,
+		HeartbeatTick:   1,
+		Storage:         leaderSnapshots{ms, l},
+		MaxSizePerMsg:   1 << 20,
+		MaxInflightMsgs: 256,
+		CheckQuorum:     true,
+		PreVote:         true,
+		// Reads are served under the leader's lease (see doc.go for the clock assumption).
+		ReadOnlyOption: raft.ReadOnlyLeaseBased,
+		// Storage appends and applies come as messages (see handleReady): the loop does not
+		// wait for an fsync before it handles the next Ready.
+		AsyncStorageWrites: true,
+		// Entries after the last truncation point are redelivered on restart: storage
+		// skips those it already holds, and conf changes are re-applied.
+		Applied: snap.Metadata.Index,
+		Logger:  raftlog.Logger{LG: p.lg},
+	}
+	rn, err := raft.NewRawNode(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("replica: raft group %v: %w", p.pid, err)
+	}
+	hs, _, err := ms.InitialState()
+	if err != nil {
+		return nil, err
+	}
+	*l = loop{
+		p: p, rn: rn, ms: ms, cs: snap.Metadata.ConfState, hs: hs,
+		waiters: make(map[uint64][]*write),
+		nextID:  rand.Uint64() &^ (1<<32 - 1),
+		reads:   make(map[uint64][]*readWait),
+		truncAt: snap.Metadata.Index,
+		sending: make(map[uint64]bool),
+	}
+	p.ext.logStart.Store(snap.Metadata.Index + 1)
+	if l.staged, err = ms.LastIndex(); err != nil {
+		return nil, err
+	}
+	l.hsStaged = hs
+	if !found && !join {
+		peers := make([]raft.Peer, 0, len(members))
+		for _, m := range members {
+			peers = append(peers, raft.Peer{ID: raftlog.MemberID(m)})
+		}
+		if err := rn.Bootstrap(peers); err != nil {
+			return nil, fmt.Errorf("replica: bootstrap raft group %v: %w", p.pid, err)
+		}
+	}
+	return l, nil
+}
+
+func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
+	p := l.p
+	defer close(p.done)
+	defer l.failAll(errStopped)
+	defer p.leaseUntil.Store(0)
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
+	for {
+		if err := l.handleReadies(); err != nil {
+			p.lg.Error("partition stopped: storage failure", "err", err)
+			p.isLeader.Store(false)
+			p.s.notifyMeta()
+			return
+		}
+		if campaign && l.lead != 0 {
+			campaign = false // another member was elected first
+		}
+		if campaign && len(l.appends) == 0 && p.applied.Load() >= l.rn.BasicStatus().Commit {
+			// The preferred primary (or a lone voter) does not wait for an election
+			// timeout, once the group's configuration (as bootstrapped or restored) is
+			// durable and applied: raft refuses to campaign before.
+			campaign = false
+			_ = l.rn.Campaign()
+			continue
+		}
+		var durable <-chan error
+		if len(l.appends) > 0 {
+			durable = l.appends[0].durable
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.stop:
+			return
+		case err := <-durable:
+			if err == nil {
+				err = l.finishAppends()
+			}
+			if err != nil {
+				p.lg.Error("partition stopped: storage failure", "err", err)
+				p.isLeader.Store(false)
+				p.s.notifyMeta()
+				return
+			}
+		case <-ticker.C:
+			l.rn.Tick()
+			l.releaseHeldReads()
+		case w := <-p.proposeC:
+			l.proposeBatch(w)
+		case rw := <-p.readC:
+			l.readIndex(rw)
+		case m := <-p.recvC:
+			_ = l.rn.Step(m)
+			// Step everything else already queued, so one Ready (and one fsync) covers it.
+			for more := true; more; {
+				select {
+				case m := <-p.recvC:
+					_ = l.rn.Step(m)
+				default:
+					more = false
+				}
+			}
+		case in := <-p.installC:
+			in.done <- l.installSnapshot(in)
+		case d := <-p.snapDoneC:
+			delete(l.sending, d.to)
+			status := raft.SnapshotFinish
+			if !d.ok {
+				status = raft.SnapshotFailure
+			}
+			l.rn.ReportSnapshot(d.to, status)
+		}
+		if l.lead == p.id {
+			l.reconcile()
+		}
+		l.publishLease()
+	}
+}
+
+// proposeBatch proposes w and every other write already queued as one raft entry.
+func (l *loop) proposeBatch(first *write) {
+	p := l.p
+	batch := []*write{first}
+	size := len(first.data)
+drain:
+	for len(batch) < maxWritesPerEntry && size < maxEntryBytes {
+		select {
+		case w := <-p.proposeC:
+			batch = append(batch, w)
+			size += len(w.data)
+		default:
+			break drain
+		}
+	}
+	if l.lead != p.id {
+		failWrites(batch, errNotLeader)
+		return
+	}
+	ti := p.table()
+	l.nextID++
+	id := l.nextID
+	l.entryBuf = appendEntry(l.entryBuf[:0], id, time.Now(), ti.defaultTTL, batch)
+	// raft keeps the slice in its unstable log: hand it a copy.
+	data := append([]byte(nil), l.entryBuf...)
+	if err := l.rn.Propose(data); err != nil {
+		failWrites(batch, errNotLeader)
+		return
+	}
+	l.waiters[id] = batch
+}
+
+func failWrites(ws []*write, err error) {
+	for _, w := range ws {
+		w.done <- writeResult{err: err}
+	}
+}
+
+// handleReadies handles every Ready raft has (raft's asynchronous storage writes): peer
+// messages go out at once; storage appends are staged in the raft log and queued for their
+// fsync (finishAppends completes them); committed entries are applied at once (raft hands
+// out only entries already durable here).
+func (l *loop) handleReadies() error {
+	p := l.p
+	for l.rn.HasReady() {
+		rd := l.rn.Ready()
+		if rd.SoftState != nil {
+			l.setLeader(rd.SoftState.Lead)
+		}
+		if !raft.IsEmptyHardState(rd.HardState) {
+			p.term.Store(rd.HardState.Term)
+		}
+		var peers []raftpb.Message
+		for _, m := range rd.Messages {
+			switch m.To {
+			case raft.LocalAppendThread:
+				if err := l.stageAppend(m); err != nil {
+					return err
+				}
+			case raft.LocalApplyThread:
+				if err := l.apply(m.Entries); err != nil {
+					return err
+				}
+				for _, r := range m.Responses {
+					_ = l.rn.Step(r)
+				}
+			default:
+				peers = append(peers, m)
+			}
+		}
+		l.send(peers)
+		for _, rs := range rd.ReadStates {
+			if len(rs.RequestCtx) != 8 {
+				continue
+			}
+			id := binary.BigEndian.Uint64(rs.RequestCtx)
+			if waits, ok := l.reads[id]; ok {
+				delete(l.reads, id)
+				l.readyAt = append(l.readyAt, readBatch{index: rs.Index, waits: waits})
+			}
+		}
+		l.releaseReads()
+	}
+	return l.maybeTruncate()
+}
+
+// stageAppend writes a storage append's snapshot, entries and hard state to the raft log,
+// unsynced, and queues it for the fsync it needs (new entries, a snapshot, a new term or
+// vote; a commit index alone needs none).
+func (l *loop) stageAppend(m raftpb.Message) error {
+	p := l.p
+	var hs raftpb.HardState
+	if m.Term != 0 || m.Vote != 0 || m.Commit != 0 {
+		hs = raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
+	}
+	if m.Snapshot != nil {
+		// Installed at once (synced): the store already holds it (installSnapshot). raft
+		// replaced its whole log with it, so the entries of appends still waiting for
+		// their fsync are gone too: raft's storage must not learn them when they finish.
+		if err := l.applySnapshot(*m.Snapshot, hs); err != nil {
+			return err
+		}
+		l.staged = m.Snapshot.Metadata.Index
+		for i := range l.appends {
+			l.appends[i].m.Entries = nil
+		}
+	}
+	if err := p.log.Stage(hs, m.Entries, l.staged); err != nil {
+		return err
+	}
+	if n := len(m.Entries); n > 0 {
+		l.staged = m.Entries[n-1].Index
+	}
+	// Entries, and a new term or vote, must be durable before raft hears they are (the
+	// snapshot's own hard state was synced when it was installed).
+	durable := synced
+	newVote := m.Snapshot == nil && !raft.IsEmptyHardState(hs) &&
+		(hs.Term != l.hsStaged.Term || hs.Vote != l.hsStaged.Vote)
+	if len(m.Entries) > 0 || newVote {
+		durable = p.log.Sync()
+	}
+	if !raft.IsEmptyHardState(hs) {
+		l.hsStaged = hs
+	}
+	l.appends = append(l.appends, pendingAppend{m: m, durable: durable})
+	return nil
+}
+
+// finishAppends completes the first queued append, whose fsync is done, and every one after
+// it that is durable too: raft's storage learns their entries, and their responses (the
+// acknowledgements to peers, raft's own MsgStorageAppendResp) are delivered, in order.
+func (l *loop) finishAppends() error {
+	for first := true; len(l.appends) > 0; first = false {
+		a := l.appends[0]
+		if !first {
+			select {
+			case err := <-a.durable:
+				if err != nil {
+					return err
+				}
+			default:
+				return nil
+			}
+		}
+		l.appends = l.appends[1:]
+		if err := l.ms.Append(a.m.Entries); err != nil {
+			return err
+		}
+		if a.m.Term != 0 || a.m.Vote != 0 || a.m.Commit != 0 {
+			l.hs = raftpb.HardState{Term: a.m.Term, Vote: a.m.Vote, Commit: a.m.Commit}
+			if err := l.ms.SetHardState(l.hs); err != nil {
+				return err
+			}
+		}
+		var peers []raftpb.Message
+		for _, r := range a.m.Responses {
+			if r.To == l.p.id {
+				_ = l.rn.Step(r)
+			} else {
+				peers = append(peers, r)
+			}
+		}
+		l.send(peers)
+	}
+	return nil
+}
+
+func (l *loop) setLeader(lead uint64) {
+	p := l.p
+	if lead == l.lead {
+		return
+	}
+	was := l.lead == p.id
+	l.lead = lead
+	now := lead == p.id
+	p.isLeader.Store(now)
+	p.ext.leaderChanges.Add(1)
+	if was && !now {
+		// Writes proposed but not yet applied have an unknown outcome; reads must retry
+		// on the new primary.
+		l.failAll(errNotLeader)
+	}
+	p.lg.Info("partition leadership", "leader", now, "term", l.rn.BasicStatus().Term)
+	p.s.notifyMeta()
+}
+
+// failAll fails every pending request: reads with err, proposed writes with
+// errOutcomeUnknown (they are in the raft log and may yet be committed).
+func (l *loop) failAll(err error) {
+	for id, ws := range l.waiters {
+		failWrites(ws, errOutcomeUnknown)
+		delete(l.waiters, id)
+	}
+	for id, rs := range l.reads {
+		for _, rw := range rs {
+			rw.done <- err
+		}
+		delete(l.reads, id)
+	}
+	for _, rb := range l.readyAt {
+		for _, rw := range rb.waits {
+			rw.done <- err
+		}
+	}
+	l.readyAt = nil
+	for _, rw := range l.heldReads {
+		rw.done <- err
+	}
+	l.heldReads = nil
+}
+
+func (l *loop) apply(ents []raftpb.Entry) error {
+	p := l.p
+	if len(ents) > 0 && p.leaseUntil.Load() != 0 {
+		l.publishLease() // before any write of ents is acknowledged: see readBarrier
+	}
+	for i := range ents {
+		e := &ents[i]
+		switch e.Type {
+		case raftpb.EntryNormal:
+			if len(e.Data) > 0 {
+				if err := l.applyWrites(e); err != nil {
+					return err
+				}
+			}
+		case raftpb.EntryConfChange:
+			var cc raftpb.ConfChange
+			if err := cc.Unmarshal(e.Data); err != nil {
+				return fmt.Errorf("replica: conf change at %d: %w", e.Index, err)
+			}
+			l.cs = *l.rn.ApplyConfChange(cc)
+			l.confPending = false
+			l.csLog = append(l.csLog, confEntry{e.Index, l.cs})
+			l.publishVoters()
+		case raftpb.EntryConfChangeV2:
+			var cc raftpb.ConfChangeV2
+			if err := cc.Unmarshal(e.Data); err != nil {
+				return fmt.Errorf("replica: conf change at %d: %w", e.Index, err)
+			}
+			l.cs = *l.rn.ApplyConfChange(cc)
+			l.csLog = append(l.csLog, confEntry{e.Index, l.cs})
+			l.publishVoters()
+		}
+		p.applied.Store(e.Index)
+	}
+	return nil
+}
+
+func (l *loop) applyWrites(e *raftpb.Entry) error {
+	p := l.p
+	id, batch, err := decodeEntry(e.Data)
+	if err != nil {
+		// Every replica decodes the same bytes the same way, so skipping keeps them equal.
+		p.lg.Error("skipping undecodable raft entry", "index", e.Index, "err", err)
+		return nil
+	}
+	ws := l.waiters[id]
+	delete(l.waiters, id)
+	if e.Index <= p.db.LastAppliedIndex() {
+		// Replayed after a restart: already in the store.
+		failWrites(ws, errNotLeader)
+		return nil
+	}
+	batch.Index = e.Index
+	results, err := p.db.Apply(&batch)
+	if err != nil {
+		failWrites(ws, err)
+		return err
+	}
+	if len(ws) != len(results) {
+		failWrites(ws, errOutcomeUnknown) // not our proposal after all
+		return nil
+	}
+	for i, w := range ws {
+		w.done <- writeResult{res: results[i], decree: int64(e.Index)}
+	}
+	return nil
+}
+
+// maybeTruncate drops applied entries from the raft log once enough accumulated, after
+// making the store durable through them.
+func (l *loop) maybeTruncate() error {
+	p := l.p
+	applied := p.applied.Load()
+	keep := uint64(p.s.cfg.LogKeep)
+	if applied < l.truncAt+uint64(p.s.cfg.LogCompactEvery)+keep {
+		return nil
+	}
+	at := applied - keep
+	if err := p.db.SyncApplied(); err != nil {
+		return err
+	}
+	term, err := l.ms.Term(at)
+	if err != nil {
+		return err
+	}
+	cs := l.confAsOf(at)
+	if err := p.log.Truncate(at, term, cs); err != nil {
+		return err
+	}
+	// The snapshot record tells raft where the log now starts (and what to send a follower
+	// that needs more than the log has: see sendSnapshot).
+	if _, err := l.ms.CreateSnapshot(at, &cs, nil); err != nil && !errors.Is(err, raft.ErrSnapOutOfDate) {
+		return err
+	}
+	if err := l.ms.Compact(at); err != nil && !errors.Is(err, raft.ErrCompacted) {
+		return err
+	}
+	l.truncAt = at
+	p.ext.logStart.Store(at + 1)
+	return nil
+}
+
+// confAsOf returns the group's configuration as of log index i (i at or after the last
+// truncation point), and forgets the history before it.
+func (l *loop) confAsOf(i uint64) raftpb.ConfState {
+	snap, _ := l.ms.Snapshot()
+	cs := snap.Metadata.ConfState
+	n := 0
+	for _, c := range l.csLog {
+		if c.index <= i {
+			cs = c.cs
+			continue
+		}
+		l.csLog[n] = c
+		n++
+	}
+	l.csLog = l.csLog[:n]
+	return cs
+}
+
+// send hands raft messages to the transport; snapshots go through a checkpoint transfer.
+func (l *loop) send(msgs []raftpb.Message) {
+	p := l.p
+	n := 0
+	for _, m := range msgs {
+		if m.Type != raftpb.MsgSnap {
+			msgs[n] = m
+			n++
+			continue
+		}
+		addr := p.addressOf(m.To)
+		if addr == "" || l.sending[m.To] {
+			l.rn.ReportSnapshot(m.To, raft.SnapshotFailure)
+			continue
+		}
+		l.sending[m.To] = true
+		p.ext.snapshotsSent.Add(1)
+		p.s.partsWG.Go(func() { p.s.sendSnapshot(p, m, addr) })
+	}
+	p.s.transport.send(p, msgs[:n])
+}
+
+// addressOf maps a raft id to a member's address ("" if unknown).
+func (p *partition) addressOf(id uint64) string { return p.table().addrs[id] }
+
+// applySnapshot makes a snapshot raft accepted the group's new starting point. The store
+// was already replaced by installSnapshot.
+func (l *loop) applySnapshot(snap raftpb.Snapshot, hs raftpb.HardState) error {
+	p := l.p
+	if err := p.log.InstallSnapshot(snap.Metadata, hs); err != nil {
+		return err
+	}
+	if err := l.ms.ApplySnapshot(snap); err != nil {
+		return err
+	}
+	l.cs = snap.Metadata.ConfState
+	l.truncAt = snap.Metadata.Index
+	p.ext.logStart.Store(snap.Metadata.Index + 1)
+	l.publishVoters()
+	if l.installed < snap.Metadata.Index {
+		return fmt.Errorf("replica: snapshot at %d applied over a store holding writes up to %d", snap.Metadata.Index, l.installed)
+	}
+	p.applied.Store(max(p.applied.Load(), snap.Metadata.Index))
+	return nil
+}
