@@ -3,8 +3,10 @@
 package durable
 
 import (
+	"bytes"
 	"io"
 	"os"
+	"path/filepath"
 )
 
 // WriteFile creates (or truncates) name, writes everything r yields into it and syncs it.
@@ -35,4 +37,17 @@ func SyncDir(dir string) error {
 		err = cerr
 	}
 	return err
+}
+
+// ReplaceFile replaces name with data atomically: it writes and syncs name+".tmp", renames
+// it over name and syncs the directory, so a crash leaves either the old content or the new.
+func ReplaceFile(name string, data []byte) error {
+	tmp := name + ".tmp"
+	if err := WriteFile(tmp, bytes.NewReader(data)); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(name))
 }

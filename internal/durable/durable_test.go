@@ -29,3 +29,24 @@ func TestWriteFileAndSyncDir(t *testing.T) {
 		t.Fatal("WriteFile into a missing directory succeeded")
 	}
 }
+
+// ReplaceFile leaves the new content under the name and no temporary file behind; into a
+// missing directory it fails.
+func TestReplaceFile(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "f")
+	for _, content := range []string{"first, longer content", "second"} {
+		if err := ReplaceFile(name, []byte(content)); err != nil {
+			t.Fatal(err)
+		}
+		if b, err := os.ReadFile(name); err != nil || string(b) != content {
+			t.Fatalf("read back %q, %v: want %q", b, err, content)
+		}
+	}
+	if _, err := os.Stat(name + ".tmp"); !os.IsNotExist(err) {
+		t.Fatalf("temporary file left behind: %v", err)
+	}
+	if err := ReplaceFile(filepath.Join(dir, "missing", "f"), []byte("x")); err == nil {
+		t.Fatal("ReplaceFile into a missing directory succeeded")
+	}
+}

@@ -1,7 +1,6 @@
 package meta
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -87,14 +86,7 @@ func readSnapshot(dir string) (s *snapshot, raw []byte, found bool, err error) {
 // writeSnapshot replaces the saved snapshot atomically: write a temporary file, fsync it,
 // rename it over the old one, fsync the directory.
 func writeSnapshot(dir string, raw []byte) error {
-	tmp := filepath.Join(dir, snapshotFile+".tmp")
-	if err := durable.WriteFile(tmp, bytes.NewReader(raw)); err != nil {
-		return fmt.Errorf("meta: save snapshot: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, snapshotFile)); err != nil {
-		return fmt.Errorf("meta: save snapshot: %w", err)
-	}
-	if err := durable.SyncDir(dir); err != nil {
+	if err := durable.ReplaceFile(filepath.Join(dir, snapshotFile), raw); err != nil {
 		return fmt.Errorf("meta: save snapshot: %w", err)
 	}
 	return nil

@@ -1,7 +1,6 @@
 package replica
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -390,16 +389,9 @@ func writeAssignment(dir string, a cluster.Assignment) error {
 	if err != nil {
 		return err
 	}
-	// Synced, renamed into place, and the rename and the partition directory itself
-	// synced: a crash leaves either the old assignment or the new one.
-	tmp := filepath.Join(dir, assignmentFile+".tmp")
-	if err := durable.WriteFile(tmp, bytes.NewReader(raw)); err != nil {
-		return fmt.Errorf("replica: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, assignmentFile)); err != nil {
-		return fmt.Errorf("replica: %w", err)
-	}
-	if err := durable.SyncDir(dir); err != nil {
+	// A crash leaves either the old assignment or the new one; the partition directory's
+	// own entry is synced too, since openPartition may just have created it.
+	if err := durable.ReplaceFile(filepath.Join(dir, assignmentFile), raw); err != nil {
 		return fmt.Errorf("replica: %w", err)
 	}
 	if err := durable.SyncDir(filepath.Dir(dir)); err != nil {
