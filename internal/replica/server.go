@@ -152,12 +152,6 @@ func New(cfg Config) (*Server, error) {
 	if cfg.GarbageGrace <= 0 {
 		cfg.GarbageGrace = DefaultGarbageGrace
 	}
-	if cfg.CommitDelay == 0 {
-		cfg.CommitDelay = raftlog.DefaultOptions.Delay
-	}
-	if cfg.CommitSiblings <= 0 {
-		cfg.CommitSiblings = raftlog.DefaultOptions.Siblings
-	}
 	if cfg.BlockCacheSize <= 0 {
 		cfg.BlockCacheSize = DefaultBlockCacheSize
 	}
