@@ -26,8 +26,7 @@ type loop struct {
 	readyAt  []readBatch            // answered, waiting for apply
 	nextRead uint64
 	lead     uint64
-	hs       raftpb.HardState // last persisted
-	truncAt  uint64           // last truncation point
+	truncAt  uint64 // last truncation point
 	entryBuf []byte
 
 	csLog         []confEntry     // configurations after each applied membership change
@@ -111,7 +110,7 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 		return nil, err
 	}
 	*l = loop{
-		p: p, rn: rn, ms: ms, cs: snap.Metadata.ConfState, hs: hs,
+		p: p, rn: rn, ms: ms, cs: snap.Metadata.ConfState,
 		waiters: make(map[uint64][]*write),
 		nextID:  rand.Uint64() &^ (1<<32 - 1),
 		reads:   make(map[uint64][]*readWait),
@@ -300,15 +299,17 @@ func (l *loop) handleReadies() error {
 	return l.maybeTruncate()
 }
 
+// appendHardState is the hard state a storage append carries: empty when it carries none.
+func appendHardState(m raftpb.Message) raftpb.HardState {
+	return raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
+}
+
 // stageAppend writes a storage append's snapshot, entries and hard state to the raft log,
 // unsynced, and queues it for the fsync it needs (new entries, a snapshot, a new term or
 // vote; a commit index alone needs none).
 func (l *loop) stageAppend(m raftpb.Message) error {
 	p := l.p
-	var hs raftpb.HardState
-	if m.Term != 0 || m.Vote != 0 || m.Commit != 0 {
-		hs = raftpb.HardState{Term: m.Term, Vote: m.Vote, Commit: m.Commit}
-	}
+	hs := appendHardState(m)
 	if m.Snapshot != nil {
 		// Installed at once (synced): the store already holds it (installSnapshot). raft
 		// replaced its whole log with it, so the entries of appends still waiting for
@@ -362,9 +363,8 @@ func (l *loop) finishAppends() error {
 		if err := l.ms.Append(a.m.Entries); err != nil {
 			return err
 		}
-		if a.m.Term != 0 || a.m.Vote != 0 || a.m.Commit != 0 {
-			l.hs = raftpb.HardState{Term: a.m.Term, Vote: a.m.Vote, Commit: a.m.Commit}
-			if err := l.ms.SetHardState(l.hs); err != nil {
+		if hs := appendHardState(a.m); !raft.IsEmptyHardState(hs) {
+			if err := l.ms.SetHardState(hs); err != nil {
 				return err
 			}
 		}
