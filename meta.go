@@ -10,9 +10,5 @@ import (
 // reply is followed, else every other meta server is asked at once and the first real
 // answer wins (protocol.md §6.2). It shares the client's connection pool.
 func newMetaClient(c *client) *metaclient.Client {
-	m, err := metaclient.New(metaclient.Config{Addrs: c.cfg.MetaServers, Pool: c.pool, Logger: c.lg})
-	if err != nil {
-		panic(err) // New has checked that there is at least one meta server
-	}
-	return m
+	return metaclient.New(metaclient.Config{Addrs: c.cfg.MetaServers, Pool: c.pool, Logger: c.lg})
 }

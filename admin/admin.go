@@ -161,16 +161,13 @@ func New(cfg Config) (Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	meta, err := metaclient.New(metaclient.Config{
+	meta := metaclient.New(metaclient.Config{
 		Addrs:          cfg.MetaServers,
 		ConnConfig:     rpc.ConnConfig{CallTimeout: cfg.Timeout},
 		AttemptTimeout: cfg.Timeout,
 		MaxRounds:      cfg.MaxRounds,
 		Logger:         cfg.Logger,
 	})
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidArgument, err)
-	}
 	return &client{cfg: cfg, meta: meta}, nil
 }
 

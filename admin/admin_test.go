@@ -219,15 +219,19 @@ func TestNewChecksAddresses(t *testing.T) {
 	}
 }
 
-func TestFailover(t *testing.T) {
+// deadAddr returns an address where nothing listens: connections are refused.
+func deadAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := ln.Addr().String()
-	_ = ln.Close()
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestFailover(t *testing.T) {
 	f := startFakeMeta(t)
-	adm, err := New(Config{MetaServers: []string{dead, f.ln.Addr().String()}})
+	adm, err := New(Config{MetaServers: []string{deadAddr(t), f.ln.Addr().String()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,13 +262,7 @@ func TestClusterInfo(t *testing.T) {
 }
 
 func TestMaxRounds(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dead := ln.Addr().String()
-	_ = ln.Close()
-	adm, err := New(Config{MetaServers: []string{dead}, MaxRounds: 1, Timeout: time.Hour})
+	adm, err := New(Config{MetaServers: []string{deadAddr(t)}, MaxRounds: 1, Timeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}

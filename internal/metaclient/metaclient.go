@@ -52,16 +52,14 @@ const (
 	backoffMax = time.Second
 )
 
-// ErrNoMetas is returned by [New] when the configuration lists no meta server.
-var ErrNoMetas = errors.New("metaclient: no meta servers")
-
 // errClosed is the error of calls on a closed Client.
 var errClosed = fmt.Errorf("metaclient: %w", rpc.ErrClosed)
 
 // Config configures a [Client]. Zero values mean the documented defaults.
 type Config struct {
 	// Addrs lists the meta servers as "host:port"; the first is taken for the leader until a
-	// call learns better. At least one is required; they are used as given.
+	// call learns better. They are used as given (callers check them); at least one is
+	// required.
 	Addrs []string
 	// Pool supplies the connections, shared with the caller's other uses (the Go client's
 	// replica connections). Its owner closes it, after Close. Default: a pool of the
@@ -86,19 +84,20 @@ type Client struct {
 	pool    *rpc.Pool
 	ownPool bool
 	done    chan struct{} // closed by Close
+	close   sync.Once
 
 	mu struct {
 		sync.Mutex
-		closed bool
 		addrs  []string
 		leader int // index in addrs
 	}
 }
 
-// New returns a client of the meta servers cfg lists, or [ErrNoMetas]. It does not connect.
-func New(cfg Config) (*Client, error) {
+// New returns a client of the meta servers cfg lists. It does not connect. It panics when cfg
+// lists none: its callers require one in their own configurations.
+func New(cfg Config) *Client {
 	if len(cfg.Addrs) == 0 {
-		return nil, ErrNoMetas
+		panic("metaclient: no meta servers")
 	}
 	if cfg.AttemptTimeout <= 0 {
 		cfg.AttemptTimeout = DefaultAttemptTimeout
@@ -111,25 +110,27 @@ func New(cfg Config) (*Client, error) {
 		c.pool, c.ownPool = rpc.NewPool(cfg.ConnConfig), true
 	}
 	c.mu.addrs = slices.Clone(cfg.Addrs)
-	return c, nil
+	return c
 }
 
 // Close ends the calls waiting between rounds and closes the client's own connections (not
 // those of a [Config].Pool); later calls fail with an error wrapping [rpc.ErrClosed]. It is
 // idempotent and returns nil.
 func (c *Client) Close() error {
-	c.mu.Lock()
-	if c.mu.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.mu.closed = true
-	close(c.done)
-	c.mu.Unlock()
+	c.close.Do(func() { close(c.done) })
 	if c.ownPool {
-		return c.pool.Close()
+		return c.pool.Close() // idempotent
 	}
 	return nil
+}
+
+func (c *Client) closed() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // Addrs returns the meta servers the client knows: those configured, then those it learnt.
@@ -167,10 +168,10 @@ func (c *Client) learn(addr string) {
 	}
 }
 
-func (c *Client) snapshot() (addrs []string, leader string, closed bool) {
+func (c *Client) snapshot() (addrs []string, leader string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return slices.Clone(c.mu.addrs), c.mu.addrs[c.mu.leader], c.mu.closed
+	return slices.Clone(c.mu.addrs), c.mu.addrs[c.mu.leader]
 }
 
 // sleep waits d, or until ctx ends or the client closes.
@@ -239,10 +240,10 @@ func Call[R any, P Reply[R]](ctx context.Context, c *Client, name string, args i
 	backoff := backoffMin
 	var lastErr error
 	for round := 1; ; round++ {
-		addrs, leader, closed := c.snapshot()
-		if closed {
+		if c.closed() {
 			return nil, errClosed
 		}
+		addrs, leader := c.snapshot()
 		if err := ctx.Err(); err != nil {
 			return nil, giveUp(name, addrs, err, lastErr)
 		}

@@ -74,10 +74,7 @@ func deadAddr(t *testing.T) string {
 
 func newClient(t *testing.T, cfg Config) *Client {
 	t.Helper()
-	c, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := New(cfg)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -313,8 +310,11 @@ func TestCall(t *testing.T) {
 	})
 }
 
-func TestNew(t *testing.T) {
-	if _, err := New(Config{}); !errors.Is(err, ErrNoMetas) {
-		t.Fatalf("New without metas = %v", err)
-	}
+func TestNewWithoutMetasPanics(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("New without meta servers did not panic")
+		}
+	}()
+	New(Config{})
 }
