@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gopegasus/pegasus/internal/metaclient"
 	"github.com/gopegasus/pegasus/internal/rpc"
 )
 
@@ -92,7 +93,7 @@ func New(cfg Config) (Client, error) {
 	}
 	c.pool = rpc.NewPool(rpc.ConnConfig{DialTimeout: cfg.DialTimeout, CallTimeout: cfg.DefaultTimeout})
 	c.mu.tables = make(map[string]*openEntry)
-	c.meta = newMetaSession(c, cfg.MetaServers)
+	c.meta = newMetaClient(c)
 	if cfg.Registerer != nil {
 		m, err := newMetrics(cfg.Registerer)
 		if err != nil {
@@ -119,7 +120,7 @@ func checkAddr(a string) error {
 type client struct {
 	cfg     Config
 	lg      *slog.Logger
-	meta    *metaSession
+	meta    *metaclient.Client
 	metrics *metrics
 	done    chan struct{} // closed by Close
 	pool    *rpc.Pool     // one connection per server, shared by every table
@@ -168,6 +169,7 @@ func (c *client) Close() error {
 	c.mu.closed = true
 	close(c.done)
 	c.mu.Unlock()
+	_ = c.meta.Close()
 	return c.pool.Close()
 }
 

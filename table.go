@@ -69,12 +69,12 @@ func (t *table) observe(op OpType, start time.Time, err error) {
 // loadConfig queries the table's configuration and installs it.
 func (t *table) loadConfig(ctx context.Context) (*route, error) {
 	t.refreshes.Add(1)
-	resp, err := t.c.meta.queryConfig(ctx, t.name)
-	if err != nil {
-		return nil, fmt.Errorf("query configuration of table %q: %w", t.name, err)
+	resp, err := t.c.meta.QueryConfig(ctx, t.name)
+	if resp != nil {
+		err = wire.CodeError(string(resp.Err)) // the leader's answer, told without its address
 	}
-	if err := wire.CodeError(string(resp.Err)); err != nil {
-		return nil, fmt.Errorf("query configuration of table %q: %w", t.name, err)
+	if err != nil {
+		return nil, fmt.Errorf("query configuration of table %q: %w", t.name, mapClosed(err))
 	}
 	n := int(resp.PartitionCount)
 	if n <= 0 || len(resp.Partitions) != n {

@@ -1,6 +1,8 @@
 // Package admin is the administration client of a gopegasus (or Apache Pegasus) cluster:
 // create, drop and list tables, list replica servers, read a table's partition configuration
-// and manage table environment variables. It talks to the meta servers only.
+// and the cluster's information, and manage table environment variables. It talks to the meta
+// servers only: to the leader, found from any one of them, and to the others when it fails,
+// retrying within each call's deadline (internal/metaclient says how).
 //
 // Its shape mirrors the Apache go-client's admin package (NewClient(Config), CreateTable,
 // DropTable, ListTables, ListNodes), with a context as every method's first argument. Errors
@@ -16,10 +18,10 @@ import (
 	"net"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/metaclient"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -38,8 +40,14 @@ var ErrClosed = errors.New("admin: client closed")
 type Config struct {
 	// MetaServers lists the meta servers as "host:port".
 	MetaServers []string `json:"meta_servers"`
-	// Timeout bounds each call whose context has no deadline. Default [DefaultTimeout].
+	// Timeout bounds each call whose context has no deadline, and each attempt at the
+	// presumed meta leader while other meta servers are known (a leader slow to commit a
+	// change is thus not asked twice). Default [DefaultTimeout].
 	Timeout time.Duration `json:"timeout"`
+	// MaxRounds bounds how many times a call goes round the meta servers (the presumed
+	// leader, the leader it names, then all the others at once) before it fails with the
+	// last error. Default 0: calls retry until their context ends or Timeout passes.
+	MaxRounds int `json:"max_rounds"`
 	// Logger receives warnings about meta servers that fail. Default: discard.
 	Logger *slog.Logger `json:"-"`
 }
@@ -59,6 +67,11 @@ type TableInfo struct {
 type NodeInfo struct {
 	Address string // "ip:port"
 	Status  string // "NS_ALIVE" or "NS_UNALIVE"
+}
+
+// InfoItem is one entry of the meta leader's cluster information.
+type InfoItem struct {
+	Key, Value string
 }
 
 // PartitionConfig is the replica placement of one partition.
@@ -103,6 +116,11 @@ type Client interface {
 	// QueryConfig returns the partition configuration of a table.
 	QueryConfig(ctx context.Context, tableName string) (*TableConfig, error)
 
+	// ClusterInfo returns the meta leader's description of the cluster, in the order it gives
+	// it: "meta_servers" (comma separated), "primary_meta_server", "zookeeper_hosts", ...
+	// (RPC_CM_CLUSTER_INFO).
+	ClusterInfo(ctx context.Context) ([]InfoItem, error)
+
 	// GetAppEnvs returns the environment variables of a table.
 	GetAppEnvs(ctx context.Context, tableName string) (map[string]string, error)
 	// SetAppEnvs sets environment variables of a table.
@@ -143,44 +161,22 @@ func New(cfg Config) (Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &client{cfg: cfg, done: make(chan struct{})}
-	c.mu.addrs = slices.Clone(cfg.MetaServers)
-	c.pool = rpc.NewPool(rpc.ConnConfig{CallTimeout: cfg.Timeout})
-	return c, nil
+	meta := metaclient.New(metaclient.Config{
+		Addrs:          cfg.MetaServers,
+		ConnConfig:     rpc.ConnConfig{CallTimeout: cfg.Timeout},
+		AttemptTimeout: cfg.Timeout,
+		MaxRounds:      cfg.MaxRounds,
+		Logger:         cfg.Logger,
+	})
+	return &client{cfg: cfg, meta: meta}, nil
 }
 
 type client struct {
 	cfg  Config
-	done chan struct{}
-	pool *rpc.Pool // one connection per meta server
-
-	mu struct {
-		sync.Mutex
-		closed bool
-		addrs  []string
-		leader int
-	}
+	meta *metaclient.Client // owns one connection per meta server
 }
 
-func (c *client) Close() error {
-	c.mu.Lock()
-	if c.mu.closed {
-		c.mu.Unlock()
-		return nil
-	}
-	c.mu.closed = true
-	close(c.done)
-	c.mu.Unlock()
-	return c.pool.Close()
-}
-
-func (c *client) conn(addr string) (*rpc.Conn, error) {
-	cn, err := c.pool.Get(addr)
-	if err != nil {
-		return nil, ErrClosed
-	}
-	return cn, nil
-}
+func (c *client) Close() error { return c.meta.Close() }
 
 func (c *client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {
@@ -189,113 +185,17 @@ func (c *client) withTimeout(ctx context.Context) (context.Context, context.Canc
 	return context.WithTimeout(ctx, c.cfg.Timeout)
 }
 
-// metaReply is a meta reply struct with an err field.
-type metaReply[R any] interface {
-	*R
-	idl.Value
-}
-
-// call sends one meta RPC to the leader, moving on to the other meta servers when one cannot
-// be reached or is not the leader, until ctx ends. errOf extracts the reply's err field;
-// hint, if not nil, the leader address a forwarding meta server names.
-func call[R any, P metaReply[R]](ctx context.Context, c *client, name string, args idl.Value,
-	errOf func(P) idl.ErrorCode, hint func(P) string) (P, error) {
-	backoff := 50 * time.Millisecond
-	var lastErr error
-	for {
-		c.mu.Lock()
-		addrs := slices.Clone(c.mu.addrs)
-		first := c.mu.leader
-		c.mu.Unlock()
-		for i := range addrs {
-			addr := addrs[(first+i)%len(addrs)]
-			reply, err := callOne(ctx, c, addr, name, args, errOf)
-			if err == nil {
-				c.setLeader(addr)
-				return reply, nil
-			}
-			if !retryable(err) || ctx.Err() != nil {
-				return reply, err
-			}
-			lastErr = err
-			if hint != nil && reply != nil {
-				if h := hint(reply); h != "" && h != addr {
-					if reply, err := callOne(ctx, c, h, name, args, errOf); err == nil {
-						c.setLeader(h)
-						return reply, nil
-					} else if !retryable(err) {
-						return nil, err
-					}
-				}
-			}
-			c.cfg.Logger.Warn("meta server failed, trying the next", "addr", addr, "rpc", name, "err", err)
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return nil, fmt.Errorf("%s: %w (last error: %w)", name, ctx.Err(), lastErr)
-		case <-c.done:
-			t.Stop()
-			return nil, ErrClosed
-		}
-		backoff = min(2*backoff, time.Second)
+// call sends one meta RPC to the meta leader as [metaclient.Call] does, within ctx's deadline
+// or the configured timeout. A reply whose error is final is returned with the error.
+func call[R any, P metaclient.Reply[R]](ctx context.Context, c *client, name string, args idl.Value,
+	status func(P) metaclient.Status) (P, error) {
+	ctx, cancel := c.withTimeout(ctx)
+	defer cancel()
+	reply, err := metaclient.Call(ctx, c.meta, name, args, status)
+	if errors.Is(err, rpc.ErrClosed) {
+		return nil, fmt.Errorf("%w: %w", ErrClosed, err)
 	}
-}
-
-func callOne[R any, P metaReply[R]](ctx context.Context, c *client, addr, name string, args idl.Value, errOf func(P) idl.ErrorCode) (P, error) {
-	cn, err := c.conn(addr)
-	if err != nil {
-		return nil, err
-	}
-	reply := P(new(R))
-	if err := cn.Call(ctx, wire.Header{}, name, args, reply); err != nil {
-		if errors.Is(err, rpc.ErrClosed) {
-			return nil, fmt.Errorf("%w: %w", ErrClosed, err)
-		}
-		return nil, err
-	}
-	if err := wire.CodeError(string(errOf(reply))); err != nil {
-		return reply, fmt.Errorf("meta %s: %w", addr, err)
-	}
-	return reply, nil
-}
-
-// retryable reports whether another meta server (or a later attempt) may answer.
-func retryable(err error) bool {
-	if errors.Is(err, ErrClosed) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-		return false
-	}
-	code, ok := wire.AsCode(err)
-	if !ok {
-		return true // transport failure
-	}
-	switch code {
-	case wire.ErrForwardToOthers, wire.ErrServiceNotActive, wire.ErrUnderRecovery, wire.ErrTimeout, wire.ErrBusy:
-		return true
-	}
-	return false
-}
-
-func (c *client) setLeader(addr string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	i := slices.Index(c.mu.addrs, addr)
-	if i < 0 {
-		c.mu.addrs = append(c.mu.addrs, addr)
-		i = len(c.mu.addrs) - 1
-	}
-	c.mu.leader = i
-}
-
-func cfgErr(r *idl.QueryCfgResponse) idl.ErrorCode { return r.Err }
-
-func cfgHint(r *idl.QueryCfgResponse) string {
-	if r.Err == "ERR_FORWARD_TO_OTHERS" && len(r.Partitions) > 0 && !r.Partitions[0].Primary.IsZero() {
-		return r.Partitions[0].Primary.String()
-	}
-	return ""
+	return reply, err
 }
 
 func (c *client) CreateTable(ctx context.Context, tableName string, partitionCount int, replicaCount int,
@@ -318,9 +218,7 @@ func (c *client) CreateTable(ctx context.Context, tableName string, partitionCou
 		IsStateful:     true,
 		Envs:           envs,
 	}}
-	cctx, cancel := c.withTimeout(ctx)
-	resp, err := call(cctx, c, idl.RPCCreateApp, req, func(r *idl.CreateAppResponse) idl.ErrorCode { return r.Err }, nil)
-	cancel()
+	resp, err := call(ctx, c, idl.RPCCreateApp, req, func(r *idl.CreateAppResponse) metaclient.Status { return metaclient.CodeStatus(r.Err) })
 	if err != nil {
 		return 0, fmt.Errorf("create table %q: %w", tableName, err)
 	}
@@ -339,6 +237,9 @@ func (c *client) waitPrimaries(ctx context.Context, tableName string, maxWait ti
 		cfg, err := c.QueryConfig(ctx, tableName)
 		if err == nil && allPrimaries(cfg) {
 			return nil
+		}
+		if errors.Is(err, ErrClosed) {
+			return err
 		}
 		t := time.NewTimer(interval)
 		select {
@@ -364,23 +265,19 @@ func allPrimaries(cfg *TableConfig) bool {
 }
 
 func (c *client) DropTable(ctx context.Context, tableName string, reserveSeconds int64) error {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
 	req := &idl.DropAppRequest{AppName: tableName, Options: idl.DropAppOptions{
 		SuccessIfNotExist: true,
 		ReserveSeconds:    idl.Some(reserveSeconds),
 	}}
-	if _, err := call(ctx, c, idl.RPCDropApp, req, func(r *idl.DropAppResponse) idl.ErrorCode { return r.Err }, nil); err != nil {
+	if _, err := call(ctx, c, idl.RPCDropApp, req, func(r *idl.DropAppResponse) metaclient.Status { return metaclient.CodeStatus(r.Err) }); err != nil {
 		return fmt.Errorf("drop table %q: %w", tableName, err)
 	}
 	return nil
 }
 
 func (c *client) listApps(ctx context.Context) ([]idl.AppInfo, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
 	req := &idl.ListAppsRequest{Status: idl.AppStatusAvailable}
-	resp, err := call(ctx, c, idl.RPCListApps, req, func(r *idl.ListAppsResponse) idl.ErrorCode { return r.Err }, nil)
+	resp, err := call(ctx, c, idl.RPCListApps, req, func(r *idl.ListAppsResponse) metaclient.Status { return metaclient.CodeStatus(r.Err) })
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
 	}
@@ -408,10 +305,8 @@ func (c *client) ListTables(ctx context.Context) ([]*TableInfo, error) {
 }
 
 func (c *client) ListNodes(ctx context.Context) ([]*NodeInfo, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
 	req := &idl.ListNodesRequest{Status: idl.NodeStatusAlive}
-	resp, err := call(ctx, c, idl.RPCListNodes, req, func(r *idl.ListNodesResponse) idl.ErrorCode { return r.Err }, nil)
+	resp, err := call(ctx, c, idl.RPCListNodes, req, func(r *idl.ListNodesResponse) metaclient.Status { return metaclient.CodeStatus(r.Err) })
 	if err != nil {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
@@ -423,10 +318,8 @@ func (c *client) ListNodes(ctx context.Context) ([]*NodeInfo, error) {
 }
 
 func (c *client) QueryConfig(ctx context.Context, tableName string) (*TableConfig, error) {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
 	req := &idl.QueryCfgRequest{AppName: tableName, PartitionIndices: []int32{}}
-	resp, err := call(ctx, c, idl.RPCQueryConfig, req, cfgErr, cfgHint)
+	resp, err := call(ctx, c, idl.RPCQueryConfig, req, metaclient.QueryConfigStatus)
 	if err != nil {
 		return nil, fmt.Errorf("query configuration of table %q: %w", tableName, err)
 	}
@@ -449,6 +342,21 @@ func (c *client) QueryConfig(ctx context.Context, tableName string) (*TableConfi
 	return cfg, nil
 }
 
+func (c *client) ClusterInfo(ctx context.Context) ([]InfoItem, error) {
+	resp, err := call(ctx, c, idl.RPCClusterInfo, &idl.ClusterInfoRequest{},
+		func(r *idl.ClusterInfoResponse) metaclient.Status { return metaclient.CodeStatus(r.Err) })
+	if err != nil {
+		return nil, fmt.Errorf("cluster info: %w", err)
+	}
+	items := make([]InfoItem, 0, len(resp.Keys))
+	for i, k := range resp.Keys {
+		if i < len(resp.Values) {
+			items = append(items, InfoItem{Key: k, Value: resp.Values[i]})
+		}
+	}
+	return items, nil
+}
+
 func (c *client) GetAppEnvs(ctx context.Context, tableName string) (map[string]string, error) {
 	infos, err := c.listApps(ctx)
 	if err != nil {
@@ -466,9 +374,7 @@ func (c *client) GetAppEnvs(ctx context.Context, tableName string) (map[string]s
 }
 
 func (c *client) updateEnvs(ctx context.Context, req *idl.UpdateAppEnvRequest) error {
-	ctx, cancel := c.withTimeout(ctx)
-	defer cancel()
-	resp, err := call(ctx, c, idl.RPCUpdateAppEnv, req, func(r *idl.UpdateAppEnvResponse) idl.ErrorCode { return r.Err }, nil)
+	resp, err := call(ctx, c, idl.RPCUpdateAppEnv, req, func(r *idl.UpdateAppEnvResponse) metaclient.Status { return metaclient.CodeStatus(r.Err) })
 	if err != nil {
 		if resp != nil && resp.HintMessage != "" {
 			return fmt.Errorf("%s envs of table %q: %w (%s)", req.Op, req.AppName, err, resp.HintMessage)

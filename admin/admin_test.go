@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -102,6 +103,9 @@ func (f *fakeMeta) serve(t *testing.T, c net.Conn) {
 			info.Status, info.AppType, info.AppName, info.AppID, info.PartitionCount = idl.AppStatusAvailable, "pegasus", "temp", 2, 8
 			info.Envs = map[string]string{"k": "v"}
 			reply = &idl.ListAppsResponse{Err: "ERR_OK", Infos: []idl.AppInfo{info}}
+		case idl.RPCClusterInfo:
+			reply = &idl.ClusterInfoResponse{Err: "ERR_OK", Keys: []string{"meta_servers", "primary_meta_server", "odd"},
+				Values: []string{"127.0.0.1:34601,127.0.0.1:34602", "127.0.0.1:34601"}}
 		case idl.RPCListNodes:
 			ra, _ := idl.ParseRPCAddress("127.0.0.1:34801")
 			reply = &idl.ListNodesResponse{Err: "ERR_OK", Infos: []idl.NodeInfo{{Status: idl.NodeStatusAlive, Node: ra}}}
@@ -215,15 +219,19 @@ func TestNewChecksAddresses(t *testing.T) {
 	}
 }
 
-func TestFailover(t *testing.T) {
+// deadAddr returns an address where nothing listens: connections are refused.
+func deadAddr(t *testing.T) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dead := ln.Addr().String()
-	_ = ln.Close()
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestFailover(t *testing.T) {
 	f := startFakeMeta(t)
-	adm, err := New(Config{MetaServers: []string{dead, f.ln.Addr().String()}})
+	adm, err := New(Config{MetaServers: []string{deadAddr(t), f.ln.Addr().String()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +239,52 @@ func TestFailover(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
 	if _, err := adm.ListNodes(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClusterInfo(t *testing.T) {
+	f := startFakeMeta(t)
+	adm, err := New(Config{MetaServers: []string{f.ln.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	items, err := adm.ClusterInfo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// In the meta's order; a key without a value is left out.
+	want := []InfoItem{{"meta_servers", "127.0.0.1:34601,127.0.0.1:34602"}, {"primary_meta_server", "127.0.0.1:34601"}}
+	if !slices.Equal(items, want) {
+		t.Fatalf("ClusterInfo = %v, want %v", items, want)
+	}
+}
+
+func TestMaxRounds(t *testing.T) {
+	adm, err := New(Config{MetaServers: []string{deadAddr(t)}, MaxRounds: 1, Timeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	if _, err := adm.ListNodes(t.Context()); err == nil || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ListNodes after one round = %v, want the connection's error", err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	f := startFakeMeta(t)
+	adm, err := New(Config{MetaServers: []string{f.ln.Addr().String()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := adm.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.ListTables(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ListTables after Close = %v", err)
+	}
+	if err := adm.Close(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -81,5 +82,38 @@ func TestIntegrationAdmin(t *testing.T) {
 	}
 	if err := adm.DropTable(ctx, "t1", 0); err != nil {
 		t.Fatalf("dropping a missing table: %v", err)
+	}
+}
+
+// TestIntegrationAdminThroughAnyMeta gives the admin client one meta of three: the followers'
+// refusals lead it to the leader, whose answers it gets.
+func TestIntegrationAdminThroughAnyMeta(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testcluster.Start(t, testcluster.Options{Metas: 3, Replicas: 1})
+	leader := c.MetaLeader(t)
+	for i, addr := range c.MetaAddrs() {
+		adm, err := admin.New(admin.Config{MetaServers: []string{addr}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := t.Context()
+		info, err := adm.ClusterInfo(ctx)
+		if err != nil {
+			t.Fatalf("ClusterInfo through %s: %v", addr, err)
+		}
+		if !slices.Contains(info, admin.InfoItem{Key: "primary_meta_server", Value: leader}) {
+			t.Errorf("ClusterInfo through %s = %v, want primary %s", addr, info, leader)
+		}
+		name := fmt.Sprintf("t%d", i)
+		if _, err := adm.CreateTable(ctx, name, 2, 1, nil, 30); err != nil {
+			t.Fatalf("CreateTable through %s: %v", addr, err)
+		}
+		tables, err := adm.ListTables(ctx)
+		if err != nil || !slices.ContainsFunc(tables, func(ti *admin.TableInfo) bool { return ti.Name == name }) {
+			t.Fatalf("ListTables through %s = %v, %v", addr, tables, err)
+		}
+		_ = adm.Close()
 	}
 }

@@ -14,12 +14,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gopegasus/pegasus/admin"
 	"github.com/gopegasus/pegasus/internal/config"
-	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
 	"github.com/gopegasus/pegasus/internal/replica"
-	"github.com/gopegasus/pegasus/internal/rpc"
-	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 // logFlags adds the logging flags shared by the server commands.
@@ -282,25 +280,22 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 // primary, printing progress. It starts at metaAddr and follows the leader hint of a meta
 // that is not the leader.
 func waitTablesReady(ctx context.Context, metaAddr string, stdout io.Writer) error {
-	conn := rpc.NewConn(metaAddr, rpc.ConnConfig{})
-	defer func() { conn.Close() }()
+	adm, err := admin.New(admin.Config{MetaServers: []string{metaAddr}})
+	if err != nil {
+		return err
+	}
+	defer adm.Close()
 	last := ""
 	for {
 		ready, status := 0, ""
 		for _, t := range oneboxTables {
 			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			var resp idl.QueryCfgResponse
-			err := conn.Call(cctx, wire.Header{}, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: t.name}, &resp)
+			cfg, err := adm.QueryConfig(cctx, t.name)
 			cancel()
-			if err == nil && resp.Err == "ERR_FORWARD_TO_OTHERS" && len(resp.Partitions) == 1 &&
-				!resp.Partitions[0].Primary.IsZero() && resp.Partitions[0].Primary.String() != conn.Addr() {
-				conn.Close()
-				conn = rpc.NewConn(resp.Partitions[0].Primary.String(), rpc.ConnConfig{})
-			}
 			n := 0
-			if err == nil && wire.CodeError(string(resp.Err)) == nil {
-				for _, p := range resp.Partitions {
-					if !p.Primary.IsZero() && p.Ballot >= 1 {
+			if err == nil {
+				for _, p := range cfg.Partitions {
+					if p.Primary != "" && p.Ballot >= 1 {
 						n++
 					}
 				}

@@ -89,23 +89,28 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	return sh.script(ctx, stdin)
 }
 
-// discoverMetas adds to the meta servers given those the cluster names in its cluster info:
-// a meta that is not the leader refuses most admin requests without naming the leader, so
-// the admin client needs them all. When the cluster cannot be asked, the list stays as given
-// (the commands then report what is wrong).
+// discoverMetas adds to the meta servers given those the cluster names in its cluster info,
+// so that the clients can go on when the given ones fail. When the cluster cannot be asked
+// (the metas are each tried once), the list stays as given (the commands then report what is
+// wrong).
 func discoverMetas(ctx context.Context, given []string) []string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	resp, err := (&shell{metas: given}).clusterInfo(ctx)
+	ad, err := admin.New(admin.Config{MetaServers: given, MaxRounds: 1})
+	if err != nil {
+		return given
+	}
+	defer ad.Close()
+	items, err := ad.ClusterInfo(ctx)
 	if err != nil {
 		return given
 	}
 	all := slices.Clone(given)
-	for i, k := range resp.Keys {
-		if k != "meta_servers" || i >= len(resp.Values) {
+	for _, it := range items {
+		if it.Key != "meta_servers" {
 			continue
 		}
-		for _, m := range splitList(resp.Values[i]) {
+		for _, m := range splitList(it.Value) {
 			if !slices.Contains(all, m) {
 				all = append(all, m)
 			}

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/admin"
-	"github.com/gopegasus/pegasus/internal/idl"
-	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -307,71 +305,19 @@ func (sh *shell) cmdNodes(ctx context.Context, args []string) error {
 	return nil
 }
 
-// clusterInfo asks the meta servers in turn for RPC_CM_CLUSTER_INFO, which the admin client
-// does not offer. A meta that is not the leader refuses it without naming the leader, so the
-// leader is then learnt as the admin client does, from a configuration query's refusal.
-func (sh *shell) clusterInfo(ctx context.Context) (*idl.ClusterInfoResponse, error) {
-	var errs []error
-	tried := map[string]bool{}
-	queue := slices.Clone(sh.metas)
-	for len(queue) > 0 {
-		addr := queue[0]
-		queue = queue[1:]
-		if tried[addr] {
-			continue
-		}
-		tried[addr] = true
-		resp, leader, err := clusterInfoAt(ctx, addr)
-		if err == nil {
-			return resp, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
-		if leader != "" {
-			queue = append([]string{leader}, queue...)
-		}
-	}
-	return nil, errors.Join(errs...)
-}
-
-// clusterInfoAt asks one meta server; when it is not the leader, it also returns the leader
-// it names, if any.
-func clusterInfoAt(ctx context.Context, addr string) (*idl.ClusterInfoResponse, string, error) {
-	conn := rpc.NewConn(addr, rpc.ConnConfig{})
-	defer conn.Close()
-	var resp idl.ClusterInfoResponse
-	err := conn.Call(ctx, wire.Header{}, idl.RPCClusterInfo, &idl.ClusterInfoRequest{}, &resp)
-	if err == nil {
-		err = wire.CodeError(string(resp.Err))
-	}
-	if err == nil {
-		return &resp, "", nil
-	}
-	if c, ok := wire.AsCode(err); !ok || c != wire.ErrForwardToOthers {
-		return nil, "", err
-	}
-	var cfg idl.QueryCfgResponse
-	if qerr := conn.Call(ctx, wire.Header{}, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: "temp"}, &cfg); qerr == nil &&
-		cfg.Err == "ERR_FORWARD_TO_OTHERS" && len(cfg.Partitions) > 0 && !cfg.Partitions[0].Primary.IsZero() {
-		return nil, cfg.Partitions[0].Primary.String(), err
-	}
-	return nil, "", err
-}
-
 func (sh *shell) cmdClusterInfo(ctx context.Context, args []string) error {
 	if len(args) != 0 {
 		return usageErr("cluster_info")
 	}
 	ctx, cancel := sh.opCtx(ctx)
 	defer cancel()
-	resp, err := sh.clusterInfo(ctx)
+	items, err := sh.admin.ClusterInfo(ctx)
 	if err != nil {
 		return err
 	}
 	var fields []field
-	for i, k := range resp.Keys {
-		if i < len(resp.Values) {
-			fields = append(fields, field{k, resp.Values[i]})
-		}
+	for _, it := range items {
+		fields = append(fields, field{it.Key, it.Value})
 	}
 	sh.out.object(fields)
 	return nil

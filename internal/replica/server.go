@@ -22,6 +22,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/durable"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/metaclient"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/remotecmd"
 	"github.com/gopegasus/pegasus/internal/rpc"
@@ -111,8 +112,7 @@ type Server struct {
 	parts map[idl.GPID]*partition
 
 	syncNow chan struct{}
-	metas   []*rpc.Conn
-	metaIdx int
+	meta    *metaclient.Client // nil without meta servers
 	partsWG sync.WaitGroup
 	runCtx  context.Context
 	dropped map[int32]bool
@@ -202,8 +202,8 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rlog = rl
 	s.transport = newTransport(s)
-	for _, m := range cfg.Metas {
-		s.metas = append(s.metas, rpc.NewConn(m, rpc.ConnConfig{}))
+	if len(cfg.Metas) > 0 {
+		s.meta = metaclient.New(metaclient.Config{Addrs: cfg.Metas, AttemptTimeout: metaAttemptTimeout})
 	}
 	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started})
 	s.http = cfg.HTTP
@@ -260,8 +260,8 @@ func (s *Server) shutdown() {
 	for _, p := range parts {
 		_ = p.db.Close()
 	}
-	for _, c := range s.metas {
-		_ = c.Close()
+	if s.meta != nil {
+		_ = s.meta.Close()
 	}
 	s.transport.close()
 	_ = s.rlog.Close()
@@ -445,7 +445,7 @@ func (s *Server) syncLoop(ctx context.Context) {
 
 // syncOnce reports to the meta leader and applies its answer.
 func (s *Server) syncOnce(ctx context.Context) {
-	if len(s.metas) == 0 {
+	if s.meta == nil {
 		return
 	}
 	req := cluster.SyncRequest{Node: s.addr, StartTime: s.started.Unix()}
@@ -532,39 +532,49 @@ func (s *Server) collectGarbage(assigned map[idl.GPID]bool, now time.Time) {
 	}
 }
 
+// Meta sync timing: an attempt at the presumed meta leader while others are known, and the
+// whole call, after which the report is stale and the next one is due.
+const (
+	metaAttemptTimeout = 3 * time.Second
+	metaSyncBudget     = 2 * metaAttemptTimeout
+)
+
 // callMeta sends a sync to the meta leader, trying the others (and following the leader
-// hint) when it is not.
+// hint) when it is not, within metaSyncBudget.
 func (s *Server) callMeta(ctx context.Context, req *cluster.SyncRequest) (*cluster.SyncResponse, error) {
-	var lastErr error
-	for range 2 * len(s.metas) {
-		c := s.metas[s.metaIdx]
-		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-		var reply idl.Blob
-		err := c.Call(cctx, wire.Header{}, idl.RPCConfigSync, cluster.Encode(req), &reply)
-		cancel()
-		if err == nil {
-			var resp cluster.SyncResponse
-			if err = cluster.Decode(&reply, &resp); err == nil {
-				if resp.Err == wire.OK.Name() {
-					return &resp, nil
-				}
-				err = fmt.Errorf("meta %s: %s", c.Addr(), resp.Err)
-				if resp.Leader != "" {
-					if i := slices.IndexFunc(s.metas, func(m *rpc.Conn) bool { return m.Addr() == resp.Leader }); i >= 0 {
-						s.metaIdx = i
-						lastErr = err
-						continue
-					}
-				}
-			}
-		}
-		lastErr = err
-		s.metaIdx = (s.metaIdx + 1) % len(s.metas)
-		if ctx.Err() != nil {
-			break
-		}
+	ctx, cancel := context.WithTimeout(ctx, metaSyncBudget)
+	defer cancel()
+	reply, err := metaclient.Call(ctx, s.meta, cluster.RPCConfigSync, cluster.Encode(req), syncStatus)
+	if err != nil {
+		return nil, err
 	}
-	return nil, lastErr
+	return &reply.resp, nil
+}
+
+// syncReply is a meta's answer to a sync: a blob holding a JSON [cluster.SyncResponse],
+// decoded as it arrives.
+type syncReply struct {
+	resp cluster.SyncResponse
+	err  error // why the blob holds no SyncResponse
+}
+
+func (*syncReply) ThriftType() idl.Type { return idl.TypeStruct }
+
+func (r *syncReply) Encode(e *idl.Encoder) { cluster.Encode(&r.resp).Encode(e) }
+
+func (r *syncReply) Decode(d *idl.Decoder) {
+	var b idl.Blob
+	if b.Decode(d); d.Err() == nil {
+		r.err = cluster.Decode(&b, &r.resp)
+	}
+}
+
+// syncStatus reads a sync reply's error code and leader hint for the meta client.
+func syncStatus(r *syncReply) metaclient.Status {
+	if r.err != nil {
+		return metaclient.Status{Err: r.err}
+	}
+	return metaclient.Status{Err: wire.CodeError(r.resp.Err), Leader: r.resp.Leader}
 }
 
 // RaftLogSyncs returns how many fsyncs the server's raft log has made since it started.
