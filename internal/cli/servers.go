@@ -33,15 +33,8 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
+// splitList splits a comma-separated flag value.
+var splitList = config.SplitList
 
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
@@ -247,7 +240,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		addr := fmt.Sprintf("%s:%d", *host, portOf(*replicaPort, i))
 		r, err := replica.New(replica.Config{
 			Listen: addr, DataDir: filepath.Join(*data, fmt.Sprintf("replica%d", i+1)), Metas: metaAddrs,
-			ClusterID: 1, Version: Version, Logger: lg.With("replica", addr),
+			ClusterID: new(uint8(1)), Version: Version, Logger: lg.With("replica", addr),
 		})
 		if err != nil {
 			cancel()

@@ -114,11 +114,25 @@ type Spec[T Kind] struct {
 
 // Value is the handle of a setting. Get is safe for concurrent use with updates.
 type Value[T Kind] struct {
-	v atomic.Pointer[T]
+	v        atomic.Pointer[T]
+	name     string
+	validate func(T) error
 }
 
 // Get returns the setting's current value.
 func (v *Value[T]) Get() T { return *v.v.Load() }
+
+// Name returns the setting's name.
+func (v *Value[T]) Name() string { return v.name }
+
+// set validates x and stores it (before the server starts, as [Registry.Set]).
+func (v *Value[T]) set(x T) error {
+	if err := v.validate(x); err != nil {
+		return err
+	}
+	v.v.Store(&x)
+	return nil
+}
 
 // setting is the type-erased side of a Value, what the registry works with.
 type setting struct {
@@ -157,7 +171,15 @@ func NewRegistry() *Registry { return &Registry{settings: map[string]*setting{}}
 // unique across sections (settings are looked up by name alone); defining a name twice is a
 // programming error and panics, as does a default its own validator refuses.
 func Define[T Kind](r *Registry, s Spec[T]) *Value[T] {
-	v := &Value[T]{}
+	v := &Value[T]{name: s.Name, validate: func(x T) error {
+		if s.Validate == nil {
+			return nil
+		}
+		if err := s.Validate(x); err != nil {
+			return fmt.Errorf("%w: %v", ErrValidation, err)
+		}
+		return nil
+	}}
 	def := s.Default
 	v.v.Store(&def)
 	st := &setting{name: s.Name, section: s.Section, desc: s.Description, mutable: s.Mutable}
@@ -168,10 +190,8 @@ func Define[T Kind](r *Registry, s Spec[T]) *Value[T] {
 		if err != nil {
 			return nil, err
 		}
-		if s.Validate != nil {
-			if err := s.Validate(x); err != nil {
-				return nil, fmt.Errorf("%w: %v", ErrValidation, err)
-			}
+		if err := v.validate(x); err != nil {
+			return nil, err
 		}
 		return func() { v.v.Store(&x) }, nil
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/httpapi"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftlog"
@@ -24,19 +25,9 @@ import (
 
 // Defaults and limits.
 const (
-	// DefaultNodeGrace is how long a replica server may stay silent before it is dead.
-	DefaultNodeGrace = 10 * time.Second
-	// DefaultClusterName is reported by cluster_info when Config.ClusterName is empty.
-	DefaultClusterName = "gopegasus"
 	// DefaultDropReserve is how long a dropped table is kept (and listed) before it is purged,
 	// when the drop request does not say (Pegasus's hold_seconds_for_dropped_app).
 	DefaultDropReserve = 7 * 24 * time.Hour
-	// DefaultRaftTick is the tick of the metas' raft group: the leader heartbeats every tick,
-	// and a follower that hears nothing for 10 to 20 ticks starts an election.
-	DefaultRaftTick = 100 * time.Millisecond
-	// DefaultSnapshotEntries is how many mutations are applied between two snapshots of the
-	// cluster map (each snapshot truncates the raft log).
-	DefaultSnapshotEntries = 1000
 	// MinReplicaCount and MaxReplicaCount bound a table's replica count.
 	MinReplicaCount = 1
 	MaxReplicaCount = 5
@@ -53,56 +44,6 @@ type TableSpec struct {
 	Partitions int32
 	// Replicas is the replica count, in [MinReplicaCount, MaxReplicaCount].
 	Replicas int32
-}
-
-// Config configures a [Server]. Zero values mean the documented defaults.
-type Config struct {
-	// Listen is the TCP address to serve RPCs and HTTP on, e.g. "127.0.0.1:0". Required
-	// unless Listener is set.
-	Listen string
-	// Listener, if set, is used instead of listening on Listen; the server closes it.
-	Listener net.Listener
-	// Advertise is the "ip:port" reported to others (default: the listener's address, which
-	// must then not be a wildcard address).
-	Advertise string
-	// DataDir holds the meta's raft log (raft/) and the latest snapshot of the cluster map
-	// (snapshot.json). Required; created if missing.
-	DataDir string
-	// Metas lists the meta servers' addresses ("ip:port", as each advertises itself); the
-	// first one starts the first election. A meta with an empty DataDir creates a new raft
-	// group whose members are exactly Metas, so every meta of a new group must be started
-	// with the same list, including itself (default: [Advertise], a group of one). Once the
-	// group exists its membership lives in the raft log: Metas is then only where to find
-	// the others, and changes go through the meta-add and meta-remove commands.
-	Metas []string
-	// Join starts a meta with an empty DataDir as a new member of an existing group instead
-	// of creating a group: it waits until the leader adds it (remote command meta-add) and
-	// sends it a snapshot. Ignored when DataDir already holds raft state.
-	Join bool
-	// RaftTick is the tick of the metas' raft group (default DefaultRaftTick).
-	RaftTick time.Duration
-	// SnapshotEntries is how many mutations are applied between two snapshots of the map
-	// (default DefaultSnapshotEntries).
-	SnapshotEntries int
-	// NodeGrace is how long a replica server may go without a sync before it is considered
-	// dead (default DefaultNodeGrace).
-	NodeGrace time.Duration
-	// InitialTables are created once, when the meta starts with no table in its storage, as
-	// soon as enough replica servers are alive for the largest replica count. They are created
-	// in name order (so Pegasus onebox's "stat" and "temp" get app ids 1 and 2), with app type
-	// "pegasus" and no envs.
-	InitialTables []TableSpec
-	// ClusterName is reported by cluster_info (default DefaultClusterName).
-	ClusterName string
-	// Version is the software version the server reports (default "dev").
-	Version string
-	// Logger receives the server's logs (default: discard).
-	Logger *slog.Logger
-	// Now is the clock (default time.Now). Liveness, create and drop times use it.
-	Now func() time.Time
-	// Settings are the server's registered settings (default: NewSettings()); fields set
-	// above override them. They back /config, /configs and /updateConfig.
-	Settings *Settings
 }
 
 // errStopped is returned to requests that arrive after the state loop has exited.
@@ -139,43 +80,14 @@ type request struct {
 // New opens the listener and restores the meta's state from cfg.DataDir, so Addr works at
 // once.
 func New(cfg Config) (*Server, error) {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := config.Store(cfg.fields()...); err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
 	settings := cfg.Settings
-	if settings == nil {
-		settings = NewSettings()
-	}
-	if err := settings.resolve(&cfg); err != nil {
-		return nil, err
-	}
-	if cfg.Listen == "" && cfg.Listener == nil {
-		return nil, errors.New("meta: Config.Listen or Config.Listener is required")
-	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("meta: Config.DataDir is required")
-	}
-	if cfg.NodeGrace <= 0 {
-		cfg.NodeGrace = DefaultNodeGrace
-	}
-	if cfg.ClusterName == "" {
-		cfg.ClusterName = DefaultClusterName
-	}
-	if cfg.Version == "" {
-		cfg.Version = "dev"
-	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.RaftTick <= 0 {
-		cfg.RaftTick = DefaultRaftTick
-	}
-	if cfg.SnapshotEntries <= 0 {
-		cfg.SnapshotEntries = DefaultSnapshotEntries
-	}
-	if err := validateSpecs(cfg.InitialTables); err != nil {
-		return nil, err
-	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("meta: data dir: %w", err)
 	}
@@ -188,12 +100,11 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if cfg.Advertise == "" {
-		ap, err := netip.ParseAddrPort(ln.Addr().String())
-		if err != nil || ap.Addr().IsUnspecified() {
+		cfg.Advertise = ln.Addr().String()
+		if err := cluster.CheckAdvertise(cfg.Advertise); err != nil {
 			_ = ln.Close()
-			return nil, fmt.Errorf("meta: listening on %s: set Config.Advertise to an address others can reach", ln.Addr())
+			return nil, fmt.Errorf("meta: listening on %s: %w", ln.Addr(), err)
 		}
-		cfg.Advertise = ap.String()
 	}
 	if len(cfg.Metas) == 0 && !cfg.Join {
 		cfg.Metas = []string{cfg.Advertise}

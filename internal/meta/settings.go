@@ -2,11 +2,24 @@ package meta
 
 import (
 	"errors"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
+)
+
+// Defaults of the meta server's settings: each is the default of exactly one setting of
+// [NewSettings], which is where [Config.EnsureDefaults] takes it from.
+const (
+	// DefaultNodeGrace is how long a replica server may stay silent before it is dead.
+	DefaultNodeGrace = 10 * time.Second
+	// DefaultClusterName is the cluster's name reported by cluster_info.
+	DefaultClusterName = "gopegasus"
+	// DefaultRaftTick is the tick of the metas' raft group: the leader heartbeats every tick,
+	// and a follower that hears nothing for 10 to 20 ticks starts an election.
+	DefaultRaftTick = 100 * time.Millisecond
+	// DefaultSnapshotEntries is how many mutations are applied between two snapshots of the
+	// cluster map (each snapshot truncates the raft log).
+	DefaultSnapshotEntries = 1000
 )
 
 // Settings are the meta server's settings, each registered once in its registry (which backs
@@ -51,46 +64,3 @@ func NewSettings() *Settings {
 
 // Registry returns the registry the settings live in.
 func (st *Settings) Registry() *config.Registry { return st.reg }
-
-// resolve merges the settings and cfg: a Config field that is set wins and is written back
-// into the settings; an unset one is taken from the settings.
-func (st *Settings) resolve(cfg *Config) error {
-	var err error
-	str := func(field *string, v *config.Value[string], name string) {
-		if *field == "" {
-			*field = v.Get()
-		} else {
-			err = errors.Join(err, st.reg.Set(name, *field))
-		}
-	}
-	if cfg.Listener == nil {
-		str(&cfg.Listen, st.Listen, "listen")
-	}
-	str(&cfg.Advertise, st.Advertise, "advertise")
-	str(&cfg.DataDir, st.DataDir, "data_dir")
-	str(&cfg.ClusterName, st.ClusterName, "cluster_name")
-	if len(cfg.Metas) == 0 {
-		for _, m := range strings.Split(st.Metas.Get(), ",") {
-			if m = strings.TrimSpace(m); m != "" {
-				cfg.Metas = append(cfg.Metas, m)
-			}
-		}
-	} else {
-		err = errors.Join(err, st.reg.Set("server_list", strings.Join(cfg.Metas, ",")))
-	}
-	dur := func(d *time.Duration, v *config.Value[uint32], name string) {
-		if *d <= 0 {
-			*d = time.Duration(v.Get()) * time.Millisecond
-		} else {
-			err = errors.Join(err, st.reg.Set(name, strconv.FormatInt(max(int64(*d/time.Millisecond), 1), 10)))
-		}
-	}
-	dur(&cfg.NodeGrace, st.NodeGraceMS, "node_grace_ms")
-	dur(&cfg.RaftTick, st.RaftTickMS, "raft_tick_ms")
-	if cfg.SnapshotEntries <= 0 {
-		cfg.SnapshotEntries = int(st.SnapshotEntries.Get())
-	} else {
-		err = errors.Join(err, st.reg.Set("snapshot_entries", strconv.Itoa(cfg.SnapshotEntries)))
-	}
-	return err
-}

@@ -3,10 +3,8 @@ package replica
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +18,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/durable"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/metaclient"
@@ -30,71 +29,12 @@ import (
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
-// Defaults of [Config].
+// Limits.
 const (
-	DefaultSyncInterval = time.Second
-	DefaultTickInterval = 100 * time.Millisecond
-	// DefaultLogCompactEvery and DefaultLogKeep: see Config.
-	DefaultLogCompactEvery = 2000
-	DefaultLogKeep         = 1000
-	// DefaultGarbageGrace: see Config.GarbageGrace.
-	DefaultGarbageGrace = 24 * time.Hour
-	// DefaultBlockCacheSize is the block cache shared by a server's partitions.
-	DefaultBlockCacheSize = 256 << 20
 	// MaxWriteSize is Pegasus's max_allowed_write_size: larger write requests are refused
 	// with ERR_INVALID_DATA.
 	MaxWriteSize = 1 << 20
 )
-
-// Config configures a replica [Server]. Zero values mean the documented defaults.
-type Config struct {
-	// Listen is the TCP address to listen on, e.g. "127.0.0.1:0".
-	Listen string
-	// Listener, if set, is used instead of listening on Listen.
-	Listener net.Listener
-	// Advertise is the "ip:port" clients and other servers use to reach this one; default:
-	// the listener's address. It must be an IPv4 address: it is what Pegasus clients dial.
-	Advertise string
-	// DataDir holds one directory per partition replica (<app_id>.<pidx>) and the raft log.
-	DataDir string
-	// Metas are the meta servers' addresses.
-	Metas []string
-	// SyncInterval is the period of the report to the meta leader (default 1 s).
-	SyncInterval time.Duration
-	// TickInterval is the raft tick (default 100 ms; elections take 10-20 ticks).
-	TickInterval time.Duration
-	// LogCompactEvery is how many applied entries accumulate in a partition's raft log
-	// before it is truncated (default 2000: few enough that most entries are deleted while
-	// still in the log database's memtable, never written to an sstable); LogKeep is how many
-	// applied entries survive a truncation, so a follower slightly behind catches up from the
-	// log rather than a snapshot (default 1000).
-	LogCompactEvery, LogKeep int
-	// GarbageGrace is how long a replica this server holds may go unassigned (the meta
-	// leader no longer places the partition here, typically because it replaced this
-	// server while it was down) before its data and raft state are deleted (default
-	// DefaultGarbageGrace). A replica that leads its group is never deleted.
-	GarbageGrace time.Duration
-	// CommitDelay and CommitSiblings tune the raft log's group commit: while at least
-	// CommitSiblings client writes wait on this server, its fsyncs start at most once per
-	// CommitDelay, so each covers more writes (raftlog.Options; defaults
-	// raftlog.DefaultOptions). A negative CommitDelay turns the spacing off.
-	CommitDelay    time.Duration
-	CommitSiblings int
-	// BlockCacheSize is the bytes of the Pebble block cache shared by all partitions of
-	// the server (default DefaultBlockCacheSize).
-	BlockCacheSize int64
-	// ClusterID is the duplication cluster id written into value timetags.
-	ClusterID uint8
-	// HTTP serves HTTP requests arriving on the RPC port; default: a short status page.
-	HTTP http.Handler
-	// Version is reported by the version and server-info remote commands.
-	Version string
-	// Logger receives server logs (default: discard).
-	Logger *slog.Logger
-	// Settings are the server's registered settings (default: NewSettings()); fields set
-	// above override them. They back /config, /configs and /updateConfig.
-	Settings *Settings
-}
 
 // Server is a replica server: it hosts the partition replicas the meta leader assigns, each
 // a raft group member with its own store, and serves the rrdb RPCs on them.
@@ -127,38 +67,14 @@ type Server struct {
 // New opens the listener and the raft log; Addr works at once. Partitions found in DataDir
 // are reopened when Run starts.
 func New(cfg Config) (*Server, error) {
-	settings := cfg.Settings
-	if settings == nil {
-		settings = NewSettings()
-	}
-	if err := settings.resolve(&cfg); err != nil {
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if cfg.DataDir == "" {
-		return nil, errors.New("replica: Config.DataDir is required")
+	if err := config.Store(cfg.fields()...); err != nil {
+		return nil, fmt.Errorf("replica: %w", err)
 	}
-	if cfg.SyncInterval <= 0 {
-		cfg.SyncInterval = DefaultSyncInterval
-	}
-	if cfg.TickInterval <= 0 {
-		cfg.TickInterval = DefaultTickInterval
-	}
-	if cfg.LogCompactEvery <= 0 {
-		cfg.LogCompactEvery = DefaultLogCompactEvery
-	}
-	if cfg.LogKeep <= 0 {
-		cfg.LogKeep = DefaultLogKeep
-	}
-	if cfg.GarbageGrace <= 0 {
-		cfg.GarbageGrace = DefaultGarbageGrace
-	}
-	if cfg.BlockCacheSize <= 0 {
-		cfg.BlockCacheSize = DefaultBlockCacheSize
-	}
-	lg := cfg.Logger
-	if lg == nil {
-		lg = slog.New(slog.DiscardHandler)
-	}
+	settings, lg := cfg.Settings, cfg.Logger
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
@@ -191,10 +107,15 @@ func New(cfg Config) (*Server, error) {
 	s.addr = cfg.Advertise
 	if s.addr == "" {
 		s.addr = srv.Addr().String()
+		if err := cluster.CheckAdvertise(s.addr); err != nil {
+			closeListener(srv)
+			s.cache.Unref()
+			return nil, fmt.Errorf("replica: listening on %s: %w", s.addr, err)
+		}
 	}
 	s.lg = lg.With("node", s.addr)
 	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, raftlog.Options{
-		Window: raftlog.DefaultOptions.Window, Delay: max(cfg.CommitDelay, 0), Siblings: cfg.CommitSiblings})
+		Window: raftlog.DefaultOptions.Window, Delay: *cfg.CommitDelay, Siblings: cfg.CommitSiblings})
 	if err != nil {
 		closeListener(srv)
 		s.cache.Unref()
@@ -361,7 +282,7 @@ func (s *Server) dataDir(pid idl.GPID) string { return filepath.Join(s.partition
 func (s *Server) openStore(pid idl.GPID, ti *tableInfo, lg *slog.Logger) (*storage.DB, error) {
 	db, err := storage.Open(storage.Options{
 		Dir:       s.dataDir(pid),
-		ClusterID: s.cfg.ClusterID,
+		ClusterID: *s.cfg.ClusterID,
 		Logger:    lg,
 		// Scans that validate the partition hash need the partition's place.
 		PartitionIndex: pid.PartitionIndex,

@@ -2,13 +2,26 @@ package replica
 
 import (
 	"errors"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
+
+// Defaults of the replica server's settings: each is the default of exactly one setting of
+// [NewSettings], which is where [Config.EnsureDefaults] takes it from (the group commit's
+// come from raftlog.DefaultOptions).
+const (
+	DefaultSyncInterval    = time.Second
+	DefaultTickInterval    = 100 * time.Millisecond
+	DefaultLogCompactEvery = 2000
+	DefaultLogKeep         = 1000
+	DefaultGarbageGrace    = 24 * time.Hour
+	DefaultBlockCacheSize  = 256 << 20
+)
+
+// MaxClusterID is the largest duplication cluster id a value's timetag can carry.
+const MaxClusterID = 127
 
 // Settings are the replica server's settings, each registered once in its registry (which
 // backs /config, /configs and /updateConfig). Make them with [NewSettings], load a file into
@@ -28,6 +41,7 @@ type Settings struct {
 	CommitSiblings  *config.Value[uint32]
 	ClusterID       *config.Value[uint32]
 	ClusterName     *config.Value[string]
+	BlockCacheBytes *config.Value[uint64]
 
 	// SlowQueryThresholdNS is mutable: requests slower than it are logged (Warn) and
 	// counted in the slow_requests metric; 0 turns that off.
@@ -41,15 +55,19 @@ func NewSettings() *Settings {
 	str := func(section, name, desc, def string) *config.Value[string] {
 		return config.Define(r, config.Spec[string]{Section: section, Name: name, Description: desc, Default: def})
 	}
-	u32 := func(section, name, desc string, def uint32, min uint32) *config.Value[uint32] {
+	u32 := func(section, name, desc string, def, min, max uint32) *config.Value[uint32] {
 		return config.Define(r, config.Spec[uint32]{Section: section, Name: name, Description: desc, Default: def,
 			Validate: func(v uint32) error {
-				if v < min {
+				switch {
+				case v < min:
 					return errors.New("too small")
+				case v > max:
+					return errors.New("too large")
 				}
 				return nil
 			}})
 	}
+	const any32 = 1<<32 - 1
 	return &Settings{
 		reg:       r,
 		Listen:    str("replica_server", "listen", "The TCP address the server listens on, for RPCs and HTTP.", ""),
@@ -57,23 +75,31 @@ func NewSettings() *Settings {
 		DataDir:   str("replica_server", "data_dir", "The directory of the partition replicas and the raft log (required).", ""),
 		Metas:     str("replica_server", "meta_servers", "The meta servers, comma separated.", ""),
 		SyncIntervalMS: u32("replication", "config_sync_interval_ms",
-			"The period, in milliseconds, of the server's report to the meta leader.", uint32(DefaultSyncInterval/time.Millisecond), 1),
+			"The period, in milliseconds, of the server's report to the meta leader.", uint32(DefaultSyncInterval/time.Millisecond), 1, any32),
 		RaftTickMS: u32("replication", "raft_tick_ms",
-			"The raft tick of the partitions, in milliseconds; elections take 10 to 20 ticks.", uint32(DefaultTickInterval/time.Millisecond), 1),
+			"The raft tick of the partitions, in milliseconds; elections take 10 to 20 ticks.", uint32(DefaultTickInterval/time.Millisecond), 1, any32),
 		LogCompactEvery: u32("replication", "raft_log_compact_every",
-			"How many applied entries accumulate in a partition's raft log before it is truncated.", DefaultLogCompactEvery, 1),
+			"How many applied entries accumulate in a partition's raft log before it is truncated.", DefaultLogCompactEvery, 1, any32),
 		LogKeep: u32("replication", "raft_log_keep",
-			"How many applied entries a raft log truncation keeps, so slightly lagging replicas catch up from the log.", DefaultLogKeep, 1),
+			"How many applied entries a raft log truncation keeps, so slightly lagging replicas catch up from the log.", DefaultLogKeep, 1, any32),
 		GarbageGraceS: u32("replication", "gc_disk_garbage_replica_interval_seconds",
-			"How long, in seconds, a replica no longer assigned to this server is kept before its data is deleted.", uint32(DefaultGarbageGrace/time.Second), 1),
+			"How long, in seconds, a replica no longer assigned to this server is kept before its data is deleted.", uint32(DefaultGarbageGrace/time.Second), 1, any32),
 		CommitDelayUS: u32("replication", "group_commit_delay_us",
 			"While at least group_commit_siblings client writes wait on the server, its raft log fsyncs start at most once per this many microseconds, so each covers more writes; 0 turns that off.",
-			uint32(raftlog.DefaultOptions.Delay/time.Microsecond), 0),
+			uint32(raftlog.DefaultOptions.Delay/time.Microsecond), 0, any32),
 		CommitSiblings: u32("replication", "group_commit_siblings",
-			"How many client writes must wait on the server for group_commit_delay_us to apply.", uint32(raftlog.DefaultOptions.Siblings), 1),
+			"How many client writes must wait on the server for group_commit_delay_us to apply.", uint32(raftlog.DefaultOptions.Siblings), 1, any32),
 		ClusterID: u32("replication", "cluster_id",
-			"The duplication cluster id written into the timetag of every value (0 to 127).", 0, 0),
+			"The duplication cluster id written into the timetag of every value (0 to 127).", 0, 0, MaxClusterID),
 		ClusterName: str("replication", "cluster_name", "The cluster's name, reported by /metrics.", ""),
+		BlockCacheBytes: config.Define(r, config.Spec[uint64]{Section: "pegasus.server", Name: "rocksdb_block_cache_capacity",
+			Description: "The bytes of the block cache shared by every partition replica of the server.",
+			Default:     DefaultBlockCacheSize, Validate: func(v uint64) error {
+				if v == 0 {
+					return errors.New("must be positive")
+				}
+				return nil
+			}}),
 		SlowQueryThresholdNS: config.Define(r, config.Spec[uint64]{Section: "pegasus.server", Name: "rocksdb_slow_query_threshold_ns",
 			Description: "Requests that take longer than this many nanoseconds are logged and counted as slow; 0 turns that off.",
 			Default:     uint64(100 * time.Millisecond), Mutable: true}),
@@ -82,81 +108,3 @@ func NewSettings() *Settings {
 
 // Registry returns the registry the settings live in.
 func (st *Settings) Registry() *config.Registry { return st.reg }
-
-// resolve merges the settings and cfg: a Config field that is set wins and is written back
-// into the settings (so /configs shows what the server runs with); an unset one is taken
-// from the settings.
-func (st *Settings) resolve(cfg *Config) error {
-	set := func(name, v string) error { return st.reg.Set(name, v) }
-	var err error
-	if cfg.Listen == "" && cfg.Listener == nil {
-		cfg.Listen = st.Listen.Get()
-	} else if cfg.Listen != "" {
-		err = errors.Join(err, set("listen", cfg.Listen))
-	}
-	if cfg.Advertise == "" {
-		cfg.Advertise = st.Advertise.Get()
-	} else {
-		err = errors.Join(err, set("advertise", cfg.Advertise))
-	}
-	if cfg.DataDir == "" {
-		cfg.DataDir = st.DataDir.Get()
-	} else {
-		err = errors.Join(err, set("data_dir", cfg.DataDir))
-	}
-	if len(cfg.Metas) == 0 {
-		for _, m := range strings.Split(st.Metas.Get(), ",") {
-			if m = strings.TrimSpace(m); m != "" {
-				cfg.Metas = append(cfg.Metas, m)
-			}
-		}
-	} else {
-		err = errors.Join(err, set("meta_servers", strings.Join(cfg.Metas, ",")))
-	}
-	ms := func(name string, d *time.Duration, v *config.Value[uint32]) {
-		if *d <= 0 {
-			*d = time.Duration(v.Get()) * time.Millisecond
-			return
-		}
-		err = errors.Join(err, set(name, itoa(uint64(max(*d/time.Millisecond, 1)))))
-	}
-	ms("config_sync_interval_ms", &cfg.SyncInterval, st.SyncIntervalMS)
-	ms("raft_tick_ms", &cfg.TickInterval, st.RaftTickMS)
-	if cfg.GarbageGrace <= 0 {
-		cfg.GarbageGrace = time.Duration(st.GarbageGraceS.Get()) * time.Second
-	} else {
-		err = errors.Join(err, set("gc_disk_garbage_replica_interval_seconds", itoa(uint64(max(cfg.GarbageGrace/time.Second, 1)))))
-	}
-	switch {
-	case cfg.CommitDelay == 0 && st.CommitDelayUS.Get() == 0:
-		cfg.CommitDelay = -1 // off
-	case cfg.CommitDelay == 0:
-		cfg.CommitDelay = time.Duration(st.CommitDelayUS.Get()) * time.Microsecond
-	case cfg.CommitDelay < 0:
-		err = errors.Join(err, set("group_commit_delay_us", "0"))
-	default:
-		err = errors.Join(err, set("group_commit_delay_us", itoa(uint64(cfg.CommitDelay/time.Microsecond))))
-	}
-	count := func(name string, n *int, v *config.Value[uint32]) {
-		if *n <= 0 {
-			*n = int(v.Get())
-			return
-		}
-		err = errors.Join(err, set(name, itoa(uint64(*n))))
-	}
-	count("raft_log_compact_every", &cfg.LogCompactEvery, st.LogCompactEvery)
-	count("raft_log_keep", &cfg.LogKeep, st.LogKeep)
-	count("group_commit_siblings", &cfg.CommitSiblings, st.CommitSiblings)
-	if cfg.ClusterID == 0 {
-		if v := st.ClusterID.Get(); v > 127 {
-			err = errors.Join(err, errors.New("replica: cluster_id must be at most 127"))
-		} else {
-			cfg.ClusterID = uint8(v)
-		}
-	} else {
-		err = errors.Join(err, set("cluster_id", itoa(uint64(cfg.ClusterID))))
-	}
-	return err
-}
-
-func itoa(n uint64) string { return strconv.FormatUint(n, 10) }

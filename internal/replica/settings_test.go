@@ -1,27 +1,28 @@
 package replica
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
-// The group commit delay comes from the settings unless the Config sets it; 0 in the
-// settings, or a negative Config value, turns it off, and what runs is shown in the settings.
+// The group commit delay comes from the settings unless the Config sets it; 0 in either
+// turns the spacing off, and what runs is shown in the settings.
 func TestCommitDelaySettings(t *testing.T) {
 	cases := []struct {
 		name        string
 		setting     string // group_commit_delay_us, "" for the default
-		cfg         time.Duration
+		cfg         *time.Duration
 		want        time.Duration
 		wantSetting uint32
 	}{
-		{"default", "", 0, raftlog.DefaultOptions.Delay, uint32(raftlog.DefaultOptions.Delay / time.Microsecond)},
-		{"from settings", "500", 0, 500 * time.Microsecond, 500},
-		{"off in settings", "0", 0, -1, 0},
-		{"config wins", "500", 2 * time.Millisecond, 2 * time.Millisecond, 2000},
-		{"off in config", "500", -1, -1, 0},
+		{"default", "", nil, raftlog.DefaultOptions.Delay, uint32(raftlog.DefaultOptions.Delay / time.Microsecond)},
+		{"from settings", "500", nil, 500 * time.Microsecond, 500},
+		{"off in settings", "0", nil, 0, 0},
+		{"config wins", "500", new(2 * time.Millisecond), 2 * time.Millisecond, 2000},
+		{"off in config", "500", new(time.Duration(0)), 0, 0},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -31,19 +32,88 @@ func TestCommitDelaySettings(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			cfg := Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), CommitDelay: c.cfg}
-			if err := st.resolve(&cfg); err != nil {
+			cfg := Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), CommitDelay: c.cfg, Settings: st}
+			s, err := New(cfg)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.CommitDelay != c.want {
-				t.Errorf("CommitDelay %v, want %v", cfg.CommitDelay, c.want)
+			closeListener(s.rpc)
+			if got := *s.cfg.CommitDelay; got != c.want {
+				t.Errorf("CommitDelay %v, want %v", got, c.want)
 			}
 			if got := st.CommitDelayUS.Get(); got != c.wantSetting {
 				t.Errorf("group_commit_delay_us %d, want %d", got, c.wantSetting)
 			}
-			if cfg.CommitSiblings != raftlog.DefaultOptions.Siblings {
-				t.Errorf("CommitSiblings %d, want %d", cfg.CommitSiblings, raftlog.DefaultOptions.Siblings)
+			if s.cfg.CommitSiblings != raftlog.DefaultOptions.Siblings {
+				t.Errorf("CommitSiblings %d, want %d", s.cfg.CommitSiblings, raftlog.DefaultOptions.Siblings)
+			}
+			_ = s.rlog.Close()
+			s.cache.Unref()
+		})
+	}
+}
+
+// EnsureDefaults takes every default from the settings registry.
+func TestEnsureDefaults(t *testing.T) {
+	var cfg Config
+	cfg.EnsureDefaults()
+	if cfg.SyncInterval != DefaultSyncInterval || cfg.TickInterval != DefaultTickInterval ||
+		cfg.LogCompactEvery != DefaultLogCompactEvery || cfg.LogKeep != DefaultLogKeep ||
+		cfg.GarbageGrace != DefaultGarbageGrace || cfg.BlockCacheSize != DefaultBlockCacheSize ||
+		*cfg.CommitDelay != raftlog.DefaultOptions.Delay || cfg.CommitSiblings != raftlog.DefaultOptions.Siblings ||
+		*cfg.ClusterID != 0 || cfg.Logger == nil || cfg.Version != "dev" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	st := NewSettings()
+	for name, v := range map[string]string{"config_sync_interval_ms": "250", "cluster_id": "5", "meta_servers": "10.0.0.1:34601, 10.0.0.2:34601"} {
+		if err := st.Registry().Set(name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg = Config{Settings: st, TickInterval: 50 * time.Millisecond}
+	cfg.EnsureDefaults()
+	if cfg.SyncInterval != 250*time.Millisecond || *cfg.ClusterID != 5 || len(cfg.Metas) != 2 || cfg.Metas[1] != "10.0.0.2:34601" ||
+		cfg.TickInterval != 50*time.Millisecond {
+		t.Fatalf("from settings: %+v", cfg)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		want string // a part of the error; "" for none
+	}{
+		{"ok", Config{Listen: "127.0.0.1:0", DataDir: "d", Advertise: "10.0.0.1:34801"}, ""},
+		{"no listen", Config{DataDir: "d"}, "Listen or Config.Listener is required"},
+		{"no data dir", Config{Listen: "127.0.0.1:0"}, "DataDir is required"},
+		{"wildcard advertise", Config{Listen: ":0", DataDir: "d", Advertise: "0.0.0.0:34801"}, "is a wildcard"},
+		{"ipv6 advertise", Config{Listen: ":0", DataDir: "d", Advertise: "[::1]:34801"}, "want an IPv4 ip:port"},
+		{"host name advertise", Config{Listen: ":0", DataDir: "d", Advertise: "localhost:34801"}, "want an IPv4 ip:port"},
+		{"bad meta", Config{Listen: ":0", DataDir: "d", Metas: []string{"meta1"}}, `meta server address "meta1"`},
+		{"cluster id too large", Config{Listen: ":0", DataDir: "d", ClusterID: new(uint8(200))}, "cluster_id"},
+		{"cluster id 0 is a value", Config{Listen: ":0", DataDir: "d", ClusterID: new(uint8(0))}, ""},
+		{"commit delay not whole", Config{Listen: ":0", DataDir: "d", CommitDelay: new(1500 * time.Nanosecond)}, "group_commit_delay_us"},
+		{"negative tick", Config{Listen: ":0", DataDir: "d", TickInterval: -time.Millisecond}, "raft_tick_ms"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.cfg.EnsureDefaults()
+			err := c.cfg.Validate()
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("error %v, want one containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A replica listening on a wildcard address without an advertised one is refused at New.
+func TestNewRefusesWildcardAdvertise(t *testing.T) {
+	_, err := New(Config{Listen: "0.0.0.0:0", DataDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "wildcard") {
+		t.Fatalf("New on 0.0.0.0 without Advertise: %v", err)
 	}
 }

@@ -285,6 +285,11 @@ func (l *loop) installSnapshot(in *install) error {
 		return fmt.Errorf("reopen store: %w (swap: %v)", oerr, err)
 	}
 	p.db = db
+	if err == nil {
+		// Counted before the new store is visible: whoever reads the installed data sees the
+		// install counted.
+		p.snapshots.Add(1)
+	}
 	p.dbMu.Unlock()
 	if err != nil {
 		return err
@@ -292,7 +297,6 @@ func (l *loop) installSnapshot(in *install) error {
 	_ = os.RemoveAll(old)
 	l.installed = in.index
 	p.applied.Store(max(p.applied.Load(), db.LastAppliedIndex()))
-	p.snapshots.Add(1)
 	p.lg.Info("snapshot installed", "snapshot", in.msg.Snapshot.Metadata.Index, "applied", db.LastAppliedIndex())
 	return l.rn.Step(in.msg)
 }

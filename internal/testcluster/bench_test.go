@@ -25,18 +25,18 @@ func BenchmarkReplicatedWrites(b *testing.B) {
 	for _, replicas := range []int{1, 3} {
 		for _, writers := range []int{1, 16, 64} {
 			b.Run(fmt.Sprintf("replicas=%d/writers=%d", replicas, writers), func(b *testing.B) {
-				benchWrites(b, replicas, writers, 0)
+				benchWrites(b, replicas, writers, nil)
 			})
 		}
 		// The same load without the busy-log fsync spacing (raftlog.Options.Delay), side
 		// by side: what the spacing costs or gains.
 		b.Run(fmt.Sprintf("replicas=%d/writers=64/delay=off", replicas), func(b *testing.B) {
-			benchWrites(b, replicas, 64, -1)
+			benchWrites(b, replicas, 64, new(time.Duration(0)))
 		})
 	}
 }
 
-func benchWrites(b *testing.B, replicas, writers int, commitDelay time.Duration) {
+func benchWrites(b *testing.B, replicas, writers int, commitDelay *time.Duration) {
 	c := Start(b, Options{Replicas: 3, CommitDelay: commitDelay})
 	c.CreateTableReplicas(b, "bench", 8, replicas)
 	c.WaitSpreadPrimaries(b, "bench")

@@ -43,8 +43,8 @@ type Options struct {
 	// (default: replica.DefaultGarbageGrace).
 	GarbageGrace time.Duration
 	// CommitDelay is the replica servers' group commit delay (replica.Config.CommitDelay;
-	// default raftlog.DefaultOptions.Delay, negative: off).
-	CommitDelay time.Duration
+	// nil: the default, raftlog.DefaultOptions.Delay; 0: off).
+	CommitDelay *time.Duration
 }
 
 // Cluster is a running in-process cluster.

@@ -1,0 +1,126 @@
+package meta
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/config"
+)
+
+// Config configures a [Server]. A field left at its zero value takes its setting's value
+// from Settings, whose defaults are the server's defaults; a field that is set wins and is
+// written into Settings, so /configs shows what the server runs with. [New] calls
+// EnsureDefaults and Validate.
+type Config struct {
+	// Listen is the TCP address to serve RPCs and HTTP on, e.g. "127.0.0.1:0" (setting
+	// listen). Required unless Listener is set.
+	Listen string
+	// Listener, if set, is used instead of listening on Listen; the server closes it.
+	Listener net.Listener
+	// Advertise is the "ip:port" reported to others (setting advertise; default: the
+	// listener's address, which must then not be a wildcard address).
+	Advertise string
+	// DataDir holds the meta's raft log (raft/) and the latest snapshot of the cluster map
+	// (snapshot.json) (setting data_dir). Required; created if missing.
+	DataDir string
+	// Metas lists the meta servers' addresses ("ip:port", as each advertises itself; setting
+	// server_list); the first one starts the first election. A meta with an empty DataDir
+	// creates a new raft group whose members are exactly Metas, so every meta of a new group
+	// must be started with the same list, including itself (default: [Advertise], a group of
+	// one). Once the group exists its membership lives in the raft log: Metas is then only
+	// where to find the others, and changes go through the meta-add and meta-remove commands.
+	Metas []string
+	// Join starts a meta with an empty DataDir as a new member of an existing group instead
+	// of creating a group: it waits until the leader adds it (remote command meta-add) and
+	// sends it a snapshot. Ignored when DataDir already holds raft state.
+	Join bool
+	// RaftTick is the tick of the metas' raft group (setting raft_tick_ms, default 100 ms).
+	RaftTick time.Duration
+	// SnapshotEntries is how many mutations are applied between two snapshots of the map
+	// (setting snapshot_entries, default 1000).
+	SnapshotEntries int
+	// NodeGrace is how long a replica server may go without a sync before it is considered
+	// dead (setting node_grace_ms, default 10 s).
+	NodeGrace time.Duration
+	// InitialTables are created once, when the meta starts with no table in its storage, as
+	// soon as enough replica servers are alive for the largest replica count. They are created
+	// in name order (so Pegasus onebox's "stat" and "temp" get app ids 1 and 2), with app type
+	// "pegasus" and no envs.
+	InitialTables []TableSpec
+	// ClusterName is reported by cluster_info (setting cluster_name, default "gopegasus").
+	ClusterName string
+	// Version is the software version the server reports (default "dev").
+	Version string
+	// Logger receives the server's logs (default: discard).
+	Logger *slog.Logger
+	// Now is the clock (default time.Now). Liveness, create and drop times use it.
+	Now func() time.Time
+	// Settings are the server's registered settings (default: NewSettings()). They back
+	// /config, /configs and /updateConfig.
+	Settings *Settings
+}
+
+// fields binds the Config fields that have a setting to it.
+func (c *Config) fields() []config.Field {
+	st := c.Settings
+	return []config.Field{
+		config.BindString(&c.Listen, st.Listen),
+		config.BindString(&c.Advertise, st.Advertise),
+		config.BindString(&c.DataDir, st.DataDir),
+		config.BindList(&c.Metas, st.Metas),
+		config.BindString(&c.ClusterName, st.ClusterName),
+		config.BindDuration(&c.NodeGrace, st.NodeGraceMS, time.Millisecond),
+		config.BindDuration(&c.RaftTick, st.RaftTickMS, time.Millisecond),
+		config.BindCount(&c.SnapshotEntries, st.SnapshotEntries),
+	}
+}
+
+// EnsureDefaults fills every unset field: from Settings for the fields that have a setting
+// (Settings itself defaults to NewSettings()), and Version, Logger and Now with their
+// defaults. It does not validate; see [Config.Validate].
+func (c *Config) EnsureDefaults() {
+	if c.Settings == nil {
+		c.Settings = NewSettings()
+	}
+	config.Fill(c.fields()...)
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every field that is missing or out of range, each error naming the field
+// or its setting. Call it after EnsureDefaults. The advertised address and the meta list are
+// checked here when they are set; New checks them again once the listener's address is known.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Listen == "" && c.Listener == nil {
+		errs = append(errs, errors.New("meta: Config.Listen or Config.Listener is required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("meta: Config.DataDir is required"))
+	}
+	if c.Advertise != "" {
+		if err := cluster.CheckAdvertise(c.Advertise); err != nil {
+			errs = append(errs, fmt.Errorf("meta: %w", err))
+		}
+	}
+	if err := validateSpecs(c.InitialTables); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Settings != nil {
+		if err := config.Check(c.fields()...); err != nil {
+			errs = append(errs, fmt.Errorf("meta: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

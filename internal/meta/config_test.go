@@ -1,0 +1,34 @@
+package meta
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		want string // a part of the error; "" for none
+	}{
+		{"ok", Config{Listen: "127.0.0.1:0", DataDir: "d"}, ""},
+		{"no listen", Config{DataDir: "d"}, "Config.Listen or Config.Listener is required"},
+		{"no data dir", Config{Listen: "127.0.0.1:0"}, "Config.DataDir is required"},
+		{"wildcard advertise", Config{Listen: ":0", DataDir: "d", Advertise: "0.0.0.0:34601"}, "is a wildcard"},
+		{"bad initial table", Config{Listen: ":0", DataDir: "d", InitialTables: []TableSpec{{Name: "t", Partitions: 0, Replicas: 3}}}, "partition count 0"},
+		{"tick not whole", Config{Listen: ":0", DataDir: "d", RaftTick: time.Microsecond}, "raft_tick_ms"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.cfg.EnsureDefaults()
+			err := c.cfg.Validate()
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("unexpected error: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("error %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+}

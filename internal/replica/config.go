@@ -1,0 +1,141 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/config"
+)
+
+// Config configures a replica [Server]. A field left at its zero value (nil for the
+// pointers, whose zero is a real value) takes its setting's value from Settings, whose
+// defaults are the server's defaults; a field that is set wins and is written into Settings,
+// so /configs shows what the server runs with. [New] calls EnsureDefaults and Validate.
+type Config struct {
+	// Listen is the TCP address to listen on, e.g. "127.0.0.1:0" (setting listen). Required
+	// unless Listener is set.
+	Listen string
+	// Listener, if set, is used instead of listening on Listen; the server closes it.
+	Listener net.Listener
+	// Advertise is the "ip:port" clients and other servers use to reach this one (setting
+	// advertise; default: the listener's address, which must then not be a wildcard). It
+	// must be an IPv4 address: it is what Pegasus clients dial.
+	Advertise string
+	// DataDir holds one directory per partition replica (<app_id>.<pidx>) and the raft log
+	// (setting data_dir). Required.
+	DataDir string
+	// Metas are the meta servers' addresses, ip:port (setting meta_servers).
+	Metas []string
+	// SyncInterval is the period of the report to the meta leader (setting
+	// config_sync_interval_ms, default 1 s).
+	SyncInterval time.Duration
+	// TickInterval is the raft tick (setting raft_tick_ms, default 100 ms; elections take
+	// 10-20 ticks).
+	TickInterval time.Duration
+	// LogCompactEvery is how many applied entries accumulate in a partition's raft log
+	// before it is truncated (setting raft_log_compact_every, default 2000: few enough that
+	// most entries are deleted while still in the log database's memtable, never written to
+	// an sstable); LogKeep is how many applied entries survive a truncation, so a follower
+	// slightly behind catches up from the log rather than a snapshot (setting raft_log_keep,
+	// default 1000).
+	LogCompactEvery, LogKeep int
+	// GarbageGrace is how long a replica this server holds may go unassigned (the meta
+	// leader no longer places the partition here, typically because it replaced this
+	// server while it was down) before its data and raft state are deleted (setting
+	// gc_disk_garbage_replica_interval_seconds, default 1 day). A replica that leads its
+	// group is never deleted.
+	GarbageGrace time.Duration
+	// CommitDelay and CommitSiblings tune the raft log's group commit: while at least
+	// CommitSiblings client writes wait on this server, its fsyncs start at most once per
+	// CommitDelay, so each covers more writes (settings group_commit_delay_us and
+	// group_commit_siblings, defaults raftlog.DefaultOptions). A CommitDelay of 0 turns the
+	// spacing off; nil takes the setting.
+	CommitDelay    *time.Duration
+	CommitSiblings int
+	// BlockCacheSize is the bytes of the Pebble block cache shared by all partitions of
+	// the server (setting rocksdb_block_cache_capacity, default 256 MiB).
+	BlockCacheSize int64
+	// ClusterID is the duplication cluster id written into value timetags, 0 to
+	// [MaxClusterID] (setting cluster_id, default 0); nil takes the setting.
+	ClusterID *uint8
+	// HTTP serves HTTP requests arriving on the RPC port; default: the HTTP API.
+	HTTP http.Handler
+	// Version is reported by the version and server-info remote commands (default "dev").
+	Version string
+	// Logger receives server logs (default: discard).
+	Logger *slog.Logger
+	// Settings are the server's registered settings (default: NewSettings()). They back
+	// /config, /configs and /updateConfig.
+	Settings *Settings
+}
+
+// fields binds the Config fields that have a setting to it.
+func (c *Config) fields() []config.Field {
+	st := c.Settings
+	return []config.Field{
+		config.BindString(&c.Listen, st.Listen),
+		config.BindString(&c.Advertise, st.Advertise),
+		config.BindString(&c.DataDir, st.DataDir),
+		config.BindList(&c.Metas, st.Metas),
+		config.BindDuration(&c.SyncInterval, st.SyncIntervalMS, time.Millisecond),
+		config.BindDuration(&c.TickInterval, st.RaftTickMS, time.Millisecond),
+		config.BindCount(&c.LogCompactEvery, st.LogCompactEvery),
+		config.BindCount(&c.LogKeep, st.LogKeep),
+		config.BindDuration(&c.GarbageGrace, st.GarbageGraceS, time.Second),
+		config.BindOptionalDuration(&c.CommitDelay, st.CommitDelayUS, time.Microsecond),
+		config.BindCount(&c.CommitSiblings, st.CommitSiblings),
+		config.BindCount(&c.BlockCacheSize, st.BlockCacheBytes),
+		config.BindOptional(&c.ClusterID, st.ClusterID),
+	}
+}
+
+// EnsureDefaults fills every unset field: from Settings for the fields that have a setting
+// (Settings itself defaults to NewSettings()), and Version and Logger with their defaults.
+// It does not validate; see [Config.Validate].
+func (c *Config) EnsureDefaults() {
+	if c.Settings == nil {
+		c.Settings = NewSettings()
+	}
+	config.Fill(c.fields()...)
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports every field that is missing or out of range, each error naming the field
+// or its setting. Call it after EnsureDefaults. The advertised address is checked here when
+// it is set; when it is not, New checks the listener's address instead.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Listen == "" && c.Listener == nil {
+		errs = append(errs, errors.New("replica: Config.Listen or Config.Listener is required"))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("replica: Config.DataDir is required"))
+	}
+	if c.Advertise != "" {
+		if err := cluster.CheckAdvertise(c.Advertise); err != nil {
+			errs = append(errs, fmt.Errorf("replica: %w", err))
+		}
+	}
+	for _, m := range c.Metas {
+		if _, err := netip.ParseAddrPort(m); err != nil {
+			errs = append(errs, fmt.Errorf("replica: meta server address %q: want ip:port", m))
+		}
+	}
+	if c.Settings != nil {
+		if err := config.Check(c.fields()...); err != nil {
+			errs = append(errs, fmt.Errorf("replica: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
