@@ -14,7 +14,8 @@ import (
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
-// loop is the partition's raft state machine. It owns rn and everything in ls.
+// loop is the partition's raft state machine: its goroutine (run) owns rn and every field
+// below; other goroutines reach it through the partition's channels.
 type loop struct {
 	p        *partition
 	rn       *raft.RawNode
