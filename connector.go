@@ -69,7 +69,10 @@ type TableConnector interface {
 	DelRange(ctx context.Context, hashKey []byte, startSortKey []byte, stopSortKey []byte) error
 
 	// DelRangeOpt is DelRange with options (nil means DefaultDelRangeOptions). When it fails,
-	// options.NextSortKey tells where the undeleted part of the range begins.
+	// options.NextSortKey tells where the undeleted part of the range begins. As the Pegasus
+	// go-client documents, the call writes that sort key into *options (and clears it at the
+	// start), so an options value must not be shared by concurrent calls; nil and
+	// DefaultDelRangeOptions itself are never written to (the call then works on a copy).
 	DelRangeOpt(ctx context.Context, hashKey []byte, startSortKey []byte, stopSortKey []byte, options *DelRangeOptions) error
 
 	// TTL returns the remaining time to live of hashKey + sortKey in seconds: -1 when the

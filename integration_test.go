@@ -265,6 +265,16 @@ func TestIntegrationMultiDelAndDelRange(t *testing.T) {
 	if string(opts.NextSortKey()) != "k0500" {
 		t.Errorf("NextSortKey = %q, want k0500", opts.NextSortKey())
 	}
+	// The shared defaults are never written to, even by failing calls running at once (the
+	// race detector would see the writes).
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { _ = tb.DelRangeOpt(cctx, b("h"), b("k0500"), nil, pegasus.DefaultDelRangeOptions) })
+	}
+	wg.Wait()
+	if k := pegasus.DefaultDelRangeOptions.NextSortKey(); k != nil {
+		t.Errorf("DefaultDelRangeOptions.NextSortKey = %q after failed calls", k)
+	}
 	must(t, tb.DelRange(ctx, b("h"), nil, nil))
 	if n, err := tb.SortKeyCount(ctx, b("h")); err != nil || n != 0 {
 		t.Fatalf("SortKeyCount after deleting all = %d, %v", n, err)

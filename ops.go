@@ -359,12 +359,15 @@ func (t *table) DelRange(ctx context.Context, hashKey []byte, startSortKey []byt
 
 // DelRangeOpt implements [TableConnector].
 func (t *table) DelRangeOpt(ctx context.Context, hashKey []byte, startSortKey []byte, stopSortKey []byte, options *DelRangeOptions) error {
-	if options == nil {
+	if options == nil || options == DefaultDelRangeOptions {
+		// The shared defaults are never written to (see TableConnector.DelRangeOpt).
 		return t.DelRange(ctx, hashKey, startSortKey, stopSortKey)
 	}
 	return t.delRange(ctx, hashKey, startSortKey, stopSortKey, options)
 }
 
+// delRange deletes the range and records in o where a failure left off (o.nextSortKey), as
+// the Pegasus go-client's DelRangeOpt does with its caller's options.
 func (t *table) delRange(ctx context.Context, hashKey, startSortKey, stopSortKey []byte, o *DelRangeOptions) error {
 	o.nextSortKey = nil
 	if err := checkHashKey(hashKey); err != nil {

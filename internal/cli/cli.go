@@ -17,9 +17,6 @@ import (
 // Version is the gopegasus release this binary reports.
 const Version = "0.1.0-dev"
 
-// ErrNotImplemented is returned by subcommands that are not built yet.
-var ErrNotImplemented = errors.New("not implemented yet")
-
 type command struct {
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error

@@ -13,8 +13,7 @@
 // The raft log lives in <DataDir>/raft (internal/raftlog); every [Config].SnapshotEntries
 // mutations the whole map is saved to <DataDir>/snapshot.json and the log is truncated there.
 // A meta that is behind or new gets the map as one raft snapshot message. A group is created
-// from a snapshot at index 1 holding the members and the initial map (empty, or the
-// cluster.json of a meta that ran before the metas formed groups).
+// from a snapshot at index 1 holding the members and an empty map.
 //
 // Only the leader serves. The others answer every meta RPC with ERR_FORWARD_TO_OTHERS naming
 // the leader where protocol.md §6.2 says, replica servers' syncs likewise, and HTTP metadata

@@ -208,22 +208,9 @@ func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 }
 
 // bootstrap starts a new group whose members are cfg.Metas: its log begins with a snapshot
-// at index 1 holding the configuration and the initial map, identical on every member (an
-// empty map, or the map a single meta kept before the metas formed raft groups).
+// at index 1 holding the configuration and an empty map, identical on every member.
 func (r *raftNode) bootstrap(cfg Config) (*snapshot, []byte, error) {
 	m := newClusterMap()
-	legacy, found, err := readLegacyMap(r.dir)
-	if err != nil {
-		return nil, nil, err
-	}
-	if found {
-		if len(cfg.Metas) > 1 {
-			return nil, nil, fmt.Errorf("meta: %s in %s can only be taken over by a single meta; start it alone, then add the others with meta-add",
-				stateFile, r.dir)
-		}
-		m = legacy
-		r.lg.Info("cluster map imported", "file", stateFile, "tables", len(m.Tables))
-	}
 	var cs raftpb.ConfState
 	for _, a := range cfg.Metas {
 		cs.Voters = append(cs.Voters, raftlog.MemberID(a))

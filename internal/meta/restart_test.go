@@ -1,10 +1,12 @@
 package meta
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gopegasus/pegasus/internal/idl"
@@ -134,22 +136,6 @@ func TestRestartKeepsClusterMap(t *testing.T) {
 	}
 }
 
-func TestCorruptClusterMapRefusesToStart(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"format":1,"tables":[`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := New(Config{Listen: "127.0.0.1:0", DataDir: dir}); err == nil {
-		t.Fatal("New accepted a truncated cluster map")
-	}
-	if err := os.WriteFile(filepath.Join(dir, stateFile), []byte(`{"format":99}`), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := New(Config{Listen: "127.0.0.1:0", DataDir: dir}); err == nil {
-		t.Fatal("New accepted an unknown format")
-	}
-}
-
 func TestConfigValidation(t *testing.T) {
 	for name, cfg := range map[string]Config{
 		"no listen":       {DataDir: t.TempDir()},
@@ -163,5 +149,29 @@ func TestConfigValidation(t *testing.T) {
 			t.Errorf("%s: New accepted %+v", name, cfg)
 			_ = s
 		}
+	}
+}
+
+// A meta whose saved snapshot of the cluster map is damaged refuses to start rather than
+// serve an empty or partial map.
+func TestCorruptSnapshotRefusesToStart(t *testing.T) {
+	for name, junk := range map[string]string{"truncated": `{"index":1,"term":1,"map":{"format":1,"tables":[`, "unknown format": `{"index":1,"term":1,"map":{"format":99}}`} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := New(Config{Listen: "127.0.0.1:0", DataDir: dir})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			_ = s.Run(ctx)
+			if err := os.WriteFile(filepath.Join(dir, snapshotFile), []byte(junk), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err = New(Config{Listen: "127.0.0.1:0", DataDir: dir})
+			if err == nil || !strings.Contains(err.Error(), "snapshot") {
+				t.Fatalf("New with a damaged snapshot: %v", err)
+			}
+		})
 	}
 }

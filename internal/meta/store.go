@@ -15,10 +15,6 @@ import (
 
 // Files in the data directory.
 const (
-	// stateFile is the cluster map as the first gopegasus meta servers kept it, before the
-	// metas formed a raft group. It is read once, when a meta without raft state starts
-	// alone, and ignored afterwards.
-	stateFile = "cluster.json"
 	// snapshotFile is the latest snapshot of the cluster map: the map as of one raft log
 	// index, with the group's configuration at that index. The raft log is truncated at
 	// that index, so the two together are the meta's durable state.
@@ -90,24 +86,4 @@ func writeSnapshot(dir string, raw []byte) error {
 		return fmt.Errorf("meta: save snapshot: %w", err)
 	}
 	return nil
-}
-
-// readLegacyMap returns the map of a data directory written before the metas formed a raft
-// group; found is false when there is none.
-func readLegacyMap(dir string) (m *clusterMap, found bool, err error) {
-	b, err := os.ReadFile(filepath.Join(dir, stateFile))
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
-	}
-	if err != nil {
-		return nil, false, fmt.Errorf("meta: load cluster map: %w", err)
-	}
-	m = newClusterMap()
-	if err := json.Unmarshal(b, m); err != nil {
-		return nil, false, fmt.Errorf("meta: load cluster map %s: %w", filepath.Join(dir, stateFile), err)
-	}
-	if err := m.check(); err != nil {
-		return nil, false, fmt.Errorf("meta: load cluster map: %w", err)
-	}
-	return m, true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -12,51 +13,55 @@ import (
 )
 
 // A lone writer is not held back by the commit window, nor by the delay while fewer client
-// writes than the siblings wait: each save gets its own round at once.
+// writes than the siblings wait: each save gets its own round at once. Time is synctest's
+// fake clock, so the durations are exact, not the machine's.
 func TestLoneWriterSyncsAtOnce(t *testing.T) {
-	l, err := OpenOptions(t.TempDir(), slog.New(slog.DiscardHandler),
-		Options{Window: time.Second, Delay: time.Second, Siblings: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	g := l.Group(idl.GPID{AppID: 1})
-	g.Writing(1)
-	start := time.Now()
-	for i := uint64(1); i <= 5; i++ {
-		if err := g.Save(raftpb.HardState{Term: 1, Commit: i}, ents(i, i, 1)); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		l, err := OpenOptions(t.TempDir(), slog.New(slog.DiscardHandler),
+			Options{Window: time.Second, Delay: time.Second, Siblings: 2})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	// Five one-second windows would take five seconds.
-	if d := time.Since(start); d > 4*time.Second {
-		t.Fatalf("5 lone saves took %v: the window was applied", d)
-	}
+		defer l.Close()
+		g := l.Group(idl.GPID{AppID: 1})
+		g.Writing(1)
+		start := time.Now()
+		for i := uint64(1); i <= 5; i++ {
+			if err := g.Save(raftpb.HardState{Term: 1, Commit: i}, ents(i, i, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if d := time.Since(start); d != 0 {
+			t.Fatalf("5 lone saves waited %v: the window or the delay was applied", d)
+		}
+	})
 }
 
 // While at least the siblings' number of client writes wait, rounds start at most once per
 // delay.
 func TestBusyLogSpacesRounds(t *testing.T) {
-	const delay = 100 * time.Millisecond
-	l, err := OpenOptions(t.TempDir(), slog.New(slog.DiscardHandler),
-		Options{Delay: delay, Siblings: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	g := l.Group(idl.GPID{AppID: 1})
-	g.Writing(2)
-	start := time.Now()
-	for i := uint64(1); i <= 4; i++ {
-		if err := g.Save(raftpb.HardState{Term: 1, Commit: i}, ents(i, i, 1)); err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		const delay = 100 * time.Millisecond
+		l, err := OpenOptions(t.TempDir(), slog.New(slog.DiscardHandler),
+			Options{Delay: delay, Siblings: 2})
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	// The first round may start at once; the next three each wait for the delay.
-	if d := time.Since(start); d < 3*delay {
-		t.Fatalf("4 saves under load took %v, want at least %v: rounds were not spaced", d, 3*delay)
-	}
-	g.Writing(-2)
+		defer l.Close()
+		g := l.Group(idl.GPID{AppID: 1})
+		g.Writing(2)
+		start := time.Now()
+		for i := uint64(1); i <= 4; i++ {
+			if err := g.Save(raftpb.HardState{Term: 1, Commit: i}, ents(i, i, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The first round may start at once; the next three each wait for the delay.
+		if d := time.Since(start); d < 3*delay || d > 4*delay {
+			t.Fatalf("4 saves under load waited %v, want %v to %v: rounds were not spaced by the delay", d, 3*delay, 4*delay)
+		}
+		g.Writing(-2)
+	})
 }
 
 // Staged writes wait for a sync; closing the log answers every waiter.

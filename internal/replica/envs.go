@@ -32,17 +32,37 @@ const (
 	EnvUsageScenario = "rocksdb.usage_scenario"
 )
 
-// Usage scenarios. Pebble options cannot change while a store is open, except those read
-// through functions; the one that matters here is how many compactions run at once. Each
-// scenario sets that range (lower bound, and upper bound used when compaction debt or L0
-// read amplification builds up): normal 1-2, prefer_write 2-4 (compactions keep up with a
-// heavy write load so writes do not stall), bulk_load 4-8 (the most compaction throughput
-// while data pours in).
-var scenarioRanges = map[string][2]int{"normal": {1, 2}, "prefer_write": {2, 4}, "bulk_load": {4, 8}}
+// usageScenario is a table's storage tuning. Pebble options cannot change while a store is
+// open, except those read through functions; the one that matters here is how many
+// compactions run at once. Each scenario sets that range: at least minCompactions, and up to
+// maxCompactions when compaction debt or L0 read amplification builds up.
+type usageScenario struct {
+	name                           string
+	minCompactions, maxCompactions int
+}
 
-var scenarioIDs = map[string]int32{"normal": 0, "prefer_write": 1, "bulk_load": 2}
+// usageScenarios are Pegasus's scenarios; a table's scenario is its index here, and the
+// first is the default: normal 1-2, prefer_write 2-4 (compactions keep up with a heavy write
+// load so writes do not stall), bulk_load 4-8 (the most compaction throughput while data
+// pours in).
+var usageScenarios = []usageScenario{{"normal", 1, 2}, {"prefer_write", 2, 4}, {"bulk_load", 4, 8}}
 
-var scenarioByID = [3]string{"normal", "prefer_write", "bulk_load"}
+// scenarioIndex returns the index in usageScenarios of the scenario called name.
+func scenarioIndex(name string) (int32, bool) {
+	for i, sc := range usageScenarios {
+		if sc.name == name {
+			return int32(i), true
+		}
+	}
+	return 0, false
+}
+
+// scenarioTable holds each table's usage scenario (an index in usageScenarios), read live
+// by its stores' Pebble options.
+type scenarioTable struct {
+	mu sync.Mutex
+	m  map[int32]*atomic.Int32
+}
 
 // compactState is a partition replica's manual compaction bookkeeping. The handled trigger
 // times are kept in the partition directory, so a restart does not compact again.
@@ -59,15 +79,15 @@ const compactFile = "manual_compact.json"
 
 // scenarioOf returns the usage scenario cell of a table, read by its stores' options.
 func (s *Server) scenarioOf(app int32) *atomic.Int32 {
-	s.ext.scenarioMu.Lock()
-	defer s.ext.scenarioMu.Unlock()
-	if s.ext.scenarios == nil {
-		s.ext.scenarios = map[int32]*atomic.Int32{}
+	s.scenarios.mu.Lock()
+	defer s.scenarios.mu.Unlock()
+	if s.scenarios.m == nil {
+		s.scenarios.m = map[int32]*atomic.Int32{}
 	}
-	v := s.ext.scenarios[app]
+	v := s.scenarios.m[app]
 	if v == nil {
 		v = &atomic.Int32{}
-		s.ext.scenarios[app] = v
+		s.scenarios.m[app] = v
 	}
 	return v
 }
@@ -81,8 +101,8 @@ func (s *Server) pebbleOptions(pid idl.GPID) *pebble.Options {
 		// idle ones do not.
 		Cache: s.cache,
 		CompactionConcurrencyRange: func() (int, int) {
-			r := scenarioRanges[scenarioByID[sc.Load()]]
-			return r[0], r[1]
+			u := usageScenarios[sc.Load()]
+			return u.minCompactions, u.maxCompactions
 		},
 	}
 }
@@ -90,9 +110,9 @@ func (s *Server) pebbleOptions(pid idl.GPID) *pebble.Options {
 // applyEnvs acts on the table envs of an assignment: the usage scenario and manual
 // compaction requests. It runs on the sync goroutine.
 func (p *partition) applyEnvs(envs map[string]string) {
-	if id, ok := scenarioIDs[envs[EnvUsageScenario]]; ok {
+	if id, ok := scenarioIndex(envs[EnvUsageScenario]); ok {
 		if old := p.s.scenarioOf(p.pid.AppID).Swap(id); old != id {
-			p.lg.Info("usage scenario", "scenario", scenarioByID[id])
+			p.lg.Info("usage scenario", "scenario", usageScenarios[id].name)
 		}
 	} else {
 		p.s.scenarioOf(p.pid.AppID).Store(0)
@@ -102,7 +122,7 @@ func (p *partition) applyEnvs(envs map[string]string) {
 }
 
 func (p *partition) noteCompaction(envs map[string]string, now time.Time) {
-	c := &p.ext.compact
+	c := &p.compact
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.loaded {
@@ -143,8 +163,8 @@ func lastScheduled(spec string, now time.Time) int64 {
 // server, as many as its max_concurrent_running_count allows.
 func (s *Server) startCompactions(app int32, envs map[string]string) {
 	limit, _ := strconv.Atoi(strings.TrimSpace(envs[EnvCompactMaxRunning]))
-	s.ext.compactMu.Lock()
-	defer s.ext.compactMu.Unlock()
+	s.compactMu.Lock()
+	defer s.compactMu.Unlock()
 	s.mu.RLock()
 	var parts []*partition
 	for pid, p := range s.parts {
@@ -163,7 +183,7 @@ func (s *Server) startCompactions(app int32, envs map[string]string) {
 		if limit > 0 && running >= limit {
 			return
 		}
-		c := &p.ext.compact
+		c := &p.compact
 		c.mu.Lock()
 		if c.pendingOnce == 0 && c.pendingPeriodic == 0 {
 			c.mu.Unlock()
@@ -201,7 +221,7 @@ func (p *partition) compactionState() string {
 	if st == storage.CompactionRunning {
 		return "running"
 	}
-	c := &p.ext.compact
+	c := &p.compact
 	c.mu.Lock()
 	queued := c.pendingOnce != 0 || c.pendingPeriodic != 0
 	c.mu.Unlock()

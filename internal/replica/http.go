@@ -18,8 +18,8 @@ func (s *Server) httpAPI() *httpapi.Mux {
 		port, _ = strconv.Atoi(p)
 	}
 	m := httpapi.New(httpapi.Options{
-		Role: "replica", Version: s.cfg.Version, StartTime: s.started, Settings: s.ext.settings.Registry(),
-		Cluster: s.ext.settings.ClusterName.Get(), Port: port, Metrics: s.metricEntities,
+		Role: "replica", Version: s.cfg.Version, StartTime: s.started, Settings: s.settings.Registry(),
+		Cluster: s.settings.ClusterName.Get(), Port: port, Metrics: s.metricEntities,
 	})
 	m.Handle("/replica/data_version", "app_id=<app_id>", "Gets the data version of each replica of a table on this server.", s.httpDataVersion)
 	m.Handle("/replica/manual_compaction", "app_id=<app_id>", "Counts the replicas of a table on this server in each manual compaction state.", s.httpManualCompaction)

@@ -14,7 +14,8 @@ import (
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
-// loop is the partition's raft state machine. It owns rn and everything in ls.
+// loop is the partition's raft state machine: its goroutine (run) owns rn and every field
+// below; other goroutines reach it through the partition's channels.
 type loop struct {
 	p        *partition
 	rn       *raft.RawNode
@@ -117,7 +118,7 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 		truncAt: snap.Metadata.Index,
 		sending: make(map[uint64]bool),
 	}
-	p.ext.logStart.Store(snap.Metadata.Index + 1)
+	p.raftStats.logStart.Store(snap.Metadata.Index + 1)
 	if l.staged, err = ms.LastIndex(); err != nil {
 		return nil, err
 	}
@@ -390,7 +391,7 @@ func (l *loop) setLeader(lead uint64) {
 	l.lead = lead
 	now := lead == p.id
 	p.isLeader.Store(now)
-	p.ext.leaderChanges.Add(1)
+	p.raftStats.leaderChanges.Add(1)
 	if was && !now {
 		// Writes proposed but not yet applied have an unknown outcome; reads must retry
 		// on the new primary.
@@ -523,7 +524,7 @@ func (l *loop) maybeTruncate() error {
 		return err
 	}
 	l.truncAt = at
-	p.ext.logStart.Store(at + 1)
+	p.raftStats.logStart.Store(at + 1)
 	return nil
 }
 
@@ -561,7 +562,7 @@ func (l *loop) send(msgs []raftpb.Message) {
 			continue
 		}
 		l.sending[m.To] = true
-		p.ext.snapshotsSent.Add(1)
+		p.raftStats.snapshotsSent.Add(1)
 		p.s.partsWG.Go(func() { p.s.sendSnapshot(p, m, addr) })
 	}
 	p.s.transport.send(p, msgs[:n])
@@ -582,7 +583,7 @@ func (l *loop) applySnapshot(snap raftpb.Snapshot, hs raftpb.HardState) error {
 	}
 	l.cs = snap.Metadata.ConfState
 	l.truncAt = snap.Metadata.Index
-	p.ext.logStart.Store(snap.Metadata.Index + 1)
+	p.raftStats.logStart.Store(snap.Metadata.Index + 1)
 	l.publishVoters()
 	if l.installed < snap.Metadata.Index {
 		return fmt.Errorf("replica: snapshot at %d applied over a store holding writes up to %d", snap.Metadata.Index, l.installed)

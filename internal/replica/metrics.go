@@ -82,30 +82,22 @@ type requestStats struct {
 	slow       atomic.Int64
 }
 
-// serverExt is the replica server's settings, request statistics and manual compaction
-// bookkeeping.
-type serverExt struct {
-	settings *Settings
-	// stats is a copy-on-write map: requests read it without a lock.
-	statsMu sync.Mutex
-	stats   atomic.Pointer[map[idl.GPID]*requestStats]
-	// compactMu serializes the decisions to start manual compactions.
-	compactMu sync.Mutex
-	// scenarios holds each table's usage scenario, read by its stores' Pebble options.
-	scenarioMu sync.Mutex
-	scenarios  map[int32]*atomic.Int32
+// statsTable holds the request statistics of the partition replicas a server hosts, a
+// copy-on-write map: requests read it without a lock.
+type statsTable struct {
+	mu sync.Mutex // serializes copies
+	m  atomic.Pointer[map[idl.GPID]*requestStats]
 }
 
-// partitionExt is a partition replica's raft counters and manual compaction state.
-type partitionExt struct {
+// raftCounters are a partition replica's raft counters, shown by its metrics.
+type raftCounters struct {
 	leaderChanges atomic.Int64
 	snapshotsSent atomic.Int64
 	logStart      atomic.Uint64 // first index the raft log still holds
-	compact       compactState
 }
 
 func (s *Server) statsOf(pid idl.GPID) *requestStats {
-	if m := s.ext.stats.Load(); m != nil {
+	if m := s.stats.m.Load(); m != nil {
 		if st := (*m)[pid]; st != nil {
 			return st
 		}
@@ -113,9 +105,9 @@ func (s *Server) statsOf(pid idl.GPID) *requestStats {
 	if s.partition(pid) == nil {
 		return nil // not hosted here: nothing to count against
 	}
-	s.ext.statsMu.Lock()
-	defer s.ext.statsMu.Unlock()
-	old := s.ext.stats.Load()
+	s.stats.mu.Lock()
+	defer s.stats.mu.Unlock()
+	old := s.stats.m.Load()
 	next := map[idl.GPID]*requestStats{}
 	if old != nil {
 		if st := (*old)[pid]; st != nil {
@@ -129,7 +121,7 @@ func (s *Server) statsOf(pid idl.GPID) *requestStats {
 	}
 	st := &requestStats{}
 	next[pid] = st
-	s.ext.stats.Store(&next)
+	s.stats.m.Store(&next)
 	return st
 }
 
@@ -156,7 +148,7 @@ func (s *Server) handle(name string, h rpc.HandlerFunc) {
 		} else if code == wire.OK {
 			st.readBytes.Add(replyBytes(v))
 		}
-		if th := s.ext.settings.SlowQueryThresholdNS.Get(); th > 0 && uint64(d) >= th {
+		if th := s.settings.SlowQueryThresholdNS.Get(); th > 0 && uint64(d) >= th {
 			st.slow.Add(1)
 			s.lg.Warn("slow request", "rpc", name, "gpid", fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex),
 				"latency", d, "remote", req.Remote.String(), "code", code.Name())
@@ -202,7 +194,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 	}
 	s.mu.RUnlock()
 	var statsMap map[idl.GPID]*requestStats
-	if m := s.ext.stats.Load(); m != nil {
+	if m := s.stats.m.Load(); m != nil {
 		statsMap = *m
 	}
 	type tableSum struct {
@@ -268,7 +260,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		}
 		applied := p.applied.Load()
 		logEntries := int64(0)
-		if ls := p.ext.logStart.Load(); applied > ls {
+		if ls := p.raftStats.logStart.Load(); applied > ls {
 			logEntries = int64(applied - ls)
 		}
 		e.Metrics = append(e.Metrics,
@@ -285,11 +277,11 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			metric.GaugeOf("manual_compaction_running", "Compactions", "1 while a manual compaction of the replica runs", running),
 			metric.GaugeOf("raft_is_primary", "Replicas", "1 if this replica is the raft leader (primary)", b2i(leader)),
 			metric.GaugeOf("raft_term", "Rounds", "The replica's raft term", int64(p.term.Load())),
-			metric.CounterOf("raft_leader_changes", "Changes", "The leadership changes this replica saw", p.ext.leaderChanges.Load()),
+			metric.CounterOf("raft_leader_changes", "Changes", "The leadership changes this replica saw", p.raftStats.leaderChanges.Load()),
 			metric.GaugeOf("raft_applied_index", "Mutations", "The last applied raft index", int64(applied)),
 			metric.GaugeOf("raft_log_entries", "Mutations", "The applied entries the raft log still holds", logEntries),
 			metric.CounterOf("raft_snapshots_installed", "Checkpoints", "The snapshots this replica installed", p.snapshots.Load()),
-			metric.CounterOf("raft_snapshots_sent", "Checkpoints", "The snapshots this replica sent to others", p.ext.snapshotsSent.Load()),
+			metric.CounterOf("raft_snapshots_sent", "Checkpoints", "The snapshots this replica sent to others", p.raftStats.snapshotsSent.Load()),
 		)
 		out = append(out, e)
 	}

@@ -77,7 +77,8 @@ type partition struct {
 	applied   atomic.Uint64
 	info      atomic.Pointer[tableInfo]
 	voters    atomic.Pointer[[]string]
-	ext       partitionExt // raft counters, manual compaction (metrics.go, envs.go)
+	raftStats raftCounters // metrics.go
+	compact   compactState // manual compactions (envs.go)
 
 	// The lease-read shortcut (see readBarrier): while leaseUntil (on the monotonic
 	// clock's epoch) has not passed, a read may be served once applied reaches leaseIndex.

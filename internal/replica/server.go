@@ -60,8 +60,12 @@ type Server struct {
 	// assignments (sync goroutine only).
 	unassigned map[idl.GPID]time.Time
 	cmds       *remotecmd.Commands
-	ext        serverExt
-	http       http.Handler
+	settings   *Settings
+	stats      statsTable    // request statistics (metrics.go)
+	scenarios  scenarioTable // tables' usage scenarios (envs.go)
+	// compactMu serializes the decisions to start manual compactions (envs.go).
+	compactMu sync.Mutex
+	http      http.Handler
 }
 
 // New opens the listener and the raft log; Addr works at once. Partitions found in DataDir
@@ -87,7 +91,7 @@ func New(cfg Config) (*Server, error) {
 		dropped:    make(map[int32]bool),
 		unassigned: make(map[idl.GPID]time.Time),
 	}
-	s.ext.settings = settings
+	s.settings = settings
 	// Snapshot transfers between replica servers, then the HTTP API (built below, once the
 	// address is known; nothing is served before Run). Pegasus's paths are matched after
 	// its own normalisation, so no http.ServeMux (which redirects unclean paths) is used.
