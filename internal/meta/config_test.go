@@ -18,6 +18,9 @@ func TestConfigValidate(t *testing.T) {
 		{"wildcard advertise", Config{Listen: ":0", DataDir: "d", Advertise: "0.0.0.0:34601"}, "is a wildcard"},
 		{"bad initial table", Config{Listen: ":0", DataDir: "d", InitialTables: []TableSpec{{Name: "t", Partitions: 0, Replicas: 3}}}, "partition count 0"},
 		{"tick not whole", Config{Listen: ":0", DataDir: "d", RaftTick: time.Microsecond}, "raft_tick_ms"},
+		{"too many replicas", Config{Listen: ":0", DataDir: "d", InitialTables: []TableSpec{{Name: "t", Partitions: 4, Replicas: 6}}}, "replica count 6"},
+		{"table twice", Config{Listen: ":0", DataDir: "d", InitialTables: []TableSpec{
+			{Name: "t", Partitions: 4, Replicas: 1}, {Name: "t", Partitions: 4, Replicas: 1}}}, "listed twice"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -30,5 +33,13 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("error %v, want one containing %q", err, c.want)
 			}
 		})
+	}
+}
+
+// A meta listening on a wildcard address without an advertised one is refused at New.
+func TestNewRefusesWildcardAdvertise(t *testing.T) {
+	_, err := New(Config{Listen: "0.0.0.0:0", DataDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "wildcard") {
+		t.Fatalf("New on 0.0.0.0 without Advertise: %v", err)
 	}
 }

@@ -136,22 +136,6 @@ func TestRestartKeepsClusterMap(t *testing.T) {
 	}
 }
 
-func TestConfigValidation(t *testing.T) {
-	for name, cfg := range map[string]Config{
-		"no listen":       {DataDir: t.TempDir()},
-		"no data dir":     {Listen: "127.0.0.1:0"},
-		"wildcard listen": {Listen: "0.0.0.0:0", DataDir: t.TempDir()},
-		"bad spec":        {Listen: "127.0.0.1:0", DataDir: t.TempDir(), InitialTables: []TableSpec{{Name: "t", Partitions: 4, Replicas: 6}}},
-		"duplicate spec": {Listen: "127.0.0.1:0", DataDir: t.TempDir(), InitialTables: []TableSpec{
-			{Name: "t", Partitions: 4, Replicas: 1}, {Name: "t", Partitions: 4, Replicas: 1}}},
-	} {
-		if s, err := New(cfg); err == nil {
-			t.Errorf("%s: New accepted %+v", name, cfg)
-			_ = s
-		}
-	}
-}
-
 // A meta whose saved snapshot of the cluster map is damaged refuses to start rather than
 // serve an empty or partial map.
 func TestCorruptSnapshotRefusesToStart(t *testing.T) {
