@@ -18,6 +18,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/storage"
 )
 
 // Log holds the raft state of many groups. Keys, all prefixed by a kind byte and the
@@ -48,7 +49,7 @@ func Open(dir string, lg *slog.Logger) (*Log, error) {
 func OpenOptions(dir string, lg *slog.Logger, opts Options) (*Log, error) {
 	l := &Log{}
 	popts := &pebble.Options{
-		Logger: QuietPebbleLogger{lg},
+		Logger: storage.PebbleLogger(lg),
 		FS:     countingFS{FS: vfs.Default, syncs: &l.syncs},
 		// Large enough to hold the live log of every group between truncations, so entries
 		// are mostly deleted before a flush would write them to an sstable.
@@ -273,24 +274,6 @@ func MemberID(addr string) uint64 {
 		return id
 	}
 	return 1
-}
-
-// QuietPebbleLogger sends Pebble's informational chatter to debug level.
-type QuietPebbleLogger struct{ LG *slog.Logger }
-
-// Infof implements pebble.Logger.
-func (l QuietPebbleLogger) Infof(format string, args ...any) {
-	l.LG.Debug("pebble", "msg", fmt.Sprintf(format, args...))
-}
-
-// Errorf implements pebble.Logger.
-func (l QuietPebbleLogger) Errorf(format string, args ...any) {
-	l.LG.Error("pebble", "msg", fmt.Sprintf(format, args...))
-}
-
-// Fatalf implements pebble.Logger.
-func (l QuietPebbleLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...)) // Pebble calls this only on corruption
 }
 
 // Logger adapts slog to raft's Logger: raft's info chatter goes to debug level.

@@ -31,7 +31,7 @@ var benchValue = func() []byte {
 }()
 
 func benchPebbleOptions() *pebble.Options {
-	return &pebble.Options{Logger: quietLogger{slog.New(slog.DiscardHandler)}}
+	return &pebble.Options{Logger: PebbleLogger(slog.New(slog.DiscardHandler))}
 }
 
 func benchKey(h, s int) (hashKey, sortKey []byte) {
