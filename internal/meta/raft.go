@@ -17,6 +17,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
@@ -136,7 +137,7 @@ type confWaiter struct {
 // to be added to an existing one when cfg.Join is set).
 func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 	r := &raftNode{
-		id: raftlog.MemberID(cfg.Advertise), self: cfg.Advertise, dir: cfg.DataDir, lg: lg,
+		id: cluster.MemberID(cfg.Advertise), self: cfg.Advertise, dir: cfg.DataDir, lg: lg,
 		group: rl.Group(metaGroup), tick: cfg.RaftTick, snapEvery: uint64(cfg.SnapshotEntries),
 		addrs:    make(map[uint64]string),
 		waiters:  make(map[uint64]chan proposalDone),
@@ -149,7 +150,7 @@ func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 	r.changed.ch = make(chan struct{})
 	r.tr = newTransport(r.self, lg)
 	for _, a := range cfg.Metas {
-		r.addrs[raftlog.MemberID(a)] = a
+		r.addrs[cluster.MemberID(a)] = a
 	}
 	r.addrs[r.id] = r.self
 
@@ -226,7 +227,7 @@ func (r *raftNode) bootstrap(cfg Config) (*snapshot, []byte, error) {
 	}
 	var cs raftpb.ConfState
 	for _, a := range cfg.Metas {
-		cs.Voters = append(cs.Voters, raftlog.MemberID(a))
+		cs.Voters = append(cs.Voters, cluster.MemberID(a))
 	}
 	snap := &snapshot{Index: 1, Term: 1, ConfState: cs, Metas: slices.Clone(cfg.Metas), Map: m}
 	raw, err := json.Marshal(snap)
@@ -298,7 +299,7 @@ func (r *raftNode) restore(ms *raft.MemoryStorage, snap *snapshot, raw []byte) (
 	r.appliedTerm = snap.Term
 	r.snapIndex = snap.Index
 	for _, a := range snap.Metas {
-		r.addrs[raftlog.MemberID(a)] = a
+		r.addrs[cluster.MemberID(a)] = a
 	}
 	return out, nil
 }
@@ -431,7 +432,7 @@ func (r *raftNode) install(s raftpb.Snapshot) error {
 	}
 	r.cs = s.Metadata.ConfState
 	for _, a := range snap.Metas {
-		r.addrs[raftlog.MemberID(a)] = a
+		r.addrs[cluster.MemberID(a)] = a
 	}
 	r.snapIndex = s.Metadata.Index
 	r.appliedTerm = s.Metadata.Term
@@ -585,7 +586,7 @@ func (r *raftNode) applyConf(cc raftpb.ConfChange) {
 	wasMember := slices.Contains(r.cs.Voters, r.id)
 	r.cs = *r.rn.ApplyConfChange(cc)
 	addr := string(cc.Context)
-	if addr != "" && raftlog.MemberID(addr) == cc.NodeID {
+	if addr != "" && cluster.MemberID(addr) == cc.NodeID {
 		r.addrs[cc.NodeID] = addr
 	}
 	r.lg.Info("meta group membership changed", "change", cc.Type.String(), "meta", addr, "voters", r.voterAddrs())
@@ -748,7 +749,7 @@ func (r *raftNode) changeMembers(cc raftpb.ConfChange, timeout time.Duration) er
 // the address they claim are dropped; so are messages arriving faster than they are handled
 // (raft retries).
 func (r *raftNode) receive(from string, m raftpb.Message) {
-	if raftlog.MemberID(from) != m.From {
+	if cluster.MemberID(from) != m.From {
 		return
 	}
 	select {

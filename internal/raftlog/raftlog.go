@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sync/atomic"
 
@@ -263,17 +262,6 @@ func (g Group) Remove() error {
 		return err
 	}
 	return b.Commit(pebble.Sync)
-}
-
-// MemberID maps a server's address to its raft member id (never 0, which raft reserves):
-// the same address is the same member in every group, of metas and of partitions alike.
-func MemberID(addr string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(addr))
-	if id := h.Sum64(); id != 0 {
-		return id
-	}
-	return 1
 }
 
 // Logger adapts slog to raft's Logger: raft's info chatter goes to debug level.

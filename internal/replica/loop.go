@@ -11,6 +11,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
@@ -125,7 +126,7 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 	if !found && !join {
 		peers := make([]raft.Peer, 0, len(members))
 		for _, m := range members {
-			peers = append(peers, raft.Peer{ID: raftlog.MemberID(m)})
+			peers = append(peers, raft.Peer{ID: cluster.MemberID(m)})
 		}
 		if err := rn.Bootstrap(peers); err != nil {
 			return nil, fmt.Errorf("replica: bootstrap raft group %v: %w", p.pid, err)

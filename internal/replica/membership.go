@@ -7,7 +7,7 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/cluster"
 )
 
 // publishVoters records the group's voters (as addresses, where known) for the meta report.
@@ -54,7 +54,7 @@ func (l *loop) reconcile() {
 	}
 	desired := map[uint64]string{}
 	for _, m := range ti.members {
-		desired[raftlog.MemberID(m)] = m
+		desired[cluster.MemberID(m)] = m
 	}
 	voters := map[uint64]bool{}
 	for _, id := range l.cs.Voters {
@@ -72,7 +72,7 @@ func (l *loop) reconcile() {
 		}
 	}
 	for _, m := range ti.members {
-		id := raftlog.MemberID(m)
+		id := cluster.MemberID(m)
 		if !voters[id] && !learners[id] {
 			propose(raftpb.ConfChangeAddLearnerNode, id, m)
 			return
@@ -100,7 +100,7 @@ func (l *loop) reconcile() {
 		propose(raftpb.ConfChangeRemoveNode, id, fmt.Sprintf("raft-id-%x", id))
 		return
 	}
-	if pref := raftlog.MemberID(ti.members[0]); pref != l.p.id && voters[pref] && now.Sub(l.lastTransfer) >= transferEvery {
+	if pref := cluster.MemberID(ti.members[0]); pref != l.p.id && voters[pref] && now.Sub(l.lastTransfer) >= transferEvery {
 		if pr, ok := st.Progress[pref]; ok && pr.RecentActive && pr.Match == st.Commit {
 			l.lastTransfer = now
 			l.transferStarted = now
@@ -112,7 +112,7 @@ func (l *loop) reconcile() {
 // transferTo hands leadership to a caught-up member of the placement.
 func (l *loop) transferTo(st raft.Status, members []string) {
 	for _, m := range members {
-		id := raftlog.MemberID(m)
+		id := cluster.MemberID(m)
 		if pr, ok := st.Progress[id]; ok && id != l.p.id && pr.RecentActive && pr.Match == st.Commit {
 			l.transferStarted = time.Now()
 			l.rn.TransferLeader(id)

@@ -105,7 +105,7 @@ func (p *partition) setTable(a cluster.Assignment) {
 		maps.Copy(ti.addrs, prev.addrs)
 	}
 	for _, m := range a.Members {
-		ti.addrs[raftlog.MemberID(m)] = m
+		ti.addrs[cluster.MemberID(m)] = m
 	}
 	// default_ttl: a positive parse replaces the setting; negative or unparsable values
 	// are ignored and the previous setting stays (protocol.md §5.2).

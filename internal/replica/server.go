@@ -328,7 +328,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	p := &partition{
 		s: s, pid: pid, lg: lg, db: db,
 		log:       s.rlog.Group(pid),
-		id:        raftlog.MemberID(s.addr),
+		id:        cluster.MemberID(s.addr),
 		proposeC:  make(chan *write, 1024),
 		readC:     make(chan *readWait, 1024),
 		recvC:     make(chan raftpb.Message, 1024),
