@@ -264,22 +264,6 @@ func (g Group) Remove() error {
 	return b.Commit(pebble.Sync)
 }
 
-// Logger adapts slog to raft's Logger: raft's info chatter goes to debug level.
-type Logger struct{ LG *slog.Logger }
-
-func (l Logger) Debug(v ...any)                   { l.LG.Debug(fmt.Sprint(v...)) }
-func (l Logger) Debugf(format string, v ...any)   { l.LG.Debug(fmt.Sprintf(format, v...)) }
-func (l Logger) Info(v ...any)                    { l.LG.Debug(fmt.Sprint(v...)) }
-func (l Logger) Infof(format string, v ...any)    { l.LG.Debug(fmt.Sprintf(format, v...)) }
-func (l Logger) Warning(v ...any)                 { l.LG.Warn(fmt.Sprint(v...)) }
-func (l Logger) Warningf(format string, v ...any) { l.LG.Warn(fmt.Sprintf(format, v...)) }
-func (l Logger) Error(v ...any)                   { l.LG.Error(fmt.Sprint(v...)) }
-func (l Logger) Errorf(format string, v ...any)   { l.LG.Error(fmt.Sprintf(format, v...)) }
-func (l Logger) Fatal(v ...any)                   { panic(fmt.Sprint(v...)) }
-func (l Logger) Fatalf(format string, v ...any)   { panic(fmt.Sprintf(format, v...)) }
-func (l Logger) Panic(v ...any)                   { panic(fmt.Sprint(v...)) }
-func (l Logger) Panicf(format string, v ...any)   { panic(fmt.Sprintf(format, v...)) }
-
 // InstallSnapshot records a snapshot received from the leader as the group's new starting
 // point, with hs, and deletes every entry: after a snapshot the log restarts right after it.
 func (g Group) InstallSnapshot(meta raftpb.SnapshotMetadata, hs raftpb.HardState) error {

@@ -12,8 +12,9 @@ import (
 
 // publishVoters records the group's voters (as addresses, where known) for the meta report.
 func (l *loop) publishVoters() {
-	vs := make([]string, 0, len(l.cs.Voters))
-	for _, id := range l.cs.Voters {
+	voters := l.conf.Current().Voters
+	vs := make([]string, 0, len(voters))
+	for _, id := range voters {
 		if id == l.p.id {
 			vs = append(vs, l.p.s.addr)
 		} else if a := l.p.addressOf(id); a != "" {
@@ -56,12 +57,13 @@ func (l *loop) reconcile() {
 	for _, m := range ti.members {
 		desired[cluster.MemberID(m)] = m
 	}
+	cs := l.conf.Current()
 	voters := map[uint64]bool{}
-	for _, id := range l.cs.Voters {
+	for _, id := range cs.Voters {
 		voters[id] = true
 	}
 	learners := map[uint64]bool{}
-	for _, id := range l.cs.Learners {
+	for _, id := range cs.Learners {
 		learners[id] = true
 	}
 	st := l.rn.Status()

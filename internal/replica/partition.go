@@ -172,5 +172,5 @@ func (s leaderSnapshots) Snapshot() (raftpb.Snapshot, error) {
 	if err != nil {
 		return s.MemoryStorage.Snapshot()
 	}
-	return raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: applied, Term: term, ConfState: s.l.cs}}, nil
+	return raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: applied, Term: term, ConfState: s.l.conf.Current()}}, nil
 }
