@@ -685,21 +685,11 @@ func (r *raftNode) submit(ctx context.Context, op *mutation) (applyResult, error
 		return applyResult{}, err
 	}
 	p := proposal{op: b, done: make(chan proposalDone, 1)}
-	select {
-	case r.proposeC <- p:
-	case <-ctx.Done():
-		return applyResult{}, ctx.Err()
-	case <-r.done:
-		return applyResult{}, errRaftStopped
+	d, err := raftgroup.Submit(ctx, r.proposeC, p, p.done, r.done, errRaftStopped, errRaftStopped)
+	if err != nil {
+		return applyResult{}, err
 	}
-	select {
-	case d := <-p.done:
-		return d.r, d.err
-	case <-ctx.Done():
-		return applyResult{}, ctx.Err()
-	case <-r.done:
-		return applyResult{}, errRaftStopped
-	}
+	return d.r, d.err
 }
 
 // changeMembers proposes a membership change and waits until it is applied, at most

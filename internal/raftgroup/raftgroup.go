@@ -1,7 +1,8 @@
 // Package raftgroup holds what every raft group member of a server does the same way,
 // whatever its state machine (the metas' cluster map, a partition's store) and however it
-// persists its log: the raft configuration, raft's logger on slog, proposal ids and the
-// requests waiting for them, and the group's configuration as of a log index.
+// persists its log: the raft configuration, raft's logger on slog, handing a request to the
+// raft loop and waiting for its answer ([Submit]), proposal ids and the requests waiting for
+// them, and the group's configuration as of a log index.
 //
 // A member's raft loop owns its [Waiters] and [ConfLog]; neither is safe for concurrent use.
 package raftgroup

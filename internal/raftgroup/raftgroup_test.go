@@ -1,8 +1,11 @@
 package raftgroup
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"slices"
+	"sync"
 	"testing"
 
 	"go.etcd.io/raft/v3"
@@ -112,4 +115,66 @@ func TestConfLog(t *testing.T) {
 	if _, err := c.Apply(rn, &raftpb.Entry{Index: 72, Type: raftpb.EntryNormal}); err == nil {
 		t.Error("Apply of a normal entry succeeded")
 	}
+}
+
+func TestSubmit(t *testing.T) {
+	errStopped, errAbandoned := errors.New("stopped"), errors.New("abandoned")
+	type req struct{ answer chan int }
+	newReq := func() req { return req{answer: make(chan int, 1)} }
+	// loop runs the raft loop's side of a case, joined when the case ends.
+	loop := func(t *testing.T, f func()) {
+		var wg sync.WaitGroup
+		wg.Go(f)
+		t.Cleanup(wg.Wait)
+	}
+	t.Run("answered", func(t *testing.T) {
+		in, done := make(chan req), make(chan struct{})
+		loop(t, func() {
+			r := <-in
+			r.answer <- 7
+		})
+		r := newReq()
+		if a, err := Submit(t.Context(), in, r, r.answer, done, errStopped, errAbandoned); a != 7 || err != nil {
+			t.Fatalf("Submit = %d, %v", a, err)
+		}
+	})
+	t.Run("not taken, ctx done", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		r := newReq()
+		if _, err := Submit(ctx, make(chan req), r, r.answer, make(chan struct{}), errStopped, errAbandoned); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Submit = %v, want context.Canceled", err)
+		}
+	})
+	t.Run("not taken, loop stopped", func(t *testing.T) {
+		done := make(chan struct{})
+		close(done)
+		r := newReq()
+		if _, err := Submit(t.Context(), make(chan req), r, r.answer, done, errStopped, errAbandoned); err != errStopped {
+			t.Fatalf("Submit = %v, want %v", err, errStopped)
+		}
+	})
+	t.Run("taken, loop stopped", func(t *testing.T) {
+		in, done := make(chan req), make(chan struct{})
+		loop(t, func() {
+			<-in
+			close(done)
+		})
+		r := newReq()
+		if _, err := Submit(t.Context(), in, r, r.answer, done, errStopped, errAbandoned); err != errAbandoned {
+			t.Fatalf("Submit = %v, want %v", err, errAbandoned)
+		}
+	})
+	t.Run("taken, ctx done", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		in := make(chan req)
+		loop(t, func() {
+			<-in
+			cancel()
+		})
+		r := newReq()
+		if _, err := Submit(ctx, in, r, r.answer, make(chan struct{}), errStopped, errAbandoned); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Submit = %v, want context.Canceled", err)
+		}
+	})
 }

@@ -1,6 +1,9 @@
 package raftgroup
 
-import "math/rand/v2"
+import (
+	"context"
+	"math/rand/v2"
+)
 
 // Waiters holds, by proposal id, what waits for this member's proposals: from the proposal
 // until its entry is applied here, or until the wait is failed (etcd's pkg/wait, without the
@@ -40,5 +43,30 @@ func (ws *Waiters[W]) FailAll(fail func(W)) {
 	for id, w := range ws.m {
 		delete(ws.m, id)
 		fail(w)
+	}
+}
+
+// Submit hands req to a raft loop on in and waits for the loop's answer on answer; done is
+// closed when the loop exits. It returns the answer, or ctx's error when ctx ends first, or
+// stopped when the loop exits before taking req, or abandoned when it exits after taking it
+// and before answering (req may then have taken effect). Callers give answer a buffer of one,
+// so the loop never blocks on a caller that stopped waiting.
+func Submit[R, A any](ctx context.Context, in chan<- R, req R, answer <-chan A, done <-chan struct{},
+	stopped, abandoned error) (A, error) {
+	var zero A
+	select {
+	case in <- req:
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-done:
+		return zero, stopped
+	}
+	select {
+	case a := <-answer:
+		return a, nil
+	case <-ctx.Done():
+		return zero, ctx.Err()
+	case <-done:
+		return zero, abandoned
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/raftgroup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/storage"
 )
@@ -138,21 +139,11 @@ func (p *partition) propose(ctx context.Context, w *write) writeResult {
 	}
 	p.log.Writing(1)
 	defer p.log.Writing(-1)
-	select {
-	case p.proposeC <- w:
-	case <-ctx.Done():
-		return writeResult{err: ctx.Err()}
-	case <-p.done:
-		return writeResult{err: errStopped}
+	r, err := raftgroup.Submit(ctx, p.proposeC, w, w.done, p.done, errStopped, errOutcomeUnknown)
+	if err != nil {
+		return writeResult{err: err}
 	}
-	select {
-	case r := <-w.done:
-		return r
-	case <-ctx.Done():
-		return writeResult{err: ctx.Err()}
-	case <-p.done:
-		return writeResult{err: errOutcomeUnknown}
-	}
+	return r
 }
 
 // leaderSnapshots is the raft storage of a partition. raft asks Snapshot for what to send a

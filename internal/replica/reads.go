@@ -36,21 +36,11 @@ func (p *partition) readBarrier(ctx context.Context) error {
 		return nil
 	}
 	rw := &readWait{done: make(chan error, 1)}
-	select {
-	case p.readC <- rw:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-p.done:
-		return errStopped
-	}
-	select {
-	case err := <-rw.done:
+	answer, err := raftgroup.Submit(ctx, p.readC, rw, rw.done, p.done, errStopped, errStopped)
+	if err != nil {
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-p.done:
-		return errStopped
 	}
+	return answer
 }
 
 type readBatch struct {
