@@ -133,19 +133,19 @@ type StatusError int32
 
 // Storage statuses.
 const (
-	StatusNotFound           = StatusError(wire.StatusNotFound)
-	StatusCorruption         = StatusError(wire.StatusCorruption)
-	StatusNotSupported       = StatusError(wire.StatusNotSupported)
-	StatusInvalidArgument    = StatusError(wire.StatusInvalidArgument)
-	StatusIOError            = StatusError(wire.StatusIOError)
-	StatusMergeInProgress    = StatusError(wire.StatusMergeInProgress)
-	StatusIncomplete         = StatusError(wire.StatusIncomplete)
-	StatusShutdownInProgress = StatusError(wire.StatusShutdownInProgress)
-	StatusTimedOut           = StatusError(wire.StatusTimedOut)
-	StatusAborted            = StatusError(wire.StatusAborted)
-	StatusBusy               = StatusError(wire.StatusBusy)
-	StatusExpired            = StatusError(wire.StatusExpired)
-	StatusTryAgain           = StatusError(wire.StatusTryAgain)
+	StatusNotFound           StatusError = StatusError(wire.StatusNotFound)
+	StatusCorruption         StatusError = StatusError(wire.StatusCorruption)
+	StatusNotSupported       StatusError = StatusError(wire.StatusNotSupported)
+	StatusInvalidArgument    StatusError = StatusError(wire.StatusInvalidArgument)
+	StatusIOError            StatusError = StatusError(wire.StatusIOError)
+	StatusMergeInProgress    StatusError = StatusError(wire.StatusMergeInProgress)
+	StatusIncomplete         StatusError = StatusError(wire.StatusIncomplete)
+	StatusShutdownInProgress StatusError = StatusError(wire.StatusShutdownInProgress)
+	StatusTimedOut           StatusError = StatusError(wire.StatusTimedOut)
+	StatusAborted            StatusError = StatusError(wire.StatusAborted)
+	StatusBusy               StatusError = StatusError(wire.StatusBusy)
+	StatusExpired            StatusError = StatusError(wire.StatusExpired)
+	StatusTryAgain           StatusError = StatusError(wire.StatusTryAgain)
 )
 
 // Error returns "pegasus: storage status <Name> (<code>)".
