@@ -133,32 +133,24 @@ type StatusError int32
 
 // Storage statuses.
 const (
-	StatusNotFound           StatusError = 1
-	StatusCorruption         StatusError = 2
-	StatusNotSupported       StatusError = 3
-	StatusInvalidArgument    StatusError = 4
-	StatusIOError            StatusError = 5
-	StatusMergeInProgress    StatusError = 6
-	StatusIncomplete         StatusError = 7
-	StatusShutdownInProgress StatusError = 8
-	StatusTimedOut           StatusError = 9
-	StatusAborted            StatusError = 10
-	StatusBusy               StatusError = 11
-	StatusExpired            StatusError = 12
-	StatusTryAgain           StatusError = 13
+	StatusNotFound           StatusError = StatusError(wire.StatusNotFound)
+	StatusCorruption         StatusError = StatusError(wire.StatusCorruption)
+	StatusNotSupported       StatusError = StatusError(wire.StatusNotSupported)
+	StatusInvalidArgument    StatusError = StatusError(wire.StatusInvalidArgument)
+	StatusIOError            StatusError = StatusError(wire.StatusIOError)
+	StatusMergeInProgress    StatusError = StatusError(wire.StatusMergeInProgress)
+	StatusIncomplete         StatusError = StatusError(wire.StatusIncomplete)
+	StatusShutdownInProgress StatusError = StatusError(wire.StatusShutdownInProgress)
+	StatusTimedOut           StatusError = StatusError(wire.StatusTimedOut)
+	StatusAborted            StatusError = StatusError(wire.StatusAborted)
+	StatusBusy               StatusError = StatusError(wire.StatusBusy)
+	StatusExpired            StatusError = StatusError(wire.StatusExpired)
+	StatusTryAgain           StatusError = StatusError(wire.StatusTryAgain)
 )
-
-var statusNames = [...]string{"Ok", "NotFound", "Corruption", "NotSupported", "InvalidArgument",
-	"IOError", "MergeInProgress", "Incomplete", "ShutdownInProgress", "TimedOut", "Aborted",
-	"Busy", "Expired", "TryAgain"}
 
 // Error returns "pegasus: storage status <Name> (<code>)".
 func (s StatusError) Error() string {
-	name := "Unknown"
-	if s >= 0 && int(s) < len(statusNames) {
-		name = statusNames[s]
-	}
-	return "pegasus: storage status " + name + " (" + strconv.Itoa(int(s)) + ")"
+	return "pegasus: storage status " + wire.Status(s).String() + " (" + strconv.Itoa(int(s)) + ")"
 }
 
 func invalidArg(format string, args ...any) error {

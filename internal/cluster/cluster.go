@@ -1,5 +1,10 @@
-// Package cluster defines the control protocol between gopegasus replica servers and meta
-// servers. It is ours, not Apache Pegasus's: no official client sends these RPCs.
+// Package cluster defines how gopegasus servers know each other: a server's identity, and the
+// control protocol between replica servers and meta servers. Both are ours, not Apache
+// Pegasus's: no official client sends these RPCs.
+//
+// A server's identity is its advertised "host:port" address: the meta places partitions on
+// addresses, replica servers report under theirs, and [MemberID] derives from it the
+// server's member id in every raft group it takes part in.
 //
 // A replica server calls [RPCConfigSync] on the meta leader every beacon interval and at once
 // whenever the leadership of one of its partitions changes. The request reports every
@@ -15,6 +20,7 @@ package cluster
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 
 	"github.com/gopegasus/pegasus/internal/idl"
 )
@@ -22,6 +28,18 @@ import (
 // RPCConfigSync is the name of the replica → meta sync RPC. Args and reply are [idl.Blob]s
 // holding a JSON [SyncRequest] and [SyncResponse].
 const RPCConfigSync = idl.RPCConfigSync
+
+// MemberID maps a server's address to its raft member id (never 0, which raft reserves):
+// the same address is the same member in every group, of metas and of partitions alike.
+// Member ids are stored in raft logs and snapshots, so the mapping never changes.
+func MemberID(addr string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(addr))
+	if id := h.Sum64(); id != 0 {
+		return id
+	}
+	return 1
+}
 
 // ReplicaState is one partition replica as its server sees it.
 type ReplicaState struct {

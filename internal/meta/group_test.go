@@ -15,7 +15,6 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
-	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -250,7 +249,7 @@ func TestLeaderNotReadyAnswersServiceNotActive(t *testing.T) {
 		t.Fatalf("leader not ready: %v %+v", code, r)
 	}
 	// Another meta leads: its address as the hint.
-	s.raft.status.Store(&raftStatus{term: 3, lead: raftlog.MemberID("10.0.0.9:34601"), leader: "10.0.0.9:34601"})
+	s.raft.status.Store(&raftStatus{term: 3, lead: cluster.MemberID("10.0.0.9:34601"), leader: "10.0.0.9:34601"})
 	v, _ = s.serve(t.Context(), serve, refuse)
 	if r := v.(*idl.QueryCfgResponse); r.Err != "ERR_FORWARD_TO_OTHERS" || len(r.Partitions) != 1 || r.Partitions[0].Primary.String() != "10.0.0.9:34601" {
 		t.Fatalf("follower: %+v", r)

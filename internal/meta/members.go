@@ -9,7 +9,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/cluster"
 )
 
 // memberChangeTimeout bounds the wait for a membership change to be committed.
@@ -45,7 +45,7 @@ func (s *Server) changeMember(typ raftpb.ConfChangeType, args []string) (string,
 		}
 		return "", errors.New("this meta is not the serving leader; retry on the leader")
 	}
-	cc := raftpb.ConfChange{Type: typ, NodeID: raftlog.MemberID(addr), Context: []byte(addr)}
+	cc := raftpb.ConfChange{Type: typ, NodeID: cluster.MemberID(addr), Context: []byte(addr)}
 	if err := s.raft.changeMembers(cc, memberChangeTimeout); err != nil {
 		return "", err
 	}

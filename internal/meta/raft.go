@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -17,15 +16,14 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/raftgroup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
 // metaGroup is the id of the metas' group in their raft log database (which holds no other).
 var metaGroup = idl.GPID{}
-
-// electionTicks is the election timeout in ticks; the leader heartbeats every tick.
-const electionTicks = 10
 
 var (
 	errNotLeader   = errors.New("meta: not the leader")
@@ -99,15 +97,14 @@ type raftNode struct {
 	// Owned by run.
 	rn          *raft.RawNode
 	ms          *raft.MemoryStorage
-	cs          raftpb.ConfState
+	conf        raftgroup.ConfLog
 	addrs       map[uint64]string
 	state       appliedMap
 	term        uint64
 	appliedTerm uint64
 	snapIndex   uint64
 	lead        uint64
-	nextID      uint64
-	waiters     map[uint64]chan proposalDone
+	waiters     *raftgroup.Waiters[chan proposalDone]
 	confWait    *confWaiter
 	removed     bool
 
@@ -136,11 +133,10 @@ type confWaiter struct {
 // to be added to an existing one when cfg.Join is set).
 func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 	r := &raftNode{
-		id: raftlog.MemberID(cfg.Advertise), self: cfg.Advertise, dir: cfg.DataDir, lg: lg,
+		id: cluster.MemberID(cfg.Advertise), self: cfg.Advertise, dir: cfg.DataDir, lg: lg,
 		group: rl.Group(metaGroup), tick: cfg.RaftTick, snapEvery: uint64(cfg.SnapshotEntries),
 		addrs:    make(map[uint64]string),
-		waiters:  make(map[uint64]chan proposalDone),
-		nextID:   rand.Uint64() &^ (1<<32 - 1),
+		waiters:  raftgroup.NewWaiters[chan proposalDone](),
 		proposeC: make(chan proposal),
 		confC:    make(chan confRequest),
 		recvC:    make(chan inbound, 1024),
@@ -149,7 +145,7 @@ func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 	r.changed.ch = make(chan struct{})
 	r.tr = newTransport(r.self, lg)
 	for _, a := range cfg.Metas {
-		r.addrs[raftlog.MemberID(a)] = a
+		r.addrs[cluster.MemberID(a)] = a
 	}
 	r.addrs[r.id] = r.self
 
@@ -184,24 +180,13 @@ func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 		}
 	}
 	r.ms = ms
-	rc := &raft.Config{
-		ID:              r.id,
-		ElectionTick:    electionTicks,
-		HeartbeatTick:   1,
-		Storage:         &freshSnapshots{MemoryStorage: ms, r: r},
-		Applied:         r.state.index,
-		MaxSizePerMsg:   1 << 20,
-		MaxInflightMsgs: 256,
-		CheckQuorum:     true,
-		PreVote:         true,
-		Logger:          raftlog.Logger{LG: lg},
-	}
+	rc := raftgroup.NewConfig(r.id, &freshSnapshots{MemoryStorage: ms, r: r}, r.state.index, lg)
 	if r.rn, err = raft.NewRawNode(rc); err != nil {
 		return nil, fmt.Errorf("meta: raft: %w", err)
 	}
 	// The first configured meta (or a lone one) does not wait for an election timeout.
-	voter := slices.Contains(r.cs.Voters, r.id)
-	r.campaign = voter && (len(r.cs.Voters) == 1 || (len(cfg.Metas) > 0 && cfg.Metas[0] == r.self))
+	voters := r.conf.Current().Voters
+	r.campaign = slices.Contains(voters, r.id) && (len(voters) == 1 || (len(cfg.Metas) > 0 && cfg.Metas[0] == r.self))
 	r.publishLatest()
 	r.status.Store(&raftStatus{voters: r.voterAddrs()})
 	return r, nil
@@ -213,7 +198,7 @@ func (r *raftNode) bootstrap(cfg Config) (*snapshot, []byte, error) {
 	m := newClusterMap()
 	var cs raftpb.ConfState
 	for _, a := range cfg.Metas {
-		cs.Voters = append(cs.Voters, raftlog.MemberID(a))
+		cs.Voters = append(cs.Voters, cluster.MemberID(a))
 	}
 	snap := &snapshot{Index: 1, Term: 1, ConfState: cs, Metas: slices.Clone(cfg.Metas), Map: m}
 	raw, err := json.Marshal(snap)
@@ -280,12 +265,12 @@ func (r *raftNode) restore(ms *raft.MemoryStorage, snap *snapshot, raw []byte) (
 		return nil, err
 	}
 	r.state = appliedMap{index: snap.Index, m: snap.Map}
-	r.cs = snap.ConfState
+	r.conf.Reset(snap.ConfState)
 	r.term = hs.Term
 	r.appliedTerm = snap.Term
 	r.snapIndex = snap.Index
 	for _, a := range snap.Metas {
-		r.addrs[raftlog.MemberID(a)] = a
+		r.addrs[cluster.MemberID(a)] = a
 	}
 	return out, nil
 }
@@ -306,11 +291,12 @@ func (s *freshSnapshots) Snapshot() (raftpb.Snapshot, error) {
 	if err != nil {
 		return raftpb.Snapshot{}, err
 	}
-	raw, err := json.Marshal(&snapshot{Index: at, Term: term, ConfState: r.cs, Metas: r.memberAddrs(), Map: r.state.m})
+	cs := r.conf.Current()
+	raw, err := json.Marshal(&snapshot{Index: at, Term: term, ConfState: cs, Metas: r.memberAddrs(), Map: r.state.m})
 	if err != nil {
 		return raftpb.Snapshot{}, err
 	}
-	return raftpb.Snapshot{Data: raw, Metadata: raftpb.SnapshotMetadata{Index: at, Term: term, ConfState: r.cs}}, nil
+	return raftpb.Snapshot{Data: raw, Metadata: raftpb.SnapshotMetadata{Index: at, Term: term, ConfState: cs}}, nil
 }
 
 // run drives the raft group until ctx ends. It returns an error when the raft log cannot be
@@ -416,9 +402,9 @@ func (r *raftNode) install(s raftpb.Snapshot) error {
 	if err := r.ms.ApplySnapshot(s); err != nil {
 		return err
 	}
-	r.cs = s.Metadata.ConfState
+	r.conf.Reset(s.Metadata.ConfState)
 	for _, a := range snap.Metas {
-		r.addrs[raftlog.MemberID(a)] = a
+		r.addrs[cluster.MemberID(a)] = a
 	}
 	r.snapIndex = s.Metadata.Index
 	r.appliedTerm = s.Metadata.Term
@@ -442,10 +428,7 @@ func (r *raftNode) setLead(lead uint64) {
 }
 
 func (r *raftNode) failWaiters(err error) {
-	for id, w := range r.waiters {
-		w <- proposalDone{err: err}
-		delete(r.waiters, id)
-	}
+	r.waiters.FailAll(func(w chan proposalDone) { w <- proposalDone{err: err} })
 	if r.confWait != nil {
 		r.confWait.done <- err
 		r.confWait = nil
@@ -457,14 +440,14 @@ func (r *raftNode) propose(p proposal) {
 		p.done <- proposalDone{err: errNotLeader}
 		return
 	}
-	r.nextID++
-	data := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(p.op)), r.nextID)
+	id := r.waiters.NextID()
+	data := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(p.op)), id)
 	data = append(data, p.op...)
 	if err := r.rn.Propose(data); err != nil {
 		p.done <- proposalDone{err: fmt.Errorf("%w: %w", errNotLeader, err)}
 		return
 	}
-	r.waiters[r.nextID] = p.done
+	r.waiters.Add(id, p.done)
 }
 
 // proposeConf proposes a membership change after checking it makes sense.
@@ -479,7 +462,7 @@ func (r *raftNode) proposeConf(c confRequest) {
 		return
 	}
 	addr := string(c.cc.Context)
-	member := slices.Contains(r.cs.Voters, c.cc.NodeID)
+	member := slices.Contains(r.conf.Current().Voters, c.cc.NodeID)
 	switch c.cc.Type {
 	case raftpb.ConfChangeAddNode:
 		if member {
@@ -513,18 +496,15 @@ func (r *raftNode) apply(ents []raftpb.Entry) error {
 		switch e.Type {
 		case raftpb.EntryNormal:
 			r.applyMutation(e)
-		case raftpb.EntryConfChange:
-			var cc raftpb.ConfChange
-			if err := cc.Unmarshal(e.Data); err != nil {
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+			wasMember := slices.Contains(r.conf.Current().Voters, r.id)
+			cc, err := r.conf.Apply(r.rn, e)
+			if err != nil {
 				return fmt.Errorf("meta: conf change at %d: %w", e.Index, err)
 			}
-			r.applyConf(cc)
-		case raftpb.EntryConfChangeV2:
-			var cc raftpb.ConfChangeV2
-			if err := cc.Unmarshal(e.Data); err != nil {
-				return fmt.Errorf("meta: conf change at %d: %w", e.Index, err)
+			if cc != nil {
+				r.appliedConf(*cc, wasMember)
 			}
-			r.cs = *r.rn.ApplyConfChange(cc)
 		}
 		r.appliedTerm = e.Term
 		if r.state.index != e.Index {
@@ -543,9 +523,7 @@ func (r *raftNode) applyMutation(e *raftpb.Entry) {
 		r.lg.Error("skipping a malformed meta log entry", "index", e.Index)
 		return
 	}
-	id := binary.BigEndian.Uint64(e.Data)
-	w := r.waiters[id]
-	delete(r.waiters, id)
+	w, _ := r.waiters.Take(binary.BigEndian.Uint64(e.Data))
 	var op mutation
 	if err := json.Unmarshal(e.Data[8:], &op); err != nil {
 		// Every meta decodes the same bytes the same way: skipping keeps them equal.
@@ -568,15 +546,15 @@ func (r *raftNode) applyMutation(e *raftpb.Entry) {
 	}
 }
 
-func (r *raftNode) applyConf(cc raftpb.ConfChange) {
-	wasMember := slices.Contains(r.cs.Voters, r.id)
-	r.cs = *r.rn.ApplyConfChange(cc)
+// appliedConf follows up a membership change just applied (a raftpb.ConfChange, the kind
+// proposeConf proposes): the member's address, the log, the waiting proposer.
+func (r *raftNode) appliedConf(cc raftpb.ConfChange, wasMember bool) {
 	addr := string(cc.Context)
-	if addr != "" && raftlog.MemberID(addr) == cc.NodeID {
+	if addr != "" && cluster.MemberID(addr) == cc.NodeID {
 		r.addrs[cc.NodeID] = addr
 	}
 	r.lg.Info("meta group membership changed", "change", cc.Type.String(), "meta", addr, "voters", r.voterAddrs())
-	if wasMember && !slices.Contains(r.cs.Voters, r.id) && !r.removed {
+	if wasMember && !slices.Contains(r.conf.Current().Voters, r.id) && !r.removed {
 		r.removed = true
 		r.lg.Warn("this meta was removed from the meta group; it no longer takes part")
 	}
@@ -601,7 +579,8 @@ func (r *raftNode) snapshot() error {
 	if err != nil {
 		return err
 	}
-	snap := &snapshot{Index: at, Term: term, ConfState: r.cs, Metas: r.memberAddrs(), Map: r.state.m}
+	cs := r.conf.Truncate(at)
+	snap := &snapshot{Index: at, Term: term, ConfState: cs, Metas: r.memberAddrs(), Map: r.state.m}
 	raw, err := json.Marshal(snap)
 	if err != nil {
 		return err
@@ -609,10 +588,10 @@ func (r *raftNode) snapshot() error {
 	if err := writeSnapshot(r.dir, raw); err != nil {
 		return err
 	}
-	if err := r.group.Truncate(at, term, r.cs); err != nil {
+	if err := r.group.Truncate(at, term, cs); err != nil {
 		return err
 	}
-	if _, err := r.ms.CreateSnapshot(at, &r.cs, raw); err != nil {
+	if _, err := r.ms.CreateSnapshot(at, &cs, raw); err != nil {
 		return err
 	}
 	if err := r.ms.Compact(at); err != nil && !errors.Is(err, raft.ErrCompacted) {
@@ -627,7 +606,8 @@ func (r *raftNode) snapshot() error {
 // are left out: a snapshot carries addresses only).
 func (r *raftNode) memberAddrs() []string {
 	var out []string
-	for _, id := range slices.Concat(r.cs.Voters, r.cs.Learners) {
+	cs := r.conf.Current()
+	for _, id := range slices.Concat(cs.Voters, cs.Learners) {
 		if a, ok := r.addrs[id]; ok {
 			out = append(out, a)
 		}
@@ -636,8 +616,9 @@ func (r *raftNode) memberAddrs() []string {
 }
 
 func (r *raftNode) voterAddrs() []string {
-	out := make([]string, 0, len(r.cs.Voters))
-	for _, id := range r.cs.Voters {
+	voters := r.conf.Current().Voters
+	out := make([]string, 0, len(voters))
+	for _, id := range voters {
 		if a, ok := r.addrs[id]; ok {
 			out = append(out, a)
 		} else {
@@ -691,21 +672,11 @@ func (r *raftNode) submit(ctx context.Context, op *mutation) (applyResult, error
 		return applyResult{}, err
 	}
 	p := proposal{op: b, done: make(chan proposalDone, 1)}
-	select {
-	case r.proposeC <- p:
-	case <-ctx.Done():
-		return applyResult{}, ctx.Err()
-	case <-r.done:
-		return applyResult{}, errRaftStopped
+	d, err := raftgroup.Submit(ctx, r.proposeC, p, p.done, r.done, errRaftStopped, errRaftStopped)
+	if err != nil {
+		return applyResult{}, err
 	}
-	select {
-	case d := <-p.done:
-		return d.r, d.err
-	case <-ctx.Done():
-		return applyResult{}, ctx.Err()
-	case <-r.done:
-		return applyResult{}, errRaftStopped
-	}
+	return d.r, d.err
 }
 
 // changeMembers proposes a membership change and waits until it is applied, at most
@@ -735,7 +706,7 @@ func (r *raftNode) changeMembers(cc raftpb.ConfChange, timeout time.Duration) er
 // the address they claim are dropped; so are messages arriving faster than they are handled
 // (raft retries).
 func (r *raftNode) receive(from string, m raftpb.Message) {
-	if raftlog.MemberID(from) != m.From {
+	if cluster.MemberID(from) != m.From {
 		return
 	}
 	select {

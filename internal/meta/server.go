@@ -234,12 +234,12 @@ func validateMetas(cfg Config) error {
 		if _, err := netip.ParseAddrPort(a); err != nil {
 			return fmt.Errorf("meta: meta server address %q: want ip:port", a)
 		}
-		if prev, ok := ids[raftlog.MemberID(a)]; ok {
+		if prev, ok := ids[cluster.MemberID(a)]; ok {
 			return fmt.Errorf("meta: meta servers %q and %q listed twice or with the same raft id", prev, a)
 		}
-		ids[raftlog.MemberID(a)] = a
+		ids[cluster.MemberID(a)] = a
 	}
-	if !cfg.Join && ids[raftlog.MemberID(cfg.Advertise)] != cfg.Advertise {
+	if !cfg.Join && ids[cluster.MemberID(cfg.Advertise)] != cfg.Advertise {
 		return fmt.Errorf("meta: the meta list %v does not include this meta (%s); list it, or start it with Join to add it to an existing group",
 			cfg.Metas, cfg.Advertise)
 	}

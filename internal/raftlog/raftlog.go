@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sync/atomic"
 
@@ -18,6 +17,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/storage"
 )
 
 // Log holds the raft state of many groups. Keys, all prefixed by a kind byte and the
@@ -48,7 +48,7 @@ func Open(dir string, lg *slog.Logger) (*Log, error) {
 func OpenOptions(dir string, lg *slog.Logger, opts Options) (*Log, error) {
 	l := &Log{}
 	popts := &pebble.Options{
-		Logger: QuietPebbleLogger{lg},
+		Logger: storage.PebbleLogger(lg),
 		FS:     countingFS{FS: vfs.Default, syncs: &l.syncs},
 		// Large enough to hold the live log of every group between truncations, so entries
 		// are mostly deleted before a flush would write them to an sstable.
@@ -263,51 +263,6 @@ func (g Group) Remove() error {
 	}
 	return b.Commit(pebble.Sync)
 }
-
-// MemberID maps a server's address to its raft member id (never 0, which raft reserves):
-// the same address is the same member in every group, of metas and of partitions alike.
-func MemberID(addr string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(addr))
-	if id := h.Sum64(); id != 0 {
-		return id
-	}
-	return 1
-}
-
-// QuietPebbleLogger sends Pebble's informational chatter to debug level.
-type QuietPebbleLogger struct{ LG *slog.Logger }
-
-// Infof implements pebble.Logger.
-func (l QuietPebbleLogger) Infof(format string, args ...any) {
-	l.LG.Debug("pebble", "msg", fmt.Sprintf(format, args...))
-}
-
-// Errorf implements pebble.Logger.
-func (l QuietPebbleLogger) Errorf(format string, args ...any) {
-	l.LG.Error("pebble", "msg", fmt.Sprintf(format, args...))
-}
-
-// Fatalf implements pebble.Logger.
-func (l QuietPebbleLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...)) // Pebble calls this only on corruption
-}
-
-// Logger adapts slog to raft's Logger: raft's info chatter goes to debug level.
-type Logger struct{ LG *slog.Logger }
-
-func (l Logger) Debug(v ...any)                   { l.LG.Debug(fmt.Sprint(v...)) }
-func (l Logger) Debugf(format string, v ...any)   { l.LG.Debug(fmt.Sprintf(format, v...)) }
-func (l Logger) Info(v ...any)                    { l.LG.Debug(fmt.Sprint(v...)) }
-func (l Logger) Infof(format string, v ...any)    { l.LG.Debug(fmt.Sprintf(format, v...)) }
-func (l Logger) Warning(v ...any)                 { l.LG.Warn(fmt.Sprint(v...)) }
-func (l Logger) Warningf(format string, v ...any) { l.LG.Warn(fmt.Sprintf(format, v...)) }
-func (l Logger) Error(v ...any)                   { l.LG.Error(fmt.Sprint(v...)) }
-func (l Logger) Errorf(format string, v ...any)   { l.LG.Error(fmt.Sprintf(format, v...)) }
-func (l Logger) Fatal(v ...any)                   { panic(fmt.Sprint(v...)) }
-func (l Logger) Fatalf(format string, v ...any)   { panic(fmt.Sprintf(format, v...)) }
-func (l Logger) Panic(v ...any)                   { panic(fmt.Sprint(v...)) }
-func (l Logger) Panicf(format string, v ...any)   { panic(fmt.Sprintf(format, v...)) }
 
 // InstallSnapshot records a snapshot received from the leader as the group's new starting
 // point, with hs, and deletes every entry: after a snapshot the log restarts right after it.

@@ -140,10 +140,10 @@ func (s *Server) writeHandler(w writeRPC) rpc.HandlerFunc {
 
 func (s *Server) writeRPCs() map[string]writeRPC {
 	update := func(p *partition, r writeResult) idl.Value {
-		return &idl.UpdateResponse{Error: r.res.Error, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
+		return &idl.UpdateResponse{Error: int32(r.res.Error), AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
 	}
 	cas := func(p *partition, r writeResult) *idl.CheckAndSetResponse {
-		return &idl.CheckAndSetResponse{Error: r.res.Error, CheckValueReturned: r.res.CheckValueReturned,
+		return &idl.CheckAndSetResponse{Error: int32(r.res.Error), CheckValueReturned: r.res.CheckValueReturned,
 			CheckValueExist: r.res.CheckValueExist, CheckValue: r.res.CheckValue, AppID: p.pid.AppID,
 			PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
 	}
@@ -153,12 +153,12 @@ func (s *Server) writeRPCs() map[string]writeRPC {
 		idl.RPCMultiPut: {kindMultiPut, func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.MultiPutRequest).HashKey, rawHashKey }, update},
 		idl.RPCMultiRemove: {kindMultiRemove, func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.MultiRemoveRequest).HashKey, rawHashKey },
 			func(p *partition, r writeResult) idl.Value {
-				return &idl.MultiRemoveResponse{Error: r.res.Error, Count: r.res.Count, AppID: p.pid.AppID,
+				return &idl.MultiRemoveResponse{Error: int32(r.res.Error), Count: r.res.Count, AppID: p.pid.AppID,
 					PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
 			}},
 		idl.RPCIncr: {kindIncr, func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.IncrRequest).Key, encodedKey },
 			func(p *partition, r writeResult) idl.Value {
-				return &idl.IncrResponse{Error: r.res.Error, NewValue: r.res.NewValue, AppID: p.pid.AppID,
+				return &idl.IncrResponse{Error: int32(r.res.Error), NewValue: r.res.NewValue, AppID: p.pid.AppID,
 					PartitionIndex: p.pid.PartitionIndex, Decree: r.decree, Server: s.addr}
 			}},
 		idl.RPCCheckAndSet: {kindCheckAndSet, func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.CheckAndSetRequest).HashKey, rawHashKey },
@@ -193,7 +193,7 @@ func (s *Server) handleGet(ctx context.Context, req *rpc.Request) (idl.Value, wi
 	if err != nil {
 		return nil, codeOf(err)
 	}
-	return &idl.ReadResponse{Error: rc, Value: v, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
+	return &idl.ReadResponse{Error: int32(rc), Value: v, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
 
 func (s *Server) handleTTL(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
@@ -207,7 +207,7 @@ func (s *Server) handleTTL(ctx context.Context, req *rpc.Request) (idl.Value, wi
 	if err != nil {
 		return nil, codeOf(err)
 	}
-	return &idl.TTLResponse{Error: rc, TTLSeconds: ttl, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
+	return &idl.TTLResponse{Error: int32(rc), TTLSeconds: ttl, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
 
 func (s *Server) handleSortKeyCount(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
@@ -221,7 +221,7 @@ func (s *Server) handleSortKeyCount(ctx context.Context, req *rpc.Request) (idl.
 	if err != nil {
 		return nil, codeOf(err)
 	}
-	return &idl.CountResponse{Error: rc, Count: n, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
+	return &idl.CountResponse{Error: int32(rc), Count: n, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
 
 func (s *Server) handleMultiGet(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
@@ -235,13 +235,13 @@ func (s *Server) handleMultiGet(ctx context.Context, req *rpc.Request) (idl.Valu
 		HashKey: a.HashKey, SortKeys: a.SortKeys, MaxKVCount: a.MaxKVCount, MaxKVSize: a.MaxKVSize,
 		NoValue: a.NoValue, StartSortKey: a.StartSortKey, StopSortKey: a.StopSortKey,
 		StartInclusive: a.StartInclusive, StopInclusive: a.StopInclusive,
-		SortKeyFilterType: storage.FilterType(a.SortKeyFilterType), SortKeyFilter: a.SortKeyFilterPattern,
+		SortKeyFilterType: a.SortKeyFilterType, SortKeyFilter: a.SortKeyFilterPattern,
 		Reverse: a.Reverse,
 	})
 	if err != nil {
 		return nil, codeOf(err)
 	}
-	return &idl.MultiGetResponse{Error: res.Error, KVs: toIDLKVs(res.KVs, false), AppID: p.pid.AppID,
+	return &idl.MultiGetResponse{Error: int32(res.Error), KVs: toIDLKVs(res.KVs, false), AppID: p.pid.AppID,
 		PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
 
@@ -276,13 +276,13 @@ func (s *Server) handleBatchGet(ctx context.Context, req *rpc.Request) (idl.Valu
 	for i, d := range data {
 		out[i] = idl.FullData{HashKey: d.HashKey, SortKey: d.SortKey, Value: d.Value}
 	}
-	return &idl.BatchGetResponse{Error: rc, Data: out, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
+	return &idl.BatchGetResponse{Error: int32(rc), Data: out, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
 
 // scanResponse converts a scan batch. kv_count and the per-record expire timestamps are
 // optional wire fields, sent only when the scan asked for them.
 func (s *Server) scanResponse(p *partition, r *storage.ScanResult, withExpire, withCount bool) *idl.ScanResponse {
-	resp := &idl.ScanResponse{Error: r.Error, KVs: toIDLKVs(r.KVs, withExpire), ContextID: r.ContextID,
+	resp := &idl.ScanResponse{Error: int32(r.Error), KVs: toIDLKVs(r.KVs, withExpire), ContextID: r.ContextID,
 		AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}
 	if withCount {
 		resp.KVCount = idl.Some(r.KVCount)
@@ -300,8 +300,8 @@ func (s *Server) handleGetScanner(ctx context.Context, req *rpc.Request) (idl.Va
 	res, err := db.GetScanner(&storage.GetScannerRequest{
 		StartKey: a.StartKey, StopKey: a.StopKey, StartInclusive: a.StartInclusive, StopInclusive: a.StopInclusive,
 		BatchSize: a.BatchSize, NoValue: a.NoValue,
-		HashKeyFilterType: storage.FilterType(a.HashKeyFilterType), HashKeyFilter: a.HashKeyFilterPattern,
-		SortKeyFilterType: storage.FilterType(a.SortKeyFilterType), SortKeyFilter: a.SortKeyFilterPattern,
+		HashKeyFilterType: a.HashKeyFilterType, HashKeyFilter: a.HashKeyFilterPattern,
+		SortKeyFilterType: a.SortKeyFilterType, SortKeyFilter: a.SortKeyFilterPattern,
 		ValidatePartitionHash: a.ValidatePartitionHash.Or(true), ReturnExpireTS: a.ReturnExpireTS.Or(false),
 		FullScan: a.FullScan.Or(false), OnlyReturnCount: a.OnlyReturnCount,
 	})

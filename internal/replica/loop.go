@@ -5,13 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/raftgroup"
 )
 
 // loop is the partition's raft state machine: its goroutine (run) owns rn and every field
@@ -20,17 +20,14 @@ type loop struct {
 	p        *partition
 	rn       *raft.RawNode
 	ms       *raft.MemoryStorage
-	cs       raftpb.ConfState
-	waiters  map[uint64][]*write
-	nextID   uint64
-	reads    map[uint64][]*readWait // by read-index context, until raft answers
-	readyAt  []readBatch            // answered, waiting for apply
-	nextRead uint64
+	conf     raftgroup.ConfLog
+	waiters  *raftgroup.Waiters[[]*write]
+	reads    *raftgroup.Waiters[[]*readWait] // by read-index context, until raft answers
+	readyAt  []readBatch                     // answered, waiting for apply
 	lead     uint64
 	truncAt  uint64 // last truncation point
 	entryBuf []byte
 
-	csLog         []confEntry     // configurations after each applied membership change
 	installed     uint64          // the store holds every write up to this index (last snapshot installed)
 	sending       map[uint64]bool // peers a snapshot is being sent to
 	confPending   bool            // a membership change is proposed and not yet applied
@@ -66,12 +63,6 @@ var synced = func() <-chan error {
 	return c
 }()
 
-// confEntry is the group's configuration as of a log index.
-type confEntry struct {
-	index uint64
-	cs    raftpb.ConfState
-}
-
 // newLoop restores or bootstraps the partition's raft group.
 func newLoop(p *partition, members []string, join bool) (*loop, error) {
 	ms, found, err := p.log.Load()
@@ -83,25 +74,14 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 		return nil, err
 	}
 	l := &loop{}
-	cfg := &raft.Config{
-		ID:              p.id,
-		ElectionTick:    10,
-		HeartbeatTick:   1,
-		Storage:         leaderSnapshots{ms, l},
-		MaxSizePerMsg:   1 << 20,
-		MaxInflightMsgs: 256,
-		CheckQuorum:     true,
-		PreVote:         true,
-		// Reads are served under the leader's lease (see doc.go for the clock assumption).
-		ReadOnlyOption: raft.ReadOnlyLeaseBased,
-		// Storage appends and applies come as messages (see handleReady): the loop does not
-		// wait for an fsync before it handles the next Ready.
-		AsyncStorageWrites: true,
-		// Entries after the last truncation point are redelivered on restart: storage
-		// skips those it already holds, and conf changes are re-applied.
-		Applied: snap.Metadata.Index,
-		Logger:  raftlog.Logger{LG: p.lg},
-	}
+	// Entries after the last truncation point are redelivered on restart: storage skips
+	// those it already holds, and conf changes are re-applied.
+	cfg := raftgroup.NewConfig(p.id, leaderSnapshots{ms, l}, snap.Metadata.Index, p.lg)
+	// Reads are served under the leader's lease (see doc.go for the clock assumption).
+	cfg.ReadOnlyOption = raft.ReadOnlyLeaseBased
+	// Storage appends and applies come as messages (see handleReady): the loop does not wait
+	// for an fsync before it handles the next Ready.
+	cfg.AsyncStorageWrites = true
 	rn, err := raft.NewRawNode(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("replica: raft group %v: %w", p.pid, err)
@@ -111,13 +91,13 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 		return nil, err
 	}
 	*l = loop{
-		p: p, rn: rn, ms: ms, cs: snap.Metadata.ConfState,
-		waiters: make(map[uint64][]*write),
-		nextID:  rand.Uint64() &^ (1<<32 - 1),
-		reads:   make(map[uint64][]*readWait),
+		p: p, rn: rn, ms: ms,
+		waiters: raftgroup.NewWaiters[[]*write](),
+		reads:   raftgroup.NewWaiters[[]*readWait](),
 		truncAt: snap.Metadata.Index,
 		sending: make(map[uint64]bool),
 	}
+	l.conf.Reset(snap.Metadata.ConfState)
 	p.raftStats.logStart.Store(snap.Metadata.Index + 1)
 	if l.staged, err = ms.LastIndex(); err != nil {
 		return nil, err
@@ -126,7 +106,7 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 	if !found && !join {
 		peers := make([]raft.Peer, 0, len(members))
 		for _, m := range members {
-			peers = append(peers, raft.Peer{ID: raftlog.MemberID(m)})
+			peers = append(peers, raft.Peer{ID: cluster.MemberID(m)})
 		}
 		if err := rn.Bootstrap(peers); err != nil {
 			return nil, fmt.Errorf("replica: bootstrap raft group %v: %w", p.pid, err)
@@ -234,8 +214,7 @@ drain:
 		return
 	}
 	ti := p.table()
-	l.nextID++
-	id := l.nextID
+	id := l.waiters.NextID()
 	l.entryBuf = appendEntry(l.entryBuf[:0], id, time.Now(), ti.defaultTTL, batch)
 	// raft keeps the slice in its unstable log: hand it a copy.
 	data := append([]byte(nil), l.entryBuf...)
@@ -243,7 +222,7 @@ drain:
 		failWrites(batch, errNotLeader)
 		return
 	}
-	l.waiters[id] = batch
+	l.waiters.Add(id, batch)
 }
 
 func failWrites(ws []*write, err error) {
@@ -289,9 +268,7 @@ func (l *loop) handleReadies() error {
 			if len(rs.RequestCtx) != 8 {
 				continue
 			}
-			id := binary.BigEndian.Uint64(rs.RequestCtx)
-			if waits, ok := l.reads[id]; ok {
-				delete(l.reads, id)
+			if waits, ok := l.reads.Take(binary.BigEndian.Uint64(rs.RequestCtx)); ok {
 				l.readyAt = append(l.readyAt, readBatch{index: rs.Index, waits: waits})
 			}
 		}
@@ -404,16 +381,12 @@ func (l *loop) setLeader(lead uint64) {
 // failAll fails every pending request: reads with err, proposed writes with
 // errOutcomeUnknown (they are in the raft log and may yet be committed).
 func (l *loop) failAll(err error) {
-	for id, ws := range l.waiters {
-		failWrites(ws, errOutcomeUnknown)
-		delete(l.waiters, id)
-	}
-	for id, rs := range l.reads {
+	l.waiters.FailAll(func(ws []*write) { failWrites(ws, errOutcomeUnknown) })
+	l.reads.FailAll(func(rs []*readWait) {
 		for _, rw := range rs {
 			rw.done <- err
 		}
-		delete(l.reads, id)
-	}
+	})
 	for _, rb := range l.readyAt {
 		for _, rw := range rb.waits {
 			rw.done <- err
@@ -440,22 +413,14 @@ func (l *loop) apply(ents []raftpb.Entry) error {
 					return err
 				}
 			}
-		case raftpb.EntryConfChange:
-			var cc raftpb.ConfChange
-			if err := cc.Unmarshal(e.Data); err != nil {
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+			cc, err := l.conf.Apply(l.rn, e)
+			if err != nil {
 				return fmt.Errorf("replica: conf change at %d: %w", e.Index, err)
 			}
-			l.cs = *l.rn.ApplyConfChange(cc)
-			l.confPending = false
-			l.csLog = append(l.csLog, confEntry{e.Index, l.cs})
-			l.publishVoters()
-		case raftpb.EntryConfChangeV2:
-			var cc raftpb.ConfChangeV2
-			if err := cc.Unmarshal(e.Data); err != nil {
-				return fmt.Errorf("replica: conf change at %d: %w", e.Index, err)
+			if cc != nil {
+				l.confPending = false
 			}
-			l.cs = *l.rn.ApplyConfChange(cc)
-			l.csLog = append(l.csLog, confEntry{e.Index, l.cs})
 			l.publishVoters()
 		}
 		p.applied.Store(e.Index)
@@ -471,8 +436,7 @@ func (l *loop) applyWrites(e *raftpb.Entry) error {
 		p.lg.Error("skipping undecodable raft entry", "index", e.Index, "err", err)
 		return nil
 	}
-	ws := l.waiters[id]
-	delete(l.waiters, id)
+	ws, _ := l.waiters.Take(id)
 	if e.Index <= p.db.LastAppliedIndex() {
 		// Replayed after a restart: already in the store.
 		failWrites(ws, errNotLeader)
@@ -511,7 +475,7 @@ func (l *loop) maybeTruncate() error {
 	if err != nil {
 		return err
 	}
-	cs := l.confAsOf(at)
+	cs := l.conf.Truncate(at)
 	if err := p.log.Truncate(at, term, cs); err != nil {
 		return err
 	}
@@ -526,24 +490,6 @@ func (l *loop) maybeTruncate() error {
 	l.truncAt = at
 	p.raftStats.logStart.Store(at + 1)
 	return nil
-}
-
-// confAsOf returns the group's configuration as of log index i (i at or after the last
-// truncation point), and forgets the history before it.
-func (l *loop) confAsOf(i uint64) raftpb.ConfState {
-	snap, _ := l.ms.Snapshot()
-	cs := snap.Metadata.ConfState
-	n := 0
-	for _, c := range l.csLog {
-		if c.index <= i {
-			cs = c.cs
-			continue
-		}
-		l.csLog[n] = c
-		n++
-	}
-	l.csLog = l.csLog[:n]
-	return cs
 }
 
 // send hands raft messages to the transport; snapshots go through a checkpoint transfer.
@@ -581,7 +527,7 @@ func (l *loop) applySnapshot(snap raftpb.Snapshot, hs raftpb.HardState) error {
 	if err := l.ms.ApplySnapshot(snap); err != nil {
 		return err
 	}
-	l.cs = snap.Metadata.ConfState
+	l.conf.Reset(snap.Metadata.ConfState)
 	l.truncAt = snap.Metadata.Index
 	p.raftStats.logStart.Store(snap.Metadata.Index + 1)
 	l.publishVoters()

@@ -7,13 +7,14 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
-	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/cluster"
 )
 
 // publishVoters records the group's voters (as addresses, where known) for the meta report.
 func (l *loop) publishVoters() {
-	vs := make([]string, 0, len(l.cs.Voters))
-	for _, id := range l.cs.Voters {
+	voters := l.conf.Current().Voters
+	vs := make([]string, 0, len(voters))
+	for _, id := range voters {
 		if id == l.p.id {
 			vs = append(vs, l.p.s.addr)
 		} else if a := l.p.addressOf(id); a != "" {
@@ -54,14 +55,15 @@ func (l *loop) reconcile() {
 	}
 	desired := map[uint64]string{}
 	for _, m := range ti.members {
-		desired[raftlog.MemberID(m)] = m
+		desired[cluster.MemberID(m)] = m
 	}
+	cs := l.conf.Current()
 	voters := map[uint64]bool{}
-	for _, id := range l.cs.Voters {
+	for _, id := range cs.Voters {
 		voters[id] = true
 	}
 	learners := map[uint64]bool{}
-	for _, id := range l.cs.Learners {
+	for _, id := range cs.Learners {
 		learners[id] = true
 	}
 	st := l.rn.Status()
@@ -72,7 +74,7 @@ func (l *loop) reconcile() {
 		}
 	}
 	for _, m := range ti.members {
-		id := raftlog.MemberID(m)
+		id := cluster.MemberID(m)
 		if !voters[id] && !learners[id] {
 			propose(raftpb.ConfChangeAddLearnerNode, id, m)
 			return
@@ -100,7 +102,7 @@ func (l *loop) reconcile() {
 		propose(raftpb.ConfChangeRemoveNode, id, fmt.Sprintf("raft-id-%x", id))
 		return
 	}
-	if pref := raftlog.MemberID(ti.members[0]); pref != l.p.id && voters[pref] && now.Sub(l.lastTransfer) >= transferEvery {
+	if pref := cluster.MemberID(ti.members[0]); pref != l.p.id && voters[pref] && now.Sub(l.lastTransfer) >= transferEvery {
 		if pr, ok := st.Progress[pref]; ok && pr.RecentActive && pr.Match == st.Commit {
 			l.lastTransfer = now
 			l.transferStarted = now
@@ -112,7 +114,7 @@ func (l *loop) reconcile() {
 // transferTo hands leadership to a caught-up member of the placement.
 func (l *loop) transferTo(st raft.Status, members []string) {
 	for _, m := range members {
-		id := raftlog.MemberID(m)
+		id := cluster.MemberID(m)
 		if pr, ok := st.Progress[id]; ok && id != l.p.id && pr.RecentActive && pr.Match == st.Commit {
 			l.transferStarted = time.Now()
 			l.rn.TransferLeader(id)

@@ -150,7 +150,7 @@ func (s *Server) handle(name string, h rpc.HandlerFunc) {
 		}
 		if th := s.settings.SlowQueryThresholdNS.Get(); th > 0 && uint64(d) >= th {
 			st.slow.Add(1)
-			s.lg.Warn("slow request", "rpc", name, "gpid", fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex),
+			s.lg.Warn("slow request", "rpc", name, "gpid", pid.String(),
 				"latency", d, "remote", req.Remote.String(), "code", code.Name())
 		}
 		return v, code
@@ -221,7 +221,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			primaries++
 			ts.primaries++
 		}
-		e := metric.Entity{Type: "replica", ID: fmt.Sprintf("replica@%d.%d", p.pid.AppID, p.pid.PartitionIndex), Attrs: gpidAttrs(p.pid)}
+		e := metric.Entity{Type: "replica", ID: "replica@" + p.pid.String(), Attrs: gpidAttrs(p.pid)}
 		st := statsMap[p.pid]
 		if st == nil {
 			st = s.statsOf(p.pid) // every replica reports every metric, from the start

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/raftgroup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/storage"
 )
@@ -106,7 +107,7 @@ func (p *partition) setTable(a cluster.Assignment) {
 		maps.Copy(ti.addrs, prev.addrs)
 	}
 	for _, m := range a.Members {
-		ti.addrs[raftlog.MemberID(m)] = m
+		ti.addrs[cluster.MemberID(m)] = m
 	}
 	// default_ttl: a positive parse replaces the setting; negative or unparsable values
 	// are ignored and the previous setting stays (protocol.md §5.2).
@@ -139,21 +140,11 @@ func (p *partition) propose(ctx context.Context, w *write) writeResult {
 	}
 	p.log.Writing(1)
 	defer p.log.Writing(-1)
-	select {
-	case p.proposeC <- w:
-	case <-ctx.Done():
-		return writeResult{err: ctx.Err()}
-	case <-p.done:
-		return writeResult{err: errStopped}
+	r, err := raftgroup.Submit(ctx, p.proposeC, w, w.done, p.done, errStopped, errOutcomeUnknown)
+	if err != nil {
+		return writeResult{err: err}
 	}
-	select {
-	case r := <-w.done:
-		return r
-	case <-ctx.Done():
-		return writeResult{err: ctx.Err()}
-	case <-p.done:
-		return writeResult{err: errOutcomeUnknown}
-	}
+	return r
 }
 
 // leaderSnapshots is the raft storage of a partition. raft asks Snapshot for what to send a
@@ -173,5 +164,5 @@ func (s leaderSnapshots) Snapshot() (raftpb.Snapshot, error) {
 	if err != nil {
 		return s.MemoryStorage.Snapshot()
 	}
-	return raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: applied, Term: term, ConfState: s.l.cs}}, nil
+	return raftpb.Snapshot{Metadata: raftpb.SnapshotMetadata{Index: applied, Term: term, ConfState: s.l.conf.Current()}}, nil
 }

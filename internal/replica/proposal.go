@@ -146,7 +146,7 @@ func toMutation(kind writeKind, data []byte) (storage.Mutation, error) {
 			return m, err
 		}
 		m.CheckAndSet = &storage.CheckAndSetRequest{
-			HashKey: r.HashKey, CheckSortKey: r.CheckSortKey, CheckType: storage.CheckType(r.CheckType),
+			HashKey: r.HashKey, CheckSortKey: r.CheckSortKey, CheckType: r.CheckType,
 			CheckOperand: r.CheckOperand, SetDiffSortKey: r.SetDiffSortKey, SetSortKey: r.SetSortKey,
 			SetValue: r.SetValue, SetExpireTS: r.SetExpireTSSeconds, ReturnCheckValue: r.ReturnCheckValue,
 		}
@@ -157,10 +157,10 @@ func toMutation(kind writeKind, data []byte) (storage.Mutation, error) {
 		}
 		ms := make([]storage.Mutate, len(r.MutateList))
 		for i, x := range r.MutateList {
-			ms[i] = storage.Mutate{Op: storage.MutateOp(x.Operation), SortKey: x.SortKey, Value: x.Value, ExpireTS: x.SetExpireTSSeconds}
+			ms[i] = storage.Mutate{Op: x.Operation, SortKey: x.SortKey, Value: x.Value, ExpireTS: x.SetExpireTSSeconds}
 		}
 		m.CheckAndMutate = &storage.CheckAndMutateRequest{
-			HashKey: r.HashKey, CheckSortKey: r.CheckSortKey, CheckType: storage.CheckType(r.CheckType),
+			HashKey: r.HashKey, CheckSortKey: r.CheckSortKey, CheckType: r.CheckType,
 			CheckOperand: r.CheckOperand, Mutates: ms, ReturnCheckValue: r.ReturnCheckValue,
 		}
 	default:

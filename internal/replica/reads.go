@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+
+	"github.com/gopegasus/pegasus/internal/raftgroup"
 )
 
 // readWait is a read waiting until the partition has applied its read index.
@@ -34,21 +36,11 @@ func (p *partition) readBarrier(ctx context.Context) error {
 		return nil
 	}
 	rw := &readWait{done: make(chan error, 1)}
-	select {
-	case p.readC <- rw:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-p.done:
-		return errStopped
-	}
-	select {
-	case err := <-rw.done:
+	answer, err := raftgroup.Submit(ctx, p.readC, rw, rw.done, p.done, errStopped, errStopped)
+	if err != nil {
 		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-p.done:
-		return errStopped
 	}
+	return answer
 }
 
 type readBatch struct {
@@ -136,7 +128,9 @@ func (l *loop) leaseSuspended() bool {
 	return time.Since(l.transferStarted) < 3*l.electionTimeout()
 }
 
-func (l *loop) electionTimeout() time.Duration { return 10 * l.p.s.cfg.TickInterval }
+func (l *loop) electionTimeout() time.Duration {
+	return raftgroup.ElectionTicks * l.p.s.cfg.TickInterval
+}
 
 // releaseHeldReads issues the reads held during a transfer once the lease is sound again.
 func (l *loop) releaseHeldReads() {
@@ -149,10 +143,10 @@ func (l *loop) releaseHeldReads() {
 }
 
 func (l *loop) issueReadIndex(batch []*readWait) {
-	l.nextRead++
+	id := l.reads.NextID()
 	var rctx [8]byte
-	binary.BigEndian.PutUint64(rctx[:], l.nextRead)
-	l.reads[l.nextRead] = batch
+	binary.BigEndian.PutUint64(rctx[:], id)
+	l.reads.Add(id, batch)
 	l.rn.ReadIndex(rctx[:])
 }
 

@@ -195,7 +195,7 @@ func (s *Server) shutdown() {
 
 // partitionDir is where a partition replica's store lives.
 func (s *Server) partitionDir(pid idl.GPID) string {
-	return filepath.Join(s.cfg.DataDir, fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex))
+	return filepath.Join(s.cfg.DataDir, pid.String())
 }
 
 // assignmentFile keeps the last assignment of a replica, so a restarted server serves its
@@ -244,7 +244,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	if err := writeAssignment(dir, a); err != nil {
 		return err
 	}
-	lg := s.lg.With("gpid", fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex))
+	lg := s.lg.With("gpid", pid.String())
 	ti := &tableInfo{partitionCount: a.PartitionCount}
 	db, err := s.openStore(pid, ti, lg)
 	if err != nil {
@@ -253,7 +253,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	p := &partition{
 		s: s, pid: pid, lg: lg, db: db,
 		log:       s.rlog.Group(pid),
-		id:        raftlog.MemberID(s.addr),
+		id:        cluster.MemberID(s.addr),
 		proposeC:  make(chan *write, 1024),
 		readC:     make(chan *readWait, 1024),
 		recvC:     make(chan raftpb.Message, 1024),
@@ -337,7 +337,7 @@ func (s *Server) dropPartition(pid idl.GPID) {
 	if err := os.RemoveAll(s.partitionDir(pid)); err != nil {
 		s.lg.Error("remove partition data", "err", err)
 	}
-	s.lg.Info("partition dropped", "gpid", fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex))
+	s.lg.Info("partition dropped", "gpid", pid.String())
 }
 
 func (s *Server) partition(pid idl.GPID) *partition {
@@ -450,7 +450,7 @@ func (s *Server) collectGarbage(assigned map[idl.GPID]bool, now time.Time) {
 	}
 	s.mu.RUnlock()
 	for _, pid := range garbage {
-		s.lg.Warn("deleting a replica no longer assigned to this server", "gpid", fmt.Sprintf("%d.%d", pid.AppID, pid.PartitionIndex),
+		s.lg.Warn("deleting a replica no longer assigned to this server", "gpid", pid.String(),
 			"unassigned_for", now.Sub(s.unassigned[pid]).Round(time.Second))
 		delete(s.unassigned, pid)
 		s.dropPartition(pid)

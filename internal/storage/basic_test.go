@@ -7,29 +7,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 func TestPutGetRemove(t *testing.T) {
 	d := openTest(t, nil)
 	d.put("h", "s", "v1", 0)
-	if v, c := d.get("h", "s"); c != CodeOK || v != "v1" {
+	if v, c := d.get("h", "s"); c != wire.StatusOK || v != "v1" {
 		t.Fatalf("get = %q, %d", v, c)
 	}
 	d.put("h", "empty", "", 0)
-	if v, c := d.get("h", "empty"); c != CodeOK || v != "" {
+	if v, c := d.get("h", "empty"); c != wire.StatusOK || v != "" {
 		t.Fatalf("get empty value = %q, %d", v, c)
 	}
 	r := d.apply(0, Mutation{Remove: &RemoveRequest{Key: key.Encode([]byte("h"), []byte("s"))}})
-	if r[0].Error != CodeOK {
+	if r[0].Error != wire.StatusOK {
 		t.Fatalf("remove code %d", r[0].Error)
 	}
-	if _, c := d.get("h", "s"); c != CodeNotFound {
+	if _, c := d.get("h", "s"); c != wire.StatusNotFound {
 		t.Fatalf("after remove code %d", c)
 	}
 	// Removing a missing key succeeds too.
 	r = d.apply(0, Mutation{Remove: &RemoveRequest{Key: key.Encode([]byte("h"), []byte("nope"))}})
-	if r[0].Error != CodeOK {
+	if r[0].Error != wire.StatusOK {
 		t.Fatalf("remove missing code %d", r[0].Error)
 	}
 	if got := d.LastAppliedIndex(); got != 4 {
@@ -75,13 +77,13 @@ func TestMalformedWritesRejected(t *testing.T) {
 		"multi_remove empty":   {MultiRemove: &MultiRemoveRequest{HashKey: []byte("h")}},
 		"multi_remove long":    {MultiRemove: &MultiRemoveRequest{HashKey: long, SortKeys: [][]byte{[]byte("s")}}},
 		"cas long hash":        {CheckAndSet: &CheckAndSetRequest{HashKey: long}},
-		"cam long hash":        {CheckAndMutate: &CheckAndMutateRequest{HashKey: long, Mutates: []Mutate{{Op: MutatePut}}}},
+		"cam long hash":        {CheckAndMutate: &CheckAndMutateRequest{HashKey: long, Mutates: []Mutate{{Op: idl.MutatePut}}}},
 		"nothing set":          {},
 		"two set":              {Put: &PutRequest{Key: []byte{0, 0}}, Remove: &RemoveRequest{Key: []byte{0, 0}}},
 	} {
 		before := d.LastAppliedIndex()
 		r := d.apply(0, m)
-		if r[0].Error != CodeInvalidArgument || r[0].Count != 0 {
+		if r[0].Error != wire.StatusInvalidArgument || r[0].Count != 0 {
 			t.Errorf("%s: result %+v, want code 4", name, r[0])
 		}
 		if d.LastAppliedIndex() != before+1 {
@@ -94,12 +96,12 @@ func TestMalformedWritesRejected(t *testing.T) {
 	}
 	// An empty hash key is a valid key everywhere.
 	d.apply(0, Mutation{MultiPut: &MultiPutRequest{HashKey: nil, KVs: []KeyValue{{Key: []byte("s"), Value: []byte("v")}}}})
-	if v, c := d.get("", "s"); c != CodeOK || v != "v" {
+	if v, c := d.get("", "s"); c != wire.StatusOK || v != "v" {
 		t.Fatalf("empty hash key get = %q %d", v, c)
 	}
 	// Metadata keys are invisible to Get.
 	for _, k := range [][]byte{nil, {0}} {
-		if _, c, _ := d.Get(k); c != CodeNotFound {
+		if _, c, _ := d.Get(k); c != wire.StatusNotFound {
 			t.Fatalf("Get(%x) code %d", k, c)
 		}
 	}
@@ -139,7 +141,7 @@ func TestReopenKeepsIndexAndData(t *testing.T) {
 	if db.LastAppliedIndex() != 9 {
 		t.Fatalf("index %d", db.LastAppliedIndex())
 	}
-	if v, c, _ := db.Get(k); c != CodeOK || string(v) != "v" {
+	if v, c, _ := db.Get(k); c != wire.StatusOK || string(v) != "v" {
 		t.Fatalf("get %q %d", v, c)
 	}
 }
@@ -166,7 +168,7 @@ func TestCheckpoint(t *testing.T) {
 		t.Fatalf("opened checkpoint index %d", c.LastAppliedIndex())
 	}
 	n, code, err := c.SortKeyCount([]byte("h"))
-	if err != nil || code != CodeOK || n != 2 {
+	if err != nil || code != wire.StatusOK || n != 2 {
 		t.Fatalf("count in checkpoint = %d %d %v", n, code, err)
 	}
 	if _, err := d.Checkpoint(dir); err == nil {
@@ -194,7 +196,7 @@ func TestManualCompaction(t *testing.T) {
 	if m := d.Metrics(); m.Compactions == 0 || m.TableFiles == 0 || m.DiskBytes == 0 || m.AppliedIndex != 100 {
 		t.Fatalf("metrics after compaction %+v", m)
 	}
-	if v, c := d.get("h", "aa"); c != CodeOK || v != "v" {
+	if v, c := d.get("h", "aa"); c != wire.StatusOK || v != "v" {
 		t.Fatalf("get after compaction %q %d", v, c)
 	}
 }
@@ -205,25 +207,25 @@ func TestTTL(t *testing.T) {
 	d.put("h", "forever", "v", 0)
 	d.put("h", "soon", "v", now+10)
 	k := func(s string) []byte { return key.Encode([]byte("h"), []byte(s)) }
-	if ttl, c, _ := d.TTL(k("forever")); c != CodeOK || ttl != -1 {
+	if ttl, c, _ := d.TTL(k("forever")); c != wire.StatusOK || ttl != -1 {
 		t.Fatalf("ttl forever %d %d", ttl, c)
 	}
-	if ttl, c, _ := d.TTL(k("soon")); c != CodeOK || ttl != 10 {
+	if ttl, c, _ := d.TTL(k("soon")); c != wire.StatusOK || ttl != 10 {
 		t.Fatalf("ttl soon %d %d", ttl, c)
 	}
-	if ttl, c, _ := d.TTL(k("missing")); c != CodeNotFound || ttl != 0 {
+	if ttl, c, _ := d.TTL(k("missing")); c != wire.StatusNotFound || ttl != 0 {
 		t.Fatalf("ttl missing %d %d", ttl, c)
 	}
 	d.clock.Advance(10 * time.Second)
-	if _, c, _ := d.TTL(k("soon")); c != CodeNotFound {
+	if _, c, _ := d.TTL(k("soon")); c != wire.StatusNotFound {
 		t.Fatalf("ttl expired code %d", c)
 	}
-	if _, c := d.get("h", "soon"); c != CodeNotFound {
+	if _, c := d.get("h", "soon"); c != wire.StatusNotFound {
 		t.Fatalf("get expired code %d", c)
 	}
 	// Default TTL applies to writes with expire 0.
 	d.apply(100, Mutation{Put: &PutRequest{Key: k("dflt"), Value: []byte("v")}})
-	if ttl, c, _ := d.TTL(k("dflt")); c != CodeOK || ttl != 100 {
+	if ttl, c, _ := d.TTL(k("dflt")); c != wire.StatusOK || ttl != 100 {
 		t.Fatalf("ttl default %d %d", ttl, c)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 // Each benchmark has a /store and a /pebble sub-benchmark doing the same work on the same
@@ -30,7 +31,7 @@ var benchValue = func() []byte {
 }()
 
 func benchPebbleOptions() *pebble.Options {
-	return &pebble.Options{Logger: quietLogger{slog.New(slog.DiscardHandler)}}
+	return &pebble.Options{Logger: PebbleLogger(slog.New(slog.DiscardHandler))}
 }
 
 func benchKey(h, s int) (hashKey, sortKey []byte) {
@@ -127,7 +128,7 @@ func BenchmarkGet(b *testing.B) {
 		i := 0
 		for b.Loop() {
 			v, code, err := db.Get(keys[i%len(keys)])
-			if err != nil || code != CodeOK || len(v) != benchValueSize {
+			if err != nil || code != wire.StatusOK || len(v) != benchValueSize {
 				b.Fatal(code, err)
 			}
 			i++
@@ -162,7 +163,7 @@ func BenchmarkMultiGet(b *testing.B) {
 		for b.Loop() {
 			hk, _ := benchKey(i%benchHashKeys, 0)
 			res, err := db.MultiGet(&MultiGetRequest{HashKey: hk, SortKeys: sortKeys})
-			if err != nil || res.Error != CodeOK || len(res.KVs) != benchSortKeys {
+			if err != nil || res.Error != wire.StatusOK || len(res.KVs) != benchSortKeys {
 				b.Fatal(res.Error, err)
 			}
 			i++
@@ -198,7 +199,7 @@ func BenchmarkMultiGetRange(b *testing.B) {
 		for b.Loop() {
 			hk, _ := benchKey(i%benchHashKeys, 0)
 			res, err := db.MultiGet(&MultiGetRequest{HashKey: hk, StartInclusive: true})
-			if err != nil || res.Error != CodeOK || len(res.KVs) != benchSortKeys {
+			if err != nil || res.Error != wire.StatusOK || len(res.KVs) != benchSortKeys {
 				b.Fatal(res.Error, err)
 			}
 			i++
@@ -242,7 +243,7 @@ func BenchmarkScan(b *testing.B) {
 		for b.Loop() {
 			start, stop := bounds(i)
 			res, err := db.GetScanner(&GetScannerRequest{StartKey: start, StopKey: stop, StartInclusive: true})
-			if err != nil || res.Error != CodeOK || len(res.KVs) != 1000 {
+			if err != nil || res.Error != wire.StatusOK || len(res.KVs) != 1000 {
 				b.Fatal(res.Error, len(res.KVs), err)
 			}
 			if res.ContextID > 0 {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 const crashChildEnv = "STORAGE_CRASH_CHILD_DIR"
@@ -123,10 +124,10 @@ func checkCrashState(t *testing.T, dir string) uint64 {
 	n := db.LastAppliedIndex()
 	want := strconv.FormatUint(n, 10)
 	v, c, _ := db.Get(key.Encode([]byte("counter"), nil))
-	if n == 0 && c != CodeNotFound {
+	if n == 0 && c != wire.StatusNotFound {
 		t.Fatalf("applied index 0 but counter %q", v) // nothing survived: no data either
 	}
-	if n > 0 && (c != CodeOK || string(v) != want) {
+	if n > 0 && (c != wire.StatusOK || string(v) != want) {
 		t.Fatalf("applied index %d but counter %q (%d)", n, v, c)
 	}
 	for _, s := range []string{"a", "b", "c"} {
@@ -140,7 +141,7 @@ func checkCrashState(t *testing.T, dir string) uint64 {
 	if cnt, _, _ := db.SortKeyCount([]byte("k")); cnt != int64(n) {
 		t.Fatalf("applied index %d but %d k records", n, cnt)
 	}
-	if _, c, _ := db.Get(key.Encode([]byte("k"), []byte(strconv.FormatUint(n+1, 10)))); c != CodeNotFound {
+	if _, c, _ := db.Get(key.Encode([]byte("k"), []byte(strconv.FormatUint(n+1, 10)))); c != wire.StatusNotFound {
 		t.Fatalf("batch %d visible beyond applied index", n+1)
 	}
 	t.Logf("reopened at index %d, consistent", n)

@@ -151,7 +151,7 @@ func Open(opts Options) (*DB, error) {
 		po = &pebble.Options{}
 	}
 	if po.Logger == nil {
-		po.Logger = quietLogger{lg}
+		po.Logger = PebbleLogger(lg)
 	}
 	if opts.NoWAL {
 		if opts.SyncWrites {
@@ -413,20 +413,4 @@ func (c stopContext) Err() error {
 	default:
 		return nil
 	}
-}
-
-// quietLogger routes Pebble's messages to slog.
-type quietLogger struct{ lg *slog.Logger }
-
-func (l quietLogger) Infof(format string, args ...any) {
-	l.lg.Debug("pebble", "msg", fmt.Sprintf(format, args...))
-}
-
-func (l quietLogger) Errorf(format string, args ...any) {
-	l.lg.Error("pebble", "msg", fmt.Sprintf(format, args...))
-}
-
-func (l quietLogger) Fatalf(format string, args ...any) {
-	l.lg.Error("pebble fatal", "msg", fmt.Sprintf(format, args...))
-	panic(fmt.Sprintf(format, args...))
 }

@@ -86,7 +86,9 @@
 //
 // # Result codes
 //
-// Semantic outcomes are RocksDB status codes (CodeOK, CodeNotFound, CodeInvalidArgument,
-// CodeIncomplete, CodeTryAgain, ...) in the results; Go errors are returned only for storage
-// failures, a closed database and stale batch indexes. No input makes an operation panic.
+// Semantic outcomes are RocksDB status codes ([wire.Status]: StatusOK, StatusNotFound,
+// StatusInvalidArgument, StatusIncomplete, StatusTryAgain, ...) in the results; Go errors are
+// returned only for storage failures, a closed database and stale batch indexes. No input
+// makes an operation panic. Filter, check and mutate types are the wire enums of
+// [idl.FilterType], [idl.CASCheckType] and [idl.MutateOperation].
 package storage

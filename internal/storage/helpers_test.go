@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 // fakeClock is an injectable clock for the read path.
@@ -70,12 +71,12 @@ func (d *testDB) apply(defaultTTL int32, ms ...Mutation) []WriteResult {
 func (d *testDB) put(h, s, v string, expire int32) {
 	d.t.Helper()
 	r := d.apply(0, Mutation{Put: &PutRequest{Key: key.Encode([]byte(h), []byte(s)), Value: []byte(v), ExpireTS: expire}})
-	if r[0].Error != CodeOK {
+	if r[0].Error != wire.StatusOK {
 		d.t.Fatalf("put %q/%q: code %d", h, s, r[0].Error)
 	}
 }
 
-func (d *testDB) get(h, s string) (string, int32) {
+func (d *testDB) get(h, s string) (string, wire.Status) {
 	d.t.Helper()
 	v, code, err := d.Get(key.Encode([]byte(h), []byte(s)))
 	if err != nil {

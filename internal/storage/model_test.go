@@ -12,7 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 var seedFlag = flag.Uint64("seed", 0, "seed of TestModel (0: from STORAGE_MODEL_SEED or the clock)")
@@ -166,7 +168,7 @@ func (m *model) applyBatch(t time.Time, defaultTTL int32, ms []Mutation) []Write
 				continue
 			}
 			for _, x := range p.Mutates {
-				if x.Op == MutatePut {
+				if x.Op == idl.MutatePut {
 					m.recs[enc(p.HashKey, x.SortKey)] = mrec{string(x.Value), exp(x.ExpireTS)}
 				} else {
 					delete(m.recs, enc(p.HashKey, x.SortKey))
@@ -184,7 +186,7 @@ func addOverflows(a, b int64) (int64, bool) {
 	return s, (b > 0 && s < a) || (b < 0 && s > a)
 }
 
-func (m *model) check(h, s []byte, t CheckType, op []byte, ret bool, now uint32, r *WriteResult) int32 {
+func (m *model) check(h, s []byte, t idl.CASCheckType, op []byte, ret bool, now uint32, r *WriteResult) wire.Status {
 	rec, exists := m.live(enc(h, s), now)
 	v := rec.value
 	if ret {
@@ -282,7 +284,7 @@ func refStrtoll(s string) (int64, bool) {
 	return int64(u), true
 }
 
-func filterOK(t FilterType, p, b string) bool {
+func filterOK(t idl.FilterType, p, b string) bool {
 	switch {
 	case p == "" || t == 0:
 		return true
@@ -577,17 +579,17 @@ func (g *gen) mutation() Mutation {
 		return Mutation{Incr: &IncrRequest{Key: g.encodedKey(), Increment: inc, ExpireTS: e}}
 	case 6:
 		return Mutation{CheckAndSet: &CheckAndSetRequest{
-			HashKey: g.pick(hashKeys), CheckSortKey: g.pick(sortKeys), CheckType: CheckType(g.r.IntN(20) - 1),
+			HashKey: g.pick(hashKeys), CheckSortKey: g.pick(sortKeys), CheckType: idl.CASCheckType(g.r.IntN(20) - 1),
 			CheckOperand: g.pick(values), SetDiffSortKey: g.r.IntN(2) == 0, SetSortKey: g.pick(sortKeys),
 			SetValue: g.pick(values), SetExpireTS: g.expire(), ReturnCheckValue: g.r.IntN(2) == 0,
 		}}
 	default:
 		p := &CheckAndMutateRequest{
-			HashKey: g.pick(hashKeys), CheckSortKey: g.pick(sortKeys), CheckType: CheckType(g.r.IntN(20) - 1),
+			HashKey: g.pick(hashKeys), CheckSortKey: g.pick(sortKeys), CheckType: idl.CASCheckType(g.r.IntN(20) - 1),
 			CheckOperand: g.pick(values), ReturnCheckValue: g.r.IntN(2) == 0,
 		}
 		for range g.r.IntN(4) {
-			p.Mutates = append(p.Mutates, Mutate{Op: MutateOp(g.r.IntN(11) / 5), SortKey: g.pick(sortKeys),
+			p.Mutates = append(p.Mutates, Mutate{Op: idl.MutateOperation(g.r.IntN(11) / 5), SortKey: g.pick(sortKeys),
 				Value: g.pick(values), ExpireTS: g.expire()})
 		}
 		return Mutation{CheckAndMutate: p}
@@ -598,7 +600,7 @@ func (g *gen) multiGet() *MultiGetRequest {
 	req := &MultiGetRequest{
 		HashKey: g.pick(hashKeys), MaxKVCount: int32(g.r.IntN(6)) - 1, NoValue: g.r.IntN(4) == 0,
 		StartInclusive: g.r.IntN(2) == 0, StopInclusive: g.r.IntN(2) == 0, Reverse: g.r.IntN(2) == 0,
-		SortKeyFilterType: FilterType(g.r.IntN(9) / 2), SortKeyFilter: g.pick(patterns),
+		SortKeyFilterType: idl.FilterType(g.r.IntN(9) / 2), SortKeyFilter: g.pick(patterns),
 	}
 	if g.r.IntN(3) == 0 {
 		req.MaxKVSize = int32(g.r.IntN(12))
@@ -620,8 +622,8 @@ func (g *gen) multiGet() *MultiGetRequest {
 func (g *gen) getScanner() *GetScannerRequest {
 	req := &GetScannerRequest{
 		BatchSize: int32(g.r.IntN(5)) - 1, NoValue: g.r.IntN(4) == 0,
-		HashKeyFilterType: FilterType(g.r.IntN(9) / 2), HashKeyFilter: g.pick(patterns),
-		SortKeyFilterType: FilterType(g.r.IntN(9) / 2), SortKeyFilter: g.pick(patterns),
+		HashKeyFilterType: idl.FilterType(g.r.IntN(9) / 2), HashKeyFilter: g.pick(patterns),
+		SortKeyFilterType: idl.FilterType(g.r.IntN(9) / 2), SortKeyFilter: g.pick(patterns),
 		ReturnExpireTS: g.r.IntN(2) == 0, OnlyReturnCount: g.r.IntN(6) == 0, FullScan: g.r.IntN(2) == 0,
 		ValidatePartitionHash: true,
 	}

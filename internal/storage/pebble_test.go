@@ -7,5 +7,5 @@ import (
 )
 
 func openPebbleForTest(dir string) (*pebble.DB, error) {
-	return pebble.Open(dir, &pebble.Options{Logger: quietLogger{slog.New(slog.DiscardHandler)}})
+	return pebble.Open(dir, &pebble.Options{Logger: PebbleLogger(slog.New(slog.DiscardHandler))})
 }

@@ -7,7 +7,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 // Limits of multi_get (protocol.md §5.4).
@@ -18,19 +20,19 @@ const (
 	timeCheckEveryCount = 100      // same for sortkey_count
 )
 
-// Get returns the value stored at the encoded key k: CodeOK and a newly allocated copy of the
-// value, or CodeNotFound and nil when the record is missing or expired. A corrupted record
-// gives CodeCorruption. err is non-nil only when storage fails.
-func (db *DB) Get(k []byte) (value []byte, code int32, err error) {
+// Get returns the value stored at the encoded key k: StatusOK and a newly allocated copy of the
+// value, or StatusNotFound and nil when the record is missing or expired. A corrupted record
+// gives StatusCorruption. err is non-nil only when storage fails.
+func (db *DB) Get(k []byte) (value []byte, code wire.Status, err error) {
 	if db.closed.Load() {
 		return nil, 0, ErrClosed
 	}
 	if len(k) < 2 { // keys shorter than 2 bytes are metadata, never user data
-		return nil, CodeNotFound, nil
+		return nil, wire.StatusNotFound, nil
 	}
 	raw, closer, err := db.pdb.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, CodeNotFound, nil
+		return nil, wire.StatusNotFound, nil
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("storage: get: %w", err)
@@ -38,29 +40,29 @@ func (db *DB) Get(k []byte) (value []byte, code int32, err error) {
 	defer closer.Close()
 	e, u, ok := splitValue(db.version, raw)
 	if !ok {
-		return nil, CodeCorruption, nil
+		return nil, wire.StatusCorruption, nil
 	}
 	if expired(e, db.epochNow()) {
-		return nil, CodeNotFound, nil
+		return nil, wire.StatusNotFound, nil
 	}
 	out := make([]byte, len(u))
 	copy(out, u)
-	return out, CodeOK, nil
+	return out, wire.StatusOK, nil
 }
 
 // TTL returns the remaining time to live in seconds of the record at the encoded key k:
-// CodeOK and -1 when it has no expiry, CodeOK and the seconds left, or CodeNotFound and 0 when
+// StatusOK and -1 when it has no expiry, StatusOK and the seconds left, or StatusNotFound and 0 when
 // it is missing or expired.
-func (db *DB) TTL(k []byte) (ttlSeconds int32, code int32, err error) {
+func (db *DB) TTL(k []byte) (ttlSeconds int32, code wire.Status, err error) {
 	if db.closed.Load() {
 		return 0, 0, ErrClosed
 	}
 	if len(k) < 2 {
-		return 0, CodeNotFound, nil
+		return 0, wire.StatusNotFound, nil
 	}
 	raw, closer, err := db.pdb.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, CodeNotFound, nil
+		return 0, wire.StatusNotFound, nil
 	}
 	if err != nil {
 		return 0, 0, fmt.Errorf("storage: ttl: %w", err)
@@ -68,16 +70,16 @@ func (db *DB) TTL(k []byte) (ttlSeconds int32, code int32, err error) {
 	defer closer.Close()
 	e, _, ok := splitValue(db.version, raw)
 	if !ok {
-		return 0, CodeCorruption, nil
+		return 0, wire.StatusCorruption, nil
 	}
 	now := db.epochNow()
 	switch {
 	case expired(e, now):
-		return 0, CodeNotFound, nil
+		return 0, wire.StatusNotFound, nil
 	case e == 0:
-		return -1, CodeOK, nil
+		return -1, wire.StatusOK, nil
 	}
-	return int32(e - now), CodeOK, nil
+	return int32(e - now), wire.StatusOK, nil
 }
 
 // MultiGetRequest mirrors the wire multi_get_request. See protocol.md §5.4 for the meaning of
@@ -92,17 +94,17 @@ type MultiGetRequest struct {
 	StopSortKey       []byte
 	StartInclusive    bool
 	StopInclusive     bool
-	SortKeyFilterType FilterType
+	SortKeyFilterType idl.FilterType
 	SortKeyFilter     []byte
 	Reverse           bool
 }
 
-// MultiGetResult is the answer to a multi_get: Error is CodeOK, CodeIncomplete (a limit cut
-// the result short), CodeInvalidArgument or CodeCorruption. KVs hold sort keys and values
+// MultiGetResult is the answer to a multi_get: Error is StatusOK, StatusIncomplete (a limit cut
+// the result short), StatusInvalidArgument or StatusCorruption. KVs hold sort keys and values
 // (empty with NoValue), in request order (point mode) or ascending order (range mode);
 // ExpireTS is not set. All slices are newly allocated.
 type MultiGetResult struct {
-	Error int32
+	Error wire.Status
 	KVs   []KeyValue
 }
 
@@ -111,8 +113,8 @@ func (db *DB) MultiGet(req *MultiGetRequest) (*MultiGetResult, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
-	if req == nil || !req.SortKeyFilterType.valid() || !validHashKey(req.HashKey) {
-		return &MultiGetResult{Error: CodeInvalidArgument}, nil
+	if req == nil || !validFilter(req.SortKeyFilterType) || !validHashKey(req.HashKey) {
+		return &MultiGetResult{Error: wire.StatusInvalidArgument}, nil
 	}
 	maxCount := int(req.MaxKVCount)
 	if maxCount <= 0 || maxCount >= maxMultiGetCount {
@@ -155,13 +157,13 @@ func (db *DB) multiGetPoints(req *MultiGetRequest, maxCount int, maxSize int64) 
 		}
 		e, u, ok := splitValue(db.version, raw)
 		if !ok {
-			return &MultiGetResult{Error: CodeCorruption}, nil
+			return &MultiGetResult{Error: wire.StatusCorruption}, nil
 		}
 		if expired(e, now) {
 			continue
 		}
 		if len(res.KVs) >= maxCount || (maxSize >= 0 && size >= maxSize) {
-			res.Error = CodeIncomplete
+			res.Error = wire.StatusIncomplete
 			break
 		}
 		kv := KeyValue{Key: bytes.Clone(sk)}
@@ -182,17 +184,20 @@ func (db *DB) multiGetPoints(req *MultiGetRequest, maxCount int, maxSize int64) 
 	return res, nil
 }
 
+// validFilter reports whether t is a filter type of the wire enum.
+func validFilter(t idl.FilterType) bool { return t >= idl.FilterNone && t <= idl.FilterMatchPostfix }
+
 // matchFilter applies a hash-key or sort-key filter (protocol.md §5.4).
-func matchFilter(t FilterType, pattern, b []byte) bool {
+func matchFilter(t idl.FilterType, pattern, b []byte) bool {
 	if len(pattern) == 0 {
 		return true
 	}
 	switch t {
-	case FilterMatchAnywhere:
+	case idl.FilterMatchAnywhere:
 		return bytes.Contains(b, pattern)
-	case FilterMatchPrefix:
+	case idl.FilterMatchPrefix:
 		return bytes.HasPrefix(b, pattern)
-	case FilterMatchPostfix:
+	case idl.FilterMatchPostfix:
 		return bytes.HasSuffix(b, pattern)
 	}
 	return true
@@ -211,7 +216,7 @@ func (db *DB) multiGetRange(req *MultiGetRequest, maxCount int, maxSize int64) (
 	} else {
 		stop, stopIncl = key.Encode(req.HashKey, req.StopSortKey), req.StopInclusive
 	}
-	if req.SortKeyFilterType == FilterMatchPrefix && len(req.SortKeyFilter) > 0 {
+	if req.SortKeyFilterType == idl.FilterMatchPrefix && len(req.SortKeyFilter) > 0 {
 		if ps := key.Encode(req.HashKey, req.SortKeyFilter); bytes.Compare(ps, start) > 0 {
 			start, startIncl = ps, true
 		}
@@ -272,7 +277,7 @@ func (db *DB) multiGetRange(req *MultiGetRequest, maxCount int, maxSize int64) (
 			}
 			e, u, ok := splitValue(db.version, raw)
 			if !ok {
-				return &MultiGetResult{Error: CodeCorruption}, nil
+				return &MultiGetResult{Error: wire.StatusCorruption}, nil
 			}
 			if !expired(e, now) {
 				kv := KeyValue{Key: append([]byte{}, sk...), Value: []byte{}}
@@ -298,7 +303,7 @@ func (db *DB) multiGetRange(req *MultiGetRequest, maxCount int, maxSize int64) (
 		return nil, fmt.Errorf("storage: multi_get: %w", err)
 	}
 	if limited && it.Valid() {
-		res.Error = CodeIncomplete
+		res.Error = wire.StatusIncomplete
 	}
 	if req.Reverse {
 		for i, j := 0, len(res.KVs)-1; i < j; i, j = i+1, j-1 {
@@ -322,19 +327,19 @@ type FullData struct {
 }
 
 // BatchGet returns the live records among keys, in request order (duplicates repeated,
-// missing keys omitted). Code is CodeInvalidArgument for an empty list or a hash key of
-// 65535 bytes or more, CodeCorruption for an undecodable record. err is non-nil only when
+// missing keys omitted). Code is StatusInvalidArgument for an empty list or a hash key of
+// 65535 bytes or more, StatusCorruption for an undecodable record. err is non-nil only when
 // storage fails.
-func (db *DB) BatchGet(keys []FullKey) (data []FullData, code int32, err error) {
+func (db *DB) BatchGet(keys []FullKey) (data []FullData, code wire.Status, err error) {
 	if db.closed.Load() {
 		return nil, 0, ErrClosed
 	}
 	if len(keys) == 0 {
-		return nil, CodeInvalidArgument, nil
+		return nil, wire.StatusInvalidArgument, nil
 	}
 	for i := range keys {
 		if !validHashKey(keys[i].HashKey) {
-			return nil, CodeInvalidArgument, nil
+			return nil, wire.StatusInvalidArgument, nil
 		}
 	}
 	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: userKeyMin})
@@ -355,7 +360,7 @@ func (db *DB) BatchGet(keys []FullKey) (data []FullData, code int32, err error) 
 		}
 		e, u, ok := splitValue(db.version, raw)
 		if !ok {
-			return nil, CodeCorruption, nil
+			return nil, wire.StatusCorruption, nil
 		}
 		if expired(e, now) {
 			continue
@@ -369,18 +374,18 @@ func (db *DB) BatchGet(keys []FullKey) (data []FullData, code int32, err error) 
 	if err := it.Error(); err != nil {
 		return nil, 0, fmt.Errorf("storage: batch_get: %w", err)
 	}
-	return data, CodeOK, nil
+	return data, wire.StatusOK, nil
 }
 
 // SortKeyCount counts the live sort keys under a raw hash key. When the iteration time budget
-// runs out it returns CodeOK and count -1, like Apache Pegasus. A hash key of 65535 bytes or
-// more gives CodeInvalidArgument.
-func (db *DB) SortKeyCount(hashKey []byte) (count int64, code int32, err error) {
+// runs out it returns StatusOK and count -1, like Apache Pegasus. A hash key of 65535 bytes or
+// more gives StatusInvalidArgument.
+func (db *DB) SortKeyCount(hashKey []byte) (count int64, code wire.Status, err error) {
 	if db.closed.Load() {
 		return 0, 0, ErrClosed
 	}
 	if !validHashKey(hashKey) {
-		return 0, CodeInvalidArgument, nil
+		return 0, wire.StatusInvalidArgument, nil
 	}
 	it, err := db.pdb.NewIter(&pebble.IterOptions{
 		LowerBound: key.Encode(hashKey, nil),
@@ -402,17 +407,17 @@ func (db *DB) SortKeyCount(hashKey []byte) (count int64, code int32, err error) 
 		}
 		e, _, ok := splitValue(db.version, raw)
 		if !ok {
-			return 0, CodeCorruption, nil
+			return 0, wire.StatusCorruption, nil
 		}
 		if !expired(e, now) {
 			count++
 		}
 		if limit > 0 && examined%timeCheckEveryCount == 0 && db.opts.Now().Sub(nowT) > limit {
-			return -1, CodeOK, nil
+			return -1, wire.StatusOK, nil
 		}
 	}
 	if err := it.Error(); err != nil {
 		return 0, 0, fmt.Errorf("storage: sortkey_count: %w", err)
 	}
-	return count, CodeOK, nil
+	return count, wire.StatusOK, nil
 }

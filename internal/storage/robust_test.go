@@ -2,6 +2,7 @@ package storage
 
 import (
 	"errors"
+	"github.com/gopegasus/pegasus/internal/wire"
 	"testing"
 )
 
@@ -10,10 +11,10 @@ func TestNilRequests(t *testing.T) {
 	if _, err := d.Apply(nil); err == nil {
 		t.Fatal("nil batch accepted")
 	}
-	if r, err := d.MultiGet(nil); err != nil || r.Error != CodeInvalidArgument {
+	if r, err := d.MultiGet(nil); err != nil || r.Error != wire.StatusInvalidArgument {
 		t.Fatalf("%+v %v", r, err)
 	}
-	if r, err := d.GetScanner(nil); err != nil || r.Error != CodeInvalidArgument {
+	if r, err := d.GetScanner(nil); err != nil || r.Error != wire.StatusInvalidArgument {
 		t.Fatalf("%+v %v", r, err)
 	}
 	if err := d.Close(); err != nil {

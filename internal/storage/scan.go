@@ -8,7 +8,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 // Scanner limits (protocol.md §5.4).
@@ -28,9 +30,9 @@ type GetScannerRequest struct {
 	StopInclusive         bool
 	BatchSize             int32
 	NoValue               bool
-	HashKeyFilterType     FilterType
+	HashKeyFilterType     idl.FilterType
 	HashKeyFilter         []byte
-	SortKeyFilterType     FilterType
+	SortKeyFilterType     idl.FilterType
 	SortKeyFilter         []byte
 	ValidatePartitionHash bool
 	ReturnExpireTS        bool
@@ -43,7 +45,7 @@ type GetScannerRequest struct {
 // KVCount is the number of matching records of the batch. ContextID is [ContextComplete]
 // when the scan is over, otherwise a positive id to pass to [DB.Scan]; it is 0 with errors.
 type ScanResult struct {
-	Error     int32
+	Error     wire.Status
 	KVs       []KeyValue
 	ContextID int64
 	KVCount   int32
@@ -60,7 +62,7 @@ type scanContext struct {
 	stopIncl          bool
 	batchSize         int
 	noValue           bool
-	hkType, skType    FilterType
+	hkType, skType    idl.FilterType
 	hkFilter          []byte
 	skFilter          []byte
 	validateHash      bool
@@ -157,17 +159,17 @@ func (t *scannerTable) len() int {
 }
 
 // GetScanner starts a scan of [StartKey, StopKey] and returns its first batch, examining at
-// most 1000 records. Filter types outside 0..3 give CodeInvalidArgument. err is non-nil only
+// most 1000 records. Filter types outside 0..3 give StatusInvalidArgument. err is non-nil only
 // when storage fails.
 func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
-	if req == nil || !req.HashKeyFilterType.valid() || !req.SortKeyFilterType.valid() {
-		return &ScanResult{Error: CodeInvalidArgument}, nil
+	if req == nil || !validFilter(req.HashKeyFilterType) || !validFilter(req.SortKeyFilterType) {
+		return &ScanResult{Error: wire.StatusInvalidArgument}, nil
 	}
 	start, startIncl := req.StartKey, req.StartInclusive
-	if req.HashKeyFilterType == FilterMatchPrefix && len(req.HashKeyFilter) > 0 &&
+	if req.HashKeyFilterType == idl.FilterMatchPrefix && len(req.HashKeyFilter) > 0 &&
 		len(req.HashKeyFilter) <= key.MaxHashKeyLen {
 		if ps := key.Encode(req.HashKeyFilter, nil); bytes.Compare(ps, start) > 0 {
 			start, startIncl = ps, true
@@ -213,14 +215,14 @@ func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
 
 // Scan continues the scan of a context returned by [DB.GetScanner] or a previous Scan,
 // examining at most the context's batch size. The old id becomes invalid; more data comes
-// under the returned new id. An unknown or idle-expired id gives CodeNotFound.
+// under the returned new id. An unknown or idle-expired id gives StatusNotFound.
 func (db *DB) Scan(contextID int64) (*ScanResult, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
 	c := db.scanners.take(contextID, db.opts.Now())
 	if c == nil {
-		return &ScanResult{Error: CodeNotFound}, nil
+		return &ScanResult{Error: wire.StatusNotFound}, nil
 	}
 	return db.scanBatch(c, c.batchSize)
 }
@@ -252,7 +254,7 @@ func (db *DB) scanBatch(c *scanContext, maxExamined int) (*ScanResult, error) {
 		}
 		if !ok {
 			_ = it.Close()
-			return &ScanResult{Error: CodeCorruption}, nil
+			return &ScanResult{Error: wire.StatusCorruption}, nil
 		}
 		count = len(res.KVs) + int(res.KVCount)
 		if cmp == 0 {
@@ -262,7 +264,7 @@ func (db *DB) scanBatch(c *scanContext, maxExamined int) (*ScanResult, error) {
 		it.Next()
 		if limit > 0 && examined%timeCheckEveryScan == 0 && db.opts.Now().Sub(nowT) > limit {
 			_ = it.Close()
-			res.Error = CodeIncomplete
+			res.Error = wire.StatusIncomplete
 			return res, nil
 		}
 	}
@@ -300,7 +302,7 @@ func (db *DB) scanRecord(c *scanContext, k []byte, now uint32, res *ScanResult) 
 			return true, nil
 		}
 	}
-	if c.hkType != FilterNone || c.skType != FilterNone {
+	if c.hkType != idl.FilterNone || c.skType != idl.FilterNone {
 		hk, sk, err := key.Decode(k)
 		if err != nil {
 			return true, nil

@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 func fullScan() *GetScannerRequest {
@@ -53,7 +55,7 @@ func TestScannerContextLifecycle(t *testing.T) {
 	if len(res.KVs) != 3 || res.ContextID <= 0 || res.ContextID == first {
 		t.Fatalf("%+v", res)
 	}
-	if r, _ := d.Scan(first); r.Error != CodeNotFound || len(r.KVs) != 0 {
+	if r, _ := d.Scan(first); r.Error != wire.StatusNotFound || len(r.KVs) != 0 {
 		t.Fatalf("reused id: %+v", r)
 	}
 	// Idle for just under the timeout: still alive.
@@ -65,7 +67,7 @@ func TestScannerContextLifecycle(t *testing.T) {
 	}
 	// Idle for the timeout: gone.
 	d.clock.Advance(DefaultScannerIdleTimeout)
-	if r, _ := d.Scan(res.ContextID); r.Error != CodeNotFound {
+	if r, _ := d.Scan(res.ContextID); r.Error != wire.StatusNotFound {
 		t.Fatalf("expired id: %+v", r)
 	}
 	// Background expiry discards idle contexts without a Scan call.
@@ -82,7 +84,7 @@ func TestScannerContextLifecycle(t *testing.T) {
 	res, _ = d.GetScanner(req)
 	d.ClearScanner(res.ContextID)
 	for _, id := range []int64{res.ContextID, 0, -1, -2} {
-		if r, _ := d.Scan(id); r.Error != CodeNotFound {
+		if r, _ := d.Scan(id); r.Error != wire.StatusNotFound {
 			t.Fatalf("id %d: %+v", id, r)
 		}
 	}
@@ -148,17 +150,17 @@ func TestScannerOptions(t *testing.T) {
 		want string
 	}{
 		"hash prefix raises start": {func(r *GetScannerRequest) {
-			r.HashKeyFilterType, r.HashKeyFilter = FilterMatchPrefix, []byte("a")
+			r.HashKeyFilterType, r.HashKeyFilter = idl.FilterMatchPrefix, []byte("a")
 		}, "a/ a/x1 a/y1 ab/ ab/ttl ab/x1 ab/y1"},
 		"hash postfix": {func(r *GetScannerRequest) {
-			r.HashKeyFilterType, r.HashKeyFilter = FilterMatchPostfix, []byte("b")
+			r.HashKeyFilterType, r.HashKeyFilter = idl.FilterMatchPostfix, []byte("b")
 		}, "b/ b/x1 b/y1 ab/ ab/ttl ab/x1 ab/y1"},
 		"sort anywhere": {func(r *GetScannerRequest) {
-			r.SortKeyFilterType, r.SortKeyFilter = FilterMatchAnywhere, []byte("1")
+			r.SortKeyFilterType, r.SortKeyFilter = idl.FilterMatchAnywhere, []byte("1")
 		}, "/x1 /y1 a/x1 a/y1 b/x1 b/y1 ab/x1 ab/y1"},
 		"sort prefix and hash anywhere": {func(r *GetScannerRequest) {
-			r.SortKeyFilterType, r.SortKeyFilter = FilterMatchPrefix, []byte("y")
-			r.HashKeyFilterType, r.HashKeyFilter = FilterMatchAnywhere, []byte("a")
+			r.SortKeyFilterType, r.SortKeyFilter = idl.FilterMatchPrefix, []byte("y")
+			r.HashKeyFilterType, r.HashKeyFilter = idl.FilterMatchAnywhere, []byte("a")
 		}, "a/y1 ab/y1"},
 		"exclusive start skips exact": {func(r *GetScannerRequest) {
 			r.StartKey, r.StartInclusive = key.Encode([]byte("a"), []byte("x1")), false
@@ -185,7 +187,7 @@ func TestScannerOptions(t *testing.T) {
 	// Validation and empty ranges.
 	req := fullScan()
 	req.SortKeyFilterType = 4
-	if r, _ := d.GetScanner(req); r.Error != CodeInvalidArgument || r.ContextID != 0 {
+	if r, _ := d.GetScanner(req); r.Error != wire.StatusInvalidArgument || r.ContextID != 0 {
 		t.Fatalf("bad filter: %+v", r)
 	}
 	req = fullScan()
@@ -276,7 +278,7 @@ func TestScanTimeLimit(t *testing.T) {
 		d.put("h", fmt.Sprintf("%03d", i), "v", 0)
 	}
 	r, err := d.GetScanner(fullScan())
-	if err != nil || r.Error != CodeIncomplete || r.ContextID != 0 || len(r.KVs) != 100 {
+	if err != nil || r.Error != wire.StatusIncomplete || r.ContextID != 0 || len(r.KVs) != 100 {
 		t.Fatalf("code %d ctx %d kvs %d", r.Error, r.ContextID, len(r.KVs))
 	}
 	if d.Metrics().ScannerContexts != 0 {

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 func TestParseInt(t *testing.T) {
@@ -71,7 +73,7 @@ func TestIncr(t *testing.T) {
 		name     string
 		stored   *string // nil: absent
 		inc      int64
-		wantCode int32
+		wantCode wire.Status
 		wantNew  int64
 		wantVal  string // stored afterwards ("" with stored==nil and code!=0 means absent)
 	}{
@@ -100,7 +102,7 @@ func TestIncr(t *testing.T) {
 				t.Fatalf("incr = code %d new %d; want %d %d", r.Error, r.NewValue, tc.wantCode, tc.wantNew)
 			}
 			v, c := d.get("h", "n")
-			if c != CodeOK || v != tc.wantVal {
+			if c != wire.StatusOK || v != tc.wantVal {
 				t.Fatalf("stored afterwards %q (%d), want %q", v, c, tc.wantVal)
 			}
 		})
@@ -114,7 +116,7 @@ func TestIncrTTL(t *testing.T) {
 	now := d.clock.epoch()
 	ttlOf := func() int32 {
 		ttl, c, _ := d.TTL(incrKey())
-		if c != CodeOK {
+		if c != wire.StatusOK {
 			t.Fatalf("ttl code %d", c)
 		}
 		return ttl
@@ -166,61 +168,61 @@ func TestIncrTTL(t *testing.T) {
 func TestCheckTypes(t *testing.T) {
 	absent := (*string)(nil)
 	for _, tc := range []struct {
-		ct      CheckType
+		ct      idl.CASCheckType
 		stored  *string
 		operand string
-		want    int32
+		want    wire.Status
 	}{
-		{CheckNoCheck, absent, "", 0},
-		{CheckNoCheck, ptr("x"), "", 0},
-		{CheckValueNotExist, absent, "", 0},
-		{CheckValueNotExist, ptr(""), "", 13},
-		{CheckValueNotExistOrEmpty, absent, "", 0},
-		{CheckValueNotExistOrEmpty, ptr(""), "", 0},
-		{CheckValueNotExistOrEmpty, ptr("x"), "", 13},
-		{CheckValueExist, absent, "", 13},
-		{CheckValueExist, ptr(""), "", 0},
-		{CheckValueNotEmpty, absent, "", 13},
-		{CheckValueNotEmpty, ptr(""), "", 13},
-		{CheckValueNotEmpty, ptr("x"), "", 0},
-		{CheckValueMatchAnywhere, absent, "", 13},
-		{CheckValueMatchAnywhere, ptr("abc"), "", 0},
-		{CheckValueMatchAnywhere, ptr("abc"), "b", 0},
-		{CheckValueMatchAnywhere, ptr("abc"), "d", 13},
-		{CheckValueMatchPrefix, ptr("abc"), "ab", 0},
-		{CheckValueMatchPrefix, ptr("abc"), "bc", 13},
-		{CheckValueMatchPrefix, absent, "", 13},
-		{CheckValueMatchPostfix, ptr("abc"), "bc", 0},
-		{CheckValueMatchPostfix, ptr("abc"), "ab", 13},
-		{CheckValueBytesLess, ptr("ab"), "abc", 0},
-		{CheckValueBytesLess, ptr("abc"), "abc", 13},
-		{CheckValueBytesLess, absent, "abc", 13},
-		{CheckValueBytesLessOrEq, ptr("abc"), "abc", 0},
-		{CheckValueBytesLessOrEq, ptr("abd"), "abc", 13},
-		{CheckValueBytesEqual, ptr("abc"), "abc", 0},
-		{CheckValueBytesEqual, ptr(""), "", 0},
-		{CheckValueBytesEqual, absent, "", 13},
-		{CheckValueBytesGreaterEq, ptr("abc"), "abc", 0},
-		{CheckValueBytesGreaterEq, ptr("ab"), "abc", 13},
-		{CheckValueBytesGreater, ptr("b"), "abc", 0},
-		{CheckValueBytesGreater, ptr("abc"), "abc", 13},
-		{CheckValueIntLess, ptr("5"), "6", 0},
-		{CheckValueIntLess, ptr("6"), "6", 13},
-		{CheckValueIntLess, absent, "junk", 13},
-		{CheckValueIntLess, ptr(""), "6", 4},
-		{CheckValueIntLess, ptr("x"), "6", 4},
-		{CheckValueIntLess, ptr("5"), "x", 4},
-		{CheckValueIntLessOrEq, ptr("0x10"), "16", 0},
-		{CheckValueIntLessOrEq, ptr("17"), "16", 13},
-		{CheckValueIntEqual, ptr("010"), "8", 0},
-		{CheckValueIntEqual, ptr("-1"), " -1", 0},
-		{CheckValueIntEqual, ptr("1"), "2", 13},
-		{CheckValueIntGreaterOrEq, ptr("2"), "2", 0},
-		{CheckValueIntGreaterOrEq, ptr("1"), "2", 13},
-		{CheckValueIntGreater, ptr("3"), "2", 0},
-		{CheckValueIntGreater, ptr("-3"), "2", 13},
-		{CheckType(18), ptr("x"), "", 4},
-		{CheckType(-1), ptr("x"), "", 4},
+		{idl.CheckNone, absent, "", 0},
+		{idl.CheckNone, ptr("x"), "", 0},
+		{idl.CheckValueNotExist, absent, "", 0},
+		{idl.CheckValueNotExist, ptr(""), "", 13},
+		{idl.CheckValueNotExistOrEmpty, absent, "", 0},
+		{idl.CheckValueNotExistOrEmpty, ptr(""), "", 0},
+		{idl.CheckValueNotExistOrEmpty, ptr("x"), "", 13},
+		{idl.CheckValueExist, absent, "", 13},
+		{idl.CheckValueExist, ptr(""), "", 0},
+		{idl.CheckValueNotEmpty, absent, "", 13},
+		{idl.CheckValueNotEmpty, ptr(""), "", 13},
+		{idl.CheckValueNotEmpty, ptr("x"), "", 0},
+		{idl.CheckValueMatchAnywhere, absent, "", 13},
+		{idl.CheckValueMatchAnywhere, ptr("abc"), "", 0},
+		{idl.CheckValueMatchAnywhere, ptr("abc"), "b", 0},
+		{idl.CheckValueMatchAnywhere, ptr("abc"), "d", 13},
+		{idl.CheckValueMatchPrefix, ptr("abc"), "ab", 0},
+		{idl.CheckValueMatchPrefix, ptr("abc"), "bc", 13},
+		{idl.CheckValueMatchPrefix, absent, "", 13},
+		{idl.CheckValueMatchPostfix, ptr("abc"), "bc", 0},
+		{idl.CheckValueMatchPostfix, ptr("abc"), "ab", 13},
+		{idl.CheckValueBytesLess, ptr("ab"), "abc", 0},
+		{idl.CheckValueBytesLess, ptr("abc"), "abc", 13},
+		{idl.CheckValueBytesLess, absent, "abc", 13},
+		{idl.CheckValueBytesLessOrEqual, ptr("abc"), "abc", 0},
+		{idl.CheckValueBytesLessOrEqual, ptr("abd"), "abc", 13},
+		{idl.CheckValueBytesEqual, ptr("abc"), "abc", 0},
+		{idl.CheckValueBytesEqual, ptr(""), "", 0},
+		{idl.CheckValueBytesEqual, absent, "", 13},
+		{idl.CheckValueBytesGreaterOrEqual, ptr("abc"), "abc", 0},
+		{idl.CheckValueBytesGreaterOrEqual, ptr("ab"), "abc", 13},
+		{idl.CheckValueBytesGreater, ptr("b"), "abc", 0},
+		{idl.CheckValueBytesGreater, ptr("abc"), "abc", 13},
+		{idl.CheckValueIntLess, ptr("5"), "6", 0},
+		{idl.CheckValueIntLess, ptr("6"), "6", 13},
+		{idl.CheckValueIntLess, absent, "junk", 13},
+		{idl.CheckValueIntLess, ptr(""), "6", 4},
+		{idl.CheckValueIntLess, ptr("x"), "6", 4},
+		{idl.CheckValueIntLess, ptr("5"), "x", 4},
+		{idl.CheckValueIntLessOrEqual, ptr("0x10"), "16", 0},
+		{idl.CheckValueIntLessOrEqual, ptr("17"), "16", 13},
+		{idl.CheckValueIntEqual, ptr("010"), "8", 0},
+		{idl.CheckValueIntEqual, ptr("-1"), " -1", 0},
+		{idl.CheckValueIntEqual, ptr("1"), "2", 13},
+		{idl.CheckValueIntGreaterOrEqual, ptr("2"), "2", 0},
+		{idl.CheckValueIntGreaterOrEqual, ptr("1"), "2", 13},
+		{idl.CheckValueIntGreater, ptr("3"), "2", 0},
+		{idl.CheckValueIntGreater, ptr("-3"), "2", 13},
+		{idl.CASCheckType(18), ptr("x"), "", 4},
+		{idl.CASCheckType(-1), ptr("x"), "", 4},
 	} {
 		name := fmt.Sprintf("type%d/stored=%v/op=%q", tc.ct, tc.stored != nil, tc.operand)
 		t.Run(name, func(t *testing.T) {
@@ -245,13 +247,13 @@ func TestCheckTypes(t *testing.T) {
 				t.Fatalf("check value %v %q", r.CheckValueExist, r.CheckValue)
 			}
 			_, c := d.get("h", "s")
-			if (c == CodeOK) != (tc.want == 0) {
-				t.Fatalf("set key present=%v after code %d", c == CodeOK, tc.want)
+			if (c == wire.StatusOK) != (tc.want == 0) {
+				t.Fatalf("set key present=%v after code %d", c == wire.StatusOK, tc.want)
 			}
 			// check_and_mutate decides the same way.
 			r = d.apply(0, Mutation{CheckAndMutate: &CheckAndMutateRequest{
 				HashKey: []byte("h"), CheckSortKey: []byte("c"), CheckType: tc.ct,
-				CheckOperand: []byte(tc.operand), Mutates: []Mutate{{Op: MutateDelete, SortKey: []byte("s")}},
+				CheckOperand: []byte(tc.operand), Mutates: []Mutate{{Op: idl.MutateDelete, SortKey: []byte("s")}},
 			}})[0]
 			if r.Error != tc.want || r.CheckValueReturned {
 				t.Fatalf("check_and_mutate %+v, want code %d without check value", r, tc.want)
@@ -269,12 +271,12 @@ func TestCheckAndSetDetails(t *testing.T) {
 	}
 	// Without return_check_value nothing is filled, even on failure.
 	d.put("h", "c", "old", 0)
-	r := cas(CheckAndSetRequest{CheckSortKey: []byte("c"), CheckType: CheckValueNotExist}, 0)
+	r := cas(CheckAndSetRequest{CheckSortKey: []byte("c"), CheckType: idl.CheckValueNotExist}, 0)
 	if r.Error != 13 || r.CheckValueReturned || r.CheckValueExist || r.CheckValue != nil {
 		t.Fatalf("%+v", r)
 	}
 	// set_diff_sort_key false writes the check key; TTL is absolute.
-	r = cas(CheckAndSetRequest{CheckSortKey: []byte("c"), CheckType: CheckValueExist, SetSortKey: []byte("ignored"),
+	r = cas(CheckAndSetRequest{CheckSortKey: []byte("c"), CheckType: idl.CheckValueExist, SetSortKey: []byte("ignored"),
 		SetValue: []byte("new"), SetExpireTS: now + 30}, 0)
 	if r.Error != 0 {
 		t.Fatalf("%+v", r)
@@ -282,20 +284,20 @@ func TestCheckAndSetDetails(t *testing.T) {
 	if v, _ := d.get("h", "c"); v != "new" {
 		t.Fatalf("check key holds %q", v)
 	}
-	if _, c := d.get("h", "ignored"); c != CodeNotFound {
+	if _, c := d.get("h", "ignored"); c != wire.StatusNotFound {
 		t.Fatal("set_sort_key used although set_diff_sort_key is false")
 	}
 	if ttl, _, _ := d.TTL(key.Encode([]byte("h"), []byte("c"))); ttl != 30 {
 		t.Fatalf("ttl %d", ttl)
 	}
 	// The default TTL applies to the set value when its expire is 0.
-	cas(CheckAndSetRequest{CheckSortKey: []byte("c"), CheckType: CheckNoCheck, SetValue: []byte("x")}, 9)
+	cas(CheckAndSetRequest{CheckSortKey: []byte("c"), CheckType: idl.CheckNone, SetValue: []byte("x")}, 9)
 	if ttl, _, _ := d.TTL(key.Encode([]byte("h"), []byte("c"))); ttl != 9 {
 		t.Fatalf("ttl with default %d", ttl)
 	}
 	// An expired check record counts as absent.
 	d.clock.Advance(9 * time.Second)
-	r = cas(CheckAndSetRequest{CheckSortKey: []byte("c"), CheckType: CheckValueNotExist, ReturnCheckValue: true,
+	r = cas(CheckAndSetRequest{CheckSortKey: []byte("c"), CheckType: idl.CheckValueNotExist, ReturnCheckValue: true,
 		SetValue: []byte("again")}, 0)
 	if r.Error != 0 || !r.CheckValueReturned || r.CheckValueExist {
 		t.Fatalf("%+v", r)
@@ -306,32 +308,32 @@ func TestCheckAndMutateValidation(t *testing.T) {
 	d := openTest(t, nil)
 	d.put("h", "c", "v", 0)
 	for name, req := range map[string]CheckAndMutateRequest{
-		"empty list":   {CheckType: CheckNoCheck},
-		"bad op":       {CheckType: CheckNoCheck, Mutates: []Mutate{{Op: MutatePut, SortKey: []byte("a")}, {Op: 2}}},
-		"bad check":    {CheckType: 40, Mutates: []Mutate{{Op: MutatePut}}},
-		"negative op":  {CheckType: CheckNoCheck, Mutates: []Mutate{{Op: -1}}},
-		"bad int both": {CheckType: CheckValueIntEqual, CheckOperand: []byte("x"), Mutates: []Mutate{{Op: MutatePut, SortKey: []byte("a")}}},
+		"empty list":   {CheckType: idl.CheckNone},
+		"bad op":       {CheckType: idl.CheckNone, Mutates: []Mutate{{Op: idl.MutatePut, SortKey: []byte("a")}, {Op: 2}}},
+		"bad check":    {CheckType: 40, Mutates: []Mutate{{Op: idl.MutatePut}}},
+		"negative op":  {CheckType: idl.CheckNone, Mutates: []Mutate{{Op: -1}}},
+		"bad int both": {CheckType: idl.CheckValueIntEqual, CheckOperand: []byte("x"), Mutates: []Mutate{{Op: idl.MutatePut, SortKey: []byte("a")}}},
 	} {
 		req.HashKey, req.CheckSortKey, req.ReturnCheckValue = []byte("h"), []byte("c"), true
 		r := d.apply(0, Mutation{CheckAndMutate: &req})[0]
-		if r.Error != CodeInvalidArgument {
+		if r.Error != wire.StatusInvalidArgument {
 			t.Errorf("%s: code %d", name, r.Error)
 		}
 		if name != "bad int both" && r.CheckValueReturned {
 			t.Errorf("%s: check value filled on validation failure", name)
 		}
-		if _, c := d.get("h", "a"); c != CodeNotFound {
+		if _, c := d.get("h", "a"); c != wire.StatusNotFound {
 			t.Errorf("%s: wrote data", name)
 		}
 	}
 	// Passing check: all mutates in order, atomically, with their own TTLs.
 	now := d.clock.epoch()
 	r := d.apply(0, Mutation{CheckAndMutate: &CheckAndMutateRequest{HashKey: []byte("h"), CheckSortKey: []byte("c"),
-		CheckType: CheckValueBytesEqual, CheckOperand: []byte("v"), Mutates: []Mutate{
-			{Op: MutatePut, SortKey: []byte("a"), Value: []byte("1"), ExpireTS: now + 5},
-			{Op: MutatePut, SortKey: []byte("b"), Value: []byte("2")},
-			{Op: MutateDelete, SortKey: []byte("b")},
-			{Op: MutateDelete, SortKey: []byte("c")},
+		CheckType: idl.CheckValueBytesEqual, CheckOperand: []byte("v"), Mutates: []Mutate{
+			{Op: idl.MutatePut, SortKey: []byte("a"), Value: []byte("1"), ExpireTS: now + 5},
+			{Op: idl.MutatePut, SortKey: []byte("b"), Value: []byte("2")},
+			{Op: idl.MutateDelete, SortKey: []byte("b")},
+			{Op: idl.MutateDelete, SortKey: []byte("c")},
 		}}})[0]
 	if r.Error != 0 {
 		t.Fatalf("%+v", r)
@@ -340,7 +342,7 @@ func TestCheckAndMutateValidation(t *testing.T) {
 		t.Fatal("a missing")
 	}
 	for _, s := range []string{"b", "c"} {
-		if _, c := d.get("h", s); c != CodeNotFound {
+		if _, c := d.get("h", s); c != wire.StatusNotFound {
 			t.Fatalf("%s still present", s)
 		}
 	}
@@ -353,7 +355,7 @@ func TestBatchSeesEarlierMutations(t *testing.T) {
 		Mutation{Put: &PutRequest{Key: k, Value: []byte("10")}},
 		Mutation{Incr: &IncrRequest{Key: k, Increment: 5}},
 		Mutation{CheckAndSet: &CheckAndSetRequest{HashKey: []byte("h"), CheckSortKey: []byte("n"),
-			CheckType: CheckValueIntEqual, CheckOperand: []byte("15"), SetValue: []byte("ok"), ReturnCheckValue: true}},
+			CheckType: idl.CheckValueIntEqual, CheckOperand: []byte("15"), SetValue: []byte("ok"), ReturnCheckValue: true}},
 		Mutation{Incr: &IncrRequest{Key: k, Increment: 1}},
 	)
 	if res[1].NewValue != 15 || res[2].Error != 0 || string(res[2].CheckValue) != "15" || res[3].Error != 4 {
@@ -440,17 +442,17 @@ func TestMultiGetRange(t *testing.T) {
 		{"reverse limit at inclusive start key", true, MultiGetRequest{StartInclusive: true, Reverse: true, MaxKVCount: 5}, "0: a=va b=vb c=vc d=vd e=ve"},
 		{"reverse limit, nothing before", false, MultiGetRequest{StartSortKey: s("0"), StartInclusive: true, Reverse: true, MaxKVCount: 5}, "0: a=va b=vb c=vc d=vd e=ve"},
 		{"max count 3000 and above mean 3000", false, MultiGetRequest{StartInclusive: true, MaxKVCount: 5000}, "0: a=va b=vb c=vc d=vd e=ve"},
-		{"filter anywhere", false, MultiGetRequest{StartInclusive: true, SortKeyFilterType: FilterMatchAnywhere, SortKeyFilter: s("c")}, "0: c=vc"},
-		{"filter postfix", false, MultiGetRequest{StartInclusive: true, SortKeyFilterType: FilterMatchPostfix, SortKeyFilter: s("e")}, "0: e=ve"},
-		{"filter none ignores pattern", false, MultiGetRequest{StartInclusive: true, SortKeyFilterType: FilterNone, SortKeyFilter: s("zzz")}, "0: a=va b=vb c=vc d=vd e=ve"},
-		{"empty pattern passes", false, MultiGetRequest{StartInclusive: true, SortKeyFilterType: FilterMatchPostfix}, "0: a=va b=vb c=vc d=vd e=ve"},
-		{"prefix narrows range", true, MultiGetRequest{SortKeyFilterType: FilterMatchPrefix, SortKeyFilter: s("b"), MaxKVCount: 1}, "7: b=vb"},
-		{"prefix narrows range, reverse", true, MultiGetRequest{SortKeyFilterType: FilterMatchPrefix, SortKeyFilter: s("b"), Reverse: true}, "0: b=vb"},
-		{"filtered records are examined, not counted", false, MultiGetRequest{StartInclusive: true, MaxKVCount: 1, SortKeyFilterType: FilterMatchAnywhere, SortKeyFilter: s("d")}, "7: d=vd"},
+		{"filter anywhere", false, MultiGetRequest{StartInclusive: true, SortKeyFilterType: idl.FilterMatchAnywhere, SortKeyFilter: s("c")}, "0: c=vc"},
+		{"filter postfix", false, MultiGetRequest{StartInclusive: true, SortKeyFilterType: idl.FilterMatchPostfix, SortKeyFilter: s("e")}, "0: e=ve"},
+		{"filter none ignores pattern", false, MultiGetRequest{StartInclusive: true, SortKeyFilterType: idl.FilterNone, SortKeyFilter: s("zzz")}, "0: a=va b=vb c=vc d=vd e=ve"},
+		{"empty pattern passes", false, MultiGetRequest{StartInclusive: true, SortKeyFilterType: idl.FilterMatchPostfix}, "0: a=va b=vb c=vc d=vd e=ve"},
+		{"prefix narrows range", true, MultiGetRequest{SortKeyFilterType: idl.FilterMatchPrefix, SortKeyFilter: s("b"), MaxKVCount: 1}, "7: b=vb"},
+		{"prefix narrows range, reverse", true, MultiGetRequest{SortKeyFilterType: idl.FilterMatchPrefix, SortKeyFilter: s("b"), Reverse: true}, "0: b=vb"},
+		{"filtered records are examined, not counted", false, MultiGetRequest{StartInclusive: true, MaxKVCount: 1, SortKeyFilterType: idl.FilterMatchAnywhere, SortKeyFilter: s("d")}, "7: d=vd"},
 		{"bad filter type", false, MultiGetRequest{StartInclusive: true, SortKeyFilterType: 4}, "4:"},
 		{"bad filter type in point mode", false, MultiGetRequest{SortKeys: [][]byte{s("a")}, SortKeyFilterType: -1}, "4:"},
 		{"point mode keeps order and duplicates", false, MultiGetRequest{SortKeys: [][]byte{s("c"), s("zz"), s("a"), s("c")}}, "0: c=vc a=va c=vc"},
-		{"point mode ignores range, filter, reverse", false, MultiGetRequest{SortKeys: [][]byte{s("e"), s("a")}, StartSortKey: s("b"), StopSortKey: s("c"), SortKeyFilterType: FilterMatchPrefix, SortKeyFilter: s("q"), Reverse: true}, "0: e=ve a=va"},
+		{"point mode ignores range, filter, reverse", false, MultiGetRequest{SortKeys: [][]byte{s("e"), s("a")}, StartSortKey: s("b"), StopSortKey: s("c"), SortKeyFilterType: idl.FilterMatchPrefix, SortKeyFilter: s("q"), Reverse: true}, "0: e=ve a=va"},
 		{"point mode count limit", false, MultiGetRequest{SortKeys: [][]byte{s("a"), s("b"), s("c")}, MaxKVCount: 2}, "7: a=va b=vb"},
 		{"point mode limit, missing rest is complete", false, MultiGetRequest{SortKeys: [][]byte{s("a"), s("b"), s("x")}, MaxKVCount: 2}, "0: a=va b=vb"},
 		{"point mode size limit", false, MultiGetRequest{SortKeys: [][]byte{s("a"), s("b"), s("c")}, MaxKVSize: 4}, "7: a=va b=vb"},
@@ -505,7 +507,7 @@ func TestMultiGetIterationTimeLimit(t *testing.T) {
 	d.apply(0, Mutation{MultiPut: &MultiPutRequest{HashKey: []byte("h"), KVs: kvs}})
 	d.SetEnv(Env{IterationTimeLimit: 1500 * time.Millisecond})
 	res, err := d.MultiGet(&MultiGetRequest{HashKey: []byte("h"), StartInclusive: true})
-	if err != nil || res.Error != CodeIncomplete || len(res.KVs) != 600 {
+	if err != nil || res.Error != wire.StatusIncomplete || len(res.KVs) != 600 {
 		t.Fatalf("code %d, %d kvs; want 7 after two time checks (600 records)", res.Error, len(res.KVs))
 	}
 	if n, c, _ := d.SortKeyCount([]byte("h")); n != -1 || c != 0 {
@@ -527,16 +529,16 @@ func TestBatchGet(t *testing.T) {
 	if err != nil || code != 0 || len(data) != 3 || string(data[1].Value) != "2" || string(data[2].SortKey) != "a" {
 		t.Fatalf("%d %+v %v", code, data, err)
 	}
-	if _, code, _ := d.BatchGet(nil); code != CodeInvalidArgument {
+	if _, code, _ := d.BatchGet(nil); code != wire.StatusInvalidArgument {
 		t.Fatalf("empty batch_get code %d", code)
 	}
-	if _, code, _ := d.BatchGet([]FullKey{{HashKey: make([]byte, 65535)}}); code != CodeInvalidArgument {
+	if _, code, _ := d.BatchGet([]FullKey{{HashKey: make([]byte, 65535)}}); code != wire.StatusInvalidArgument {
 		t.Fatalf("long hash key code %d", code)
 	}
-	if _, code, _ := d.SortKeyCount(make([]byte, 65535)); code != CodeInvalidArgument {
+	if _, code, _ := d.SortKeyCount(make([]byte, 65535)); code != wire.StatusInvalidArgument {
 		t.Fatalf("sortkey_count long hash key code %d", code)
 	}
-	if r, _ := d.MultiGet(&MultiGetRequest{HashKey: make([]byte, 65535)}); r.Error != CodeInvalidArgument {
+	if r, _ := d.MultiGet(&MultiGetRequest{HashKey: make([]byte, 65535)}); r.Error != wire.StatusInvalidArgument {
 		t.Fatalf("multi_get long hash key code %d", r.Error)
 	}
 	// 65534 bytes is the longest valid hash key.

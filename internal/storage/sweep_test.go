@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 func TestSweepReclaimsOnlyExpired(t *testing.T) {
@@ -39,7 +40,7 @@ func TestSweepReclaimsOnlyExpired(t *testing.T) {
 		t.Fatalf("metrics %+v", m)
 	}
 	for _, s := range []string{"forever", "later"} {
-		if _, c := d.get("l", s); c != CodeOK {
+		if _, c := d.get("l", s); c != wire.StatusOK {
 			t.Fatalf("live record %s swept", s)
 		}
 	}
@@ -70,7 +71,7 @@ func TestSweepDoesNotDeleteRecreated(t *testing.T) {
 	if n, err := d.sweepDelete(cands); err != nil || n != 0 {
 		t.Fatalf("deleted %d %v", n, err)
 	}
-	if v, c := d.get("h", "s"); v != "new" || c != CodeOK {
+	if v, c := d.get("h", "s"); v != "new" || c != wire.StatusOK {
 		t.Fatalf("re-created record lost: %q %d", v, c)
 	}
 }
@@ -111,7 +112,7 @@ func TestSweepConcurrentWithApply(t *testing.T) {
 		}
 		d.apply(0, ms...)
 		for i := 0; i < 20; i += 2 {
-			if v, c := d.get("h", fmt.Sprintf("%02d", i)); c != CodeOK || v != fmt.Sprint(round) {
+			if v, c := d.get("h", fmt.Sprintf("%02d", i)); c != wire.StatusOK || v != fmt.Sprint(round) {
 				t.Fatalf("round %d key %d: %q %d", round, i, v, c)
 			}
 		}

@@ -10,7 +10,9 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 // Batch is one replicated log entry's worth of writes, applied atomically by [DB.Apply].
@@ -32,7 +34,7 @@ type Batch struct {
 }
 
 // Mutation is one client write. Exactly one field must be set; otherwise its result is
-// [CodeInvalidArgument].
+// [wire.StatusInvalidArgument].
 type Mutation struct {
 	Put            *PutRequest
 	Remove         *RemoveRequest
@@ -91,7 +93,7 @@ type IncrRequest struct {
 type CheckAndSetRequest struct {
 	HashKey          []byte
 	CheckSortKey     []byte
-	CheckType        CheckType
+	CheckType        idl.CASCheckType
 	CheckOperand     []byte
 	SetDiffSortKey   bool
 	SetSortKey       []byte // used only if SetDiffSortKey
@@ -102,7 +104,7 @@ type CheckAndSetRequest struct {
 
 // Mutate is one step of a check-and-mutate (wire mutate).
 type Mutate struct {
-	Op       MutateOp
+	Op       idl.MutateOperation
 	SortKey  []byte
 	Value    []byte
 	ExpireTS int32
@@ -113,7 +115,7 @@ type Mutate struct {
 type CheckAndMutateRequest struct {
 	HashKey          []byte
 	CheckSortKey     []byte
-	CheckType        CheckType
+	CheckType        idl.CASCheckType
 	CheckOperand     []byte
 	Mutates          []Mutate
 	ReturnCheckValue bool
@@ -123,7 +125,7 @@ type CheckAndMutateRequest struct {
 // multi_remove's count; NewValue is incr's new value; the CheckValue fields are those of
 // check-and-set and check-and-mutate.
 type WriteResult struct {
-	Error              int32
+	Error              wire.Status
 	Count              int64
 	NewValue           int64
 	CheckValueReturned bool
@@ -208,7 +210,7 @@ func (a *applier) apply(m *Mutation, r *WriteResult) error {
 		}
 	}
 	if n != 1 {
-		r.Error = CodeInvalidArgument
+		r.Error = wire.StatusInvalidArgument
 		return nil
 	}
 	switch {
@@ -216,7 +218,7 @@ func (a *applier) apply(m *Mutation, r *WriteResult) error {
 		return a.put(m.Put, r)
 	case m.Remove != nil:
 		if !validEncodedKey(m.Remove.Key) {
-			r.Error = CodeInvalidArgument
+			r.Error = wire.StatusInvalidArgument
 			return nil
 		}
 		return a.wb.Delete(m.Remove.Key, nil)
@@ -286,7 +288,7 @@ var ErrCorruption = errors.New("storage: corrupted record")
 
 func (a *applier) put(p *PutRequest, r *WriteResult) error {
 	if !validEncodedKey(p.Key) {
-		r.Error = CodeInvalidArgument
+		r.Error = wire.StatusInvalidArgument
 		return nil
 	}
 	return a.set(p.Key, p.Value, a.expireTS(p.ExpireTS), a.timestampUS)
@@ -294,7 +296,7 @@ func (a *applier) put(p *PutRequest, r *WriteResult) error {
 
 func (a *applier) multiPut(p *MultiPutRequest, r *WriteResult) error {
 	if len(p.KVs) == 0 || !validHashKey(p.HashKey) {
-		r.Error = CodeInvalidArgument
+		r.Error = wire.StatusInvalidArgument
 		return nil
 	}
 	e := a.expireTS(p.ExpireTS)
@@ -309,7 +311,7 @@ func (a *applier) multiPut(p *MultiPutRequest, r *WriteResult) error {
 
 func (a *applier) multiRemove(p *MultiRemoveRequest, r *WriteResult) error {
 	if len(p.SortKeys) == 0 || !validHashKey(p.HashKey) {
-		r.Error = CodeInvalidArgument
+		r.Error = wire.StatusInvalidArgument
 		return nil
 	}
 	for _, s := range p.SortKeys {
@@ -324,7 +326,7 @@ func (a *applier) multiRemove(p *MultiRemoveRequest, r *WriteResult) error {
 
 func (a *applier) incr(p *IncrRequest, r *WriteResult) error {
 	if !validEncodedKey(p.Key) {
-		r.Error = CodeInvalidArgument
+		r.Error = wire.StatusInvalidArgument
 		return nil
 	}
 	user, oldExpire, exists, err := a.read(p.Key)
@@ -341,7 +343,7 @@ func (a *applier) incr(p *IncrRequest, r *WriteResult) error {
 		if len(user) > 0 {
 			v, ok := parseInt(user)
 			if !ok {
-				r.Error = CodeInvalidArgument
+				r.Error = wire.StatusInvalidArgument
 				return nil
 			}
 			old = v
@@ -355,7 +357,7 @@ func (a *applier) incr(p *IncrRequest, r *WriteResult) error {
 	}
 	sum := old + p.Increment
 	if (p.Increment > 0 && sum < old) || (p.Increment < 0 && sum > old) {
-		r.Error = CodeInvalidArgument
+		r.Error = wire.StatusInvalidArgument
 		r.NewValue = old
 		return nil
 	}
@@ -371,9 +373,9 @@ func (a *applier) incr(p *IncrRequest, r *WriteResult) error {
 }
 
 // check reads (hashKey, checkSortKey), fills the check-value fields of r if asked, and
-// evaluates the check. It returns CodeOK when the check passes.
-func (a *applier) check(hashKey, sortKey []byte, t CheckType, operand []byte, returnValue bool,
-	r *WriteResult) (int32, error) {
+// evaluates the check. It returns StatusOK when the check passes.
+func (a *applier) check(hashKey, sortKey []byte, t idl.CASCheckType, operand []byte, returnValue bool,
+	r *WriteResult) (wire.Status, error) {
 	a.keyBuf = key.Append(a.keyBuf[:0], hashKey, sortKey)
 	v, _, exists, err := a.read(a.keyBuf)
 	if err != nil {
@@ -389,45 +391,48 @@ func (a *applier) check(hashKey, sortKey []byte, t CheckType, operand []byte, re
 	return evalCheck(t, exists, v, operand), nil
 }
 
-// evalCheck evaluates a check type against the current value (protocol.md §5.4): CodeOK when
-// it passes, CodeTryAgain when it does not, CodeInvalidArgument for a non-integer in an INT
-// check or an unknown check type.
-func evalCheck(t CheckType, exists bool, v, op []byte) int32 {
+// validCheck reports whether t is a check type of the wire enum.
+func validCheck(t idl.CASCheckType) bool { return t >= idl.CheckNone && t <= idl.CheckValueIntGreater }
+
+// evalCheck evaluates a check type against the current value (protocol.md §5.4): StatusOK when
+// it passes, StatusTryAgain when it does not, StatusInvalidArgument for a non-integer in an
+// INT check or an unknown check type.
+func evalCheck(t idl.CASCheckType, exists bool, v, op []byte) wire.Status {
 	pass := false
 	switch t {
-	case CheckNoCheck:
+	case idl.CheckNone:
 		pass = true
-	case CheckValueNotExist:
+	case idl.CheckValueNotExist:
 		pass = !exists
-	case CheckValueNotExistOrEmpty:
+	case idl.CheckValueNotExistOrEmpty:
 		pass = !exists || len(v) == 0
-	case CheckValueExist:
+	case idl.CheckValueExist:
 		pass = exists
-	case CheckValueNotEmpty:
+	case idl.CheckValueNotEmpty:
 		pass = exists && len(v) > 0
-	case CheckValueMatchAnywhere:
+	case idl.CheckValueMatchAnywhere:
 		pass = exists && bytes.Contains(v, op)
-	case CheckValueMatchPrefix:
+	case idl.CheckValueMatchPrefix:
 		pass = exists && bytes.HasPrefix(v, op)
-	case CheckValueMatchPostfix:
+	case idl.CheckValueMatchPostfix:
 		pass = exists && bytes.HasSuffix(v, op)
-	case CheckValueBytesLess, CheckValueBytesLessOrEq, CheckValueBytesEqual,
-		CheckValueBytesGreaterEq, CheckValueBytesGreater:
+	case idl.CheckValueBytesLess, idl.CheckValueBytesLessOrEqual, idl.CheckValueBytesEqual,
+		idl.CheckValueBytesGreaterOrEqual, idl.CheckValueBytesGreater:
 		if exists {
-			pass = relation(t-CheckValueBytesLess, bytes.Compare(v, op))
+			pass = relation(t-idl.CheckValueBytesLess, bytes.Compare(v, op))
 		}
-	case CheckValueIntLess, CheckValueIntLessOrEq, CheckValueIntEqual,
-		CheckValueIntGreaterOrEq, CheckValueIntGreater:
+	case idl.CheckValueIntLess, idl.CheckValueIntLessOrEqual, idl.CheckValueIntEqual,
+		idl.CheckValueIntGreaterOrEqual, idl.CheckValueIntGreater:
 		if !exists {
-			return CodeTryAgain
+			return wire.StatusTryAgain
 		}
 		iv, ok := parseInt(v)
 		if !ok {
-			return CodeInvalidArgument
+			return wire.StatusInvalidArgument
 		}
 		io, ok := parseInt(op)
 		if !ok {
-			return CodeInvalidArgument
+			return wire.StatusInvalidArgument
 		}
 		c := 0
 		if iv < io {
@@ -435,18 +440,18 @@ func evalCheck(t CheckType, exists bool, v, op []byte) int32 {
 		} else if iv > io {
 			c = 1
 		}
-		pass = relation(t-CheckValueIntLess, c)
+		pass = relation(t-idl.CheckValueIntLess, c)
 	default:
-		return CodeInvalidArgument
+		return wire.StatusInvalidArgument
 	}
 	if pass {
-		return CodeOK
+		return wire.StatusOK
 	}
-	return CodeTryAgain
+	return wire.StatusTryAgain
 }
 
 // relation evaluates <, <=, ==, >=, > (rel 0..4) on a comparison result.
-func relation(rel CheckType, c int) bool {
+func relation(rel idl.CASCheckType, c int) bool {
 	switch rel {
 	case 0:
 		return c < 0
@@ -462,12 +467,12 @@ func relation(rel CheckType, c int) bool {
 }
 
 func (a *applier) checkAndSet(p *CheckAndSetRequest, r *WriteResult) error {
-	if !p.CheckType.valid() || !validHashKey(p.HashKey) {
-		r.Error = CodeInvalidArgument
+	if !validCheck(p.CheckType) || !validHashKey(p.HashKey) {
+		r.Error = wire.StatusInvalidArgument
 		return nil
 	}
 	code, err := a.check(p.HashKey, p.CheckSortKey, p.CheckType, p.CheckOperand, p.ReturnCheckValue, r)
-	if err != nil || code != CodeOK {
+	if err != nil || code != wire.StatusOK {
 		r.Error = code
 		return err
 	}
@@ -480,25 +485,25 @@ func (a *applier) checkAndSet(p *CheckAndSetRequest, r *WriteResult) error {
 }
 
 func (a *applier) checkAndMutate(p *CheckAndMutateRequest, r *WriteResult) error {
-	if len(p.Mutates) == 0 || !p.CheckType.valid() || !validHashKey(p.HashKey) {
-		r.Error = CodeInvalidArgument
+	if len(p.Mutates) == 0 || !validCheck(p.CheckType) || !validHashKey(p.HashKey) {
+		r.Error = wire.StatusInvalidArgument
 		return nil
 	}
 	for i := range p.Mutates {
-		if op := p.Mutates[i].Op; op != MutatePut && op != MutateDelete {
-			r.Error = CodeInvalidArgument
+		if op := p.Mutates[i].Op; op != idl.MutatePut && op != idl.MutateDelete {
+			r.Error = wire.StatusInvalidArgument
 			return nil
 		}
 	}
 	code, err := a.check(p.HashKey, p.CheckSortKey, p.CheckType, p.CheckOperand, p.ReturnCheckValue, r)
-	if err != nil || code != CodeOK {
+	if err != nil || code != wire.StatusOK {
 		r.Error = code
 		return err
 	}
 	for i := range p.Mutates {
 		m := &p.Mutates[i]
 		a.keyBuf = key.Append(a.keyBuf[:0], p.HashKey, m.SortKey)
-		if m.Op == MutatePut {
+		if m.Op == idl.MutatePut {
 			err = a.set(a.keyBuf, m.Value, a.expireTS(m.ExpireTS), 0)
 		} else {
 			err = a.wb.Delete(a.keyBuf, nil)

@@ -289,8 +289,8 @@ func replicaDirs(t *testing.T, dir string) []string {
 	}
 	var out []string
 	for _, e := range entries {
-		var app, pidx int
-		if _, err := fmt.Sscanf(e.Name(), "%d.%d", &app, &pidx); err == nil && e.IsDir() && e.Name() == fmt.Sprintf("%d.%d", app, pidx) {
+		var pid idl.GPID
+		if _, err := fmt.Sscanf(e.Name(), "%d.%d", &pid.AppID, &pid.PartitionIndex); err == nil && e.IsDir() && e.Name() == pid.String() {
 			out = append(out, e.Name())
 		}
 	}
