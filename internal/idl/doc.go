@@ -15,3 +15,5 @@
 // appending to one reusable buffer and decode without copying blobs, which keeps the GET hot
 // path free of allocations beyond the returned value.
 package idl
+
+//go:generate go run ./gen rrdb.schema meta.schema
