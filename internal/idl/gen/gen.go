@@ -49,7 +49,7 @@ func newGenerator(schemas []*schema) (*generator, error) {
 			if d.kind == "comment" {
 				continue
 			}
-			if _, ok := builtin[d.name]; ok || g.decls[d.name] != nil {
+			if g.decls[d.name] != nil {
 				return nil, fmt.Errorf("%s:%d: %s is declared twice", s.file, d.line, d.name)
 			}
 			g.decls[d.name] = d
