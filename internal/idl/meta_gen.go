@@ -1069,20 +1069,7 @@ func (r *ClusterInfoRequest) Encode(e *Encoder) {
 // Decode implements [Value].
 func (r *ClusterInfoRequest) Decode(d *Decoder) {
 	*r = ClusterInfoRequest{}
-	if !d.Enter() {
-		return
-	}
-	defer d.Leave()
-	for {
-		t, id := d.FieldBegin()
-		if t == TypeStop {
-			return
-		}
-		switch id {
-		default:
-			d.Skip(t)
-		}
-	}
+	d.Skip(TypeStruct) // every field is unknown
 }
 
 // ClusterInfoResponse answers [ClusterInfoRequest] with parallel key and value lists.

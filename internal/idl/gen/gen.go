@@ -279,6 +279,11 @@ func (g *generator) strct(p *printer, d *decl) {
 		}
 	}
 	p.line("*r = %s", g.zero(d.name))
+	if len(d.fields) == 0 {
+		p.line("d.Skip(TypeStruct) // every field is unknown")
+		p.line("}")
+		return
+	}
 	p.line("if !d.Enter() {")
 	p.line("return")
 	p.line("}")
