@@ -2,7 +2,6 @@ package idl
 
 import (
 	"bytes"
-	"os"
 	"reflect"
 	"testing"
 )
@@ -43,21 +42,19 @@ func FuzzUnmarshal(f *testing.F) {
 		f.Add(append([]byte{index[reflect.TypeOf(v)]}, b...))
 	}
 	// The args payloads of the captured go-client frames.
-	if _, err := os.Stat(vectorDir); err == nil {
-		for _, v := range loadVectors(f) {
-			d := NewDecoder(v.body)
-			d.I32()
-			r, ok := LookupRPC(d.String())
-			if !ok {
-				f.Fatalf("%s: unknown RPC", v.name)
-			}
-			d.I32()
-			d.FieldBegin()
-			start := d.Offset()
-			args := r.NewRequest()
-			args.Decode(d)
-			seed(args, v.body[start:d.Offset()])
+	for _, v := range loadVectors(f) {
+		d := NewDecoder(v.body)
+		d.I32()
+		r, ok := LookupRPC(d.String())
+		if !ok {
+			f.Fatalf("%s: unknown RPC", v.name)
 		}
+		d.I32()
+		d.FieldBegin()
+		start := d.Offset()
+		args := r.NewRequest()
+		args.Decode(d)
+		seed(args, v.body[start:d.Offset()])
 	}
 	// A fully populated and a zero instance of every type.
 	for _, mk := range mks {

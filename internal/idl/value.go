@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 )
 
 // Value is anything that can be the payload of an RPC's args field 1 or of a reply's result
@@ -111,101 +112,6 @@ func (d *Decoder) stringReuse(prev string) string {
 	return string(b)
 }
 
-// blobField, i32Field, ... read one field of the expected type, skipping it otherwise. They
-// keep the struct decoders short.
-func (d *Decoder) blobField(t Type, dst *[]byte) {
-	if d.Want(t, TypeStruct) {
-		*dst = d.Binary()
-	}
-}
-
-func (d *Decoder) boolField(t Type, dst *bool) {
-	if d.Want(t, TypeBool) {
-		*dst = d.Bool()
-	}
-}
-
-func (d *Decoder) i32Field(t Type, dst *int32) {
-	if d.Want(t, TypeI32) {
-		*dst = d.I32()
-	}
-}
-
-func (d *Decoder) i64Field(t Type, dst *int64) {
-	if d.Want(t, TypeI64) {
-		*dst = d.I64()
-	}
-}
-
-func (d *Decoder) stringField(t Type, dst *string) {
-	if d.Want(t, TypeString) {
-		*dst = d.String()
-	}
-}
-
-func (d *Decoder) errorCodeField(t Type, dst *ErrorCode) {
-	if d.Want(t, TypeStruct) {
-		*dst = ErrorCode(d.String())
-	}
-}
-
-func (d *Decoder) optBoolField(t Type, dst *Optional[bool]) {
-	if d.Want(t, TypeBool) {
-		*dst = Some(d.Bool())
-	}
-}
-
-func (d *Decoder) optI32Field(t Type, dst *Optional[int32]) {
-	if d.Want(t, TypeI32) {
-		*dst = Some(d.I32())
-	}
-}
-
-func (d *Decoder) optStringField(t Type, dst *Optional[string]) {
-	if d.Want(t, TypeString) {
-		*dst = Some(d.String())
-	}
-}
-
-// blobList reads a list<blob> field (element type STRUCT, raw payloads).
-func (d *Decoder) blobList(t Type) ([][]byte, bool) {
-	n, ok := d.list(t, TypeStruct, 4)
-	if !ok {
-		return nil, false
-	}
-	l := make([][]byte, n)
-	for i := range l {
-		l[i] = d.Binary()
-	}
-	return l, true
-}
-
-// stringList reads a list<string> field.
-func (d *Decoder) stringList(t Type) ([]string, bool) {
-	n, ok := d.list(t, TypeString, 4)
-	if !ok {
-		return nil, false
-	}
-	l := make([]string, n)
-	for i := range l {
-		l[i] = d.String()
-	}
-	return l, true
-}
-
-// i32List reads a list<i32> field.
-func (d *Decoder) i32List(t Type) ([]int32, bool) {
-	n, ok := d.list(t, TypeI32, 4)
-	if !ok {
-		return nil, false
-	}
-	l := make([]int32, n)
-	for i := range l {
-		l[i] = d.I32()
-	}
-	return l, true
-}
-
 // stringMap reads a map<string,string> field; entries of other key/value types make the
 // field be skipped. A repeated key keeps its last value.
 func (d *Decoder) stringMap(t Type) map[string]string {
@@ -231,52 +137,6 @@ func (d *Decoder) stringMap(t Type) map[string]string {
 	return m
 }
 
-// structPtr is satisfied by pointers to the struct types of this package.
-type structPtr[T any] interface {
-	*T
-	Decode(d *Decoder)
-}
-
-// structList reads a list<T> field of thrift structs.
-func structList[T any, P structPtr[T]](d *Decoder, t Type) ([]T, bool) {
-	n, ok := d.list(t, TypeStruct, 1)
-	if !ok {
-		return nil, false
-	}
-	l := make([]T, n)
-	for i := 0; i < n && d.err == nil; i++ {
-		P(&l[i]).Decode(d)
-	}
-	return l, true
-}
-
-// blobList appends field id as a list<blob>.
-func (e *Encoder) blobList(id int16, l [][]byte) {
-	e.FieldBegin(TypeList, id)
-	e.ListBegin(TypeStruct, len(l))
-	for _, b := range l {
-		e.Binary(b)
-	}
-}
-
-// stringList appends field id as a list<string>.
-func (e *Encoder) stringList(id int16, l []string) {
-	e.FieldBegin(TypeList, id)
-	e.ListBegin(TypeString, len(l))
-	for _, s := range l {
-		e.String(s)
-	}
-}
-
-// i32List appends field id as a list<i32>.
-func (e *Encoder) i32List(id int16, l []int32) {
-	e.FieldBegin(TypeList, id)
-	e.ListBegin(TypeI32, len(l))
-	for _, v := range l {
-		e.I32(v)
-	}
-}
-
 // stringMap appends field id as a map<string,string>, keys in sorted order so that the
 // encoding of a value is deterministic.
 func (e *Encoder) stringMap(id int16, m map[string]string) {
@@ -288,8 +148,11 @@ func (e *Encoder) stringMap(id int16, m map[string]string) {
 	}
 }
 
-// errorCode appends field id as an error_code placeholder.
-func (e *Encoder) errorCode(id int16, c ErrorCode) {
-	e.FieldBegin(TypeStruct, id)
-	e.String(string(c))
+// enumName returns names[v], or "<typ>(<v>)" for a value without a name. The generated
+// String methods of the enums use it.
+func enumName(names []string, typ string, v int32) string {
+	if v >= 0 && int(v) < len(names) {
+		return names[v]
+	}
+	return typ + "(" + strconv.Itoa(int(v)) + ")"
 }
