@@ -272,10 +272,13 @@ func TestCodes(t *testing.T) {
 	}
 }
 
-// readVectors reads the official go-client's request frames from the shared vectors
-// directory beside the repository; the map is empty when the directory is absent.
+// readVectors reads the official go-client's request frames from the repository's
+// testdata/vectors.
 func readVectors() (map[string][]byte, error) {
-	files, _ := filepath.Glob("../../../shared/vectors/*.hex")
+	files, _ := filepath.Glob("../../testdata/vectors/*.hex")
+	if len(files) == 0 {
+		return nil, errors.New("no golden vectors in testdata/vectors")
+	}
 	out := map[string][]byte{}
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
