@@ -300,9 +300,6 @@ func vectors(t testing.TB) map[string][]byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(vs) == 0 {
-		t.Skip("shared vectors not found")
-	}
 	return vs
 }
 
