@@ -19,6 +19,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/raftnet"
 )
 
 // metaGroup is the id of the metas' group in their raft log database (which holds no other).
@@ -94,7 +95,7 @@ type raftNode struct {
 	tick      time.Duration
 	snapEvery uint64
 	campaign  bool
-	tr        *transport
+	tr        *raftnet.Transport
 
 	// Owned by run.
 	rn          *raft.RawNode
@@ -147,7 +148,11 @@ func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 		done:     make(chan struct{}),
 	}
 	r.changed.ch = make(chan struct{})
-	r.tr = newTransport(r.self, lg)
+	tr, err := raftnet.New(raftnet.Config{Addr: r.self, RPCName: idl.RPCMetaRaft, Handler: r.receive, Logger: lg})
+	if err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	r.tr = tr
 	for _, a := range cfg.Metas {
 		r.addrs[raftlog.MemberID(a)] = a
 	}
@@ -392,7 +397,9 @@ func (r *raftNode) drain(ctx context.Context) error {
 				snapsTo = append(snapsTo, m.To)
 			}
 		}
-		r.tr.send(ctx, rd.Messages, r.addrs)
+		for i := range rd.Messages {
+			r.tr.Send(r.addrs[rd.Messages[i].To], metaGroup, &rd.Messages[i])
+		}
 		if err := r.apply(rd.CommittedEntries); err != nil {
 			return err
 		}
@@ -744,11 +751,11 @@ func (r *raftNode) changeMembers(cc raftpb.ConfChange, timeout time.Duration) er
 	}
 }
 
-// receive hands a message from another meta to the group. Messages that do not come from
-// the address they claim are dropped; so are messages arriving faster than they are handled
-// (raft retries).
-func (r *raftNode) receive(from string, m raftpb.Message) {
-	if raftlog.MemberID(from) != m.From {
+// receive hands a message from another meta to the group. Messages of another group, or
+// that do not come from the address they claim, are dropped; so are messages arriving faster
+// than they are handled (raft retries).
+func (r *raftNode) receive(from string, group idl.GPID, m raftpb.Message) {
+	if group != metaGroup || raftlog.MemberID(from) != m.From {
 		return
 	}
 	select {
