@@ -548,11 +548,9 @@ func (l *loop) confAsOf(i uint64) raftpb.ConfState {
 // send hands raft messages to the transport; snapshots go through a checkpoint transfer.
 func (l *loop) send(msgs []raftpb.Message) {
 	p := l.p
-	n := 0
 	for _, m := range msgs {
 		if m.Type != raftpb.MsgSnap {
-			msgs[n] = m
-			n++
+			p.s.transport.Send(p.addressOf(m.To), p.pid, &m)
 			continue
 		}
 		addr := p.addressOf(m.To)
@@ -564,7 +562,6 @@ func (l *loop) send(msgs []raftpb.Message) {
 		p.ext.snapshotsSent.Add(1)
 		p.s.partsWG.Go(func() { p.s.sendSnapshot(p, m, addr) })
 	}
-	p.s.transport.send(p, msgs[:n])
 }
 
 // addressOf maps a raft id to a member's address ("" if unknown).
