@@ -519,15 +519,34 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-// BenchmarkSend measures messages from 16 groups through the transport to a live peer.
-func BenchmarkSend(b *testing.B) {
+// BenchmarkBurst sends bursts of messages of different groups to one live peer, as the
+// partitions of a server do on a tick, and waits for each burst to arrive. "unbatched" has
+// every message go alone in its frame, as one RPC per message would.
+func BenchmarkBurst(b *testing.B) {
+	for _, burst := range []int{1, 16, 256} {
+		for _, batched := range []bool{true, false} {
+			name := fmt.Sprintf("burst=%d/batched", burst)
+			maxFrame := 0
+			if !batched {
+				name, maxFrame = fmt.Sprintf("burst=%d/unbatched", burst), 1
+			}
+			b.Run(name, func(b *testing.B) { benchmarkBurst(b, burst, maxFrame) })
+		}
+	}
+}
+
+func benchmarkBurst(b *testing.B, burst, maxFrame int) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	var n atomic.Int64
-	recv, err := New(Config{Addr: ln.Addr().String(), RPCName: idl.RPCRaft,
-		Handler: func(string, idl.GPID, raftpb.Message) { n.Add(1) }})
+	var got atomic.Int64
+	arrived := make(chan struct{}, 1)
+	recv, err := New(Config{Addr: ln.Addr().String(), RPCName: idl.RPCRaft, Handler: func(string, idl.GPID, raftpb.Message) {
+		if got.Add(1)%int64(burst) == 0 {
+			arrived <- struct{}{}
+		}
+	}})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -541,19 +560,25 @@ func BenchmarkSend(b *testing.B) {
 	go func() { done <- rs.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	tr, err := New(Config{Addr: "127.0.0.1:1", RPCName: idl.RPCRaft, Handler: func(string, idl.GPID, raftpb.Message) {}})
+	tr, err := New(Config{Addr: "127.0.0.1:1", RPCName: idl.RPCRaft, MaxFrameBytes: maxFrame,
+		Handler: func(string, idl.GPID, raftpb.Message) {}})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer tr.Close()
-	m := appMsg(2, 1, 256)
+	to := ln.Addr().String()
+	m := &raftpb.Message{Type: raftpb.MsgHeartbeat, From: 1, To: 2, Term: 7, Commit: 1000}
 	b.ReportAllocs()
-	i := 0
 	for b.Loop() {
-		tr.Send(ln.Addr().String(), idl.GPID{AppID: 1, PartitionIndex: int32(i % 16)}, m)
-		i++
+		for i := range burst {
+			tr.Send(to, idl.GPID{AppID: 1, PartitionIndex: int32(i)}, m)
+		}
+		<-arrived
 	}
 	met := tr.Metrics()
+	if met.MessagesDropped != 0 {
+		b.Fatalf("%d messages dropped", met.MessagesDropped)
+	}
 	b.ReportMetric(float64(met.MessagesSent)/max(float64(met.FramesSent), 1), "msgs/frame")
-	b.ReportMetric(float64(met.MessagesDropped)/float64(max(i, 1)), "dropped/op")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(met.MessagesSent, 1)), "ns/msg")
 }
