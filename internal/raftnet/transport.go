@@ -8,12 +8,12 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/stopctx"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -200,7 +200,9 @@ func (t *Transport) addPeerLocked(addr string) *peer {
 
 // runSender sends p's queued records, as many as fit in a frame at a time, until Close.
 func (t *Transport) runSender(p *peer) {
-	ctx := stopContext(t.stop)
+	// Done once Close has begun, so that a dial to an unreachable peer ends then rather than
+	// at its timeout.
+	ctx := stopctx.New(t.stop)
 	lg := t.lg.With("addr", p.addr)
 	max := t.cfg.MaxFrameBytes
 	var (
@@ -334,22 +336,4 @@ func (t *Transport) Close() error {
 		}
 	})
 	return nil
-}
-
-// stopContext is the context of the senders' RPC calls: done once Close has begun, so that a
-// dial to an unreachable peer ends then rather than at its timeout. It carries no deadline
-// and no values.
-type stopContext <-chan struct{}
-
-func (c stopContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c stopContext) Done() <-chan struct{}       { return c }
-func (c stopContext) Value(any) any               { return nil }
-
-func (c stopContext) Err() error {
-	select {
-	case <-c:
-		return context.Canceled
-	default:
-		return nil
-	}
 }

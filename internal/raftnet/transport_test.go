@@ -101,11 +101,8 @@ type server struct {
 // the end of the test.
 func startServer(t *testing.T, ln net.Listener) *server {
 	t.Helper()
-	var err error
 	if ln == nil {
-		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
+		ln = listen(t)
 	}
 	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln})
 	if err != nil {
@@ -130,26 +127,27 @@ func startServer(t *testing.T, ln net.Listener) *server {
 	return s
 }
 
-// deadAddr returns an address nothing listens on.
-func deadAddr(t *testing.T) string {
+// listen opens a listener on a free port of 127.0.0.1.
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
+	return ln
+}
+
+// deadAddr returns an address nothing listens on.
+func deadAddr(t *testing.T) string {
+	ln := listen(t)
 	_ = ln.Close()
-	return addr
+	return ln.Addr().String()
 }
 
 // stuckPeer accepts connections and never reads them, so writes to it stall once the
 // socket buffers are full. Its connections are closed and joined at the end of the test.
 func stuckPeer(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listen(t)
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -536,10 +534,7 @@ func BenchmarkBurst(b *testing.B) {
 }
 
 func benchmarkBurst(b *testing.B, burst, maxFrame int) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	ln := listen(b)
 	var got atomic.Int64
 	arrived := make(chan struct{}, 1)
 	recv, err := New(Config{Addr: ln.Addr().String(), RPCName: idl.RPCRaft, Handler: func(string, idl.GPID, raftpb.Message) {
