@@ -222,6 +222,12 @@ func (t *Transport) runSender(p *peer) {
 			// Let raft loops about to send to this peer queue their messages first: one
 			// frame of many costs far less than many frames.
 			runtime.Gosched()
+		} else {
+			select {
+			case <-t.stop:
+				return
+			default:
+			}
 		}
 		buf = append(appendFrameHeader(buf[:0], t.cfg.Addr), first...)
 		n := 1
