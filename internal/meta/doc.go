@@ -12,8 +12,9 @@
 // proposed by the leader, committed by a majority, and applied in log order on every meta.
 // The raft log lives in <DataDir>/raft (internal/raftlog); every [Config].SnapshotEntries
 // mutations the whole map is saved to <DataDir>/snapshot.json and the log is truncated there.
-// A meta that is behind or new gets the map as one raft snapshot message. A group is created
-// from a snapshot at index 1 holding the members and an empty map.
+// Raft messages between the metas travel through internal/raftnet; a meta that is behind or
+// new gets the map as one raft snapshot message among them. A group is created from a
+// snapshot at index 1 holding the members and an empty map.
 //
 // Only the leader serves. The others answer every meta RPC with ERR_FORWARD_TO_OTHERS naming
 // the leader where protocol.md §6.2 says, replica servers' syncs likewise, and HTTP metadata

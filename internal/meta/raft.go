@@ -20,6 +20,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftgroup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/raftnet"
 )
 
 // metaGroup is the id of the metas' group in their raft log database (which holds no other).
@@ -92,7 +93,7 @@ type raftNode struct {
 	tick      time.Duration
 	snapEvery uint64
 	campaign  bool
-	tr        *transport
+	tr        *raftnet.Transport
 
 	// Owned by run.
 	rn          *raft.RawNode
@@ -143,7 +144,11 @@ func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 		done:     make(chan struct{}),
 	}
 	r.changed.ch = make(chan struct{})
-	r.tr = newTransport(r.self, lg)
+	tr, err := raftnet.New(raftnet.Config{Addr: r.self, RPCName: idl.RPCMetaRaft, Handler: r.receive, Logger: lg})
+	if err != nil {
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	r.tr = tr
 	for _, a := range cfg.Metas {
 		r.addrs[cluster.MemberID(a)] = a
 	}
@@ -365,7 +370,9 @@ func (r *raftNode) drain(ctx context.Context) error {
 				snapsTo = append(snapsTo, m.To)
 			}
 		}
-		r.tr.send(ctx, rd.Messages, r.addrs)
+		for i := range rd.Messages {
+			r.tr.Send(r.addrs[rd.Messages[i].To], metaGroup, &rd.Messages[i])
+		}
 		if err := r.apply(rd.CommittedEntries); err != nil {
 			return err
 		}
@@ -702,11 +709,11 @@ func (r *raftNode) changeMembers(cc raftpb.ConfChange, timeout time.Duration) er
 	}
 }
 
-// receive hands a message from another meta to the group. Messages that do not come from
-// the address they claim are dropped; so are messages arriving faster than they are handled
-// (raft retries).
-func (r *raftNode) receive(from string, m raftpb.Message) {
-	if cluster.MemberID(from) != m.From {
+// receive hands a message from another meta to the group. Messages of another group, or
+// that do not come from the address they claim, are dropped; so are messages arriving faster
+// than they are handled (raft retries).
+func (r *raftNode) receive(from string, group idl.GPID, m raftpb.Message) {
+	if group != metaGroup || cluster.MemberID(from) != m.From {
 		return
 	}
 	select {

@@ -174,15 +174,8 @@ func New(cfg Config) (*Server, error) {
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.UpdateAppEnvResponse{Err: e} })
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
-	rs.Handle(idl.RPCMetaRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		from, m, err := decodeRaftMessage(*req.Args.(*idl.Blob))
-		if err != nil {
-			s.lg.Warn("bad raft message", "remote", req.Remote.String(), "err", err)
-			return nil, wire.OK
-		}
-		s.raft.receive(from, m)
-		return nil, wire.OK
-	})
+	// Inline: a meta's messages are handled in the order they were sent.
+	rs.HandleInline(idl.RPCMetaRaft, s.raft.tr.HandleRPC)
 	return s, nil
 }
 
@@ -288,7 +281,7 @@ func (s *Server) Run(ctx context.Context) error {
 	err := s.rpc.Run(ctx)
 	cancel()
 	wg.Wait()
-	s.raft.tr.close()
+	_ = s.raft.tr.Close()
 	if cerr := s.raftLog.Close(); err == nil && raftErr == nil && cerr != nil {
 		err = fmt.Errorf("meta: close raft log: %w", cerr)
 	}

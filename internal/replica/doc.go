@@ -14,8 +14,9 @@
 // proposal.go (the raft entry of a batch of writes), loop.go (the raft loop: readies,
 // storage appends, apply, log truncation), reads.go (read index and the lease-read
 // shortcut), membership.go (moving the group toward the meta's placement, leader transfer),
-// transport.go (raft messages between servers), snapshot.go (checkpoint streaming),
-// envs.go (table envs, compaction), http.go, settings.go, metrics.go.
+// snapshot.go (checkpoint streaming; the other raft messages between servers travel
+// through package raftnet), envs.go (table envs, compaction), http.go, settings.go,
+// metrics.go.
 //
 // # Write path
 //

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
 	"github.com/gopegasus/pegasus/internal/rpc"
@@ -27,10 +29,21 @@ func (s *Server) registerHandlers() {
 	h(idl.RPCCLICall, s.cmds.Handler())
 	// Raft messages of one peer arrive on one connection; handling them inline keeps their
 	// order (out-of-order appends are rejected by raft and cost a probe round trip).
-	s.rpc.HandleInline(idl.RPCRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		s.receiveRaft(*req.Args.(*idl.Blob))
-		return nil, wire.OK
-	})
+	s.rpc.HandleInline(idl.RPCRaft, s.transport.HandleRPC)
+}
+
+// receiveRaft hands a message from another replica server to its partition; messages for
+// partitions not here, or arriving faster than the partition handles them, are dropped
+// (raft retries).
+func (s *Server) receiveRaft(_ string, pid idl.GPID, m raftpb.Message) {
+	p := s.partition(pid)
+	if p == nil {
+		return
+	}
+	select {
+	case p.recvC <- m:
+	default:
+	}
 }
 
 // keyCheck says how a request's key ties it to a partition.

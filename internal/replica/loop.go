@@ -495,11 +495,9 @@ func (l *loop) maybeTruncate() error {
 // send hands raft messages to the transport; snapshots go through a checkpoint transfer.
 func (l *loop) send(msgs []raftpb.Message) {
 	p := l.p
-	n := 0
 	for _, m := range msgs {
 		if m.Type != raftpb.MsgSnap {
-			msgs[n] = m
-			n++
+			p.s.transport.Send(p.addressOf(m.To), p.pid, &m)
 			continue
 		}
 		addr := p.addressOf(m.To)
@@ -511,7 +509,6 @@ func (l *loop) send(msgs []raftpb.Message) {
 		p.raftStats.snapshotsSent.Add(1)
 		p.s.partsWG.Go(func() { p.s.sendSnapshot(p, m, addr) })
 	}
-	p.s.transport.send(p, msgs[:n])
 }
 
 // addressOf maps a raft id to a member's address ("" if unknown).

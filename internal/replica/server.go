@@ -23,6 +23,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/metaclient"
 	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/raftnet"
 	"github.com/gopegasus/pegasus/internal/remotecmd"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/storage"
@@ -46,7 +47,7 @@ type Server struct {
 	started   time.Time
 	rlog      *raftlog.Log
 	cache     *pebble.Cache // shared by the partitions' stores
-	transport *transport
+	transport *raftnet.Transport
 
 	mu    sync.RWMutex
 	parts map[idl.GPID]*partition
@@ -118,6 +119,11 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.lg = lg.With("node", s.addr)
+	if s.transport, err = raftnet.New(raftnet.Config{Addr: s.addr, RPCName: idl.RPCRaft, Handler: s.receiveRaft, Logger: s.lg}); err != nil {
+		closeListener(srv)
+		s.cache.Unref()
+		return nil, fmt.Errorf("replica: %w", err)
+	}
 	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, raftlog.Options{
 		Window: raftlog.DefaultOptions.Window, Delay: *cfg.CommitDelay, Siblings: cfg.CommitSiblings})
 	if err != nil {
@@ -126,7 +132,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.rlog = rl
-	s.transport = newTransport(s)
 	if len(cfg.Metas) > 0 {
 		s.meta = metaclient.New(metaclient.Config{Addrs: cfg.Metas, AttemptTimeout: metaAttemptTimeout})
 	}
@@ -164,7 +169,6 @@ func (s *Server) Run(ctx context.Context) error {
 	var rpcErr error
 	wg.Go(func() { rpcErr = s.rpc.Run(ctx) })
 	wg.Go(func() { s.syncLoop(ctx) })
-	wg.Go(func() { s.transport.run(ctx) })
 	<-ctx.Done()
 	wg.Wait()
 	s.shutdown()
@@ -188,7 +192,7 @@ func (s *Server) shutdown() {
 	if s.meta != nil {
 		_ = s.meta.Close()
 	}
-	s.transport.close()
+	_ = s.transport.Close()
 	_ = s.rlog.Close()
 	s.cache.Unref()
 }

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -12,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/gopegasus/pegasus/internal/stopctx"
 )
 
 // Metadata keys. Every encoded user key is at least 2 bytes long and every user range starts
@@ -355,7 +356,7 @@ func (db *DB) compactAll() error {
 		return nil
 	}
 	end = append(append([]byte(nil), end...), 0) // immediate successor of the largest key
-	return db.pdb.Compact(stopContext(db.stop), nil, end, true)
+	return db.pdb.Compact(stopctx.New(db.stop), nil, end, true)
 }
 
 // Metrics is a point-in-time snapshot of a partition's storage statistics.
@@ -396,21 +397,4 @@ func (db *DB) Metrics() Metrics {
 	m.CompactionDebt = pm.Compact.EstimatedDebt
 	m.ReadAmplification = pm.ReadAmp()
 	return m
-}
-
-// stopContext is a context that is done once stop is closed, so background work started by
-// the DB ends when it closes.
-type stopContext chan struct{}
-
-func (c stopContext) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c stopContext) Done() <-chan struct{}       { return c }
-func (c stopContext) Value(any) any               { return nil }
-
-func (c stopContext) Err() error {
-	select {
-	case <-c:
-		return context.Canceled
-	default:
-		return nil
-	}
 }

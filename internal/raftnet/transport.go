@@ -1,0 +1,345 @@
+package raftnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/stopctx"
+	"github.com/gopegasus/pegasus/internal/wire"
+)
+
+// Defaults of [Config].
+const (
+	// DefaultQueueSize is the default bound, in messages, of the queue of one peer.
+	DefaultQueueSize = 4096
+	// DefaultMaxFrameBytes is the default bound of a frame's size. It stays well below the
+	// request size a server accepts (rpc.DefaultMaxRequestSize), so that a frame of messages
+	// each below raft's MaxSizePerMsg is always accepted.
+	DefaultMaxFrameBytes = 4 << 20
+)
+
+// Handler receives one message of a frame: the sender's address as the frame gives it, the
+// group the message belongs to and the message, which the handler owns. It is called on the
+// goroutine of [Transport.Receive] (a connection's reader, when registered with
+// rpc.Server.HandleInline) and must not block.
+type Handler func(from string, group idl.GPID, m raftpb.Message)
+
+// Config configures a [Transport]. Zero values mean the documented defaults.
+type Config struct {
+	// Addr is this server's address as its peers know it, sent as the sender of every frame
+	// (required). Messages addressed to it are not sent.
+	Addr string
+	// RPCName is the one-way RPC frames are sent as, e.g. idl.RPCRaft (required).
+	RPCName string
+	// Handler receives the messages of the frames handed to [Transport.Receive] (required).
+	Handler Handler
+	// QueueSize bounds the messages waiting for one peer; more are dropped
+	// (default DefaultQueueSize).
+	QueueSize int
+	// MaxFrameBytes bounds the size of a frame in bytes; a single larger message is sent
+	// alone in its own frame (default DefaultMaxFrameBytes).
+	MaxFrameBytes int
+	// Conn configures the connections to the peers (zero values: the rpc defaults).
+	Conn rpc.ConnConfig
+	// Logger receives the transport's logs (default: discard).
+	Logger *slog.Logger
+}
+
+// Transport sends raft messages to peers and hands received ones to its [Handler]; see the
+// package documentation. It is safe for concurrent use.
+type Transport struct {
+	cfg       Config
+	lg        *slog.Logger
+	stop      chan struct{} // closed by Close: the senders return
+	closeOnce sync.Once
+	senders   sync.WaitGroup
+
+	mu struct {
+		sync.RWMutex
+		peers  map[string]*peer
+		closed bool
+	}
+
+	metrics counters
+}
+
+// peer is one destination: its connection and its queue of encoded records, each a group
+// id, a length and a marshalled message, ready to be appended to a frame.
+type peer struct {
+	addr  string
+	conn  *rpc.Conn
+	queue chan []byte
+}
+
+type counters struct {
+	framesSent, messagesSent, bytesSent          atomic.Int64
+	messagesDropped, messagesUnroutable          atomic.Int64
+	framesFailed, messagesFailed                 atomic.Int64
+	framesReceived, messagesReceived, bytesRecvd atomic.Int64
+	framesRejected                               atomic.Int64
+}
+
+// Metrics is a snapshot of a transport's counters, totals since [New].
+type Metrics struct {
+	// Peers is the number of addresses messages were sent to.
+	Peers int
+	// FramesSent, MessagesSent and BytesSent count what was handed to the connections
+	// (bytes: frame sizes).
+	FramesSent, MessagesSent, BytesSent int64
+	// MessagesDropped counts messages dropped because their peer's queue was full, or
+	// because they were sent after Close.
+	MessagesDropped int64
+	// MessagesUnroutable counts messages not sent because they had no address or this
+	// server's own.
+	MessagesUnroutable int64
+	// FramesFailed and MessagesFailed count frames (and their messages) that the
+	// connection could not take: the peer was unreachable.
+	FramesFailed, MessagesFailed int64
+	// FramesReceived, MessagesReceived and BytesReceived count well-formed frames handed
+	// to Receive.
+	FramesReceived, MessagesReceived, BytesReceived int64
+	// FramesRejected counts malformed frames handed to Receive.
+	FramesRejected int64
+}
+
+// New returns a transport. It starts no goroutine and opens no connection: the first
+// [Transport.Send] to an address does. It fails when cfg lacks a required field or names an
+// RPC that is not a one-way RPC of idl's registry.
+func New(cfg Config) (*Transport, error) {
+	if cfg.Addr == "" {
+		return nil, errors.New("raftnet: Config.Addr is required")
+	}
+	if len(cfg.Addr) > 1<<16-1 {
+		return nil, fmt.Errorf("raftnet: Config.Addr of %d bytes", len(cfg.Addr))
+	}
+	if cfg.Handler == nil {
+		return nil, errors.New("raftnet: Config.Handler is required")
+	}
+	if r, ok := idl.LookupRPC(cfg.RPCName); !ok || !r.IsOneWay() {
+		return nil, fmt.Errorf("raftnet: Config.RPCName %q is not a one-way RPC", cfg.RPCName)
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = DefaultQueueSize
+	}
+	if cfg.MaxFrameBytes <= 0 {
+		cfg.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	t := &Transport{cfg: cfg, lg: cfg.Logger, stop: make(chan struct{})}
+	if t.lg == nil {
+		t.lg = slog.New(slog.DiscardHandler)
+	}
+	t.mu.peers = make(map[string]*peer)
+	return t, nil
+}
+
+// Send queues m, a message of group, for the peer at address to. It never blocks: when the
+// peer's queue is full, after Close, or when to is empty or this server's own address, m
+// is dropped and counted. m is marshalled before Send returns; the caller keeps it.
+func (t *Transport) Send(to string, group idl.GPID, m *raftpb.Message) {
+	if to == "" || to == t.cfg.Addr {
+		t.metrics.messagesUnroutable.Add(1)
+		return
+	}
+	rec, err := appendRecord(nil, group, m)
+	if err != nil {
+		t.metrics.messagesDropped.Add(1)
+		t.lg.Error("raft message not marshalled", "addr", to, "group", group.String(), "err", err)
+		return
+	}
+	p := t.peer(to)
+	if p == nil {
+		t.metrics.messagesDropped.Add(1)
+		return
+	}
+	select {
+	case p.queue <- rec:
+	default:
+		t.metrics.messagesDropped.Add(1)
+	}
+}
+
+// peer returns the peer at addr, starting its sender if it is new, or nil after Close.
+func (t *Transport) peer(addr string) *peer {
+	t.mu.RLock()
+	p, closed := t.mu.peers[addr], t.mu.closed
+	t.mu.RUnlock()
+	if closed {
+		return nil
+	}
+	if p != nil {
+		return p
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.mu.closed {
+		return nil
+	}
+	if p = t.mu.peers[addr]; p != nil {
+		return p
+	}
+	p = t.addPeerLocked(addr)
+	t.senders.Go(func() { t.runSender(p) })
+	return p
+}
+
+// addPeerLocked registers a peer for addr, without starting its sender.
+func (t *Transport) addPeerLocked(addr string) *peer {
+	p := &peer{addr: addr, conn: rpc.NewConn(addr, t.cfg.Conn), queue: make(chan []byte, t.cfg.QueueSize)}
+	t.mu.peers[addr] = p
+	return p
+}
+
+// runSender sends p's queued records, as many as fit in a frame at a time, until Close.
+func (t *Transport) runSender(p *peer) {
+	// Done once Close has begun, so that a dial to an unreachable peer ends then rather than
+	// at its timeout.
+	ctx := stopctx.New(t.stop)
+	lg := t.lg.With("addr", p.addr)
+	max := t.cfg.MaxFrameBytes
+	var (
+		buf      []byte
+		carry    []byte // a record taken from the queue that did not fit in the last frame
+		failures int    // consecutive failed frames
+	)
+	for {
+		first := carry
+		carry = nil
+		if first == nil {
+			select {
+			case first = <-p.queue:
+			case <-t.stop:
+				return
+			}
+			// Let raft loops about to send to this peer queue their messages first: one
+			// frame of many costs far less than many frames.
+			runtime.Gosched()
+		} else {
+			select {
+			case <-t.stop:
+				return
+			default:
+			}
+		}
+		buf = append(appendFrameHeader(buf[:0], t.cfg.Addr), first...)
+		n := 1
+	fill:
+		for len(buf) < max {
+			select {
+			case rec := <-p.queue:
+				if len(buf)+len(rec) > max {
+					carry = rec
+					break fill
+				}
+				buf = append(buf, rec...)
+				n++
+			default:
+				break fill
+			}
+		}
+		// The connection copies the frame before Send returns, so buf is reused.
+		blob := idl.Blob(buf)
+		if err := p.conn.Send(ctx, wire.Header{}, t.cfg.RPCName, &blob); err != nil {
+			t.metrics.framesFailed.Add(1)
+			t.metrics.messagesFailed.Add(int64(n))
+			if failures++; failures == 1 && ctx.Err() == nil {
+				lg.Warn("raft peer unreachable", "err", err)
+			}
+		} else {
+			t.metrics.framesSent.Add(1)
+			t.metrics.messagesSent.Add(int64(n))
+			t.metrics.bytesSent.Add(int64(len(buf)))
+			if failures > 0 {
+				lg.Info("raft peer reachable again", "failed_frames", failures)
+				failures = 0
+			}
+		}
+		if cap(buf) > 2*max {
+			buf = nil // a huge message went alone: do not keep its buffer
+		}
+	}
+}
+
+// Receive decodes a frame and hands each of its messages to the [Handler], in order. A
+// malformed frame is rejected as a whole with an error wrapping [ErrBadFrame]; nothing of it
+// is handed on. Nothing of b is retained. Safe for concurrent use.
+func (t *Transport) Receive(b []byte) error {
+	f, err := decodeFrame(b)
+	if err != nil {
+		t.metrics.framesRejected.Add(1)
+		return err
+	}
+	t.metrics.framesReceived.Add(1)
+	t.metrics.messagesReceived.Add(int64(len(f.msgs)))
+	t.metrics.bytesRecvd.Add(int64(len(b)))
+	for i := range f.msgs {
+		t.cfg.Handler(f.from, f.msgs[i].group, f.msgs[i].msg)
+	}
+	return nil
+}
+
+// HandleRPC is the rpc handler of the transport's one-way RPC: register it with
+// rpc.Server.HandleInline under [Config.RPCName]. A malformed frame is logged and dropped.
+func (t *Transport) HandleRPC(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	b, ok := req.Args.(*idl.Blob)
+	if !ok {
+		t.metrics.framesRejected.Add(1)
+		t.lg.Warn("raft frame rejected", "remote", req.Remote, "err", fmt.Errorf("%w: argument of type %T", ErrBadFrame, req.Args))
+		return nil, wire.OK
+	}
+	// Peer authentication, once servers have it, checks here that the frame's sender is
+	// the connection's authenticated peer (see the package documentation).
+	if err := t.Receive(*b); err != nil {
+		t.lg.Warn("raft frame rejected", "remote", req.Remote, "err", err)
+	}
+	return nil, wire.OK
+}
+
+// Metrics returns a snapshot of the transport's counters. Safe for concurrent use.
+func (t *Transport) Metrics() Metrics {
+	t.mu.RLock()
+	peers := len(t.mu.peers)
+	t.mu.RUnlock()
+	c := &t.metrics
+	return Metrics{
+		Peers:              peers,
+		FramesSent:         c.framesSent.Load(),
+		MessagesSent:       c.messagesSent.Load(),
+		BytesSent:          c.bytesSent.Load(),
+		MessagesDropped:    c.messagesDropped.Load(),
+		MessagesUnroutable: c.messagesUnroutable.Load(),
+		FramesFailed:       c.framesFailed.Load(),
+		MessagesFailed:     c.messagesFailed.Load(),
+		FramesReceived:     c.framesReceived.Load(),
+		MessagesReceived:   c.messagesReceived.Load(),
+		BytesReceived:      c.bytesRecvd.Load(),
+		FramesRejected:     c.framesRejected.Load(),
+	}
+}
+
+// Close stops every sender, waits for them to return and closes the connections. Messages
+// still queued are discarded; later Sends are dropped; Receive keeps working. Close is safe
+// to call more than once and from any goroutine; every call returns once the first has
+// finished. It returns nil.
+func (t *Transport) Close() error {
+	t.closeOnce.Do(func() {
+		t.mu.Lock()
+		t.mu.closed = true
+		peers := t.mu.peers
+		t.mu.Unlock()
+		close(t.stop)
+		t.senders.Wait()
+		for _, p := range peers {
+			_ = p.conn.Close()
+		}
+	})
+	return nil
+}
