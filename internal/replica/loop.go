@@ -423,7 +423,9 @@ func (l *loop) apply(ents []raftpb.Entry) error {
 			}
 			l.publishVoters()
 		}
-		p.applied.Store(e.Index)
+		// After a checkpoint was installed the store can be ahead of these entries (they are
+		// skipped then): applied never goes back.
+		p.applied.Store(max(p.applied.Load(), e.Index))
 	}
 	return nil
 }
@@ -462,12 +464,14 @@ func (l *loop) applyWrites(e *raftpb.Entry) error {
 // making the store durable through them.
 func (l *loop) maybeTruncate() error {
 	p := l.p
-	applied := p.applied.Load()
-	keep := uint64(p.s.cfg.LogKeep)
-	if applied < l.truncAt+uint64(p.s.cfg.LogCompactEvery)+keep {
+	last, err := l.ms.LastIndex()
+	if err != nil {
+		return err
+	}
+	at, ok := truncationPoint(p.applied.Load(), last, l.truncAt, uint64(p.s.cfg.LogCompactEvery), uint64(p.s.cfg.LogKeep))
+	if !ok {
 		return nil
 	}
-	at := applied - keep
 	if err := p.db.SyncApplied(); err != nil {
 		return err
 	}
@@ -490,6 +494,21 @@ func (l *loop) maybeTruncate() error {
 	l.truncAt = at
 	p.raftStats.logStart.Store(at + 1)
 	return nil
+}
+
+// truncationPoint decides a truncation of a log last truncated at truncAt that holds entries
+// up to last: once `every` entries more than the `keep` a truncation leaves are applied, it
+// truncates keep entries before applied, but never past last. The store can be ahead of the
+// log: a checkpoint installed as a snapshot holds the writes up to its own index, often past
+// the snapshot's, until the log catches up (raft's storage knows no term past its last entry).
+func truncationPoint(applied, last, truncAt, every, keep uint64) (at uint64, ok bool) {
+	if applied < truncAt+every+keep {
+		return 0, false
+	}
+	if at = min(applied-keep, last); at <= truncAt {
+		return 0, false
+	}
+	return at, true
 }
 
 // send hands raft messages to the transport; snapshots go through a checkpoint transfer.
