@@ -59,13 +59,15 @@ func (b *blockBuf) raw(t *Table, off int64, n int) ([]byte, error) {
 }
 
 // readBlock reads the block at h, checks its trailer's checksum and returns its
-// decompressed contents. what names the block in errors.
-func (t *Table) readBlock(h handle, what string, b *blockBuf) ([]byte, error) {
-	off := int64(h.offset)
+// decompressed contents. what names the block in errors; ref is the offset of the structure
+// that holds the handle (an index block, the metaindex, the footer), which errors name when
+// the handle itself is wrong.
+func (t *Table) readBlock(h handle, what string, b *blockBuf, ref int64) ([]byte, error) {
 	end := uint64(t.footer.offset)
 	if h.offset > end || h.size > end-h.offset || h.size+trailerLen > end-h.offset {
-		return nil, t.corrupt(off, "%s handle (offset %d, size %d) outside the file's %d bytes of blocks", what, h.offset, h.size, end)
+		return nil, t.corrupt(ref, "%s handle (offset %d, size %d) outside the file's %d bytes of blocks", what, h.offset, h.size, end)
 	}
+	off := int64(h.offset)
 	n := int(h.size)
 	raw, err := b.raw(t, off, n+trailerLen)
 	if err != nil {
@@ -110,7 +112,15 @@ type blockIter struct {
 	shared  int    // shared prefix length of the current entry
 	noValue bool   // index block with delta-encoded values: entries carry no value length
 	hashed  bool   // the block has a data block hash index
+	// keyBudget bounds the bytes of keys the block may rebuild. Shared prefixes let a block
+	// describe keys far longer than itself; RocksDB's restart points (every 16 entries by
+	// default) keep that within a small multiple of the block's size, and the budget keeps
+	// a crafted block from making iteration quadratic.
+	keyBudget int
 }
+
+// keyBudgetFactor allows restart intervals up to 256 entries.
+const keyBudgetFactor = 256
 
 // init parses the block's restart array and prepares iteration from the first entry.
 func (it *blockIter) init(t *Table, off int64, what string, block []byte, noValue bool) error {
@@ -142,6 +152,7 @@ func (it *blockIter) init(t *Table, off int64, what string, block []byte, noValu
 		return t.corrupt(off, "%s block claims %d restart points in %d bytes", what, restarts, end)
 	}
 	it.data = block[:end-4*restarts]
+	it.keyBudget = keyBudgetFactor*len(block) + 1<<20
 	if restarts == 0 && len(it.data) > 0 {
 		return t.corrupt(off, "%s block has entries but no restart point", what)
 	}
@@ -194,6 +205,9 @@ func (it *blockIter) next() (bool, error) {
 		return false, it.bad("entry of %d+%d bytes overruns the block", nonShared, valLen)
 	}
 	it.shared = int(shared)
+	if it.keyBudget -= int(shared + nonShared); it.keyBudget < 0 {
+		return false, it.bad("keys rebuilt from shared prefixes exceed %d times the block's size", keyBudgetFactor)
+	}
 	it.key = append(it.key[:shared], p[:nonShared]...)
 	it.val = p[nonShared : nonShared+valLen]
 	it.pos += n + int(nonShared+valLen)

@@ -123,6 +123,13 @@ func (t *Table) decompress(c compressionType, src, dst []byte) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
+		if declared == 0 {
+			// The decoder needs room to write into; the one empty LZ4 block is a zero token.
+			if len(src) != 1 || src[0] != 0 {
+				return nil, errors.New("lz4: data for an empty block")
+			}
+			return out, nil
+		}
 		var n int
 		if len(t.dict) > 0 {
 			n, err = lz4.UncompressBlockWithDict(src, out, t.dict)

@@ -90,7 +90,7 @@ func Open(r io.ReaderAt, size int64, name string, opts *Options) (*Table, error)
 
 func (t *Table) readMeta() error {
 	var b blockBuf
-	mi, err := t.readBlock(t.footer.metaindex, "metaindex", &b)
+	mi, err := t.readBlock(t.footer.metaindex, "metaindex", &b, t.footer.offset)
 	if err != nil {
 		return err
 	}
@@ -134,7 +134,7 @@ func (t *Table) readMeta() error {
 		return t.corrupt(metaOff, "format_version 6 metaindex has no %s entry", metaIndex)
 	}
 	if props.size > 0 {
-		block, err := t.readBlock(props, "properties", &b)
+		block, err := t.readBlock(props, "properties", &b, metaOff)
 		if err != nil {
 			return err
 		}
@@ -143,7 +143,7 @@ func (t *Table) readMeta() error {
 		}
 	}
 	if dict.size > 0 {
-		block, err := t.readBlock(dict, "compression dictionary", &b)
+		block, err := t.readBlock(dict, "compression dictionary", &b, metaOff)
 		if err != nil {
 			return err
 		}
@@ -254,7 +254,20 @@ type Iterator struct {
 	prevKey  []byte
 	havePrev bool
 	prevSeq  uint64
-	hashed   int // data blocks with a hash index (for tests)
+	// Blocks lie in file order: the next data block (and index partition) must start at or
+	// after these, so a damaged index cannot make the iterator read a block twice.
+	nextData, nextPart uint64
+	hashed             int // data blocks with a hash index (for tests)
+}
+
+// inOrder checks that h, from the index block at ref, starts at or after *next and moves
+// *next past it.
+func (it *Iterator) inOrder(h handle, next *uint64, what string, ref int64) bool {
+	if h.offset < *next {
+		return it.fail(it.t.corrupt(ref, "%s block at offset %d overlaps or precedes the previous one (which ended at %d)", what, h.offset, *next))
+	}
+	*next = h.offset + h.size + trailerLen
+	return true
 }
 
 // NewIterator returns an iterator positioned before the table's first entry.
@@ -272,7 +285,11 @@ func (it *Iterator) Next() bool {
 	}
 	if !it.started {
 		it.started = true
-		if !it.openIndex(it.t.index, &it.top, &it.topBuf, "index") {
+		ref := it.t.footer.offset // where the index handle is: the footer, or from format_version 6 the metaindex
+		if it.t.footer.formatVersion >= 6 {
+			ref = int64(it.t.footer.metaindex.offset)
+		}
+		if !it.openIndex(it.t.index, &it.top, &it.topBuf, "index", ref) {
 			return false
 		}
 	}
@@ -287,11 +304,11 @@ func (it *Iterator) Next() bool {
 			}
 			it.inData = false
 		}
-		h, ok := it.nextDataHandle()
-		if !ok {
+		h, ref, ok := it.nextDataHandle()
+		if !ok || !it.inOrder(h, &it.nextData, "data", ref) {
 			return false
 		}
-		block, err := it.t.readBlock(h, "data", &it.dataBuf)
+		block, err := it.t.readBlock(h, "data", &it.dataBuf, ref)
 		if err != nil {
 			return it.fail(err)
 		}
@@ -305,48 +322,49 @@ func (it *Iterator) Next() bool {
 	}
 }
 
-// nextDataHandle returns the handle of the next data block, descending into index
-// partitions for a two-level index.
-func (it *Iterator) nextDataHandle() (handle, bool) {
+// nextDataHandle returns the handle of the next data block and the offset of the index
+// block it came from, descending into index partitions for a two-level index.
+func (it *Iterator) nextDataHandle() (handle, int64, bool) {
 	if it.t.props.IndexType != indexTwoLevel {
 		ok, err := it.top.next()
 		if err != nil {
-			return handle{}, it.fail(err)
+			return handle{}, 0, it.fail(err)
 		}
 		if !ok {
 			it.done = true
-			return handle{}, false
+			return handle{}, 0, false
 		}
-		return it.top.h, true
+		return it.top.h, it.top.off, true
 	}
 	for {
 		if it.inPart {
 			ok, err := it.part.next()
 			if err != nil {
-				return handle{}, it.fail(err)
+				return handle{}, 0, it.fail(err)
 			}
 			if ok {
-				return it.part.h, true
+				return it.part.h, it.part.off, true
 			}
 			it.inPart = false
 		}
 		ok, err := it.top.next()
 		if err != nil {
-			return handle{}, it.fail(err)
+			return handle{}, 0, it.fail(err)
 		}
 		if !ok {
 			it.done = true
-			return handle{}, false
+			return handle{}, 0, false
 		}
-		if !it.openIndex(it.top.h, &it.part, &it.partBuf, "index partition") {
-			return handle{}, false
+		h := it.top.h
+		if !it.inOrder(h, &it.nextPart, "index partition", it.top.off) || !it.openIndex(h, &it.part, &it.partBuf, "index partition", it.top.off) {
+			return handle{}, 0, false
 		}
 		it.inPart = true
 	}
 }
 
-func (it *Iterator) openIndex(h handle, x *indexIter, b *blockBuf, what string) bool {
-	block, err := it.t.readBlock(h, what, b)
+func (it *Iterator) openIndex(h handle, x *indexIter, b *blockBuf, what string, ref int64) bool {
+	block, err := it.t.readBlock(h, what, b, ref)
 	if err != nil {
 		return it.fail(err)
 	}
@@ -409,7 +427,7 @@ func (t *Table) RangeTombstones() ([]RangeTombstone, error) {
 		return nil, nil
 	}
 	var b blockBuf
-	block, err := t.readBlock(t.rangeDel, "range deletion", &b)
+	block, err := t.readBlock(t.rangeDel, "range deletion", &b, int64(t.footer.metaindex.offset))
 	if err != nil {
 		return nil, err
 	}
