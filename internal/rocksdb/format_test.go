@@ -105,18 +105,30 @@ func nonZero(counts []int) map[int]int {
 func TestExternalFormatsAndCompressions(t *testing.T) {
 	tl := needTools(t)
 	kvs := pegasusRecords(1, 3000)
-	for _, fv := range []string{"2", "3", "4", "5"} {
-		for _, c := range []struct {
-			opt  string
-			want compressionType
-		}{
-			{"kNoCompression", compressionNone},
-			{"kSnappyCompression", compressionSnappy},
-			{"kLZ4Compression", compressionLZ4},
-			{"kZSTD", compressionZSTD},
-		} {
+	type codec struct {
+		opt  string
+		want compressionType
+	}
+	common := []codec{
+		{"kNoCompression", compressionNone},
+		{"kSnappyCompression", compressionSnappy},
+		{"kLZ4Compression", compressionLZ4},
+		{"kZSTD", compressionZSTD},
+	}
+	// Before format_version 2, lz4 stores the decompressed size in 8 bytes and zlib and
+	// bzip2 store none.
+	old := append(common, codec{"kZlibCompression", compressionZlib}, codec{"kBZip2Compression", compressionBZip2})
+	for _, fv := range []string{"0", "1", "2", "3", "4", "5"} {
+		codecs := common
+		settings := map[string]string{"format_version": fv}
+		if fv < "2" {
+			codecs = old
+			settings["checksum"] = "kCRC32c" // the legacy footer has no checksum type
+		}
+		for _, c := range codecs {
 			t.Run("v"+fv+"/"+c.opt, func(t *testing.T) {
-				db := tl.newDB(t, map[string]string{"format_version": fv, "compression": c.opt})
+				settings["compression"] = c.opt
+				db := tl.newDB(t, settings)
 				tb, it := checkExternal(t, tl, tl.writeSST(t, db, kvs), kvs)
 				compressedWith(t, it, c.want)
 				if got := fmt.Sprint(tb.FormatVersion()); got != fv {

@@ -25,6 +25,8 @@ var seedTables = []struct {
 	{"v3-nochecksum-zlib-hash.sst", map[string]string{"format_version": "3", "checksum": "kNoChecksum", "compression": "kZlibCompression", "data_block_index_type": "kDataBlockBinaryAndHash", "block_size": "256"}, false},
 	{"v5-nochecksum-none-delta.sst", map[string]string{"checksum": "kNoChecksum", "compression": "kNoCompression", "index_block_restart_interval": "8", "block_size": "128"}, false},
 	{"v5-xxhash-rangedel.sst", map[string]string{"checksum": "kxxHash", "compression": "kNoCompression"}, true},
+	{"v0-legacy-crc32c-lz4.sst", map[string]string{"format_version": "0", "checksum": "kCRC32c", "compression": "kLZ4Compression", "block_size": "256"}, false},
+	{"v1-crc32c-bzip2.sst", map[string]string{"format_version": "1", "checksum": "kCRC32c", "compression": "kBZip2Compression", "block_size": "512"}, false},
 }
 
 func seedRecords() []kv {

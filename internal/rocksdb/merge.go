@@ -12,7 +12,8 @@ import (
 // number) decides, a deletion or single deletion hides the key, and a range tombstone hides
 // every key in [start, end) with a lower sequence number than its own, in any of the tables.
 // A merge operand fails the iteration with an [UnsupportedError] (Pegasus never writes
-// merges), and so do blob indexes and wide-column entities.
+// merges), and so do blob indexes and wide-column entities. Puts with a preferred sequence
+// number yield the value without it.
 //
 // When two tables hold the same user key with the same sequence number (files ingested
 // without their global sequence number, see [Options].GlobalSeqNum), the table listed first
@@ -93,7 +94,15 @@ func (m *MergedIterator) Next() bool {
 		switch kind {
 		case KindPut:
 			m.val = append(m.val[:0], src.Value()...)
-		case KindDelete, KindSingleDelete, KindDeleteWithTS:
+		case KindPutPreferredSeqNum:
+			v := src.Value()
+			if len(v) < 8 {
+				kindErr = src.t.corrupt(src.data.off, "put with preferred seqno for key %q: value of %d bytes", m.key, len(v))
+				break
+			}
+			m.val = append(m.val[:0], v[:len(v)-8]...)
+			kind = KindPut
+		case KindDelete, KindSingleDelete, KindDeleteWithTimestamp:
 		case KindMerge:
 			kindErr = src.t.unsupported(src.data.off, "merge operand for key %q (Pegasus never writes merges)", m.key)
 		default:

@@ -178,15 +178,18 @@ type Kind uint8
 
 // The kinds an SST holds (RocksDB's ValueType).
 const (
-	KindDelete             Kind = 0x0
-	KindPut                Kind = 0x1
-	KindMerge              Kind = 0x2
-	KindSingleDelete       Kind = 0x7
-	KindRangeDelete        Kind = 0xF
-	KindBlobIndex          Kind = 0x11
-	KindDeleteWithTS       Kind = 0x14
-	KindWideColumnEntity   Kind = 0x16
-	KindValuePreferredSeqN Kind = 0x18
+	KindDelete              Kind = 0x0
+	KindPut                 Kind = 0x1
+	KindMerge               Kind = 0x2
+	KindSingleDelete        Kind = 0x7
+	KindRangeDelete         Kind = 0xF // only in the range deletion block
+	KindBlobIndex           Kind = 0x11
+	KindDeleteWithTimestamp Kind = 0x14
+	KindWideColumnEntity    Kind = 0x16
+	// KindPutPreferredSeqNum is a put (RocksDB's TimedPut) whose stored value ends in an
+	// 8-byte preferred sequence number, used for data tiering; the value before it is the
+	// user's.
+	KindPutPreferredSeqNum Kind = 0x18
 )
 
 func (k Kind) String() string {
@@ -203,12 +206,12 @@ func (k Kind) String() string {
 		return "range delete"
 	case KindBlobIndex:
 		return "blob index"
-	case KindDeleteWithTS:
+	case KindDeleteWithTimestamp:
 		return "delete with timestamp"
 	case KindWideColumnEntity:
 		return "wide-column entity"
-	case KindValuePreferredSeqN:
-		return "value with preferred seqno"
+	case KindPutPreferredSeqNum:
+		return "put with preferred seqno"
 	}
 	return fmt.Sprintf("kind %#x", uint8(k))
 }
