@@ -256,3 +256,32 @@ func TestMergedRejectsMergeOperands(t *testing.T) {
 		t.Fatalf("merged iteration: %v, want an UnsupportedError naming %s", it.Err(), tables[0].Name())
 	}
 }
+
+// TestColumnFamilies reads a checkpoint of a database with a second column family, as
+// Pegasus keeps its metadata in pegasus_meta_cf: each table names its column family, and
+// tables of different families are not merged.
+func TestColumnFamilies(t *testing.T) {
+	tl := needTools(t)
+	db := tl.newDB(t, nil)
+	tl.ldbRun(t, db, nil, "--try_load_options", "put", "0x000161", "0x76")
+	tl.run(t, nil, tl.ldb, "--db="+db, "create_column_family", "pegasus_meta_cf")
+	tl.ldbRun(t, db, nil, "--column_family=pegasus_meta_cf", "put", "0x70", "0x01")
+	cp := filepath.Join(t.TempDir(), "cp")
+	tl.run(t, nil, tl.ldb, "--db="+db, "checkpoint", "--checkpoint_dir="+cp)
+	byCF := map[string][]*Table{}
+	for _, tb := range openDir(t, cp) {
+		p := tb.Properties()
+		byCF[p.ColumnFamilyName] = append(byCF[p.ColumnFamilyName], tb)
+		if want := map[string]uint64{"default": 0, "pegasus_meta_cf": 1}[p.ColumnFamilyName]; p.ColumnFamilyID != want {
+			t.Fatalf("%s: column family %q has ID %d, want %d", tb.Name(), p.ColumnFamilyName, p.ColumnFamilyID, want)
+		}
+	}
+	if len(byCF["default"]) == 0 || len(byCF["pegasus_meta_cf"]) != 1 {
+		t.Fatalf("tables by column family: %v", byCF)
+	}
+	sameRecords(t, "pegasus_meta_cf", merged(t, byCF["pegasus_meta_cf"]...), []kv{{[]byte("p"), []byte{1}}})
+	it := NewMergedIterator(append(byCF["default"], byCF["pegasus_meta_cf"]...)...)
+	if it.Next() || it.Err() == nil {
+		t.Fatal("tables of two column families merged")
+	}
+}

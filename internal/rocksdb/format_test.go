@@ -210,6 +210,11 @@ func TestExternalIndexAndBlockOptions(t *testing.T) {
 			}
 		}},
 		{"first-key-index-restart4", map[string]string{"index_type": "kBinarySearchWithFirstKey", "index_block_restart_interval": "4"}, deltaValues},
+		{"hash-index", map[string]string{"index_type": "kHashSearch", "prefix_extractor": "rocksdb.CappedPrefix.6"}, func(t *testing.T, p *Properties, it *Iterator) {
+			if p.IndexType != indexHashSearch || p.PrefixExtractor != "rocksdb.CappedPrefix.6" {
+				t.Fatalf("index type %d, prefix extractor %q", p.IndexType, p.PrefixExtractor)
+			}
+		}},
 		{"data-block-hash-index", map[string]string{"data_block_index_type": "kDataBlockBinaryAndHash"}, func(t *testing.T, p *Properties, it *Iterator) {
 			if it.hashed == 0 {
 				t.Fatal("no data block with a hash index")
