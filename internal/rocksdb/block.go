@@ -214,6 +214,20 @@ func (it *blockIter) next() (bool, error) {
 	return true, nil
 }
 
+// each calls fn with every remaining entry's key and value (valid during the call), until
+// the block ends or fn or the block fails.
+func (it *blockIter) each(fn func(key, val []byte) error) error {
+	for {
+		ok, err := it.next()
+		if !ok || err != nil {
+			return err
+		}
+		if err := fn(it.key, it.val); err != nil {
+			return err
+		}
+	}
+}
+
 func (it *blockIter) bad(format string, args ...any) error {
 	return it.t.corrupt(it.off, "%s block entry at byte %d: %s", it.what, it.pos, fmt.Sprintf(format, args...))
 }

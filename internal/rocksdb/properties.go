@@ -67,16 +67,10 @@ func (t *Table) parseProperties(block []byte, off int64) error {
 	}
 	p := &t.props
 	p.Raw = make(map[string][]byte)
-	for {
-		ok, err := it.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		name, v := string(it.key), it.val
+	return it.each(func(key, v []byte) error {
+		name := string(key)
 		p.Raw[name] = append([]byte(nil), v...)
+		var err error
 		u := func(dst *uint64) {
 			x, n := binary.Uvarint(v)
 			if n <= 0 || n != len(v) {
@@ -162,6 +156,6 @@ func (t *Table) parseProperties(block []byte, off int64) error {
 		if err != nil {
 			return t.corrupt(off, "property %q: bad value % x", name, v)
 		}
-	}
-	return nil
+		return nil
+	})
 }

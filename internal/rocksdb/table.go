@@ -102,15 +102,8 @@ func (t *Table) readMeta() error {
 	var props, dict handle
 	haveIndex := t.footer.formatVersion < 6
 	t.index = t.footer.index
-	for {
-		ok, err := it.next()
-		if err != nil {
-			return err
-		}
-		if !ok {
-			break
-		}
-		name := string(it.key)
+	err = it.each(func(key, val []byte) error {
+		name := string(key)
 		var dst *handle
 		switch {
 		case name == metaProperties, name == metaPropertiesOld && props.size == 0:
@@ -122,13 +115,17 @@ func (t *Table) readMeta() error {
 		case name == metaIndex:
 			dst, haveIndex = &t.index, true
 		default:
-			continue // filters, hash index prefixes: not needed to read the data
+			return nil // filters, hash index prefixes: not needed to read the data
 		}
-		h, n, ok := decodeHandle(it.val)
-		if !ok || n != len(it.val) {
+		h, n, ok := decodeHandle(val)
+		if !ok || n != len(val) {
 			return t.corrupt(metaOff, "metaindex entry %q: bad block handle", name)
 		}
 		*dst = h
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if !haveIndex {
 		return t.corrupt(metaOff, "format_version 6 metaindex has no %s entry", metaIndex)
@@ -328,17 +325,6 @@ func (it *Iterator) Next() bool {
 // nextDataHandle returns the handle of the next data block and the offset of the index
 // block it came from, descending into index partitions for a two-level index.
 func (it *Iterator) nextDataHandle() (handle, int64, bool) {
-	if it.t.props.IndexType != indexTwoLevel {
-		ok, err := it.top.next()
-		if err != nil {
-			return handle{}, 0, it.fail(err)
-		}
-		if !ok {
-			it.done = true
-			return handle{}, 0, false
-		}
-		return it.top.h, it.top.off, true
-	}
 	for {
 		if it.inPart {
 			ok, err := it.part.next()
@@ -359,6 +345,9 @@ func (it *Iterator) nextDataHandle() (handle, int64, bool) {
 			return handle{}, 0, false
 		}
 		h := it.top.h
+		if it.t.props.IndexType != indexTwoLevel {
+			return h, it.top.off, true
+		}
 		if !it.inOrder(h, &it.nextPart, "index partition", it.top.off) || !it.openIndex(h, &it.part, &it.partBuf, "index partition", it.top.off) {
 			return handle{}, 0, false
 		}
@@ -440,31 +429,29 @@ func (t *Table) RangeTombstones() ([]RangeTombstone, error) {
 		return nil, err
 	}
 	var out []RangeTombstone
-	for {
-		ok, err := it.next()
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
-			return out, nil
-		}
-		k, ok := parseInternalKey(it.key)
+	err = it.each(func(key, val []byte) error {
+		k, ok := parseInternalKey(key)
 		if !ok || k.Kind != KindRangeDelete {
-			return nil, it.bad("range deletion entry is not a range tombstone key")
+			return it.bad("range deletion entry is not a range tombstone key")
 		}
 		seq := k.SeqNum
 		if t.hasGlobal {
 			seq = t.globalSeq
 		}
-		if bytes.Compare(k.UserKey, it.val) >= 0 {
-			continue // empty range: deletes nothing
+		if bytes.Compare(k.UserKey, val) >= 0 {
+			return nil // empty range: deletes nothing
 		}
 		out = append(out, RangeTombstone{
 			Start:  append([]byte(nil), k.UserKey...),
-			End:    append([]byte(nil), it.val...),
+			End:    append([]byte(nil), val...),
 			SeqNum: seq,
 		})
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
 }
 
 // isBytewise reports whether a comparator name orders keys as bytes, as every Pegasus

@@ -41,16 +41,12 @@ func toFormatV6(t *testing.T, orig []byte, base uint32) []byte {
 	must(t, it.init(tb, 0, "metaindex", mi, false))
 	type entry struct{ k, v []byte }
 	var es []entry
-	for {
-		ok, err := it.next()
-		must(t, err)
-		if !ok {
-			break
-		}
-		h, _, _ := decodeHandle(it.val)
+	must(t, it.each(func(key, val []byte) error {
+		h, _, _ := decodeHandle(val)
 		addContext(h)
-		es = append(es, entry{bytes.Clone(it.key), bytes.Clone(it.val)})
-	}
+		es = append(es, entry{bytes.Clone(key), bytes.Clone(val)})
+		return nil
+	}))
 	ih := binary.AppendUvarint(binary.AppendUvarint(nil, tb.index.offset), tb.index.size)
 	es = append(es, entry{[]byte(metaIndex), ih})
 	slices.SortFunc(es, func(a, b entry) int { return bytes.Compare(a.k, b.k) })
