@@ -4,11 +4,10 @@ go 1.26.8
 
 require (
 	github.com/cockroachdb/pebble/v2 v2.1.7
+	github.com/pierrec/lz4/v4 v4.1.33
 	github.com/prometheus/client_golang v1.25.0
 	go.etcd.io/raft/v3 v3.6.0
 )
-
-require github.com/pierrec/lz4/v4 v4.1.33
 
 require (
 	github.com/DataDog/zstd v1.5.7 // indirect

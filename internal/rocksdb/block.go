@@ -68,6 +68,9 @@ func (t *Table) readBlock(h handle, what string, b *blockBuf, ref int64) ([]byte
 		return nil, t.corrupt(ref, "%s handle (offset %d, size %d) outside the file's %d bytes of blocks", what, h.offset, h.size, end)
 	}
 	off := int64(h.offset)
+	if h.size > uint64(t.opts.MaxBlockSize) {
+		return nil, t.corrupt(off, "%s block of %d bytes exceeds the %d-byte limit", what, h.size, t.opts.MaxBlockSize)
+	}
 	n := int(h.size)
 	raw, err := b.raw(t, off, n+trailerLen)
 	if err != nil {

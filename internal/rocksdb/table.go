@@ -16,8 +16,8 @@ type Options struct {
 	// an ingested (external) file, as the database's MANIFEST records it: such files store
 	// 0 in their keys. When 0, the file's own global_seqno property is used, if it has one.
 	GlobalSeqNum uint64
-	// MaxBlockSize bounds a block's decompressed size; a block claiming more fails to read
-	// with a CorruptionError. Default 256 MiB.
+	// MaxBlockSize bounds a block's size, stored and decompressed; a block claiming more
+	// fails to read with a CorruptionError. Default 256 MiB.
 	MaxBlockSize int
 }
 
