@@ -143,6 +143,9 @@ func sameRecords(t *testing.T, what string, got, want []kv) {
 // and reads the checkpoint's tables merged: exactly the records `ldb scan` shows, and the
 // records the operations should have left.
 func TestCheckpointWithHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a database of 20,000 records through ldb")
+	}
 	tl := needTools(t)
 	const n = 20000
 	o := &dbOps{tl: tl, db: tl.newDB(t, smallLevels), m: model{}, r: rand.New(rand.NewPCG(7, 7))}
