@@ -30,11 +30,13 @@ import (
 // nanoseconds before dividing by 10^6, so about 1 call in 4,300 with a deadline above 4.29 s
 // (or none) sends 0 and gets that one reply without host_port fields. Its table routing reads
 // primary, not hp_primary, so only a caller looking at the host_port fields of that reply
-// sees them absent.
+// sees them absent. The Python client's IDL lacks the host_port fields too; the rule serves it
+// only when it sends client_timeout 0. A Java client from before host_port cannot be told
+// apart (header v1) and gets them.
 
 // knowsHostPort reports whether a request with header h may be answered with host_port
-// fields: it comes from a client that fills client_timeout, which no client whose IDL predates
-// host_port and that sends header v0 does (see above).
+// fields: it came with header v1, or from a client that fills client_timeout, which the 2018
+// go-client never does (see above).
 func knowsHostPort(h wire.Header) bool {
 	return h.Version == 1 || h.ClientTimeout != 0
 }
