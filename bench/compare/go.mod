@@ -4,9 +4,16 @@ go 1.26.8
 
 require (
 	github.com/gopegasus/pegasus v0.0.0
+	github.com/gopegasus/pegasus/compat/gocli2018 v0.0.0
 	github.com/magiconair/properties v1.8.0
 	github.com/pingcap/go-ycsb v1.0.1
 	go.etcd.io/etcd/client/v3 v3.5.2
+)
+
+require (
+	github.com/XiaoMi/pegasus-go-client v0.0.0-20181029071519-9400942c5d1c // indirect
+	github.com/apache/thrift v0.0.0-20171203172758-327ebb6c2b6d // indirect
+	gopkg.in/tomb.v2 v2.0.0-20161208151619-d5d1b5820637 // indirect
 )
 
 require (
@@ -41,3 +48,5 @@ require (
 )
 
 replace github.com/gopegasus/pegasus => ../..
+
+replace github.com/gopegasus/pegasus/compat/gocli2018 => ../../compat/gocli2018

@@ -32,6 +32,8 @@ func storeByName(name string) (store, bool) {
 	switch name {
 	case "onebox":
 		return store{name, "gopegasus onebox", "gopegasus", startOnebox}, true
+	case "gocli2018":
+		return store{name, "gopegasus onebox, go-ycsb's pegasus binding", "pegasus", startOneboxSettled}, true
 	case "redis":
 		return store{name, "Redis (AOF everysec)", "redis", startRedis}, true
 	case "etcd1":
@@ -142,7 +144,7 @@ func startOneboxWith(ctx context.Context, dir, bin string, wrapper []string, por
 		return nil, err
 	}
 	if ports == nil {
-		metaPort, err := freePorts(1)
+		metaPort, err := freePorts(3) // the onebox runs three metas on consecutive ports
 		if err != nil {
 			return nil, err
 		}
@@ -162,6 +164,9 @@ func startOneboxWith(ctx context.Context, dir, bin string, wrapper []string, por
 	s := &servers{ports: ports, props: map[string]string{
 		propPegasusMetas: "127.0.0.1:" + strconv.Itoa(metaPort),
 		propPegasusTable: "temp",
+		// go-ycsb's pegasus binding (compat/gocli2018/ycsb/pegasus) names them so.
+		"meta_servers": "127.0.0.1:" + strconv.Itoa(metaPort),
+		"table":        "temp",
 	}}
 	if err := s.spawn(dir, "onebox", bin, args...); err != nil {
 		return nil, err
@@ -183,6 +188,56 @@ func startOneboxWith(ctx context.Context, dir, bin string, wrapper []string, por
 		return nil, err
 	}
 	if s.desc, err = describeOnebox(ctx, s.props[propPegasusMetas]); err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// startOneboxSettled starts the onebox and waits until the primaries of table temp are spread
+// over its replica servers, as the onebox keeps them: the 2018 go-client of go-ycsb's pegasus
+// binding does not retry a write refused by a replica that has just handed its primary role
+// to another.
+func startOneboxSettled(ctx context.Context, pegasusBin, dir string) (*servers, error) {
+	s, err := startOnebox(ctx, pegasusBin, dir)
+	if err != nil {
+		return nil, err
+	}
+	ad, err := admin.New(admin.Config{MetaServers: []string{s.props[propPegasusMetas]}})
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	defer ad.Close()
+	err = waitFor(ctx, "spread primaries", func(ctx context.Context) error {
+		nodes, err := ad.ListNodes(ctx)
+		if err != nil {
+			return err
+		}
+		cfg, err := ad.QueryConfig(ctx, "temp")
+		if err != nil {
+			return err
+		}
+		led := make(map[string]int, len(nodes))
+		for _, n := range nodes {
+			led[n.Address] = 0
+		}
+		for _, p := range cfg.Partitions {
+			if p.Primary == "" {
+				return fmt.Errorf("partition %d has no primary", p.Index)
+			}
+			led[p.Primary]++
+		}
+		lo, hi := len(cfg.Partitions), 0
+		for _, n := range led {
+			lo, hi = min(lo, n), max(hi, n)
+		}
+		if hi-lo > 1 {
+			return fmt.Errorf("primaries per replica server from %d to %d", lo, hi)
+		}
+		return nil
+	})
+	if err != nil {
 		s.stop()
 		return nil, err
 	}

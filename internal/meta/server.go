@@ -144,7 +144,8 @@ func New(cfg Config) (*Server, error) {
 
 	handle := func(name string, serve func(ctx context.Context, args idl.Value) idl.Value, refuse func(idl.ErrorCode, string) idl.Value) {
 		rs.Handle(name, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-			return s.serve(ctx, func(ctx context.Context) idl.Value { return serve(ctx, req.Args) }, refuse)
+			v, code := s.serve(ctx, func(ctx context.Context) idl.Value { return serve(ctx, req.Args) }, refuse)
+			return forClient(req.Header, v), code
 		})
 	}
 	handle(idl.RPCQueryConfig, func(_ context.Context, a idl.Value) idl.Value {

@@ -23,21 +23,7 @@ const vectorDir = "../../testdata/vectors"
 // list_apps, list_nodes, and an OpenTable of a missing table) byte for byte and checks that
 // every reply decodes as the client would decode it.
 func TestGoldenAdminFrames(t *testing.T) {
-	frame := func(name string) []byte {
-		matches, _ := filepath.Glob(filepath.Join(vectorDir, name+"-*.hex"))
-		if len(matches) != 1 {
-			t.Fatalf("golden vector %s not found in %s", name, vectorDir)
-		}
-		raw, err := os.ReadFile(matches[0])
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	frame := func(name string) []byte { return vectorFrame(t, vectorDir, name) }
 	if _, err := os.Stat(vectorDir); err != nil {
 		t.Skipf("no golden vectors: %v", err)
 	}
@@ -53,25 +39,7 @@ func TestGoldenAdminFrames(t *testing.T) {
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 	roundTrip := func(name, ack string, result idl.Value) {
 		t.Helper()
-		if _, err := c.Write(frame(name)); err != nil {
-			t.Fatal(err)
-		}
-		var n [4]byte
-		if _, err := io.ReadFull(c, n[:]); err != nil {
-			t.Fatalf("%s: read reply: %v", name, err)
-		}
-		buf := make([]byte, binary.BigEndian.Uint32(n[:]))
-		copy(buf, n[:])
-		if _, err := io.ReadFull(c, buf[4:]); err != nil {
-			t.Fatalf("%s: read reply: %v", name, err)
-		}
-		r, err := wire.DecodeReply(buf)
-		if err != nil || r.Err != nil || string(r.Name) != ack {
-			t.Fatalf("%s: reply %q err %v / %v", name, r.Name, err, r.Err)
-		}
-		if err := wire.DecodeResult(r.Body, result); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
+		roundTripFrame(t, c, frame(name), ack, result)
 	}
 
 	var cr idl.CreateAppResponse
@@ -103,5 +71,48 @@ func TestGoldenAdminFrames(t *testing.T) {
 	roundTrip("35", "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX_ACK", &nf)
 	if nf.Err != "ERR_OBJECT_NOT_FOUND" {
 		t.Fatalf("query no_such_table: %+v", nf)
+	}
+}
+
+// vectorFrame reads the frame of dir whose file name starts with name and a dash.
+func vectorFrame(t *testing.T, dir, name string) []byte {
+	t.Helper()
+	matches, _ := filepath.Glob(filepath.Join(dir, name+"-*.hex"))
+	if len(matches) != 1 {
+		t.Fatalf("golden vector %s not found in %s", name, dir)
+	}
+	raw, err := os.ReadFile(matches[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// roundTripFrame writes a request frame to c, reads the reply and decodes its result into
+// result, failing the test unless the reply is ERR_OK under the name ack.
+func roundTripFrame(t *testing.T, c net.Conn, frame []byte, ack string, result idl.Value) {
+	t.Helper()
+	if _, err := c.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	var n [4]byte
+	if _, err := io.ReadFull(c, n[:]); err != nil {
+		t.Fatalf("%s: read reply: %v", ack, err)
+	}
+	buf := make([]byte, binary.BigEndian.Uint32(n[:]))
+	copy(buf, n[:])
+	if _, err := io.ReadFull(c, buf[4:]); err != nil {
+		t.Fatalf("%s: read reply: %v", ack, err)
+	}
+	r, err := wire.DecodeReply(buf)
+	if err != nil || r.Err != nil || string(r.Name) != ack {
+		t.Fatalf("reply %q (want %s) err %v / %v", r.Name, ack, err, r.Err)
+	}
+	if err := wire.DecodeResult(r.Body, result); err != nil {
+		t.Fatalf("%s: %v", ack, err)
 	}
 }
