@@ -263,7 +263,7 @@ func (m *clusterMap) clone() *clusterMap {
 		tc.Envs = maps.Clone(t.Envs)
 		tc.Partitions = make([]partition, len(t.Partitions))
 		for j, p := range t.Partitions {
-			tc.Partitions[j] = partition{Members: slices.Clone(p.Members), Ballot: p.Ballot}
+			tc.Partitions[j] = partition{Members: slices.Clone(p.Members), Ballot: p.Ballot, Joined: slices.Clone(p.Joined)}
 		}
 		c.Tables[i] = &tc
 	}
