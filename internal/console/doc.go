@@ -36,7 +36,7 @@
 // # Page
 //
 // One HTML document (the embedded assets, the stylesheet and the script inlined, about
-// 30 KB, 8 KB gzipped) serves every page; its script picks the page from the path, fetches
+// 20 KB, 7 KB gzipped) serves every page; its script picks the page from the path, fetches
 // the page's API every 3 s and redraws it; charts are SVG it draws itself. Nothing is
 // fetched from elsewhere, which the page's Content-Security-Policy enforces.
 package console

@@ -131,18 +131,25 @@ type samples struct {
 func (c *Console) run(ctx context.Context) {
 	tick := time.NewTicker(c.cfg.Interval)
 	defer tick.Stop()
+	var last time.Time // start of the last round; zero: none since this meta took over
+	ticked := false
 	for {
 		changed := c.cfg.Source.LeaderChanged()
-		if _, serving := c.cfg.Source.Leader(); serving {
-			c.round(ctx)
-		} else {
+		if _, serving := c.cfg.Source.Leader(); !serving {
 			c.forget()
+			last = time.Time{}
+		} else if ticked || last.IsZero() || time.Since(last) >= c.cfg.Interval/2 {
+			// A burst of leadership changes does not make a burst of rounds.
+			last = time.Now()
+			c.round(ctx)
 		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			ticked = true
 		case <-changed:
+			ticked = false
 		}
 	}
 }
