@@ -397,3 +397,55 @@ func TestCloseJoinsSampler(t *testing.T) {
 	}
 	other.Close() // again: nothing to do
 }
+
+// TestConsoleShowsReplicaRebuild stops a replica server of a cluster that has a spare: the
+// replicas the meta places on the spare are listed as rebuilds, with the primary's applied
+// index as their total, until the primaries report them as voters and the partitions are
+// healthy again.
+func TestConsoleShowsReplicaRebuild(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for the grace period")
+	}
+	c := testcluster.Start(t, testcluster.Options{Replicas: 4, NodeGrace: time.Second})
+	c.CreateTableReplicas(t, "temp", 4, 3)
+	tbl := openTable(t, c, "temp")
+	for i := range 200 {
+		if err := tbl.Set(t.Context(), []byte(fmt.Sprint("k", i)), []byte("s"), []byte(strings.Repeat("v", 1000))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := "http://" + c.MetaLeader(t)
+	var tv apiTable
+	getJSON(t, base+"/console/api/table?name=temp", &tv)
+	lost := tv.Partitions[0].Primary
+	c.StopReplica(t, lost)
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var seen console.Operation
+	for seen.Kind == "" {
+		var ops struct{ Operations []console.Operation }
+		getJSON(t, base+"/console/api/operations", &ops)
+		for _, op := range ops.Operations {
+			if op.Kind == "replica_rebuild" {
+				seen = op
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("no replica rebuild shown")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if seen.Table != "temp" || seen.Partition < 0 || seen.Total <= 0 || seen.Done > seen.Total || seen.Unit != "log entries" ||
+		strings.Contains(seen.Detail, lost) {
+		t.Fatalf("rebuild %+v (lost server %s)", seen, lost)
+	}
+	t.Logf("rebuild shown: %+v", seen)
+	poll(t, ctx, "the rebuilds done and every partition healthy", func() bool {
+		var ops struct{ Operations []console.Operation }
+		getJSON(t, base+"/console/api/operations", &ops)
+		var tables apiTables
+		getJSON(t, base+"/console/api/tables", &tables)
+		return len(ops.Operations) == 0 && tables.Tables[0].Health.Healthy == 4
+	})
+}

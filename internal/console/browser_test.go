@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,9 +21,10 @@ import (
 const maxPageBytes = 300 << 10
 
 // TestConsoleInBrowser loads every console page in a headless Chromium against a running
-// cluster of 3 metas and 3 replica servers with a table of 100 partitions under load, and
-// checks what the pages show against the metas: server status and counts, partition
-// primaries, a stopped server turning dead, charts filling. Any JavaScript error or
+// cluster of 3 metas and 3 replica servers with a table of 100 partitions (one replica each)
+// and one of 8 (three replicas each) under load, and checks what the pages show against
+// the metas: server status and counts, partition configurations, a stopped server turning
+// dead, charts filling. Any JavaScript error or
 // failed request fails it. Screenshots go to the test's artifact directory (go test
 // -artifacts -outputdir DIR keeps them).
 func TestConsoleInBrowser(t *testing.T) {
@@ -31,9 +33,12 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	b := startBrowser(t)
 	c := testcluster.Start(t, testcluster.Options{Metas: 3, Replicas: 3})
-	const table, partitions = "big", 100
-	c.CreateTableReplicas(t, table, partitions, 3)
-	c.WaitSpreadPrimaries(t, table)
+	const table, partitions = "big", 100 // one replica each, so that -race keeps up
+	const small, smallParts = "temp", 8  // three replicas each
+	c.CreateTableReplicas(t, table, partitions, 1)
+	c.CreateTableReplicas(t, small, smallParts, 3)
+	c.WaitSpreadPrimaries(t, small)
+	const wantPrimaries, wantReplicas = partitions + smallParts, partitions + 3*smallParts
 	leader := c.MetaLeader(t)
 	follower := ""
 	for _, m := range c.MetaAddrs() {
@@ -87,7 +92,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	must(tb.waitFor(ctx, "3 alive replica servers leading every partition", fmt.Sprintf(`(() => {
 		const rows = [...document.querySelectorAll('tr[data-status="alive"]')];
 		const sum = (i) => rows.reduce((a, r) => a + Number(r.cells[i].textContent), 0);
-		return rows.length === 3 && sum(3) === %d && sum(2) === %d; })()`, partitions, 3*partitions)))
+		return rows.length === 3 && sum(3) === %d && sum(2) === %d; })()`, wantPrimaries, wantReplicas)))
 	var nodes []struct{ Addr, Status, Primaries, Replicas string }
 	must(tb.eval(ctx, `[...document.querySelectorAll("tr[data-node]")].map((r) => ({Addr: r.dataset.node,
 		Status: r.dataset.status, Replicas: r.cells[2].textContent, Primaries: r.cells[3].textContent}))`, &nodes))
@@ -97,9 +102,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		r, _ := strconv.Atoi(n.Replicas)
 		primaries, replicas = primaries+p, replicas+r
 	}
-	if len(nodes) != 3 || primaries != partitions || replicas != 3*partitions {
+	if len(nodes) != 3 || primaries != wantPrimaries || replicas != wantReplicas {
 		t.Fatalf("replica servers shown %+v: %d primaries and %d replicas, want 3 servers, %d and %d",
-			nodes, primaries, replicas, partitions, 3*partitions)
+			nodes, primaries, replicas, wantPrimaries, wantReplicas)
 	}
 	var metaRows []string
 	must(tb.eval(ctx, `[...document.querySelectorAll("main table")[0].rows].slice(1).map((r) => r.cells[0].textContent + " " + r.cells[1].textContent)`, &metaRows))
@@ -130,24 +135,30 @@ func TestConsoleInBrowser(t *testing.T) {
 	shot("tables.png")
 	noErrors("tables page")
 
-	// One table: every partition's primary is the one the meta serves to clients.
-	must(tb.navigate(ctx, "http://"+leader+"/console/table?name="+table))
-	must(tb.waitFor(ctx, "the partitions", fmt.Sprintf(`document.querySelectorAll("tr[data-pidx]").length === %d`, partitions)))
-	for {
-		var shownPrimaries []string
-		must(tb.eval(ctx, `[...document.querySelectorAll("tr[data-pidx]")].map((r) => r.cells[1].textContent)`, &shownPrimaries))
-		want := queryPrimaries(t, c, table)
-		if slices.Equal(shownPrimaries, want) {
-			break
+	// One table: every partition's primary and secondaries are the ones the meta serves to
+	// clients.
+	for _, tc := range []struct {
+		name  string
+		parts int
+	}{{small, smallParts}, {table, partitions}} {
+		must(tb.navigate(ctx, "http://"+leader+"/console/table?name="+tc.name))
+		must(tb.waitFor(ctx, "the partitions", fmt.Sprintf(`document.querySelectorAll("tr[data-pidx]").length === %d`, tc.parts)))
+		for {
+			var shown []string
+			must(tb.eval(ctx, `[...document.querySelectorAll("tr[data-pidx]")].map((r) => r.cells[1].textContent + " | " + r.cells[2].textContent)`, &shown))
+			want := queryConfigs(t, c, tc.name)
+			if slices.Equal(shown, want) {
+				break
+			}
+			// A leader transfer can land between the page's refresh and the query: both again.
+			t.Logf("%s: partitions shown differ from the meta's (a transfer in between?); again", tc.name)
+			if err := tb.waitFor(ctx, "a refresh", `Date.now() - Number(`+rendered+`) < 100`); err != nil {
+				t.Fatalf("%s: partitions shown %q, the meta serves %q (%v)", tc.name, shown, want, err)
+			}
 		}
-		// A leader transfer can land between the page's refresh and the query: both again.
-		t.Logf("primaries shown differ from the meta's (a transfer in between?); again")
-		if err := tb.waitFor(ctx, "a refresh", `Date.now() - Number(`+rendered+`) < 100`); err != nil {
-			t.Fatalf("primaries shown %v, the meta serves %v (%v)", shownPrimaries, want, err)
-		}
+		shot("table-" + tc.name + ".png")
+		noErrors("table page " + tc.name)
 	}
-	shot("table.png")
-	noErrors("table page")
 
 	must(tb.navigate(ctx, "http://"+leader+"/console/operations"))
 	must(tb.waitFor(ctx, "the operations page", rendered))
@@ -263,8 +274,9 @@ func openTable(t *testing.T, c *testcluster.Cluster, name string) pegasus.TableC
 	return tbl
 }
 
-// queryPrimaries asks the meta leader for the table's primaries, by partition.
-func queryPrimaries(t *testing.T, c *testcluster.Cluster, name string) []string {
+// queryConfigs asks the meta leader for the table's partitions, each as the table page
+// shows it: "primary | secondary, secondary".
+func queryConfigs(t *testing.T, c *testcluster.Cluster, name string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -277,10 +289,15 @@ func queryPrimaries(t *testing.T, c *testcluster.Cluster, name string) []string 
 	}
 	out := make([]string, len(resp.Partitions))
 	for i, p := range resp.Partitions {
-		out[i] = "none"
+		primary := "none"
 		if !p.Primary.IsZero() {
-			out[i] = p.Primary.String()
+			primary = p.Primary.String()
 		}
+		var secs []string
+		for _, s := range p.Secondaries {
+			secs = append(secs, s.String())
+		}
+		out[i] = primary + " | " + strings.Join(secs, ", ")
 	}
 	return out
 }

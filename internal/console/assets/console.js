@@ -89,16 +89,19 @@
       h("tbody", {}, rows.map((r) => h("tr", rowAttrs ? rowAttrs(r) : {}, cols.map(([, cell, n]) => h("td", { class: n ? "n" : null }, cell(r)))))));
   }
 
-  // niceCeil rounds up to 1, 2 or 5 times a power of ten.
-  function niceCeil(x) {
-    if (!(x > 0)) return 1;
+  // axisScale returns the top of a y axis at or above x (1, 2 or 5 times a power of ten)
+  // and the step of its grid lines.
+  function axisScale(x) {
     const p = Math.pow(10, Math.floor(Math.log10(x)));
-    for (const m of [1, 2, 5, 10]) if (x <= m * p) return m * p;
-    return 10 * p;
+    for (const [m, step] of [[1, 0.2], [2, 0.5], [5, 1], [10, 2]]) {
+      if (x <= m * p * (1 + 1e-9)) return [m * p, step * p];
+    }
+    return [10 * p, 2 * p];
   }
 
-  // chart draws series of the history points as lines over the window the charts keep.
-  function chart(title, points, sampling, series, fmt) {
+  // chart draws series of the history points as lines over the window the charts keep;
+  // floor is the least top of the y axis (what an idle chart shows).
+  function chart(title, points, sampling, series, fmt, floor) {
     const box = h("div", { class: "chart", "data-chart": title });
     box.append(h("h3", {}, title));
     const last = points[points.length - 1];
@@ -111,14 +114,14 @@
     const W = 600, H = 170, L = 58, R = 8, T = 8, B = 20;
     const span = sampling.interval_ms * Math.max(sampling.keep - 1, 1);
     const t1 = last.t, t0 = t1 - span;
-    let ymax = 0;
-    for (const p of points) for (const s of series) ymax = Math.max(ymax, p[s.key] || 0);
-    ymax = niceCeil(ymax);
+    let top = floor;
+    for (const p of points) for (const s of series) top = Math.max(top, p[s.key] || 0);
+    const [ymax, step] = axisScale(top);
     const x = (t) => L + ((t - t0) / span) * (W - L - R);
     const y = (v) => T + (1 - v / ymax) * (H - T - B);
     const svg = h("svg:svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
-    for (let i = 0; i <= 4; i++) {
-      const v = (ymax * i) / 4;
+    for (let i = 0; i * step <= ymax * (1 + 1e-9); i++) {
+      const v = i * step;
       svg.append(h("svg:line", { class: "grid", x1: L, x2: W - R, y1: y(v), y2: y(v) }));
       svg.append(h("svg:text", { class: "axis", x: L - 6, y: y(v) + 3, "text-anchor": "end" }, fmt(v, true)));
     }
@@ -136,9 +139,9 @@
   function loadCharts(history, sampling) {
     return h("div", { class: "charts" },
       chart("Requests per second", history, sampling,
-        [{ key: "read_qps", label: "reads", cls: "read" }, { key: "write_qps", label: "writes", cls: "write" }], fmtQPS),
+        [{ key: "read_qps", label: "reads", cls: "read" }, { key: "write_qps", label: "writes", cls: "write" }], fmtQPS, 1),
       chart("p99 latency (worst partition)", history, sampling,
-        [{ key: "read_p99_ns", label: "reads", cls: "read" }, { key: "write_p99_ns", label: "writes", cls: "write" }], fmtLatency));
+        [{ key: "read_p99_ns", label: "reads", cls: "read" }, { key: "write_p99_ns", label: "writes", cls: "write" }], fmtLatency, 1e6));
   }
 
   // bar is a small SVG progress bar.
@@ -178,7 +181,7 @@
         tile("Healthy partitions", `${s.healthy_partitions} / ${s.partitions}`, s.healthy_partitions < s.partitions),
         tile("Reads per second", fmtQPS(s.read_qps)),
         tile("Writes per second", fmtQPS(s.write_qps)),
-        tile("Disk used by replicas", fmtBytes(s.disk_bytes))),
+        tile("Disk used", fmtBytes(s.disk_bytes))),
       loadCharts(d.history, d.sampling),
       h("h2", {}, "Meta servers"),
       grid([
