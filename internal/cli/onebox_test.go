@@ -57,7 +57,7 @@ func TestOneboxServesTempAndRestarts(t *testing.T) {
 			pw.Close()
 		}()
 		sc := bufio.NewScanner(pr)
-		var metaAddr string
+		var metaAddr, console string
 		ready := false
 		for sc.Scan() {
 			line := sc.Text()
@@ -68,12 +68,23 @@ func TestOneboxServesTempAndRestarts(t *testing.T) {
 			}
 			if strings.Contains(line, "ready in") {
 				ready = true
+			}
+			if after, ok := strings.CutPrefix(line, "onebox: web console at "); ok {
+				console = after
 				break
 			}
 		}
 		go io.Copy(io.Discard, pr)
-		if !ready || metaAddr == "" {
-			t.Fatalf("onebox did not become ready (meta %q)", metaAddr)
+		if !ready || metaAddr == "" || console != "http://"+metaAddr+"/console" {
+			t.Fatalf("onebox did not become ready (meta %q) or print its console (%q)", metaAddr, console)
+		}
+		page, err := http.Get(console) // from whichever meta leads
+		if err != nil {
+			t.Fatal(err)
+		}
+		page.Body.Close()
+		if page.StatusCode != 200 || !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("GET %s: %d %s", console, page.StatusCode, page.Header.Get("Content-Type"))
 		}
 
 		// HTTP answers on the meta's RPC port.

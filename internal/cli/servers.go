@@ -257,6 +257,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	began := time.Now()
 	if err := waitTablesReady(ctx, metaAddrs[0], stdout); err == nil {
 		fmt.Fprintf(stdout, "onebox: ready in %.1fs; tables temp (8 partitions) and stat (4); press Ctrl-C to stop\n", time.Since(began).Seconds())
+		fmt.Fprintf(stdout, "onebox: web console at http://%s/console\n", metaAddrs[0])
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "onebox: stopping")

@@ -39,6 +39,7 @@ func (s *Server) httpAPI() *httpapi.Mux {
 	m.Handle("/meta/app/query_bulk_load", "name=<app_name>", "Gets a table's bulk load (gopegasus has no bulk load).", s.httpNoBulkLoad)
 	m.Handle("/meta/app/start_bulk_load", "", "Starts a bulk load (gopegasus has no bulk load).", s.httpNoBulkLoad)
 	m.Handle("/meta/backup_policy", "name=<policy_name>", "Gets backup policies (gopegasus has no cold backup).", s.httpNoBackup)
+	s.console.Mount(m)
 	return m
 }
 
@@ -84,18 +85,24 @@ func (s *Server) redirect(w http.ResponseWriter, r *httpapi.Request) bool {
 // onLeader runs fn on the state goroutine once this meta serves as the leader; otherwise it
 // answers 500 with the reason.
 func (s *Server) onLeader(w http.ResponseWriter, r *httpapi.Request, fn func(ctx context.Context)) {
+	if !s.asLeader(r.Context(), func() { fn(r.Context()) }) {
+		httpapi.Reply(w, http.StatusInternalServerError, wire.ErrServiceNotActive.Name())
+	}
+}
+
+// asLeader runs fn on the state goroutine, with the node liveness brought up to date, if
+// this meta serves as the leader; it reports whether fn ran.
+func (s *Server) asLeader(ctx context.Context, fn func()) bool {
 	served := false
-	err := s.do(r.Context(), func() {
+	err := s.do(ctx, func() {
 		if !s.follow() {
 			return
 		}
 		s.m.refresh()
 		served = true
-		fn(r.Context())
+		fn()
 	})
-	if err != nil || !served {
-		httpapi.Reply(w, http.StatusInternalServerError, wire.ErrServiceNotActive.Name())
-	}
+	return err == nil && served
 }
 
 func (s *Server) httpCluster(w http.ResponseWriter, r *httpapi.Request) {
@@ -124,25 +131,33 @@ type health struct{ fully, unhealthy, writeUnhealthy, readUnhealthy int }
 func (m *machine) tableHealth(t *table) health {
 	var h health
 	for i := range t.Partitions {
-		pc := m.partitionConfig(t, int32(i))
-		hasPrimary := !pc.Primary.IsZero()
-		n := len(pc.Secondaries)
-		if hasPrimary {
-			n++
-		}
-		fully := hasPrimary && int32(n) >= t.ReplicaCount
+		fully, writable, readable := partitionHealth(m.partitionConfig(t, int32(i)), t.ReplicaCount)
 		if fully {
 			h.fully++
 		}
-		if !hasPrimary || (!fully && n < 2) {
+		if !writable {
 			h.writeUnhealthy++
 		}
-		if !hasPrimary {
+		if !readable {
 			h.readUnhealthy++
 		}
 	}
 	h.unhealthy = len(t.Partitions) - h.fully
 	return h
+}
+
+// partitionHealth applies Pegasus's health rules to one partition's configuration: fully
+// healthy with a primary and all its replicas, writable with a primary and either all its
+// replicas or at least two, readable with a primary.
+func partitionHealth(pc idl.PartitionConfiguration, replicaCount int32) (fully, writable, readable bool) {
+	readable = !pc.Primary.IsZero()
+	n := len(pc.Secondaries)
+	if readable {
+		n++
+	}
+	fully = readable && int32(n) >= replicaCount
+	writable = readable && (fully || n >= 2)
+	return fully, writable, readable
 }
 
 func itoa[T ~int | ~int32 | ~int64](v T) string { return strconv.FormatInt(int64(v), 10) }
@@ -276,26 +291,7 @@ func (s *Server) httpNodes(w http.ResponseWriter, r *httpapi.Request) {
 		if detail {
 			cols = append(cols, "replica_count", "primary_count", "secondary_count")
 		}
-		counts := map[string]*[2]int{}
-		for _, n := range s.m.nodes {
-			counts[n.addr] = &[2]int{}
-		}
-		for _, t := range s.m.state.Tables {
-			if t.Status != idl.AppStatusAvailable {
-				continue
-			}
-			for i := range t.Partitions {
-				pc := s.m.partitionConfig(t, int32(i))
-				if c := counts[pc.Primary.String()]; !pc.Primary.IsZero() && c != nil {
-					c[0]++
-				}
-				for _, a := range pc.Secondaries {
-					if c := counts[a.String()]; c != nil {
-						c[1]++
-					}
-				}
-			}
-		}
+		counts := s.m.nodeCounts()
 		details := httpapi.Table{Name: "details", Columns: cols}
 		addrs := slices.Collect(maps.Keys(s.m.nodes))
 		sortNodes(addrs)
@@ -317,6 +313,32 @@ func (s *Server) httpNodes(w http.ResponseWriter, r *httpapi.Request) {
 			[2]string{"alive_node_count", itoa(alive)}, [2]string{"unalive_node_count", itoa(len(addrs) - alive)})
 		httpapi.ReplyTables(w, http.StatusOK, details, summary)
 	})
+}
+
+// nodeCounts counts, for every known replica server, the partitions of the available tables
+// it serves as primary ([0]) and as secondary ([1]) in their current configurations.
+func (m *machine) nodeCounts() map[string]*[2]int {
+	counts := map[string]*[2]int{}
+	for _, n := range m.nodes {
+		counts[n.addr] = &[2]int{}
+	}
+	for _, t := range m.state.Tables {
+		if t.Status != idl.AppStatusAvailable {
+			continue
+		}
+		for i := range t.Partitions {
+			pc := m.partitionConfig(t, int32(i))
+			if c := counts[pc.Primary.String()]; !pc.Primary.IsZero() && c != nil {
+				c[0]++
+			}
+			for _, a := range pc.Secondaries {
+				if c := counts[a.String()]; c != nil {
+					c[1]++
+				}
+			}
+		}
+	}
+	return counts
 }
 
 func (s *Server) httpAppEnvs(w http.ResponseWriter, r *httpapi.Request) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/console"
 	"github.com/gopegasus/pegasus/internal/httpapi"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftlog"
@@ -69,6 +70,7 @@ type Server struct {
 	loopDone chan struct{}
 	settings *Settings
 	http     *httpapi.Mux
+	console  *console.Console
 }
 
 // request is a function to run on the state goroutine; done is closed after it ran.
@@ -136,6 +138,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rpc = rs
 	s.m = newMachine(s.cfg, s.lg, s.raft, s.raft.latest.Load())
+	s.console = console.New(console.Config{Source: s, Self: s.cfg.Advertise, Logger: s.lg, Now: s.cfg.Now})
 	s.http = s.httpAPI()
 
 	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise,
@@ -278,9 +281,11 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(s.loopDone)
 		s.loop(ctx)
 	})
+	s.console.Start(ctx)
 	s.lg.Info("meta server started", "cluster", s.cfg.ClusterName, "metas", s.raft.status.Load().voters)
 	err := s.rpc.Run(ctx)
 	cancel()
+	s.console.Close() // joins the console's sampler
 	wg.Wait()
 	_ = s.raft.tr.Close()
 	if cerr := s.raftLog.Close(); err == nil && raftErr == nil && cerr != nil {
