@@ -22,9 +22,10 @@ const (
 // value, or CodeNotFound and nil when the record is missing or expired. A corrupted record
 // gives CodeCorruption. err is non-nil only when storage fails.
 func (db *DB) Get(k []byte) (value []byte, code int32, err error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return nil, 0, ErrClosed
 	}
+	defer db.gate.Exit()
 	if len(k) < 2 { // keys shorter than 2 bytes are metadata, never user data
 		return nil, CodeNotFound, nil
 	}
@@ -52,9 +53,10 @@ func (db *DB) Get(k []byte) (value []byte, code int32, err error) {
 // CodeOK and -1 when it has no expiry, CodeOK and the seconds left, or CodeNotFound and 0 when
 // it is missing or expired.
 func (db *DB) TTL(k []byte) (ttlSeconds int32, code int32, err error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return 0, 0, ErrClosed
 	}
+	defer db.gate.Exit()
 	if len(k) < 2 {
 		return 0, CodeNotFound, nil
 	}
@@ -108,9 +110,10 @@ type MultiGetResult struct {
 
 // MultiGet serves a multi_get. err is non-nil only when storage fails.
 func (db *DB) MultiGet(req *MultiGetRequest) (*MultiGetResult, error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return nil, ErrClosed
 	}
+	defer db.gate.Exit()
 	if req == nil || !req.SortKeyFilterType.valid() || !validHashKey(req.HashKey) {
 		return &MultiGetResult{Error: CodeInvalidArgument}, nil
 	}
@@ -326,9 +329,10 @@ type FullData struct {
 // 65535 bytes or more, CodeCorruption for an undecodable record. err is non-nil only when
 // storage fails.
 func (db *DB) BatchGet(keys []FullKey) (data []FullData, code int32, err error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return nil, 0, ErrClosed
 	}
+	defer db.gate.Exit()
 	if len(keys) == 0 {
 		return nil, CodeInvalidArgument, nil
 	}
@@ -376,9 +380,10 @@ func (db *DB) BatchGet(keys []FullKey) (data []FullData, code int32, err error) 
 // runs out it returns CodeOK and count -1, like Apache Pegasus. A hash key of 65535 bytes or
 // more gives CodeInvalidArgument.
 func (db *DB) SortKeyCount(hashKey []byte) (count int64, code int32, err error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return 0, 0, ErrClosed
 	}
+	defer db.gate.Exit()
 	if !validHashKey(hashKey) {
 		return 0, CodeInvalidArgument, nil
 	}

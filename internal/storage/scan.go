@@ -160,9 +160,10 @@ func (t *scannerTable) len() int {
 // most 1000 records. Filter types outside 0..3 give CodeInvalidArgument. err is non-nil only
 // when storage fails.
 func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return nil, ErrClosed
 	}
+	defer db.gate.Exit()
 	if req == nil || !req.HashKeyFilterType.valid() || !req.SortKeyFilterType.valid() {
 		return &ScanResult{Error: CodeInvalidArgument}, nil
 	}
@@ -215,9 +216,10 @@ func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
 // examining at most the context's batch size. The old id becomes invalid; more data comes
 // under the returned new id. An unknown or idle-expired id gives CodeNotFound.
 func (db *DB) Scan(contextID int64) (*ScanResult, error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return nil, ErrClosed
 	}
+	defer db.gate.Exit()
 	c := db.scanners.take(contextID, db.opts.Now())
 	if c == nil {
 		return &ScanResult{Error: CodeNotFound}, nil
@@ -225,8 +227,15 @@ func (db *DB) Scan(contextID int64) (*ScanResult, error) {
 	return db.scanBatch(c, c.batchSize)
 }
 
-// ClearScanner discards a scanner context. Unknown ids are ignored.
-func (db *DB) ClearScanner(contextID int64) { db.scanners.remove(contextID) }
+// ClearScanner discards a scanner context. Unknown ids, and every id once the database is
+// closed, are ignored.
+func (db *DB) ClearScanner(contextID int64) {
+	if !db.gate.Enter() {
+		return
+	}
+	defer db.gate.Exit()
+	db.scanners.remove(contextID)
+}
 
 // scanBatch produces one batch from c and either stores c under a new id or closes it.
 func (db *DB) scanBatch(c *scanContext, maxExamined int) (*ScanResult, error) {
