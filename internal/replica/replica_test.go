@@ -68,10 +68,9 @@ func startAssigner(t *testing.T) (*assigner, string) {
 		t.Fatal(err)
 	}
 	srv.Handle(idl.RPCConfigSync, a.handle)
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = srv.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	go func() { _ = srv.Run(context.Background()); close(done) }()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
 	return a, srv.Addr().String()
 }
 
@@ -89,14 +88,15 @@ func runReplicaCfg(t *testing.T, cfg Config) (*Server, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- s.Run(context.Background()) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
+			if err := s.Close(); err != nil {
+				t.Errorf("replica close: %v", err)
+			}
+			if err := <-done; !errors.Is(err, ErrServerClosed) {
 				t.Errorf("replica run: %v", err)
 			}
 		})
