@@ -71,7 +71,21 @@ func startAssigner(t *testing.T) (*assigner, string) {
 	done := make(chan struct{})
 	go func() { _ = srv.Run(context.Background()); close(done) }()
 	t.Cleanup(func() { _ = srv.Close(); <-done })
+	waitServes(t, srv.Addr().String())
 	return a, srv.Addr().String()
+}
+
+// waitServes returns once the rpc server at addr answers, its goroutines all started (so a
+// leak check that follows does not count them).
+func waitServes(t *testing.T, addr string) {
+	t.Helper()
+	conn := rpc.NewConn(addr, rpc.ConnConfig{})
+	defer conn.Close()
+	blob := idl.Blob("k")
+	var resp idl.ReadResponse
+	if err := conn.Call(t.Context(), wire.Header{}, idl.RPCGet, &blob, &resp); !errors.Is(err, wire.ErrHandlerNotFound) {
+		t.Fatalf("rpc server %s: %v", addr, err)
+	}
 }
 
 // runReplica starts a replica server on dir; the returned stop function stops it and waits.
