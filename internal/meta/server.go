@@ -272,7 +272,9 @@ func New(cfg Config) (*Server, error) {
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.UpdateAppEnvResponse{Err: e} })
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
-	rs.Handle(idl.RPCMetaRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	// Inline: receive never blocks, the messages of a peer keep their order, and a Shutdown
+	// keeps taking them while the requests in flight wait for their commit.
+	rs.HandleInline(idl.RPCMetaRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 		from, m, err := decodeRaftMessage(*req.Args.(*idl.Blob))
 		if err != nil {
 			s.lg.Warn("bad raft message", "remote", req.Remote.String(), "err", err)

@@ -413,3 +413,51 @@ func TestSnapshotTransferEndsWithPartition(t *testing.T) {
 		})
 	}
 }
+
+// The primary of a 3-replica partition is shut down while writers keep it busy: the writes
+// in flight wait for their followers' acknowledgements, which keep arriving during the
+// Shutdown, so they are all answered and the Shutdown finishes without abandoning any (it
+// is given no deadline). Writes that arrive during the Shutdown are not executed.
+func TestShutdownOfPrimaryAnswersWritesInFlight(t *testing.T) {
+	g, addrs := newGroup(t, 3)
+	g.setMembers(addrs...)
+	lead := g.leader(addrs...)
+	for i := range 10 {
+		g.put(addrs, i)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acked := 0
+	for w := range 8 {
+		wg.Go(func() {
+			conn := rpc.NewConn(lead, rpc.ConnConfig{})
+			defer conn.Close()
+			for i := 0; ; i++ {
+				k := key.Encode([]byte(fmt.Sprintf("w%d-%d", w, i)), nil)
+				var resp idl.UpdateResponse
+				err := conn.Call(t.Context(), wire.Header{AppID: replApp}, idl.RPCPut, &idl.UpdateRequest{Key: k, Value: []byte("v")}, &resp)
+				switch {
+				case err == nil && resp.Error == 0:
+					mu.Lock()
+					acked++
+					mu.Unlock()
+				case errors.Is(err, wire.ErrTimeout):
+					t.Errorf("a write in flight was abandoned: %v", err)
+					return
+				default:
+					return // not executed: the server stopped taking requests
+				}
+			}
+		})
+	}
+	waitFor(t, "writes acknowledged", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return acked >= 100
+	})
+	if err := g.servers[lead].Shutdown(t.Context()); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	wg.Wait()
+	g.stops[lead]()
+}

@@ -276,3 +276,74 @@ func TestStartStopLeavesNoGoroutine(t *testing.T) {
 	}
 	snap.Check(t)
 }
+
+// During a Shutdown, one-way requests of inline routes (peer traffic, such as the raft
+// messages a request in flight waits for) are still served, while a request of another
+// route arriving on an open connection is not executed: that connection breaks.
+func TestShutdownServesInlineRoutesUntilRequestsFinish(t *testing.T) {
+	b := newBlocking()
+	s := newServer(t, b)
+	executed := make(chan string, 16)
+	s.HandleInline(idl.RPCRaft, func(_ context.Context, req *Request) (idl.Value, wire.Code) {
+		if string(*req.Args.(*idl.Blob)) == "release" {
+			close(b.release)
+		}
+		return nil, wire.OK
+	})
+	s.Handle(idl.RPCTTL, func(_ context.Context, req *Request) (idl.Value, wire.Code) {
+		executed <- string(*req.Args.(*idl.Blob))
+		return &idl.TTLResponse{}, wire.OK
+	})
+	done := runServer(s)
+	addr := s.Addr().String()
+	client, peer, late := NewConn(addr, ConnConfig{}), NewConn(addr, ConnConfig{}), NewConn(addr, ConnConfig{})
+	defer client.Close()
+	defer peer.Close()
+	defer late.Close()
+	// Every connection is open before the Shutdown.
+	for _, c := range []*Conn{peer, late} {
+		var resp idl.TTLResponse
+		if err := c.Call(t.Context(), wire.Header{}, idl.RPCTTL, ptr(idl.Blob("hello")), &resp); err != nil {
+			t.Fatal(err)
+		}
+		<-executed
+	}
+	res := make(chan error, 1)
+	go func() {
+		_, err := get(t.Context(), client, 0, "block")
+		res <- err
+	}()
+	<-b.started
+	shut := make(chan error, 1)
+	go func() { shut <- s.Shutdown(t.Context()) }()
+	// Shutdown has begun once the listener refuses connections.
+	for {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			break
+		}
+		nc.Close()
+	}
+	var resp idl.TTLResponse
+	if err := late.Call(t.Context(), wire.Header{}, idl.RPCTTL, ptr(idl.Blob("late")), &resp); !errors.Is(err, ErrConnBroken) {
+		t.Fatalf("request during Shutdown: %v", err)
+	}
+	if err := peer.Send(t.Context(), wire.Header{}, idl.RPCRaft, ptr(idl.Blob("release"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-res; err != nil {
+		t.Fatalf("request in flight: %v", err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	if err := <-done; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Run: %v", err)
+	}
+	close(executed)
+	for v := range executed {
+		t.Errorf("request %q executed during the Shutdown", v)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

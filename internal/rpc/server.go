@@ -84,9 +84,10 @@ type ServerConfig struct {
 // Its lifecycle is net/http's: [Server.Run] serves until [Server.Close] (immediate: the
 // listener and every connection close, requests in flight are abandoned and their handlers'
 // contexts end) or [Server.Shutdown] (graceful: no new connection or request is taken,
-// requests in flight finish and their replies are written, then connections close). Both may
-// be called from any goroutine, before, during or after Run, any number of times; each
-// returns once every goroutine of the server has exited. Run then returns [ErrServerClosed].
+// requests in flight finish and their replies are written, then connections close; requests
+// of routes handled inline, the servers' peer traffic, flow until then). Both may be called
+// from any goroutine, before, during or after Run, any number of times; each returns once
+// every goroutine of the server has exited. Run then returns [ErrServerClosed].
 type Server struct {
 	cfg    ServerConfig
 	ln     net.Listener
@@ -99,12 +100,14 @@ type Server struct {
 	// of Run's context or of a Shutdown's.
 	killed   chan struct{}
 	killOnce sync.Once
-	// httpGate admits the HTTP handlers, so Run can wait for those net/http still runs after
-	// its Close (which does not wait for them).
+	// reqs admits the thrift requests of routes not handled inline, so a Shutdown can wait
+	// for those in flight while refusing new ones; httpGate admits the HTTP handlers, so Run
+	// can wait for those net/http still runs after its Close (which does not wait for them).
+	reqs     lifecycle.Gate
 	httpGate lifecycle.Gate
 	mu       struct {
 		sync.Mutex
-		// draining is set once Close or Shutdown began: no new connection or request.
+		// draining is set once Close or Shutdown began: no new connection.
 		draining bool
 		// conns are the accepted connections not handed to net/http; true once their
 		// first bytes said thrift.
@@ -297,9 +300,11 @@ func (s *Server) Run(ctx context.Context) error {
 		s.drain()
 		s.kill()
 	}
-	// Graceful for HTTP too: Shutdown waits for the requests in flight until kill.
+	// Graceful: the requests in flight finish (HTTP and thrift), or kill abandons them.
 	_ = hs.Shutdown(ctx)
 	_ = hs.Close()
+	s.reqs.Close()
+	s.stopReading()
 	conns.Wait()
 	s.httpGate.Close()
 	cancel()
@@ -347,11 +352,15 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Shutdown stops the server gracefully: it closes the listener, stops reading new requests
-// from every connection, waits for the requests in flight to finish and their replies to be
-// written (HTTP requests too), then closes the connections. If ctx ends first, the requests
-// still in flight are abandoned as by Close, and Shutdown returns ctx's error once the server
-// has stopped. Safe to call more than once and concurrently with Run and Close.
+// Shutdown stops the server gracefully: it closes the listener, waits for the requests in
+// flight to finish and their replies to be written (HTTP requests too), then closes the
+// connections. A request that arrives meanwhile is not executed: its connection stops being
+// read and closes once the requests in flight on it are answered, so its caller sees the
+// connection break, as when a server stops. Requests of routes handled inline (one-way peer
+// traffic such as raft messages, which the requests in flight may wait for) are still served
+// until the connections close. If ctx ends first, the requests still in flight are abandoned
+// as by Close, and Shutdown returns ctx's error once the server has stopped. Safe to call
+// more than once and concurrently with Run and Close.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.drain()
 	s.release()
@@ -372,9 +381,8 @@ func (s *Server) release() {
 	}
 }
 
-// drain stops taking connections and requests: the listener closes, connections that have
-// not said what they speak are closed, and thrift connections stop reading (their reader
-// sees a deadline, lets the requests in flight finish, then closes the connection).
+// drain stops taking connections: the listener closes, and so do the connections that have
+// not said what they speak yet. Thrift connections go on until stopReading.
 func (s *Server) drain() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -384,10 +392,20 @@ func (s *Server) drain() {
 	s.mu.draining = true
 	_ = s.ln.Close()
 	for c, thrift := range s.mu.conns {
+		if !thrift {
+			_ = c.Close()
+		}
+	}
+}
+
+// stopReading ends the thrift connections once no request is in flight: their readers see
+// a deadline, the replies queued are written, then the connections close.
+func (s *Server) stopReading() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c, thrift := range s.mu.conns {
 		if thrift {
 			_ = c.SetReadDeadline(time.Now())
-		} else {
-			_ = c.Close()
 		}
 	}
 }
@@ -412,8 +430,8 @@ func (s *Server) track(c net.Conn) bool {
 	return true
 }
 
-// trackThrift records that c speaks thrift, from now on stopped by a read deadline rather
-// than closed; false once the server drains.
+// trackThrift records that c speaks thrift, from now on stopped by stopReading rather than
+// closed by drain; false once the server drains.
 func (s *Server) trackThrift(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -476,6 +494,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		_ = c.Close()
 	}
 }
+
+// errDraining ends the reading of a connection on which a request arrived during a Shutdown.
+var errDraining = errors.New("rpc: server shutting down")
 
 // serverConn is one thrift connection: a reader loop that hands each request to a handler
 // goroutine of its own, and a writer loop that sends replies in batches as they complete.
@@ -581,6 +602,10 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if !sc.s.reqs.Enter() {
+			<-sc.sem
+			return errDraining // not executed: the connection closes once the others are answered
+		}
 		req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen}
 		handlers.Add(1)
 		sc.s.start(task{ctx: ctx, sc: sc, rt: rt, req: req, handlers: handlers})
@@ -590,6 +615,7 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, handlers *sync.WaitGroup) {
 	defer handlers.Done()
 	defer func() { <-sc.sem }()
+	defer sc.s.reqs.Exit() // once the reply is queued
 	defer func() {
 		if p := recover(); p != nil {
 			sc.lg.Error("handler panicked", "rpc", req.Name, "panic", p, "stack", string(debug.Stack()))
