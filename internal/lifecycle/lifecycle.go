@@ -24,8 +24,8 @@ var ErrRunning = errors.New("server already running")
 // released by its Close; one whose Run started is released by Run, and Close waits for that.
 //
 // Run calls Start first and, once it started, calls Finish when everything it owns has
-// stopped. Close and Shutdown call Stop: when Stop reports release, Run never started and the
-// caller releases the resources itself, then calls Finish. Everyone then waits on Done.
+// stopped. Close and Shutdown call Stop, which releases the server itself when Run never
+// started. Everyone then waits on Done.
 type Runner struct {
 	mu      sync.Mutex
 	started bool
@@ -56,19 +56,25 @@ func (r *Runner) Start() error {
 	return nil
 }
 
-// Stop marks the server as stopped. release is true for the first Stop of a server whose Run
-// never started: the caller must then release the server's resources and call Finish.
-func (r *Runner) Stop() (release bool) {
+// Stop marks the server as stopped. When Run never started, it frees what the server holds
+// by calling release (nil: nothing to free) and then Finish, on the first call only;
+// otherwise Run does both. Stop does not wait: Done tells when the server is released.
+func (r *Runner) Stop(release func()) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	release = !r.started && !r.stopped
+	first := !r.started && !r.stopped
 	r.stopped = true
 	r.doneLocked()
-	return release
+	r.mu.Unlock()
+	if first {
+		if release != nil {
+			release()
+		}
+		r.Finish()
+	}
 }
 
-// Finish records that the server's resources are released: Done's channel closes. It is
-// called once, by Run or by the Stop caller that got release.
+// Finish records that the server's resources are released: Done's channel closes. Run calls
+// it once, when Start succeeded.
 func (r *Runner) Finish() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -81,6 +87,22 @@ func (r *Runner) Done() <-chan struct{} {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.doneLocked()
+}
+
+// RunResult is what a server's Run returns once it stopped, given the errors its parts
+// returned: their failures joined, ignoring [ErrServerClosed] (a part stopped as asked), or
+// ErrServerClosed when there is none.
+func RunResult(errs ...error) error {
+	var failed []error
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, ErrServerClosed) {
+			failed = append(failed, err)
+		}
+	}
+	if len(failed) == 0 {
+		return ErrServerClosed
+	}
+	return errors.Join(failed...)
 }
 
 // Gate counts the operations in progress on a resource, so that its Close can wait for them

@@ -83,14 +83,13 @@ func TestGateConcurrent(t *testing.T) {
 func TestRunner(t *testing.T) {
 	t.Run("close before run", func(t *testing.T) {
 		var r Runner
-		if !r.Stop() {
-			t.Fatal("first Stop without Run did not ask to release")
-		}
-		if r.Stop() {
-			t.Fatal("second Stop asked to release again")
-		}
-		r.Finish()
+		released := 0
+		r.Stop(func() { released++ })
+		r.Stop(func() { released++ })
 		<-r.Done()
+		if released != 1 {
+			t.Fatalf("released %d times", released)
+		}
 		if err := r.Start(); !errors.Is(err, ErrServerClosed) {
 			t.Fatalf("Start after Stop: %v", err)
 		}
@@ -103,9 +102,7 @@ func TestRunner(t *testing.T) {
 		if err := r.Start(); !errors.Is(err, ErrRunning) {
 			t.Fatalf("second Start: %v", err)
 		}
-		if r.Stop() {
-			t.Fatal("Stop of a running server asked to release")
-		}
+		r.Stop(func() { t.Fatal("Stop released a running server") })
 		select {
 		case <-r.Done():
 			t.Fatal("Done before Finish")
@@ -120,9 +117,27 @@ func TestRunner(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.Finish()
-		if r.Stop() {
-			t.Fatal("Stop after Run finished asked to release")
-		}
+		r.Stop(func() { t.Fatal("Stop released a server whose Run finished") })
 		<-r.Done()
 	})
+}
+
+func TestRunResult(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name string
+		errs []error
+		want error
+	}{
+		{"nothing", nil, ErrServerClosed},
+		{"closed parts", []error{nil, ErrServerClosed}, ErrServerClosed},
+		{"a failure", []error{ErrServerClosed, boom, nil}, boom},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := RunResult(tc.errs...)
+			if !errors.Is(got, tc.want) || (tc.want == boom && errors.Is(got, ErrServerClosed)) {
+				t.Fatalf("RunResult = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }

@@ -395,17 +395,11 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	s.lg.Info("meta server started", "cluster", s.cfg.ClusterName, "metas", s.raft.status.Load().voters)
 	err := s.rpc.Run(ctx)
-	if errors.Is(err, rpc.ErrServerClosed) {
-		err = nil
-	}
 	stopLoops()
 	wg.Wait()
 	s.release()
 	s.lg.Info("meta server stopped")
-	if err = errors.Join(err, raftErr, s.stopErr); err != nil {
-		return err
-	}
-	return ErrServerClosed
+	return lifecycle.RunResult(err, raftErr, s.stopErr)
 }
 
 // Close stops the server at once: the listener and every connection close, requests in
@@ -429,10 +423,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // stop waits for Run to have stopped everything, or does it itself when Run never started.
 func (s *Server) stop() error {
-	if s.run.Stop() {
-		s.release()
-		s.run.Finish()
-	}
+	s.run.Stop(s.release)
 	<-s.run.Done()
 	return s.stopErr
 }

@@ -260,16 +260,10 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.syncLoop(loopCtx) })
 	wg.Go(func() { s.transport.run(loopCtx) })
 	err := s.rpc.Run(ctx)
-	if errors.Is(err, rpc.ErrServerClosed) {
-		err = nil
-	}
 	stopLoops()
 	wg.Wait() // no partition is opened or dropped any more
 	s.release()
-	if err = errors.Join(err, s.stopErr); err != nil {
-		return err
-	}
-	return ErrServerClosed
+	return lifecycle.RunResult(err, s.stopErr)
 }
 
 // Close stops the server at once: the listener and every connection close, requests in
@@ -295,10 +289,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // stop waits for Run to have stopped everything, or does it itself when Run never started.
 func (s *Server) stop() error {
-	if s.run.Stop() {
-		s.release()
-		s.run.Finish()
-	}
+	s.run.Stop(s.release)
 	<-s.run.Done()
 	return s.stopErr
 }

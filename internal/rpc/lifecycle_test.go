@@ -65,6 +65,17 @@ func newServer(t *testing.T, b *blocking) *Server {
 	return s
 }
 
+// waitRefused returns once the listener at addr is closed.
+func waitRefused(addr string) {
+	for {
+		nc, err := net.Dial("tcp", addr)
+		if err != nil {
+			return
+		}
+		nc.Close()
+	}
+}
+
 func runServer(s *Server) <-chan error {
 	done := make(chan error, 1)
 	go func() { done <- s.Run(context.Background()) }()
@@ -146,14 +157,7 @@ func TestShutdownFinishesRequestsInFlight(t *testing.T) {
 	<-b.started
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(t.Context()) }()
-	// Once the listener is closed, no new connection is taken.
-	for {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			break
-		}
-		nc.Close()
-	}
+	waitRefused(addr) // no new connection is taken
 	select {
 	case err := <-shut:
 		t.Fatalf("Shutdown returned with requests in flight: %v", err)
@@ -316,14 +320,7 @@ func TestShutdownServesInlineRoutesUntilRequestsFinish(t *testing.T) {
 	<-b.started
 	shut := make(chan error, 1)
 	go func() { shut <- s.Shutdown(t.Context()) }()
-	// Shutdown has begun once the listener refuses connections.
-	for {
-		nc, err := net.Dial("tcp", addr)
-		if err != nil {
-			break
-		}
-		nc.Close()
-	}
+	waitRefused(addr) // the Shutdown has begun
 	var resp idl.TTLResponse
 	if err := late.Call(t.Context(), wire.Header{}, idl.RPCTTL, ptr(idl.Blob("late")), &resp); !errors.Is(err, ErrConnBroken) {
 		t.Fatalf("request during Shutdown: %v", err)

@@ -311,10 +311,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bg.Wait()
 	close(s.quit)
 	s.workers.Wait()
-	if err != nil {
-		return err
-	}
-	return ErrServerClosed
+	return lifecycle.RunResult(err)
 }
 
 // accept serves connections until the listener is closed by drain (nil) or fails.
@@ -332,7 +329,7 @@ func (s *Server) accept(ctx context.Context, conns *sync.WaitGroup) error {
 			}
 			return fmt.Errorf("rpc: accept: %w", err)
 		}
-		if !s.track(c) {
+		if !s.track(c, false) {
 			_ = c.Close()
 			return nil
 		}
@@ -347,7 +344,7 @@ func (s *Server) accept(ctx context.Context, conns *sync.WaitGroup) error {
 func (s *Server) Close() error {
 	s.drain()
 	s.kill()
-	s.release()
+	s.run.Stop(nil) // a server that never ran holds only its listener, closed by drain
 	<-s.run.Done()
 	return nil
 }
@@ -363,7 +360,7 @@ func (s *Server) Close() error {
 // more than once and concurrently with Run and Close.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.drain()
-	s.release()
+	s.run.Stop(nil)
 	select {
 	case <-s.run.Done():
 		return nil
@@ -372,13 +369,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.kill()
 	<-s.run.Done()
 	return ctx.Err()
-}
-
-// release frees what a server whose Run never started holds: its listener (closed by drain).
-func (s *Server) release() {
-	if s.run.Stop() {
-		s.run.Finish()
-	}
 }
 
 // drain stops taking connections: the listener closes, and so do the connections that have
@@ -419,26 +409,15 @@ func (s *Server) draining() bool {
 	return s.mu.draining
 }
 
-// track records an accepted connection; false once the server drains.
-func (s *Server) track(c net.Conn) bool {
+// track records an accepted connection, and then that it speaks thrift (from then on it is
+// stopped by stopReading rather than closed by drain); false once the server drains.
+func (s *Server) track(c net.Conn, thrift bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.draining {
 		return false
 	}
-	s.mu.conns[c] = false
-	return true
-}
-
-// trackThrift records that c speaks thrift, from now on stopped by stopReading rather than
-// closed by drain; false once the server drains.
-func (s *Server) trackThrift(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.mu.draining {
-		return false
-	}
-	s.mu.conns[c] = true
+	s.mu.conns[c] = thrift
 	return true
 }
 
@@ -477,7 +456,7 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 	switch string(first) {
 	case "THFT":
-		if !s.trackThrift(c) {
+		if !s.track(c, true) {
 			_ = c.Close()
 			return
 		}
