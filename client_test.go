@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/leakcheck"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -585,7 +585,7 @@ func TestMetrics(t *testing.T) {
 // goroutine of the client may remain.
 func TestNoGoroutineLeak(t *testing.T) {
 	f := startFake(t)
-	before := runtime.NumGoroutine()
+	snap := leakcheck.Take()
 	c, err := New(Config{MetaServers: []string{f.addr()}})
 	if err != nil {
 		t.Fatal(err)
@@ -610,14 +610,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 	if _, err := c.OpenTable(ctx, "temp"); !errors.Is(err, ErrClientClosed) {
 		t.Errorf("OpenTable after Close = %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > before {
-		if time.Now().After(deadline) {
-			buf := make([]byte, 1<<20)
-			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	snap.Check(t)
 }
 
 func TestOpenTableShared(t *testing.T) {

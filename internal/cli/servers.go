@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -119,7 +120,9 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintf(stdout, "meta server listening on %s, data in %s\n", s.Addr(), settings.DataDir.Get())
-	return s.Run(ctx)
+	ctx, stop := launch(ctx, lg, []namedServer{{"meta " + s.Addr(), s}})
+	<-ctx.Done()
+	return stop()
 }
 
 func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -141,7 +144,79 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	fmt.Fprintf(stdout, "replica server listening on %s, data in %s, metas %s\n", s.Addr(), settings.DataDir.Get(), settings.Metas.Get())
-	return s.Run(ctx)
+	ctx, stop := launch(ctx, lg, []namedServer{{"replica " + s.Addr(), s}})
+	<-ctx.Done()
+	return stop()
+}
+
+// shutdownGrace bounds the graceful stop of each stage of servers when the command is
+// interrupted: requests still in flight after it are abandoned.
+const shutdownGrace = 10 * time.Second
+
+// server is a meta or replica server.
+type server interface {
+	Run(context.Context) error
+	Shutdown(context.Context) error
+	Close() error
+}
+
+type namedServer struct {
+	name string
+	s    server
+}
+
+// launch runs every server of stages, each in its own goroutine. The returned context ends
+// when ctx does (Ctrl-C) or a server fails; stop then shuts the servers down gracefully,
+// stage after stage (the servers of a stage at once, for at most shutdownGrace), waits for
+// every Run to return and reports the failures.
+func launch(ctx context.Context, lg *slog.Logger, stages ...[]namedServer) (context.Context, func() error) {
+	// The servers stop through Shutdown, not through the end of their Run's context.
+	runCtx := context.WithoutCancel(ctx)
+	ctx, cancel := context.WithCancel(ctx)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+		cancel()
+	}
+	for _, stage := range stages {
+		for _, n := range stage {
+			wg.Go(func() {
+				if err := n.s.Run(runCtx); !errors.Is(err, meta.ErrServerClosed) {
+					fail(fmt.Errorf("%s: %w", n.name, err))
+				}
+			})
+		}
+	}
+	return ctx, func() error {
+		cancel()
+		for _, stage := range stages {
+			sctx, stop := context.WithTimeout(runCtx, shutdownGrace)
+			var sg sync.WaitGroup
+			for _, n := range stage {
+				sg.Go(func() {
+					err := n.s.Shutdown(sctx)
+					switch {
+					case errors.Is(err, context.DeadlineExceeded):
+						lg.Warn("requests still in flight abandoned", "server", n.name, "after", shutdownGrace)
+					case err != nil:
+						fail(fmt.Errorf("%s: stop: %w", n.name, err))
+					}
+				})
+			}
+			sg.Wait()
+			stop()
+		}
+		wg.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		return errors.Join(errs...)
+	}
 }
 
 // oneboxTables are created on the onebox's first start, like Apache Pegasus's onebox.
@@ -181,19 +256,6 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	errs := make(chan error, *metas+*replicas)
-	start := func(what string, run func(context.Context) error) {
-		wg.Go(func() {
-			if err := run(ctx); err != nil {
-				errs <- fmt.Errorf("%s: %w", what, err)
-				cancel()
-			}
-		})
-	}
-
 	var metaAddrs []string
 	var specs []meta.TableSpec
 	for _, t := range oneboxTables {
@@ -208,16 +270,22 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	// The metas form one raft group: every one needs every address before it starts.
 	var metaLns []net.Listener
-	closeLns := func() {
+	var metaServers, replicaServers []namedServer
+	// abandon releases what was made when one of the servers cannot be: the listeners (a
+	// server closes its own too, and closing twice is harmless) and the servers made so far.
+	abandon := func(err error) error {
 		for _, ln := range metaLns {
 			_ = ln.Close()
 		}
+		for _, n := range slices.Concat(metaServers, replicaServers) {
+			_ = n.s.Close()
+		}
+		return err
 	}
 	for i := range *metas {
 		ln, err := net.Listen("tcp", fmt.Sprintf("%s:%d", *host, portOf(*metaPort, i)))
 		if err != nil {
-			closeLns()
-			return fmt.Errorf("meta %d: %w", i+1, err)
+			return abandon(fmt.Errorf("meta %d: %w", i+1, err))
 		}
 		metaLns = append(metaLns, ln)
 		metaAddrs = append(metaAddrs, ln.Addr().String())
@@ -228,12 +296,9 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			InitialTables: specs, ClusterName: "onebox", Version: Version, Logger: lg.With("meta", metaAddrs[i]),
 		})
 		if err != nil {
-			closeLns() // the servers made so far own theirs, and closing twice is harmless
-			cancel()
-			wg.Wait()
-			return err
+			return abandon(err)
 		}
-		start("meta "+metaAddrs[i], m.Run)
+		metaServers = append(metaServers, namedServer{"meta " + metaAddrs[i], m})
 	}
 	var replicaAddrs []string
 	for i := range *replicas {
@@ -243,14 +308,14 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			ClusterID: new(uint8(1)), Version: Version, Logger: lg.With("replica", addr),
 		})
 		if err != nil {
-			cancel()
-			wg.Wait()
-			return err
+			return abandon(err)
 		}
 		addr = r.Addr()
 		replicaAddrs = append(replicaAddrs, addr)
-		start("replica "+addr, r.Run)
+		replicaServers = append(replicaServers, namedServer{"replica " + addr, r})
 	}
+	// Replica servers stop first, while the metas still answer their last reports.
+	ctx, stop := launch(ctx, lg, replicaServers, metaServers)
 	fmt.Fprintf(stdout, "onebox: metas %s, replica servers %s, data in %s\n",
 		strings.Join(metaAddrs, ","), strings.Join(replicaAddrs, ","), *data)
 
@@ -261,13 +326,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "onebox: stopping")
-	wg.Wait()
-	close(errs)
-	var all []error
-	for err := range errs {
-		all = append(all, err)
-	}
-	return errors.Join(all...)
+	return stop()
 }
 
 // waitTablesReady polls the meta leader until every partition of the onebox tables has a

@@ -41,4 +41,9 @@
 // sends it a request and waits for it to run. A second one drives the raft group; the first
 // waits for each mutation it proposes to be applied, so a reply never reports a change that
 // is not yet committed by a majority of the metas.
+//
+// [Server.Run] serves until [Server.Close] (immediate) or [Server.Shutdown] (graceful: the
+// requests in flight finish first), or until its context ends (as Close), and returns
+// [ErrServerClosed]. The RPC server stops first, then the raft group and the state loop,
+// then the raft log closes.
 package meta

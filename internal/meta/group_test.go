@@ -230,9 +230,8 @@ func TestLeaderNotReadyAnswersServiceNotActive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Never run: only the raft log and the listener to close.
-	defer s.raftLog.Close()
-	defer s.rpc.Run(canceled(t))
+	// Never run: Close releases the raft log and the listener.
+	defer s.Close()
 	refuse := func(e idl.ErrorCode, leader string) idl.Value { return refuseQueryConfig(e, leader) }
 	ran := false
 	serve := func(context.Context) idl.Value { ran = true; return nil }
@@ -445,11 +444,4 @@ func TestGroupRestartsFromItsData(t *testing.T) {
 			t.Fatalf("snapshot in %s: %+v %v %v", dir, snap, ok, err)
 		}
 	}
-}
-
-// canceled returns a context that is already done.
-func canceled(t *testing.T) context.Context {
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	return ctx
 }

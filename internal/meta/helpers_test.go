@@ -2,6 +2,7 @@ package meta
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -44,8 +45,7 @@ type testMeta struct {
 	clock *fakeClock
 	dir   string
 
-	cancel context.CancelFunc
-	done   chan error
+	done chan error
 }
 
 // startMeta starts a meta server on 127.0.0.1:0. Empty DataDir, Now and Logger are filled in;
@@ -71,9 +71,8 @@ func startMeta(t *testing.T, cfg Config) *testMeta {
 		t.Fatal(err)
 	}
 	tm.srv = srv
-	ctx, cancel := context.WithCancel(context.Background())
-	tm.cancel, tm.done = cancel, make(chan error, 1)
-	go func() { tm.done <- srv.Run(ctx) }()
+	tm.done = make(chan error, 1)
+	go func() { tm.done <- srv.Run(context.Background()) }()
 	tm.conn = rpc.NewConn(srv.Addr(), rpc.ConnConfig{})
 	t.Cleanup(tm.stop)
 	if !cfg.Join && len(cfg.Metas) <= 1 {
@@ -100,17 +99,19 @@ func waitServing(t *testing.T, srv *Server) {
 	}
 }
 
-// stop stops the server and waits for Run to return. It may be called more than once.
+// stop closes the server and waits for Run to return. It may be called more than once.
 func (tm *testMeta) stop() {
-	if tm.cancel == nil {
+	if tm.done == nil {
 		return
 	}
 	tm.conn.Close()
-	tm.cancel()
-	if err := <-tm.done; err != nil {
+	if err := tm.srv.Close(); err != nil {
+		tm.t.Errorf("meta Close: %v", err)
+	}
+	if err := <-tm.done; !errors.Is(err, ErrServerClosed) {
 		tm.t.Errorf("meta Run: %v", err)
 	}
-	tm.cancel = nil
+	tm.done = nil
 }
 
 // callH sends one RPC with header h and fails the test on an envelope or transport error.

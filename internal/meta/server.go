@@ -18,6 +18,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/console"
 	"github.com/gopegasus/pegasus/internal/httpapi"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/lifecycle"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/remotecmd"
 	"github.com/gopegasus/pegasus/internal/rpc"
@@ -50,13 +51,18 @@ type TableSpec struct {
 // errStopped is returned to requests that arrive after the state loop has exited.
 var errStopped = errors.New("meta: server stopped")
 
+// ErrServerClosed is returned by [Server.Run] after [Server.Close] or [Server.Shutdown], or
+// once Run's context ended. It is [rpc.ErrServerClosed]: the rpc and replica servers return
+// the same value.
+var ErrServerClosed = rpc.ErrServerClosed
+
 // Server is a meta server: it holds the cluster map (tables, partition placement, ballots),
 // tracks replica servers' liveness from their syncs, and answers the Pegasus meta RPCs, the
 // replica servers' [cluster.RPCConfigSync] and remote commands, on one port that also serves
 // HTTP. The meta servers form a raft group that replicates the cluster map; only its leader
 // serves, the others answer with where the leader is. The cluster map is owned by a single
 // goroutine started by Run; every RPC is a request to it. Create it with [New], then call
-// Run once.
+// Run once; stop it with Close (immediate) or Shutdown (graceful), from any goroutine.
 type Server struct {
 	cfg     Config
 	lg      *slog.Logger
@@ -71,6 +77,9 @@ type Server struct {
 	settings *Settings
 	http     *httpapi.Mux
 	console  *console.Console
+
+	run     lifecycle.Runner
+	stopErr error // what stopping met (the raft log's close); set before run.Finish
 }
 
 // request is a function to run on the state goroutine; done is closed after it ran.
@@ -178,7 +187,8 @@ func New(cfg Config) (*Server, error) {
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.UpdateAppEnvResponse{Err: e} })
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
-	// Inline: a meta's messages are handled in the order they were sent.
+	// Inline: receive never blocks, the messages of a peer keep their order, and a Shutdown
+	// keeps taking them while the requests in flight wait for their commit.
 	rs.HandleInline(idl.RPCMetaRaft, s.raft.tr.HandleRPC)
 	return s, nil
 }
@@ -263,36 +273,77 @@ func (s *Server) Leader() (addr string, serving bool) {
 // changed. Call it before Leader to miss no change. Safe for concurrent use.
 func (s *Server) LeaderChanged() <-chan struct{} { return s.raft.watch() }
 
-// Run serves until ctx ends, then returns once every goroutine of the server has exited. It
-// returns a non-nil error only when serving failed (the listener, or the raft log on disk).
+// Run serves until the server is closed or shut down, and returns [ErrServerClosed] once
+// every goroutine of the server has exited. The end of ctx closes the server as Close does.
+// Any other error means serving failed (the listener, or the raft log on disk); the server is
+// then stopped too. Run may be called once; after Close or Shutdown it returns
+// ErrServerClosed at once.
 func (s *Server) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	if err := s.run.Start(); err != nil {
+		return err
+	}
+	defer s.run.Finish()
+	// The raft group and the state loop outlive the RPC server: a Shutdown lets the requests
+	// in flight finish, and they need both.
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
 	var (
 		wg      sync.WaitGroup
 		raftErr error
 	)
 	wg.Go(func() {
-		if raftErr = s.raft.run(ctx); raftErr != nil {
-			cancel()
+		if raftErr = s.raft.run(loopCtx); raftErr != nil {
+			_ = s.rpc.Close()
 		}
 	})
 	wg.Go(func() {
 		defer close(s.loopDone)
-		s.loop(ctx)
+		s.loop(loopCtx)
 	})
 	s.console.Start(ctx)
 	s.lg.Info("meta server started", "cluster", s.cfg.ClusterName, "metas", s.raft.status.Load().voters)
 	err := s.rpc.Run(ctx)
-	cancel()
+	stopLoops()
 	s.console.Close() // joins the console's sampler
 	wg.Wait()
-	_ = s.raft.tr.Close()
-	if cerr := s.raftLog.Close(); err == nil && raftErr == nil && cerr != nil {
-		err = fmt.Errorf("meta: close raft log: %w", cerr)
-	}
+	s.release()
 	s.lg.Info("meta server stopped")
-	return errors.Join(err, raftErr)
+	return lifecycle.RunResult(err, raftErr, s.stopErr)
+}
+
+// Close stops the server at once: the listener and every connection close, requests in
+// flight fail, the raft group and the state loop stop, the raft log closes. It returns once
+// every goroutine of the server has exited, with the error closing the raft log met, if any.
+// Safe to call more than once and concurrently with Run and Shutdown.
+func (s *Server) Close() error {
+	_ = s.rpc.Close()
+	return s.stop()
+}
+
+// Shutdown stops the server gracefully: it takes no new connection or request and lets the
+// requests in flight finish (or fail once ctx ends: Shutdown then returns ctx's error), then
+// stops the raft group and the state loop and closes the raft log. It returns once every
+// goroutine of the server has exited. Safe to call more than once and concurrently with Run
+// and Close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	err := s.rpc.Shutdown(ctx)
+	return errors.Join(err, s.stop())
+}
+
+// stop waits for Run to have stopped everything, or does it itself when Run never started.
+func (s *Server) stop() error {
+	s.run.Stop(s.release)
+	<-s.run.Done()
+	return s.stopErr
+}
+
+// release closes what New opened, once the RPC server and the goroutines are stopped.
+func (s *Server) release() {
+	s.console.Close()
+	_ = s.raft.tr.Close()
+	if err := s.raftLog.Close(); err != nil {
+		s.stopErr = fmt.Errorf("meta: close raft log: %w", err)
+	}
 }
 
 // loop owns the cluster map: it runs requests one at a time and, between them, follows the

@@ -88,12 +88,11 @@ func TestHandlerOverRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Handle(idl.RPCCLICall, c.Handler())
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
+	go func() { done <- srv.Run(context.Background()) }()
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		_ = srv.Close()
+		if err := <-done; !errors.Is(err, rpc.ErrServerClosed) {
 			t.Errorf("server: %v", err)
 		}
 	}()

@@ -82,4 +82,17 @@
 // together, and raft redelivers the entries after the last log truncation point; the store
 // skips those it already holds. The log is truncated only after the store is flushed, so
 // what a store lost is always still in the log. The stores share one block cache.
+//
+// # Lifecycle
+//
+// [Server.Run] serves until [Server.Close] (immediate) or [Server.Shutdown] (graceful), or
+// until its context ends (as Close), and returns [ErrServerClosed]. Stopping goes top down:
+// the RPC server first (a Shutdown lets the requests in flight finish, which need the
+// partitions), then the sync loop and the transport, then every partition, then the raft
+// log. Each partition owns its goroutines, its raft loop and the snapshot transfers that loop
+// starts (whose context ends with the loop), and stops the one way halt does, whether the
+// server stops, its table is dropped or it is garbage: its close waits for the loop and the
+// transfers, for incoming transfers (cut off when it stops), then closes the store, which
+// waits for the requests still reading it. A Shutdown flushes every store before closing it,
+// so the next start replays nothing; a Close leaves that to the raft log, as a crash would.
 package replica

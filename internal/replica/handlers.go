@@ -114,9 +114,15 @@ func (s *Server) write(ctx context.Context, req *rpc.Request, p *partition, kind
 	return r, wire.OK
 }
 
-// codeOf maps a failed write or read to the envelope error a client reacts to correctly.
+// codeOf maps a failed write or read to the envelope error a client reacts to correctly. A
+// request racing the drop of its partition (or the server's stop) gets ERR_INVALID_STATE when
+// the partition's loop stopped while it waited for it (a write's proposal, a read's barrier),
+// and ERR_OBJECT_NOT_FOUND, as for a partition not hosted here, when the store was closed
+// before the request read it: either way the client refreshes its routing.
 func codeOf(err error) wire.Code {
 	switch {
+	case errors.Is(err, storage.ErrClosed):
+		return wire.ErrObjectNotFound
 	case errors.Is(err, errNotLeader), errors.Is(err, errStopped):
 		return wire.ErrInvalidState
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, errOutcomeUnknown):

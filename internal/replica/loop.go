@@ -38,6 +38,8 @@ type loop struct {
 	// heldReads wait meanwhile (see leaseSuspended).
 	transferStarted time.Time
 	heldReads       []*readWait
+	// toSend are the snapshots raft asked to send, for run to start (startTransfers).
+	toSend []outgoingSnapshot
 
 	// appends are raft's storage appends (MsgStorageAppend) staged in the raft log and
 	// waiting, in order, for their fsync; the loop keeps stepping messages, taking proposals,
@@ -120,6 +122,9 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	defer close(p.done)
 	defer l.failAll(errStopped)
 	defer p.leaseUntil.Store(0)
+	// ctx is the parent of the partition's snapshot transfers: they end with the loop.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	for {
@@ -129,6 +134,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			p.s.notifyMeta()
 			return
 		}
+		l.startTransfers(ctx)
 		if campaign && l.lead != 0 {
 			campaign = false // another member was elected first
 		}
@@ -526,7 +532,7 @@ func (l *loop) send(msgs []raftpb.Message) {
 		}
 		l.sending[m.To] = true
 		p.raftStats.snapshotsSent.Add(1)
-		p.s.partsWG.Go(func() { p.s.sendSnapshot(p, m, addr) })
+		l.toSend = append(l.toSend, outgoingSnapshot{m: m, addr: addr})
 	}
 }
 

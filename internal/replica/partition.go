@@ -15,6 +15,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftgroup"
+	"github.com/gopegasus/pegasus/internal/lifecycle"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/storage"
 )
@@ -87,11 +88,41 @@ type partition struct {
 	leaseIndex atomic.Uint64
 	leaseUntil atomic.Int64
 
-	stop chan struct{}
-	done chan struct{}
+	// stop asks the loop to exit; closed once, by halt. done is closed when the loop has
+	// exited (asked to, or because storage failed or its context ended).
+	stop     chan struct{}
+	stopOnce sync.Once
+	done     chan struct{}
+	// wg joins the partition's goroutines: the loop and its outgoing snapshot transfers
+	// (started by the loop, whose exit cancels them).
+	wg sync.WaitGroup
+	// receiving admits incoming snapshot transfers (serveSnapshot), which write into the
+	// partition's directory: closed by close, before the directory is removed.
+	receiving lifecycle.Gate
 }
 
 func (p *partition) table() *tableInfo { return p.info.Load() }
+
+// halt asks the partition's loop to stop. It is the one way to stop a partition (a drop, a
+// garbage collection, the server's stop), safe to call more than once.
+func (p *partition) halt() { p.stopOnce.Do(func() { close(p.stop) }) }
+
+// close stops the partition and waits until nothing uses its store or directory any more:
+// the loop and its snapshot transfers have exited, incoming transfers have ended; then it
+// closes the store (which waits for the requests still reading it), flushing it first when
+// flush is set. The store's close error, if any, is returned.
+func (p *partition) close(flush bool) error {
+	p.halt()
+	p.wg.Wait()
+	p.receiving.Close()
+	// The loop, the only writer of p.db, has exited.
+	if flush {
+		if err := p.db.SyncApplied(); err != nil && !errors.Is(err, storage.ErrClosed) {
+			p.lg.Warn("flush store", "err", err)
+		}
+	}
+	return p.db.Close()
+}
 
 // readDB returns the store for a request; call release when done with it.
 func (p *partition) readDB() (db *storage.DB, release func()) {

@@ -68,11 +68,24 @@ func startAssigner(t *testing.T) (*assigner, string) {
 		t.Fatal(err)
 	}
 	srv.Handle(idl.RPCConfigSync, a.handle)
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = srv.Run(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	go func() { _ = srv.Run(context.Background()); close(done) }()
+	t.Cleanup(func() { _ = srv.Close(); <-done })
+	waitServes(t, srv.Addr().String())
 	return a, srv.Addr().String()
+}
+
+// waitServes returns once the rpc server at addr answers, its goroutines all started (so a
+// leak check that follows does not count them).
+func waitServes(t *testing.T, addr string) {
+	t.Helper()
+	conn := rpc.NewConn(addr, rpc.ConnConfig{})
+	defer conn.Close()
+	blob := idl.Blob("k")
+	var resp idl.ReadResponse
+	if err := conn.Call(t.Context(), wire.Header{}, idl.RPCGet, &blob, &resp); !errors.Is(err, wire.ErrHandlerNotFound) {
+		t.Fatalf("rpc server %s: %v", addr, err)
+	}
 }
 
 // runReplica starts a replica server on dir; the returned stop function stops it and waits.
@@ -89,14 +102,15 @@ func runReplicaCfg(t *testing.T, cfg Config) (*Server, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- s.Run(context.Background()) }()
 	var once sync.Once
 	stop := func() {
 		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
+			if err := s.Close(); err != nil {
+				t.Errorf("replica close: %v", err)
+			}
+			if err := <-done; !errors.Is(err, ErrServerClosed) {
 				t.Errorf("replica run: %v", err)
 			}
 		})

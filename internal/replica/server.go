@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -21,6 +23,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/durable"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/lifecycle"
 	"github.com/gopegasus/pegasus/internal/metaclient"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/raftnet"
@@ -37,8 +40,15 @@ const (
 	MaxWriteSize = 1 << 20
 )
 
+// ErrServerClosed is returned by [Server.Run] after [Server.Close] or [Server.Shutdown], or
+// once Run's context ended. It is [rpc.ErrServerClosed]: the rpc and meta servers return the
+// same value.
+var ErrServerClosed = rpc.ErrServerClosed
+
 // Server is a replica server: it hosts the partition replicas the meta leader assigns, each
-// a raft group member with its own store, and serves the rrdb RPCs on them.
+// a raft group member with its own store, and serves the rrdb RPCs on them. Create it with
+// [New], then call Run once; stop it with Close (immediate) or Shutdown (graceful), from any
+// goroutine.
 type Server struct {
 	cfg       Config
 	lg        *slog.Logger
@@ -54,8 +64,6 @@ type Server struct {
 
 	syncNow chan struct{}
 	meta    *metaclient.Client // nil without meta servers
-	partsWG sync.WaitGroup
-	runCtx  context.Context
 	dropped map[int32]bool
 	// unassigned is when each replica held here was first missing from the meta's
 	// assignments (sync goroutine only).
@@ -67,6 +75,15 @@ type Server struct {
 	// compactMu serializes the decisions to start manual compactions (envs.go).
 	compactMu sync.Mutex
 	http      http.Handler
+	// snapshots sends the partitions' snapshot transfers; its connections close with the
+	// server.
+	snapshots *http.Client
+
+	run lifecycle.Runner
+	// flush is set by Shutdown: the stores are flushed before they close, so a restart
+	// replays nothing from the raft log.
+	flush   atomic.Bool
+	stopErr error // what closing the raft log met; set before run.Finish
 }
 
 // New opens the listener and the raft log; Addr works at once. Partitions found in DataDir
@@ -108,26 +125,29 @@ func New(cfg Config) (*Server, error) {
 		s.cache.Unref()
 		return nil, err
 	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true // transfers are rare and long: no idle connection to keep
+	s.snapshots = &http.Client{Transport: tr}
 	s.rpc = srv
 	s.addr = cfg.Advertise
 	if s.addr == "" {
 		s.addr = srv.Addr().String()
 		if err := cluster.CheckAdvertise(s.addr); err != nil {
-			closeListener(srv)
+			_ = srv.Close()
 			s.cache.Unref()
 			return nil, fmt.Errorf("replica: listening on %s: %w", s.addr, err)
 		}
 	}
 	s.lg = lg.With("node", s.addr)
 	if s.transport, err = raftnet.New(raftnet.Config{Addr: s.addr, RPCName: idl.RPCRaft, Handler: s.receiveRaft, Logger: s.lg}); err != nil {
-		closeListener(srv)
+		_ = srv.Close()
 		s.cache.Unref()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, raftlog.Options{
 		Window: raftlog.DefaultOptions.Window, Delay: *cfg.CommitDelay, Siblings: cfg.CommitSiblings})
 	if err != nil {
-		closeListener(srv)
+		_ = srv.Close()
 		s.cache.Unref()
 		return nil, err
 	}
@@ -144,56 +164,92 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-func closeListener(srv *rpc.Server) {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_ = srv.Run(ctx)
-}
-
 // Addr returns the advertised address.
 func (s *Server) Addr() string { return s.addr }
 
-// Run serves until ctx ends, then stops every partition and returns once all goroutines
-// have exited.
+// Run reopens the partitions found in DataDir and serves until the server is closed or shut
+// down, then returns [ErrServerClosed] once every goroutine of the server has exited and
+// every store and the raft log are closed. The end of ctx closes the server as Close does.
+// Any other error means serving failed (reopening a partition, or the listener); the server
+// is then stopped too. Run may be called once; after Close or Shutdown it returns
+// ErrServerClosed at once.
 func (s *Server) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	s.runCtx = ctx
-	if err := s.reopenPartitions(ctx); err != nil {
-		cancel()
-		_ = s.rpc.Run(ctx)
-		s.shutdown()
+	if err := s.run.Start(); err != nil {
+		return err
+	}
+	defer s.run.Finish()
+	// The partitions, the sync loop and the transport outlive the RPC server: a Shutdown
+	// lets the requests in flight finish, and they need them.
+	loopCtx, stopLoops := context.WithCancel(ctx)
+	defer stopLoops()
+	if err := s.reopenPartitions(loopCtx); err != nil {
+		_ = s.rpc.Close()
+		s.release()
 		return err
 	}
 	var wg sync.WaitGroup
-	var rpcErr error
-	wg.Go(func() { rpcErr = s.rpc.Run(ctx) })
-	wg.Go(func() { s.syncLoop(ctx) })
-	<-ctx.Done()
-	wg.Wait()
-	s.shutdown()
-	return rpcErr
+	wg.Go(func() { s.syncLoop(loopCtx) })
+	err := s.rpc.Run(ctx)
+	stopLoops()
+	wg.Wait() // no partition is opened or dropped any more
+	s.release()
+	return lifecycle.RunResult(err, s.stopErr)
 }
 
-func (s *Server) shutdown() {
-	s.mu.Lock()
+// Close stops the server at once: the listener and every connection close, requests in
+// flight fail, every partition stops (snapshot transfers included) and its store closes
+// unflushed (a restart replays the raft log), then the raft log closes. It returns once every
+// goroutine of the server has exited, with the error closing the raft log met, if any. Safe
+// to call more than once and concurrently with Run and Shutdown.
+func (s *Server) Close() error {
+	_ = s.rpc.Close()
+	return s.stop()
+}
+
+// Shutdown stops the server gracefully: it takes no new connection or request and lets the
+// requests in flight finish (or fail once ctx ends: Shutdown then returns ctx's error), then
+// stops every partition, flushes and closes its store, and closes the raft log. It returns
+// once every goroutine of the server has exited. Safe to call more than once and
+// concurrently with Run and Close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.flush.Store(true)
+	err := s.rpc.Shutdown(ctx)
+	return errors.Join(err, s.stop())
+}
+
+// stop waits for Run to have stopped everything, or does it itself when Run never started.
+func (s *Server) stop() error {
+	s.run.Stop(s.release)
+	<-s.run.Done()
+	return s.stopErr
+}
+
+// release stops every partition and closes what New opened, once the RPC server, the sync
+// loop and the transport's users are stopped.
+func (s *Server) release() {
+	s.mu.RLock()
 	parts := make([]*partition, 0, len(s.parts))
 	for _, p := range s.parts {
 		parts = append(parts, p)
 	}
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	for _, p := range parts {
-		close(p.stop)
+		p.halt() // all at once; close waits for each
 	}
-	s.partsWG.Wait()
+	flush := s.flush.Load()
 	for _, p := range parts {
-		_ = p.db.Close()
+		if err := p.close(flush); err != nil {
+			p.lg.Warn("close store", "err", err)
+		}
 	}
 	if s.meta != nil {
 		_ = s.meta.Close()
 	}
 	_ = s.transport.Close()
-	_ = s.rlog.Close()
+	s.snapshots.CloseIdleConnections()
+	if err := s.rlog.Close(); err != nil {
+		s.stopErr = fmt.Errorf("replica: close raft log: %w", err)
+	}
 	s.cache.Unref()
 }
 
@@ -278,7 +334,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	s.parts[pid] = p
 	s.mu.Unlock()
 	campaign := !a.Join && (len(a.Members) == 0 || a.Members[0] == s.addr)
-	s.partsWG.Go(func() { l.run(ctx, s.cfg.TickInterval, campaign) })
+	p.wg.Go(func() { l.run(ctx, s.cfg.TickInterval, campaign) })
 	lg.Info("partition opened", "members", a.Members, "applied", db.LastAppliedIndex())
 	return nil
 }
@@ -323,7 +379,9 @@ func writeAssignment(dir string, a cluster.Assignment) error {
 	return nil
 }
 
-// dropPartition stops a replica and deletes its data and raft state.
+// dropPartition stops a replica and deletes its data and raft state. Requests that found
+// it before it left s.parts and still read its store finish first (the store's Close waits
+// for them); later ones get ERR_OBJECT_NOT_FOUND.
 func (s *Server) dropPartition(pid idl.GPID) {
 	s.mu.Lock()
 	p := s.parts[pid]
@@ -332,9 +390,9 @@ func (s *Server) dropPartition(pid idl.GPID) {
 	if p == nil {
 		return
 	}
-	close(p.stop)
-	<-p.done
-	_ = p.db.Close()
+	if err := p.close(false); err != nil {
+		s.lg.Warn("close store of a dropped partition", "err", err)
+	}
 	if err := p.log.Remove(); err != nil {
 		s.lg.Error("remove raft state", "err", err)
 	}

@@ -37,7 +37,6 @@ func TestCommitDelaySettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			closeListener(s.rpc)
 			if got := *s.cfg.CommitDelay; got != c.want {
 				t.Errorf("CommitDelay %v, want %v", got, c.want)
 			}
@@ -47,8 +46,9 @@ func TestCommitDelaySettings(t *testing.T) {
 			if s.cfg.CommitSiblings != raftlog.DefaultOptions.Siblings {
 				t.Errorf("CommitSiblings %d, want %d", s.cfg.CommitSiblings, raftlog.DefaultOptions.Siblings)
 			}
-			_ = s.rlog.Close()
-			s.cache.Unref()
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 }

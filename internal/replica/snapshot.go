@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -42,7 +43,23 @@ const snapshotPath = "/gopegasus/snapshot"
 // snapshotTimeout bounds one transfer.
 const snapshotTimeout = 10 * time.Minute
 
-var snapshotHTTP = &http.Client{Timeout: snapshotTimeout}
+// outgoingSnapshot is a snapshot raft asked to send, waiting for the loop to start its
+// transfer.
+type outgoingSnapshot struct {
+	m    raftpb.Message
+	addr string
+}
+
+// startTransfers starts the transfers raft asked for, as goroutines of the partition: ctx
+// ends when the loop exits, which cancels them, and the partition's close joins them.
+func (l *loop) startTransfers(ctx context.Context) {
+	p := l.p
+	for _, o := range l.toSend {
+		p.wg.Go(func() { p.s.sendSnapshot(ctx, p, o.m, o.addr) })
+	}
+	clear(l.toSend)
+	l.toSend = l.toSend[:0]
+}
 
 // snapDone reports a finished transfer to the partition's loop.
 type snapDone struct {
@@ -59,12 +76,15 @@ type install struct {
 }
 
 // sendSnapshot streams a checkpoint of p to the peer at addr and reports the outcome to the
-// partition's loop. It runs in its own goroutine.
-func (s *Server) sendSnapshot(p *partition, m raftpb.Message, addr string) {
-	err := s.streamSnapshot(p, m, addr)
-	if err != nil {
+// partition's loop. It runs in its own goroutine, until the transfer ends or ctx does.
+func (s *Server) sendSnapshot(ctx context.Context, p *partition, m raftpb.Message, addr string) {
+	err := s.streamSnapshot(ctx, p, m, addr)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		p.lg.Info("snapshot transfer abandoned: the partition stopped", "to", addr)
+	case err != nil:
 		p.lg.Warn("snapshot transfer failed", "to", addr, "err", err)
-	} else {
+	default:
 		p.lg.Info("snapshot sent", "to", addr, "index", m.Snapshot.Metadata.Index)
 	}
 	select {
@@ -73,7 +93,10 @@ func (s *Server) sendSnapshot(p *partition, m raftpb.Message, addr string) {
 	}
 }
 
-func (s *Server) streamSnapshot(p *partition, m raftpb.Message, addr string) error {
+// errTransferEnded ends the checkpoint's writer when the transfer ended before it wrote all.
+var errTransferEnded = errors.New("replica: snapshot transfer ended")
+
+func (s *Server) streamSnapshot(ctx context.Context, p *partition, m raftpb.Message, addr string) error {
 	dir := filepath.Join(s.partitionDir(p.pid), fmt.Sprintf("snap-out-%d", time.Now().UnixNano()))
 	defer os.RemoveAll(dir)
 	db, release := p.readDB()
@@ -91,27 +114,30 @@ func (s *Server) streamSnapshot(p *partition, m raftpb.Message, addr string) err
 	if err != nil {
 		return err
 	}
+	// The writer reads the checkpoint's files: it is joined before dir is removed (the
+	// defers run in reverse), after the pipe's reading end is closed, which ends a write
+	// the HTTP client no longer reads (it may stop early: an error, a cancelled ctx).
 	pr, pw := io.Pipe()
-	go func() {
+	var writer sync.WaitGroup
+	defer writer.Wait()
+	defer pr.CloseWithError(errTransferEnded)
+	writer.Go(func() {
 		bw := bufio.NewWriterSize(pw, 1<<20)
 		err := writeSnapshotStream(bw, index, msg, dir)
 		if err == nil {
 			err = bw.Flush()
 		}
 		pw.CloseWithError(err)
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), snapshotTimeout)
+	})
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
 	defer cancel()
-	stop := context.AfterFunc(s.runCtx, cancel)
-	defer stop()
 	url := fmt.Sprintf("http://%s%s?app=%d&pidx=%d", addr, snapshotPath, p.pid.AppID, p.pid.PartitionIndex)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, pr)
 	if err != nil {
-		pr.Close()
 		return err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := snapshotHTTP.Do(req)
+	resp, err := s.snapshots.Do(req)
 	if err != nil {
 		return err
 	}
@@ -171,10 +197,25 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := s.partition(idl.GPID{AppID: int32(app), PartitionIndex: int32(pidx)})
-	if p == nil {
+	if p == nil || !p.receiving.Enter() {
 		http.Error(w, "snapshot: partition not hosted here", http.StatusNotFound)
 		return
 	}
+	defer p.receiving.Exit()
+	// The partition's close waits for this transfer: once the partition stops, reading the
+	// stream fails at once (a read deadline), however slow the sender.
+	stopped := make(chan struct{})
+	var watch sync.WaitGroup
+	defer watch.Wait()
+	defer close(stopped)
+	rc := http.NewResponseController(w)
+	watch.Go(func() {
+		select {
+		case <-p.done:
+			_ = rc.SetReadDeadline(time.Now())
+		case <-stopped:
+		}
+	})
 	dir := filepath.Join(s.partitionDir(p.pid), fmt.Sprintf("snap-in-%d", time.Now().UnixNano()))
 	in, err := readSnapshotStream(bufio.NewReaderSize(r.Body, 1<<20), dir)
 	if err != nil {

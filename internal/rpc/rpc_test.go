@@ -38,12 +38,13 @@ func startServer(t testing.TB, cfg ServerConfig, handlers map[string]HandlerFunc
 	for n, h := range handlers {
 		s.Handle(n, h)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- s.Run(context.Background()) }()
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := s.Close(); err != nil {
+			t.Errorf("server close: %v", err)
+		}
+		if err := <-done; !errors.Is(err, ErrServerClosed) {
 			t.Errorf("server run: %v", err)
 		}
 	})

@@ -16,8 +16,14 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/lifecycle"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
+
+// ErrServerClosed is returned by [Server.Run] after [Server.Close] or [Server.Shutdown], or
+// once Run's context ended. It is [lifecycle.ErrServerClosed], the value the meta and replica
+// servers' Run return too.
+var ErrServerClosed = lifecycle.ErrServerClosed
 
 // Server limits and defaults.
 const (
@@ -49,8 +55,9 @@ type Request struct {
 
 // HandlerFunc serves one RPC. It returns the reply value and the envelope code; the reply is
 // sent only when code is OK (an error code goes out with an empty body). Handlers run
-// concurrently, each in its own goroutine; ctx ends when the server stops or the client's
-// connection closes.
+// concurrently, each in its own goroutine; ctx ends when the server is closed (Close, Run's
+// context, or the end of a Shutdown's context) or the client's connection closes, but not
+// while a Shutdown lets the requests in flight finish.
 type HandlerFunc func(ctx context.Context, req *Request) (idl.Value, wire.Code)
 
 // ServerConfig configures a [Server]. Zero values mean the documented defaults.
@@ -73,12 +80,39 @@ type ServerConfig struct {
 
 // Server accepts connections on one port, serving Pegasus thrift RPCs and, on connections
 // that start with an HTTP method, the HTTP API. Register handlers with Handle before Run.
+//
+// Its lifecycle is net/http's: [Server.Run] serves until [Server.Close] (immediate: the
+// listener and every connection close, requests in flight are abandoned and their handlers'
+// contexts end) or [Server.Shutdown] (graceful: no new connection or request is taken,
+// requests in flight finish and their replies are written, then connections close; requests
+// of routes handled inline, the servers' peer traffic, flow until then). Both may be called
+// from any goroutine, before, during or after Run, any number of times; each returns once
+// every goroutine of the server has exited. Run then returns [ErrServerClosed].
 type Server struct {
 	cfg    ServerConfig
 	ln     net.Listener
 	lg     *slog.Logger
 	routes map[string]*route
 	httpLn *chanListener
+
+	run lifecycle.Runner
+	// killed is closed, once, when the requests in flight must be abandoned: Close, the end
+	// of Run's context or of a Shutdown's.
+	killed   chan struct{}
+	killOnce sync.Once
+	// reqs admits the thrift requests of routes not handled inline, so a Shutdown can wait
+	// for those in flight while refusing new ones; httpGate admits the HTTP handlers, so Run
+	// can wait for those net/http still runs after its Close (which does not wait for them).
+	reqs     lifecycle.Gate
+	httpGate lifecycle.Gate
+	mu       struct {
+		sync.Mutex
+		// draining is set once Close or Shutdown began: no new connection.
+		draining bool
+		// conns are the accepted connections not handed to net/http; true once their
+		// first bytes said thrift.
+		conns map[net.Conn]bool
+	}
 
 	// Handler goroutines outlive their request: an idle one waits on tasks for the next,
 	// so the stacks they have grown are reused rather than grown again for every request.
@@ -175,7 +209,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("rpc: listen: %w", err)
 		}
 	}
-	return &Server{
+	s := &Server{
 		cfg:    cfg,
 		ln:     ln,
 		lg:     lg.With("addr", ln.Addr().String()),
@@ -183,7 +217,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		httpLn: newChanListener(ln.Addr()),
 		tasks:  make(chan task),
 		quit:   make(chan struct{}),
-	}, nil
+		killed: make(chan struct{}),
+	}
+	s.mu.conns = make(map[net.Conn]bool)
+	return s, nil
 }
 
 // Addr returns the listening address.
@@ -222,59 +259,189 @@ func (s *Server) Metrics() ServerMetrics {
 	}
 }
 
-// Run accepts and serves connections until ctx ends, then closes the listener and every
-// connection and returns once all of the server's goroutines have exited.
+// Run accepts and serves connections until the server is closed or shut down, and returns
+// [ErrServerClosed] once all of its goroutines have exited. The end of ctx closes the server
+// as Close does. Any other error means the listener failed; the server is closed then too.
+// Run may be called once; after Close or Shutdown it returns ErrServerClosed at once.
 func (s *Server) Run(ctx context.Context) error {
+	if err := s.run.Start(); err != nil {
+		return err
+	}
+	defer s.run.Finish()
+	// ctx, ended by kill, is the parent of every handler's context.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	var bg, conns sync.WaitGroup
+	bg.Go(func() {
+		select {
+		case <-ctx.Done():
+			s.drain()
+			s.kill()
+		case <-s.killed:
+		}
+		cancel()
+	})
 
 	handler := s.cfg.HTTP
 	if handler == nil {
 		handler = http.NotFoundHandler()
 	}
 	hs := &http.Server{
-		Handler:           handler,
+		Handler:           s.gated(handler),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.lg.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	wg.Go(func() { _ = hs.Serve(s.httpLn) })
-	wg.Go(func() {
-		<-ctx.Done()
-		_ = s.ln.Close()
-		shutdownCtx, stop := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer stop()
-		_ = hs.Shutdown(shutdownCtx)
-		_ = hs.Close()
-	})
+	bg.Go(func() { _ = hs.Serve(s.httpLn) })
 
-	var err error
-	for {
-		c, aerr := s.ln.Accept()
-		if aerr != nil {
-			if ctx.Err() == nil {
-				var ne net.Error
-				if errors.As(aerr, &ne) && ne.Timeout() {
-					time.Sleep(10 * time.Millisecond)
-					continue
-				}
-				err = fmt.Errorf("rpc: accept: %w", aerr)
-			}
-			break
-		}
-		wg.Go(func() { s.serveConn(ctx, c) })
+	err := s.accept(ctx, &conns)
+	if err != nil {
+		s.drain()
+		s.kill()
 	}
+	// Graceful: the requests in flight finish (HTTP and thrift), or kill abandons them.
+	_ = hs.Shutdown(ctx)
+	_ = hs.Close()
+	s.reqs.Close()
+	s.stopReading()
+	conns.Wait()
+	s.httpGate.Close()
 	cancel()
-	wg.Wait()
+	bg.Wait()
 	close(s.quit)
 	s.workers.Wait()
-	return err
+	return lifecycle.RunResult(err)
+}
+
+// accept serves connections until the listener is closed by drain (nil) or fails.
+func (s *Server) accept(ctx context.Context, conns *sync.WaitGroup) error {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			if s.draining() {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return fmt.Errorf("rpc: accept: %w", err)
+		}
+		if !s.track(c, false) {
+			_ = c.Close()
+			return nil
+		}
+		conns.Go(func() { s.serveConn(ctx, c) })
+	}
+}
+
+// Close closes the listener and every connection at once: requests in flight are abandoned
+// (their handlers' contexts end, their replies are not sent). It returns once every
+// goroutine of the server has exited, handlers included. Safe to call more than once and
+// concurrently with Run and Shutdown; it returns nil.
+func (s *Server) Close() error {
+	s.drain()
+	s.kill()
+	s.run.Stop(nil) // a server that never ran holds only its listener, closed by drain
+	<-s.run.Done()
+	return nil
+}
+
+// Shutdown stops the server gracefully: it closes the listener, waits for the requests in
+// flight to finish and their replies to be written (HTTP requests too), then closes the
+// connections. A request that arrives meanwhile is not executed: its connection stops being
+// read and closes once the requests in flight on it are answered, so its caller sees the
+// connection break, as when a server stops. Requests of routes handled inline (one-way peer
+// traffic such as raft messages, which the requests in flight may wait for) are still served
+// until the connections close. If ctx ends first, the requests still in flight are abandoned
+// as by Close, and Shutdown returns ctx's error once the server has stopped. Safe to call
+// more than once and concurrently with Run and Close.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.drain()
+	s.run.Stop(nil)
+	select {
+	case <-s.run.Done():
+		return nil
+	case <-ctx.Done():
+	}
+	s.kill()
+	<-s.run.Done()
+	return ctx.Err()
+}
+
+// drain stops taking connections: the listener closes, and so do the connections that have
+// not said what they speak yet. Thrift connections go on until stopReading.
+func (s *Server) drain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.draining {
+		return
+	}
+	s.mu.draining = true
+	_ = s.ln.Close()
+	for c, thrift := range s.mu.conns {
+		if !thrift {
+			_ = c.Close()
+		}
+	}
+}
+
+// stopReading ends the thrift connections once no request is in flight: their readers see
+// a deadline, the replies queued are written, then the connections close.
+func (s *Server) stopReading() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c, thrift := range s.mu.conns {
+		if thrift {
+			_ = c.SetReadDeadline(time.Now())
+		}
+	}
+}
+
+// kill abandons the requests in flight: Run's context ends, which closes every connection.
+func (s *Server) kill() { s.killOnce.Do(func() { close(s.killed) }) }
+
+func (s *Server) draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.draining
+}
+
+// track records an accepted connection, and then that it speaks thrift (from then on it is
+// stopped by stopReading rather than closed by drain); false once the server drains.
+func (s *Server) track(c net.Conn, thrift bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.draining {
+		return false
+	}
+	s.mu.conns[c] = thrift
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.mu.conns, c)
+}
+
+// gated runs h inside httpGate; requests arriving once it is closed get 503.
+func (s *Server) gated(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.httpGate.Enter() {
+			http.Error(w, "server closed", http.StatusServiceUnavailable)
+			return
+		}
+		defer s.httpGate.Exit()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // serveConn sniffs the first bytes of a connection and serves it as thrift or HTTP.
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+	defer s.untrack(c)
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
@@ -289,11 +456,16 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 	switch string(first) {
 	case "THFT":
+		if !s.track(c, true) {
+			_ = c.Close()
+			return
+		}
 		s.metrics.conns.Add(1)
 		s.metrics.connsTotal.Add(1)
 		defer s.metrics.conns.Add(-1)
 		newServerConn(s, c, br).serve(ctx)
 	case "GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC":
+		s.untrack(c) // net/http's Shutdown and Close take care of it
 		s.httpLn.deliver(ctx, &bufferedConn{Conn: c, r: br})
 	default:
 		s.metrics.badFrames.Add(1)
@@ -301,6 +473,9 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		_ = c.Close()
 	}
 }
+
+// errDraining ends the reading of a connection on which a request arrived during a Shutdown.
+var errDraining = errors.New("rpc: server shutting down")
 
 // serverConn is one thrift connection: a reader loop that hands each request to a handler
 // goroutine of its own, and a writer loop that sends replies in batches as they complete.
@@ -338,7 +513,7 @@ func (sc *serverConn) serve(ctx context.Context) {
 	}()
 	stop := context.AfterFunc(ctx, func() { _ = sc.c.Close() })
 	err := sc.readLoop(ctx, &handlers)
-	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !sc.s.draining() {
 		sc.s.metrics.badFrames.Add(1)
 		sc.lg.Warn("closing connection", "err", err)
 	}
@@ -406,6 +581,10 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 		case <-ctx.Done():
 			return ctx.Err()
 		}
+		if !sc.s.reqs.Enter() {
+			<-sc.sem
+			return errDraining // not executed: the connection closes once the others are answered
+		}
 		req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen}
 		handlers.Add(1)
 		sc.s.start(task{ctx: ctx, sc: sc, rt: rt, req: req, handlers: handlers})
@@ -415,6 +594,7 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, handlers *sync.WaitGroup) {
 	defer handlers.Done()
 	defer func() { <-sc.sem }()
+	defer sc.s.reqs.Exit() // once the reply is queued
 	defer func() {
 		if p := recover(); p != nil {
 			sc.lg.Error("handler panicked", "rpc", req.Name, "panic", p, "stack", string(debug.Stack()))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/gopegasus/pegasus/internal/lifecycle"
 	"github.com/gopegasus/pegasus/internal/stopctx"
 )
 
@@ -102,8 +103,10 @@ type DB struct {
 	// Apply decides expiry by it and the sweeper deletes only what it says is expired, so a
 	// sweeper delete never changes an Apply decision. Guarded by applyMu.
 	applyClock uint32
-	closed     atomic.Bool
 	env        atomic.Pointer[Env]
+	// gate admits every operation that uses pdb, so Close can wait for them: Pebble panics
+	// on a closed database. The sweeper and compaction goroutines are joined through wg.
+	gate lifecycle.Gate
 
 	// applyMu serializes Apply, the sweeper's deletes and checkpoints, so each sees one
 	// consistent applied index.
@@ -227,13 +230,18 @@ func (db *DB) loadMeta() error {
 	return nil
 }
 
-// Close stops the sweeper, drops every scanner context and closes the database. Operations
-// after Close return [ErrClosed] or panic-free errors; Close is not safe to call concurrently
-// with other operations.
+// Close closes the database. It waits for the operations in progress (a read, a scan batch,
+// a checkpoint, an Apply) to finish, while those that begin meanwhile or later return
+// [ErrClosed] (StartCompaction reports false, Metrics leaves out Pebble's figures); then it
+// stops the sweeper and any manual compaction, drops every scanner context and closes the
+// Pebble database. It is safe to call concurrently with every other method; a second Close
+// returns ErrClosed at once.
 func (db *DB) Close() error {
-	if db.closed.Swap(true) {
+	if !db.gate.Close() {
 		return ErrClosed
 	}
+	// No operation is inside: StartCompaction's wg.Add happens inside the gate, so every
+	// compaction goroutine is counted before this Wait.
 	close(db.stop)
 	db.wg.Wait()
 	db.scanners.clear()
@@ -263,9 +271,10 @@ func (db *DB) epochNow() uint32 { return EpochNow(db.opts.Now()) }
 // hard links where possible, and returns the applied index the copy contains. [Open] on dir
 // yields a database at exactly that index.
 func (db *DB) Checkpoint(dir string) (uint64, error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return 0, ErrClosed
 	}
+	defer db.gate.Exit()
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
 	idx := db.applied.Load()
@@ -302,9 +311,10 @@ type CompactionStatus struct {
 // StartCompaction starts a manual compaction of the whole partition in the background and
 // reports whether it started (false if one is already running or the database is closed).
 func (db *DB) StartCompaction() bool {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return false
 	}
+	defer db.gate.Exit()
 	db.compaction.Lock()
 	defer db.compaction.Unlock()
 	if db.compaction.status.State == CompactionRunning {
@@ -383,9 +393,10 @@ func (db *DB) Metrics() Metrics {
 		SweepPasses:      db.sweepPasses.Load(),
 		ScannerContexts:  db.scanners.len(),
 	}
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return m
 	}
+	defer db.gate.Exit()
 	pm := db.pdb.Metrics()
 	tot := pm.Total()
 	m.DiskBytes = pm.DiskSpaceUsage()

@@ -84,6 +84,14 @@
 // unknown or dropped id answers code 1 (NotFound). The sweeper goroutine also discards idle
 // contexts, releasing their iterators.
 //
+// # Closing
+//
+// [DB.Close] may run concurrently with every other method: it waits for the operations in
+// progress (each holds the DB's gate, see package lifecycle, for its own duration only, so a
+// scan waits for one batch, not for its whole context), refuses the ones that begin after it
+// with [ErrClosed], then joins the sweeper and a manual compaction and closes Pebble, which
+// panics if used once closed.
+//
 // # Result codes
 //
 // Semantic outcomes are RocksDB status codes ([wire.Status]: StatusOK, StatusNotFound,

@@ -6,9 +6,10 @@ import "github.com/cockroachdb/pebble/v2"
 // default). The replica calls it before truncating its raft log: entries may be dropped from
 // the log only once the data they produced survives a crash.
 func (db *DB) SyncApplied() error {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return ErrClosed
 	}
+	defer db.gate.Exit()
 	if db.opts.NoWAL {
 		return db.pdb.Flush() // flushed sstables are synced
 	}

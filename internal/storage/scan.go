@@ -162,9 +162,10 @@ func (t *scannerTable) len() int {
 // most 1000 records. Filter types outside 0..3 give StatusInvalidArgument. err is non-nil only
 // when storage fails.
 func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return nil, ErrClosed
 	}
+	defer db.gate.Exit()
 	if req == nil || !validFilter(req.HashKeyFilterType) || !validFilter(req.SortKeyFilterType) {
 		return &ScanResult{Error: wire.StatusInvalidArgument}, nil
 	}
@@ -217,9 +218,10 @@ func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
 // examining at most the context's batch size. The old id becomes invalid; more data comes
 // under the returned new id. An unknown or idle-expired id gives StatusNotFound.
 func (db *DB) Scan(contextID int64) (*ScanResult, error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return nil, ErrClosed
 	}
+	defer db.gate.Exit()
 	c := db.scanners.take(contextID, db.opts.Now())
 	if c == nil {
 		return &ScanResult{Error: wire.StatusNotFound}, nil
@@ -227,8 +229,15 @@ func (db *DB) Scan(contextID int64) (*ScanResult, error) {
 	return db.scanBatch(c, c.batchSize)
 }
 
-// ClearScanner discards a scanner context. Unknown ids are ignored.
-func (db *DB) ClearScanner(contextID int64) { db.scanners.remove(contextID) }
+// ClearScanner discards a scanner context. Unknown ids, and every id once the database is
+// closed, are ignored.
+func (db *DB) ClearScanner(contextID int64) {
+	if !db.gate.Enter() {
+		return
+	}
+	defer db.gate.Exit()
+	db.scanners.remove(contextID)
+}
 
 // scanBatch produces one batch from c and either stores c under a new id or closes it.
 func (db *DB) scanBatch(c *scanContext, maxExamined int) (*ScanResult, error) {

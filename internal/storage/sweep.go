@@ -40,15 +40,25 @@ func (db *DB) sweepLoop() {
 
 // Sweep walks the whole partition once and deletes every record that is expired by the read
 // clock, returning how many it deleted. It runs at full speed (the background sweeper is
-// rate-limited). Deletes do not change the applied index.
-func (db *DB) Sweep() (int64, error) { return db.sweep(false) }
+// rate-limited). Deletes do not change the applied index. A Close that begins meanwhile ends
+// the pass at its next chunk (ErrClosed).
+func (db *DB) Sweep() (int64, error) {
+	if !db.gate.Enter() {
+		return 0, ErrClosed
+	}
+	defer db.gate.Exit()
+	return db.sweep(false)
+}
 
+// sweep runs one pass. The sweeper's passes (paced) run outside the gate, or a Close would
+// wait for a whole paced pass: they stop at the next chunk once Close has begun, and Close
+// joins the sweeper before it closes Pebble.
 func (db *DB) sweep(paced bool) (int64, error) {
 	var total int64
 	cursor := bytes.Clone(userKeyMin)
 	pause := time.Duration(float64(time.Second) * sweepChunk / float64(db.opts.SweepRate))
 	for {
-		if db.closed.Load() {
+		if db.gate.Closed() {
 			return total, ErrClosed
 		}
 		next, cands, err := db.sweepScan(cursor)
@@ -112,7 +122,7 @@ func (db *DB) sweepScan(cursor []byte) (next []byte, cands [][]byte, err error) 
 func (db *DB) sweepDelete(cands [][]byte) (int64, error) {
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
-	if db.closed.Load() {
+	if db.gate.Closed() {
 		return 0, ErrClosed
 	}
 	now := min(db.epochNow(), db.applyClock)

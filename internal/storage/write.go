@@ -140,9 +140,10 @@ type WriteResult struct {
 // error is non-nil only when storage fails (nothing is then applied) or for [ErrStaleIndex]
 // and [ErrClosed]. The returned CheckValue slices are owned by the caller.
 func (db *DB) Apply(b *Batch) ([]WriteResult, error) {
-	if db.closed.Load() {
+	if !db.gate.Enter() {
 		return nil, ErrClosed
 	}
+	defer db.gate.Exit()
 	if b == nil {
 		return nil, errors.New("storage: nil batch")
 	}

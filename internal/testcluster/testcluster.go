@@ -11,6 +11,7 @@ package testcluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -123,7 +124,7 @@ func (c *Cluster) startMeta(t testing.TB, m *server) {
 		t.Fatalf("testcluster: start meta: %v", err)
 	}
 	m.addr = s.Addr()
-	m.stop = run(t, "meta "+m.addr, s.Run)
+	m.stop = run(t, "meta "+m.addr, s)
 }
 
 func (c *Cluster) startReplica(t testing.TB, r *server) {
@@ -145,19 +146,27 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 	}
 	r.addr = s.Addr()
 	r.rep = s
-	r.stop = run(t, "replica "+r.addr, s.Run)
+	r.stop = run(t, "replica "+r.addr, s)
 }
 
-// run starts fn in a goroutine and returns a function that stops it and waits.
-func run(t testing.TB, what string, fn func(context.Context) error) func() {
-	ctx, cancel := context.WithCancel(context.Background())
+// runner is a meta or replica server.
+type runner interface {
+	Run(context.Context) error
+	Close() error
+}
+
+// run runs s in a goroutine and returns a function that closes it, as a crash would (the
+// stores are not flushed: a restart replays the raft log), and waits for Run to return.
+func run(t testing.TB, what string, s runner) func() {
 	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
+	go func() { done <- s.Run(context.Background()) }()
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
+			if err := s.Close(); err != nil {
+				t.Errorf("testcluster: close %s: %v", what, err)
+			}
+			if err := <-done; !errors.Is(err, rpc.ErrServerClosed) {
 				t.Errorf("testcluster: %s: %v", what, err)
 			}
 		})

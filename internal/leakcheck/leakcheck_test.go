@@ -1,0 +1,27 @@
+package leakcheck
+
+import (
+	"sync"
+	"testing"
+)
+
+func parked(stop <-chan struct{}) { <-stop }
+
+func TestSnapshotSeesNewGoroutines(t *testing.T) {
+	snap := Take()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { parked(stop) })
+	if left := snap.started(); len(left) != 1 {
+		t.Fatalf("want the one new goroutine, got %d:\n%v", len(left), left)
+	}
+	if got := Find("leakcheck.parked"); len(got) != 1 {
+		t.Fatalf("Find: %d stacks", len(got))
+	}
+	close(stop)
+	wg.Wait()
+	snap.Check(t)
+	if got := Find("leakcheck.parked"); len(got) != 0 {
+		t.Fatalf("Find after exit: %d stacks", len(got))
+	}
+}
