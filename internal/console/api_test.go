@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -385,7 +386,7 @@ func TestCloseJoinsSampler(t *testing.T) {
 		}
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := <-done; !errors.Is(err, meta.ErrServerClosed) {
 		t.Fatalf("meta Run: %v", err)
 	}
 	if n := samplers(); n != 1 {

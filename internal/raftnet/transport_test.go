@@ -2,6 +2,7 @@ package raftnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -118,7 +119,7 @@ func startServer(t *testing.T, ln net.Listener) *server {
 	s.stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
+			if err := <-done; !errors.Is(err, rpc.ErrServerClosed) {
 				t.Errorf("rpc server: %v", err)
 			}
 		})
