@@ -3,7 +3,6 @@ package replica
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -20,6 +20,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
 	"github.com/gopegasus/pegasus/internal/leakcheck"
+	"github.com/gopegasus/pegasus/internal/raftnet"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/storage"
 	"github.com/gopegasus/pegasus/internal/wire"
@@ -277,17 +278,25 @@ func TestDropUnderReadLoad(t *testing.T) {
 // snapshot slowly, reading 64 KiB, then nothing until released.
 type fakePeer struct {
 	srv     *rpc.Server
+	tr      *raftnet.Transport
 	started chan struct{} // a transfer began
 	release chan struct{} // closed to read the rest
 	ended   chan error    // the end of the transfer as seen by the receiver (nil: complete)
-	replies chan raftpb.Message
-	leader  *rpc.Conn
 	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// close stops the fake peer's server and transport; safe to call twice.
+func (f *fakePeer) close() {
+	f.once.Do(func() {
+		_ = f.srv.Close()
+		f.wg.Wait()
+		_ = f.tr.Close()
+	})
 }
 
 func startFakePeer(t *testing.T, leader string, pid idl.GPID) *fakePeer {
-	f := &fakePeer{started: make(chan struct{}, 1), release: make(chan struct{}), ended: make(chan error, 1),
-		replies: make(chan raftpb.Message, 64), leader: rpc.NewConn(leader, rpc.ConnConfig{})}
+	f := &fakePeer{started: make(chan struct{}, 1), release: make(chan struct{}), ended: make(chan error, 1)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+snapshotPath, func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.ReadFull(r.Body, make([]byte, 64<<10)); err != nil {
@@ -306,39 +315,23 @@ func startFakePeer(t *testing.T, leader string, pid idl.GPID) *fakePeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.HandleInline(idl.RPCRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		b := *req.Args.(*idl.Blob)
-		var m raftpb.Message
-		if len(b) < 8 || m.Unmarshal(b[8:]) != nil || m.Type != raftpb.MsgApp {
-			return nil, wire.OK
-		}
-		// Nothing of the log here: the leader probes back to index 1, long truncated, and
-		// sends a snapshot instead.
-		select {
-		case f.replies <- raftpb.Message{Type: raftpb.MsgAppResp, From: m.To, To: m.From, Term: m.Term,
-			Index: m.Index, Reject: true, RejectHint: 0}:
-		default:
-		}
-		return nil, wire.OK
-	})
-	f.srv = srv
+	tr, err := raftnet.New(raftnet.Config{Addr: srv.Addr().String(), RPCName: idl.RPCRaft,
+		Handler: func(_ string, group idl.GPID, m raftpb.Message) {
+			if group != pid || m.Type != raftpb.MsgApp {
+				return
+			}
+			// Nothing of the log here: the leader probes back to index 1, long truncated, and
+			// sends a snapshot instead.
+			f.tr.Send(leader, pid, &raftpb.Message{Type: raftpb.MsgAppResp, From: m.To, To: m.From, Term: m.Term,
+				Index: m.Index, Reject: true, RejectHint: 0})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv, f.tr = srv, tr
+	srv.HandleInline(idl.RPCRaft, tr.HandleRPC)
 	f.wg.Go(func() { _ = srv.Run(context.Background()) })
-	f.wg.Go(func() {
-		for m := range f.replies {
-			buf := make([]byte, 8, 8+m.Size())
-			binary.BigEndian.PutUint32(buf, uint32(pid.AppID))
-			binary.BigEndian.PutUint32(buf[4:], uint32(pid.PartitionIndex))
-			n, _ := m.MarshalTo(buf[8:cap(buf)])
-			blob := idl.Blob(buf[:8+n])
-			_ = f.leader.Send(context.Background(), wire.Header{}, idl.RPCRaft, &blob)
-		}
-	})
-	t.Cleanup(func() {
-		_ = srv.Close()
-		close(f.replies)
-		f.wg.Wait()
-		f.leader.Close()
-	})
+	t.Cleanup(f.close)
 	waitServes(t, f.addr())
 	return f
 }
@@ -373,7 +366,11 @@ func TestSnapshotTransferEndsWithPartition(t *testing.T) {
 			a.mu.Lock()
 			a.tables[0].Members = []string{addr, peer.addr()}
 			a.mu.Unlock()
-			<-peer.started
+			select {
+			case <-peer.started:
+			case <-time.After(time.Minute):
+				t.Fatal("no snapshot transfer to the new member began")
+			}
 
 			partDir := s.partitionDir(pid)
 			switch how {
@@ -408,6 +405,7 @@ func TestSnapshotTransferEndsWithPartition(t *testing.T) {
 				t.Fatal("the receiver got the whole snapshot of a stopped partition")
 			}
 			if how == "close" {
+				peer.close()
 				snap.Check(t) // the fake receiver's goroutines included, now it is done
 			}
 		})
