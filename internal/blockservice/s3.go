@@ -1,0 +1,579 @@
+package blockservice
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+)
+
+// TypeS3 is the provider type of a bucket of an S3-compatible object store.
+const TypeS3 = "s3"
+
+// Limits of S3 uploads.
+const (
+	// DefaultPartSizeMB is the part size of multipart uploads unless part_size_mb says
+	// otherwise: the memory one write holds.
+	DefaultPartSizeMB = 16
+	minPartSizeMB     = 5 // S3's least part (but the last)
+	maxPartSizeMB     = 5 << 10
+	maxParts          = 10000
+	// maxCopySize is the largest object one CopyObject request copies.
+	maxCopySize = 5 << 30
+	// cleanupTimeout bounds the requests that undo a failed write after its ctx is done.
+	cleanupTimeout = 30 * time.Second
+)
+
+// md5Key is the user metadata key (header x-amz-meta-md5) that holds an object's md5.
+const md5Key = "md5"
+
+// Environment variables that supply s3 credentials a section leaves empty.
+const (
+	EnvAccessKey    = "AWS_ACCESS_KEY_ID"
+	EnvSecretKey    = "AWS_SECRET_ACCESS_KEY"
+	EnvSessionToken = "AWS_SESSION_TOKEN"
+)
+
+// s3Keys are the keys of an s3 section.
+var s3Keys = []string{"type", "args", "region", "access_key", "secret_key", "session_token",
+	"ca_file", "bucket_lookup", "prefix", "part_size_mb"}
+
+// s3svc is the s3 provider. Paths are object keys under an optional prefix; directories are
+// the key prefixes that end in "/", so a directory exists while it holds an object.
+type s3svc struct {
+	label    string // `s3 "name"`, for errors
+	client   *minio.Client
+	core     minio.Core
+	bucket   string
+	prefix   string // "" or ends in "/"
+	partSize int64
+	parts    sync.Pool // *[]byte of partSize
+}
+
+var _ Service = (*s3svc)(nil)
+
+// newS3 opens an s3 section (see the package doc for its keys).
+func newS3(name string, section map[string]string) (*s3svc, error) {
+	if err := checkKeys(section, s3Keys...); err != nil {
+		return nil, err
+	}
+	args := strings.Fields(section["args"])
+	if len(args) != 2 {
+		return nil, fmt.Errorf("%w: args must be \"<endpoint URL> <bucket>\", got %q", ErrInvalid, section["args"])
+	}
+	u, err := url.Parse(args[0])
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("%w: endpoint %q is not http://host[:port] or https://host[:port]", ErrInvalid, args[0])
+	}
+	secure := u.Scheme == "https"
+	bucket := args[1]
+
+	access, secret, token := section["access_key"], section["secret_key"], section["session_token"]
+	if access == "" && secret == "" {
+		access, secret = os.Getenv(EnvAccessKey), os.Getenv(EnvSecretKey)
+		if token == "" {
+			token = os.Getenv(EnvSessionToken)
+		}
+	}
+	if access == "" || secret == "" {
+		return nil, fmt.Errorf("%w: access_key and secret_key (or %s and %s) are both needed",
+			ErrInvalid, EnvAccessKey, EnvSecretKey)
+	}
+
+	lookup := minio.BucketLookupAuto
+	switch section["bucket_lookup"] {
+	case "", "auto":
+	case "path":
+		lookup = minio.BucketLookupPath
+	case "virtual_host":
+		lookup = minio.BucketLookupDNS
+	default:
+		return nil, fmt.Errorf("%w: bucket_lookup %q is not auto, path or virtual_host", ErrInvalid, section["bucket_lookup"])
+	}
+
+	partMB := int64(DefaultPartSizeMB)
+	if v := section["part_size_mb"]; v != "" {
+		partMB, err = strconv.ParseInt(v, 10, 64)
+		if err != nil || partMB < minPartSizeMB || partMB > maxPartSizeMB {
+			return nil, fmt.Errorf("%w: part_size_mb %q is not in [%d, %d]", ErrInvalid, v, minPartSizeMB, maxPartSizeMB)
+		}
+	}
+
+	prefix, err := cleanPath(section["prefix"])
+	if err != nil {
+		return nil, fmt.Errorf("prefix: %w", err)
+	}
+	if prefix != "" {
+		prefix += "/"
+	}
+
+	transport, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, err
+	}
+	if ca := section["ca_file"]; ca != "" {
+		if !secure {
+			return nil, fmt.Errorf("%w: ca_file needs an https endpoint", ErrInvalid)
+		}
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("%w: ca_file: %v", ErrInvalid, err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%w: ca_file %s holds no PEM certificate", ErrInvalid, ca)
+		}
+		if transport.TLSClientConfig == nil {
+			transport.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		transport.TLSClientConfig.RootCAs = pool
+	}
+
+	client, err := minio.New(u.Host, &minio.Options{
+		Creds:        credentials.NewStaticV4(access, secret, token),
+		Secure:       secure,
+		Transport:    transport,
+		Region:       section["region"],
+		BucketLookup: lookup,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return &s3svc{
+		label:    fmt.Sprintf("%s %q", TypeS3, name),
+		client:   client,
+		core:     minio.Core{Client: client},
+		bucket:   bucket,
+		prefix:   prefix,
+		partSize: partMB << 20,
+	}, nil
+}
+
+func (s *s3svc) fail(op, p string, err error) error {
+	if isNotFound(err) && !errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("%w: %v", ErrNotFound, err)
+	}
+	return &Error{Provider: s.label, Op: op, Path: p, Err: err}
+}
+
+// isNotFound reports whether err is the store's answer that a key does not exist (a
+// missing bucket is not that: it is a configuration error, reported as it is).
+func isNotFound(err error) bool {
+	var er minio.ErrorResponse
+	if !errors.As(err, &er) {
+		return false
+	}
+	return er.Code == "NoSuchKey" || (er.StatusCode == http.StatusNotFound && er.Code != "NoSuchBucket")
+}
+
+// key is the object key of the clean path c.
+func (s *s3svc) key(c string) string { return s.prefix + c }
+
+// dirPrefix is the key prefix of the objects under the clean directory path c.
+func (s *s3svc) dirPrefix(c string) string {
+	if c == "" {
+		return s.prefix
+	}
+	return s.prefix + c + "/"
+}
+
+// entryOf describes the object info: its md5 is the md5 recorded in the object's metadata
+// or, failing that, the ETag when it is a plain md5 (an object uploaded in one part and not
+// encrypted with a customer key).
+func entryOf(name string, info minio.ObjectInfo) Entry {
+	e := Entry{Name: name, Size: info.Size}
+	for k, v := range info.UserMetadata {
+		if strings.EqualFold(k, md5Key) && isMD5(v) {
+			e.MD5 = strings.ToLower(v)
+			return e
+		}
+	}
+	if etag := strings.Trim(info.ETag, `"`); isMD5(etag) {
+		e.MD5 = strings.ToLower(etag)
+	}
+	return e
+}
+
+func isMD5(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == 16
+}
+
+// statObject describes the object of the clean file path c.
+func (s *s3svc) statObject(ctx context.Context, c string) (Entry, error) {
+	info, err := s.client.StatObject(ctx, s.bucket, s.key(c), minio.StatObjectOptions{})
+	if err != nil {
+		return Entry{}, err
+	}
+	return entryOf(path.Base(c), info), nil
+}
+
+func (s *s3svc) Stat(ctx context.Context, p string) (Entry, error) {
+	e, err := s.stat(ctx, p)
+	if err != nil {
+		return Entry{}, s.fail("stat", p, err)
+	}
+	return e, nil
+}
+
+func (s *s3svc) stat(ctx context.Context, p string) (Entry, error) {
+	c, err := cleanPath(p)
+	if err != nil {
+		return Entry{}, err
+	}
+	if c == "" {
+		ok, err := s.client.BucketExists(ctx, s.bucket)
+		if err != nil {
+			return Entry{}, err
+		}
+		if !ok {
+			return Entry{}, fmt.Errorf("%w: bucket %s does not exist", ErrNotFound, s.bucket)
+		}
+		return Entry{IsDir: true}, nil
+	}
+	e, err := s.statObject(ctx, c)
+	if !isNotFound(err) {
+		return e, err
+	}
+	// No object: a directory if some object's key starts with c + "/".
+	for info := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.dirPrefix(c), MaxKeys: 1}) {
+		if info.Err != nil {
+			return Entry{}, info.Err
+		}
+		return Entry{Name: path.Base(c), IsDir: true}, nil
+	}
+	return Entry{}, err
+}
+
+func (s *s3svc) List(ctx context.Context, dir string) ([]Entry, error) {
+	es, err := s.list(ctx, dir)
+	if err != nil {
+		return nil, s.fail("list", dir, err)
+	}
+	return es, nil
+}
+
+func (s *s3svc) list(ctx context.Context, dir string) ([]Entry, error) {
+	c, err := cleanPath(dir)
+	if err != nil {
+		return nil, err
+	}
+	prefix := s.dirPrefix(c)
+	out := []Entry{}
+	var unknown []int // entries whose md5 the listing does not give
+	for info := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+		if info.Err != nil {
+			return nil, info.Err
+		}
+		name := strings.TrimPrefix(info.Key, prefix)
+		isDir := strings.HasSuffix(name, "/")
+		name = strings.TrimSuffix(name, "/")
+		if name == "" || strings.HasPrefix(name, ".") {
+			continue // a directory marker object, or a name no path can reach
+		}
+		if isDir {
+			out = append(out, Entry{Name: name, IsDir: true})
+			continue
+		}
+		e := entryOf(name, info)
+		if e.MD5 == "" {
+			unknown = append(unknown, len(out))
+		}
+		out = append(out, e)
+	}
+	if len(out) == 0 && c != "" {
+		return nil, fmt.Errorf("%w: no objects under %s", ErrNotFound, prefix)
+	}
+	// A listing carries ETags, not metadata: a multipart upload's md5 takes a HEAD each.
+	for _, i := range unknown {
+		e, err := s.statObject(ctx, path.Join(c, out[i].Name))
+		if isNotFound(err) {
+			continue // removed meanwhile: listed as it was
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[i].MD5 = e.MD5
+	}
+	slices.SortFunc(out, func(a, b Entry) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func (s *s3svc) Read(ctx context.Context, p string, opts *ReadOptions) (io.ReadCloser, error) {
+	rc, err := s.read(ctx, p, opts)
+	if err != nil {
+		return nil, s.fail("read", p, err)
+	}
+	return rc, nil
+}
+
+func (s *s3svc) read(ctx context.Context, p string, opts *ReadOptions) (io.ReadCloser, error) {
+	o, err := checkReadOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	c, err := cleanFilePath(p)
+	if err != nil {
+		return nil, err
+	}
+	var get minio.GetObjectOptions
+	switch {
+	case o.Length > 0:
+		err = get.SetRange(o.Offset, o.Offset+o.Length-1)
+	case o.Offset > 0:
+		err = get.SetRange(o.Offset, 0)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	body, info, _, err := s.core.GetObject(ctx, s.bucket, s.key(c), get)
+	if err != nil {
+		var er minio.ErrorResponse
+		if errors.As(err, &er) && er.Code == "InvalidRange" {
+			// The range starts at or past the end (S3 answers 416): nothing to read.
+			// The object is there, or the store would have said NoSuchKey.
+			return io.NopCloser(bytes.NewReader(nil)), nil
+		}
+		return nil, err
+	}
+	if o.Verify {
+		return newVerifier(body, entryOf(path.Base(c), info)), nil
+	}
+	return body, nil
+}
+
+func (s *s3svc) Write(ctx context.Context, p string, r io.Reader, opts *WriteOptions) (Entry, error) {
+	e, err := s.write(ctx, p, r, opts)
+	if err != nil {
+		return Entry{}, s.fail("write", p, err)
+	}
+	return e, nil
+}
+
+// write uploads r. Up to one part it is one PUT, carrying its md5 as Content-MD5 (which the
+// store checks) and in the metadata. Past one part it is a multipart upload of fixed-size
+// parts read one at a time into one buffer, so a write holds one part in memory whatever
+// the file's size; nothing is visible until the upload completes, and a failed or refused
+// upload is aborted.
+func (s *s3svc) write(ctx context.Context, p string, r io.Reader, opts *WriteOptions) (Entry, error) {
+	o, err := checkWriteOptions(opts)
+	if err != nil {
+		return Entry{}, err
+	}
+	c, err := cleanFilePath(p)
+	if err != nil {
+		return Entry{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return Entry{}, err
+	}
+	partSize := s.partSize
+	if need := (o.Size + maxParts - 1) / maxParts; need > partSize {
+		partSize = (need + 1<<20 - 1) &^ (1<<20 - 1) // a known huge size: bigger parts
+	}
+	buf := s.getPart(partSize)
+	defer s.putPart(buf)
+
+	sum := newSummer(r, o)
+	n, err := io.ReadFull(sum, buf)
+	if err == nil {
+		// A full part: is there more?
+		var one [1]byte
+		k, err2 := io.ReadFull(sum, one[:])
+		switch {
+		case err2 == nil:
+			rest := io.MultiReader(bytes.NewReader(one[:k]), sum)
+			return s.writeMultipart(ctx, c, buf, n, rest, sum, o)
+		case err2 != io.EOF:
+			return Entry{}, err2
+		}
+	} else if err != io.EOF && err != io.ErrUnexpectedEOF {
+		return Entry{}, err
+	}
+	if err := sum.check(); err != nil {
+		return Entry{}, err
+	}
+	md5hex := sum.sum()
+	raw, _ := hex.DecodeString(md5hex)
+	_, err = s.core.PutObject(ctx, s.bucket, s.key(c), bytes.NewReader(buf[:n]), int64(n),
+		base64.StdEncoding.EncodeToString(raw), "", minio.PutObjectOptions{UserMetadata: map[string]string{md5Key: md5hex}})
+	if err != nil {
+		return Entry{}, err
+	}
+	return Entry{Name: path.Base(c), Size: int64(n), MD5: md5hex}, nil
+}
+
+// writeMultipart uploads buf[:n] and then the rest of the stream in parts of len(buf).
+func (s *s3svc) writeMultipart(ctx context.Context, c string, buf []byte, n int, rest io.Reader, sum *summer, o WriteOptions) (Entry, error) {
+	key := s.key(c)
+	meta := map[string]string{}
+	if o.MD5 != "" {
+		meta[md5Key] = o.MD5 // known up front: recorded with the upload, checked at its end
+	}
+	uploadID, err := s.core.NewMultipartUpload(ctx, s.bucket, key, minio.PutObjectOptions{UserMetadata: meta})
+	if err != nil {
+		return Entry{}, err
+	}
+	completed := false
+	defer func() {
+		if !completed {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			_ = s.core.AbortMultipartUpload(cctx, s.bucket, key, uploadID)
+		}
+	}()
+	var parts []minio.CompletePart
+	for {
+		if len(parts) == maxParts {
+			return Entry{}, fmt.Errorf("%w: more than %d parts of %d MiB; raise part_size_mb or give the size",
+				ErrInvalid, maxParts, len(buf)>>20)
+		}
+		part, err := s.core.PutObjectPart(ctx, s.bucket, key, uploadID, len(parts)+1,
+			bytes.NewReader(buf[:n]), int64(n), minio.PutObjectPartOptions{})
+		if err != nil {
+			return Entry{}, err
+		}
+		parts = append(parts, minio.CompletePart{PartNumber: part.PartNumber, ETag: part.ETag})
+		n, err = io.ReadFull(rest, buf)
+		if err == io.EOF {
+			break
+		}
+		if err != nil && err != io.ErrUnexpectedEOF {
+			return Entry{}, err
+		}
+	}
+	if err := sum.check(); err != nil {
+		return Entry{}, err
+	}
+	info, err := s.core.CompleteMultipartUpload(ctx, s.bucket, key, uploadID, parts, minio.PutObjectOptions{})
+	if err != nil {
+		return Entry{}, err
+	}
+	completed = true
+	e := Entry{Name: path.Base(c), Size: sum.n, MD5: sum.sum()}
+	if o.MD5 == "" {
+		if err := s.recordMD5(ctx, key, info.ETag, e); err != nil {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+			defer cancel()
+			_ = s.client.RemoveObject(cctx, s.bucket, key, minio.RemoveObjectOptions{})
+			return Entry{}, fmt.Errorf("record md5 after the upload (object removed): %w", err)
+		}
+	}
+	return e, nil
+}
+
+// recordMD5 puts e.MD5 into the metadata of the object key just uploaded (ETag etag) by a
+// server-side copy onto itself, which S3 allows when the metadata is replaced. If another
+// write replaced the object meanwhile the copy's ETag condition fails, and that is no
+// error: the later write is what the path holds, and it records its own md5.
+func (s *s3svc) recordMD5(ctx context.Context, key, etag string, e Entry) error {
+	dst := minio.CopyDestOptions{Bucket: s.bucket, Object: key, ReplaceMetadata: true,
+		UserMetadata: map[string]string{md5Key: e.MD5}}
+	src := minio.CopySrcOptions{Bucket: s.bucket, Object: key, MatchETag: etag}
+	var err error
+	if e.Size <= maxCopySize {
+		_, err = s.client.CopyObject(ctx, dst, src)
+	} else {
+		_, err = s.client.ComposeObject(ctx, dst, src)
+	}
+	var er minio.ErrorResponse
+	if errors.As(err, &er) && (er.Code == "PreconditionFailed" || er.StatusCode == http.StatusPreconditionFailed) {
+		return nil
+	}
+	return err
+}
+
+func (s *s3svc) getPart(size int64) []byte {
+	if size == s.partSize {
+		if bp, ok := s.parts.Get().(*[]byte); ok {
+			return *bp
+		}
+	}
+	return make([]byte, size)
+}
+
+func (s *s3svc) putPart(b []byte) {
+	if int64(len(b)) == s.partSize {
+		s.parts.Put(&b)
+	}
+}
+
+func (s *s3svc) Remove(ctx context.Context, p string) error {
+	if err := s.remove(ctx, p); err != nil {
+		return s.fail("remove", p, err)
+	}
+	return nil
+}
+
+func (s *s3svc) remove(ctx context.Context, p string) error {
+	c, err := cleanFilePath(p)
+	if err != nil {
+		return err
+	}
+	// S3 deletes are idempotent; the HEAD tells a missing file apart, as local_service does.
+	if _, err := s.client.StatObject(ctx, s.bucket, s.key(c), minio.StatObjectOptions{}); err != nil {
+		return err
+	}
+	return s.client.RemoveObject(ctx, s.bucket, s.key(c), minio.RemoveObjectOptions{})
+}
+
+func (s *s3svc) RemoveAll(ctx context.Context, dir string) error {
+	if err := s.removeAll(ctx, dir); err != nil {
+		return s.fail("remove_all", dir, err)
+	}
+	return nil
+}
+
+func (s *s3svc) removeAll(ctx context.Context, dir string) error {
+	c, err := cleanPath(dir)
+	if err != nil {
+		return err
+	}
+	if c == "" {
+		return fmt.Errorf("%w: the root cannot be removed", ErrInvalid)
+	}
+	var listErr error
+	objects := func(yield func(minio.ObjectInfo) bool) {
+		for info := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.dirPrefix(c), Recursive: true}) {
+			if info.Err != nil {
+				listErr = info.Err
+				return
+			}
+			if !yield(info) {
+				return
+			}
+		}
+	}
+	results, err := s.client.RemoveObjectsWithIter(ctx, s.bucket, objects, minio.RemoveObjectsOptions{})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for res := range results {
+		if res.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", res.ObjectName, res.Err))
+		}
+	}
+	if listErr != nil {
+		errs = append(errs, listErr)
+	}
+	return errors.Join(errs...)
+}
