@@ -29,11 +29,15 @@ func md5hex(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
-// randomBytes returns n bytes that do not compress, the same for the same seed.
+// chachaReader is an endless stream of bytes that do not compress, the same for the same seed.
+func chachaReader(seed uint64) io.Reader {
+	return rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
+}
+
+// randomBytes returns n bytes of chachaReader(seed).
 func randomBytes(seed uint64, n int) []byte {
 	b := make([]byte, n)
-	r := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
-	_, _ = r.Read(b)
+	_, _ = io.ReadFull(chachaReader(seed), b)
 	return b
 }
 
@@ -124,7 +128,7 @@ func runConformance(t *testing.T, newFixture func(t *testing.T) fixture) {
 	t.Run("NotFound", func(t *testing.T) {
 		f := newFixture(t)
 		write(t, f.svc, "d/present", []byte("p"))
-		for _, p := range []string{"absent", "d/absent", "x/y/z"} {
+		for _, p := range []string{"absent", "d/absent", "x/y/z", "d/present/below"} {
 			_, err := f.svc.Stat(t.Context(), p)
 			errIs(t, err, ErrNotFound)
 			var e *Error

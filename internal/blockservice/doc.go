@@ -24,7 +24,9 @@
 // allowed and means the same. "..", and any element starting with ".", are refused with
 // [ErrInvalid] (names starting with "." are local_service's own files). A directory is
 // where files are: Write creates the directories above a file. On s3 a directory exists
-// while some object is under it; on local_service it exists until RemoveAll removes it.
+// while some object is under it, and a name may be both a file and a directory; on
+// local_service a directory exists until RemoveAll removes it, and a write where a
+// directory is (or below a file) is refused.
 //
 // # local_service
 //

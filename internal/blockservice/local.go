@@ -67,7 +67,9 @@ type sidecar struct {
 func sidecarName(base string) string { return "." + base + ".meta" }
 
 func (l *local) fail(op, p string, err error) error {
-	if errors.Is(err, fs.ErrNotExist) && !errors.Is(err, ErrNotFound) {
+	// A path through a file (ENOTDIR) names nothing, as on s3; but a write there is refused.
+	missing := errors.Is(err, fs.ErrNotExist) || (op != "write" && errors.Is(err, syscall.ENOTDIR))
+	if missing && !errors.Is(err, ErrNotFound) {
 		err = fmt.Errorf("%w: %v", ErrNotFound, err)
 	}
 	return &Error{Provider: l.label, Op: op, Path: p, Err: err}
@@ -162,9 +164,6 @@ func (l *local) list(ctx context.Context, dir string) ([]Entry, error) {
 	full := l.full(c)
 	des, err := os.ReadDir(full)
 	if err != nil {
-		if errors.Is(err, syscall.ENOTDIR) {
-			return nil, fmt.Errorf("%w: not a directory", ErrNotFound)
-		}
 		return nil, err
 	}
 	names := map[string]bool{}

@@ -253,14 +253,31 @@ func (s *s3svc) stat(ctx context.Context, p string) (Entry, error) {
 	if !isNotFound(err) {
 		return e, err
 	}
-	// No object: a directory if some object's key starts with c + "/".
-	for info := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.dirPrefix(c), MaxKeys: 1}) {
-		if info.Err != nil {
-			return Entry{}, info.Err
-		}
+	// No object: a directory if some file is below c.
+	dir, herr := s.hasFile(ctx, s.dirPrefix(c))
+	if herr != nil {
+		return Entry{}, herr
+	}
+	if dir {
 		return Entry{Name: path.Base(c), IsDir: true}, nil
 	}
 	return Entry{}, err
+}
+
+// hasFile reports whether some object below prefix is a file, not a "directory marker"
+// (a key ending in "/", as some tools make for folders). Only objects count: a listing by
+// delimiter also shows prefixes with no file below (a store with real directories, such as
+// SeaweedFS, keeps an emptied one a while), which are no directory here.
+func (s *s3svc) hasFile(ctx context.Context, prefix string) (bool, error) {
+	for info := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: prefix, Recursive: true}) {
+		if info.Err != nil {
+			return false, info.Err
+		}
+		if !strings.HasSuffix(info.Key, "/") {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 func (s *s3svc) List(ctx context.Context, dir string) ([]Entry, error) {
@@ -290,7 +307,14 @@ func (s *s3svc) list(ctx context.Context, dir string) ([]Entry, error) {
 			continue // a directory marker object, or a name no path can reach
 		}
 		if isDir {
-			out = append(out, Entry{Name: name, IsDir: true})
+			// A prefix may hold no file (see hasFile): one more listing each.
+			ok, err := s.hasFile(ctx, info.Key)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				out = append(out, Entry{Name: name, IsDir: true})
+			}
 			continue
 		}
 		e := entryOf(name, info)
