@@ -54,13 +54,15 @@
 //	bucket_lookup  auto (default: virtual-host style where the store is known to take it),
 //	               path (https://host/bucket/key) or virtual_host (https://bucket.host/key)
 //	prefix         a key prefix every path lives under, e.g. clusters/c1
-//	part_size_mb   the part size of multipart uploads, 5 to 5120 (default 16)
+//	part_size_mb   the part size of multipart uploads, 5 to 5120 (default 8)
+//	parts_in_flight  how many parts of one upload are sent at once, 1 to 16 (default 4)
 //
 // A file's md5 is the one recorded in its object's metadata (x-amz-meta-md5), or else its
 // ETag when that is a plain md5 (objects uploaded in one part by other tools). A write of up
 // to one part is one PUT whose Content-MD5 the store checks. A larger one is a multipart
-// upload of fixed-size parts held in one buffer, so memory stays at one part per write
-// whatever the file's size; it is invisible until complete and aborted on failure. The md5
+// upload of fixed-size parts, parts_in_flight of them sent at once, so a write holds
+// parts_in_flight × part_size_mb of memory whatever the file's size; it is invisible until
+// complete and aborted on failure. The md5
 // of a multipart upload goes into its metadata at the start when the writer gives it
 // ([WriteOptions].MD5, then checked at the end), or else by a server-side copy of the
 // object onto itself once uploaded.

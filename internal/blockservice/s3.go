@@ -31,10 +31,14 @@ const TypeS3 = "s3"
 const (
 	// DefaultPartSizeMB is the part size of multipart uploads unless part_size_mb says
 	// otherwise: the memory one write holds.
-	DefaultPartSizeMB = 16
-	minPartSizeMB     = 5 // S3's least part (but the last)
-	maxPartSizeMB     = 5 << 10
-	maxParts          = 10000
+	DefaultPartSizeMB = 8
+	// DefaultPartsInFlight is how many parts of one multipart upload are sent at once
+	// unless parts_in_flight says otherwise: a write holds this many parts in memory.
+	DefaultPartsInFlight = 4
+	maxPartsInFlight     = 16
+	minPartSizeMB        = 5 // S3's least part (but the last)
+	maxPartSizeMB        = 5 << 10
+	maxParts             = 10000
 	// maxCopySize is the largest object one CopyObject request copies.
 	maxCopySize = 5 << 30
 	// cleanupTimeout bounds the requests that undo a failed write after its ctx is done.
@@ -53,7 +57,7 @@ const (
 
 // s3Keys are the keys of an s3 section.
 var s3Keys = []string{"type", "args", "region", "access_key", "secret_key", "session_token",
-	"ca_file", "bucket_lookup", "prefix", "part_size_mb"}
+	"ca_file", "bucket_lookup", "prefix", "part_size_mb", "parts_in_flight"}
 
 // s3svc is the s3 provider. Paths are object keys under an optional prefix; directories are
 // the key prefixes that end in "/", so a directory exists while it holds an object.
@@ -64,6 +68,7 @@ type s3svc struct {
 	bucket   string
 	prefix   string // "" or ends in "/"
 	partSize int64
+	inFlight int       // parts of one upload sent at once
 	parts    sync.Pool // *[]byte of partSize
 }
 
@@ -117,6 +122,14 @@ func newS3(name string, section map[string]string) (*s3svc, error) {
 		}
 	}
 
+	inFlight := int64(DefaultPartsInFlight)
+	if v := section["parts_in_flight"]; v != "" {
+		inFlight, err = strconv.ParseInt(v, 10, 64)
+		if err != nil || inFlight < 1 || inFlight > maxPartsInFlight {
+			return nil, fmt.Errorf("%w: parts_in_flight %q is not in [1, %d]", ErrInvalid, v, maxPartsInFlight)
+		}
+	}
+
 	prefix, err := cleanPath(section["prefix"])
 	if err != nil {
 		return nil, fmt.Errorf("prefix: %w", err)
@@ -164,6 +177,7 @@ func newS3(name string, section map[string]string) (*s3svc, error) {
 		bucket:   bucket,
 		prefix:   prefix,
 		partSize: partMB << 20,
+		inFlight: int(inFlight),
 	}, nil
 }
 
@@ -394,9 +408,9 @@ func (s *s3svc) Write(ctx context.Context, p string, r io.Reader, opts *WriteOpt
 
 // write uploads r. Up to one part it is one PUT, carrying its md5 as Content-MD5 (which the
 // store checks) and in the metadata. Past one part it is a multipart upload of fixed-size
-// parts read one at a time into one buffer, so a write holds one part in memory whatever
-// the file's size; nothing is visible until the upload completes, and a failed or refused
-// upload is aborted.
+// parts, read one at a time into at most inFlight buffers, so a write holds inFlight parts
+// in memory whatever the file's size; nothing is visible until the upload completes, and a
+// failed or refused upload is aborted.
 func (s *s3svc) write(ctx context.Context, p string, r io.Reader, opts *WriteOptions) (Entry, error) {
 	o, err := checkWriteOptions(opts)
 	if err != nil {
@@ -464,25 +478,9 @@ func (s *s3svc) writeMultipart(ctx context.Context, c string, buf []byte, n int,
 			_ = s.core.AbortMultipartUpload(cctx, s.bucket, key, uploadID)
 		}
 	}()
-	var parts []minio.CompletePart
-	for {
-		if len(parts) == maxParts {
-			return Entry{}, fmt.Errorf("%w: more than %d parts of %d MiB; raise part_size_mb or give the size",
-				ErrInvalid, maxParts, len(buf)>>20)
-		}
-		part, err := s.core.PutObjectPart(ctx, s.bucket, key, uploadID, len(parts)+1,
-			bytes.NewReader(buf[:n]), int64(n), minio.PutObjectPartOptions{})
-		if err != nil {
-			return Entry{}, err
-		}
-		parts = append(parts, minio.CompletePart{PartNumber: part.PartNumber, ETag: part.ETag})
-		n, err = io.ReadFull(rest, buf)
-		if err == io.EOF {
-			break
-		}
-		if err != nil && err != io.ErrUnexpectedEOF {
-			return Entry{}, err
-		}
+	parts, err := s.uploadParts(ctx, key, uploadID, buf, n, rest)
+	if err != nil {
+		return Entry{}, err
 	}
 	if err := sum.check(); err != nil {
 		return Entry{}, err
@@ -502,6 +500,91 @@ func (s *s3svc) writeMultipart(ctx context.Context, c string, buf []byte, n int,
 		}
 	}
 	return e, nil
+}
+
+// uploadParts uploads first[:n] as part 1 of the upload and the rest of the stream in
+// parts of len(first), up to s.inFlight parts at once (the store works on several while the
+// next is read), and returns the parts in order. It holds at most s.inFlight part buffers,
+// first among them (which stays the caller's); its goroutines have ended when it returns.
+func (s *s3svc) uploadParts(ctx context.Context, key, uploadID string, first []byte, n int, rest io.Reader) ([]minio.CompletePart, error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	free := make(chan []byte, s.inFlight) // buffers not being uploaded; sends never block
+	made := 1
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		parts []minio.CompletePart
+	)
+	buf, num, last := first, 1, n < len(first)
+	for {
+		b, size, pn := buf, n, num
+		wg.Go(func() {
+			defer func() { free <- b }()
+			part, err := s.core.PutObjectPart(ctx, s.bucket, key, uploadID, pn, bytes.NewReader(b[:size]), int64(size), minio.PutObjectPartOptions{})
+			if err != nil {
+				cancel(fmt.Errorf("part %d: %w", pn, err))
+				return
+			}
+			mu.Lock()
+			parts = append(parts, minio.CompletePart{PartNumber: pn, ETag: part.ETag})
+			mu.Unlock()
+		})
+		if last {
+			break
+		}
+		// The next buffer: a free one, a new one while fewer than s.inFlight exist, or
+		// the first to come back.
+		buf = nil
+		select {
+		case buf = <-free:
+		default:
+			if made < s.inFlight {
+				buf, made = s.getPart(int64(len(first))), made+1
+			} else {
+				select {
+				case buf = <-free:
+				case <-ctx.Done():
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			if buf != nil {
+				free <- buf
+			}
+			break
+		}
+		var err error
+		n, err = io.ReadFull(rest, buf)
+		if err == io.EOF {
+			free <- buf
+			break
+		}
+		if err != nil && err != io.ErrUnexpectedEOF {
+			free <- buf
+			cancel(err)
+			break
+		}
+		if num++; num > maxParts {
+			free <- buf
+			cancel(fmt.Errorf("%w: more than %d parts of %d MiB; raise part_size_mb or give the size",
+				ErrInvalid, maxParts, len(first)>>20))
+			break
+		}
+		last = err == io.ErrUnexpectedEOF
+	}
+	wg.Wait()
+	close(free)
+	for b := range free {
+		if &b[0] != &first[0] {
+			s.putPart(b)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, context.Cause(ctx)
+	}
+	slices.SortFunc(parts, func(a, b minio.CompletePart) int { return a.PartNumber - b.PartNumber })
+	return parts, nil
 }
 
 // recordMD5 puts e.MD5 into the metadata of the object key just uploaded (ETag etag) by a
