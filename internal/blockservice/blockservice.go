@@ -146,15 +146,6 @@ func cleanPath(p string) (string, error) {
 	return c, nil
 }
 
-// cleanFilePath is cleanPath for a path that must name a file, not the root.
-func cleanFilePath(p string) (string, error) {
-	c, err := cleanPath(p)
-	if err == nil && c == "" {
-		err = fmt.Errorf("%w: the root is not a file", ErrInvalid)
-	}
-	return c, err
-}
-
 // checkReadOptions returns opts with defaults filled, or an error for bad ones.
 func checkReadOptions(opts *ReadOptions) (ReadOptions, error) {
 	if opts == nil {
@@ -188,32 +179,43 @@ func checkWriteOptions(opts *WriteOptions) (WriteOptions, error) {
 	return o, nil
 }
 
-// summer hashes and counts what a write reads from its source, and checks the result
-// against the size and md5 the writer was promised.
+// tally hashes and counts the bytes that pass through a reader.
+type tally struct {
+	h hash.Hash
+	n int64
+}
+
+func newTally() tally { return tally{h: md5.New()} }
+
+func (t *tally) add(p []byte) {
+	t.h.Write(p)
+	t.n += int64(len(p))
+}
+
+// sum returns the md5 of the bytes so far, in hex.
+func (t *tally) sum() string { return hex.EncodeToString(t.h.Sum(nil)) }
+
+// summer tallies what a write reads from its source, and checks it against the size and
+// md5 the writer was promised.
 type summer struct {
+	tally
 	r    io.Reader
 	want WriteOptions
-	h    hash.Hash
-	n    int64
 }
 
 func newSummer(r io.Reader, want WriteOptions) *summer {
-	return &summer{r: r, want: want, h: md5.New()}
+	return &summer{tally: newTally(), r: r, want: want}
 }
 
 // Read reads from the source, failing once the source yields more than the promised size.
 func (s *summer) Read(p []byte) (int, error) {
 	n, err := s.r.Read(p)
-	s.h.Write(p[:n])
-	s.n += int64(n)
+	s.add(p[:n])
 	if s.want.Size > 0 && s.n > s.want.Size {
 		return n, fmt.Errorf("%w: the source yields more than the %d bytes promised", ErrChecksum, s.want.Size)
 	}
 	return n, err
 }
-
-// sum returns the md5 of what was read, in hex.
-func (s *summer) sum() string { return hex.EncodeToString(s.h.Sum(nil)) }
 
 // check compares what was read, all of it, with what was promised.
 func (s *summer) check() error {
@@ -252,33 +254,29 @@ func copyChunks(ctx context.Context, dst io.Writer, src io.Reader, buf []byte) e
 // verifier wraps the reader of a whole file and checks, at its end, that the bytes have the
 // size and md5 recorded for the file.
 type verifier struct {
+	tally
 	rc   io.ReadCloser
 	want Entry
-	h    hash.Hash
-	n    int64
 }
 
 func newVerifier(rc io.ReadCloser, want Entry) *verifier {
-	return &verifier{rc: rc, want: want, h: md5.New()}
+	return &verifier{tally: newTally(), rc: rc, want: want}
 }
 
 func (v *verifier) Read(p []byte) (int, error) {
 	n, err := v.rc.Read(p)
-	v.h.Write(p[:n])
-	v.n += int64(n)
-	if v.n > v.want.Size {
+	v.add(p[:n])
+	switch {
+	case v.n > v.want.Size:
 		return n, fmt.Errorf("%w: %s has more than its recorded %d bytes", ErrChecksum, v.want.Name, v.want.Size)
-	}
-	if err == io.EOF {
-		if v.n != v.want.Size {
-			return n, fmt.Errorf("%w: %s has %d bytes, %d recorded", ErrChecksum, v.want.Name, v.n, v.want.Size)
-		}
-		if v.want.MD5 == "" {
-			return n, fmt.Errorf("%w: %s has no recorded md5", ErrChecksum, v.want.Name)
-		}
-		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.want.MD5 {
-			return n, fmt.Errorf("%w: %s has md5 %s, %s recorded", ErrChecksum, v.want.Name, got, v.want.MD5)
-		}
+	case err != io.EOF:
+		return n, err
+	case v.n != v.want.Size:
+		return n, fmt.Errorf("%w: %s has %d bytes, %d recorded", ErrChecksum, v.want.Name, v.n, v.want.Size)
+	case v.want.MD5 == "":
+		return n, fmt.Errorf("%w: %s has no recorded md5", ErrChecksum, v.want.Name)
+	case v.sum() != v.want.MD5:
+		return n, fmt.Errorf("%w: %s has md5 %s, %s recorded", ErrChecksum, v.want.Name, v.sum(), v.want.MD5)
 	}
 	return n, err
 }

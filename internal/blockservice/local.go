@@ -30,8 +30,7 @@ const copyBufferSize = 1 << 20
 // lays it out. Every file X has a sidecar .X.meta holding {"size":N,"md5":"…"}; a file
 // without its sidecar is not there (Pegasus lists and reads only files that have one).
 type local struct {
-	label string // `local_service "name"`, for errors
-	root  string // absolute
+	root string // absolute
 	// stripes serialize the last step of writes and removes of one path (the renames of
 	// the file and its sidecar), so that two writers of a path never leave one's data
 	// under the other's sidecar.
@@ -39,10 +38,10 @@ type local struct {
 	bufs    sync.Pool // *[]byte of copyBufferSize
 }
 
-var _ Service = (*local)(nil)
+var _ provider = (*local)(nil)
 
 // newLocal opens a local_service section: args is the root directory, as in Pegasus.
-func newLocal(name string, section map[string]string) (*local, error) {
+func newLocal(section map[string]string) (*local, error) {
 	if err := checkKeys(section, "type", "args"); err != nil {
 		return nil, err
 	}
@@ -54,7 +53,7 @@ func newLocal(name string, section map[string]string) (*local, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: root directory %q: %v", ErrInvalid, args[0], err)
 	}
-	return &local{label: fmt.Sprintf("%s %q", TypeLocal, name), root: root}, nil
+	return &local{root: root}, nil
 }
 
 // sidecar is the content of a .X.meta file. Pegasus reads it as one whitespace-free JSON
@@ -66,13 +65,10 @@ type sidecar struct {
 
 func sidecarName(base string) string { return "." + base + ".meta" }
 
-func (l *local) fail(op, p string, err error) error {
-	// A path through a file (ENOTDIR) names nothing, as on s3; but a write there is refused.
-	missing := errors.Is(err, fs.ErrNotExist) || (op != "write" && errors.Is(err, syscall.ENOTDIR))
-	if missing && !errors.Is(err, ErrNotFound) {
-		err = fmt.Errorf("%w: %v", ErrNotFound, err)
-	}
-	return &Error{Provider: l.label, Op: op, Path: p, Err: err}
+// notFound: a path through a file (ENOTDIR) names nothing, as on s3; but a write there is
+// refused.
+func (l *local) notFound(op string, err error) bool {
+	return errors.Is(err, fs.ErrNotExist) || (op != "write" && errors.Is(err, syscall.ENOTDIR))
 }
 
 func (l *local) full(clean string) string { return filepath.Join(l.root, filepath.FromSlash(clean)) }
@@ -114,22 +110,7 @@ func statFile(full string) (Entry, error) {
 	return readSidecar(full)
 }
 
-func (l *local) Stat(ctx context.Context, p string) (Entry, error) {
-	e, err := l.stat(ctx, p)
-	if err != nil {
-		return Entry{}, l.fail("stat", p, err)
-	}
-	return e, nil
-}
-
-func (l *local) stat(ctx context.Context, p string) (Entry, error) {
-	c, err := cleanPath(p)
-	if err != nil {
-		return Entry{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return Entry{}, err
-	}
+func (l *local) stat(_ context.Context, c string) (Entry, error) {
 	full := l.full(c)
 	fi, err := os.Stat(full)
 	if err != nil {
@@ -145,22 +126,7 @@ func (l *local) stat(ctx context.Context, p string) (Entry, error) {
 	return statFile(full)
 }
 
-func (l *local) List(ctx context.Context, dir string) ([]Entry, error) {
-	es, err := l.list(ctx, dir)
-	if err != nil {
-		return nil, l.fail("list", dir, err)
-	}
-	return es, nil
-}
-
-func (l *local) list(ctx context.Context, dir string) ([]Entry, error) {
-	c, err := cleanPath(dir)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+func (l *local) list(_ context.Context, c string) ([]Entry, error) {
 	full := l.full(c)
 	des, err := os.ReadDir(full)
 	if err != nil {
@@ -199,26 +165,7 @@ func (l *local) list(ctx context.Context, dir string) ([]Entry, error) {
 	return out, nil
 }
 
-func (l *local) Read(ctx context.Context, p string, opts *ReadOptions) (io.ReadCloser, error) {
-	rc, err := l.read(ctx, p, opts)
-	if err != nil {
-		return nil, l.fail("read", p, err)
-	}
-	return rc, nil
-}
-
-func (l *local) read(ctx context.Context, p string, opts *ReadOptions) (io.ReadCloser, error) {
-	o, err := checkReadOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	c, err := cleanFilePath(p)
-	if err != nil {
-		return nil, err
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+func (l *local) read(_ context.Context, c string, o ReadOptions) (io.ReadCloser, error) {
 	full := l.full(c)
 	f, err := os.Open(full)
 	if err != nil {
@@ -252,26 +199,7 @@ type readCloser struct {
 	io.Closer
 }
 
-func (l *local) Write(ctx context.Context, p string, r io.Reader, opts *WriteOptions) (Entry, error) {
-	e, err := l.write(ctx, p, r, opts)
-	if err != nil {
-		return Entry{}, l.fail("write", p, err)
-	}
-	return e, nil
-}
-
-func (l *local) write(ctx context.Context, p string, r io.Reader, opts *WriteOptions) (Entry, error) {
-	o, err := checkWriteOptions(opts)
-	if err != nil {
-		return Entry{}, err
-	}
-	c, err := cleanFilePath(p)
-	if err != nil {
-		return Entry{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return Entry{}, err
-	}
+func (l *local) write(ctx context.Context, c string, r io.Reader, o WriteOptions) (Entry, error) {
 	full := l.full(c)
 	dir, base := filepath.Dir(full), filepath.Base(full)
 	if err := mkdirAll(dir); err != nil {
@@ -368,21 +296,7 @@ func mkdirAll(dir string) error {
 	return nil
 }
 
-func (l *local) Remove(ctx context.Context, p string) error {
-	if err := l.remove(ctx, p); err != nil {
-		return l.fail("remove", p, err)
-	}
-	return nil
-}
-
-func (l *local) remove(ctx context.Context, p string) error {
-	c, err := cleanFilePath(p)
-	if err != nil {
-		return err
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+func (l *local) remove(_ context.Context, c string) error {
 	full := l.full(c)
 	dir, base := filepath.Dir(full), filepath.Base(full)
 	mu := l.stripe(c)
@@ -401,24 +315,7 @@ func (l *local) remove(ctx context.Context, p string) error {
 	return durable.SyncDir(dir)
 }
 
-func (l *local) RemoveAll(ctx context.Context, dir string) error {
-	if err := l.removeAll(ctx, dir); err != nil {
-		return l.fail("remove_all", dir, err)
-	}
-	return nil
-}
-
-func (l *local) removeAll(ctx context.Context, dir string) error {
-	c, err := cleanPath(dir)
-	if err != nil {
-		return err
-	}
-	if c == "" {
-		return fmt.Errorf("%w: the root cannot be removed", ErrInvalid)
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+func (l *local) removeAll(_ context.Context, c string) error {
 	full := l.full(c)
 	fi, err := os.Stat(full)
 	if errors.Is(err, fs.ErrNotExist) {

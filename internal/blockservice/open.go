@@ -31,14 +31,15 @@ func DefineConfig(r *config.Registry) { config.DefineSections(r, SectionPrefix) 
 // local_service and s3 is an [UnsupportedTypeError].
 func Open(name string, section map[string]string) (Service, error) {
 	var (
-		s   Service
+		p   provider
 		err error
 	)
-	switch t := section["type"]; t {
+	t := section["type"]
+	switch t {
 	case TypeLocal:
-		s, err = newLocal(name, section)
+		p, err = newLocal(section)
 	case TypeS3:
-		s, err = newS3(name, section)
+		p, err = newS3(section)
 	case "":
 		err = fmt.Errorf("%w: no type", ErrInvalid)
 	default:
@@ -47,7 +48,7 @@ func Open(name string, section map[string]string) (Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blockservice: [%s%s]: %w", SectionPrefix, name, err)
 	}
-	return s, nil
+	return &service{label: fmt.Sprintf("%s %q", t, name), p: p}, nil
 }
 
 // checkKeys refuses a section with keys other than known.

@@ -74,7 +74,7 @@ func TestOpenS3CredentialsFromEnv(t *testing.T) {
 	t.Setenv(EnvSecretKey, "secret-from-env")
 	s, err := Open("x", map[string]string{"type": "s3", "args": "http://127.0.0.1:9000 bucket", "prefix": "/a/b/"})
 	noErr(t, err)
-	svc := s.(*s3svc)
+	svc := s.(*service).p.(*s3svc)
 	v, err := svc.client.GetCreds()
 	noErr(t, err)
 	eq(t, "from-env", v.AccessKeyID)

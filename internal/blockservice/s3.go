@@ -62,7 +62,6 @@ var s3Keys = []string{"type", "args", "region", "access_key", "secret_key", "ses
 // s3svc is the s3 provider. Paths are object keys under an optional prefix; directories are
 // the key prefixes that end in "/", so a directory exists while it holds an object.
 type s3svc struct {
-	label    string // `s3 "name"`, for errors
 	client   *minio.Client
 	core     minio.Core
 	bucket   string
@@ -72,10 +71,10 @@ type s3svc struct {
 	parts    sync.Pool // *[]byte of partSize
 }
 
-var _ Service = (*s3svc)(nil)
+var _ provider = (*s3svc)(nil)
 
 // newS3 opens an s3 section (see the package doc for its keys).
-func newS3(name string, section map[string]string) (*s3svc, error) {
+func newS3(section map[string]string) (*s3svc, error) {
 	if err := checkKeys(section, s3Keys...); err != nil {
 		return nil, err
 	}
@@ -171,7 +170,6 @@ func newS3(name string, section map[string]string) (*s3svc, error) {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
 	return &s3svc{
-		label:    fmt.Sprintf("%s %q", TypeS3, name),
 		client:   client,
 		core:     minio.Core{Client: client},
 		bucket:   bucket,
@@ -181,12 +179,7 @@ func newS3(name string, section map[string]string) (*s3svc, error) {
 	}, nil
 }
 
-func (s *s3svc) fail(op, p string, err error) error {
-	if isNotFound(err) && !errors.Is(err, ErrNotFound) {
-		err = fmt.Errorf("%w: %v", ErrNotFound, err)
-	}
-	return &Error{Provider: s.label, Op: op, Path: p, Err: err}
-}
+func (s *s3svc) notFound(_ string, err error) bool { return isNotFound(err) }
 
 // isNotFound reports whether err is the store's answer that a key does not exist (a
 // missing bucket is not that: it is a configuration error, reported as it is).
@@ -240,19 +233,7 @@ func (s *s3svc) statObject(ctx context.Context, c string) (Entry, error) {
 	return entryOf(path.Base(c), info), nil
 }
 
-func (s *s3svc) Stat(ctx context.Context, p string) (Entry, error) {
-	e, err := s.stat(ctx, p)
-	if err != nil {
-		return Entry{}, s.fail("stat", p, err)
-	}
-	return e, nil
-}
-
-func (s *s3svc) stat(ctx context.Context, p string) (Entry, error) {
-	c, err := cleanPath(p)
-	if err != nil {
-		return Entry{}, err
-	}
+func (s *s3svc) stat(ctx context.Context, c string) (Entry, error) {
 	if c == "" {
 		ok, err := s.client.BucketExists(ctx, s.bucket)
 		if err != nil {
@@ -294,19 +275,7 @@ func (s *s3svc) hasFile(ctx context.Context, prefix string) (bool, error) {
 	return false, nil
 }
 
-func (s *s3svc) List(ctx context.Context, dir string) ([]Entry, error) {
-	es, err := s.list(ctx, dir)
-	if err != nil {
-		return nil, s.fail("list", dir, err)
-	}
-	return es, nil
-}
-
-func (s *s3svc) list(ctx context.Context, dir string) ([]Entry, error) {
-	c, err := cleanPath(dir)
-	if err != nil {
-		return nil, err
-	}
+func (s *s3svc) list(ctx context.Context, c string) ([]Entry, error) {
 	prefix := s.dirPrefix(c)
 	out := []Entry{}
 	var unknown []int // entries whose md5 the listing does not give
@@ -355,24 +324,11 @@ func (s *s3svc) list(ctx context.Context, dir string) ([]Entry, error) {
 	return out, nil
 }
 
-func (s *s3svc) Read(ctx context.Context, p string, opts *ReadOptions) (io.ReadCloser, error) {
-	rc, err := s.read(ctx, p, opts)
-	if err != nil {
-		return nil, s.fail("read", p, err)
-	}
-	return rc, nil
-}
-
-func (s *s3svc) read(ctx context.Context, p string, opts *ReadOptions) (io.ReadCloser, error) {
-	o, err := checkReadOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	c, err := cleanFilePath(p)
-	if err != nil {
-		return nil, err
-	}
-	var get minio.GetObjectOptions
+func (s *s3svc) read(ctx context.Context, c string, o ReadOptions) (io.ReadCloser, error) {
+	var (
+		get minio.GetObjectOptions
+		err error
+	)
 	switch {
 	case o.Length > 0:
 		err = get.SetRange(o.Offset, o.Offset+o.Length-1)
@@ -398,31 +354,12 @@ func (s *s3svc) read(ctx context.Context, p string, opts *ReadOptions) (io.ReadC
 	return body, nil
 }
 
-func (s *s3svc) Write(ctx context.Context, p string, r io.Reader, opts *WriteOptions) (Entry, error) {
-	e, err := s.write(ctx, p, r, opts)
-	if err != nil {
-		return Entry{}, s.fail("write", p, err)
-	}
-	return e, nil
-}
-
 // write uploads r. Up to one part it is one PUT, carrying its md5 as Content-MD5 (which the
 // store checks) and in the metadata. Past one part it is a multipart upload of fixed-size
 // parts, read one at a time into at most inFlight buffers, so a write holds inFlight parts
 // in memory whatever the file's size; nothing is visible until the upload completes, and a
 // failed or refused upload is aborted.
-func (s *s3svc) write(ctx context.Context, p string, r io.Reader, opts *WriteOptions) (Entry, error) {
-	o, err := checkWriteOptions(opts)
-	if err != nil {
-		return Entry{}, err
-	}
-	c, err := cleanFilePath(p)
-	if err != nil {
-		return Entry{}, err
-	}
-	if err := ctx.Err(); err != nil {
-		return Entry{}, err
-	}
+func (s *s3svc) write(ctx context.Context, c string, r io.Reader, o WriteOptions) (Entry, error) {
 	partSize := s.partSize
 	if need := (o.Size + maxParts - 1) / maxParts; need > partSize {
 		partSize = (need + 1<<20 - 1) &^ (1<<20 - 1) // a known huge size: bigger parts
@@ -623,18 +560,7 @@ func (s *s3svc) putPart(b []byte) {
 	}
 }
 
-func (s *s3svc) Remove(ctx context.Context, p string) error {
-	if err := s.remove(ctx, p); err != nil {
-		return s.fail("remove", p, err)
-	}
-	return nil
-}
-
-func (s *s3svc) remove(ctx context.Context, p string) error {
-	c, err := cleanFilePath(p)
-	if err != nil {
-		return err
-	}
+func (s *s3svc) remove(ctx context.Context, c string) error {
 	// S3 deletes are idempotent; the HEAD tells a missing file apart, as local_service does.
 	if _, err := s.client.StatObject(ctx, s.bucket, s.key(c), minio.StatObjectOptions{}); err != nil {
 		return err
@@ -642,21 +568,7 @@ func (s *s3svc) remove(ctx context.Context, p string) error {
 	return s.client.RemoveObject(ctx, s.bucket, s.key(c), minio.RemoveObjectOptions{})
 }
 
-func (s *s3svc) RemoveAll(ctx context.Context, dir string) error {
-	if err := s.removeAll(ctx, dir); err != nil {
-		return s.fail("remove_all", dir, err)
-	}
-	return nil
-}
-
-func (s *s3svc) removeAll(ctx context.Context, dir string) error {
-	c, err := cleanPath(dir)
-	if err != nil {
-		return err
-	}
-	if c == "" {
-		return fmt.Errorf("%w: the root cannot be removed", ErrInvalid)
-	}
+func (s *s3svc) removeAll(ctx context.Context, c string) error {
 	var listErr error
 	objects := func(yield func(minio.ObjectInfo) bool) {
 		for info := range s.client.ListObjectsIter(ctx, s.bucket, minio.ListObjectsOptions{Prefix: s.dirPrefix(c), Recursive: true}) {
