@@ -171,12 +171,18 @@ func checkWriteOptions(opts *WriteOptions) (WriteOptions, error) {
 		return o, fmt.Errorf("%w: negative size %d", ErrInvalid, o.Size)
 	}
 	if o.MD5 != "" {
-		if b, err := hex.DecodeString(o.MD5); err != nil || len(b) != md5.Size {
+		if !isMD5(o.MD5) {
 			return o, fmt.Errorf("%w: md5 %q is not 32 hex digits", ErrInvalid, o.MD5)
 		}
 		o.MD5 = strings.ToLower(o.MD5)
 	}
 	return o, nil
+}
+
+// isMD5 reports whether s is an md5 sum in hex.
+func isMD5(s string) bool {
+	b, err := hex.DecodeString(s)
+	return err == nil && len(b) == md5.Size
 }
 
 // tally hashes and counts the bytes that pass through a reader.

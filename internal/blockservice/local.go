@@ -2,7 +2,6 @@ package blockservice
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -91,7 +90,7 @@ func readSidecar(full string) (Entry, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return Entry{}, fmt.Errorf("%w: metadata file of %s: %v", ErrChecksum, base, err)
 	}
-	if d, err := hex.DecodeString(m.MD5); err != nil || len(d) != 16 || m.Size < 0 {
+	if !isMD5(m.MD5) || m.Size < 0 {
 		return Entry{}, fmt.Errorf("%w: metadata file of %s holds size %d md5 %q", ErrChecksum, base, m.Size, m.MD5)
 	}
 	return Entry{Name: base, Size: m.Size, MD5: strings.ToLower(m.MD5)}, nil

@@ -219,11 +219,6 @@ func entryOf(name string, info minio.ObjectInfo) Entry {
 	return e
 }
 
-func isMD5(s string) bool {
-	b, err := hex.DecodeString(s)
-	return err == nil && len(b) == 16
-}
-
 // statObject describes the object of the clean file path c.
 func (s *s3svc) statObject(ctx context.Context, c string) (Entry, error) {
 	info, err := s.client.StatObject(ctx, s.bucket, s.key(c), minio.StatObjectOptions{})
