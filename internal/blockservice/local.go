@@ -86,14 +86,25 @@ func readSidecar(full string) (Entry, error) {
 	if err != nil {
 		return Entry{}, err
 	}
+	m, err := parseSidecar(b)
+	if err != nil {
+		return Entry{}, fmt.Errorf("metadata file of %s: %w", base, err)
+	}
+	return Entry{Name: base, Size: m.Size, MD5: m.MD5}, nil
+}
+
+// parseSidecar decodes the content of a sidecar, md5 in lowercase; [ErrChecksum] if it is
+// not a size and an md5.
+func parseSidecar(b []byte) (sidecar, error) {
 	var m sidecar
 	if err := json.Unmarshal(b, &m); err != nil {
-		return Entry{}, fmt.Errorf("%w: metadata file of %s: %v", ErrChecksum, base, err)
+		return sidecar{}, fmt.Errorf("%w: %v", ErrChecksum, err)
 	}
 	if !isMD5(m.MD5) || m.Size < 0 {
-		return Entry{}, fmt.Errorf("%w: metadata file of %s holds size %d md5 %q", ErrChecksum, base, m.Size, m.MD5)
+		return sidecar{}, fmt.Errorf("%w: size %d md5 %q", ErrChecksum, m.Size, m.MD5)
 	}
-	return Entry{Name: base, Size: m.Size, MD5: strings.ToLower(m.MD5)}, nil
+	m.MD5 = strings.ToLower(m.MD5)
+	return m, nil
 }
 
 // statFile describes the file full: its sidecar's size and md5, if the file and its
