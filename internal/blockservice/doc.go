@@ -45,16 +45,16 @@
 // Any S3-compatible object store (AWS S3, MinIO, Ceph RGW, SeaweedFS), through minio-go.
 // The section's keys:
 //
-//	args           "<endpoint URL> <bucket>"; the URL's scheme turns TLS on (https) or off (http)
-//	region         the bucket's region; empty asks the store
-//	access_key     with secret_key (and session_token, for temporary credentials); when both
-//	secret_key     are empty they come from the environment: AWS_ACCESS_KEY_ID,
-//	session_token  AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
-//	ca_file        PEM certificates to trust instead of the system's (https only)
-//	bucket_lookup  auto (default: virtual-host style where the store is known to take it),
-//	               path (https://host/bucket/key) or virtual_host (https://bucket.host/key)
-//	prefix         a key prefix every path lives under, e.g. clusters/c1
-//	part_size_mb   the part size of multipart uploads, 5 to 5120 (default 8)
+//	args             "<endpoint URL> <bucket>"; the URL's scheme turns TLS on (https) or off (http)
+//	region           the bucket's region; empty asks the store
+//	access_key       with secret_key (and session_token, for temporary credentials); when both
+//	secret_key       are empty they come from the environment: AWS_ACCESS_KEY_ID,
+//	session_token    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+//	ca_file          PEM certificates to trust instead of the system's (https only)
+//	bucket_lookup    auto (default: virtual-host style where the store is known to take it),
+//	                 path (https://host/bucket/key) or virtual_host (https://bucket.host/key)
+//	prefix           a key prefix every path lives under, e.g. clusters/c1
+//	part_size_mb     the part size of multipart uploads, 5 to 5120 (default 8)
 //	parts_in_flight  how many parts of one upload are sent at once, 1 to 16 (default 4)
 //
 // A file's md5 is the one recorded in its object's metadata (x-amz-meta-md5), or else its
