@@ -131,3 +131,77 @@ func TestDefineTwicePanics(t *testing.T) {
 	}()
 	Define(r, Spec[int64]{Name: "x"})
 }
+
+func TestSections(t *testing.T) {
+	r, u, _, _, _, _ := newTestRegistry()
+	DefineSections(r, "block_service.")
+	file := `
+[pegasus.server]
+threshold_ns = 200
+[block_service.bak]
+type = local_service
+args = /mnt/backup
+[block_service.s3]
+type = s3
+args = https://s3.example.com:9000 bucket
+access_key = AK
+access_key = AK2
+[block_service.empty]
+`
+	if err := r.Load(strings.NewReader(file), "test.ini"); err != nil {
+		t.Fatal(err)
+	}
+	if u.Get() != 200 {
+		t.Fatalf("setting beside sections not loaded: %d", u.Get())
+	}
+	got := r.Sections("block_service.")
+	want := map[string]map[string]string{
+		"bak":   {"type": "local_service", "args": "/mnt/backup"},
+		"s3":    {"type": "s3", "args": "https://s3.example.com:9000 bucket", "access_key": "AK2"},
+		"empty": {},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Sections = %v, want %v", got, want)
+	}
+	got["bak"]["type"] = "changed"
+	if r.Sections("block_service.")["bak"]["type"] != "local_service" {
+		t.Fatal("Sections returned the registry's own maps")
+	}
+	if len(r.Sections("nope.")) != 0 {
+		t.Fatal("an undefined family has sections")
+	}
+	for _, bad := range []string{
+		"[block_service.]\ntype = s3\n",                  // no name
+		"[block_service.x]\n= v\n",                       // empty key
+		"[block_service.x]\ntype\n",                      // no '='
+		"[block_servicex]\ntype = s3\n",                  // not the family: strict checking
+		"[pegasus.server]\ntype = s3\n",                  // strict checking elsewhere
+		"[block_service.x]\ntype = s3\n[core]\nnope = 1", // still strict after a raw section
+	} {
+		if err := r.Load(strings.NewReader(bad), "bad.ini"); err == nil {
+			t.Errorf("Load(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestDefineSectionsConflicts(t *testing.T) {
+	for name, fn := range map[string]func(){
+		"no dot":        func() { DefineSections(NewRegistry(), "block_service") },
+		"overlap":       func() { r := NewRegistry(); DefineSections(r, "a."); DefineSections(r, "a.b.") },
+		"holds setting": func() { r, _, _, _, _, _ := newTestRegistry(); DefineSections(r, "pegasus.") },
+		"setting in family": func() {
+			r := NewRegistry()
+			DefineSections(r, "block_service.")
+			Define(r, Spec[bool]{Section: "block_service.x", Name: "y"})
+		},
+	} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("%s: no panic", name)
+				}
+			}()
+			fn()
+		}()
+	}
+}
