@@ -757,3 +757,6 @@ func (l *Log) cutTail(f *os.File, name string, res scanResult) error {
 	}
 	return nil
 }
+
+// Options returns the options the log runs with, defaults filled in.
+func (l *Log) Options() Options { return l.opts }

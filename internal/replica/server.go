@@ -118,8 +118,15 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.lg = lg.With("node", s.addr)
+	durability, err := raftlog.ParseDurability(cfg.RaftLogDurability)
+	if err != nil {
+		closeListener(srv)
+		s.cache.Unref()
+		return nil, fmt.Errorf("replica: %w", err)
+	}
 	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, raftlog.Options{
-		Window: raftlog.DefaultOptions.Window, Delay: *cfg.CommitDelay, Siblings: cfg.CommitSiblings})
+		Window: raftlog.DefaultOptions.Window, Delay: *cfg.CommitDelay, Siblings: cfg.CommitSiblings,
+		Durability: durability, SyncInterval: cfg.RaftLogSyncInterval})
 	if err != nil {
 		closeListener(srv)
 		s.cache.Unref()
