@@ -40,8 +40,8 @@ type Config struct {
 	TickInterval time.Duration
 	// LogCompactEvery is how many applied entries accumulate in a partition's raft log
 	// before it is truncated (setting raft_log_compact_every, default 2000: few enough that
-	// most entries are deleted while still in the log database's memtable, never written to
-	// an sstable); LogKeep is how many applied entries survive a truncation, so a follower
+	// the server's raft log drops its old segments without rewriting many live entries);
+	// LogKeep is how many applied entries survive a truncation, so a follower
 	// slightly behind catches up from the log rather than a snapshot (setting raft_log_keep,
 	// default 1000).
 	LogCompactEvery, LogKeep int
