@@ -21,6 +21,7 @@ import (
 
 	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -140,20 +141,40 @@ func startCluster(t *testing.T) *cluster {
 		}
 	})
 	c := &cluster{t: t}
+	extra := durabilityConfig(t, dir)
 	c.metaAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	c.meta = &proc{t: t, name: "meta", log: logf, args: []string{"meta", "--listen", c.metaAddr,
-		"--data", filepath.Join(dir, "meta"), "--log-level", "warn"}}
+	c.meta = &proc{t: t, name: "meta", log: logf, args: append([]string{"meta", "--listen", c.metaAddr,
+		"--data", filepath.Join(dir, "meta"), "--log-level", "warn"}, extra...)}
 	c.meta.start()
 	t.Cleanup(c.meta.kill)
 	for i := range 3 {
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		r := &proc{t: t, name: "replica " + addr, log: logf, args: []string{"replica", "--listen", addr,
-			"--data", filepath.Join(dir, fmt.Sprintf("replica%d", i)), "--metas", c.metaAddr, "--log-level", "warn"}}
+		r := &proc{t: t, name: "replica " + addr, log: logf, args: append([]string{"replica", "--listen", addr,
+			"--data", filepath.Join(dir, fmt.Sprintf("replica%d", i)), "--metas", c.metaAddr, "--log-level", "warn"}, extra...)}
 		r.start()
 		t.Cleanup(r.kill)
 		c.replicas = append(c.replicas, r)
 	}
 	return c
+}
+
+// durabilityConfig returns the server flags that set the raft log durability of every
+// server to $PEGASUS_CHAOS_DURABILITY (always or os; unset: the servers' default, always):
+// a configuration file in dir.
+func durabilityConfig(t *testing.T, dir string) []string {
+	d := os.Getenv("PEGASUS_CHAOS_DURABILITY")
+	if d == "" {
+		return nil
+	}
+	if _, err := raftlog.ParseDurability(d); err != nil {
+		t.Fatalf("PEGASUS_CHAOS_DURABILITY: %v", err)
+	}
+	name := filepath.Join(dir, "servers.ini")
+	if err := os.WriteFile(name, []byte("[replication]\nraft_log_durability = "+d+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("raft log durability %s", d)
+	return []string{"--config", name}
 }
 
 func tail(b []byte, n int) []byte {

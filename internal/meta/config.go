@@ -51,6 +51,14 @@ type Config struct {
 	// in name order (so Pegasus onebox's "stat" and "temp" get app ids 1 and 2), with app type
 	// "pegasus" and no envs.
 	InitialTables []TableSpec
+	// RaftLogDurability says when the metas' raft log acknowledges a write (setting
+	// raft_log_durability): "always" (the default) once it is fsynced, or "os" once it is
+	// written to the operating system, the log being fsynced every RaftLogSyncInterval
+	// (setting raft_log_sync_interval_ms, default 100 ms). "os" is unsafe: a power loss of
+	// a quorum of the metas within the interval can lose acknowledged mutations (a process
+	// crash cannot); see raftlog.DurabilityOS.
+	RaftLogDurability   string
+	RaftLogSyncInterval time.Duration
 	// ClusterName is reported by cluster_info (setting cluster_name, default "gopegasus").
 	ClusterName string
 	// Version is the software version the server reports (default "dev").
@@ -76,6 +84,8 @@ func (c *Config) fields() []config.Field {
 		config.BindDuration(&c.NodeGrace, st.NodeGraceMS, time.Millisecond),
 		config.BindDuration(&c.RaftTick, st.RaftTickMS, time.Millisecond),
 		config.BindCount(&c.SnapshotEntries, st.SnapshotEntries),
+		config.BindString(&c.RaftLogDurability, st.RaftLogDurability),
+		config.BindDuration(&c.RaftLogSyncInterval, st.RaftLogSyncIntervalMS, time.Millisecond),
 	}
 }
 

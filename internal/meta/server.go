@@ -126,7 +126,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, reqs: make(chan request), loopDone: make(chan struct{}), settings: settings}
 	s.lg = cfg.Logger.With("addr", cfg.Advertise)
-	rl, err := raftlog.Open(filepath.Join(cfg.DataDir, raftDir), s.lg)
+	durability, err := raftlog.ParseDurability(cfg.RaftLogDurability)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	logOpts := raftlog.DefaultOptions
+	logOpts.Durability, logOpts.SyncInterval = durability, cfg.RaftLogSyncInterval
+	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, raftDir), s.lg, logOpts)
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("meta: %w", err)

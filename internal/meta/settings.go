@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
 // Defaults of the meta server's settings: each is the default of exactly one setting of
@@ -20,6 +21,9 @@ const (
 	// DefaultSnapshotEntries is how many mutations are applied between two snapshots of the
 	// cluster map (each snapshot truncates the raft log).
 	DefaultSnapshotEntries = 1000
+	// DefaultRaftLogDurability is the durability of the metas' raft log: a mutation is
+	// acknowledged once fsynced on a quorum.
+	DefaultRaftLogDurability = "always"
 )
 
 // Settings are the meta server's settings, each registered once in its registry (which backs
@@ -31,6 +35,9 @@ type Settings struct {
 
 	Listen, Advertise, DataDir, Metas, ClusterName *config.Value[string]
 	NodeGraceMS, RaftTickMS, SnapshotEntries       *config.Value[uint32]
+	// RaftLogDurability and RaftLogSyncIntervalMS: see Config.RaftLogDurability.
+	RaftLogDurability     *config.Value[string]
+	RaftLogSyncIntervalMS *config.Value[uint32]
 }
 
 // NewSettings registers every setting of a meta server, with its default, in a new registry.
@@ -59,6 +66,14 @@ func NewSettings() *Settings {
 		RaftTickMS:  u32("meta_server", "raft_tick_ms", "The tick of the metas' raft group, in milliseconds.", uint32(DefaultRaftTick/time.Millisecond)),
 		SnapshotEntries: u32("meta_server", "snapshot_entries",
 			"How many mutations are applied between two snapshots of the cluster map.", DefaultSnapshotEntries),
+		RaftLogDurability: config.Define(r, config.Spec[string]{Section: "replication", Name: "raft_log_durability",
+			Description: "When a mutation of the cluster map is acknowledged: always (once fsynced in the raft log of a quorum of metas) or os (once written to their operating system; the raft log is fsynced every raft_log_sync_interval_ms, and a power loss of a quorum within it can lose acknowledged mutations).",
+			Default:     DefaultRaftLogDurability, Validate: func(v string) error {
+				_, err := raftlog.ParseDurability(v)
+				return err
+			}}),
+		RaftLogSyncIntervalMS: u32("replication", "raft_log_sync_interval_ms",
+			"With raft_log_durability = os, how often the raft log is fsynced, in milliseconds.", uint32(raftlog.DefaultSyncInterval/time.Millisecond)),
 	}
 }
 

@@ -40,8 +40,8 @@ type Config struct {
 	TickInterval time.Duration
 	// LogCompactEvery is how many applied entries accumulate in a partition's raft log
 	// before it is truncated (setting raft_log_compact_every, default 2000: few enough that
-	// most entries are deleted while still in the log database's memtable, never written to
-	// an sstable); LogKeep is how many applied entries survive a truncation, so a follower
+	// the server's raft log drops its old segments without rewriting many live entries);
+	// LogKeep is how many applied entries survive a truncation, so a follower
 	// slightly behind catches up from the log rather than a snapshot (setting raft_log_keep,
 	// default 1000).
 	LogCompactEvery, LogKeep int
@@ -58,6 +58,14 @@ type Config struct {
 	// spacing off; nil takes the setting.
 	CommitDelay    *time.Duration
 	CommitSiblings int
+	// RaftLogDurability says when the raft log acknowledges a write (setting
+	// raft_log_durability): "always" (the default) once it is fsynced, or "os" once it is
+	// written to the operating system, the log being fsynced every RaftLogSyncInterval
+	// (setting raft_log_sync_interval_ms, default 100 ms). "os" is unsafe: a power loss of
+	// a quorum of a partition's servers within the interval can lose acknowledged writes
+	// (a process crash cannot); see raftlog.DurabilityOS.
+	RaftLogDurability   string
+	RaftLogSyncInterval time.Duration
 	// BlockCacheSize is the bytes of the Pebble block cache shared by all partitions of
 	// the server (setting rocksdb_block_cache_capacity, default 256 MiB).
 	BlockCacheSize int64
@@ -90,6 +98,8 @@ func (c *Config) fields() []config.Field {
 		config.BindDuration(&c.GarbageGrace, st.GarbageGraceS, time.Second),
 		config.BindOptionalDuration(&c.CommitDelay, st.CommitDelayUS, time.Microsecond),
 		config.BindCount(&c.CommitSiblings, st.CommitSiblings),
+		config.BindString(&c.RaftLogDurability, st.RaftLogDurability),
+		config.BindDuration(&c.RaftLogSyncInterval, st.RaftLogSyncIntervalMS, time.Millisecond),
 		config.BindCount(&c.BlockCacheSize, st.BlockCacheBytes),
 		config.BindOptional(&c.ClusterID, st.ClusterID),
 	}

@@ -144,8 +144,15 @@ func New(cfg Config) (*Server, error) {
 		s.cache.Unref()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
+	durability, err := raftlog.ParseDurability(cfg.RaftLogDurability)
+	if err != nil {
+		_ = srv.Close()
+		s.cache.Unref()
+		return nil, fmt.Errorf("replica: %w", err)
+	}
 	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, raftlog.Options{
-		Window: raftlog.DefaultOptions.Window, Delay: *cfg.CommitDelay, Siblings: cfg.CommitSiblings})
+		Window: raftlog.DefaultOptions.Window, Delay: *cfg.CommitDelay, Siblings: cfg.CommitSiblings,
+		Durability: durability, SyncInterval: cfg.RaftLogSyncInterval})
 	if err != nil {
 		_ = srv.Close()
 		s.cache.Unref()

@@ -18,6 +18,9 @@ const (
 	DefaultLogKeep         = 1000
 	DefaultGarbageGrace    = 24 * time.Hour
 	DefaultBlockCacheSize  = 256 << 20
+	// DefaultRaftLogDurability is the raft log's durability: a write is acknowledged once
+	// fsynced on a quorum.
+	DefaultRaftLogDurability = "always"
 )
 
 // MaxClusterID is the largest duplication cluster id a value's timetag can carry.
@@ -39,9 +42,13 @@ type Settings struct {
 	GarbageGraceS   *config.Value[uint32]
 	CommitDelayUS   *config.Value[uint32]
 	CommitSiblings  *config.Value[uint32]
-	ClusterID       *config.Value[uint32]
-	ClusterName     *config.Value[string]
-	BlockCacheBytes *config.Value[uint64]
+	// RaftLogDurability ("always" or "os") and RaftLogSyncIntervalMS: see
+	// Config.RaftLogDurability.
+	RaftLogDurability     *config.Value[string]
+	RaftLogSyncIntervalMS *config.Value[uint32]
+	ClusterID             *config.Value[uint32]
+	ClusterName           *config.Value[string]
+	BlockCacheBytes       *config.Value[uint64]
 
 	// SlowQueryThresholdNS is mutable: requests slower than it are logged (Warn) and
 	// counted in the slow_requests metric; 0 turns that off.
@@ -89,6 +96,11 @@ func NewSettings() *Settings {
 			uint32(raftlog.DefaultOptions.Delay/time.Microsecond), 0, any32),
 		CommitSiblings: u32("replication", "group_commit_siblings",
 			"How many client writes must wait on the server for group_commit_delay_us to apply.", uint32(raftlog.DefaultOptions.Siblings), 1, any32),
+		RaftLogDurability: config.Define(r, config.Spec[string]{Section: "replication", Name: "raft_log_durability",
+			Description: "When a write is acknowledged: always (once fsynced in the raft log of a quorum) or os (once written to the operating system of a quorum; the raft log is fsynced every raft_log_sync_interval_ms, and a power loss of a quorum within it can lose acknowledged writes).",
+			Default:     DefaultRaftLogDurability, Validate: validDurability}),
+		RaftLogSyncIntervalMS: u32("replication", "raft_log_sync_interval_ms",
+			"With raft_log_durability = os, how often the raft log is fsynced, in milliseconds.", uint32(raftlog.DefaultSyncInterval/time.Millisecond), 1, any32),
 		ClusterID: u32("replication", "cluster_id",
 			"The duplication cluster id written into the timetag of every value (0 to 127).", 0, 0, MaxClusterID),
 		ClusterName: str("replication", "cluster_name", "The cluster's name, reported by /metrics.", ""),
@@ -104,6 +116,11 @@ func NewSettings() *Settings {
 			Description: "Requests that take longer than this many nanoseconds are logged and counted as slow; 0 turns that off.",
 			Default:     uint64(100 * time.Millisecond), Mutable: true}),
 	}
+}
+
+func validDurability(v string) error {
+	_, err := raftlog.ParseDurability(v)
+	return err
 }
 
 // Registry returns the registry the settings live in.

@@ -61,6 +61,7 @@ func TestEnsureDefaults(t *testing.T) {
 		cfg.LogCompactEvery != DefaultLogCompactEvery || cfg.LogKeep != DefaultLogKeep ||
 		cfg.GarbageGrace != DefaultGarbageGrace || cfg.BlockCacheSize != DefaultBlockCacheSize ||
 		*cfg.CommitDelay != raftlog.DefaultOptions.Delay || cfg.CommitSiblings != raftlog.DefaultOptions.Siblings ||
+		cfg.RaftLogDurability != "always" || cfg.RaftLogSyncInterval != raftlog.DefaultSyncInterval ||
 		*cfg.ClusterID != 0 || cfg.Logger == nil || cfg.Version != "dev" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
@@ -95,6 +96,8 @@ func TestConfigValidate(t *testing.T) {
 		{"cluster id 0 is a value", Config{Listen: ":0", DataDir: "d", ClusterID: new(uint8(0))}, ""},
 		{"commit delay not whole", Config{Listen: ":0", DataDir: "d", CommitDelay: new(1500 * time.Nanosecond)}, "group_commit_delay_us"},
 		{"negative tick", Config{Listen: ":0", DataDir: "d", TickInterval: -time.Millisecond}, "raft_tick_ms"},
+		{"unknown durability", Config{Listen: ":0", DataDir: "d", RaftLogDurability: "never"}, "raft_log_durability"},
+		{"sync interval not whole", Config{Listen: ":0", DataDir: "d", RaftLogSyncInterval: 1500 * time.Microsecond}, "raft_log_sync_interval_ms"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -115,5 +118,51 @@ func TestNewRefusesWildcardAdvertise(t *testing.T) {
 	_, err := New(Config{Listen: "0.0.0.0:0", DataDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "wildcard") {
 		t.Fatalf("New on 0.0.0.0 without Advertise: %v", err)
+	}
+}
+
+// The raft log's durability comes from raft_log_durability and raft_log_sync_interval_ms
+// unless the Config sets it; a value that is neither always nor os is refused (the Config's
+// in TestConfigValidate).
+func TestRaftLogDurabilitySettings(t *testing.T) {
+	cases := []struct {
+		name              string
+		setting, interval string // "" for the defaults
+		cfg               string
+		want              raftlog.Durability
+		wantInterval      time.Duration
+	}{
+		{"default", "", "", "", raftlog.DurabilityAlways, raftlog.DefaultSyncInterval},
+		{"from settings", "os", "20", "", raftlog.DurabilityOS, 20 * time.Millisecond},
+		{"config wins", "os", "", "always", raftlog.DurabilityAlways, raftlog.DefaultSyncInterval},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := NewSettings()
+			for name, v := range map[string]string{"raft_log_durability": c.setting, "raft_log_sync_interval_ms": c.interval} {
+				if v != "" {
+					if err := st.Registry().Set(name, v); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			s, err := New(Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), RaftLogDurability: c.cfg, Settings: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			closeListener(s.rpc)
+			opts := s.rlog.Options()
+			if opts.Durability != c.want || opts.SyncInterval != c.wantInterval {
+				t.Errorf("raft log runs with %v every %v, want %v every %v", opts.Durability, opts.SyncInterval, c.want, c.wantInterval)
+			}
+			if got := st.RaftLogDurability.Get(); got != c.want.String() {
+				t.Errorf("raft_log_durability %q, want %q", got, c.want)
+			}
+			_ = s.rlog.Close()
+			s.cache.Unref()
+		})
+	}
+	if err := NewSettings().Registry().Set("raft_log_durability", "fsync"); err == nil {
+		t.Error("raft_log_durability = fsync accepted")
 	}
 }
