@@ -150,7 +150,6 @@ func TestRaftLogDurabilitySettings(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			closeListener(s.rpc)
 			opts := s.rlog.Options()
 			if opts.Durability != c.want || opts.SyncInterval != c.wantInterval {
 				t.Errorf("raft log runs with %v every %v, want %v every %v", opts.Durability, opts.SyncInterval, c.want, c.wantInterval)
@@ -158,8 +157,9 @@ func TestRaftLogDurabilitySettings(t *testing.T) {
 			if got := st.RaftLogDurability.Get(); got != c.want.String() {
 				t.Errorf("raft_log_durability %q, want %q", got, c.want)
 			}
-			_ = s.rlog.Close()
-			s.cache.Unref()
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
 	if err := NewSettings().Registry().Set("raft_log_durability", "fsync"); err == nil {
