@@ -78,6 +78,11 @@ type Server struct {
 	// snapshots sends the partitions' snapshot transfers; its connections close with the
 	// server.
 	snapshots *http.Client
+	// peers are the connections to other replica servers that forwarded requests travel
+	// on, and local the handlers that serve the requests forwarded here (forward.go).
+	peers    *rpc.Pool
+	local    map[string]rpc.HandlerFunc
+	forwards forwardCounters
 
 	run lifecycle.Runner
 	// flush is set by Shutdown: the stores are flushed before they close, so a restart
@@ -128,6 +133,7 @@ func New(cfg Config) (*Server, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DisableKeepAlives = true // transfers are rare and long: no idle connection to keep
 	s.snapshots = &http.Client{Transport: tr}
+	s.peers = rpc.NewPool(rpc.ConnConfig{CallTimeout: forwardCallTimeout})
 	s.rpc = srv
 	s.addr = cfg.Advertise
 	if s.addr == "" {
@@ -253,6 +259,7 @@ func (s *Server) release() {
 		_ = s.meta.Close()
 	}
 	_ = s.transport.Close()
+	_ = s.peers.Close()
 	s.snapshots.CloseIdleConnections()
 	if err := s.rlog.Close(); err != nil {
 		s.stopErr = fmt.Errorf("replica: close raft log: %w", err)
@@ -326,10 +333,12 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		recvC:     make(chan raftpb.Message, 1024),
 		installC:  make(chan *install),
 		snapDoneC: make(chan snapDone),
+		transferC: make(chan *transferRequest),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
 	p.setTable(a)
+	p.view.Store(&leaderView{changed: make(chan struct{})})
 	l, err := newLoop(p, a.Members, a.Join)
 	if err != nil {
 		_ = db.Close()
