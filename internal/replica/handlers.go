@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -42,10 +43,16 @@ func (s *Server) registerHandlers() {
 
 // receiveRaft hands a message from another replica server to its partition; messages for
 // partitions not here, or arriving faster than the partition handles them, are dropped
-// (raft retries).
+// (raft retries). A message for a partition not here is most often from a new group whose
+// first member campaigns before this server heard of it: it asks the meta at once rather
+// than at its next report, at most once per unknownSyncEvery.
 func (s *Server) receiveRaft(_ string, pid idl.GPID, m raftpb.Message) {
 	p := s.partition(pid)
 	if p == nil {
+		now := time.Now().UnixNano()
+		if last := s.unknownSync.Load(); now-last >= int64(unknownSyncEvery) && s.unknownSync.CompareAndSwap(last, now) {
+			s.notifyMeta()
+		}
 		return
 	}
 	select {

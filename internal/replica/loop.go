@@ -299,11 +299,12 @@ func (l *loop) handleReadies() error {
 	p := l.p
 	for l.rn.HasReady() {
 		rd := l.rn.Ready()
-		if rd.SoftState != nil {
-			l.setLeader(rd.SoftState.Lead)
-		}
+		// The term first: a report that finds this replica leading finds its term too.
 		if !raft.IsEmptyHardState(rd.HardState) {
 			p.term.Store(rd.HardState.Term)
+		}
+		if rd.SoftState != nil {
+			l.setLeader(rd.SoftState.Lead)
 		}
 		var peers []raftpb.Message
 		for _, m := range rd.Messages {
@@ -443,8 +444,11 @@ func (l *loop) setLeader(lead uint64) {
 		l.orphansUntil = time.Now().Add(l.electionTimeout())
 	}
 	l.publishView()
-	p.lg.Info("partition leadership", "leader", now, "term", l.rn.BasicStatus().Term)
-	p.s.notifyMeta()
+	if was != now {
+		// The meta names the primary from the reports: it hears of the change at once.
+		p.lg.Info("partition leadership", "leader", now, "term", l.rn.BasicStatus().Term)
+		p.s.notifyMeta()
+	}
 }
 
 // failAll fails every pending request: reads with err, proposed writes with

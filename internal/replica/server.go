@@ -63,8 +63,11 @@ type Server struct {
 	parts map[idl.GPID]*partition
 
 	syncNow chan struct{}
-	meta    *metaclient.Client // nil without meta servers
-	dropped map[int32]bool
+	// unknownSync is when a raft message for a partition not here last made the server
+	// report at once (unix nanoseconds; see receiveRaft).
+	unknownSync atomic.Int64
+	meta        *metaclient.Client // nil without meta servers
+	dropped     map[int32]bool
 	// unassigned is when each replica held here was first missing from the meta's
 	// assignments (sync goroutine only).
 	unassigned map[idl.GPID]time.Time
@@ -423,6 +426,10 @@ func (s *Server) partition(pid idl.GPID) *partition {
 	defer s.mu.RUnlock()
 	return s.parts[pid]
 }
+
+// unknownSyncEvery bounds how often raft messages for partitions not here make the server
+// report to the meta at once.
+const unknownSyncEvery = 100 * time.Millisecond
 
 // notifyMeta asks the sync loop to report at once (a leadership change).
 func (s *Server) notifyMeta() {
