@@ -24,6 +24,8 @@ const (
 	// DefaultRaftLogDurability is the durability of the metas' raft log: a mutation is
 	// acknowledged once fsynced on a quorum.
 	DefaultRaftLogDurability = "always"
+	// DefaultCreateWait bounds how long a create_app reply waits for its table to be ready.
+	DefaultCreateWait = 10 * time.Second
 )
 
 // Settings are the meta server's settings, each registered once in its registry (which backs
@@ -38,6 +40,8 @@ type Settings struct {
 	// RaftLogDurability and RaftLogSyncIntervalMS: see Config.RaftLogDurability.
 	RaftLogDurability     *config.Value[string]
 	RaftLogSyncIntervalMS *config.Value[uint32]
+	// CreateWaitMS: see Config.CreateWait.
+	CreateWaitMS *config.Value[uint32]
 }
 
 // NewSettings registers every setting of a meta server, with its default, in a new registry.
@@ -74,6 +78,9 @@ func NewSettings() *Settings {
 			}}),
 		RaftLogSyncIntervalMS: u32("replication", "raft_log_sync_interval_ms",
 			"With raft_log_durability = os, how often the raft log is fsynced, in milliseconds.", uint32(raftlog.DefaultSyncInterval/time.Millisecond)),
+		CreateWaitMS: config.Define(r, config.Spec[uint32]{Section: "meta_server", Name: "create_app_wait_ms",
+			Description: "How long, in milliseconds, a create_app reply waits for the new table to be ready (every partition led by its intended primary, with all its secondaries), and at most half the client's timeout; 0 answers once the table is registered.",
+			Default:     uint32(DefaultCreateWait / time.Millisecond)}),
 	}
 }
 
