@@ -111,7 +111,7 @@ func (l *loop) handOver(to uint64, reason string, done chan<- error) {
 	if done != nil {
 		l.handover.waiters = append(l.handover.waiters, done)
 	}
-	l.transferStarted = now
+	l.transferStarted, l.transferTerm = now, l.rn.BasicStatus().Term
 	l.publishView()
 	p.lg.Info("leadership handover started", "to", p.addressOf(to), "reason", reason)
 }

@@ -34,9 +34,10 @@ type loop struct {
 	confAt        time.Time
 	lastReconcile time.Time
 	lastTransfer  time.Time
-	// transferStarted is when this replica last asked raft to hand its leadership over;
-	// heldReads wait meanwhile (see leaseSuspended).
+	// transferStarted is when this replica last asked raft to hand its leadership over, in
+	// term transferTerm; heldReads wait meanwhile (see leaseSuspended).
 	transferStarted time.Time
+	transferTerm    uint64
 	heldReads       []*readWait
 	// handover is the leadership transfer under way that this replica started (handover.go).
 	handover *handover

@@ -590,6 +590,10 @@ func syncStatus(r *syncReply) metaclient.Status {
 // RaftLogSyncs returns how many fsyncs the server's raft log has made since it started.
 func (s *Server) RaftLogSyncs() int64 { return s.rlog.Syncs() }
 
+// ForwardedRequests returns how many client requests for partitions this server did not lead
+// it has forwarded to their leaders since it started (forward.go).
+func (s *Server) ForwardedRequests() int64 { return s.forwards.forwarded.Load() }
+
 // SnapshotsInstalled returns how many snapshots this server's replicas have installed.
 func (s *Server) SnapshotsInstalled() int64 {
 	s.mu.RLock()
