@@ -13,6 +13,7 @@ import (
 
 	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -102,18 +103,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	// The metas, with the leader the metas name now: under load an election may have moved
 	// it since the page was loaded (the page then follows it).
-	for {
-		var metaRows []string
+	var metaRows []string
+	if err := poll.Wait(ctx, func(context.Context) (bool, error) {
+		metaRows = nil
 		must(tb.eval(ctx, `[...document.querySelectorAll("main table")[0].rows].slice(1).map((r) => r.cells[0].textContent + " " + r.cells[1].textContent)`, &metaRows))
 		leader = c.MetaLeader(t)
-		if slices.Contains(metaRows, leader+" leader") && len(metaRows) == 3 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("meta servers shown %q; want 3 with %s the leader", metaRows, leader)
-		case <-time.After(200 * time.Millisecond):
-		}
+		return slices.Contains(metaRows, leader+" leader") && len(metaRows) == 3, nil
+	}); err != nil {
+		t.Fatalf("meta servers shown %q; want 3 with %s the leader", metaRows, leader)
 	}
 
 	// Load charts: two samples at least, with reads and writes.
@@ -229,11 +226,12 @@ func measureLoad(ctx context.Context, tb *tab, url, rendered string) (pageLoad, 
 		return pl, err
 	}
 	pl.seen = time.Since(began)
-	for idle := false; !idle; {
+	if err := poll.Wait(ctx, func(context.Context) (bool, error) {
+		var idle bool
 		pl.network, idle = tb.network()
-		if !idle {
-			time.Sleep(5 * time.Millisecond)
-		}
+		return idle, nil
+	}); err != nil {
+		return pl, fmt.Errorf("waiting for the network to go idle: %w", err)
 	}
 	err := tb.eval(ctx, `(() => { const n = performance.getEntriesByType("navigation")[0];
 		const r = performance.getEntriesByType("resource"), a = r[0] || {};

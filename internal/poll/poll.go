@@ -13,9 +13,9 @@
 //	})
 //
 // The bound is no speed requirement: it is far above what any condition needs on a loaded
-// machine, so a wait that reaches it means the condition never holds. A test that does
-// require something within a given time says so with its own context deadline given to
-// [Wait], which then ends first.
+// machine, so a wait that reaches it means the condition never holds. A wait that needs a
+// bound of its own (a test's overall budget, or a recovery time the test is about) gives
+// [Wait] a context with that deadline.
 package poll
 
 import (
@@ -35,14 +35,18 @@ const (
 	Attempt = 2 * time.Second
 )
 
-// Wait calls cond every [Interval] until it returns true or an error, ctx ends, or [Bound]
-// has passed. Each call gets a context that ends after [Attempt] at the most. Wait returns
-// nil once cond has returned true, cond's error as it is, or, when ctx ends or the bound
-// passes first, an error wrapping ctx.Err() (context.DeadlineExceeded for the bound).
+// Wait calls cond every [Interval] until it returns true or an error, or ctx ends. A ctx
+// without a deadline is given one, [Bound] from now; a ctx with a deadline keeps its own.
+// Each call of cond gets a context that ends after [Attempt] at the most, and cond is called
+// once at least. Wait returns nil once cond has returned true, cond's error as it is, or an
+// error wrapping ctx.Err() when ctx ends first (context.DeadlineExceeded for the bound).
 // Wait is safe to call from any goroutine.
 func Wait(ctx context.Context, cond func(ctx context.Context) (bool, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, Bound)
-	defer cancel()
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, Bound)
+		defer cancel()
+	}
 	tick := time.NewTicker(Interval)
 	defer tick.Stop()
 	for {

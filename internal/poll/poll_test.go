@@ -57,6 +57,13 @@ func TestWaitEndsWithItsContext(t *testing.T) {
 		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Second {
 			t.Fatalf("err %v after %v, want the caller's deadline after 1s", err, time.Since(start))
 		}
+		ctx, cancel = context.WithTimeout(t.Context(), 2*Bound)
+		defer cancel()
+		start = time.Now()
+		err = Wait(ctx, func(context.Context) (bool, error) { return false, nil })
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != 2*Bound {
+			t.Fatalf("err %v after %v, want the caller's deadline after %v", err, time.Since(start), 2*Bound)
+		}
 		ctx, cancel = context.WithCancel(t.Context())
 		cancel()
 		if err := Wait(ctx, func(context.Context) (bool, error) { return false, nil }); !errors.Is(err, context.Canceled) {

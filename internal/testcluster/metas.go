@@ -10,6 +10,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -103,7 +104,7 @@ func (c *Cluster) leaderOf(ctx context.Context) string {
 func (c *Cluster) MetaLeader(t testing.TB) string {
 	t.Helper()
 	var leader string
-	waitUntil(t, "a serving meta leader", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "a serving meta leader", func(ctx context.Context) (bool, error) {
 		leader = c.leaderOf(ctx)
 		return leader != "", nil
 	})

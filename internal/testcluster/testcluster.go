@@ -21,6 +21,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
@@ -278,7 +279,7 @@ func (c *Cluster) MetaCall(ctx context.Context, name string, args, reply idl.Val
 
 func (c *Cluster) waitNodes(t testing.TB, n int) {
 	t.Helper()
-	waitUntil(t, fmt.Sprintf("%d alive replica servers", n), func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, fmt.Sprintf("%d alive replica servers", n), func(ctx context.Context) (bool, error) {
 		var resp idl.ListNodesResponse
 		if err := c.MetaCall(ctx, idl.RPCListNodes, &idl.ListNodesRequest{Status: idl.NodeStatusAlive}, &resp); err != nil {
 			return false, nil
@@ -318,7 +319,7 @@ func (c *Cluster) CreateTableReplicas(t testing.TB, name string, partitions, rep
 // WaitPrimaries waits until every partition of the table has a primary.
 func (c *Cluster) WaitPrimaries(t testing.TB, name string) {
 	t.Helper()
-	waitUntil(t, "primaries of "+name, func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "primaries of "+name, func(ctx context.Context) (bool, error) {
 		var resp idl.QueryCfgResponse
 		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name}, &resp); err != nil {
 			return false, nil
@@ -345,7 +346,7 @@ func (c *Cluster) WaitPrimaries(t testing.TB, name string) {
 func (c *Cluster) WaitSpreadPrimaries(t testing.TB, name string) {
 	t.Helper()
 	servers := len(c.ReplicaAddrs())
-	waitUntil(t, "primaries of "+name+" spread", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "primaries of "+name+" spread", func(ctx context.Context) (bool, error) {
 		var resp idl.QueryCfgResponse
 		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name}, &resp); err != nil {
 			return false, nil
@@ -366,24 +367,4 @@ func (c *Cluster) WaitSpreadPrimaries(t testing.TB, name string) {
 		}
 		return most-least <= 1, nil
 	})
-}
-
-func waitUntil(t testing.TB, what string, cond func(context.Context) (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		ok, err := cond(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("testcluster: waiting for %s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testcluster: timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
