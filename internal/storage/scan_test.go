@@ -176,12 +176,14 @@ func TestScannerOptions(t *testing.T) {
 		"batch size 1":         {func(r *GetScannerRequest) { r.BatchSize = 1 }, all[0] + " " + join(all[1:])},
 		"start below metadata": {func(r *GetScannerRequest) { r.StartKey = nil }, join(all)},
 	} {
-		req := fullScan()
-		tc.mod(req)
-		got, _ := scanAll(t, d, req)
-		if join(got) != tc.want {
-			t.Errorf("%s: got %q, want %q", name, join(got), tc.want)
-		}
+		t.Run(name, func(t *testing.T) {
+			req := fullScan()
+			tc.mod(req)
+			got, _ := scanAll(t, d, req)
+			if join(got) != tc.want {
+				t.Errorf("%s: got %q, want %q", name, join(got), tc.want)
+			}
+		})
 	}
 
 	// Validation and empty ranges.

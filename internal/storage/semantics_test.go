@@ -56,13 +56,15 @@ func TestParseInt(t *testing.T) {
 		{"01000000000000000000000", 0, false},
 		{"99999999999999999999999", 0, false},
 	} {
-		got, ok := parseInt([]byte(tc.in))
-		if ok != tc.ok || got != tc.want {
-			t.Errorf("parseInt(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-		if rg, rok := refStrtoll(tc.in); rok != tc.ok || rg != tc.want {
-			t.Errorf("model refStrtoll(%q) = %d, %v; want %d, %v", tc.in, rg, rok, tc.want, tc.ok)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			got, ok := parseInt([]byte(tc.in))
+			if ok != tc.ok || got != tc.want {
+				t.Errorf("parseInt(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+			}
+			if rg, rok := refStrtoll(tc.in); rok != tc.ok || rg != tc.want {
+				t.Errorf("model refStrtoll(%q) = %d, %v; want %d, %v", tc.in, rg, rok, tc.want, tc.ok)
+			}
+		})
 	}
 }
 

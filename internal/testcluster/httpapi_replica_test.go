@@ -16,6 +16,7 @@ import (
 
 	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
+	"github.com/gopegasus/pegasus/internal/poll"
 )
 
 type httpAnswer struct {
@@ -130,17 +131,19 @@ func TestReplicaHTTPEndpoints(t *testing.T) {
 		{"/replica/nope", 404, `service not found for "replica/nope"`},
 		{"/replica/data_version?app_id=1&app_id=2", 400, "failed to parse request: ERR_INVALID_PARAMETERS: duplicate parameter: app_id"},
 	} {
-		ans := httpGet(t, r+tc.path)
-		ok := ans.body == tc.body
-		if p, wild := strings.CutSuffix(tc.body, "*"); wild {
-			ok = strings.HasPrefix(ans.body, p)
-		}
-		if ans.status != tc.status || !ok {
-			t.Errorf("GET %s = %d %.200q, want %d %q", tc.path, ans.status, ans.body, tc.status, tc.body)
-		}
-		if ct := ans.header.Get("Content-Type"); ct != "text/plain" {
-			t.Errorf("GET %s: Content-Type %q", tc.path, ct)
-		}
+		t.Run(tc.path, func(t *testing.T) {
+			ans := httpGet(t, r+tc.path)
+			ok := ans.body == tc.body
+			if p, wild := strings.CutSuffix(tc.body, "*"); wild {
+				ok = strings.HasPrefix(ans.body, p)
+			}
+			if ans.status != tc.status || !ok {
+				t.Errorf("GET %s = %d %.200q, want %d %q", tc.path, ans.status, ans.body, tc.status, tc.body)
+			}
+			if ct := ans.header.Get("Content-Type"); ct != "text/plain" {
+				t.Errorf("GET %s: Content-Type %q", tc.path, ct)
+			}
+		})
 	}
 
 	// "/" lists every endpoint of a replica server.
@@ -353,7 +356,7 @@ func fillAndDelete(t *testing.T, tbl pegasus.TableConnector) {
 // compaction on /replica/manual_compaction.
 func waitCompacted(t *testing.T, c *Cluster, app int32, partitions int) {
 	t.Helper()
-	waitUntil(t, "manual compaction finished", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "manual compaction finished", func(ctx context.Context) (bool, error) {
 		finished, total := 0, 0
 		for _, a := range c.ReplicaAddrs() {
 			ans := httpGet(t, fmt.Sprintf("http://%s/replica/manual_compaction?app_id=%d", a, app))
