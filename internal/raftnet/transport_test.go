@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/metric"
 	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
@@ -566,3 +568,25 @@ func benchmarkBurst(b *testing.B, burst, maxFrame int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(met.MessagesSent, 1)), "ns/msg")
 }
 
+// TestServerMetrics checks that every counter of Metrics is reported under its name, with
+// its value and kind.
+func TestServerMetrics(t *testing.T) {
+	m := Metrics{Peers: 1, FramesSent: 2, MessagesSent: 3, BytesSent: 4, MessagesDropped: 5, MessagesUnroutable: 6,
+		FramesFailed: 7, MessagesFailed: 8, FramesReceived: 9, MessagesReceived: 10, BytesReceived: 11, FramesRejected: 12}
+	want := []string{"raft_peers", "raft_frames_sent", "raft_messages_sent", "raft_bytes_sent", "raft_messages_dropped",
+		"raft_messages_unroutable", "raft_frames_failed", "raft_messages_failed", "raft_frames_received",
+		"raft_messages_received", "raft_bytes_received", "raft_frames_rejected"}
+	got := m.ServerMetrics()
+	if len(got) != len(want) || len(want) != reflect.TypeFor[Metrics]().NumField() {
+		t.Fatalf("%d metrics for %d fields, want %d", len(got), reflect.TypeFor[Metrics]().NumField(), len(want))
+	}
+	for i, mm := range got {
+		wantKind := metric.Counter
+		if i == 0 {
+			wantKind = metric.Gauge
+		}
+		if mm.Name != want[i] || mm.Value != int64(i+1) || mm.Kind != wantKind || mm.Desc == "" || mm.Unit == "" {
+			t.Errorf("metric %d: %+v, want %s = %d (%v)", i, mm, want[i], i+1, wantKind)
+		}
+	}
+}
