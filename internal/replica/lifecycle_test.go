@@ -22,35 +22,16 @@ import (
 	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/raftnet"
 	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/servertest"
 	"github.com/gopegasus/pegasus/internal/storage"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 func TestCloseBeforeRun(t *testing.T) {
-	snap := leakcheck.Take()
 	dir := t.TempDir()
-	s, err := New(Config{Listen: "127.0.0.1:0", DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Run(t.Context()); !errors.Is(err, ErrServerClosed) {
-		t.Fatalf("Run after Close: %v", err)
-	}
-	if err := s.Shutdown(t.Context()); err != nil {
-		t.Fatalf("Shutdown after Close: %v", err)
-	}
-	// The raft log was closed: another server opens the same data.
-	s2, err := New(Config{Listen: "127.0.0.1:0", DataDir: dir})
-	if err != nil {
-		t.Fatalf("reopen after Close: %v", err)
-	}
-	if err := s2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	snap.Check(t)
+	servertest.CloseBeforeRun(t, func() (servertest.Server, error) {
+		return New(Config{Listen: "127.0.0.1:0", DataDir: dir})
+	})
 }
 
 // waitLeader waits until s hosts pid as its primary.
