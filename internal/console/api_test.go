@@ -173,7 +173,7 @@ func TestConsoleAPI(t *testing.T) {
 	}
 
 	// Load and size, sampled from the replica servers once their window has the writes.
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	writing, stopWriting := context.WithCancel(ctx)
 	var writer sync.WaitGroup
 	stop := func() {
@@ -406,7 +406,7 @@ func TestConsoleShowsReplicaRebuild(t *testing.T) {
 	}
 	c := testcluster.Start(t, testcluster.Options{Replicas: 4, NodeGrace: time.Second})
 	c.CreateTableReplicas(t, "temp", 4, 3)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	for i := range 200 {
 		if err := tbl.Set(t.Context(), []byte(fmt.Sprint("k", i)), []byte("s"), []byte(strings.Repeat("v", 1000))); err != nil {
 			t.Fatal(err)

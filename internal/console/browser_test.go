@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/testcluster"
@@ -244,7 +243,7 @@ func measureLoad(ctx context.Context, tb *tab, url, rendered string) (pageLoad, 
 // load runs reads and writes on the table until the returned function is called (or the
 // test has run for long enough), which waits for it.
 func load(t *testing.T, c *testcluster.Cluster, name string) func() {
-	tbl := openTable(t, c, name)
+	tbl := c.OpenTable(t, name)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	var wg sync.WaitGroup
 	for w := range 4 {
@@ -268,18 +267,6 @@ func load(t *testing.T, c *testcluster.Cluster, name string) func() {
 			wg.Wait()
 		})
 	}
-}
-
-// openTable opens a table with a client closed when the test ends.
-func openTable(t *testing.T, c *testcluster.Cluster, name string) pegasus.TableConnector {
-	t.Helper()
-	cli := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
-	t.Cleanup(func() { _ = cli.Close() })
-	tbl, err := cli.OpenTable(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tbl
 }
 
 // queryConfigs asks the meta leader for the table's partitions, each as the table page

@@ -138,7 +138,7 @@ func globMatch(pattern, s string) bool {
 func TestStartCompactionCompacts(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	app := c.CreateTable(t, "temp", 1)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	fillAndDelete(t, tbl)
 	before := metricSum(t, c.ReplicaAddrs(), "table", "rdb_total_sst_bytes")
 	if before < 1<<20 {

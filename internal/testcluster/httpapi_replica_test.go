@@ -76,21 +76,10 @@ func metricSum(t *testing.T, addrs []string, typ, name string) int64 {
 	return n
 }
 
-func openTable(t *testing.T, c *Cluster, name string) pegasus.TableConnector {
-	t.Helper()
-	cli := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
-	t.Cleanup(func() { _ = cli.Close() })
-	tbl, err := cli.OpenTable(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tbl
-}
-
 func TestReplicaHTTPEndpoints(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	app := c.CreateTable(t, "temp", 8)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	for i := range 20 {
 		if err := tbl.Set(t.Context(), []byte(fmt.Sprint("h", i)), []byte("s"), []byte("v")); err != nil {
 			t.Fatal(err)
@@ -218,7 +207,7 @@ func TestReplicaHTTPEndpoints(t *testing.T) {
 func TestPrometheusCounterRises(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	c.CreateTable(t, "temp", 4)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	scrape := func() int64 {
 		var n int64
 		for _, a := range c.ReplicaAddrs() {
@@ -262,7 +251,7 @@ func TestPrometheusCounterRises(t *testing.T) {
 func TestUpdateConfigSlowQueryThreshold(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	c.CreateTable(t, "temp", 4)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	set := func(v string) {
 		for _, a := range c.ReplicaAddrs() {
 			ans := httpGet(t, "http://"+a+"/updateConfig?rocksdb_slow_query_threshold_ns="+v)
@@ -306,7 +295,7 @@ func TestUpdateConfigSlowQueryThreshold(t *testing.T) {
 func TestManualCompactionByEnv(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	app := c.CreateTable(t, "temp", 1) // one partition, so the data outgrows its memtable
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	fillAndDelete(t, tbl)
 	before := metricSum(t, c.ReplicaAddrs(), "table", "rdb_total_sst_bytes")
 	if before < 1<<20 {

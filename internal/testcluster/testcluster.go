@@ -3,7 +3,7 @@
 //
 //	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
 //	c.CreateTable(t, "temp", 8)
-//	client := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
+//	tbl := c.OpenTable(t, "temp") // or a client of c.MetaAddrs()
 //
 // Servers stop when the test ends. StopReplica and StartReplica stop and restart one replica
 // server on the same address and data, as a process crash and restart would.
@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
 	"github.com/gopegasus/pegasus/internal/poll"
@@ -286,6 +287,18 @@ func (c *Cluster) waitNodes(t testing.TB, n int) {
 		}
 		return len(resp.Infos) >= n, nil
 	})
+}
+
+// OpenTable opens the table with a client of the cluster's metas, closed when the test ends.
+func (c *Cluster) OpenTable(t testing.TB, name string) pegasus.TableConnector {
+	t.Helper()
+	cli := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
+	t.Cleanup(func() { _ = cli.Close() })
+	tbl, err := cli.OpenTable(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tbl
 }
 
 // CreateTable creates a table with one replica per partition (replication is not built yet)
