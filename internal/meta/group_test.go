@@ -396,14 +396,7 @@ func TestMetaAddAndRemove(t *testing.T) {
 func TestGroupRestartsFromItsData(t *testing.T) {
 	g := startGroup(t, 3, Config{SnapshotEntries: 3})
 	lead := g.leader()
-	nodes := nodeAddrs(3)
-	lead.syncAll(nodes)
-	id := lead.create("t", 4, 3)
-	lead.create("gone", 2, 2)
-	lead.drop("gone", idl.DropAppOptions{ReserveSeconds: idl.Some(int64(3600))})
-	lead.updateEnv(&idl.UpdateAppEnvRequest{AppName: "t", Op: idl.AppEnvOpSet, Keys: idl.Some([]string{"k"}), Values: idl.Some([]string{"v"})})
-	a := lead.syncNode(nodes[0]).Assignments[0]
-	lead.syncNode(nodes[0], leader(id, a.PartitionIndex, 9))
+	lead.fillMap(nodeAddrs(3), 9)
 	lead.create("last", 1, 1)
 	beforeApps := lead.listApps(&idl.ListAppsRequest{})
 	beforeCfg := lead.query("t")

@@ -235,3 +235,19 @@ func follower(appID, pidx int32, term uint64) cluster.ReplicaState {
 }
 
 func addrString(a idl.RPCAddress) string { return a.String() }
+
+// fillMap gives tm's cluster map a bit of everything a restart must keep: the given
+// replica servers, table t (4 partitions, 3 replicas) with env k=v, table gone dropped but
+// kept for an hour, and a leader of t's first partition on nodes[0] reported at term. It
+// returns t's app id and that partition's assignment.
+func (tm *testMeta) fillMap(nodes []string, term uint64) (int32, cluster.Assignment) {
+	tm.t.Helper()
+	tm.syncAll(nodes)
+	id := tm.create("t", 4, 3)
+	tm.create("gone", 2, 2)
+	tm.drop("gone", idl.DropAppOptions{ReserveSeconds: idl.Some(int64(3600))})
+	tm.updateEnv(&idl.UpdateAppEnvRequest{AppName: "t", Op: idl.AppEnvOpSet, Keys: idl.Some([]string{"k"}), Values: idl.Some([]string{"v"})})
+	a := tm.syncNode(nodes[0]).Assignments[0]
+	tm.syncNode(nodes[0], leader(id, a.PartitionIndex, term))
+	return id, a
+}

@@ -474,11 +474,7 @@ func TestMultiGetExaminedLimit(t *testing.T) {
 	d := openTest(t, nil)
 	now := d.clock.epoch()
 	// 3000 expired records, then one live one: the examined limit stops the iteration first.
-	var kvs []KeyValue
-	for i := range 3000 {
-		kvs = append(kvs, KeyValue{Key: fmt.Appendf(nil, "a%05d", i), Value: []byte("x")})
-	}
-	d.apply(0, Mutation{MultiPut: &MultiPutRequest{HashKey: []byte("h"), KVs: kvs, ExpireTS: now + 1}})
+	d.putMany("h", "a%05d", 3000, now+1)
 	d.put("h", "b", "live", 0)
 	d.clock.Advance(time.Second)
 	if got := mg(t, d, MultiGetRequest{StartInclusive: true}); got != "7:" {
