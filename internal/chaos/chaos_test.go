@@ -163,6 +163,21 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
+// openTable opens a table with a client of the cluster, closed when the test ends.
+func (c *cluster) openTable(name string) pegasus.TableConnector {
+	t := c.t
+	client, err := pegasus.New(pegasus.Config{MetaServers: []string{c.metaAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	tb, err := client.OpenTable(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
 // createTable creates a table with 3 replicas and waits for its primaries.
 func (c *cluster) createTable(name string, partitions int) {
 	t := c.t
@@ -356,15 +371,7 @@ func chaosDuration() time.Duration {
 func TestChaosKillReplicaLinearizable(t *testing.T) {
 	c := startCluster(t)
 	c.createTable("chaos", 4)
-	client, err := pegasus.New(pegasus.Config{MetaServers: []string{c.metaAddr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	tb, err := client.OpenTable(t.Context(), "chaos")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb := c.openTable("chaos")
 
 	rec := &recorder{start: time.Now()}
 	// A small key set, so operations contend; checked key by key, so not too small for the
@@ -504,15 +511,7 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 func TestKillWholeClusterKeepsAcknowledgedWrites(t *testing.T) {
 	c := startCluster(t)
 	c.createTable("durable", 4)
-	client, err := pegasus.New(pegasus.Config{MetaServers: []string{c.metaAddr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	tb, err := client.OpenTable(t.Context(), "durable")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb := c.openTable("durable")
 	var mu sync.Mutex
 	var acked []string
 	ctx, cancel := context.WithCancel(t.Context())
