@@ -56,20 +56,13 @@ func (c *Cluster) meta(t testing.TB, addr string) *server {
 // StopMeta stops the meta server at addr (its data stays), as a crash would.
 func (c *Cluster) StopMeta(t testing.TB, addr string) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.meta(t, addr).halt()
+	c.stopServer(t, c.meta, addr)
 }
 
 // StartMeta restarts a stopped meta server on its address and data.
 func (c *Cluster) StartMeta(t testing.TB, addr string) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := c.meta(t, addr)
-	if m.stop == nil {
-		c.startMeta(t, m)
-	}
+	c.startServer(t, c.meta, c.startMeta, addr)
 }
 
 // runningMetas returns the addresses of the metas that run.

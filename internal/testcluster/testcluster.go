@@ -234,25 +234,36 @@ func (c *Cluster) replica(t testing.TB, addr string) *server {
 	return find(t, "replica", c.replicas, addr)
 }
 
-// StopReplica stops the replica server at addr (its data stays).
 // ReplicaDir returns the data directory of the replica server at addr.
 func (c *Cluster) ReplicaDir(t testing.TB, addr string) string { return c.replica(t, addr).dir }
 
+// StopReplica stops the replica server at addr (its data stays), as a crash would.
 func (c *Cluster) StopReplica(t testing.TB, addr string) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.replica(t, addr).halt()
+	c.stopServer(t, c.replica, addr)
 }
 
 // StartReplica restarts a stopped replica server on its address and data.
 func (c *Cluster) StartReplica(t testing.TB, addr string) {
 	t.Helper()
+	c.startServer(t, c.replica, c.startReplica, addr)
+}
+
+// stopServer halts the server at addr, which find looks up (c.meta or c.replica).
+func (c *Cluster) stopServer(t testing.TB, find func(testing.TB, string) *server, addr string) {
+	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := c.replica(t, addr)
-	if r.stop == nil {
-		c.startReplica(t, r)
+	find(t, addr).halt()
+}
+
+// startServer starts the server at addr with start unless it runs.
+func (c *Cluster) startServer(t testing.TB, find func(testing.TB, string) *server, start func(testing.TB, *server), addr string) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := find(t, addr); s.stop == nil {
+		start(t, s)
 	}
 }
 
