@@ -37,9 +37,11 @@ func TestUpdate(t *testing.T) {
 		{"ratio", "inf", ErrInvalid},
 		{"flag", "maybe", ErrInvalid},
 	} {
-		if err := r.Update(tc.name, tc.value); !errors.Is(err, tc.want) {
-			t.Errorf("Update(%s, %s) = %v, want %v", tc.name, tc.value, err, tc.want)
-		}
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			if err := r.Update(tc.name, tc.value); !errors.Is(err, tc.want) {
+				t.Errorf("Update(%s, %s) = %v, want %v", tc.name, tc.value, err, tc.want)
+			}
+		})
 	}
 	if u.Get() != 100 {
 		t.Fatalf("refused updates changed the value: %d", u.Get())
@@ -48,9 +50,11 @@ func TestUpdate(t *testing.T) {
 		in   string
 		want uint64
 	}{{"0x10", 16}, {"010", 8}, {"7", 7}} {
-		if err := r.Update("threshold_ns", v.in); err != nil || u.Get() != v.want {
-			t.Fatalf("Update(threshold_ns, %s): err %v, value %d, want %d", v.in, err, u.Get(), v.want)
-		}
+		t.Run(v.in, func(t *testing.T) {
+			if err := r.Update("threshold_ns", v.in); err != nil || u.Get() != v.want {
+				t.Fatalf("Update(threshold_ns, %s): err %v, value %d, want %d", v.in, err, u.Get(), v.want)
+			}
+		})
 	}
 	if err := r.Update("flag", "TRUE"); err != nil || !b.Get() {
 		t.Fatalf("bool update: %v %v", err, b.Get())
@@ -115,9 +119,11 @@ count = 9
 		"[core\n",
 		"[core]\ncount\n",
 	} {
-		if err := r.Load(strings.NewReader(bad), "bad.ini"); err == nil {
-			t.Errorf("Load(%q) succeeded", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if err := r.Load(strings.NewReader(bad), "bad.ini"); err == nil {
+				t.Errorf("Load(%q) succeeded", bad)
+			}
+		})
 	}
 }
 

@@ -215,15 +215,17 @@ func TestEncodingMatchesSpec(t *testing.T) {
 				v    Value
 				want []int16
 			}{{"populated", v, all}, {"zero", mk(), required}} {
-				b := Marshal(tc.v)
-				d := NewDecoder(b)
-				got := specWalker{t, d}.walkStruct(name)
-				if len(d.Remaining()) != 0 {
-					t.Fatalf("%s: %d bytes after STOP", tc.what, len(d.Remaining()))
-				}
-				if !slices.Equal(got, tc.want) {
-					t.Fatalf("%s: field ids %v, want %v", tc.what, got, tc.want)
-				}
+				t.Run(tc.what, func(t *testing.T) {
+					b := Marshal(tc.v)
+					d := NewDecoder(b)
+					got := specWalker{t, d}.walkStruct(name)
+					if len(d.Remaining()) != 0 {
+						t.Fatalf("%s: %d bytes after STOP", tc.what, len(d.Remaining()))
+					}
+					if !slices.Equal(got, tc.want) {
+						t.Fatalf("%s: field ids %v, want %v", tc.what, got, tc.want)
+					}
+				})
 			}
 		})
 	}

@@ -507,6 +507,7 @@ func (s *Server) metricEntities(ctx context.Context) []metric.Entity {
 		metric.CounterOf("rpc_connections", "Sessions", "The connections accepted", rm.TotalConnections),
 		metric.CounterOf("rpc_requests", "Requests", "The RPC requests received", rm.Requests),
 	}}
+	server.Metrics = append(server.Metrics, s.raft.tr.Metrics().ServerMetrics()...)
 	out := []metric.Entity{server}
 	_ = s.do(ctx, func() {
 		if !st.isLeader || !s.follow() {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/servertest"
 )
 
 // The group commit delay comes from the settings unless the Config sets it; 0 in either
@@ -100,16 +101,7 @@ func TestConfigValidate(t *testing.T) {
 		{"sync interval not whole", Config{Listen: ":0", DataDir: "d", RaftLogSyncInterval: 1500 * time.Microsecond}, "raft_log_sync_interval_ms"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.cfg.EnsureDefaults()
-			err := c.cfg.Validate()
-			switch {
-			case c.want == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
-				t.Fatalf("error %v, want one containing %q", err, c.want)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { servertest.Validate(t, &c.cfg, c.want) })
 	}
 }
 

@@ -70,22 +70,24 @@ func TestMetaHTTPEndpoints(t *testing.T) {
 		{"GET", "/meta/app_envs?name=temp", "", 200, `{"rocksdb.usage_scenario":"bulk_load"}` + "\n"},
 		{"GET", "/meta/nope", "", 404, `service not found for "meta/nope"`},
 	} {
-		var ans httpAnswer
-		if tc.method == "POST" {
-			ans = httpPost(t, m+tc.path, tc.body)
-		} else {
-			ans = httpGet(t, m+tc.path)
-		}
-		ok := ans.body == tc.want
-		if strings.Contains(tc.want, "*") {
-			ok = globMatch(tc.want, ans.body)
-		}
-		if ans.status != tc.status || !ok {
-			t.Errorf("%s %s = %d %.300q, want %d %q", tc.method, tc.path, ans.status, ans.body, tc.status, tc.want)
-		}
-		if ct := ans.header.Get("Content-Type"); ct != "text/plain" {
-			t.Errorf("%s %s: Content-Type %q", tc.method, tc.path, ct)
-		}
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			var ans httpAnswer
+			if tc.method == "POST" {
+				ans = httpPost(t, m+tc.path, tc.body)
+			} else {
+				ans = httpGet(t, m+tc.path)
+			}
+			ok := ans.body == tc.want
+			if strings.Contains(tc.want, "*") {
+				ok = globMatch(tc.want, ans.body)
+			}
+			if ans.status != tc.status || !ok {
+				t.Errorf("%s %s = %d %.300q, want %d %q", tc.method, tc.path, ans.status, ans.body, tc.status, tc.want)
+			}
+			if ct := ans.header.Get("Content-Type"); ct != "text/plain" {
+				t.Errorf("%s %s: Content-Type %q", tc.method, tc.path, ct)
+			}
+		})
 	}
 	var nodes struct {
 		Details map[string]map[string]string `json:"details"`
@@ -136,7 +138,7 @@ func globMatch(pattern, s string) bool {
 func TestStartCompactionCompacts(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	app := c.CreateTable(t, "temp", 1)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	fillAndDelete(t, tbl)
 	before := metricSum(t, c.ReplicaAddrs(), "table", "rdb_total_sst_bytes")
 	if before < 1<<20 {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -55,20 +56,13 @@ func (c *Cluster) meta(t testing.TB, addr string) *server {
 // StopMeta stops the meta server at addr (its data stays), as a crash would.
 func (c *Cluster) StopMeta(t testing.TB, addr string) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.meta(t, addr).halt()
+	c.stopServer(t, c.meta, addr)
 }
 
 // StartMeta restarts a stopped meta server on its address and data.
 func (c *Cluster) StartMeta(t testing.TB, addr string) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := c.meta(t, addr)
-	if m.stop == nil {
-		c.startMeta(t, m)
-	}
+	c.startServer(t, c.meta, c.startMeta, addr)
 }
 
 // runningMetas returns the addresses of the metas that run.
@@ -103,7 +97,7 @@ func (c *Cluster) leaderOf(ctx context.Context) string {
 func (c *Cluster) MetaLeader(t testing.TB) string {
 	t.Helper()
 	var leader string
-	waitUntil(t, "a serving meta leader", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "a serving meta leader", func(ctx context.Context) (bool, error) {
 		leader = c.leaderOf(ctx)
 		return leader != "", nil
 	})

@@ -3,7 +3,7 @@
 //
 //	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
 //	c.CreateTable(t, "temp", 8)
-//	client := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
+//	tbl := c.OpenTable(t, "temp") // or a client of c.MetaAddrs()
 //
 // Servers stop when the test ends. StopReplica and StartReplica stop and restart one replica
 // server on the same address and data, as a process crash and restart would.
@@ -19,8 +19,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
@@ -232,25 +234,36 @@ func (c *Cluster) replica(t testing.TB, addr string) *server {
 	return find(t, "replica", c.replicas, addr)
 }
 
-// StopReplica stops the replica server at addr (its data stays).
 // ReplicaDir returns the data directory of the replica server at addr.
 func (c *Cluster) ReplicaDir(t testing.TB, addr string) string { return c.replica(t, addr).dir }
 
+// StopReplica stops the replica server at addr (its data stays), as a crash would.
 func (c *Cluster) StopReplica(t testing.TB, addr string) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.replica(t, addr).halt()
+	c.stopServer(t, c.replica, addr)
 }
 
 // StartReplica restarts a stopped replica server on its address and data.
 func (c *Cluster) StartReplica(t testing.TB, addr string) {
 	t.Helper()
+	c.startServer(t, c.replica, c.startReplica, addr)
+}
+
+// stopServer halts the server at addr, which find looks up (c.meta or c.replica).
+func (c *Cluster) stopServer(t testing.TB, find func(testing.TB, string) *server, addr string) {
+	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := c.replica(t, addr)
-	if r.stop == nil {
-		c.startReplica(t, r)
+	find(t, addr).halt()
+}
+
+// startServer starts the server at addr with start unless it runs.
+func (c *Cluster) startServer(t testing.TB, find func(testing.TB, string) *server, start func(testing.TB, *server), addr string) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := find(t, addr); s.stop == nil {
+		start(t, s)
 	}
 }
 
@@ -278,13 +291,25 @@ func (c *Cluster) MetaCall(ctx context.Context, name string, args, reply idl.Val
 
 func (c *Cluster) waitNodes(t testing.TB, n int) {
 	t.Helper()
-	waitUntil(t, fmt.Sprintf("%d alive replica servers", n), func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, fmt.Sprintf("%d alive replica servers", n), func(ctx context.Context) (bool, error) {
 		var resp idl.ListNodesResponse
 		if err := c.MetaCall(ctx, idl.RPCListNodes, &idl.ListNodesRequest{Status: idl.NodeStatusAlive}, &resp); err != nil {
 			return false, nil
 		}
 		return len(resp.Infos) >= n, nil
 	})
+}
+
+// OpenTable opens the table with a client of the cluster's metas, closed when the test ends.
+func (c *Cluster) OpenTable(t testing.TB, name string) pegasus.TableConnector {
+	t.Helper()
+	cli := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
+	t.Cleanup(func() { _ = cli.Close() })
+	tbl, err := cli.OpenTable(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tbl
 }
 
 // CreateTable creates a table with one replica per partition (replication is not built yet)
@@ -318,7 +343,7 @@ func (c *Cluster) CreateTableReplicas(t testing.TB, name string, partitions, rep
 // WaitPrimaries waits until every partition of the table has a primary.
 func (c *Cluster) WaitPrimaries(t testing.TB, name string) {
 	t.Helper()
-	waitUntil(t, "primaries of "+name, func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "primaries of "+name, func(ctx context.Context) (bool, error) {
 		var resp idl.QueryCfgResponse
 		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name}, &resp); err != nil {
 			return false, nil
@@ -345,7 +370,7 @@ func (c *Cluster) WaitPrimaries(t testing.TB, name string) {
 func (c *Cluster) WaitSpreadPrimaries(t testing.TB, name string) {
 	t.Helper()
 	servers := len(c.ReplicaAddrs())
-	waitUntil(t, "primaries of "+name+" spread", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "primaries of "+name+" spread", func(ctx context.Context) (bool, error) {
 		var resp idl.QueryCfgResponse
 		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name}, &resp); err != nil {
 			return false, nil
@@ -366,24 +391,4 @@ func (c *Cluster) WaitSpreadPrimaries(t testing.TB, name string) {
 		}
 		return most-least <= 1, nil
 	})
-}
-
-func waitUntil(t testing.TB, what string, cond func(context.Context) (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		ok, err := cond(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("testcluster: waiting for %s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testcluster: timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
