@@ -172,6 +172,7 @@ func New(cfg Config) (*Server, error) {
 	handle(idl.RPCUpdateAppEnv, func(ctx context.Context, a idl.Value) idl.Value {
 		return s.m.updateAppEnv(ctx, a.(*idl.UpdateAppEnvRequest))
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.UpdateAppEnvResponse{Err: e} })
+	s.registerDupHandlers(handle)
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
 	// Inline: a meta's messages are handled in the order they were sent.
@@ -277,6 +278,7 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(s.loopDone)
 		s.loop(ctx)
 	})
+	wg.Go(func() { s.runDupDriver(ctx) })
 	s.lg.Info("meta server started", "cluster", s.cfg.ClusterName, "metas", s.raft.status.Load().voters)
 	err := s.rpc.Run(ctx)
 	cancel()
@@ -321,6 +323,7 @@ func (s *Server) periodic(ctx context.Context) {
 	s.m.refresh()
 	s.m.purgeExpired(ctx)
 	s.m.replaceLost(ctx)
+	s.m.persistProgress(ctx, false)
 }
 
 // follow brings the machine in line with the raft group: it takes over when this meta became

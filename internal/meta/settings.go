@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/dup"
 )
 
 // Defaults of the meta server's settings: each is the default of exactly one setting of
@@ -20,6 +21,9 @@ const (
 	// DefaultSnapshotEntries is how many mutations are applied between two snapshots of the
 	// cluster map (each snapshot truncates the raft log).
 	DefaultSnapshotEntries = 1000
+	// DefaultDupProgressInterval is how often, at most, the duplications' confirmed decrees
+	// the primaries report are saved in the cluster map.
+	DefaultDupProgressInterval = 5 * time.Second
 )
 
 // Settings are the meta server's settings, each registered once in its registry (which backs
@@ -31,6 +35,12 @@ type Settings struct {
 
 	Listen, Advertise, DataDir, Metas, ClusterName *config.Value[string]
 	NodeGraceMS, RaftTickMS, SnapshotEntries       *config.Value[uint32]
+
+	// Duplication (package dup): whether it is on, the remote clusters ([pegasus.clusters])
+	// and the duplication cluster ids ([duplication-group]).
+	DupEnabled, DupIgnoreOtherClusterIDs *config.Value[bool]
+	DupProgressMS                        *config.Value[uint32]
+	Clusters, DupGroup                   *config.Section
 }
 
 // NewSettings registers every setting of a meta server, with its default, in a new registry.
@@ -59,6 +69,15 @@ func NewSettings() *Settings {
 		RaftTickMS:  u32("meta_server", "raft_tick_ms", "The tick of the metas' raft group, in milliseconds.", uint32(DefaultRaftTick/time.Millisecond)),
 		SnapshotEntries: u32("meta_server", "snapshot_entries",
 			"How many mutations are applied between two snapshots of the cluster map.", DefaultSnapshotEntries),
+		DupEnabled: config.Define(r, config.Spec[bool]{Section: "replication", Name: "duplication_enabled",
+			Description: "Whether tables can be duplicated to other clusters.", Default: true}),
+		DupIgnoreOtherClusterIDs: config.Define(r, config.Spec[bool]{Section: "replication", Name: "dup_ignore_other_cluster_ids",
+			Description: "Whether a duplication may be added to a remote cluster without a [duplication-group] id."}),
+		DupProgressMS: u32("meta_server", "duplication_progress_persist_ms",
+			"How often, at most, in milliseconds, the duplications' confirmed decrees are saved in the cluster map.",
+			uint32(DefaultDupProgressInterval/time.Millisecond)),
+		Clusters: config.DefineSection(r, dup.ClustersSection, "The remote clusters: name = meta servers, comma separated."),
+		DupGroup: config.DefineSection(r, dup.GroupSection, "The duplication cluster ids: cluster name = id (1 to 127), this cluster's own included."),
 	}
 }
 

@@ -67,6 +67,7 @@ type Server struct {
 	// compactMu serializes the decisions to start manual compactions (envs.go).
 	compactMu sync.Mutex
 	http      http.Handler
+	dups      *dupManager // duplication shippers (dup.go)
 }
 
 // New opens the listener and the raft log; Addr works at once. Partitions found in DataDir
@@ -119,6 +120,7 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.lg = lg.With("node", s.addr)
+	s.dups = newDupManager(s)
 	if s.transport, err = raftnet.New(raftnet.Config{Addr: s.addr, RPCName: idl.RPCRaft, Handler: s.receiveRaft, Logger: s.lg}); err != nil {
 		closeListener(srv)
 		s.cache.Unref()
@@ -169,6 +171,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var rpcErr error
 	wg.Go(func() { rpcErr = s.rpc.Run(ctx) })
 	wg.Go(func() { s.syncLoop(ctx) })
+	wg.Go(func() { s.dups.run(ctx) })
 	<-ctx.Done()
 	wg.Wait()
 	s.shutdown()
@@ -272,6 +275,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		_ = db.Close()
 		return err
 	}
+	p.entries = l.ms
 	p.applied.Store(db.LastAppliedIndex())
 	l.publishVoters()
 	s.mu.Lock()
@@ -426,6 +430,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 	}
 	s.collectGarbage(assigned, time.Now())
+	s.dups.changed()
 }
 
 // collectGarbage deletes the replicas that have gone unassigned for the garbage grace: the

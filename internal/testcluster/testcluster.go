@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
 	"github.com/gopegasus/pegasus/internal/replica"
@@ -45,6 +46,18 @@ type Options struct {
 	// CommitDelay is the replica servers' group commit delay (replica.Config.CommitDelay;
 	// nil: the default, raftlog.DefaultOptions.Delay; 0: off).
 	CommitDelay *time.Duration
+	// ClusterName names the cluster (the servers' cluster_name; default: the meta's default
+	// and no name on the replica servers). [StartClusters] needs one per cluster.
+	ClusterName string
+	// Peers are the duplication peers of the servers (default: none; StartClusters gives
+	// each cluster the others).
+	Peers *dup.Peers
+	// Replica and Meta, if set, adjust each server's configuration before it starts.
+	Replica func(*replica.Config)
+	Meta    func(*meta.Config)
+
+	// metas are meta servers whose addresses were reserved before the cluster starts.
+	metas []*server
 }
 
 // Cluster is a running in-process cluster.
@@ -128,7 +141,7 @@ func (c *Cluster) startMeta(t testing.TB, m *server) {
 
 func (c *Cluster) startReplica(t testing.TB, r *server) {
 	t.Helper()
-	s, err := replica.New(replica.Config{
+	cfg := replica.Config{
 		Listen:          r.addr,
 		DataDir:         r.dir,
 		Metas:           c.MetaAddrs(),
@@ -139,7 +152,14 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		GarbageGrace:    c.opts.GarbageGrace,
 		CommitDelay:     c.opts.CommitDelay,
 		Logger:          c.lg,
-	})
+		ClusterName:     c.opts.ClusterName,
+		Peers:           c.opts.Peers,
+		DupSyncInterval: time.Second,
+	}
+	if c.opts.Replica != nil {
+		c.opts.Replica(&cfg)
+	}
+	s, err := replica.New(cfg)
 	if err != nil {
 		t.Fatalf("testcluster: start replica: %v", err)
 	}
