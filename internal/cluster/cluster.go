@@ -96,6 +96,9 @@ type DupAssignment struct {
 	// none.
 	Confirmed  int64 `json:"confirmed"`
 	Checkpoint int64 `json:"checkpoint"`
+	// CreateMS is when the duplication was added (unix milliseconds): without a seed, the
+	// writes proposed from then on are shipped.
+	CreateMS int64 `json:"create_ms"`
 }
 
 // SyncResponse is the meta leader's answer.

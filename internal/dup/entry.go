@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/key"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -36,8 +37,52 @@ type Write struct {
 	// TimestampUS is the time the master gave the write (its entry's proposal time), in
 	// microseconds: the timetag the follower stores the value with.
 	TimestampUS int64
-	// Hash is the partition hash of the write's key.
+	// Hash is the partition hash of the write's key; 0 means [WriteHash] of the write.
 	Hash uint64
+}
+
+// WriteHash is the partition hash of a write's key, read from its body: 0 when it has none
+// (an empty hash key) or the body does not decode.
+func WriteHash(w Write) uint64 {
+	var hashKey []byte
+	switch w.RPC {
+	case idl.RPCPut, idl.RPCRemove:
+		var k []byte
+		if w.RPC == idl.RPCPut {
+			var r idl.UpdateRequest
+			if idl.Unmarshal(w.Body, &r) != nil {
+				return 0
+			}
+			k = r.Key
+		} else {
+			var b idl.Blob
+			if idl.Unmarshal(w.Body, &b) != nil {
+				return 0
+			}
+			k = b
+		}
+		h, err := key.HashEncoded(k)
+		if err != nil {
+			return 0
+		}
+		return h
+	case idl.RPCMultiPut:
+		var r idl.MultiPutRequest
+		if idl.Unmarshal(w.Body, &r) != nil {
+			return 0
+		}
+		hashKey = r.HashKey
+	case idl.RPCMultiRemove:
+		var r idl.MultiRemoveRequest
+		if idl.Unmarshal(w.Body, &r) != nil {
+			return 0
+		}
+		hashKey = r.HashKey
+	}
+	if len(hashKey) == 0 {
+		return 0
+	}
+	return key.Hash(hashKey)
 }
 
 // Batch is the writes of one RPC_RRDB_RRDB_DUPLICATE.
@@ -77,9 +122,11 @@ func Batches(ws []Write, last uint64, o Options) []Batch {
 		cur.Req.Entries = append(cur.Req.Entries, Entry(w, o))
 		cur.Writes++
 		cur.Bytes += len(w.Body)
-		cur.Hash = w.Hash
 		if i+1 < len(ws) && cur.Bytes < limit && cur.Bytes+len(ws[i+1].Body) <= MaxBatchBytes {
 			continue
+		}
+		if cur.Hash = w.Hash; cur.Hash == 0 {
+			cur.Hash = WriteHash(w)
 		}
 		switch {
 		case i+1 == len(ws):

@@ -33,6 +33,28 @@ func pair(t *testing.T, mod func(name string, o *testcluster.Options)) (c1, c2 *
 	return cs[0], cs[1]
 }
 
+// newTable creates a table of 3 replicas on the master and drops it, and the follower's, when
+// the test ends: the clusters then run the raft groups of the tables in use only.
+func newTable(t *testing.T, master, follower *testcluster.Cluster, name string, partitions int) int32 {
+	t.Helper()
+	id := master.CreateTableReplicas(t, name, partitions, 3)
+	t.Cleanup(func() {
+		for _, c := range []*testcluster.Cluster{master, follower} {
+			a, err := admin.New(admin.Config{MetaServers: c.MetaAddrs()})
+			if err != nil {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			if err := a.DropTable(ctx, name, 0); err != nil {
+				t.Logf("drop %s on %s: %v", name, c.Name(), err)
+			}
+			cancel()
+			_ = a.Close()
+		}
+	})
+	return id
+}
+
 func newAdmin(t *testing.T, c *testcluster.Cluster) admin.Client {
 	t.Helper()
 	a, err := admin.New(admin.Config{MetaServers: c.MetaAddrs()})
@@ -103,15 +125,24 @@ func scan(ctx context.Context, tb pegasus.TableConnector) (map[string]string, er
 // mustScan is scan that retries transient errors (a primary moving) until settle.
 func mustScan(t *testing.T, tb pegasus.TableConnector) map[string]string {
 	t.Helper()
-	var recs map[string]string
-	waitFor(t, "a full scan", func() bool {
+	var (
+		recs    map[string]string
+		lastErr error
+	)
+	deadline := time.Now().Add(settle)
+	for {
 		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		defer cancel()
-		var err error
-		recs, err = scan(ctx, tb)
-		return err == nil
-	})
-	return recs
+		recs, lastErr = scan(ctx, tb)
+		cancel()
+		if lastErr == nil {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no full scan succeeded: %v", lastErr)
+		}
+		t.Logf("scan failed: %v", lastErr)
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // converge waits until the follower's records are exactly the master's (full scans of both).
@@ -164,12 +195,21 @@ func fill(t *testing.T, tb pegasus.TableConnector, prefix string, from, n int) {
 	}
 }
 
+// set writes one record, again when the outcome is unknown (a primary changing): the
+// value is the same, so a write applied twice is harmless.
 func set(t *testing.T, tb pegasus.TableConnector, h, s, v string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := tb.Set(ctx, []byte(h), []byte(s), []byte(v)); err != nil {
-		t.Fatalf("set %s/%s: %v", h, s, err)
+	deadline := time.Now().Add(settle)
+	for {
+		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		err := tb.Set(ctx, []byte(h), []byte(s), []byte(v))
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) || t.Context().Err() != nil {
+			t.Fatalf("set %s/%s: %v", h, s, err)
+		}
 	}
 }
 

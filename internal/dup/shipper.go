@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/idl"
-	"github.com/gopegasus/pegasus/internal/key"
 )
 
 // Shipping timing (operations.md §1): a batch the follower did not take is sent again after
@@ -37,6 +36,11 @@ type Log interface {
 	Read(from, to uint64, maxBytes int) (ws []Write, last uint64, skipped int, err error)
 	// First returns the decree of the log's first entry.
 	First() uint64
+	// Before returns the decree of the last write proposed before t: the writes after it
+	// were all proposed at or after t. complete is false when the log no longer reaches
+	// back to t (writes after t may be gone); the decree is then the one before the log's
+	// first entry.
+	Before(t time.Time) (decree uint64, complete bool)
 }
 
 // Record is one live record of a store, as seeding ships it: a put of Value at the encoded
@@ -67,6 +71,9 @@ type Plan struct {
 	// partition; -1 when none. Checkpoint is the decree the follower's seed was prepared at
 	// (the log is shipped after it); -1 before the partition prepared one.
 	Confirmed, Checkpoint int64
+	// Since is when the duplication was added: without a seed, the writes proposed from
+	// then on are shipped.
+	Since time.Time
 }
 
 // ShipperConfig configures a [Shipper].
@@ -339,11 +346,7 @@ func (s *Shipper) seed(ctx context.Context, p Plan) error {
 			return errPlanChanged
 		}
 		body := idl.Marshal(&idl.UpdateRequest{Key: r.Key, Value: r.Value, ExpireTSSeconds: r.ExpireTS})
-		hash, err := key.HashEncoded(r.Key)
-		if err != nil {
-			return fmt.Errorf("dup: seed record with a malformed key: %w", err)
-		}
-		batch = append(batch, Write{RPC: idl.RPCPut, Body: body, TimestampUS: r.TimestampUS, Hash: hash})
+		batch = append(batch, Write{RPC: idl.RPCPut, Body: body, TimestampUS: r.TimestampUS})
 		size += len(body)
 		records++
 		if size >= limit {
@@ -368,7 +371,6 @@ func (s *Shipper) seed(ctx context.Context, p Plan) error {
 // shipLog ships the log from the shipped (or confirmed) decree until the plan changes.
 func (s *Shipper) shipLog(ctx context.Context) error {
 	p := *s.plan.Load()
-	applied, _ := s.cfg.Log.Applied()
 	if p.Status != idl.DupStatusLog {
 		return errPlanChanged
 	}
@@ -379,8 +381,16 @@ func (s *Shipper) shipLog(ctx context.Context) error {
 		s.shipped.Store(p.Checkpoint) // never confirmed seeded (moved to DS_LOG by hand)
 	}
 	if s.shipped.Load() < 0 {
-		// Neither the meta nor this replica shipped anything: only new writes travel.
-		s.shipped.Store(int64(applied))
+		// No seed and nothing confirmed: the writes proposed since the duplication was
+		// added travel.
+		d, complete := s.cfg.Log.Before(p.Since)
+		s.shipped.Store(int64(d))
+		if !complete {
+			s.lagging.Store(true)
+			s.lg.Error("duplication lagging: the log no longer reaches back to when the duplication was added; writes made since may never reach the follower",
+				"since", p.Since, "log_first", d+1)
+			s.notify()
+		}
 	}
 	for {
 		if s.statusChanged(p) {

@@ -259,17 +259,9 @@ func (m *machine) addDuplication(ctx context.Context, q *idl.DuplicationAddReque
 		d.Partitions[i] = dupPartition{Confirmed: -1, Checkpoint: -1, LastCommitted: -1}
 	}
 	if !q.IsDuplicatingCheckpoint {
-		// Only new writes: each partition starts at what its primary last reported applied
-		// (shipping a few writes again is harmless), or, unknown, at what it has applied when
-		// it learns of the duplication.
+		// Only new writes: each primary ships its log from the first write proposed after
+		// CreateMS (package dup).
 		d.Status = idl.DupStatusLog
-		for i := range d.Partitions {
-			if n, ok := m.primaryOf(t, int32(i)); ok {
-				if rs, ok := n.replicas[idl.GPID{AppID: t.AppID, PartitionIndex: int32(i)}]; ok {
-					d.Partitions[i].Confirmed = int64(rs.AppliedIndex)
-				}
-			}
-		}
 	}
 	res, err := m.commit(ctx, &mutation{AddDup: &addDup{AppID: t.AppID, Dup: d}})
 	if err != nil {
@@ -312,7 +304,9 @@ func (m *machine) modifyDuplication(ctx context.Context, q *idl.DuplicationModif
 	}
 	c := &modifyDup{AppID: t.AppID, ID: d.ID}
 	if st, ok := q.Status.Get(); ok && st != d.Status {
-		if m.dups.busy[d.ID] {
+		// A step under way (the driver waits on the follower's metas) holds back the other
+		// changes; a removal goes through, and the step's outcome is then dropped.
+		if m.dups.busy[d.ID] && st != idl.DupStatusRemoved {
 			return &idl.DuplicationModifyResponse{Err: errCode(wire.ErrBusy), AppID: t.AppID}
 		}
 		if !dup.ValidStatus(st) || !dup.Transition(d.Status, st) {
@@ -552,7 +546,7 @@ func dupAssignments(t *table, pidx int) []cluster.DupAssignment {
 	for _, d := range t.Dups {
 		p := d.Partitions[pidx]
 		out = append(out, cluster.DupAssignment{ID: d.ID, Remote: d.Remote, RemoteApp: d.RemoteApp,
-			Status: d.Status, FailMode: d.FailMode, Confirmed: p.Confirmed, Checkpoint: p.Checkpoint})
+			Status: d.Status, FailMode: d.FailMode, Confirmed: p.Confirmed, Checkpoint: p.Checkpoint, CreateMS: d.CreateMS})
 	}
 	return out
 }

@@ -3,6 +3,7 @@ package meta
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/dup"
@@ -57,9 +58,14 @@ func (s *Server) runDupDriver(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		// The steps run at once: a follower cluster that does not answer delays only its
+		// own duplications.
+		var wg sync.WaitGroup
 		for _, st := range d.steps(ctx) {
-			d.take(ctx, st)
+			mc := d.client(st.remote, st.metas)
+			wg.Go(func() { d.take(ctx, st, mc) })
 		}
+		wg.Wait()
 	}
 }
 
@@ -119,7 +125,7 @@ func stepDue(x *duplication) bool {
 	return x.Status == idl.DupStatusPrepare || x.Status == idl.DupStatusApp
 }
 
-// client returns the meta client of the remote cluster.
+// client returns the meta client of the remote cluster (runDupDriver's goroutine only).
 func (d *dupDriver) client(remote string, metas []string) *metaclient.Client {
 	c := d.clients[remote]
 	if c == nil {
@@ -130,9 +136,8 @@ func (d *dupDriver) client(remote string, metas []string) *metaclient.Client {
 }
 
 // take carries out one step and records its outcome.
-func (d *dupDriver) take(ctx context.Context, st dupStep) {
+func (d *dupDriver) take(ctx context.Context, st dupStep, mc *metaclient.Client) {
 	sctx, cancel := context.WithTimeout(ctx, dupStepTimeout)
-	mc := d.client(st.remote, st.metas)
 	var (
 		to   idl.DuplicationStatus
 		done bool

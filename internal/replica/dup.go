@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -90,7 +91,7 @@ func (ti *tableInfo) duplicating() bool { return len(ti.dups) > 0 }
 
 // dupHold is the last decree a duplication of the partition's table still needs kept
 // before its next one: the lowest confirmed decree (or seed checkpoint) of its duplications,
-// and of what this replica's shippers took but the meta has not saved yet.
+// and of where this replica's shippers are (the meta may not have saved it yet).
 func (p *partition) dupHold() (int64, bool) {
 	hold, held := int64(-1), false
 	note := func(d int64) {
@@ -107,9 +108,11 @@ func (p *partition) dupHold() (int64, bool) {
 	}
 	if sh := p.dup.shippers.Load(); sh != nil {
 		for _, s := range *sh {
-			if pr := s.Progress(); pr.Prepared >= 0 && !pr.Seeded {
+			pr := s.Progress()
+			if pr.Prepared >= 0 && !pr.Seeded {
 				note(pr.Prepared)
 			}
+			note(pr.Shipped) // before the meta saves it
 		}
 	}
 	return hold, held
@@ -121,20 +124,27 @@ func (p *partition) dupHold() (int64, bool) {
 // the duplications are lagging (their shippers find the gap and say so). It reports false
 // when no truncation is due now (a held truncation waits for LogCompactEvery entries to drop).
 func (p *partition) dupRetention(applied, at, truncAt uint64) (uint64, bool) {
-	h, held := p.dupHold()
-	if !held || uint64(h) >= at {
+	h, ok := p.dupHold()
+	if !ok || uint64(h) >= at {
 		return at, true
 	}
 	hold := uint64(h)
 	bound := uint64(p.s.settings.DupMaxRetained.Get())
+	held := at
 	if applied-hold <= bound {
-		at = hold
-	} else if at = min(at, applied-bound); at > hold {
-		p.dup.dropped.Add(int64(at - hold))
-		p.lg.Error("duplication lagging: the log kept for it reached dup_max_retained_log_entries; truncating writes its follower has not applied",
-			"confirmed", hold, "truncate_at", at, "retained", applied-hold)
+		held = hold
+	} else {
+		held = min(at, applied-bound)
 	}
-	return at, at > truncAt && at >= truncAt+uint64(p.s.cfg.LogCompactEvery)
+	if held <= truncAt || held < truncAt+uint64(p.s.cfg.LogCompactEvery) {
+		return 0, false
+	}
+	if held > hold {
+		p.dup.dropped.Add(int64(held - max(hold, truncAt)))
+		p.lg.Error("duplication lagging: the log kept for it reached dup_max_retained_log_entries; truncating writes its follower has not applied",
+			"confirmed", hold, "truncate_at", held, "retained", applied-hold)
+	}
+	return held, true
 }
 
 // dupLog is a partition's raft log as a shipper reads it.
@@ -152,6 +162,45 @@ func (l dupLog) Applied() (uint64, <-chan struct{}) {
 func (l dupLog) First() uint64 {
 	first, _ := l.p.entries.FirstIndex()
 	return first
+}
+
+// Before implements dup.Log, reading the log backward from the last applied entry.
+func (l dupLog) Before(t time.Time) (uint64, bool) {
+	src := l.p.entries
+	first, err := src.FirstIndex()
+	if err != nil {
+		return 0, false
+	}
+	last, err := src.LastIndex()
+	if err != nil {
+		return first - 1, false
+	}
+	hi := min(l.p.applied.Load(), last)
+	for hi >= first {
+		lo := first
+		if hi-first > 255 {
+			lo = hi - 255
+		}
+		ents, err := src.Entries(lo, hi+1, math.MaxUint64)
+		if err != nil {
+			break // truncated meanwhile
+		}
+		for i := len(ents) - 1; i >= 0; i-- {
+			e := &ents[i]
+			if e.Type != raftpb.EntryNormal {
+				continue
+			}
+			if at, ok := entryTime(e.Data); ok && at.Before(t) {
+				return e.Index, true
+			}
+		}
+		if lo == first {
+			break
+		}
+		hi = lo - 1
+	}
+	// Nothing before t: complete only if the log still starts at the partition's beginning.
+	return first - 1, first <= 1
 }
 
 // Read implements dup.Log: it decodes the entries' writes (proposal.go's layout).
@@ -346,7 +395,8 @@ func (m *dupManager) reconcile(ctx context.Context, remotes map[[2]string]*dup.R
 		for _, d := range ti.dups {
 			k := shipKey{p.pid, d.ID}
 			want[k] = true
-			plan := dup.Plan{Status: d.Status, FailMode: d.FailMode, Confirmed: d.Confirmed, Checkpoint: d.Checkpoint}
+			plan := dup.Plan{Status: d.Status, FailMode: d.FailMode, Confirmed: d.Confirmed, Checkpoint: d.Checkpoint,
+				Since: time.UnixMilli(d.CreateMS)}
 			m.mu.Lock()
 			r := m.shippers[k]
 			m.mu.Unlock()
@@ -387,17 +437,19 @@ func (m *dupManager) reconcile(ctx context.Context, remotes map[[2]string]*dup.R
 		p.dup.shippers.Store(&started)
 	}
 	m.mu.Lock()
-	var gone []*shipRun
+	gone := map[shipKey]*shipRun{}
 	for k, r := range m.shippers {
 		if !want[k] {
-			gone = append(gone, r)
-			delete(m.shippers, k)
+			gone[k] = r
 		}
 	}
 	m.mu.Unlock()
-	for _, r := range gone {
-		r.stop()
-		m.lg.Info("duplication shipper stopped", "gpid", r.p.pid.String(), "remote", r.remote)
+	for k, r := range gone {
+		r.stop() // before it leaves the set: what the set lists may still ship
+		m.mu.Lock()
+		delete(m.shippers, k)
+		m.mu.Unlock()
+		m.lg.Info("duplication shipper stopped", "gpid", r.p.pid.String(), "dupid", k.dup, "remote", r.remote)
 	}
 }
 

@@ -124,6 +124,14 @@ type entryHeader struct {
 	defaultTTL int32
 }
 
+// entryTime returns the proposer time of an entry payload.
+func entryTime(data []byte) (time.Time, bool) {
+	if len(data) < entryHeaderLen || data[0] != entryVersion {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(data[9:]))), true
+}
+
 // splitEntry reads an entry payload's header and calls fn with each write's kind and
 // thrift body (aliasing data), in order.
 func splitEntry(data []byte, fn func(kind writeKind, body []byte) error) (entryHeader, error) {
@@ -132,7 +140,7 @@ func splitEntry(data []byte, fn func(kind writeKind, body []byte) error) (entryH
 		return h, errBadEntry
 	}
 	h.id = binary.BigEndian.Uint64(data[1:])
-	h.time = time.Unix(0, int64(binary.BigEndian.Uint64(data[9:])))
+	h.time, _ = entryTime(data)
 	h.defaultTTL = int32(binary.BigEndian.Uint32(data[17:]))
 	n := int(binary.BigEndian.Uint32(data[21:]))
 	rest := data[entryHeaderLen:]

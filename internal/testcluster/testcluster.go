@@ -287,6 +287,12 @@ func (c *Cluster) MetaCall(ctx context.Context, name string, args, reply idl.Val
 	return conn.Call(ctx, wire.Header{}, name, args, reply)
 }
 
+// WaitAlive waits until the meta leader counts n alive replica servers.
+func (c *Cluster) WaitAlive(t testing.TB, n int) {
+	t.Helper()
+	c.waitNodes(t, n)
+}
+
 func (c *Cluster) waitNodes(t testing.TB, n int) {
 	t.Helper()
 	waitUntil(t, fmt.Sprintf("%d alive replica servers", n), func(ctx context.Context) (bool, error) {
