@@ -2,8 +2,11 @@ package dup_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,44 +17,39 @@ import (
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
 
-// BenchmarkDuplication measures, on two in-process clusters (master c1: 3 replica servers,
-// tables of 8 partitions and 3 replicas; follower c2: 3 replica servers, 1 replica per
-// partition), in one run:
+// BenchmarkDuplication measures, on two in-process clusters (master c1: 3 replica servers;
+// follower c2: 3 replica servers, 1 replica per partition), in one run:
 //
-//   - the master's write throughput with 64 writers as fast as they go, on a table without a
-//     duplication and on one duplicated to c2, in alternating 10 s rounds (3 of each), and
-//     their ratio;
+//   - the master's write throughput with 64 writers as fast as they go, on a table of 8
+//     partitions and 3 replicas, in 5 s rounds: 5 before the table is duplicated to c2 and 5
+//     after, each round followed by one on a control table that is never duplicated (the
+//     machine's drift shows there); the medians and their ratio, also relative to the
+//     control's;
 //   - the duplication lag under a steady load of 5,000 writes/s on the duplicated table:
 //     every 20 ms a probe write is acknowledged by the master and then read back from the
 //     follower until it is there; the time from the acknowledgement to the first read that
 //     finds it (p50, p99, in milliseconds; the reads poll every millisecond).
 //
+// Both clusters share the machine's cores and disk: the follower's applies count against
+// the master's throughput here, unlike in a deployment.
+//
 // Run it once: go test -run XXX -bench Duplication -benchtime 1x ./internal/dup/
 func BenchmarkDuplication(b *testing.B) {
+	const (
+		rounds    = 5
+		roundTime = 5 * time.Second
+	)
 	cs := testcluster.StartClusters(b, testcluster.Options{ClusterName: "c1", Replicas: 3},
 		testcluster.Options{ClusterName: "c2", Replicas: 3})
 	c1, c2 := cs[0], cs[1]
-	c1.CreateTableReplicas(b, "plain", 8, 3)
 	c1.CreateTableReplicas(b, "duped", 8, 3)
-	c1.WaitSpreadPrimaries(b, "plain")
-	c1.WaitSpreadPrimaries(b, "duped")
+	c1.CreateTableReplicas(b, "control", 8, 3)
 	adm, err := admin.New(admin.Config{MetaServers: c1.MetaAddrs()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer adm.Close()
 	ctx := context.Background()
-	added, err := adm.AddDuplication(ctx, "duped", "c2", &admin.AddDuplicationOptions{RemoteReplicas: 1})
-	if err != nil {
-		b.Fatal(err)
-	}
-	for {
-		_, ds, err := adm.QueryDuplications(ctx, "duped")
-		if err == nil && len(ds) == 1 && ds[0].Status == "DS_LOG" {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 	client := func(c *testcluster.Cluster, table string) pegasus.TableConnector {
 		cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
 		if err != nil {
@@ -64,20 +62,56 @@ func BenchmarkDuplication(b *testing.B) {
 		}
 		return tb
 	}
-	plain, duped, follower := client(c1, "plain"), client(c1, "duped"), client(c2, "duped")
+	duped, control := client(c1, "duped"), client(c1, "control")
+	primaries := func() {
+		for _, table := range []string{"duped", "control"} {
+			if cfg, err := adm.QueryConfig(ctx, table); err == nil {
+				led := map[string]int{}
+				for _, p := range cfg.Partitions {
+					led[p.Primary]++
+				}
+				b.Logf("primaries of %s: %v", table, led)
+			}
+		}
+	}
 
 	for b.Loop() {
-		var with, without []float64
-		for round := range 3 {
-			without = append(without, throughput(plain, fmt.Sprintf("p%d", round), 64, 10*time.Second))
-			with = append(with, throughput(duped, fmt.Sprintf("d%d", round), 64, 10*time.Second))
+		var before, after, ctlBefore, ctlAfter []float64
+		primaries()
+		for round := range rounds {
+			before = append(before, throughput(duped, fmt.Sprintf("b%d", round), 64, roundTime))
+			ctlBefore = append(ctlBefore, throughput(control, fmt.Sprintf("cb%d", round), 64, roundTime))
 		}
-		slices.Sort(with)
-		slices.Sort(without)
-		b.ReportMetric(without[1], "writes/s_without_dup")
-		b.ReportMetric(with[1], "writes/s_with_dup")
-		b.ReportMetric(100*with[1]/without[1], "%_with/without")
-		b.Logf("throughput rounds: without %v, with %v (writes/s)", without, with)
+		if _, err := adm.AddDuplication(ctx, "duped", "c2", &admin.AddDuplicationOptions{RemoteReplicas: 1}); err != nil {
+			b.Fatal(err)
+		}
+		for {
+			_, ds, err := adm.QueryDuplications(ctx, "duped")
+			if err == nil && len(ds) == 1 && ds[0].Status == "DS_LOG" {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		follower := client(c2, "duped")
+		for round := range rounds {
+			after = append(after, throughput(duped, fmt.Sprintf("a%d", round), 64, roundTime))
+			ctlAfter = append(ctlAfter, throughput(control, fmt.Sprintf("ca%d", round), 64, roundTime))
+		}
+		primaries()
+		shipped := metricSum(b, c1, "dup_shipped_batches", "dup_shipped_writes")
+		b.Logf("shipped %d writes in %d batches", shipped[1], shipped[0])
+		for _, r := range [][]float64{before, after, ctlBefore, ctlAfter} {
+			slices.Sort(r)
+		}
+		mid := rounds / 2
+		b.ReportMetric(before[mid], "writes/s_without_dup")
+		b.ReportMetric(after[mid], "writes/s_with_dup")
+		b.ReportMetric(100*after[mid]/before[mid], "%_with/without")
+		// The same ratio relative to the control table's rounds, which cancels the machine's
+		// drift between the two halves of the run.
+		b.ReportMetric(100*(after[mid]/ctlAfter[mid])/(before[mid]/ctlBefore[mid]), "%_with/without_vs_control")
+		b.Logf("writes/s of the duplicated table: without %v, with %v; of the control table meanwhile: %v, %v",
+			before, after, ctlBefore, ctlAfter)
 
 		lags, rate := lagUnderLoad(b, duped, follower, 5000, 30*time.Second)
 		b.ReportMetric(rate, "writes/s_steady")
@@ -85,7 +119,6 @@ func BenchmarkDuplication(b *testing.B) {
 		b.ReportMetric(quantile(lags, 0.99), "ms_lag_p99")
 		b.Logf("%d lag probes, max %.1f ms", len(lags), quantile(lags, 1))
 	}
-	_ = added
 }
 
 // throughput writes with n writers for d and returns the acknowledged writes per second.
@@ -189,4 +222,36 @@ func quantile(sorted []float64, q float64) float64 {
 		return 0
 	}
 	return sorted[min(len(sorted)-1, int(q*float64(len(sorted))))]
+}
+
+// metricSum sums metrics of the replica servers of c, in the order named.
+func metricSum(b *testing.B, c *testcluster.Cluster, names ...string) []int64 {
+	out := make([]int64, len(names))
+	for _, r := range c.ReplicaAddrs() {
+		resp, err := http.Get("http://" + r + "/metrics?types=replica&metrics=" + strings.Join(names, ","))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var doc struct {
+			Entities []struct {
+				Metrics []struct {
+					Name  string `json:"name"`
+					Value int64  `json:"value"`
+				} `json:"metrics"`
+			} `json:"entities"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&doc)
+		resp.Body.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, e := range doc.Entities {
+			for _, m := range e.Metrics {
+				if i := slices.Index(names, m.Name); i >= 0 {
+					out[i] += m.Value
+				}
+			}
+		}
+	}
+	return out
 }

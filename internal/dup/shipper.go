@@ -113,10 +113,10 @@ type Progress struct {
 	Lagging bool
 	// Shipping is set while the log is being shipped (status DS_LOG).
 	Shipping bool
-	// Writes, Bytes, Failures and Skipped count what was shipped (writes, body bytes), the
-	// batches the follower did not take, and what was left out (non-idempotent writes, and
-	// the writes of batches skipped under FAIL_SKIP).
-	Writes, Bytes, Failures, Skipped int64
+	// Batches, Writes and Bytes count what was shipped (batches the follower took, their
+	// writes and body bytes); Failures the batches it did not take; Skipped what was left
+	// out (non-idempotent writes, and the writes of batches skipped under FAIL_SKIP).
+	Batches, Writes, Bytes, Failures, Skipped int64
 	// Pending is the master time of the oldest write not shipped yet (zero when none).
 	Pending time.Time
 }
@@ -131,12 +131,13 @@ type Shipper struct {
 	plan atomic.Pointer[Plan]
 	kick chan struct{}
 
-	prepared, shipped    atomic.Int64
-	seeded, lagging      atomic.Bool
-	shipping             atomic.Bool
-	writes, bytes, fails atomic.Int64
-	skipped              atomic.Int64
-	pendingUS            atomic.Int64
+	prepared, shipped atomic.Int64
+	seeded, lagging   atomic.Bool
+	shipping          atomic.Bool
+	batches, writes   atomic.Int64
+	bytes, fails      atomic.Int64
+	skipped           atomic.Int64
+	pendingUS         atomic.Int64
 	// ckpt is the decree of the checkpoint in CheckpointDir this shipper took (-1: none).
 	ckpt int64
 }
@@ -175,7 +176,7 @@ func (s *Shipper) Progress() Progress {
 		Status:   s.plan.Load().Status,
 		Prepared: s.prepared.Load(), Seeded: s.seeded.Load(), Shipped: s.shipped.Load(),
 		Lagging: s.lagging.Load(), Shipping: s.shipping.Load(),
-		Writes: s.writes.Load(), Bytes: s.bytes.Load(), Failures: s.fails.Load(), Skipped: s.skipped.Load(),
+		Batches: s.batches.Load(), Writes: s.writes.Load(), Bytes: s.bytes.Load(), Failures: s.fails.Load(), Skipped: s.skipped.Load(),
 	}
 	if us := s.pendingUS.Load(); us > 0 {
 		p.Pending = time.UnixMicro(us)
@@ -450,6 +451,7 @@ func (s *Shipper) send(ctx context.Context, b Batch) error {
 		err := s.cfg.Remote.Send(sctx, s.cfg.GPID.PartitionIndex, s.cfg.Partitions, b.Hash, b.Req)
 		cancel()
 		if err == nil {
+			s.batches.Add(1)
 			s.writes.Add(int64(b.Writes))
 			s.bytes.Add(int64(b.Bytes))
 			return nil

@@ -601,7 +601,7 @@ func (m *dupManager) status(app int32) map[string]map[string]any {
 // dupMetrics are a partition replica's duplication metrics: its shippers' (on a master
 // primary) and the duplicated writes it applied (on a follower primary).
 func dupMetrics(p *partition, runs []*shipRun, now time.Time) []metric.Metric {
-	var pending, lagMS, writes, bytes, fails, skipped, lagging int64
+	var pending, lagMS, batches, writes, bytes, fails, skipped, lagging int64
 	applied := int64(p.applied.Load())
 	for _, r := range runs {
 		pr := r.sh.Progress()
@@ -611,6 +611,7 @@ func dupMetrics(p *partition, runs []*shipRun, now time.Time) []metric.Metric {
 		if !pr.Pending.IsZero() {
 			lagMS = max(lagMS, now.Sub(pr.Pending).Milliseconds())
 		}
+		batches += pr.Batches
 		writes += pr.Writes
 		bytes += pr.Bytes
 		fails += pr.Failures
@@ -623,6 +624,7 @@ func dupMetrics(p *partition, runs []*shipRun, now time.Time) []metric.Metric {
 	return []metric.Metric{
 		metric.GaugeOf("dup_pending_mutations", "Mutations", "The decrees this primary has applied and not yet shipped to its followers", pending),
 		metric.GaugeOf("dup_lag_ms", "MilliSeconds", "How long ago the oldest write not yet shipped was made", lagMS),
+		metric.CounterOf("dup_shipped_batches", "Requests", "The batches (RPC_RRDB_RRDB_DUPLICATE) followers took", batches),
 		metric.CounterOf("dup_shipped_writes", "Requests", "The writes shipped to followers", writes),
 		metric.CounterOf("dup_shipped_bytes", "Bytes", "The bytes of writes shipped to followers", bytes),
 		metric.CounterOf("dup_failed_batches", "Requests", "The batches a follower did not take", fails),

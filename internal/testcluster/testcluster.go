@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -136,7 +137,7 @@ func (c *Cluster) startMeta(t testing.TB, m *server) {
 		t.Fatalf("testcluster: start meta: %v", err)
 	}
 	m.addr = s.Addr()
-	m.stop = run(t, "meta "+m.addr, s.Run)
+	m.stop = c.run(t, "meta "+m.addr, s.Run)
 }
 
 func (c *Cluster) startReplica(t testing.TB, r *server) {
@@ -165,14 +166,17 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 	}
 	r.addr = s.Addr()
 	r.rep = s
-	r.stop = run(t, "replica "+r.addr, s.Run)
+	r.stop = c.run(t, "replica "+r.addr, s.Run)
 }
 
-// run starts fn in a goroutine and returns a function that stops it and waits.
-func run(t testing.TB, what string, fn func(context.Context) error) func() {
+// run starts fn in a goroutine and returns a function that stops it and waits. The
+// server's goroutines carry the profiler labels cluster (the cluster's name) and server
+// (what), so a CPU profile of a test tells the servers apart (pprof -tagfocus).
+func (c *Cluster) run(t testing.TB, what string, fn func(context.Context) error) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- fn(ctx) }()
+	labels := pprof.Labels("cluster", c.opts.ClusterName, "server", what)
+	go pprof.Do(ctx, labels, func(ctx context.Context) { done <- fn(ctx) })
 	var once sync.Once
 	return func() {
 		once.Do(func() {
