@@ -92,7 +92,7 @@ func (sh *shell) cmdQueryDup(ctx context.Context, args []string) error {
 	for _, d := range ds {
 		rows = append(rows, dupRow(d))
 	}
-	summary := []field{{"app_name", o.pos[0]}, {"appid", appID}, {"duplications", len(ds)}}
+	summary := []field{{"app_name", o.pos[0]}, {"appid", appID}, {"duplication_count", len(ds)}}
 	if !o.has("detail") {
 		sh.out.table(dupCols, rows, "duplications", summary)
 		return nil
@@ -157,7 +157,7 @@ func (sh *shell) cmdDups(ctx context.Context, args []string) error {
 	if o.has("json") {
 		out = &printer{w: sh.out.w, json: true, hex: sh.out.hex}
 	}
-	out.table(cols, rows, "duplications", []field{{"duplicated_tables", tables}, {"duplications", len(rows)}})
+	out.table(cols, rows, "duplications", []field{{"duplicated_tables", tables}, {"duplication_count", len(rows)}})
 	return nil
 }
 
