@@ -60,12 +60,12 @@ func TestShellDuplicationCommands(t *testing.T) {
 	wantContains(t, "query_dup", oneShot(t, metas, "query_dup temp"), "FAIL_SKIP", "DS_LOG")
 	for line, want := range map[string]string{
 		fmt.Sprintf("set_dup_fail_mode temp %d fast", id): "usage: set_dup_fail_mode",
-		"start_dup temp x":                                "usage: start_dup",
-		"add_dup temp":                                    "usage: add_dup",
-		"add_dup temp c2 -r -1":                           "usage: add_dup",
-		"add_dup temp temp":                               "ERR_INVALID_PARAMETERS",
-		"query_dup nope":                                  "ERR_APP_NOT_EXIST",
-		"pause_dup temp 1":                                "ERR_OBJECT_NOT_FOUND",
+		"start_dup temp x":      "usage: start_dup",
+		"add_dup temp":          "usage: add_dup",
+		"add_dup temp c2 -r -1": "usage: add_dup",
+		"add_dup temp temp":     "ERR_INVALID_PARAMETERS",
+		"query_dup nope":        "ERR_APP_NOT_EXIST",
+		"pause_dup temp 1":      "ERR_OBJECT_NOT_FOUND",
 	} {
 		_, errOut, err := shellRun(t, "", "--metas", metas, "-c", line)
 		if err == nil || !strings.Contains(errOut, want) {
