@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -298,6 +299,7 @@ type shipRun struct {
 	p         *partition
 	remote    string
 	remoteApp string
+	ckptDir   string
 	cancel    context.CancelFunc
 	done      chan struct{}
 }
@@ -368,9 +370,14 @@ func (m *dupManager) run(ctx context.Context) {
 	}
 }
 
+// stop stops the shipper and removes the seed's checkpoint it may have left (a shipper that
+// starts on this server again takes a new one).
 func (r *shipRun) stop() {
 	r.cancel()
 	<-r.done
+	if err := os.RemoveAll(r.ckptDir); err != nil {
+		r.p.lg.Warn("remove duplication checkpoint", "dir", r.ckptDir, "err", err)
+	}
 }
 
 // reconcile starts a shipper for each duplication of each partition this server leads, and
@@ -416,14 +423,14 @@ func (m *dupManager) reconcile(ctx context.Context, remotes map[[2]string]*dup.R
 				remote = dup.NewRemote(metas, d.RemoteApp)
 				remotes[rk] = remote
 			}
+			dir := filepath.Join(s.partitionDir(p.pid), "dup-"+strconv.Itoa(int(d.ID)))
 			sh := dup.NewShipper(dup.ShipperConfig{
 				GPID: p.pid, Partitions: int(ti.partitionCount), DupID: d.ID, Remote: remote,
-				Log: dupLog{p}, Store: dupStore{p},
-				CheckpointDir: filepath.Join(s.partitionDir(p.pid), "dup-"+strconv.Itoa(int(d.ID))),
-				Options:       m.options, Notify: m.reportSoon, Logger: m.lg,
+				Log: dupLog{p}, Store: dupStore{p}, CheckpointDir: dir,
+				Options: m.options, Notify: m.reportSoon, Logger: m.lg,
 			}, plan)
 			sctx, cancel := context.WithCancel(ctx)
-			r = &shipRun{sh: sh, p: p, remote: d.Remote, remoteApp: d.RemoteApp, cancel: cancel, done: make(chan struct{})}
+			r = &shipRun{sh: sh, p: p, remote: d.Remote, remoteApp: d.RemoteApp, ckptDir: dir, cancel: cancel, done: make(chan struct{})}
 			go func() {
 				defer close(r.done)
 				sh.Run(sctx)
