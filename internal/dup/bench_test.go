@@ -225,7 +225,7 @@ func quantile(sorted []float64, q float64) float64 {
 }
 
 // metricSum sums metrics of the replica servers of c, in the order named.
-func metricSum(b *testing.B, c *testcluster.Cluster, names ...string) []int64 {
+func metricSum(b testing.TB, c *testcluster.Cluster, names ...string) []int64 {
 	out := make([]int64, len(names))
 	for _, r := range c.ReplicaAddrs() {
 		resp, err := http.Get("http://" + r + "/metrics?types=replica&metrics=" + strings.Join(names, ","))

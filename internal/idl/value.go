@@ -87,20 +87,7 @@ func (d *Decoder) list(t, elem Type, minElem int) (n int, ok bool) {
 	if !d.Want(t, TypeList) {
 		return 0, false
 	}
-	got, n := d.ListBegin()
-	if d.err != nil {
-		return 0, false
-	}
-	if got != elem {
-		for i := 0; i < n && d.err == nil; i++ {
-			d.Skip(got)
-		}
-		return 0, false
-	}
-	if minElem > 1 && !d.countFits(int32(n), minElem) {
-		return 0, false
-	}
-	return n, true
+	return d.listHeader(elem, minElem)
 }
 
 // stringReuse reads a string; when its bytes equal prev it returns prev instead of a new copy,

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -387,10 +389,7 @@ func (m *dupManager) reconcile(ctx context.Context, remotes map[[2]string]*dup.R
 	enabled := s.settings.DupEnabled.Get()
 	want := map[shipKey]bool{}
 	s.mu.RLock()
-	parts := make([]*partition, 0, len(s.parts))
-	for _, p := range s.parts {
-		parts = append(parts, p)
-	}
+	parts := slices.Collect(maps.Values(s.parts))
 	s.mu.RUnlock()
 	for _, p := range parts {
 		ti := p.table()
