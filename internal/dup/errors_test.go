@@ -259,3 +259,15 @@ func TestDuplicationDisabled(t *testing.T) {
 }
 
 func itoa(n int32) string { return strconv.Itoa(int(n)) }
+
+// A cluster without a [duplication-group] id of its own cannot duplicate: its writes would
+// carry an id no follower knows.
+func TestDuplicationNeedsOwnClusterID(t *testing.T) {
+	peers, err := dup.NewPeers(map[string]string{"c2": "127.0.0.1:9"}, map[string]string{"c2": "2"})
+	must(t, err)
+	c := testcluster.Start(t, testcluster.Options{ClusterName: "c1", Replicas: 1, Peers: &peers})
+	c.CreateTable(t, "t", 1)
+	if r := addRaw(t, c, addReq("t", "c2")); r.Err != "ERR_INVALID_PARAMETERS" || !strings.Contains(r.Hint.V, `this cluster ("c1") has no duplication cluster id`) {
+		t.Fatalf("add: %s %q", r.Err, r.Hint.V)
+	}
+}

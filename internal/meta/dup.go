@@ -213,8 +213,14 @@ func (m *machine) addDuplication(ctx context.Context, q *idl.DuplicationAddReque
 	if q.RemoteClusterName == m.cfg.ClusterName {
 		return fail(wire.ErrInvalidParameters, "illegal operation: adding duplication to itself")
 	}
-	if _, ok := peers.ID(q.RemoteClusterName); !ok && !m.cfg.Settings.DupIgnoreOtherClusterIDs.Get() {
+	ignoreIDs := m.cfg.Settings.DupIgnoreOtherClusterIDs.Get()
+	if _, ok := peers.ID(q.RemoteClusterName); !ok && !ignoreIDs {
 		return fail(wire.ErrInvalidParameters, "cluster %q has no duplication cluster id in [%s]", q.RemoteClusterName, dup.GroupSection)
+	}
+	if _, ok := peers.ID(m.cfg.ClusterName); !ok && !ignoreIDs {
+		// Its writes would carry no id the follower knows (upstream servers refuse to
+		// start so).
+		return fail(wire.ErrInvalidParameters, "this cluster (%q) has no duplication cluster id in [%s]", m.cfg.ClusterName, dup.GroupSection)
 	}
 	if _, ok := peers.Metas(q.RemoteClusterName); !ok {
 		return fail(wire.ErrInvalidParameters, "cluster %q is not in [%s]", q.RemoteClusterName, dup.ClustersSection)
