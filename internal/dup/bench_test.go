@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +25,8 @@ import (
 //     partitions and 3 replicas, in 5 s rounds: 5 before the table is duplicated to c2 and 5
 //     after, each round followed by one on a control table that is never duplicated (the
 //     machine's drift shows there); the medians and their ratio, also relative to the
-//     control's;
+//     control's; and the process's CPU time per write in those rounds (both clusters', so
+//     the follower's applies count), which other processes of the machine do not skew;
 //   - the duplication lag under a steady load of 5,000 writes/s on the duplicated table:
 //     every 20 ms a probe write is acknowledged by the master and then read back from the
 //     follower until it is there; the time from the acknowledgement to the first read that
@@ -76,11 +78,11 @@ func BenchmarkDuplication(b *testing.B) {
 	}
 
 	for b.Loop() {
-		var before, after, ctlBefore, ctlAfter []float64
+		var before, after, ctlBefore, ctlAfter, cpuBefore, cpuAfter, cpuCtl []float64
 		primaries()
 		for round := range rounds {
-			before = append(before, throughput(duped, fmt.Sprintf("b%d", round), 64, roundTime))
-			ctlBefore = append(ctlBefore, throughput(control, fmt.Sprintf("cb%d", round), 64, roundTime))
+			before = append(before, throughput(duped, fmt.Sprintf("b%d", round), 64, roundTime, &cpuBefore))
+			ctlBefore = append(ctlBefore, throughput(control, fmt.Sprintf("cb%d", round), 64, roundTime, &cpuCtl))
 		}
 		if _, err := adm.AddDuplication(ctx, "duped", "c2", &admin.AddDuplicationOptions{RemoteReplicas: 1}); err != nil {
 			b.Fatal(err)
@@ -94,13 +96,13 @@ func BenchmarkDuplication(b *testing.B) {
 		}
 		follower := client(c2, "duped")
 		for round := range rounds {
-			after = append(after, throughput(duped, fmt.Sprintf("a%d", round), 64, roundTime))
-			ctlAfter = append(ctlAfter, throughput(control, fmt.Sprintf("ca%d", round), 64, roundTime))
+			after = append(after, throughput(duped, fmt.Sprintf("a%d", round), 64, roundTime, &cpuAfter))
+			ctlAfter = append(ctlAfter, throughput(control, fmt.Sprintf("ca%d", round), 64, roundTime, &cpuCtl))
 		}
 		primaries()
 		shipped := metricSum(b, c1, "dup_shipped_batches", "dup_shipped_writes")
 		b.Logf("shipped %d writes in %d batches", shipped[1], shipped[0])
-		for _, r := range [][]float64{before, after, ctlBefore, ctlAfter} {
+		for _, r := range [][]float64{before, after, ctlBefore, ctlAfter, cpuBefore, cpuAfter} {
 			slices.Sort(r)
 		}
 		mid := rounds / 2
@@ -110,6 +112,10 @@ func BenchmarkDuplication(b *testing.B) {
 		// The same ratio relative to the control table's rounds, which cancels the machine's
 		// drift between the two halves of the run.
 		b.ReportMetric(100*(after[mid]/ctlAfter[mid])/(before[mid]/ctlBefore[mid]), "%_with/without_vs_control")
+		// CPU per acknowledged write, the follower's applies included: what the machine's
+		// other load does not skew.
+		b.ReportMetric(cpuBefore[mid], "cpu_us/write_without_dup")
+		b.ReportMetric(cpuAfter[mid], "cpu_us/write_with_dup")
 		b.Logf("writes/s of the duplicated table: without %v, with %v; of the control table meanwhile: %v, %v",
 			before, after, ctlBefore, ctlAfter)
 
@@ -121,10 +127,22 @@ func BenchmarkDuplication(b *testing.B) {
 	}
 }
 
+// cpuTime is the CPU time the process used so far (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // throughput writes with n writers for d and returns the acknowledged writes per second.
-func throughput(tb pegasus.TableConnector, prefix string, n int, d time.Duration) float64 {
+// The process's CPU time per write is added to cpu (the clusters and the writers: other
+// processes of the machine do not count there, unlike in the rate).
+func throughput(tb pegasus.TableConnector, prefix string, n int, d time.Duration, cpu *[]float64) float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
+	start := cpuTime()
 	var done atomic.Int64
 	var wg sync.WaitGroup
 	for w := range n {
@@ -138,6 +156,9 @@ func throughput(tb pegasus.TableConnector, prefix string, n int, d time.Duration
 		})
 	}
 	wg.Wait()
+	if n := done.Load(); n > 0 {
+		*cpu = append(*cpu, float64((cpuTime()-start).Microseconds())/float64(n))
+	}
 	return float64(done.Load()) / d.Seconds()
 }
 
@@ -164,7 +185,7 @@ func lagUnderLoad(b *testing.B, master, follower pegasus.TableConnector, rate in
 		}
 	})
 	var written atomic.Int64
-	for w := range 64 {
+	for w := range 128 { // enough that a slow write does not hold the rate back
 		wg.Go(func() {
 			v := make([]byte, 100)
 			for i := 0; ; i++ {
