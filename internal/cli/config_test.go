@@ -36,3 +36,28 @@ func TestServerConfigFileRefusesUnknownSettings(t *testing.T) {
 		t.Errorf("meta --config with node_grace_ms = 0: %v", err)
 	}
 }
+
+// The duplication sections of a config file are read as they are, and checked: a server
+// refuses to start with a bad one.
+func TestServerConfigFileDuplicationSections(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file string
+		want string
+	}{
+		{"[pegasus.clusters]\nc2 = not-an-address\n", `meta server "not-an-address" is not ip:port`},
+		{"[duplication-group]\nc1 = 1\nc2 = 1\n", "c1 and c2 have the same id 1"},
+		{"[duplication-group]\nc1 = 200\n", "want a cluster id from 1 to 127"},
+	} {
+		path := filepath.Join(dir, "server.ini")
+		if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := runReplica(t.Context(), []string{"--config", path, "--data", dir, "--listen", "127.0.0.1:0"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("replica --config with %q: %v, want %q", tc.file, err, tc.want)
+		}
+		if err := runMeta(t.Context(), []string{"--config", path, "--data", dir, "--listen", "127.0.0.1:0"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("meta --config with %q: %v, want %q", tc.file, err, tc.want)
+		}
+	}
+}

@@ -211,3 +211,40 @@ func TestDefineSectionsConflicts(t *testing.T) {
 		}()
 	}
 }
+
+
+func TestLoadRawSection(t *testing.T) {
+	r, u, _, _, _, _ := newTestRegistry()
+	clusters := DefineSection(r, "pegasus.clusters", "the remote clusters")
+	file := `
+[pegasus.clusters]
+onebox2 = 127.0.0.1:35601,127.0.0.1:35602
+c3=10.0.0.1:34601
+[pegasus.server]
+threshold_ns = 7
+`
+	if err := r.Load(strings.NewReader(file), "test.ini"); err != nil {
+		t.Fatal(err)
+	}
+	got := clusters.Get()
+	if len(got) != 2 || got["onebox2"] != "127.0.0.1:35601,127.0.0.1:35602" || got["c3"] != "10.0.0.1:34601" || u.Get() != 7 {
+		t.Fatalf("section %v, threshold %d", got, u.Get())
+	}
+	got["c3"] = "changed"
+	if clusters.Get()["c3"] != "10.0.0.1:34601" {
+		t.Fatal("Get returned the section's own map")
+	}
+	// A setting's name inside a raw section is just a key of it.
+	if err := r.Load(strings.NewReader("[pegasus.clusters]\nthreshold_ns = 1\n"), "x.ini"); err != nil || u.Get() != 7 {
+		t.Fatalf("err %v, threshold %d", err, u.Get())
+	}
+	if err := r.Load(strings.NewReader("[pegasus.clusters]\n = x\n"), "bad.ini"); err == nil {
+		t.Fatal("an empty key was accepted")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("defining a section twice did not panic")
+		}
+	}()
+	DefineSection(r, "pegasus.clusters", "again")
+}

@@ -133,7 +133,8 @@ func TestRegistry(t *testing.T) {
 		RPCClusterInfo, RPCUpdateAppEnv, RPCRecallApp, RPCQueryAppInfo, RPCCLICall, RPCNegotiation,
 		RPCPut, RPCMultiPut, RPCRemove, RPCMultiRemove, RPCIncr, RPCCheckAndSet, RPCCheckAndMutate,
 		RPCGet, RPCMultiGet, RPCBatchGet, RPCSortKeyCount, RPCTTL, RPCGetScanner, RPCScan,
-		RPCClearScanner, RPCConfigSync, RPCRaft, RPCMetaRaft}
+		RPCClearScanner, RPCAddDuplication, RPCModifyDuplication, RPCQueryDuplication,
+		RPCListDuplication, RPCDuplicationSync, RPCDuplicate, RPCConfigSync, RPCRaft, RPCMetaRaft}
 	if len(RPCs()) != len(names) {
 		t.Fatalf("registry has %d RPCs, want %d", len(RPCs()), len(names))
 	}

@@ -116,7 +116,10 @@ func TestReplicaHTTPEndpoints(t *testing.T) {
 		{"/replica/manual_compaction", 400, "app_id should not be empty"},
 		{"/replica/manual_compaction?app_id=99", 200, `{"status":{"finished":0,"idle":0,"queuing":0,"running":0}}`},
 		{"/replica/manual_compaction?app_id=" + id, 200, `{"status":{"finished":0,"idle":*`},
-		{"/replica/duplication?appid=" + id, 404, "duplication is not enabled [FLAGS_duplication_enabled=false]"},
+		{"/replica/duplication?appid=" + id, 404, "no duplication assigned for app [appid=" + id + "]"},
+		{"/replica/duplication", 400, "appid should not be empty"},
+		{"/replica/duplication?appid=x", 400, "invalid appid=x"},
+		{"/replica/duplication?appid=99", 404, "no primary for app [appid=99]"},
 		{"/replica/nope", 404, `service not found for "replica/nope"`},
 		{"/replica/data_version?app_id=1&app_id=2", 400, "failed to parse request: ERR_INVALID_PARAMETERS: duplicate parameter: app_id"},
 	} {

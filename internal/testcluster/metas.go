@@ -22,30 +22,50 @@ const metaRaftTick = 20 * time.Millisecond
 // addresses before it starts, so free ports are found first.
 func (c *Cluster) startMetas(t testing.TB, n int) {
 	t.Helper()
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testcluster: %v", err)
-		}
-		addr := ln.Addr().String()
-		_ = ln.Close()
-		c.metas = append(c.metas, &server{addr: addr, dir: filepath.Join(c.dir, fmt.Sprintf("meta%d", i+1))})
+	c.metas = c.opts.metas
+	if c.metas == nil {
+		c.metas = reserveMetas(t, n)
+	}
+	for i, m := range c.metas {
+		m.dir = filepath.Join(c.dir, fmt.Sprintf("meta%d", i+1))
 	}
 	for _, m := range c.metas {
 		c.startMeta(t, m)
 	}
 }
 
+// reserveMetas finds n free addresses for meta servers.
+func reserveMetas(t testing.TB, n int) []*server {
+	t.Helper()
+	var out []*server
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testcluster: %v", err)
+		}
+		out = append(out, &server{addr: ln.Addr().String()})
+		_ = ln.Close()
+	}
+	return out
+}
+
 // metaConfig is the configuration of meta m: its fixed address and data, every meta listed.
 func (c *Cluster) metaConfig(m *server) meta.Config {
-	return meta.Config{
-		Listen:    m.addr,
-		DataDir:   m.dir,
-		Metas:     c.MetaAddrs(),
-		NodeGrace: c.opts.NodeGrace,
-		RaftTick:  metaRaftTick,
-		Logger:    c.lg.With("meta", m.addr),
+	cfg := meta.Config{
+		Listen:              m.addr,
+		DataDir:             m.dir,
+		Metas:               c.MetaAddrs(),
+		NodeGrace:           c.opts.NodeGrace,
+		RaftTick:            metaRaftTick,
+		Logger:              c.lg.With("meta", m.addr),
+		ClusterName:         c.opts.ClusterName,
+		Peers:               c.opts.Peers,
+		DupProgressInterval: 200 * time.Millisecond,
 	}
+	if c.opts.Meta != nil {
+		c.opts.Meta(&cfg)
+	}
+	return cfg
 }
 
 func (c *Cluster) meta(t testing.TB, addr string) *server {

@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
 	"github.com/gopegasus/pegasus/internal/poll"
@@ -48,6 +50,18 @@ type Options struct {
 	// CommitDelay is the replica servers' group commit delay (replica.Config.CommitDelay;
 	// nil: the default, raftlog.DefaultOptions.Delay; 0: off).
 	CommitDelay *time.Duration
+	// ClusterName names the cluster (the servers' cluster_name; default: the meta's default
+	// and no name on the replica servers). [StartClusters] needs one per cluster.
+	ClusterName string
+	// Peers are the duplication peers of the servers (default: none; StartClusters gives
+	// each cluster the others).
+	Peers *dup.Peers
+	// Replica and Meta, if set, adjust each server's configuration before it starts.
+	Replica func(*replica.Config)
+	Meta    func(*meta.Config)
+
+	// metas are meta servers whose addresses were reserved before the cluster starts.
+	metas []*server
 }
 
 // Cluster is a running in-process cluster.
@@ -126,12 +140,12 @@ func (c *Cluster) startMeta(t testing.TB, m *server) {
 		t.Fatalf("testcluster: start meta: %v", err)
 	}
 	m.addr = s.Addr()
-	m.stop = run(t, "meta "+m.addr, s)
+	m.stop = c.run(t, "meta "+m.addr, s)
 }
 
 func (c *Cluster) startReplica(t testing.TB, r *server) {
 	t.Helper()
-	s, err := replica.New(replica.Config{
+	cfg := replica.Config{
 		Listen:          r.addr,
 		DataDir:         r.dir,
 		Metas:           c.MetaAddrs(),
@@ -142,13 +156,20 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		GarbageGrace:    c.opts.GarbageGrace,
 		CommitDelay:     c.opts.CommitDelay,
 		Logger:          c.lg,
-	})
+		ClusterName:     c.opts.ClusterName,
+		Peers:           c.opts.Peers,
+		DupSyncInterval: time.Second,
+	}
+	if c.opts.Replica != nil {
+		c.opts.Replica(&cfg)
+	}
+	s, err := replica.New(cfg)
 	if err != nil {
 		t.Fatalf("testcluster: start replica: %v", err)
 	}
 	r.addr = s.Addr()
 	r.rep = s
-	r.stop = run(t, "replica "+r.addr, s)
+	r.stop = c.run(t, "replica "+r.addr, s)
 }
 
 // runner is a meta or replica server.
@@ -158,10 +179,13 @@ type runner interface {
 }
 
 // run runs s in a goroutine and returns a function that closes it, as a crash would (the
-// stores are not flushed: a restart replays the raft log), and waits for Run to return.
-func run(t testing.TB, what string, s runner) func() {
+// stores are not flushed: a restart replays the raft log), and waits for Run to return. The
+// server's goroutines carry the profiler labels cluster (the cluster's name) and server
+// (what), so a CPU profile of a test tells the servers apart (pprof -tagfocus).
+func (c *Cluster) run(t testing.TB, what string, s runner) func() {
 	done := make(chan error, 1)
-	go func() { done <- s.Run(context.Background()) }()
+	labels := pprof.Labels("cluster", c.opts.ClusterName, "server", what)
+	go pprof.Do(context.Background(), labels, func(ctx context.Context) { done <- s.Run(ctx) })
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -287,6 +311,12 @@ func (c *Cluster) MetaCall(ctx context.Context, name string, args, reply idl.Val
 	conn := rpc.NewConn(c.metaTarget(ctx), rpc.ConnConfig{})
 	defer conn.Close()
 	return conn.Call(ctx, wire.Header{}, name, args, reply)
+}
+
+// WaitAlive waits until the meta leader counts n alive replica servers.
+func (c *Cluster) WaitAlive(t testing.TB, n int) {
+	t.Helper()
+	c.waitNodes(t, n)
 }
 
 func (c *Cluster) waitNodes(t testing.TB, n int) {
