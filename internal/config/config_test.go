@@ -212,7 +212,6 @@ func TestDefineSectionsConflicts(t *testing.T) {
 	}
 }
 
-
 func TestLoadRawSection(t *testing.T) {
 	r, u, _, _, _, _ := newTestRegistry()
 	clusters := DefineSection(r, "pegasus.clusters", "the remote clusters")

@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
-	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/dup"
+	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
 // Defaults of the meta server's settings: each is the default of exactly one setting of

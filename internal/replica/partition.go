@@ -96,7 +96,6 @@ type partition struct {
 	entries entrySource
 	dup     partitionDup
 
-
 	// stop asks the loop to exit; closed once, by halt. done is closed when the loop has
 	// exited (asked to, or because storage failed or its context ended).
 	stop     chan struct{}
