@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -47,6 +48,8 @@ type machine struct {
 	// nodes holds every replica server known: those in the map and those that synced since
 	// this meta took over.
 	nodes map[string]*node
+	// dups is the leader's memory of the duplications (dup.go).
+	dups dupVolatile
 }
 
 // node is what the meta knows about one replica server.
@@ -65,6 +68,7 @@ type node struct {
 func newMachine(cfg Config, lg *slog.Logger, log submitter, am *appliedMap) *machine {
 	m := &machine{cfg: cfg, lg: lg, log: log, startTime: cfg.Now(), state: am.m, stateIndex: am.index,
 		nodes: make(map[string]*node)}
+	m.dups.reset()
 	return m
 }
 
@@ -79,6 +83,7 @@ func (m *machine) takeOver(term uint64, am *appliedMap) {
 	m.leading, m.term = true, term
 	m.state, m.stateIndex = am.m, am.index
 	m.nodes = make(map[string]*node)
+	m.dups.reset()
 	now := m.cfg.Now()
 	m.notePlacementMembers()
 	for _, addr := range m.state.Nodes {
@@ -404,6 +409,9 @@ func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.C
 	case q.AppName == "":
 		return fail(wire.ErrInvalidParameters)
 	}
+	if t := m.state.availableTable(q.AppName); t != nil && dup.IsFollowerCreate(q) {
+		return m.repeatedFollowerCreate(ctx, t, q)
+	}
 	if t := m.state.availableTable(q.AppName); t != nil {
 		if !o.SuccessIfExist {
 			return fail(wire.ErrAppExist)
@@ -728,6 +736,7 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 					AppID: t.AppID, PartitionIndex: int32(i), AppName: t.Name,
 					PartitionCount: t.PartitionCount, Members: slices.Clone(p.Members),
 					Envs: maps.Clone(t.Envs), Join: slices.Contains(p.Joined, n.addr),
+					Dups: dupAssignments(t, i),
 				})
 			}
 		case idl.AppStatusDropped:

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
@@ -26,6 +27,9 @@ const (
 	DefaultRaftLogDurability = "always"
 	// DefaultCreateWait bounds how long a create_app reply waits for its table to be ready.
 	DefaultCreateWait = 10 * time.Second
+	// DefaultDupProgressInterval is how often, at most, the duplications' confirmed decrees
+	// the primaries report are saved in the cluster map.
+	DefaultDupProgressInterval = 5 * time.Second
 )
 
 // Settings are the meta server's settings, each registered once in its registry (which backs
@@ -42,6 +46,12 @@ type Settings struct {
 	RaftLogSyncIntervalMS *config.Value[uint32]
 	// CreateWaitMS: see Config.CreateWait.
 	CreateWaitMS *config.Value[uint32]
+
+	// Duplication (package dup): whether it is on, the remote clusters ([pegasus.clusters])
+	// and the duplication cluster ids ([duplication-group]).
+	DupEnabled, DupIgnoreOtherClusterIDs *config.Value[bool]
+	DupProgressMS                        *config.Value[uint32]
+	Clusters, DupGroup                   *config.Section
 }
 
 // NewSettings registers every setting of a meta server, with its default, in a new registry.
@@ -81,6 +91,15 @@ func NewSettings() *Settings {
 		CreateWaitMS: config.Define(r, config.Spec[uint32]{Section: "meta_server", Name: "create_app_wait_ms",
 			Description: "How long, in milliseconds, a create_app reply waits for the new table to be ready (every partition led by its intended primary, with all its secondaries), and at most half the client's timeout; 0 answers once the table is registered.",
 			Default:     uint32(DefaultCreateWait / time.Millisecond)}),
+		DupEnabled: config.Define(r, config.Spec[bool]{Section: "replication", Name: "duplication_enabled",
+			Description: "Whether tables can be duplicated to other clusters.", Default: true}),
+		DupIgnoreOtherClusterIDs: config.Define(r, config.Spec[bool]{Section: "replication", Name: "dup_ignore_other_cluster_ids",
+			Description: "Whether a duplication may be added to a remote cluster without a [duplication-group] id."}),
+		DupProgressMS: u32("meta_server", "duplication_progress_persist_ms",
+			"How often, at most, in milliseconds, the duplications' confirmed decrees are saved in the cluster map.",
+			uint32(DefaultDupProgressInterval/time.Millisecond)),
+		Clusters: config.DefineSection(r, dup.ClustersSection, "The remote clusters: name = meta servers, comma separated."),
+		DupGroup: config.DefineSection(r, dup.GroupSection, "The duplication cluster ids: cluster name = id (1 to 127), this cluster's own included."),
 	}
 }
 

@@ -211,6 +211,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 	var tableOrder []int32
 	var out []metric.Entity
 	var primaries, slowTotal int64
+	shippers := s.dups.byPartition()
 	for _, p := range parts {
 		ts := tables[p.pid.AppID]
 		if ts == nil {
@@ -288,6 +289,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			metric.CounterOf("raft_snapshots_installed", "Checkpoints", "The snapshots this replica installed", p.snapshots.Load()),
 			metric.CounterOf("raft_snapshots_sent", "Checkpoints", "The snapshots this replica sent to others", p.raftStats.snapshotsSent.Load()),
 		)
+		e.Metrics = append(e.Metrics, dupMetrics(p, shippers[p.pid], now)...)
 		out = append(out, e)
 	}
 	for _, id := range tableOrder {
@@ -321,6 +323,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("held_requests", "Requests", "The requests that waited here for a partition's new leader to be known", s.forwards.held.Load()),
 		metric.CounterOf("forward_failures", "Requests", "The requests that could not be forwarded to a new leader in time and were refused", s.forwards.failed.Load()),
 	}}
+	server.Metrics = append(server.Metrics, s.transport.Metrics().ServerMetrics()...)
 	return append([]metric.Entity{server}, out...)
 }
 
