@@ -97,9 +97,11 @@ type Client interface {
 
 	// CreateTable creates a table with partitionCount partitions of replicaCount replicas
 	// each and table envs (nil means none), then waits, up to maxWaitSeconds (and the
-	// context), until every partition has a primary. It returns the table's app id. By
-	// default creating a table that exists with the same options succeeds; pass false as
-	// successIfExist to make it fail with ERR_APP_EXIST.
+	// context), until every partition has a primary and replicaCount-1 secondaries. A
+	// gopegasus meta answers the create once every partition is led by the primary it
+	// intends, so no leadership change follows: the table serves at once. It returns the
+	// table's app id. By default creating a table that exists with the same options
+	// succeeds; pass false as successIfExist to make it fail with ERR_APP_EXIST.
 	CreateTable(ctx context.Context, tableName string, partitionCount int, replicaCount int,
 		envs map[string]string, maxWaitSeconds int32, successIfExist ...bool) (int32, error)
 
@@ -243,20 +245,21 @@ func (c *client) CreateTable(ctx context.Context, tableName string, partitionCou
 	if err != nil {
 		return 0, fmt.Errorf("create table %q: %w", tableName, err)
 	}
-	if err := c.waitPrimaries(ctx, tableName, time.Duration(maxWaitSeconds)*time.Second); err != nil {
+	if err := c.waitReady(ctx, tableName, replicaCount, time.Duration(maxWaitSeconds)*time.Second); err != nil {
 		return resp.AppID, fmt.Errorf("create table %q: %w", tableName, err)
 	}
 	return resp.AppID, nil
 }
 
-// waitPrimaries polls the table's configuration until every partition has a primary.
-func (c *client) waitPrimaries(ctx context.Context, tableName string, maxWait time.Duration) error {
+// waitReady polls the table's configuration until every partition has a primary and
+// replicas-1 secondaries.
+func (c *client) waitReady(ctx context.Context, tableName string, replicas int, maxWait time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, maxWait)
 	defer cancel()
 	interval := 100 * time.Millisecond
 	for {
 		cfg, err := c.QueryConfig(ctx, tableName)
-		if err == nil && allPrimaries(cfg) {
+		if err == nil && allReady(cfg, replicas) {
 			return nil
 		}
 		if errors.Is(err, ErrClosed) {
@@ -268,7 +271,7 @@ func (c *client) waitPrimaries(ctx context.Context, tableName string, maxWait ti
 		case <-ctx.Done():
 			t.Stop()
 			if err == nil {
-				err = errors.New("some partitions have no primary")
+				err = errors.New("some partitions lack their primary or secondaries")
 			}
 			return fmt.Errorf("not ready after %v: %w", maxWait, err)
 		}
@@ -276,9 +279,9 @@ func (c *client) waitPrimaries(ctx context.Context, tableName string, maxWait ti
 	}
 }
 
-func allPrimaries(cfg *TableConfig) bool {
+func allReady(cfg *TableConfig, replicas int) bool {
 	for _, p := range cfg.Partitions {
-		if p.Primary == "" {
+		if p.Primary == "" || len(p.Secondaries) != replicas-1 {
 			return false
 		}
 	}

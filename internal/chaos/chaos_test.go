@@ -345,8 +345,26 @@ func (r *recorder) add(client int, in kvInput, out kvOutput, call, ret int64) {
 	r.mu.Unlock()
 }
 
+// kvTable is what the recorder drives: a table of our client, or of one that reacts to errors
+// as the official go-client does (testcluster.GoTable).
+type kvTable interface {
+	Get(ctx context.Context, hashKey, sortKey []byte) ([]byte, error)
+	Set(ctx context.Context, hashKey, sortKey, value []byte) error
+	Incr(ctx context.Context, hashKey, sortKey []byte, delta int64) (int64, error)
+	// CheckAndSet sets the record to value if its value is expect, and reports whether it did.
+	CheckAndSet(ctx context.Context, hashKey, sortKey, expect, value []byte) (bool, error)
+}
+
+// ourTable is a table of our client as a kvTable.
+type ourTable struct{ pegasus.TableConnector }
+
+func (t ourTable) CheckAndSet(ctx context.Context, h, s, expect, value []byte) (bool, error) {
+	res, err := t.TableConnector.CheckAndSet(ctx, h, s, pegasus.CheckTypeBytesEqual, expect, s, value, nil)
+	return err == nil && res.SetSucceed, err
+}
+
 // run performs one operation through the client and records it.
-func (r *recorder) run(ctx context.Context, tb pegasus.TableConnector, client int, in kvInput) error {
+func (r *recorder) run(ctx context.Context, tb kvTable, client int, in kvInput) error {
 	call := r.now()
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -363,15 +381,63 @@ func (r *recorder) run(ctx context.Context, tb pegasus.TableConnector, client in
 	case "incr":
 		out.newVal, err = tb.Incr(cctx, h, s, in.delta)
 	case "cas":
-		var res *pegasus.CheckAndSetResult
-		res, err = tb.CheckAndSet(cctx, h, s, pegasus.CheckTypeBytesEqual, []byte(in.expect), s, []byte(in.value), nil)
-		if err == nil {
-			out.ok = res.SetSucceed
-		}
+		out.ok, err = tb.CheckAndSet(cctx, h, s, []byte(in.expect), []byte(in.value))
 	}
 	out.unknown = err != nil
 	r.add(client, in, out, call, r.now())
 	return err
+}
+
+// randomOp draws the next operation of a client on one of keys: 40 % gets, 20 % sets, 20 %
+// incrs, 20 % check-and-sets, values drawn from a small range so that they collide.
+func randomOp(rng *rand.Rand, keys []string) kvInput {
+	in := kvInput{key: keys[rng.IntN(len(keys))]}
+	switch n := rng.IntN(10); {
+	case n < 4:
+		in.op = "get"
+	case n < 6:
+		in.op, in.value = "set", strconv.Itoa(rng.IntN(100))
+	case n < 8:
+		in.op, in.delta = "incr", int64(1+rng.IntN(5))
+	default:
+		in.op, in.expect, in.value = "cas", strconv.Itoa(rng.IntN(100)), strconv.Itoa(rng.IntN(100))
+	}
+	return in
+}
+
+// check checks the recorded history for linearizability, key by key (every operation touches
+// one key, so the history is linearizable if each key's is), and fails the test unless it
+// is. The keys are checked one after the other: the checker's memory grows with the square of
+// a history's length, and checking them all at once (porcupine runs the partitions of one
+// call in parallel) exhausted 24 GiB on a 5-minute run. It returns the result.
+func (r *recorder) check(t *testing.T, keys []string) porcupine.CheckResult {
+	t.Helper()
+	byKey := map[string][]porcupine.Operation{}
+	for _, op := range r.ops {
+		k := op.Input.(kvInput).key
+		byKey[k] = append(byKey[k], op)
+	}
+	r.ops = nil
+	res := porcupine.Ok
+	for _, k := range keys {
+		start := time.Now()
+		cr, info := porcupine.CheckOperationsVerbose(kvModel, byKey[k], 5*time.Minute)
+		t.Logf("key %s: %d operations checked in %v: %s", k, len(byKey[k]), time.Since(start).Round(time.Millisecond), cr)
+		delete(byKey, k)
+		if cr == porcupine.Illegal {
+			// Outside the test's temporary directory, which is removed when the test ends.
+			f := filepath.Join(os.TempDir(), fmt.Sprintf("pegasus-chaos-%d-%s.html", os.Getpid(), k))
+			if err := porcupine.VisualizePath(kvModel, info, f); err == nil {
+				t.Logf("visualization: %s", f)
+			}
+			res = cr
+			break
+		}
+		if cr != porcupine.Ok {
+			res = cr
+		}
+	}
+	return res
 }
 
 // keyEpoch is how long the chaos clients use one set of keys (see the test).
@@ -419,19 +485,8 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(cl), 7))
 			for ctx.Err() == nil {
-				set := sets[min(int(time.Duration(rec.now())/keyEpoch), len(sets)-1)]
-				in := kvInput{key: set[rng.IntN(len(set))]}
-				switch n := rng.IntN(10); {
-				case n < 4:
-					in.op = "get"
-				case n < 6:
-					in.op, in.value = "set", strconv.Itoa(rng.IntN(100))
-				case n < 8:
-					in.op, in.delta = "incr", int64(1+rng.IntN(5))
-				default:
-					in.op, in.expect, in.value = "cas", strconv.Itoa(rng.IntN(100)), strconv.Itoa(rng.IntN(100))
-				}
-				if rec.run(context.WithoutCancel(ctx), tb, cl, in) == nil && in.op != "get" {
+				in := randomOp(rng, sets[min(int(time.Duration(rec.now())/keyEpoch), len(sets)-1)])
+				if rec.run(context.WithoutCancel(ctx), ourTable{tb}, cl, in) == nil && in.op != "get" {
 					lastWriteOK.Store(rec.now())
 				}
 			}
@@ -476,7 +531,7 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 		fctx, fcancel := context.WithTimeout(t.Context(), 20*time.Second)
 		var err error // the last read's: Wait tries once at least
 		_ = poll.Wait(fctx, func(context.Context) (bool, error) {
-			err = rec.run(fctx, tb, 99, kvInput{op: "get", key: k})
+			err = rec.run(fctx, ourTable{tb}, 99, kvInput{op: "get", key: k})
 			return err == nil, nil
 		})
 		fcancel()
@@ -485,35 +540,7 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 		}
 	}
 
-	// Every operation touches one key, so the history is linearizable if each key's is. The
-	// keys are checked one after the other: the checker's memory grows with the square of
-	// a history's length, and checking them all at once (porcupine runs the partitions of
-	// one call in parallel) exhausted 24 GiB on a 5-minute run.
-	byKey := map[string][]porcupine.Operation{}
-	for _, op := range rec.ops {
-		k := op.Input.(kvInput).key
-		byKey[k] = append(byKey[k], op)
-	}
-	rec.ops = nil
-	res := porcupine.Ok
-	for _, k := range keys {
-		start := time.Now()
-		r, info := porcupine.CheckOperationsVerbose(kvModel, byKey[k], 5*time.Minute)
-		t.Logf("key %s: %d operations checked in %v: %s", k, len(byKey[k]), time.Since(start).Round(time.Millisecond), r)
-		delete(byKey, k)
-		if r == porcupine.Illegal {
-			// Outside the test's temporary directory, which is removed when the test ends.
-			f := filepath.Join(os.TempDir(), fmt.Sprintf("pegasus-chaos-%d-%s.html", os.Getpid(), k))
-			if err := porcupine.VisualizePath(kvModel, info, f); err == nil {
-				t.Logf("visualization: %s", f)
-			}
-			res = r
-			break
-		}
-		if r != porcupine.Ok {
-			res = r
-		}
-	}
+	res := rec.check(t, keys)
 	t.Logf("chaos: %v, %d kills, %d operations acknowledged, %d failed or timed out, worst write recovery after a restart %v, result %s",
 		duration, kills, rec.acked.Load(), rec.fails.Load(), worstRecovery, res)
 	if res == porcupine.Illegal {

@@ -18,7 +18,7 @@ func adminCommands() []shellCommand {
 	return []shellCommand{
 		{name: "ls", args: "[-d]", summary: "list the tables; -d/--detailed adds partition health", run: (*shell).cmdLs},
 		{name: "create", args: "TABLE [-p PARTITIONS] [-r REPLICAS] [-e KEY=VALUE,...]",
-			summary: "create a table (default 4 partitions of 3 replicas) and wait for its primaries",
+			summary: "create a table (default 4 partitions of 3 replicas) and wait until it serves (every partition with its primary and secondaries)",
 			detail:  "-p/--partition_count, -r/--replica_count, -e/--envs table envs as k1=v1,k2=v2.", run: (*shell).cmdCreate},
 		{name: "drop", args: "TABLE [-r RESERVE_SECONDS]", summary: "drop a table", run: (*shell).cmdDrop},
 		{name: "app", args: "TABLE [-d]", summary: "a table's information; -d/--detailed adds the partition map and replicas per node", run: (*shell).cmdApp},

@@ -134,7 +134,8 @@ func TestRegistry(t *testing.T) {
 		RPCPut, RPCMultiPut, RPCRemove, RPCMultiRemove, RPCIncr, RPCCheckAndSet, RPCCheckAndMutate,
 		RPCGet, RPCMultiGet, RPCBatchGet, RPCSortKeyCount, RPCTTL, RPCGetScanner, RPCScan,
 		RPCClearScanner, RPCAddDuplication, RPCModifyDuplication, RPCQueryDuplication,
-		RPCListDuplication, RPCDuplicationSync, RPCDuplicate, RPCConfigSync, RPCRaft, RPCMetaRaft}
+		RPCListDuplication, RPCDuplicationSync, RPCDuplicate, RPCConfigSync, RPCRaft, RPCMetaRaft,
+		RPCForward}
 	if len(RPCs()) != len(names) {
 		t.Fatalf("registry has %d RPCs, want %d", len(RPCs()), len(names))
 	}

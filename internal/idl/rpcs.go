@@ -47,6 +47,10 @@ const (
 	// RPCMetaRaft carries raft messages between the meta servers of the metas' group
 	// (package meta). One-way: never answered. Args is a blob.
 	RPCMetaRaft = "RPC_GP_META_RAFT"
+	// RPCForward carries a client request from a replica server that does not lead the
+	// partition to the one that does (package replica). Args is a blob holding the request;
+	// the reply is the forwarded RPC's own reply.
+	RPCForward = "RPC_GP_FORWARD"
 )
 
 // ackSuffix turns a request name into its reply name.
@@ -153,6 +157,7 @@ var rpcList = []*RPC{
 		func() Value { return new(Blob) }, func() Value { return new(Blob) }),
 	newRPC(RPCRaft, func() Value { return new(Blob) }, nil),
 	newRPC(RPCMetaRaft, func() Value { return new(Blob) }, nil),
+	newRPC(RPCForward, func() Value { return new(Blob) }, func() Value { return new(Blob) }),
 }
 
 // rpcByName indexes rpcList by request name.

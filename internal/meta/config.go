@@ -60,6 +60,11 @@ type Config struct {
 	// crash cannot); see raftlog.DurabilityOS.
 	RaftLogDurability   string
 	RaftLogSyncInterval time.Duration
+	// CreateWait bounds how long a create_app reply waits for the new table to be ready:
+	// every partition led by its intended primary with all its secondaries (setting
+	// create_app_wait_ms, default 10 s; also at most half the client's timeout). 0 answers
+	// at once, as Pegasus does; nil takes the setting.
+	CreateWait *time.Duration
 	// ClusterName is reported by cluster_info (setting cluster_name, default "gopegasus"),
 	// and names this cluster among the duplication peers.
 	ClusterName string
@@ -95,6 +100,7 @@ func (c *Config) fields() []config.Field {
 		config.BindCount(&c.SnapshotEntries, st.SnapshotEntries),
 		config.BindString(&c.RaftLogDurability, st.RaftLogDurability),
 		config.BindDuration(&c.RaftLogSyncInterval, st.RaftLogSyncIntervalMS, time.Millisecond),
+		config.BindOptionalDuration(&c.CreateWait, st.CreateWaitMS, time.Millisecond),
 		config.BindDuration(&c.DupProgressInterval, st.DupProgressMS, time.Millisecond),
 	}
 }

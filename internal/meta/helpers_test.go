@@ -65,6 +65,10 @@ func startMeta(t *testing.T, cfg Config) *testMeta {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
+	if cfg.CreateWait == nil {
+		// The replica servers of these tests are fake: no table gets ready.
+		cfg.CreateWait = new(time.Duration(0))
+	}
 	tm.dir = cfg.DataDir
 	srv, err := New(cfg)
 	if err != nil {

@@ -359,6 +359,27 @@ func (m *machine) queryConfig(q *idl.QueryCfgRequest) *idl.QueryCfgResponse {
 	return resp
 }
 
+// tableReady reports whether table appID serves as it was created: every partition's
+// primary is its placement's first member and every other member is a secondary (alive,
+// and a voter as the primary reports). A table that is not available (dropped, or unknown)
+// has nothing to wait for: ready.
+func (m *machine) tableReady(appID int32) bool {
+	t := m.state.tableByID(appID)
+	if t == nil || t.Status != idl.AppStatusAvailable {
+		return true
+	}
+	for i, p := range t.Partitions {
+		primary, ok := m.primaryOf(t, int32(i))
+		if !ok || len(p.Members) == 0 || primary.addr != p.Members[0] {
+			return false
+		}
+		if pc := m.partitionConfig(t, int32(i)); len(pc.Secondaries) != len(p.Members)-1 {
+			return false
+		}
+	}
+	return true
+}
+
 // validEnvs reports whether envs can be stored: keys must not be empty. (Pegasus also checks
 // the values of the envs it knows; gopegasus has none with a restricted value yet.)
 func validEnvs(envs map[string]string) bool {

@@ -80,6 +80,13 @@ type Server struct {
 
 	run     lifecycle.Runner
 	stopErr error // what stopping met (the raft log's close); set before run.Finish
+
+	// reported is closed, and replaced, each time a replica server's report was applied:
+	// what a create waiting for its table to be ready waits on (see waitTableReady).
+	reportMu struct {
+		sync.Mutex
+		reported chan struct{}
+	}
 }
 
 // request is a function to run on the state goroutine; done is closed after it ran.
@@ -170,9 +177,7 @@ func New(cfg Config) (*Server, error) {
 	handle(idl.RPCQueryConfig, func(_ context.Context, a idl.Value) idl.Value {
 		return s.m.queryConfig(a.(*idl.QueryCfgRequest))
 	}, refuseQueryConfig)
-	handle(idl.RPCCreateApp, func(ctx context.Context, a idl.Value) idl.Value {
-		return s.m.createApp(ctx, a.(*idl.CreateAppRequest))
-	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.CreateAppResponse{Err: e} })
+	rs.Handle(idl.RPCCreateApp, s.serveCreateApp)
 	handle(idl.RPCDropApp, func(ctx context.Context, a idl.Value) idl.Value {
 		return s.m.dropApp(ctx, a.(*idl.DropAppRequest))
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.DropAppResponse{Err: e} })
@@ -461,6 +466,72 @@ func (s *Server) serve(ctx context.Context, fn func(context.Context) idl.Value, 
 	return v, wire.OK
 }
 
+// serveCreateApp serves RPC_CM_CREATE_APP (protocol.md §6.3). Pegasus replies once the table
+// is registered, and clients then poll its configuration until every partition has a
+// primary (and, for the official clients, all its secondaries). This meta replies once the
+// table is ready, or after [Config].CreateWait, or half the client's timeout (whichever is
+// first): the poll that follows finds it ready at once, with each partition's intended
+// primary, the placement's first member, elected first (package replica), so no leadership
+// change follows the create.
+func (s *Server) serveCreateApp(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	q := req.Args.(*idl.CreateAppRequest)
+	v, code := s.serve(ctx, func(ctx context.Context) idl.Value { return s.m.createApp(ctx, q) },
+		func(e idl.ErrorCode, _ string) idl.Value { return &idl.CreateAppResponse{Err: e} })
+	if r, ok := v.(*idl.CreateAppResponse); ok && code == wire.OK && r.Err == errCode(wire.OK) {
+		wait := *s.cfg.CreateWait
+		if t := time.Duration(req.Header.ClientTimeout) * time.Millisecond; t > 0 {
+			wait = min(wait, t/2)
+		}
+		if wait > 0 {
+			s.waitTableReady(ctx, r.AppID, wait)
+		}
+	}
+	return forClient(req.Header, v), code
+}
+
+// waitTableReady waits until table appID is ready ([machine.tableReady]), for at most wait
+// and until ctx ends, or this meta stops leading. It rechecks after each replica server's
+// report.
+func (s *Server) waitTableReady(ctx context.Context, appID int32, wait time.Duration) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		reported := s.nextReport()
+		ready := true
+		if err := s.do(ctx, func() { ready = !s.follow() || s.m.tableReady(appID) }); err != nil || ready {
+			return
+		}
+		select {
+		case <-reported:
+		case <-timer.C:
+			s.lg.Info("table not ready yet; the create answers", "app_id", appID, "waited", wait)
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// nextReport returns a channel closed once the next replica server's report is applied.
+func (s *Server) nextReport() <-chan struct{} {
+	s.reportMu.Lock()
+	defer s.reportMu.Unlock()
+	if s.reportMu.reported == nil {
+		s.reportMu.reported = make(chan struct{})
+	}
+	return s.reportMu.reported
+}
+
+// noteReport wakes up the waiters of nextReport.
+func (s *Server) noteReport() {
+	s.reportMu.Lock()
+	defer s.reportMu.Unlock()
+	if s.reportMu.reported != nil {
+		close(s.reportMu.reported)
+		s.reportMu.reported = nil
+	}
+}
+
 // configSync serves a replica server's [cluster.SyncRequest].
 func (s *Server) configSync(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 	var sr cluster.SyncRequest
@@ -482,6 +553,7 @@ func (s *Server) configSync(ctx context.Context, req *rpc.Request) (idl.Value, w
 	}, refuse); c != wire.OK {
 		return nil, c
 	}
+	s.noteReport()
 	if code != wire.OK {
 		return nil, code
 	}

@@ -25,6 +25,8 @@ const (
 	// DefaultRaftLogDurability is the durability of the metas' raft log: a mutation is
 	// acknowledged once fsynced on a quorum.
 	DefaultRaftLogDurability = "always"
+	// DefaultCreateWait bounds how long a create_app reply waits for its table to be ready.
+	DefaultCreateWait = 10 * time.Second
 	// DefaultDupProgressInterval is how often, at most, the duplications' confirmed decrees
 	// the primaries report are saved in the cluster map.
 	DefaultDupProgressInterval = 5 * time.Second
@@ -42,6 +44,8 @@ type Settings struct {
 	// RaftLogDurability and RaftLogSyncIntervalMS: see Config.RaftLogDurability.
 	RaftLogDurability     *config.Value[string]
 	RaftLogSyncIntervalMS *config.Value[uint32]
+	// CreateWaitMS: see Config.CreateWait.
+	CreateWaitMS *config.Value[uint32]
 
 	// Duplication (package dup): whether it is on, the remote clusters ([pegasus.clusters])
 	// and the duplication cluster ids ([duplication-group]).
@@ -84,6 +88,9 @@ func NewSettings() *Settings {
 			}}),
 		RaftLogSyncIntervalMS: u32("replication", "raft_log_sync_interval_ms",
 			"With raft_log_durability = os, how often the raft log is fsynced, in milliseconds.", uint32(raftlog.DefaultSyncInterval/time.Millisecond)),
+		CreateWaitMS: config.Define(r, config.Spec[uint32]{Section: "meta_server", Name: "create_app_wait_ms",
+			Description: "How long, in milliseconds, a create_app reply waits for the new table to be ready (every partition led by its intended primary, with all its secondaries), and at most half the client's timeout; 0 answers once the table is registered.",
+			Default:     uint32(DefaultCreateWait / time.Millisecond)}),
 		DupEnabled: config.Define(r, config.Spec[bool]{Section: "replication", Name: "duplication_enabled",
 			Description: "Whether tables can be duplicated to other clusters.", Default: true}),
 		DupIgnoreOtherClusterIDs: config.Define(r, config.Spec[bool]{Section: "replication", Name: "dup_ignore_other_cluster_ids",

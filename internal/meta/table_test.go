@@ -1,13 +1,16 @@
 package meta
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -425,5 +428,69 @@ func TestBothHeaderVersionsAndMetaGPIDs(t *testing.T) {
 		if qr.Err != "ERR_OK" || qr.AppID != cr.AppID || len(qr.Partitions) != 4 {
 			t.Fatalf("header %+v: query %+v", h, qr)
 		}
+	}
+}
+
+// A create_app reply waits until the table is ready: every partition led by the first member
+// of its placement (the primary the meta intends), with its other members as secondaries. A
+// partition led by another member is not ready yet.
+func TestCreateWaitsForIntendedPrimaries(t *testing.T) {
+	tm := startMeta(t, Config{CreateWait: new(time.Duration(time.Minute))})
+	nodes := nodeAddrs(3)
+	tm.syncAll(nodes)
+	type reply struct {
+		resp idl.CreateAppResponse
+		err  error
+	}
+	replied := make(chan reply, 1)
+	go func() {
+		conn := rpc.NewConn(tm.srv.Addr(), rpc.ConnConfig{})
+		defer conn.Close()
+		var r reply
+		r.err = conn.Call(context.Background(), wire.Header{}, idl.RPCCreateApp,
+			&idl.CreateAppRequest{AppName: "t", Options: goAdminOptions(2, 3)}, &r.resp)
+		replied <- r
+	}()
+	var members [][]string
+	for deadline := time.Now().Add(30 * time.Second); len(members) < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the table was not registered")
+		}
+		members = nil
+		for _, a := range tm.syncNode(nodes[0]).Assignments {
+			members = append(members, a.Members)
+		}
+	}
+	id := tm.query("t").AppID
+	// Each report says everything its server hosts.
+	reports := map[string][]cluster.ReplicaState{}
+	report := func(node string, rs cluster.ReplicaState) {
+		t.Helper()
+		reports[node] = append(reports[node], rs)
+		tm.syncNode(node, reports[node]...)
+	}
+	notYet := func(what string) {
+		t.Helper()
+		select {
+		case r := <-replied:
+			t.Fatalf("create answered (%v, %s) %s", r.err, r.resp.Err, what)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	notYet("before any primary")
+	// Partition 0 led by its first member, partition 1 by its second: not ready.
+	report(members[0][0], leader(id, 0, 2))
+	report(members[1][1], leader(id, 1, 2))
+	notYet("while partition 1 is led by another member than its first")
+	reports[members[1][1]] = reports[members[1][1]][:len(reports[members[1][1]])-1]
+	report(members[1][1], follower(id, 1, 3))
+	report(members[1][0], leader(id, 1, 3))
+	select {
+	case r := <-replied:
+		if r.err != nil || r.resp.Err != "ERR_OK" || r.resp.AppID != id {
+			t.Fatalf("create: %v, %s, app id %d (want %d)", r.err, r.resp.Err, r.resp.AppID, id)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("create not answered once every partition had its intended primary")
 	}
 }

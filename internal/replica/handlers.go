@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
@@ -14,7 +15,14 @@ import (
 )
 
 func (s *Server) registerHandlers() {
-	h := s.handle // counts and times the client operations
+	s.local = make(map[string]rpc.HandlerFunc)
+	// Client operations are counted and timed where they are served; a request for a
+	// partition this server does not lead is forwarded to the leader (forward.go).
+	h := func(name string, serve rpc.HandlerFunc) {
+		serve = s.counted(name, serve)
+		s.local[name] = serve
+		s.rpc.Handle(name, s.forwarding(name, serve))
+	}
 	for name, w := range s.writeRPCs() {
 		h(name, s.writeHandler(w))
 	}
@@ -26,6 +34,7 @@ func (s *Server) registerHandlers() {
 	h(idl.RPCGetScanner, s.handleGetScanner)
 	h(idl.RPCScan, s.handleScan)
 	h(idl.RPCClearScanner, s.handleClearScanner)
+	s.rpc.Handle(idl.RPCForward, s.serveForwarded)
 	h(idl.RPCDuplicate, s.handleDuplicate)
 	h(idl.RPCCLICall, s.cmds.Handler())
 	// Raft messages of one peer arrive on one connection; handling them inline keeps their
@@ -35,10 +44,16 @@ func (s *Server) registerHandlers() {
 
 // receiveRaft hands a message from another replica server to its partition; messages for
 // partitions not here, or arriving faster than the partition handles them, are dropped
-// (raft retries).
+// (raft retries). A message for a partition not here is most often from a new group whose
+// first member campaigns before this server heard of it: it asks the meta at once rather
+// than at its next report, at most once per unknownSyncEvery.
 func (s *Server) receiveRaft(_ string, pid idl.GPID, m raftpb.Message) {
 	p := s.partition(pid)
 	if p == nil {
+		now := time.Now().UnixNano()
+		if last := s.unknownSync.Load(); now-last >= int64(unknownSyncEvery) && s.unknownSync.CompareAndSwap(last, now) {
+			s.notifyMeta()
+		}
 		return
 	}
 	select {
@@ -62,6 +77,12 @@ const (
 // ERR_PARENT_PARTITION_MISUSED (clients then refresh their routing table) rather than served
 // from, or written into, the wrong partition.
 func (s *Server) route(req *rpc.Request, k []byte, kc keyCheck) (*partition, wire.Code) {
+	return s.routeTo(req, k, kc, true)
+}
+
+// routeTo is route; a request that needs no leader (a scan continuing a context, which
+// lives where get_scanner ran) passes leader false.
+func (s *Server) routeTo(req *rpc.Request, k []byte, kc keyCheck, leader bool) (*partition, wire.Code) {
 	h := &req.Header
 	if h.AppID <= 0 {
 		return nil, wire.ErrHandlerNotFound
@@ -70,7 +91,7 @@ func (s *Server) route(req *rpc.Request, k []byte, kc keyCheck) (*partition, wir
 	if p == nil {
 		return nil, wire.ErrObjectNotFound
 	}
-	if !p.isLeader.Load() {
+	if leader && !p.isLeader.Load() {
 		return nil, wire.ErrInvalidState
 	}
 	count := p.table().partitionCount
@@ -336,9 +357,13 @@ func (s *Server) handleGetScanner(ctx context.Context, req *rpc.Request) (idl.Va
 	return s.scanResponse(p, res, a.ReturnExpireTS.Or(false), a.OnlyReturnCount), wire.OK
 }
 
+// handleScan continues a scan. Its context holds an iterator over the store as of its
+// get_scanner, which was linearizable; the replica that holds it continues it whether or not
+// it still leads. A context unknown here may be the leader's (a get_scanner forwarded to it):
+// a replica that does not lead answers ERR_INVALID_STATE, and the scan is forwarded there.
 func (s *Server) handleScan(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 	a := req.Args.(*idl.ScanRequest)
-	p, code := s.route(req, nil, noKey)
+	p, code := s.routeTo(req, nil, noKey, false)
 	if code != wire.OK {
 		return nil, code
 	}
@@ -348,14 +373,25 @@ func (s *Server) handleScan(ctx context.Context, req *rpc.Request) (idl.Value, w
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	if res.Error == wire.StatusNotFound && !p.isLeader.Load() {
+		return nil, wire.ErrInvalidState
+	}
 	return s.scanResponse(p, res, res.ReturnExpireTS, res.OnlyReturnCount), wire.OK
 }
 
+// handleClearScanner drops a scan context. The context may be the leader's (a get_scanner
+// forwarded to it): a replica that does not lead has the request forwarded there too, where
+// an unknown id is ignored. The client gets no answer either way.
 func (s *Server) handleClearScanner(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-	if p := s.partition(idl.GPID{AppID: req.Header.AppID, PartitionIndex: req.Header.PartitionIndex}); p != nil {
-		db, release := p.readDB()
-		defer release()
-		db.ClearScanner(int64(*req.Args.(*idl.ContextID)))
+	p := s.partition(idl.GPID{AppID: req.Header.AppID, PartitionIndex: req.Header.PartitionIndex})
+	if p == nil {
+		return nil, wire.OK
+	}
+	db, release := p.readDB()
+	db.ClearScanner(int64(*req.Args.(*idl.ContextID)))
+	release()
+	if !p.isLeader.Load() {
+		return nil, wire.ErrInvalidState
 	}
 	return nil, wire.OK
 }

@@ -34,10 +34,24 @@ type loop struct {
 	confAt        time.Time
 	lastReconcile time.Time
 	lastTransfer  time.Time
-	// transferStarted is when this replica last asked raft to hand its leadership over;
-	// heldReads wait meanwhile (see leaseSuspended).
+	// transferStarted is when this replica last asked raft to hand its leadership over, in
+	// term transferTerm; heldReads wait meanwhile (see leaseSuspended).
 	transferStarted time.Time
+	transferTerm    uint64
 	heldReads       []*readWait
+	// handover is the leadership transfer under way that this replica started (handover.go).
+	handover *handover
+	// orphans are the writes this replica proposed before it stopped leading, until
+	// orphansUntil: their entries may still be committed by the new leader and applied
+	// here, which answers them with their real outcome (see setLeader).
+	orphans      *raftgroup.Waiters[[]*write]
+	orphansUntil time.Time
+	// A new group's first election (see newLoop): until startUntil, the preferred member
+	// campaigns every campaignEvery ticks while no leader is known, and the others do not
+	// campaign at all.
+	startUntil    time.Time
+	preferred     bool
+	sinceCampaign int
 	// toSend are the snapshots raft asked to send, for run to start (startTransfers).
 	toSend []outgoingSnapshot
 
@@ -106,6 +120,13 @@ func newLoop(p *partition, members []string, join bool) (*loop, error) {
 	}
 	l.hsStaged = hs
 	if !found && !join {
+		// A new group elects the placement's first member: it campaigns at once and again
+		// until elected, while the others stay silent for the start window, long enough for
+		// every member to learn of the group from the meta (a sync interval) and elect it. The
+		// partition thus starts with the primary the meta intends, and no leadership
+		// transfer follows its creation. A first member that never comes is replaced by a
+		// normal election once the window is over.
+		l.startUntil = time.Now().Add(p.s.cfg.SyncInterval + 2*l.electionTimeout())
 		peers := make([]raft.Peer, 0, len(members))
 		for _, m := range members {
 			peers = append(peers, raft.Peer{ID: cluster.MemberID(m)})
@@ -127,6 +148,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	defer cancel()
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
+	l.preferred = campaign
 	for {
 		if err := l.handleReadies(); err != nil {
 			p.lg.Error("partition stopped: storage failure", "err", err)
@@ -134,6 +156,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			p.s.notifyMeta()
 			return
 		}
+		l.checkHandover()
 		l.startTransfers(ctx)
 		if campaign && l.lead != 0 {
 			campaign = false // another member was elected first
@@ -143,6 +166,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			// timeout, once the group's configuration (as bootstrapped or restored) is
 			// durable and applied: raft refuses to campaign before.
 			campaign = false
+			l.sinceCampaign = 0
 			_ = l.rn.Campaign()
 			continue
 		}
@@ -166,8 +190,9 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 				return
 			}
 		case <-ticker.C:
-			l.rn.Tick()
-			l.releaseHeldReads()
+			l.tick()
+		case tr := <-p.transferC:
+			l.handOver(tr.to, tr.reason, tr.done)
 		case w := <-p.proposeC:
 			l.proposeBatch(w)
 		case rw := <-p.readC:
@@ -200,6 +225,35 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	}
 }
 
+// tick advances raft's clock by one tick, except for a member of a new group that waits for
+// the preferred member's election (see newLoop), and does the loop's timed work.
+func (l *loop) tick() {
+	now := time.Now()
+	switch starting := l.lead == 0 && now.Before(l.startUntil); {
+	case starting && l.preferred:
+		// Its earlier campaign may have reached members that did not host the group yet.
+		if l.sinceCampaign++; l.sinceCampaign >= campaignEvery {
+			l.sinceCampaign = 0
+			_ = l.rn.Campaign()
+		}
+		l.rn.Tick()
+	case starting:
+		// Not a tick: its election timer does not run, so it does not campaign.
+	default:
+		l.startUntil = time.Time{}
+		l.rn.Tick()
+	}
+	l.releaseHeldReads()
+	if l.orphans != nil && now.After(l.orphansUntil) {
+		l.orphans.FailAll(func(ws []*write) { failWrites(ws, errOutcomeUnknown) })
+		l.orphans = nil
+	}
+}
+
+// campaignEvery is how many ticks the preferred member of a new group waits for its
+// campaign to succeed before it campaigns again.
+const campaignEvery = 2
+
 // proposeBatch proposes w and every other write already queued as one raft entry.
 func (l *loop) proposeBatch(first *write) {
 	p := l.p
@@ -215,7 +269,8 @@ drain:
 			break drain
 		}
 	}
-	if l.lead != p.id {
+	if l.lead != p.id || l.handover != nil {
+		// Never in the log: the handlers send them to the new leader (forward.go).
 		failWrites(batch, errNotLeader)
 		return
 	}
@@ -245,11 +300,12 @@ func (l *loop) handleReadies() error {
 	p := l.p
 	for l.rn.HasReady() {
 		rd := l.rn.Ready()
-		if rd.SoftState != nil {
-			l.setLeader(rd.SoftState.Lead)
-		}
+		// The term first: a report that finds this replica leading finds its term too.
 		if !raft.IsEmptyHardState(rd.HardState) {
 			p.term.Store(rd.HardState.Term)
+		}
+		if rd.SoftState != nil {
+			l.setLeader(rd.SoftState.Lead)
 		}
 		var peers []raftpb.Message
 		for _, m := range rd.Messages {
@@ -376,18 +432,44 @@ func (l *loop) setLeader(lead uint64) {
 	p.isLeader.Store(now)
 	p.raftStats.leaderChanges.Add(1)
 	if was && !now {
-		// Writes proposed but not yet applied have an unknown outcome; reads must retry
-		// on the new primary.
-		l.failAll(errNotLeader)
+		// Reads must be served by the new leader. The writes proposed and not yet applied
+		// stay in the log and are most often committed by the new leader (always after a
+		// handover, which waits for the new leader to hold all of them): they wait, for an
+		// election timeout, to be applied here, which gives them their outcome; the others
+		// then get ERR_TIMEOUT (outcome unknown).
+		l.failReads(errNotLeader)
+		if l.orphans != nil {
+			l.orphans.FailAll(func(ws []*write) { failWrites(ws, errOutcomeUnknown) })
+		}
+		l.orphans, l.waiters = l.waiters, raftgroup.NewWaiters[[]*write]()
+		l.orphansUntil = time.Now().Add(l.electionTimeout())
 	}
-	p.lg.Info("partition leadership", "leader", now, "term", l.rn.BasicStatus().Term)
-	p.s.notifyMeta()
+	l.publishView()
+	if was != now {
+		// The meta names the primary from the reports: it hears of the change at once.
+		p.lg.Info("partition leadership", "leader", now, "term", l.rn.BasicStatus().Term)
+		p.s.notifyMeta()
+	}
 }
 
 // failAll fails every pending request: reads with err, proposed writes with
 // errOutcomeUnknown (they are in the raft log and may yet be committed).
 func (l *loop) failAll(err error) {
 	l.waiters.FailAll(func(ws []*write) { failWrites(ws, errOutcomeUnknown) })
+	if l.orphans != nil {
+		l.orphans.FailAll(func(ws []*write) { failWrites(ws, errOutcomeUnknown) })
+	}
+	l.failReads(err)
+	if h := l.handover; h != nil {
+		l.handover = nil
+		for _, w := range h.waiters {
+			w <- err
+		}
+	}
+}
+
+// failReads fails every read waiting for the loop with err.
+func (l *loop) failReads(err error) {
 	l.reads.FailAll(func(rs []*readWait) {
 		for _, rw := range rs {
 			rw.done <- err
@@ -445,10 +527,14 @@ func (l *loop) applyWrites(e *raftpb.Entry) error {
 		p.lg.Error("skipping undecodable raft entry", "index", e.Index, "err", err)
 		return nil
 	}
-	ws, _ := l.waiters.Take(id)
+	ws, ok := l.waiters.Take(id)
+	if !ok && l.orphans != nil {
+		ws, _ = l.orphans.Take(id)
+	}
 	if e.Index <= p.db.LastAppliedIndex() {
-		// Replayed after a restart: already in the store.
-		failWrites(ws, errNotLeader)
+		// Already in the store (replayed after a restart, or covered by a checkpoint
+		// installed meanwhile): the write took effect, its result is not known here.
+		failWrites(ws, errOutcomeUnknown)
 		return nil
 	}
 	batch.Index = e.Index

@@ -105,8 +105,7 @@ func (l *loop) reconcile() {
 	if pref := cluster.MemberID(ti.members[0]); pref != l.p.id && voters[pref] && now.Sub(l.lastTransfer) >= transferEvery {
 		if pr, ok := st.Progress[pref]; ok && pr.RecentActive && pr.Match == st.Commit {
 			l.lastTransfer = now
-			l.transferStarted = now
-			l.rn.TransferLeader(pref)
+			l.handOver(pref, "preferred primary", nil)
 		}
 	}
 }
@@ -116,8 +115,7 @@ func (l *loop) transferTo(st raft.Status, members []string) {
 	for _, m := range members {
 		id := cluster.MemberID(m)
 		if pr, ok := st.Progress[id]; ok && id != l.p.id && pr.RecentActive && pr.Match == st.Commit {
-			l.transferStarted = time.Now()
-			l.rn.TransferLeader(id)
+			l.handOver(id, "leaving the placement", nil)
 			return
 		}
 	}

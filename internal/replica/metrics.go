@@ -92,8 +92,12 @@ type statsTable struct {
 // raftCounters are a partition replica's raft counters, shown by its metrics.
 type raftCounters struct {
 	leaderChanges atomic.Int64
-	snapshotsSent atomic.Int64
-	logStart      atomic.Uint64 // first index the raft log still holds
+	// handovers counts the leadership transfers this replica started and saw end, and
+	// handoversFailed those of them that did not hand the leadership over.
+	handovers       atomic.Int64
+	handoversFailed atomic.Int64
+	snapshotsSent   atomic.Int64
+	logStart        atomic.Uint64 // first index the raft log still holds
 }
 
 func (s *Server) statsOf(pid idl.GPID) *requestStats {
@@ -125,15 +129,14 @@ func (s *Server) statsOf(pid idl.GPID) *requestStats {
 	return st
 }
 
-// handle registers an RPC handler; client operations are counted, timed, and logged when
-// slower than the slow-query threshold.
-func (s *Server) handle(name string, h rpc.HandlerFunc) {
+// counted wraps the handler of a client RPC: client operations are counted, timed, and
+// logged when slower than the slow-query threshold, on the server that serves them.
+func (s *Server) counted(name string, h rpc.HandlerFunc) rpc.HandlerFunc {
 	o, ok := opOf(name)
 	if !ok {
-		s.rpc.Handle(name, h)
-		return
+		return h
 	}
-	s.rpc.Handle(name, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+	return func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 		start := time.Now()
 		v, code := h(ctx, req)
 		d := time.Since(start)
@@ -154,7 +157,7 @@ func (s *Server) handle(name string, h rpc.HandlerFunc) {
 				"latency", d, "remote", req.Remote.String(), "code", code.Name())
 		}
 		return v, code
-	})
+	}
 }
 
 // replyBytes is how many key and value bytes a read reply carries.
@@ -279,6 +282,8 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			metric.GaugeOf("raft_is_primary", "Replicas", "1 if this replica is the raft leader (primary)", b2i(leader)),
 			metric.GaugeOf("raft_term", "Rounds", "The replica's raft term", int64(p.term.Load())),
 			metric.CounterOf("raft_leader_changes", "Changes", "The leadership changes this replica saw", p.raftStats.leaderChanges.Load()),
+			metric.CounterOf("raft_handovers", "Changes", "The planned leadership transfers this replica started", p.raftStats.handovers.Load()),
+			metric.CounterOf("raft_handovers_failed", "Changes", "The planned leadership transfers this replica started that did not complete", p.raftStats.handoversFailed.Load()),
 			metric.GaugeOf("raft_applied_index", "Mutations", "The last applied raft index", int64(applied)),
 			metric.GaugeOf("raft_log_entries", "Mutations", "The applied entries the raft log still holds", logEntries),
 			metric.CounterOf("raft_snapshots_installed", "Checkpoints", "The snapshots this replica installed", p.snapshots.Load()),
@@ -314,6 +319,9 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("rpc_unknown_rpcs", "Requests", "The requests for an RPC the server does not know", rm.UnknownRPCs),
 		metric.CounterOf("raft_log_syncs", "Operations", "The fsyncs of the raft log", s.rlog.Syncs()),
 		metric.CounterOf("slow_requests", "Requests", "The requests slower than rocksdb_slow_query_threshold_ns", slowTotal),
+		metric.CounterOf("forwarded_requests", "Requests", "The requests for a partition this server does not lead, forwarded to its leader", s.forwards.forwarded.Load()),
+		metric.CounterOf("held_requests", "Requests", "The requests that waited here for a partition's new leader to be known", s.forwards.held.Load()),
+		metric.CounterOf("forward_failures", "Requests", "The requests that could not be forwarded to a new leader in time and were refused", s.forwards.failed.Load()),
 	}}
 	server.Metrics = append(server.Metrics, s.transport.Metrics().ServerMetrics()...)
 	return append([]metric.Entity{server}, out...)

@@ -75,6 +75,10 @@ type partition struct {
 	recvC     chan raftpb.Message
 	installC  chan *install
 	snapDoneC chan snapDone
+	transferC chan *transferRequest
+
+	// view is the group's leadership as the loop last published it (handover.go).
+	view atomic.Pointer[leaderView]
 
 	isLeader  atomic.Bool
 	term      atomic.Uint64

@@ -120,12 +120,16 @@ func (l *loop) leaseReadIndex() (index uint64, ok bool) {
 // Reads are served under the leader's lease (ReadOnlyLeaseBased). A leadership transfer
 // breaks the lease: the transferee is elected without waiting for it to run out, while this
 // replica still believes it leads. So while a transfer this replica started may be under
-// way, and for a few election timeouts after, reads are held instead of answered locally.
+// way, and for a few election timeouts after, reads are held instead of answered locally;
+// but only in the term the transfer started in: a transferee's campaign is for that term
+// plus one, which cannot unseat a leader of a later term, so a replica leading again after
+// its transfer (a restoration, or a transfer that failed and an election) serves at once.
 func (l *loop) leaseSuspended() bool {
-	if l.rn.BasicStatus().LeadTransferee != 0 {
+	st := l.rn.BasicStatus()
+	if st.LeadTransferee != 0 {
 		return true
 	}
-	return time.Since(l.transferStarted) < 3*l.electionTimeout()
+	return st.Term == l.transferTerm && time.Since(l.transferStarted) < 3*l.electionTimeout()
 }
 
 func (l *loop) electionTimeout() time.Duration {

@@ -63,8 +63,11 @@ type Server struct {
 	parts map[idl.GPID]*partition
 
 	syncNow chan struct{}
-	meta    *metaclient.Client // nil without meta servers
-	dropped map[int32]bool
+	// unknownSync is when a raft message for a partition not here last made the server
+	// report at once (unix nanoseconds; see receiveRaft).
+	unknownSync atomic.Int64
+	meta        *metaclient.Client // nil without meta servers
+	dropped     map[int32]bool
 	// unassigned is when each replica held here was first missing from the meta's
 	// assignments (sync goroutine only).
 	unassigned map[idl.GPID]time.Time
@@ -79,6 +82,11 @@ type Server struct {
 	// snapshots sends the partitions' snapshot transfers; its connections close with the
 	// server.
 	snapshots *http.Client
+	// peers are the connections to other replica servers that forwarded requests travel
+	// on, and local the handlers that serve the requests forwarded here (forward.go).
+	peers    *rpc.Pool
+	local    map[string]rpc.HandlerFunc
+	forwards forwardCounters
 
 	run lifecycle.Runner
 	// flush is set by Shutdown: the stores are flushed before they close, so a restart
@@ -129,6 +137,7 @@ func New(cfg Config) (*Server, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.DisableKeepAlives = true // transfers are rare and long: no idle connection to keep
 	s.snapshots = &http.Client{Transport: tr}
+	s.peers = rpc.NewPool(rpc.ConnConfig{CallTimeout: forwardCallTimeout})
 	s.rpc = srv
 	s.addr = cfg.Advertise
 	if s.addr == "" {
@@ -256,6 +265,7 @@ func (s *Server) release() {
 		_ = s.meta.Close()
 	}
 	_ = s.transport.Close()
+	_ = s.peers.Close()
 	s.snapshots.CloseIdleConnections()
 	if err := s.rlog.Close(); err != nil {
 		s.stopErr = fmt.Errorf("replica: close raft log: %w", err)
@@ -329,10 +339,12 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		recvC:     make(chan raftpb.Message, 1024),
 		installC:  make(chan *install),
 		snapDoneC: make(chan snapDone),
+		transferC: make(chan *transferRequest),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
 	p.setTable(a)
+	p.view.Store(&leaderView{changed: make(chan struct{})})
 	l, err := newLoop(p, a.Members, a.Join)
 	if err != nil {
 		_ = db.Close()
@@ -418,6 +430,10 @@ func (s *Server) partition(pid idl.GPID) *partition {
 	defer s.mu.RUnlock()
 	return s.parts[pid]
 }
+
+// unknownSyncEvery bounds how often raft messages for partitions not here make the server
+// report to the meta at once.
+const unknownSyncEvery = 100 * time.Millisecond
 
 // notifyMeta asks the sync loop to report at once (a leadership change).
 func (s *Server) notifyMeta() {
@@ -578,6 +594,10 @@ func syncStatus(r *syncReply) metaclient.Status {
 
 // RaftLogSyncs returns how many fsyncs the server's raft log has made since it started.
 func (s *Server) RaftLogSyncs() int64 { return s.rlog.Syncs() }
+
+// ForwardedRequests returns how many client requests for partitions this server did not lead
+// it has forwarded to their leaders since it started (forward.go).
+func (s *Server) ForwardedRequests() int64 { return s.forwards.forwarded.Load() }
 
 // SnapshotsInstalled returns how many snapshots this server's replicas have installed.
 func (s *Server) SnapshotsInstalled() int64 {

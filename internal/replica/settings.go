@@ -22,6 +22,10 @@ const (
 	// DefaultRaftLogDurability is the raft log's durability: a write is acknowledged once
 	// fsynced on a quorum.
 	DefaultRaftLogDurability = "always"
+	// DefaultLeaderChangeHold is the default of leader_change_hold_ms: an election timeout
+	// (10 ticks of the default raft tick), the longest a leadership change under way takes
+	// when no server fails.
+	DefaultLeaderChangeHold = time.Second
 	// DefaultDupSyncInterval is the period of the duplication progress reports to the meta
 	// leader (Pegasus's duplication_sync_period_second).
 	DefaultDupSyncInterval = 10 * time.Second
@@ -60,6 +64,10 @@ type Settings struct {
 	// SlowQueryThresholdNS is mutable: requests slower than it are logged (Warn) and
 	// counted in the slow_requests metric; 0 turns that off.
 	SlowQueryThresholdNS *config.Value[uint64]
+	// LeaderChangeHoldMS is mutable: how long a request for a partition this server does
+	// not lead waits for the partition's leader to be known, to be forwarded to it
+	// (forward.go); 0 turns holding and forwarding off.
+	LeaderChangeHoldMS *config.Value[uint32]
 
 	// Duplication (package dup): whether primaries ship; whether a follower takes writes of
 	// unconfigured cluster ids; the batch size, the report period, last-writer-wins on the
@@ -130,6 +138,9 @@ func NewSettings() *Settings {
 		SlowQueryThresholdNS: config.Define(r, config.Spec[uint64]{Section: "pegasus.server", Name: "rocksdb_slow_query_threshold_ns",
 			Description: "Requests that take longer than this many nanoseconds are logged and counted as slow; 0 turns that off.",
 			Default:     uint64(100 * time.Millisecond), Mutable: true}),
+		LeaderChangeHoldMS: config.Define(r, config.Spec[uint32]{Section: "replication", Name: "leader_change_hold_ms",
+			Description: "How long, in milliseconds, a request that reaches a replica that does not lead its partition (during a leadership change, or from a client that has not seen the change) waits for the new leader to be known, to be forwarded to it, before it is refused with ERR_INVALID_STATE; bounded by the request's timeout too. 0 turns holding and forwarding off.",
+			Default:     uint32(DefaultLeaderChangeHold / time.Millisecond), Mutable: true}),
 		DupEnabled: config.Define(r, config.Spec[bool]{Section: "replication", Name: "duplication_enabled",
 			Description: "Whether the primaries ship their duplicated tables' writes to the followers.", Default: true}),
 		DupIgnoreOtherClusterIDs: config.Define(r, config.Spec[bool]{Section: "replication", Name: "dup_ignore_other_cluster_ids",

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -83,12 +84,10 @@ type scannerTable struct {
 func (t *scannerTable) init(idle time.Duration) {
 	t.m = make(map[int64]*scanContext)
 	t.idle = idle
-	// Seeded from the wall clock so ids do not repeat across restarts: a restart would have
-	// to hand out more ids than nanoseconds elapsed to reach an old one.
-	t.next = time.Now().UnixNano()
-	if t.next <= 0 {
-		t.next = 1
-	}
+	// A random start, so ids practically never repeat across restarts, nor between the
+	// replicas of a partition: a scan a replica forwards to its partition's new leader must
+	// find only that leader's own contexts, never one another replica handed out.
+	t.next = 1 + rand.Int64N(1<<62)
 }
 
 // put stores c under a new positive id.

@@ -50,6 +50,10 @@ type Options struct {
 	// CommitDelay is the replica servers' group commit delay (replica.Config.CommitDelay;
 	// nil: the default, raftlog.DefaultOptions.Delay; 0: off).
 	CommitDelay *time.Duration
+	// SyncInterval and TickInterval are the replica servers' report period and raft tick
+	// (default 200 ms and 20 ms, faster than a real server's 1 s and 100 ms; set those to
+	// run as a deployment does).
+	SyncInterval, TickInterval time.Duration
 	// ClusterName names the cluster (the servers' cluster_name; default: the meta's default
 	// and no name on the replica servers). [StartClusters] needs one per cluster.
 	ClusterName string
@@ -117,6 +121,12 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.LogLevel == 0 {
 		opts.LogLevel = slog.LevelWarn
 	}
+	if opts.SyncInterval == 0 {
+		opts.SyncInterval = 200 * time.Millisecond
+	}
+	if opts.TickInterval == 0 {
+		opts.TickInterval = 20 * time.Millisecond
+	}
 	c := &Cluster{
 		opts: opts,
 		dir:  t.TempDir(),
@@ -149,8 +159,8 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		Listen:          r.addr,
 		DataDir:         r.dir,
 		Metas:           c.MetaAddrs(),
-		SyncInterval:    200 * time.Millisecond,
-		TickInterval:    20 * time.Millisecond,
+		SyncInterval:    c.opts.SyncInterval,
+		TickInterval:    c.opts.TickInterval,
 		LogCompactEvery: c.opts.LogCompactEvery,
 		LogKeep:         c.opts.LogKeep,
 		GarbageGrace:    c.opts.GarbageGrace,
@@ -220,6 +230,18 @@ func (c *Cluster) SnapshotsInstalled(t testing.TB, addr string) int64 {
 		return 0
 	}
 	return r.rep.SnapshotsInstalled()
+}
+
+// Replica returns the running replica server at addr, failing the test when it is stopped.
+func (c *Cluster) Replica(t testing.TB, addr string) *replica.Server {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.replica(t, addr)
+	if r.stop == nil {
+		t.Fatalf("testcluster: replica server %s is stopped", addr)
+	}
+	return r.rep
 }
 
 // RaftLogSyncs sums the raft log fsyncs of the running replica servers.
