@@ -149,7 +149,10 @@ func TestRegistry(t *testing.T) {
 		RPCClusterInfo, RPCUpdateAppEnv, RPCRecallApp, RPCQueryAppInfo, RPCCLICall, RPCNegotiation,
 		RPCPut, RPCMultiPut, RPCRemove, RPCMultiRemove, RPCIncr, RPCCheckAndSet, RPCCheckAndMutate,
 		RPCGet, RPCMultiGet, RPCBatchGet, RPCSortKeyCount, RPCTTL, RPCGetScanner, RPCScan,
-		RPCClearScanner, RPCConfigSync, RPCRaft, RPCMetaRaft}
+		RPCClearScanner, RPCConfigSync, RPCRaft, RPCMetaRaft,
+		RPCStartBackupApp, RPCQueryBackupStatus, RPCAddBackupPolicy, RPCQueryBackupPolicy,
+		RPCModifyBackupPolicy, RPCStartRestore, RPCQueryRestoreStatus, RPCStartBulkLoad,
+		RPCControlBulkLoad, RPCQueryBulkLoadStatus, RPCClearBulkLoad}
 	if len(RPCs()) != len(names) {
 		t.Fatalf("registry has %d RPCs, want %d", len(RPCs()), len(names))
 	}
