@@ -275,7 +275,7 @@ func Download(ctx context.Context, svc blockservice.Service, remote, dir string,
 		p := path.Join(cdir, f.Name)
 		for attempt := 1; ; attempt++ {
 			base := got
-			err = fetchFile(ctx, svc, p, filepath.Join(dir, f.Name), f, func(n int64) {
+			err = FetchFile(ctx, svc, p, filepath.Join(dir, f.Name), f, func(n int64) {
 				got += n
 				if opts.Bytes != nil {
 					opts.Bytes(n)
@@ -303,8 +303,10 @@ func Download(ctx context.Context, svc blockservice.Service, remote, dir string,
 	return md, nil
 }
 
-// fetchFile copies remote to local and checks it against want.
-func fetchFile(ctx context.Context, svc blockservice.Service, remote, local string, want FileMeta, got func(int64), l *Limiter) error {
+// FetchFile copies the file remote of svc to the local file local, through l (nil: no
+// limit), telling got of every byte received, and checks it against want's size and md5: a
+// mismatch is an error wrapping [ErrCorrupt].
+func FetchFile(ctx context.Context, svc blockservice.Service, remote, local string, want FileMeta, got func(int64), l *Limiter) error {
 	r, err := svc.Read(ctx, remote, nil)
 	if err != nil {
 		return err

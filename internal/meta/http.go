@@ -36,9 +36,9 @@ func (s *Server) httpAPI() *httpapi.Mux {
 	m.Handle("/meta/app/start_compaction", "", "Starts a manual compaction of a table (JSON body: app_name, type, target_level, bottommost_level_compaction, max_concurrent_running_count, trigger_time).", s.httpStartCompaction)
 	m.Handle("/meta/app/usage_scenario", "", "Sets a table's usage scenario (JSON body: app_name, scenario).", s.httpUsageScenario)
 	m.Handle("/meta/app/duplication", "name=<app_name>", "Gets a table's duplications (gopegasus has no duplication).", s.httpNoDuplication)
-	m.Handle("/meta/app/query_bulk_load", "name=<app_name>", "Gets a table's bulk load (gopegasus has no bulk load).", s.httpNoBulkLoad)
-	m.Handle("/meta/app/start_bulk_load", "", "Starts a bulk load (gopegasus has no bulk load).", s.httpNoBulkLoad)
-	m.Handle("/meta/backup_policy", "name=<policy_name>", "Gets backup policies (gopegasus has no cold backup).", s.httpNoBackup)
+	m.Handle("/meta/app/query_bulk_load", "name=<app_name>", "Gets the state of a table's bulk load.", s.httpQueryBulkLoad)
+	m.Handle("/meta/app/start_bulk_load", "", "Starts a bulk load (JSON body: app_name, cluster_name, file_provider_type, remote_root_path).", s.httpStartBulkLoad)
+	m.Handle("/meta/backup_policy", "name=<policy_name>", "Gets backup policies.", s.httpBackupPolicy)
 	s.console.Mount(m)
 	return m
 }
@@ -480,19 +480,11 @@ func (s *Server) httpUsageScenario(w http.ResponseWriter, r *httpapi.Request) {
 	}
 }
 
-// The features below do not exist in gopegasus: the endpoints answer as a Pegasus meta with
-// them disabled does.
+// Duplication does not exist in gopegasus: its endpoint answers as a Pegasus meta with it
+// disabled does.
 
 func (s *Server) httpNoDuplication(w http.ResponseWriter, _ *httpapi.Request) {
 	httpapi.Reply(w, http.StatusNotFound, "duplication is not enabled [FLAGS_duplication_enabled=false]")
-}
-
-func (s *Server) httpNoBulkLoad(w http.ResponseWriter, _ *httpapi.Request) {
-	httpapi.Reply(w, http.StatusNotFound, "bulk load is not enabled")
-}
-
-func (s *Server) httpNoBackup(w http.ResponseWriter, _ *httpapi.Request) {
-	httpapi.Reply(w, http.StatusNotFound, "cold_backup_disabled")
 }
 
 // metricEntities describes the meta server's metrics: the server (raft role, connections,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
@@ -38,6 +39,11 @@ type Settings struct {
 	// RaftLogDurability and RaftLogSyncIntervalMS: see Config.RaftLogDurability.
 	RaftLogDurability     *config.Value[string]
 	RaftLogSyncIntervalMS *config.Value[uint32]
+	// The long operations' switches and bounds: see Config.ColdBackupDisabled,
+	// MinBackupInterval and ConcurrentBulkLoad.
+	ColdBackupDisabled *config.Value[bool]
+	MinBackupIntervalS *config.Value[uint32]
+	ConcurrentBulkLoad *config.Value[bool]
 }
 
 // NewSettings registers every setting of a meta server, with its default, in a new registry.
@@ -55,8 +61,15 @@ func NewSettings() *Settings {
 	u32 := func(section, name, desc string, def uint32) *config.Value[uint32] {
 		return config.Define(r, config.Spec[uint32]{Section: section, Name: name, Description: desc, Default: def, Validate: positive})
 	}
+	blockservice.DefineConfig(r)
 	return &Settings{
-		reg:         r,
+		reg: r,
+		ColdBackupDisabled: config.Define(r, config.Spec[bool]{Section: "meta_server", Name: "cold_backup_disabled",
+			Description: "Turns cold backup and restore off."}),
+		MinBackupIntervalS: u32("meta_server", "cold_backup_min_interval_seconds",
+			"The shortest interval of a backup policy, in seconds.", 86400),
+		ConcurrentBulkLoad: config.Define(r, config.Spec[bool]{Section: "meta_server", Name: "allow_concurrent_bulk_load",
+			Description: "Lets several tables bulk load at once."}),
 		Listen:      str("meta_server", "listen", "The TCP address the server listens on, for RPCs and HTTP."),
 		Advertise:   str("meta_server", "advertise", "The ip:port others reach this server at; empty means the listening address."),
 		DataDir:     str("meta_server", "data_dir", "The directory of the meta's raft log and cluster map snapshots (required)."),
