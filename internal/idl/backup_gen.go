@@ -91,7 +91,7 @@ func (r *BulkLoadMetadata) Decode(d *Decoder) {
 		}
 		switch id {
 		case 1:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]FileMeta, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -847,7 +847,7 @@ func (r *ModifyBackupPolicyRequest) Decode(d *Decoder) {
 				r.PolicyName = d.String()
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeI32, 4); ok {
+			if n, ok := d.list(t, TypeI32, 4); ok {
 				l := make([]int32, n)
 				for i := range l {
 					l[i] = d.I32()
@@ -855,7 +855,7 @@ func (r *ModifyBackupPolicyRequest) Decode(d *Decoder) {
 				r.AddAppIDs = Some(l)
 			}
 		case 3:
-			if n, ok := d.container(t, TypeList, TypeI32, 4); ok {
+			if n, ok := d.list(t, TypeI32, 4); ok {
 				l := make([]int32, n)
 				for i := range l {
 					l[i] = d.I32()
@@ -988,7 +988,7 @@ func (r *AddBackupPolicyRequest) Decode(d *Decoder) {
 				r.PolicyName = d.String()
 			}
 		case 3:
-			if n, ok := d.container(t, TypeList, TypeI32, 4); ok {
+			if n, ok := d.list(t, TypeI32, 4); ok {
 				l := make([]int32, n)
 				for i := range l {
 					l[i] = d.I32()
@@ -1246,7 +1246,7 @@ func (r *QueryBackupPolicyRequest) Decode(d *Decoder) {
 		}
 		switch id {
 		case 1:
-			if n, ok := d.container(t, TypeList, TypeString, 4); ok {
+			if n, ok := d.list(t, TypeString, 4); ok {
 				l := make([]string, n)
 				for i := range l {
 					l[i] = d.String()
@@ -1347,7 +1347,7 @@ func (r *QueryRestoreResponse) Decode(d *Decoder) {
 				r.Err = ErrorCode(d.String())
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeStruct, 4); ok {
+			if n, ok := d.list(t, TypeStruct, 4); ok {
 				l := make([]ErrorCode, n)
 				for i := range l {
 					l[i] = ErrorCode(d.String())
@@ -1355,7 +1355,7 @@ func (r *QueryRestoreResponse) Decode(d *Decoder) {
 				r.RestoreStatus = l
 			}
 		case 3:
-			if n, ok := d.container(t, TypeList, TypeI32, 4); ok {
+			if n, ok := d.list(t, TypeI32, 4); ok {
 				l := make([]int32, n)
 				for i := range l {
 					l[i] = d.I32()
@@ -1651,7 +1651,7 @@ func (r *QueryBackupStatusResponse) Decode(d *Decoder) {
 				r.HintMessage = d.String()
 			}
 		case 3:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]BackupItem, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)

@@ -98,7 +98,7 @@ func (r *PartitionConfiguration) Decode(d *Decoder) {
 				r.Primary.Decode(d)
 			}
 		case 5:
-			if n, ok := d.container(t, TypeList, TypeStruct, 8); ok {
+			if n, ok := d.list(t, TypeStruct, 8); ok {
 				l := make([]RPCAddress, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -106,7 +106,7 @@ func (r *PartitionConfiguration) Decode(d *Decoder) {
 				r.Secondaries = l
 			}
 		case 6:
-			if n, ok := d.container(t, TypeList, TypeStruct, 8); ok {
+			if n, ok := d.list(t, TypeStruct, 8); ok {
 				l := make([]RPCAddress, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -127,7 +127,7 @@ func (r *PartitionConfiguration) Decode(d *Decoder) {
 				r.HPPrimary.V.Decode(d)
 			}
 		case 10:
-			if n, ok := d.container(t, TypeList, TypeStruct, 7); ok {
+			if n, ok := d.list(t, TypeStruct, 7); ok {
 				l := make([]HostPort, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -135,7 +135,7 @@ func (r *PartitionConfiguration) Decode(d *Decoder) {
 				r.HPSecondaries = Some(l)
 			}
 		case 11:
-			if n, ok := d.container(t, TypeList, TypeStruct, 7); ok {
+			if n, ok := d.list(t, TypeStruct, 7); ok {
 				l := make([]HostPort, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -187,7 +187,7 @@ func (r *QueryCfgRequest) Decode(d *Decoder) {
 				r.AppName = d.String()
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeI32, 4); ok {
+			if n, ok := d.list(t, TypeI32, 4); ok {
 				l := make([]int32, n)
 				for i := range l {
 					l[i] = d.I32()
@@ -260,7 +260,7 @@ func (r *QueryCfgResponse) Decode(d *Decoder) {
 				r.IsStateful = d.Bool()
 			}
 		case 5:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]PartitionConfiguration, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -874,7 +874,7 @@ func (r *ListAppsResponse) Decode(d *Decoder) {
 				r.Err = ErrorCode(d.String())
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]AppInfo, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -1042,7 +1042,7 @@ func (r *ListNodesResponse) Decode(d *Decoder) {
 				r.Err = ErrorCode(d.String())
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]NodeInfo, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -1117,7 +1117,7 @@ func (r *ClusterInfoResponse) Decode(d *Decoder) {
 				r.Err = ErrorCode(d.String())
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeString, 4); ok {
+			if n, ok := d.list(t, TypeString, 4); ok {
 				l := make([]string, n)
 				for i := range l {
 					l[i] = d.String()
@@ -1125,7 +1125,7 @@ func (r *ClusterInfoResponse) Decode(d *Decoder) {
 				r.Keys = l
 			}
 		case 3:
-			if n, ok := d.container(t, TypeList, TypeString, 4); ok {
+			if n, ok := d.list(t, TypeString, 4); ok {
 				l := make([]string, n)
 				for i := range l {
 					l[i] = d.String()
@@ -1177,7 +1177,7 @@ func (r *Command) Decode(d *Decoder) {
 				r.Cmd = d.String()
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeString, 4); ok {
+			if n, ok := d.list(t, TypeString, 4); ok {
 				l := make([]string, n)
 				for i := range l {
 					l[i] = d.String()
@@ -1274,7 +1274,7 @@ func (r *UpdateAppEnvRequest) Decode(d *Decoder) {
 				r.Op = AppEnvOperation(d.I32())
 			}
 		case 3:
-			if n, ok := d.container(t, TypeList, TypeString, 4); ok {
+			if n, ok := d.list(t, TypeString, 4); ok {
 				l := make([]string, n)
 				for i := range l {
 					l[i] = d.String()
@@ -1282,7 +1282,7 @@ func (r *UpdateAppEnvRequest) Decode(d *Decoder) {
 				r.Keys = Some(l)
 			}
 		case 4:
-			if n, ok := d.container(t, TypeList, TypeString, 4); ok {
+			if n, ok := d.list(t, TypeString, 4); ok {
 				l := make([]string, n)
 				for i := range l {
 					l[i] = d.String()
@@ -1521,7 +1521,7 @@ func (r *QueryAppInfoResponse) Decode(d *Decoder) {
 				r.Err = ErrorCode(d.String())
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]AppInfo, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)

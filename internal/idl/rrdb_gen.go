@@ -304,7 +304,7 @@ func (r *MultiPutRequest) Decode(d *Decoder) {
 				r.HashKey = d.Binary()
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]KeyValue, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -363,7 +363,7 @@ func (r *MultiRemoveRequest) Decode(d *Decoder) {
 				r.HashKey = d.Binary()
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeStruct, 4); ok {
+			if n, ok := d.list(t, TypeStruct, 4); ok {
 				l := make([][]byte, n)
 				for i := range l {
 					l[i] = d.Binary()
@@ -651,7 +651,7 @@ func (r *CheckAndMutateRequest) Decode(d *Decoder) {
 				r.CheckOperand = d.Binary()
 			}
 		case 5:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]Mutate, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -738,7 +738,7 @@ func (r *MultiGetRequest) Decode(d *Decoder) {
 				r.HashKey = d.Binary()
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeStruct, 4); ok {
+			if n, ok := d.list(t, TypeStruct, 4); ok {
 				l := make([][]byte, n)
 				for i := range l {
 					l[i] = d.Binary()
@@ -868,7 +868,7 @@ func (r *BatchGetRequest) Decode(d *Decoder) {
 		}
 		switch id {
 		case 1:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]FullKey, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -1455,7 +1455,7 @@ func (r *MultiGetResponse) Decode(d *Decoder) {
 				r.Error = d.I32()
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]KeyValue, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -1581,7 +1581,7 @@ func (r *BatchGetResponse) Decode(d *Decoder) {
 				r.Error = d.I32()
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]FullData, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)
@@ -1837,7 +1837,7 @@ func (r *ScanResponse) Decode(d *Decoder) {
 				r.Error = d.I32()
 			}
 		case 2:
-			if n, ok := d.container(t, TypeList, TypeStruct, 1); ok {
+			if n, ok := d.list(t, TypeStruct, 1); ok {
 				l := make([]KeyValue, n)
 				for i := 0; i < n && d.err == nil; i++ {
 					l[i].Decode(d)

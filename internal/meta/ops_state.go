@@ -78,15 +78,15 @@ type restorePart struct {
 
 // opsMutation is one change of opsState; exactly one field is set.
 type opsMutation struct {
-	StartBackups    []*backupRun     `json:"start_backups,omitempty"`
-	MetaWritten     *backupKey       `json:"meta_written,omitempty"`
-	BackupParts     []backupPartDone `json:"backup_parts,omitempty"`
-	FinishBackup    *finishBackup    `json:"finish_backup,omitempty"`
-	RemoveBackup    *backupKey       `json:"remove_backup,omitempty"`
-	PutPolicy       *backupPolicy    `json:"put_policy,omitempty"`
-	StartRestore    *restoreRun      `json:"start_restore,omitempty"`
-	RestoreParts    []restorePartDone `json:"restore_parts,omitempty"`
-	BulkLoad        *bulkLoadMutation `json:"bulk_load,omitempty"`
+	StartBackups []*backupRun      `json:"start_backups,omitempty"`
+	MetaWritten  *backupKey        `json:"meta_written,omitempty"`
+	BackupParts  []backupPartDone  `json:"backup_parts,omitempty"`
+	FinishBackup *finishBackup     `json:"finish_backup,omitempty"`
+	RemoveBackup *backupKey        `json:"remove_backup,omitempty"`
+	PutPolicy    *backupPolicy     `json:"put_policy,omitempty"`
+	StartRestore *restoreRun       `json:"start_restore,omitempty"`
+	RestoreParts []restorePartDone `json:"restore_parts,omitempty"`
+	BulkLoad     *bulkLoadMutation `json:"bulk_load,omitempty"`
 }
 
 type backupKey struct {

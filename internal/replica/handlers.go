@@ -149,6 +149,9 @@ func (s *Server) writeHandler(w writeRPC) rpc.HandlerFunc {
 		if code != wire.OK {
 			return nil, code
 		}
+		if p.ingesting.Load() {
+			return nil, wire.ErrOperationDisabled
+		}
 		r, code := s.write(ctx, req, p, w.kind)
 		if code != wire.OK {
 			return nil, code

@@ -313,6 +313,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("raft_log_syncs", "Operations", "The fsyncs of the raft log", s.rlog.Syncs()),
 		metric.CounterOf("slow_requests", "Requests", "The requests slower than rocksdb_slow_query_threshold_ns", slowTotal),
 	}}
+	server.Metrics = append(server.Metrics, s.opsMetrics()...)
 	return append([]metric.Entity{server}, out...)
 }
 

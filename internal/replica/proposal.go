@@ -21,6 +21,8 @@ const (
 	kindIncr
 	kindCheckAndSet
 	kindCheckAndMutate
+	// kindIngest is a bulk load's ingestion (bulkload.go): always alone in its entry.
+	kindIngest
 )
 
 // entryVersion is the first byte of every normal raft entry we propose.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -89,7 +90,7 @@ func checkIngestFile(p string) error {
 // restored into a new one) start at applied index 0, so a new raft group's entries are
 // applied to it from the first.
 func ResetApplied(dir string) error {
-	pdb, err := pebble.Open(dir, &pebble.Options{})
+	pdb, err := pebble.Open(dir, &pebble.Options{Logger: PebbleLogger(slog.New(slog.DiscardHandler))})
 	if err != nil {
 		return fmt.Errorf("storage: open %s: %w", dir, err)
 	}

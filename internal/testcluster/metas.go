@@ -38,12 +38,15 @@ func (c *Cluster) startMetas(t testing.TB, n int) {
 // metaConfig is the configuration of meta m: its fixed address and data, every meta listed.
 func (c *Cluster) metaConfig(m *server) meta.Config {
 	return meta.Config{
-		Listen:    m.addr,
-		DataDir:   m.dir,
-		Metas:     c.MetaAddrs(),
-		NodeGrace: c.opts.NodeGrace,
-		RaftTick:  metaRaftTick,
-		Logger:    c.lg.With("meta", m.addr),
+		Listen:            m.addr,
+		DataDir:           m.dir,
+		Metas:             c.MetaAddrs(),
+		NodeGrace:         c.opts.NodeGrace,
+		RaftTick:          metaRaftTick,
+		BlockServices:     c.blocks,
+		MinBackupInterval: c.opts.MinBackupInterval,
+		OpsInterval:       100 * time.Millisecond,
+		Logger:            c.lg.With("meta", m.addr),
 	}
 }
 

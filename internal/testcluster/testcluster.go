@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
 	"github.com/gopegasus/pegasus/internal/replica"
@@ -46,6 +47,14 @@ type Options struct {
 	// CommitDelay is the replica servers' group commit delay (replica.Config.CommitDelay;
 	// nil: the default, raftlog.DefaultOptions.Delay; 0: off).
 	CommitDelay *time.Duration
+	// BlockServices are the [block_service.<name>] sections every server gets (name ->
+	// key -> value).
+	BlockServices map[string]map[string]string
+	// MinBackupInterval is the metas' shortest backup policy interval (default
+	// meta's, a day); tests make it short.
+	MinBackupInterval time.Duration
+	// BackupRateMB is the replica servers' block service rate bound (nil: the default).
+	BackupRateMB *int
 }
 
 // Cluster is a running in-process cluster.
@@ -53,6 +62,7 @@ type Cluster struct {
 	opts     Options
 	dir      string
 	lg       *slog.Logger
+	blocks   *blockservice.Providers
 	mu       sync.Mutex
 	metas    []*server
 	replicas []*server
@@ -106,6 +116,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 		dir:  t.TempDir(),
 		lg:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: opts.LogLevel})),
 	}
+	blocks, err := blockservice.NewProviders(opts.BlockServices)
+	if err != nil {
+		t.Fatalf("testcluster: block services: %v", err)
+	}
+	c.blocks = blocks
 	t.Cleanup(c.stopAll)
 	c.startMetas(t, opts.Metas)
 	for i := range opts.Replicas {
@@ -139,6 +154,8 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		LogKeep:         c.opts.LogKeep,
 		GarbageGrace:    c.opts.GarbageGrace,
 		CommitDelay:     c.opts.CommitDelay,
+		BlockServices:   c.blocks,
+		BackupRateMB:    c.opts.BackupRateMB,
 		Logger:          c.lg,
 	})
 	if err != nil {

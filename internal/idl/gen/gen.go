@@ -127,7 +127,7 @@ func (g *generator) kindOf(typ string) (kind, error) {
 			return kind{}, err
 		}
 		if ek.elem != nil || ek.wire == "TypeMap" {
-			return kind{}, fmt.Errorf("%s: containers of lists, sets or maps are not supported", typ)
+			return kind{}, fmt.Errorf("%s: lists of lists or maps are not supported (nor sets of them)", typ)
 		}
 		// A set is a list on the wire but for its type byte; in Go both are slices, in
 		// the order they were sent.
@@ -390,7 +390,11 @@ func decodeField(p *printer, f field, k kind) {
 		p.line("%s = d.stringMap(t)", v)
 		return
 	case k.elem != nil:
-		p.line("if n, ok := d.container(t, %s, %s, %d); ok {", k.wire, k.elem.wire, k.elem.min)
+		if k.wire == "TypeList" {
+			p.line("if n, ok := d.list(t, %s, %d); ok {", k.elem.wire, k.elem.min)
+		} else {
+			p.line("if n, ok := d.container(t, %s, %s, %d); ok {", k.wire, k.elem.wire, k.elem.min)
+		}
 		p.line("l := make(%s, n)", k.goType)
 		if k.elem.read != "" {
 			p.line("for i := range l {")
