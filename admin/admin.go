@@ -130,6 +130,9 @@ type Client interface {
 	// ClearAppEnvs deletes every environment variable of a table whose key is
 	// "<prefix>.<something>", or all of them when prefix is empty.
 	ClearAppEnvs(ctx context.Context, tableName string, prefix string) error
+
+	// Operations: backups, restores and bulk loads (ops.go).
+	Operations
 }
 
 // NewClient returns an admin client. It panics if an address is illegal; [New] returns that
