@@ -134,15 +134,20 @@ func (m *machine) opsSteps(ctx context.Context) []opsStep {
 	return steps
 }
 
-// nextPolicyRun is when policy p starts its next backups: its start time (UTC) on the day
-// it was created, then every interval after the last run.
+// nextPolicyRun is when policy p starts its next backups: the first time its start time of
+// day (UTC) comes at or after the minute it was created in, then every interval after the
+// last run.
 func nextPolicyRun(p *backupPolicy) time.Time {
 	if p.LastMS != 0 {
 		return time.UnixMilli(p.LastMS).Add(time.Duration(p.IntervalSec) * time.Second)
 	}
 	at, _ := checkStartTime(p.StartTime)
-	day := time.UnixMilli(p.CreateMS).UTC().Truncate(24 * time.Hour)
-	return day.Add(at)
+	created := time.UnixMilli(p.CreateMS).UTC()
+	first := created.Truncate(24 * time.Hour).Add(at)
+	if first.Before(created.Truncate(time.Minute)) {
+		first = first.Add(24 * time.Hour)
+	}
+	return first
 }
 
 // startDuePolicies starts the backups of every enabled policy that is due.
