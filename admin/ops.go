@@ -135,11 +135,9 @@ type BulkLoadReplica struct {
 	Ingestion        string // IS_INVALID, IS_RUNNING, IS_SUCCEED, IS_FAILED
 }
 
-func withHint(what string, err error, hint string) error {
-	if hint != "" {
-		return fmt.Errorf("%s: %w (%s)", what, err, hint)
-	}
-	return fmt.Errorf("%s: %w", what, err)
+// opFailed is the error of a refused operation: what it was, the reply's error and hint.
+func opFailed(what string, err error, hint string) error {
+	return fmt.Errorf("%s: %w", what, withHint(err, idl.Some(hint)))
 }
 
 func (c *client) StartBackup(ctx context.Context, appID int32, provider, path string) (int64, error) {
@@ -153,7 +151,7 @@ func (c *client) StartBackup(ctx context.Context, appID int32, provider, path st
 		if r != nil {
 			hint = r.HintMessage
 		}
-		return 0, withHint(fmt.Sprintf("backup of app %d", appID), err, hint)
+		return 0, opFailed(fmt.Sprintf("backup of app %d", appID), err, hint)
 	}
 	return r.BackupID.V, nil
 }
@@ -169,7 +167,7 @@ func (c *client) QueryBackups(ctx context.Context, appID int32, backupID int64) 
 		if r != nil {
 			hint = r.HintMessage
 		}
-		return nil, withHint(fmt.Sprintf("backups of app %d", appID), err, hint)
+		return nil, opFailed(fmt.Sprintf("backups of app %d", appID), err, hint)
 	}
 	var out []Backup
 	for _, it := range r.BackupItems.V {
@@ -192,7 +190,7 @@ func (c *client) AddBackupPolicy(ctx context.Context, p BackupPolicy) error {
 		if r != nil {
 			hint = r.HintMessage
 		}
-		return withHint("add backup policy "+p.Name, err, hint)
+		return opFailed("add backup policy "+p.Name, err, hint)
 	}
 	return nil
 }
@@ -205,7 +203,7 @@ func (c *client) QueryBackupPolicies(ctx context.Context, names []string, backup
 		if r != nil {
 			hint = r.HintMsg.V
 		}
-		return nil, withHint("query backup policies", err, hint)
+		return nil, opFailed("query backup policies", err, hint)
 	}
 	var out []BackupPolicy
 	for i, e := range r.Policies {
@@ -259,7 +257,7 @@ func (c *client) ModifyBackupPolicy(ctx context.Context, name string, ch PolicyC
 		if r != nil {
 			hint = r.HintMessage
 		}
-		return withHint("modify backup policy "+name, err, hint)
+		return opFailed("modify backup policy "+name, err, hint)
 	}
 	return nil
 }
@@ -301,7 +299,7 @@ func (c *client) StartBulkLoad(ctx context.Context, table, cluster, provider, ro
 		if r != nil {
 			hint = r.HintMsg
 		}
-		return withHint("bulk load of "+table, err, hint)
+		return opFailed("bulk load of "+table, err, hint)
 	}
 	return nil
 }
@@ -314,7 +312,7 @@ func (c *client) ControlBulkLoad(ctx context.Context, table string, ctl BulkLoad
 		if r != nil {
 			hint = r.HintMsg.V
 		}
-		return withHint(fmt.Sprintf("%s bulk load of %s", idl.BulkLoadControlType(ctl), table), err, hint)
+		return opFailed(fmt.Sprintf("%s bulk load of %s", idl.BulkLoadControlType(ctl), table), err, hint)
 	}
 	return nil
 }
@@ -327,7 +325,7 @@ func (c *client) QueryBulkLoad(ctx context.Context, table string) (*BulkLoad, er
 		if r != nil {
 			hint = r.HintMsg.V
 		}
-		return nil, withHint("bulk load of "+table, err, hint)
+		return nil, opFailed("bulk load of "+table, err, hint)
 	}
 	b := &BulkLoad{Status: r.AppStatus.String(), Loading: r.IsBulkLoading.V, Hint: r.HintMsg.V}
 	for i, s := range r.PartitionsStatus {
@@ -352,7 +350,7 @@ func (c *client) ClearBulkLoad(ctx context.Context, table string) error {
 		if r != nil {
 			hint = r.HintMsg
 		}
-		return withHint("clear bulk load of "+table, err, hint)
+		return opFailed("clear bulk load of "+table, err, hint)
 	}
 	return nil
 }

@@ -204,6 +204,7 @@ func shellCommands() []shellCommand {
 	cmds = append(cmds, sessionCommands()...)
 	cmds = append(cmds, dataCommands()...)
 	cmds = append(cmds, adminCommands()...)
+	cmds = append(cmds, dupCommands()...)
 	cmds = append(cmds, opsCommands()...)
 	return cmds
 }
@@ -270,7 +271,7 @@ func (sh *shell) cmdHelp(_ context.Context, args []string) error {
 		title string
 		cmds  []shellCommand
 	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", adminCommands()},
-		{"Backup, restore, bulk load:", opsCommands()}}
+		{"Duplication:", dupCommands()}, {"Backup, restore, bulk load:", opsCommands()}}
 	for i, g := range groups {
 		if i > 0 {
 			fmt.Fprintln(sh.out.w)

@@ -15,10 +15,10 @@
 //	rocksdb_slow_query_threshold_ns = 50000000
 //
 // Every key must be a registered setting of that section; an unknown section or key is an
-// error, so typos do not go unnoticed. The one exception is a family of sections registered
-// with [DefineSections], such as Pegasus's [block_service.<name>]: their names and
-// keys are chosen by the operator, so the registry keeps them as raw strings for their owner
-// to parse and check ([Registry.Sections]).
+// error, so typos do not go unnoticed. The exceptions are sections whose keys are names the
+// operator chooses: one registered with [DefineSection] (the clusters of [pegasus.clusters],
+// for example) keeps its lines as they are, and so does every section of a family registered
+// with [DefineSections], such as Pegasus's [block_service.<name>] ([Registry.Sections]).
 package config
 
 import (
@@ -160,6 +160,7 @@ type Info struct {
 type Registry struct {
 	mu       sync.Mutex // serializes changes
 	settings map[string]*setting
+	sections map[string]*Section
 	groups   []group
 	// families maps a prefix registered with DefineSections to the sections loaded under
 	// it: section name without the prefix -> key -> raw value.
@@ -173,7 +174,8 @@ type group struct {
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{settings: map[string]*setting{}, families: map[string]map[string]map[string]string{}}
+	return &Registry{settings: map[string]*setting{}, sections: map[string]*Section{},
+		families: map[string]map[string]map[string]string{}}
 }
 
 // DefineSections registers a family of sections whose keys are not settings: every section
@@ -222,6 +224,49 @@ func (r *Registry) familyLocked(section string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// Section is a section of the configuration file whose keys are not settings but names of
+// the operator's choosing, each with a raw string value: "[pegasus.clusters]" maps cluster
+// names to meta server lists, for example. Its methods are safe for concurrent use.
+type Section struct {
+	name, desc string
+	mu         sync.Mutex
+	kv         map[string]string
+}
+
+// DefineSection registers the raw section name: [Registry.Load] keeps every key = value
+// line of it. Defining a section twice, or one whose name is a setting's, is a programming
+// error and panics.
+func DefineSection(r *Registry, name, description string) *Section {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.sections[name]; dup {
+		panic(fmt.Sprintf("config: section %q defined twice", name))
+	}
+	s := &Section{name: name, desc: description, kv: map[string]string{}}
+	r.sections[name] = s
+	return s
+}
+
+// Name returns the section's name.
+func (s *Section) Name() string { return s.name }
+
+// Description returns the section's description.
+func (s *Section) Description() string { return s.desc }
+
+// Get returns the section's keys and values, in a new map.
+func (s *Section) Get() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.kv)
+}
+
+// Set sets one key (before the server starts, as [Registry.Set] does for settings).
+func (s *Section) Set(key, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kv[key] = value
 }
 
 // Define registers a setting with its default value and returns its handle. Names are
@@ -535,8 +580,16 @@ func (r *Registry) Load(rd io.Reader, name string) error {
 			r.mu.Unlock()
 			continue
 		}
+		raw := r.sections[section]
 		st, known := r.settings[k]
 		r.mu.Unlock()
+		if raw != nil {
+			if k == "" {
+				return fmt.Errorf("config: %s:%d: empty key in [%s]", name, line, section)
+			}
+			raw.Set(k, v)
+			continue
+		}
 		if !known {
 			return fmt.Errorf("config: %s:%d: unknown setting %q in [%s]", name, line, k, section)
 		}

@@ -37,9 +37,11 @@ func TestUpdate(t *testing.T) {
 		{"ratio", "inf", ErrInvalid},
 		{"flag", "maybe", ErrInvalid},
 	} {
-		if err := r.Update(tc.name, tc.value); !errors.Is(err, tc.want) {
-			t.Errorf("Update(%s, %s) = %v, want %v", tc.name, tc.value, err, tc.want)
-		}
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			if err := r.Update(tc.name, tc.value); !errors.Is(err, tc.want) {
+				t.Errorf("Update(%s, %s) = %v, want %v", tc.name, tc.value, err, tc.want)
+			}
+		})
 	}
 	if u.Get() != 100 {
 		t.Fatalf("refused updates changed the value: %d", u.Get())
@@ -48,9 +50,11 @@ func TestUpdate(t *testing.T) {
 		in   string
 		want uint64
 	}{{"0x10", 16}, {"010", 8}, {"7", 7}} {
-		if err := r.Update("threshold_ns", v.in); err != nil || u.Get() != v.want {
-			t.Fatalf("Update(threshold_ns, %s): err %v, value %d, want %d", v.in, err, u.Get(), v.want)
-		}
+		t.Run(v.in, func(t *testing.T) {
+			if err := r.Update("threshold_ns", v.in); err != nil || u.Get() != v.want {
+				t.Fatalf("Update(threshold_ns, %s): err %v, value %d, want %d", v.in, err, u.Get(), v.want)
+			}
+		})
 	}
 	if err := r.Update("flag", "TRUE"); err != nil || !b.Get() {
 		t.Fatalf("bool update: %v %v", err, b.Get())
@@ -115,9 +119,11 @@ count = 9
 		"[core\n",
 		"[core]\ncount\n",
 	} {
-		if err := r.Load(strings.NewReader(bad), "bad.ini"); err == nil {
-			t.Errorf("Load(%q) succeeded", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if err := r.Load(strings.NewReader(bad), "bad.ini"); err == nil {
+				t.Errorf("Load(%q) succeeded", bad)
+			}
+		})
 	}
 }
 
@@ -204,4 +210,40 @@ func TestDefineSectionsConflicts(t *testing.T) {
 			fn()
 		}()
 	}
+}
+
+func TestLoadRawSection(t *testing.T) {
+	r, u, _, _, _, _ := newTestRegistry()
+	clusters := DefineSection(r, "pegasus.clusters", "the remote clusters")
+	file := `
+[pegasus.clusters]
+onebox2 = 127.0.0.1:35601,127.0.0.1:35602
+c3=10.0.0.1:34601
+[pegasus.server]
+threshold_ns = 7
+`
+	if err := r.Load(strings.NewReader(file), "test.ini"); err != nil {
+		t.Fatal(err)
+	}
+	got := clusters.Get()
+	if len(got) != 2 || got["onebox2"] != "127.0.0.1:35601,127.0.0.1:35602" || got["c3"] != "10.0.0.1:34601" || u.Get() != 7 {
+		t.Fatalf("section %v, threshold %d", got, u.Get())
+	}
+	got["c3"] = "changed"
+	if clusters.Get()["c3"] != "10.0.0.1:34601" {
+		t.Fatal("Get returned the section's own map")
+	}
+	// A setting's name inside a raw section is just a key of it.
+	if err := r.Load(strings.NewReader("[pegasus.clusters]\nthreshold_ns = 1\n"), "x.ini"); err != nil || u.Get() != 7 {
+		t.Fatalf("err %v, threshold %d", err, u.Get())
+	}
+	if err := r.Load(strings.NewReader("[pegasus.clusters]\n = x\n"), "bad.ini"); err == nil {
+		t.Fatal("an empty key was accepted")
+	}
+	defer func() {
+		if recover() == nil {
+			t.Fatal("defining a section twice did not panic")
+		}
+	}()
+	DefineSection(r, "pegasus.clusters", "again")
 }

@@ -15,7 +15,7 @@ func TestSnapshotSeesNewGoroutines(t *testing.T) {
 	running, stop := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() { parked(running, stop) })
-	<-running // in parked, not only created
+	<-running // in parked, so its stack names it
 	if left := snap.started(); len(left) != 1 {
 		t.Fatalf("want the one new goroutine, got %d:\n%v", len(left), left)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/dup"
 )
 
 // Config configures a [Server]. A field left at its zero value takes its setting's value
@@ -60,8 +61,16 @@ type Config struct {
 	// crash cannot); see raftlog.DurabilityOS.
 	RaftLogDurability   string
 	RaftLogSyncInterval time.Duration
-	// ClusterName is reported by cluster_info (setting cluster_name, default "gopegasus").
+	// ClusterName is reported by cluster_info (setting cluster_name, default "gopegasus"),
+	// and names this cluster among the duplication peers.
 	ClusterName string
+	// Peers are the clusters tables may be duplicated to and the duplication cluster ids
+	// (default: from the Settings' [pegasus.clusters] and [duplication-group] sections).
+	Peers *dup.Peers
+	// DupProgressInterval is how often, at most, the duplications' progress reported by the
+	// primaries is saved in the cluster map (setting duplication_progress_persist_ms,
+	// default 5 s); more often when a partition finishes a step.
+	DupProgressInterval time.Duration
 	// Version is the software version the server reports (default "dev").
 	Version string
 	// Logger receives the server's logs (default: discard).
@@ -106,6 +115,7 @@ func (c *Config) fields() []config.Field {
 		config.BindBool(&c.ColdBackupDisabled, st.ColdBackupDisabled),
 		config.BindDuration(&c.MinBackupInterval, st.MinBackupIntervalS, time.Second),
 		config.BindBool(&c.ConcurrentBulkLoad, st.ConcurrentBulkLoad),
+		config.BindDuration(&c.DupProgressInterval, st.DupProgressMS, time.Millisecond),
 	}
 }
 
@@ -117,6 +127,11 @@ func (c *Config) EnsureDefaults() {
 		c.Settings = NewSettings()
 	}
 	config.Fill(c.fields()...)
+	if c.Peers == nil {
+		if p, err := dup.NewPeers(c.Settings.Clusters.Get(), c.Settings.DupGroup.Get()); err == nil {
+			c.Peers = &p
+		}
+	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
@@ -153,6 +168,11 @@ func (c *Config) Validate() error {
 	if c.Settings != nil {
 		if err := config.Check(c.fields()...); err != nil {
 			errs = append(errs, fmt.Errorf("meta: %w", err))
+		}
+		if c.Peers == nil {
+			if _, err := dup.NewPeers(c.Settings.Clusters.Get(), c.Settings.DupGroup.Get()); err != nil {
+				errs = append(errs, fmt.Errorf("meta: %w", err))
+			}
 		}
 	}
 	return errors.Join(errs...)

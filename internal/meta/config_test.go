@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/servertest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -29,16 +30,7 @@ func TestConfigValidate(t *testing.T) {
 			{Name: "t", Partitions: 4, Replicas: 1}, {Name: "t", Partitions: 4, Replicas: 1}}}, "listed twice"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.cfg.EnsureDefaults()
-			err := c.cfg.Validate()
-			switch {
-			case c.want == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
-				t.Fatalf("error %v, want one containing %q", err, c.want)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { servertest.Validate(t, &c.cfg, c.want) })
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -51,6 +52,8 @@ type machine struct {
 	// servers' reports (ops_state.go).
 	progress     map[progressKey]int32
 	bulkReplicas map[bulkReplicaKey]cluster.BulkLoadReport
+	// dups is the leader's memory of the duplications (dup.go).
+	dups dupVolatile
 }
 
 // node is what the meta knows about one replica server.
@@ -70,6 +73,7 @@ func newMachine(cfg Config, lg *slog.Logger, log submitter, am *appliedMap) *mac
 	m := &machine{cfg: cfg, lg: lg, log: log, startTime: cfg.Now(), state: am.m, stateIndex: am.index,
 		nodes: make(map[string]*node)}
 	m.resetOps()
+	m.dups.reset()
 	return m
 }
 
@@ -85,6 +89,7 @@ func (m *machine) takeOver(term uint64, am *appliedMap) {
 	m.state, m.stateIndex = am.m, am.index
 	m.nodes = make(map[string]*node)
 	m.resetOps()
+	m.dups.reset()
 	now := m.cfg.Now()
 	m.notePlacementMembers()
 	for _, addr := range m.state.Nodes {
@@ -388,6 +393,9 @@ func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.C
 		return fail(wire.ErrInvalidParameters)
 	case q.AppName == "":
 		return fail(wire.ErrInvalidParameters)
+	}
+	if t := m.state.availableTable(q.AppName); t != nil && dup.IsFollowerCreate(q) {
+		return m.repeatedFollowerCreate(ctx, t, q)
 	}
 	if t := m.state.availableTable(q.AppName); t != nil {
 		if !o.SuccessIfExist {
@@ -714,6 +722,7 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 					AppID: t.AppID, PartitionIndex: int32(i), AppName: t.Name,
 					PartitionCount: t.PartitionCount, Members: slices.Clone(p.Members),
 					Envs: maps.Clone(t.Envs), Join: slices.Contains(p.Joined, n.addr),
+					Dups: dupAssignments(t, i),
 				})
 			}
 		case idl.AppStatusDropped:

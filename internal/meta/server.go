@@ -201,6 +201,7 @@ func New(cfg Config) (*Server, error) {
 		return s.m.updateAppEnv(ctx, a.(*idl.UpdateAppEnvRequest))
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.UpdateAppEnvResponse{Err: e} })
 	s.registerOps(handle)
+	s.registerDupHandlers(handle)
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
 	// Inline: receive never blocks, the messages of a peer keep their order, and a Shutdown
@@ -317,6 +318,7 @@ func (s *Server) Run(ctx context.Context) error {
 		s.loop(loopCtx)
 	})
 	wg.Go(func() { s.driveOps(loopCtx) })
+	wg.Go(func() { s.runDupDriver(loopCtx) })
 	s.console.Start(ctx)
 	s.lg.Info("meta server started", "cluster", s.cfg.ClusterName, "metas", s.raft.status.Load().voters)
 	err := s.rpc.Run(ctx)
@@ -395,6 +397,7 @@ func (s *Server) periodic(ctx context.Context) {
 	s.m.refresh()
 	s.m.purgeExpired(ctx)
 	s.m.replaceLost(ctx)
+	s.m.persistProgress(ctx, false)
 }
 
 // follow brings the machine in line with the raft group: it takes over when this meta became

@@ -6,6 +6,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
@@ -25,6 +26,9 @@ const (
 	// DefaultRaftLogDurability is the durability of the metas' raft log: a mutation is
 	// acknowledged once fsynced on a quorum.
 	DefaultRaftLogDurability = "always"
+	// DefaultDupProgressInterval is how often, at most, the duplications' confirmed decrees
+	// the primaries report are saved in the cluster map.
+	DefaultDupProgressInterval = 5 * time.Second
 )
 
 // Settings are the meta server's settings, each registered once in its registry (which backs
@@ -44,6 +48,12 @@ type Settings struct {
 	ColdBackupDisabled *config.Value[bool]
 	MinBackupIntervalS *config.Value[uint32]
 	ConcurrentBulkLoad *config.Value[bool]
+
+	// Duplication (package dup): whether it is on, the remote clusters ([pegasus.clusters])
+	// and the duplication cluster ids ([duplication-group]).
+	DupEnabled, DupIgnoreOtherClusterIDs *config.Value[bool]
+	DupProgressMS                        *config.Value[uint32]
+	Clusters, DupGroup                   *config.Section
 }
 
 // NewSettings registers every setting of a meta server, with its default, in a new registry.
@@ -87,6 +97,15 @@ func NewSettings() *Settings {
 			}}),
 		RaftLogSyncIntervalMS: u32("replication", "raft_log_sync_interval_ms",
 			"With raft_log_durability = os, how often the raft log is fsynced, in milliseconds.", uint32(raftlog.DefaultSyncInterval/time.Millisecond)),
+		DupEnabled: config.Define(r, config.Spec[bool]{Section: "replication", Name: "duplication_enabled",
+			Description: "Whether tables can be duplicated to other clusters.", Default: true}),
+		DupIgnoreOtherClusterIDs: config.Define(r, config.Spec[bool]{Section: "replication", Name: "dup_ignore_other_cluster_ids",
+			Description: "Whether a duplication may be added to a remote cluster without a [duplication-group] id."}),
+		DupProgressMS: u32("meta_server", "duplication_progress_persist_ms",
+			"How often, at most, in milliseconds, the duplications' confirmed decrees are saved in the cluster map.",
+			uint32(DefaultDupProgressInterval/time.Millisecond)),
+		Clusters: config.DefineSection(r, dup.ClustersSection, "The remote clusters: name = meta servers, comma separated."),
+		DupGroup: config.DefineSection(r, dup.GroupSection, "The duplication cluster ids: cluster name = id (1 to 127), this cluster's own included."),
 	}
 }
 

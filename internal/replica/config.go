@@ -12,6 +12,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/dup"
 )
 
 // Config configures a replica [Server]. A field left at its zero value (nil for the
@@ -71,8 +72,19 @@ type Config struct {
 	// the server (setting rocksdb_block_cache_capacity, default 256 MiB).
 	BlockCacheSize int64
 	// ClusterID is the duplication cluster id written into value timetags, 0 to
-	// [MaxClusterID] (setting cluster_id, default 0); nil takes the setting.
+	// [MaxClusterID] (setting cluster_id, default 0); nil takes the [duplication-group] id of
+	// ClusterName when Peers has one, else the setting.
 	ClusterID *uint8
+	// ClusterName names this server's cluster among the duplication peers (setting
+	// cluster_name).
+	ClusterName string
+	// Peers are the clusters a follower table may be on and the duplication cluster ids
+	// (default: from the Settings' [pegasus.clusters] and [duplication-group] sections).
+	Peers *dup.Peers
+	// DupSyncInterval is the period of the duplication progress reports to the meta leader
+	// (setting duplication_sync_period_second, default 10 s); a shipper that finishes a
+	// step reports at once.
+	DupSyncInterval time.Duration
 	// HTTP serves HTTP requests arriving on the RPC port; default: the HTTP API.
 	HTTP http.Handler
 	// Version is reported by the version and server-info remote commands (default "dev").
@@ -111,6 +123,8 @@ func (c *Config) fields() []config.Field {
 		config.BindCount(&c.BlockCacheSize, st.BlockCacheBytes),
 		config.BindOptional(&c.ClusterID, st.ClusterID),
 		config.BindOptional(&c.BackupRateMB, st.BackupRateMB),
+		config.BindString(&c.ClusterName, st.ClusterName),
+		config.BindDuration(&c.DupSyncInterval, st.DupSyncIntervalS, time.Second),
 	}
 }
 
@@ -120,6 +134,19 @@ func (c *Config) fields() []config.Field {
 func (c *Config) EnsureDefaults() {
 	if c.Settings == nil {
 		c.Settings = NewSettings()
+	}
+	if c.Peers == nil {
+		if p, err := dup.NewPeers(c.Settings.Clusters.Get(), c.Settings.DupGroup.Get()); err == nil {
+			c.Peers = &p
+		}
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = c.Settings.ClusterName.Get()
+	}
+	if c.Peers != nil && c.ClusterID == nil {
+		if id, ok := c.Peers.ID(c.ClusterName); ok {
+			c.ClusterID = &id
+		}
 	}
 	config.Fill(c.fields()...)
 	if c.Version == "" {
@@ -154,6 +181,16 @@ func (c *Config) Validate() error {
 	if c.Settings != nil {
 		if err := config.Check(c.fields()...); err != nil {
 			errs = append(errs, fmt.Errorf("replica: %w", err))
+		}
+		if c.Peers == nil {
+			if _, err := dup.NewPeers(c.Settings.Clusters.Get(), c.Settings.DupGroup.Get()); err != nil {
+				errs = append(errs, fmt.Errorf("replica: %w", err))
+			}
+		}
+	}
+	if c.Peers != nil && c.ClusterID != nil {
+		if id, ok := c.Peers.ID(c.ClusterName); ok && id != *c.ClusterID {
+			errs = append(errs, fmt.Errorf("replica: cluster id %d, but [%s] gives cluster %q id %d", *c.ClusterID, dup.GroupSection, c.ClusterName, id))
 		}
 	}
 	return errors.Join(errs...)

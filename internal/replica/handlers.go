@@ -26,6 +26,7 @@ func (s *Server) registerHandlers() {
 	h(idl.RPCGetScanner, s.handleGetScanner)
 	h(idl.RPCScan, s.handleScan)
 	h(idl.RPCClearScanner, s.handleClearScanner)
+	h(idl.RPCDuplicate, s.handleDuplicate)
 	h(idl.RPCCLICall, s.cmds.Handler())
 	// Raft messages of one peer arrive on one connection; handling them inline keeps their
 	// order (out-of-order appends are rejected by raft and cost a probe round trip).
@@ -150,6 +151,11 @@ func (s *Server) writeHandler(w writeRPC) rpc.HandlerFunc {
 			return nil, code
 		}
 		if p.ingesting.Load() {
+			return nil, wire.ErrOperationDisabled
+		}
+		if rpcOfKind(w.kind) == "" && p.table().duplicating() {
+			// Decided at apply time, they cannot be replayed on a follower: a duplicated
+			// table takes idempotent writes only (atomic_idempotent is not implemented).
 			return nil, wire.ErrOperationDisabled
 		}
 		r, code := s.write(ctx, req, p, w.kind)

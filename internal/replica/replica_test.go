@@ -12,6 +12,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -119,17 +120,6 @@ func runReplicaCfg(t *testing.T, cfg Config) (*Server, func()) {
 	return s, stop
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // client sends rrdb RPCs the way an official client routes them.
 type client struct {
 	conn  *rpc.Conn
@@ -182,7 +172,7 @@ func TestReplicaServesWritesAndReadsAndSurvivesRestart(t *testing.T) {
 	s, stop := runReplica(t, dir, "127.0.0.1:0", []string{meta})
 	addr := s.Addr()
 	singleNodeTable(a, addr, 4)
-	waitFor(t, "4 primaries", func() bool { return len(a.leaders()) == 4 })
+	poll.Until(t, "4 primaries", func() bool { return len(a.leaders()) == 4 })
 
 	for _, ver := range []int{0, 1} {
 		c := &client{conn: rpc.NewConn(addr, rpc.ConnConfig{}), appID: testApp, count: 4, ver: ver}
@@ -206,7 +196,7 @@ func TestReplicaServesWritesAndReadsAndSurvivesRestart(t *testing.T) {
 	s2, _ := runReplica(t, dir, addr, []string{meta})
 	c := &client{conn: rpc.NewConn(s2.Addr(), rpc.ConnConfig{}), appID: testApp, count: 4}
 	defer c.conn.Close()
-	waitFor(t, "primaries after restart", func() bool {
+	poll.Until(t, "primaries after restart", func() bool {
 		n := 0
 		for _, p := range []int32{0, 1, 2, 3} {
 			if pp := s2.partition(idl.GPID{AppID: testApp, PartitionIndex: p}); pp != nil && pp.isLeader.Load() {
@@ -238,8 +228,8 @@ func TestEnvelopeErrors(t *testing.T) {
 	a.tables = append(a.tables, cluster.Assignment{AppID: 9, PartitionIndex: 0, AppName: "t9",
 		PartitionCount: 1, Members: []string{"127.0.0.1:1", addr}})
 	a.mu.Unlock()
-	waitFor(t, "4 primaries", func() bool { return len(a.leaders()) == 4 })
-	waitFor(t, "app 9 hosted", func() bool { return s.partition(idl.GPID{AppID: 9}) != nil })
+	poll.Until(t, "4 primaries", func() bool { return len(a.leaders()) == 4 })
+	poll.Until(t, "app 9 hosted", func() bool { return s.partition(idl.GPID{AppID: 9}) != nil })
 
 	conn := rpc.NewConn(addr, rpc.ConnConfig{})
 	defer conn.Close()
@@ -299,12 +289,12 @@ func TestDroppedTableIsRemoved(t *testing.T) {
 	a, meta := startAssigner(t)
 	s, _ := runReplica(t, t.TempDir(), "127.0.0.1:0", []string{meta})
 	singleNodeTable(a, s.Addr(), 2)
-	waitFor(t, "primaries", func() bool { return len(a.leaders()) == 2 })
+	poll.Until(t, "primaries", func() bool { return len(a.leaders()) == 2 })
 	a.mu.Lock()
 	a.tables = nil
 	a.dropped = []int32{testApp}
 	a.mu.Unlock()
-	waitFor(t, "partitions dropped", func() bool {
+	poll.Until(t, "partitions dropped", func() bool {
 		return s.partition(idl.GPID{AppID: testApp, PartitionIndex: 0}) == nil &&
 			s.partition(idl.GPID{AppID: testApp, PartitionIndex: 1}) == nil
 	})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/servertest"
 )
 
 // The group commit delay comes from the settings unless the Config sets it; 0 in either
@@ -100,16 +101,7 @@ func TestConfigValidate(t *testing.T) {
 		{"sync interval not whole", Config{Listen: ":0", DataDir: "d", RaftLogSyncInterval: 1500 * time.Microsecond}, "raft_log_sync_interval_ms"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.cfg.EnsureDefaults()
-			err := c.cfg.Validate()
-			switch {
-			case c.want == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
-				t.Fatalf("error %v, want one containing %q", err, c.want)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { servertest.Validate(t, &c.cfg, c.want) })
 	}
 }
 
@@ -164,5 +156,28 @@ func TestRaftLogDurabilitySettings(t *testing.T) {
 	}
 	if err := NewSettings().Registry().Set("raft_log_durability", "fsync"); err == nil {
 		t.Error("raft_log_durability = fsync accepted")
+	}
+}
+
+// The cluster id is the [duplication-group] id of the cluster's name, unless set; a set one
+// that disagrees is refused.
+func TestClusterIDFromDuplicationGroup(t *testing.T) {
+	st := NewSettings()
+	if err := st.Registry().Load(strings.NewReader("[replication]\ncluster_name = c1\n[duplication-group]\nc1 = 5\nc2 = 6\n[pegasus.clusters]\nc2 = 127.0.0.1:1\n"), "r.ini"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Settings: st}
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil || *cfg.ClusterID != 5 || cfg.ClusterName != "c1" {
+		t.Fatalf("id %d, name %q, %v", *cfg.ClusterID, cfg.ClusterName, err)
+	}
+	if m, ok := cfg.Peers.Metas("c2"); !ok || m[0] != "127.0.0.1:1" {
+		t.Fatalf("peers %v", m)
+	}
+	other := uint8(7)
+	cfg = Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Settings: st, ClusterID: &other}
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster id 7") {
+		t.Fatalf("a disagreeing cluster id: %v", err)
 	}
 }

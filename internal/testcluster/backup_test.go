@@ -246,7 +246,7 @@ func waitUntilLong(t testing.TB, what string, cond func(context.Context) (bool, 
 func backupRestoreUnderLoad(t *testing.T, c *Cluster, provider string) {
 	const hashKeys, perHash = 1000, 100 // 100,000 records
 	appID := c.CreateTableReplicas(t, "src", 4, 3)
-	tbl := openTable(t, c, "src")
+	tbl := c.OpenTable(t, "src")
 	loadRecords(t, tbl, hashKeys, perHash)
 	w := startWriters(t, tbl, 8)
 	time.Sleep(300 * time.Millisecond)
@@ -263,7 +263,7 @@ func backupRestoreUnderLoad(t *testing.T, c *Cluster, provider string) {
 		}
 	}
 	c.WaitPrimaries(t, "restored")
-	rt := openTable(t, c, "restored")
+	rt := c.OpenTable(t, "restored")
 	got := scanTable(t, rt)
 	for i := range hashKeys {
 		for j := range perHash {
@@ -311,7 +311,7 @@ func TestRestoreCorruptBackup(t *testing.T) {
 	root := t.TempDir()
 	c := Start(t, Options{BlockServices: map[string]map[string]string{"local": localSection(root)}})
 	appID := c.CreateTableReplicas(t, "src", 2, 3)
-	tbl := openTable(t, c, "src")
+	tbl := c.OpenTable(t, "src")
 	loadRecords(t, tbl, 200, 10)
 	id := startBackup(t, c, appID, "local")
 	waitBackup(t, c, appID, id)
@@ -337,7 +337,7 @@ func TestRestoreCorruptBackup(t *testing.T) {
 		t.Fatalf("restore with skip_bad_partition: %v", codes)
 	}
 	c.WaitPrimaries(t, "skipped")
-	got := scanTable(t, openTable(t, c, "skipped"))
+	got := scanTable(t, c.OpenTable(t, "skipped"))
 	if len(got) == 0 || len(got) >= 2000 {
 		t.Fatalf("skipped restore holds %d records; want partition 1's only", len(got))
 	}
@@ -408,7 +408,7 @@ func TestBackupPolicySchedule(t *testing.T) {
 	c := Start(t, Options{Replicas: 1, MinBackupInterval: time.Second,
 		BlockServices: map[string]map[string]string{"local": localSection(root)}})
 	appID := c.CreateTable(t, "t", 2)
-	loadRecords(t, openTable(t, c, "t"), 20, 5)
+	loadRecords(t, c.OpenTable(t, "t"), 20, 5)
 	add := func(q *idl.AddBackupPolicyRequest) idl.AddBackupPolicyResponse {
 		var resp idl.AddBackupPolicyResponse
 		if err := c.MetaCall(t.Context(), idl.RPCAddBackupPolicy, q, &resp); err != nil {
@@ -500,7 +500,7 @@ func TestBackupMetaFailover(t *testing.T) {
 	rate := 1
 	c := Start(t, Options{Metas: 3, BackupRateMB: &rate, BlockServices: map[string]map[string]string{"local": localSection(root)}})
 	appID := c.CreateTableReplicas(t, "src", 2, 3)
-	tbl := openTable(t, c, "src")
+	tbl := c.OpenTable(t, "src")
 	// Values that do not compress, so the checkpoint takes seconds at 1 MB/s.
 	var wg sync.WaitGroup
 	for w := range 4 {
@@ -536,7 +536,7 @@ func TestBackupMetaFailover(t *testing.T) {
 		}
 	}
 	c.WaitPrimaries(t, "restored")
-	if got := scanTable(t, openTable(t, c, "restored")); len(got) != 400 {
+	if got := scanTable(t, c.OpenTable(t, "restored")); len(got) != 400 {
 		t.Fatalf("restored %d records, want 400", len(got))
 	}
 }

@@ -97,7 +97,7 @@ func TestBulkLoadPrepared(t *testing.T) {
 	root := t.TempDir()
 	c := Start(t, Options{BlockServices: map[string]map[string]string{"local": localSection(root)}})
 	appID := c.CreateTableReplicas(t, "bulk", 4, 3)
-	tbl := openTable(t, c, "bulk")
+	tbl := c.OpenTable(t, "bulk")
 	// Earlier records: one the load overwrites, one it leaves.
 	if err := tbl.Set(t.Context(), []byte("bh000000"), []byte("s00"), []byte("old")); err != nil {
 		t.Fatal(err)
@@ -209,7 +209,7 @@ func TestBulkLoadControl(t *testing.T) {
 		t.Fatalf("query of a finished load has no hint: %+v", r)
 	}
 	// Nothing was ingested.
-	if got := scanTable(t, openTable(t, c, "bulk")); len(got) != 0 {
+	if got := scanTable(t, c.OpenTable(t, "bulk")); len(got) != 0 {
 		t.Fatalf("%d records after cancelled loads", len(got))
 	}
 }
@@ -282,7 +282,7 @@ func TestBulkLoadCorruptFile(t *testing.T) {
 	root := t.TempDir()
 	c := Start(t, Options{BlockServices: map[string]map[string]string{"local": localSection(root)}})
 	appID := c.CreateTableReplicas(t, "bulk", 2, 3)
-	tbl := openTable(t, c, "bulk")
+	tbl := c.OpenTable(t, "bulk")
 	if err := tbl.Set(t.Context(), []byte("before"), []byte("s"), []byte("v")); err != nil {
 		t.Fatal(err)
 	}
