@@ -7,6 +7,7 @@ package ldbtest
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -120,4 +121,24 @@ func (tl Tools) WriteSST(tb testing.TB, db, out string, kvs []KV, args ...string
 	args = append(append([]string{"--try_load_options"}, args...), "write_extern_sst", out)
 	tl.LDBRun(tb, db, HexLines(kvs), args...)
 	return out
+}
+
+// Scan is what `ldb scan` prints for db: its live records in key order.
+func (tl Tools) Scan(tb testing.TB, db string) []KV {
+	tb.Helper()
+	out := tl.LDBRun(tb, db, nil, "--try_load_options", "scan")
+	var kvs []KV
+	for line := range strings.Lines(out) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), " : ")
+		if !ok || !strings.HasPrefix(k, "0x") {
+			continue
+		}
+		kb, err1 := hex.DecodeString(strings.TrimPrefix(k, "0x"))
+		vb, err2 := hex.DecodeString(strings.TrimPrefix(v, "0x"))
+		if err1 != nil || err2 != nil {
+			tb.Fatalf("ldb scan line %q", line)
+		}
+		kvs = append(kvs, KV{kb, vb})
+	}
+	return kvs
 }
