@@ -295,6 +295,27 @@ func TestBackupRestoreLocal(t *testing.T) {
 	if len(ents) != 1 || len(info) != 1 || len(meta) != 1 {
 		t.Fatalf("layout: %v %v %v", ents, info, meta)
 	}
+	// The replica servers count the bytes: every checkpoint file uploaded once, and
+	// downloaded by each of the restored table's three replicas.
+	files, _ := filepath.Glob(filepath.Join(root, clusterName, "*", "src_*", "*", "chkpt_*", "*.sst"))
+	var size int64
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			size += fi.Size()
+		}
+	}
+	if size == 0 {
+		t.Fatal("no checkpoint files in the backup")
+	}
+	if up := metricSum(t, c.ReplicaAddrs(), "server", "block_service_upload_bytes"); up < size {
+		t.Fatalf("block_service_upload_bytes %d, the backup's SSTs are %d bytes", up, size)
+	}
+	if down := metricSum(t, c.ReplicaAddrs(), "server", "block_service_download_bytes"); down < 3*size {
+		t.Fatalf("block_service_download_bytes %d, want at least 3 × %d", down, size)
+	}
+	if n := metricSum(t, c.ReplicaAddrs(), "server", "ops_failures"); n != 0 {
+		t.Fatalf("ops_failures %d", n)
+	}
 }
 
 func TestBackupRestoreS3(t *testing.T) {
