@@ -129,8 +129,8 @@ func TestBulkLoadRocksDBFiles(t *testing.T) {
 }
 
 // Damaged RocksDB SSTs fail the load with an error naming the file, and the table keeps
-// what it held: a truncated file, a flipped byte in a data block, a key of another
-// partition.
+// what it held: a truncated file, a flipped byte in a data block (its block checksum
+// fails), an md5 in bulk_load_metadata that is not the file's, a key of another partition.
 func TestBulkLoadRocksDBDamaged(t *testing.T) {
 	tl := ldbtest.Need(t)
 	root := t.TempDir()
@@ -160,11 +160,13 @@ func TestBulkLoadRocksDBDamaged(t *testing.T) {
 		name   string
 		damage func(b []byte) []byte
 		wrong  bool // the file holds partition 1's keys, loaded into partition 0
+		md5    bool // bulk_load_metadata lists a wrong md5 for the file
 		hint   string
 	}{
-		{"truncated", func(b []byte) []byte { return b[:len(b)-20] }, false, "ERR_CORRUPTION"},
-		{"flipped-byte", func(b []byte) []byte { b[100] ^= 0x10; return b }, false, "ERR_CORRUPTION"},
-		{"other-partition", func(b []byte) []byte { return b }, true, "belongs to partition 1"},
+		{"truncated", func(b []byte) []byte { return b[:len(b)-20] }, false, false, "ERR_CORRUPTION"},
+		{"flipped-byte", func(b []byte) []byte { b[100] ^= 0x10; return b }, false, false, "checksum"},
+		{"wrong-md5", func(b []byte) []byte { return b }, false, true, "md5"},
+		{"other-partition", func(b []byte) []byte { return b }, true, false, "belongs to partition 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			app := "dmg_" + strings.ReplaceAll(tc.name, "-", "_")
@@ -184,6 +186,17 @@ func TestBulkLoadRocksDBDamaged(t *testing.T) {
 			}
 			good1, _ := sst(1, 2)
 			publishBulkLoad(t, svc, app, appID, [][]string{{good0, bad}, {good1}})
+			if tc.md5 {
+				p := path.Join(bulkload.PartitionDir("bulk", clusterName, app, 0), bulkload.MetadataFile)
+				var md bulkload.Metadata
+				if err := backup.ReadJSON(t.Context(), svc, p, &md); err != nil {
+					t.Fatal(err)
+				}
+				md.Files[1].MD5 = strings.Repeat("0", 32)
+				if err := backup.WriteJSON(t.Context(), svc, p, md); err != nil {
+					t.Fatal(err)
+				}
+			}
 			if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: app, ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
 				t.Fatalf("start: %s %s", r.Err, r.HintMsg)
 			}
