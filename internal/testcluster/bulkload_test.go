@@ -3,13 +3,17 @@ package testcluster
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/bulkload"
 	"github.com/gopegasus/pegasus/internal/idl"
@@ -307,4 +311,53 @@ func TestBulkLoadCorruptFile(t *testing.T) {
 	if got := scanTable(t, tbl); len(got) != 1 || got["before/s"] != "v" {
 		t.Fatalf("table after a failed load: %v", got)
 	}
+}
+
+// While the replicas ingest, writes to the table are refused with ERR_OPERATION_DISABLED,
+// and once the load is done they succeed again.
+func TestBulkLoadRefusesWritesWhileIngesting(t *testing.T) {
+	root := t.TempDir()
+	c := Start(t, Options{BlockServices: map[string]map[string]string{"local": localSection(root)}})
+	appID := c.CreateTableReplicas(t, "bulk", 2, 3)
+	tbl := c.OpenTable(t, "bulk")
+	svc, err := blockservice.Open("local", localSection(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prepare(t, svc, csvRecords(20000), "bulk", appID, 2)
+	ctx, cancel := context.WithCancel(t.Context())
+	var refused, other atomic.Int64
+	var lastErr atomic.Value
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				err := tbl.Set(ctx, fmt.Appendf(nil, "w%d", w), fmt.Appendf(nil, "%d", i), []byte("v"))
+				switch {
+				case err == nil, ctx.Err() != nil:
+				case errors.Is(err, pegasus.ErrOperationDisabled):
+					refused.Add(1)
+				default:
+					other.Add(1)
+					lastErr.Store(err.Error())
+				}
+			}
+		})
+	}
+	if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: "bulk", ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
+		t.Fatalf("start: %s %s", r.Err, r.HintMsg)
+	}
+	waitBulkStatus(t, c, "bulk", idl.BulkLoadSucceed)
+	cancel()
+	wg.Wait()
+	if refused.Load() == 0 {
+		t.Fatal("no write was refused during the ingestion")
+	}
+	if n := other.Load(); n != 0 {
+		t.Fatalf("%d writes failed otherwise, the last: %v", n, lastErr.Load())
+	}
+	if err := tbl.Set(t.Context(), []byte("after"), []byte("s"), []byte("v")); err != nil {
+		t.Fatalf("write after the load: %v", err)
+	}
+	t.Logf("%d writes refused while ingesting", refused.Load())
 }
