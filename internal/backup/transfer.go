@@ -71,14 +71,7 @@ func (l *Limiter) wait(ctx context.Context, n int) error {
 	if d == 0 {
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return sleep(ctx, d)
 }
 
 // limitedReader passes r's bytes through a limiter and counts them.
@@ -205,6 +198,7 @@ func uploadFile(ctx context.Context, svc blockservice.Service, local, remote str
 	return ent, nil
 }
 
+// sleep waits d, or until ctx ends.
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
