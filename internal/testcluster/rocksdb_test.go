@@ -307,3 +307,47 @@ func TestRestoreUpstreamBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Many records in RocksDB-made SSTs (PEGASUS_BULKLOAD_RECORDS, default 50,000; the
+// acceptance run loads 1000000), one file per partition: every record is readable.
+func TestBulkLoadRocksDBMany(t *testing.T) {
+	tl := ldbtest.Need(t)
+	root := t.TempDir()
+	c := Start(t, Options{BlockServices: map[string]map[string]string{"local": localSection(root)}})
+	const partitions = 4
+	appID := c.CreateTableReplicas(t, "many", partitions, 3)
+	n := bulkRecords(t)
+	parts := make([][]ldbtest.KV, partitions)
+	for i := range n {
+		hk, sk := fmt.Sprintf("bh%06d", i/100), fmt.Sprintf("s%02d", i%100)
+		p := key.Partition(key.Hash([]byte(hk)), partitions)
+		parts[p] = append(parts[p], pegasusKV(hk, sk, v1Value(0, fmt.Sprintf("value-%d", i))))
+	}
+	db := tl.NewDB(t, nil)
+	files := make([][]string, partitions)
+	for p, kvs := range parts {
+		sortKVs(kvs)
+		files[p] = []string{tl.WriteSST(t, db, filepath.Join(t.TempDir(), "ext.sst"), kvs)}
+	}
+	parts = nil
+	svc, err := blockservice.Open("local", localSection(root))
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishBulkLoad(t, svc, "many", appID, files)
+	start := time.Now()
+	if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: "many", ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
+		t.Fatalf("start: %s %s", r.Err, r.HintMsg)
+	}
+	waitBulkStatus(t, c, "many", idl.BulkLoadSucceed)
+	t.Logf("%d records loaded in %v", n, time.Since(start))
+	got := scanTable(t, c.OpenTable(t, "many"))
+	if len(got) != n {
+		t.Fatalf("%d records after the load, want %d", len(got), n)
+	}
+	for i := range n {
+		if k := fmt.Sprintf("bh%06d/s%02d", i/100, i%100); got[k] != fmt.Sprintf("value-%d", i) {
+			t.Fatalf("%s = %q", k, got[k])
+		}
+	}
+}
