@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/blockservice/s3test"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -220,24 +222,14 @@ func waitRestore(t testing.TB, c *Cluster, appID int32) []idl.ErrorCode {
 	return codes
 }
 
-// waitUntilLong is waitUntil with room for transfers.
+// waitUntilLong waits for a condition of a transfer: poll's wait with a budget of its own
+// (a transfer slowed to its rate bound on a loaded machine takes longer than poll.Bound).
 func waitUntilLong(t testing.TB, what string, cond func(context.Context) (bool, error)) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-		ok, err := cond(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	if err := poll.Wait(ctx, cond); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 
@@ -249,7 +241,8 @@ func backupRestoreUnderLoad(t *testing.T, c *Cluster, provider string) {
 	tbl := c.OpenTable(t, "src")
 	loadRecords(t, tbl, hashKeys, perHash)
 	w := startWriters(t, tbl, 8)
-	time.Sleep(300 * time.Millisecond)
+	// The backup starts once every writer is under way.
+	poll.Until(t, "every writer's first writes", func() bool { return slices.Min(w.snapshot()) >= 10 })
 	before := w.snapshot()
 	id := startBackup(t, c, appID, provider)
 	waitBackup(t, c, appID, id)
