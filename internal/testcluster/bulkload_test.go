@@ -117,8 +117,10 @@ func TestBulkLoadPrepared(t *testing.T) {
 	start := time.Now()
 	prepare(t, svc, csvRecords(n), "bulk", appID, 4)
 	prepared := time.Now()
-	if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: "bulk", ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
-		t.Fatalf("start: %s %s", r.Err, r.HintMsg)
+	// Started through the HTTP endpoint.
+	body := fmt.Sprintf(`{"app_name":"bulk","cluster_name":%q,"file_provider_type":"local","remote_root_path":"bulk"}`, clusterName)
+	if a := httpPost(t, "http://"+c.MetaLeader(t)+"/meta/app/start_bulk_load", body); a.status != 200 || a.body != `{"error":"ERR_OK","hint_msg":""}`+"\n" {
+		t.Fatalf("POST /meta/app/start_bulk_load: %d %q", a.status, a.body)
 	}
 	// The table is loading: a second start is refused.
 	if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: "bulk", ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_BUSY" {
@@ -126,6 +128,10 @@ func TestBulkLoadPrepared(t *testing.T) {
 	}
 	resp := waitBulkStatus(t, c, "bulk", idl.BulkLoadSucceed)
 	loaded := time.Now()
+	if a := httpGet(t, "http://"+c.MetaLeader(t)+"/meta/app/query_bulk_load?name=bulk"); a.status != 200 ||
+		a.body != `{"error":"ERR_OK","app_status":"replication::bulk_load_status::BLS_SUCCEED"}`+"\n" {
+		t.Fatalf("/meta/app/query_bulk_load after the load: %d %q", a.status, a.body)
+	}
 	t.Logf("%d records: prepared in %v, loaded in %v (%.0f records/s)", n, prepared.Sub(start), loaded.Sub(prepared),
 		float64(n)/loaded.Sub(prepared).Seconds())
 	if len(resp.PartitionsStatus) != 4 || resp.IsBulkLoading.V {

@@ -11,7 +11,7 @@ import (
 	"github.com/gopegasus/pegasus/admin"
 )
 
-func httpPost(t *testing.T, url, body string) httpAnswer {
+func httpPost(t testing.TB, url, body string) httpAnswer {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
