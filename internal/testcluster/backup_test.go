@@ -363,25 +363,37 @@ func TestRestoreCorruptBackup(t *testing.T) {
 		t.Fatalf("restore of a backup missing a file: %v", codes)
 	}
 	// Errors of the start: unknown provider, missing backup, taken name.
-	var resp idl.RestoreResponse
-	for _, q := range []*idl.RestoreRequest{
-		{ClusterName: clusterName, TimeStamp: id, AppName: "src", AppID: appID, NewAppName: "x", BackupProviderName: "nope"},
-		{ClusterName: clusterName, TimeStamp: id + 1, AppName: "src", AppID: appID, NewAppName: "x", BackupProviderName: "local"},
-		{ClusterName: clusterName, TimeStamp: id, AppName: "src", AppID: appID, NewAppName: "src", BackupProviderName: "local"},
+	for _, tc := range []struct {
+		q    idl.RestoreRequest
+		want idl.ErrorCode
+	}{
+		{idl.RestoreRequest{ClusterName: clusterName, TimeStamp: id, AppName: "src", AppID: appID, NewAppName: "x", BackupProviderName: "nope"}, "ERR_INVALID_PARAMETERS"},
+		{idl.RestoreRequest{ClusterName: clusterName, TimeStamp: id + 1, AppName: "src", AppID: appID, NewAppName: "x", BackupProviderName: "local"}, "ERR_OBJECT_NOT_FOUND"},
+		{idl.RestoreRequest{ClusterName: clusterName, TimeStamp: id, AppName: "src", AppID: appID, NewAppName: "src", BackupProviderName: "local"}, "ERR_INVALID_PARAMETERS"},
 	} {
-		if err := c.MetaCall(t.Context(), idl.RPCStartRestore, q, &resp); err != nil {
+		var resp idl.RestoreResponse
+		if err := c.MetaCall(t.Context(), idl.RPCStartRestore, &tc.q, &resp); err != nil {
 			t.Fatal(err)
 		}
-		if resp.Err == "ERR_OK" {
-			t.Fatalf("restore %+v accepted", q)
+		if resp.Err != tc.want {
+			t.Fatalf("restore %+v: %s, want %s", tc.q, resp.Err, tc.want)
 		}
 	}
 }
 
 // The errors of a one-time backup's start.
 func TestBackupStartErrors(t *testing.T) {
-	c := Start(t, Options{Replicas: 1, BlockServices: map[string]map[string]string{"local": localSection(t.TempDir())}})
+	rate := 1 // MB/s: the backup of the table's 2 MB lasts seconds
+	c := Start(t, Options{Replicas: 1, BackupRateMB: &rate, BlockServices: map[string]map[string]string{"local": localSection(t.TempDir())}})
 	appID := c.CreateTable(t, "t", 1)
+	tbl := c.OpenTable(t, "t")
+	for i := range 256 {
+		v := make([]byte, 8<<10)
+		_, _ = crand.Read(v)
+		if err := tbl.Set(t.Context(), fmt.Appendf(nil, "h%04d", i), []byte("s"), v); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, tc := range []struct {
 		q    idl.StartBackupAppRequest
 		want wire.Code
@@ -403,8 +415,8 @@ func TestBackupStartErrors(t *testing.T) {
 	if err := c.MetaCall(t.Context(), idl.RPCStartBackupApp, &idl.StartBackupAppRequest{BackupProviderType: "local", AppID: appID}, &resp); err != nil {
 		t.Fatal(err)
 	}
-	if resp.Err != "ERR_INVALID_STATE" && resp.Err != "ERR_OK" {
-		t.Fatalf("second backup: %s", resp.Err)
+	if want := fmt.Sprintf("Backup failed: app %d is actively being backed up.", appID); resp.Err != "ERR_INVALID_STATE" || resp.HintMessage != want {
+		t.Fatalf("second backup: %s %q, want ERR_INVALID_STATE %q", resp.Err, resp.HintMessage, want)
 	}
 	var qs idl.QueryBackupStatusResponse
 	if err := c.MetaCall(t.Context(), idl.RPCQueryBackupStatus, &idl.QueryBackupStatusRequest{AppID: 42}, &qs); err != nil {
