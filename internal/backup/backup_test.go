@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
+	"path"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gopegasus/pegasus/internal/blockservice"
@@ -101,5 +104,60 @@ func TestLimiter(t *testing.T) {
 	l.SetRate(0)
 	if err := l.wait(ctx, 1<<30); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// failingWrites is a real service whose writes of files named fail fail, the first
+// failures times (-1: always), before reaching it.
+type failingWrites struct {
+	blockservice.Service
+	fail     string
+	failures int
+	tried    int
+}
+
+func (f *failingWrites) Write(ctx context.Context, p string, r io.Reader, opts *blockservice.WriteOptions) (blockservice.Entry, error) {
+	if path.Base(p) == f.fail {
+		f.tried++
+		if f.failures < 0 || f.tried <= f.failures {
+			_, _ = io.CopyN(io.Discard, r, 1000) // part of the file sent, then the failure
+			return blockservice.Entry{}, errors.New("connection reset")
+		}
+	}
+	return f.Service.Write(ctx, p, r, opts)
+}
+
+// A file whose upload fails is tried again; one that fails every time fails the upload,
+// naming it, and leaves no backup_metadata or current_checkpoint behind: a checkpoint is
+// never uploaded partly and shown as complete.
+func TestUploadRetriesOrFails(t *testing.T) {
+	svc, _ := localService(t)
+	dir := writeCheckpoint(t)
+	remote := PartitionDir(Root("", "c1"), 1700000000000, "temp", 2, 0)
+	flaky := &failingWrites{Service: svc, fail: "000001.sst", failures: fileAttempts - 1}
+	if _, err := Upload(t.Context(), flaky, dir, remote, "chkpt_a", nil); err != nil {
+		t.Fatalf("upload with %d failed attempts: %v", fileAttempts-1, err)
+	}
+	if flaky.tried != fileAttempts {
+		t.Fatalf("%d attempts, want %d", flaky.tried, fileAttempts)
+	}
+	if _, _, err := ReadCheckpoint(t.Context(), svc, remote); err != nil {
+		t.Fatalf("the uploaded checkpoint: %v", err)
+	}
+
+	remote = PartitionDir(Root("", "c1"), 1700000000000, "temp", 2, 1)
+	broken := &failingWrites{Service: svc, fail: "000001.sst", failures: -1}
+	_, err := Upload(t.Context(), broken, dir, remote, "chkpt_a", nil)
+	var fe *FileError
+	if !errors.As(err, &fe) || !strings.Contains(fe.Path, "000001.sst") || broken.tried != fileAttempts {
+		t.Fatalf("upload that always fails: %v after %d attempts", err, broken.tried)
+	}
+	for _, p := range []string{path.Join(remote, "chkpt_a", MetadataFile), path.Join(remote, CurrentCheckpointFile)} {
+		if _, err := svc.Stat(t.Context(), p); !errors.Is(err, blockservice.ErrNotFound) {
+			t.Fatalf("%s after a failed upload: %v", p, err)
+		}
+	}
+	if _, _, err := ReadCheckpoint(t.Context(), svc, remote); err == nil {
+		t.Fatal("a failed upload reads as a checkpoint")
 	}
 }
