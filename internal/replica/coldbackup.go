@@ -39,6 +39,13 @@ type backupJob struct {
 	dropped  bool // ended without an outcome to report
 }
 
+// wasDropped reports whether the job ended without an outcome (and may be started again).
+func (j *backupJob) wasDropped() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.dropped
+}
+
 func (j *backupJob) report() cluster.BackupReport {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -62,7 +69,7 @@ func (s *Server) runBackups(ctx context.Context, tasks []cluster.BackupTask) {
 	for _, t := range tasks {
 		k := backupJobKey{idl.GPID{AppID: t.AppID, PartitionIndex: t.PartitionIndex}, t.BackupID}
 		want[k] = true
-		if j := o.backups[k]; j != nil && !j.dropped {
+		if j := o.backups[k]; j != nil && !j.wasDropped() {
 			continue
 		}
 		p := s.partition(k.gpid)
