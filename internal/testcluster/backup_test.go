@@ -518,6 +518,21 @@ func TestBackupPolicySchedule(t *testing.T) {
 	if err := c.MetaCall(t.Context(), idl.RPCQueryBackupPolicy, &idl.QueryBackupPolicyRequest{}, &qp); err != nil || len(qp.Policies) != 1 || !qp.Policies[0].IsDisable {
 		t.Fatalf("query policies: %v %+v", err, qp.Policies)
 	}
+	// Modify the interval, the history count and the start time, and enable it again.
+	other := c.CreateTable(t, "t2", 1)
+	if err := c.MetaCall(t.Context(), idl.RPCModifyBackupPolicy, &idl.ModifyBackupPolicyRequest{PolicyName: "p",
+		AddAppIDs: idl.Some([]int32{other}), NewBackupIntervalSec: idl.Some(int64(3600)), BackupHistoryCountToKeep: idl.Some(int32(5)),
+		StartTime: idl.Some("04:30"), IsDisable: idl.Some(false)}, &mr); err != nil || mr.Err != "ERR_OK" {
+		t.Fatalf("modify: %v %s %s", err, mr.Err, mr.HintMessage)
+	}
+	if err := c.MetaCall(t.Context(), idl.RPCQueryBackupPolicy, &idl.QueryBackupPolicyRequest{PolicyNames: []string{"p"}}, &qp); err != nil || len(qp.Policies) != 1 {
+		t.Fatalf("query after modify: %v %+v", err, qp.Policies)
+	}
+	p := qp.Policies[0]
+	if p.BackupIntervalSeconds != "3600" || p.BackupHistoryCountToKeep != 5 || p.StartTime != "04:30" || p.IsDisable ||
+		len(p.AppIDs) != 2 || !slices.Contains(p.AppIDs, other) {
+		t.Fatalf("policy after modify: %+v", p)
+	}
 }
 
 // A meta failover during a backup: the new leader carries it on to the end.
