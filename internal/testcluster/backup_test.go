@@ -222,6 +222,19 @@ func waitRestore(t testing.TB, c *Cluster, appID int32) []idl.ErrorCode {
 	return codes
 }
 
+// restoreOK restores a backup as table newName, fails the test unless every partition
+// restored, and opens the new table once it has its primaries.
+func restoreOK(t testing.TB, c *Cluster, provider, app string, appID int32, id int64, newName string) pegasus.TableConnector {
+	t.Helper()
+	for i, code := range waitRestore(t, c, restore(t, c, provider, app, appID, id, newName, false)) {
+		if code != "ERR_OK" {
+			t.Fatalf("restore of %s: partition %d: %s", newName, i, code)
+		}
+	}
+	c.WaitPrimaries(t, newName)
+	return c.OpenTable(t, newName)
+}
+
 // waitUntilLong waits for a condition of a transfer: poll's wait with a budget of its own
 // (a transfer slowed to its rate bound on a loaded machine takes longer than poll.Bound).
 func waitUntilLong(t testing.TB, what string, cond func(context.Context) (bool, error)) {
@@ -249,14 +262,7 @@ func backupRestoreUnderLoad(t *testing.T, c *Cluster, provider string) {
 	after := w.snapshot()
 	w.stop()
 
-	newID := restore(t, c, provider, "src", appID, id, "restored", false)
-	for i, code := range waitRestore(t, c, newID) {
-		if code != "ERR_OK" {
-			t.Fatalf("partition %d: %s", i, code)
-		}
-	}
-	c.WaitPrimaries(t, "restored")
-	rt := c.OpenTable(t, "restored")
+	rt := restoreOK(t, c, provider, "src", appID, id, "restored")
 	got := scanTable(t, rt)
 	for i := range hashKeys {
 		for j := range perHash {
@@ -583,14 +589,7 @@ func TestBackupMetaFailover(t *testing.T) {
 	c.StopMeta(t, leader)
 	waitBackup(t, c, appID, id)
 	c.StartMeta(t, leader)
-	newID := restore(t, c, "local", "src", appID, id, "restored", false)
-	for i, code := range waitRestore(t, c, newID) {
-		if code != "ERR_OK" {
-			t.Fatalf("partition %d: %s", i, code)
-		}
-	}
-	c.WaitPrimaries(t, "restored")
-	if got := scanTable(t, c.OpenTable(t, "restored")); len(got) != 400 {
+	if got := scanTable(t, restoreOK(t, c, "local", "src", appID, id, "restored")); len(got) != 400 {
 		t.Fatalf("restored %d records, want 400", len(got))
 	}
 }

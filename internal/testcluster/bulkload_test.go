@@ -63,6 +63,15 @@ func startBulkLoad(t testing.TB, c *Cluster, q *idl.StartBulkLoadRequest) idl.St
 	return resp
 }
 
+// startLocalBulkLoad starts the bulk load of table app from the "bulk" root of the
+// "local" provider and fails the test unless it started.
+func startLocalBulkLoad(t testing.TB, c *Cluster, app string) {
+	t.Helper()
+	if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: app, ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
+		t.Fatalf("start of the bulk load of %s: %s %s", app, r.Err, r.HintMsg)
+	}
+}
+
 func queryBulkLoad(ctx context.Context, c *Cluster, app string) (idl.QueryBulkLoadResponse, error) {
 	var resp idl.QueryBulkLoadResponse
 	err := c.MetaCall(ctx, idl.RPCQueryBulkLoadStatus, &idl.QueryBulkLoadRequest{AppName: app}, &resp)
@@ -307,9 +316,7 @@ func TestBulkLoadCorruptFile(t *testing.T) {
 	if err := os.WriteFile(ssts[0], raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: "bulk", ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
-		t.Fatalf("start: %s", r.Err)
-	}
+	startLocalBulkLoad(t, c, "bulk")
 	r := waitBulkStatus(t, c, "bulk", idl.BulkLoadFailed)
 	if !bytes.Contains([]byte(r.HintMsg.V), []byte("ERR_CORRUPTION")) || !bytes.Contains([]byte(r.HintMsg.V), []byte(".sst")) {
 		t.Fatalf("failure hint: %q", r.HintMsg.V)
@@ -350,9 +357,7 @@ func TestBulkLoadRefusesWritesWhileIngesting(t *testing.T) {
 			}
 		})
 	}
-	if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: "bulk", ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
-		t.Fatalf("start: %s %s", r.Err, r.HintMsg)
-	}
+	startLocalBulkLoad(t, c, "bulk")
 	waitBulkStatus(t, c, "bulk", idl.BulkLoadSucceed)
 	cancel()
 	wg.Wait()

@@ -96,9 +96,7 @@ func BenchmarkBulkLoad(b *testing.B) {
 		appID := c.CreateTableReplicas(b, app, 4, 3)
 		start := time.Now()
 		prepare(b, svc, input, app, appID, 4)
-		if r := startBulkLoad(b, c, &idl.StartBulkLoadRequest{AppName: app, ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
-			b.Fatalf("start: %s %s", r.Err, r.HintMsg)
-		}
+		startLocalBulkLoad(b, c, app)
 		waitBulkStatus(b, c, app, idl.BulkLoadSucceed)
 		bulkTime += time.Since(start)
 

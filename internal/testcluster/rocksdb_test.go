@@ -113,9 +113,7 @@ func TestBulkLoadRocksDBFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishBulkLoad(t, svc, "rdb", appID, files)
-	if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: "rdb", ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
-		t.Fatalf("start: %s %s", r.Err, r.HintMsg)
-	}
+	startLocalBulkLoad(t, c, "rdb")
 	waitBulkStatus(t, c, "rdb", idl.BulkLoadSucceed)
 	got := scanTable(t, tbl)
 	if len(got) != len(want) {
@@ -197,9 +195,7 @@ func TestBulkLoadRocksDBDamaged(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: app, ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
-				t.Fatalf("start: %s %s", r.Err, r.HintMsg)
-			}
+			startLocalBulkLoad(t, c, app)
 			r := waitBulkStatus(t, c, app, idl.BulkLoadFailed)
 			if !strings.Contains(r.HintMsg.V, tc.hint) || !strings.Contains(r.HintMsg.V, "00002.sst") {
 				t.Fatalf("failure hint %q: want %q and the file's name", r.HintMsg.V, tc.hint)
@@ -282,14 +278,7 @@ func TestRestoreUpstreamBackup(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	newID := restore(t, c, "local", "up", appID, id, "migrated", false)
-	for i, code := range waitRestore(t, c, newID) {
-		if code != "ERR_OK" {
-			t.Fatalf("partition %d: %s", i, code)
-		}
-	}
-	c.WaitPrimaries(t, "migrated")
-	tbl := c.OpenTable(t, "migrated")
+	tbl := restoreOK(t, c, "local", "up", appID, id, "migrated")
 	got := scanTable(t, tbl)
 	if len(got) != len(want) {
 		t.Fatalf("restored %d records, the checkpoint holds %d", len(got), len(want))
@@ -336,9 +325,7 @@ func TestBulkLoadRocksDBMany(t *testing.T) {
 	}
 	publishBulkLoad(t, svc, "many", appID, files)
 	start := time.Now()
-	if r := startBulkLoad(t, c, &idl.StartBulkLoadRequest{AppName: "many", ClusterName: clusterName, FileProviderType: "local", RemoteRootPath: "bulk"}); r.Err != "ERR_OK" {
-		t.Fatalf("start: %s %s", r.Err, r.HintMsg)
-	}
+	startLocalBulkLoad(t, c, "many")
 	waitBulkStatus(t, c, "many", idl.BulkLoadSucceed)
 	t.Logf("%d records loaded in %v", n, time.Since(start))
 	got := scanTable(t, c.OpenTable(t, "many"))
