@@ -363,6 +363,9 @@ func TestRestoreCorruptBackup(t *testing.T) {
 	if codes[0] != "ERR_CORRUPTION" || codes[1] != "ERR_OK" {
 		t.Fatalf("restore of a corrupt backup: %v", codes)
 	}
+	if n := metricSum(t, c.ReplicaAddrs(), "server", "ops_failures"); n == 0 {
+		t.Fatal("a failed restore is not counted in ops_failures")
+	}
 	codes = waitRestore(t, c, restore(t, c, "local", "src", appID, id, "skipped", true))
 	if codes[0] != "ERR_OK" || codes[1] != "ERR_OK" {
 		t.Fatalf("restore with skip_bad_partition: %v", codes)
