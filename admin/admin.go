@@ -133,6 +133,8 @@ type Client interface {
 	// "<prefix>.<something>", or all of them when prefix is empty.
 	ClearAppEnvs(ctx context.Context, tableName string, prefix string) error
 
+	// Operations: backups, restores and bulk loads (ops.go).
+	Operations
 	// AddDuplication duplicates a table to the remote cluster (named as in the meta servers'
 	// [pegasus.clusters]) and returns the new duplication. When the table already has a
 	// duplication to that cluster it returns that one with an error wrapping ERR_DUP_EXIST

@@ -20,14 +20,14 @@ func TestS3Conformance(t *testing.T) {
 			bigSize: 2*minPartSizeMB<<20 + 123,
 			corrupt: func(t *testing.T, p string) {
 				// Other bytes under the object's recorded md5, as a bit flip at rest would be.
-				obj, err := srv.client.GetObject(t.Context(), bucket, p, minio.GetObjectOptions{})
+				obj, err := srv.Client.GetObject(t.Context(), bucket, p, minio.GetObjectOptions{})
 				noErr(t, err)
 				b, err := io.ReadAll(obj)
 				noErr(t, err)
 				info, err := obj.Stat()
 				noErr(t, err)
 				b[len(b)/2] ^= 0xff
-				_, err = srv.client.PutObject(t.Context(), bucket, p, bytes.NewReader(b), int64(len(b)),
+				_, err = srv.Client.PutObject(t.Context(), bucket, p, bytes.NewReader(b), int64(len(b)),
 					minio.PutObjectOptions{UserMetadata: map[string]string{md5Key: entryOf(p, info).MD5}})
 				noErr(t, err)
 			},
@@ -38,7 +38,7 @@ func TestS3Conformance(t *testing.T) {
 		svc, bucket := srv.open(t)
 		// One PUT without our metadata: its ETag is its md5.
 		small := []byte("uploaded by pegasus-spark")
-		_, err := srv.client.PutObject(t.Context(), bucket, "d/small", bytes.NewReader(small), int64(len(small)), minio.PutObjectOptions{})
+		_, err := srv.Client.PutObject(t.Context(), bucket, "d/small", bytes.NewReader(small), int64(len(small)), minio.PutObjectOptions{})
 		noErr(t, err)
 		e, err := svc.Stat(t.Context(), "d/small")
 		noErr(t, err)
@@ -50,7 +50,7 @@ func TestS3Conformance(t *testing.T) {
 		// A multipart upload without our metadata: no md5 is known, so a verified read
 		// refuses it rather than pass it unchecked.
 		big := randomBytes(5, 2*minPartSizeMB<<20)
-		_, err = srv.client.PutObject(t.Context(), bucket, "d/big", bytes.NewReader(big), -1,
+		_, err = srv.Client.PutObject(t.Context(), bucket, "d/big", bytes.NewReader(big), -1,
 			minio.PutObjectOptions{PartSize: minPartSizeMB << 20})
 		noErr(t, err)
 		e, err = svc.Stat(t.Context(), "d/big")
@@ -64,7 +64,7 @@ func TestS3Conformance(t *testing.T) {
 
 		// A "directory marker" object and dot-names are not listed.
 		for _, k := range []string{"d/", "d/.hidden"} {
-			_, err = srv.client.PutObject(t.Context(), bucket, k, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
+			_, err = srv.Client.PutObject(t.Context(), bucket, k, bytes.NewReader(nil), 0, minio.PutObjectOptions{})
 			noErr(t, err)
 		}
 		es, err := svc.List(t.Context(), "d")
@@ -75,19 +75,20 @@ func TestS3Conformance(t *testing.T) {
 	t.Run("Prefix", func(t *testing.T) {
 		svc, bucket := srv.open(t, "prefix", "/clusters/c1/")
 		write(t, svc, "app/0/f", []byte("x"))
-		_, err := srv.client.StatObject(t.Context(), bucket, "clusters/c1/app/0/f", minio.StatObjectOptions{})
+		_, err := srv.Client.StatObject(t.Context(), bucket, "clusters/c1/app/0/f", minio.StatObjectOptions{})
 		noErr(t, err, "the object lives under the prefix")
 		es, err := svc.List(t.Context(), "/")
 		noErr(t, err)
 		eq(t, []Entry{{Name: "app", IsDir: true}}, es)
 		noErr(t, svc.RemoveAll(t.Context(), "app"))
-		_, err = srv.client.StatObject(t.Context(), bucket, "clusters/c1/app/0/f", minio.StatObjectOptions{})
+		_, err = srv.Client.StatObject(t.Context(), bucket, "clusters/c1/app/0/f", minio.StatObjectOptions{})
 		truth(t, minio.ToErrorResponse(err).Code == "NoSuchKey", "removed: %v", err)
 	})
 
 	t.Run("MissingBucket", func(t *testing.T) {
-		svc, err := Open("test", map[string]string{"type": "s3", "args": srv.endpoint + " no-such-bucket",
-			"access_key": testAccessKey, "secret_key": testSecretKey, "region": "us-east-1", "bucket_lookup": "path"})
+		section, _ := srv.Section(t)
+		section["args"] = srv.Endpoint + " no-such-bucket"
+		svc, err := Open("test", section)
 		noErr(t, err)
 		// A missing bucket is a configuration error, said as such, not a missing file.
 		_, err = svc.Stat(t.Context(), "f")

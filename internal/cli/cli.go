@@ -24,12 +24,13 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"version": {"print the version", runVersion},
-		"onebox":  {"run a meta and 3 replica servers in one process", runOnebox},
-		"meta":    {"run one meta server", runMeta},
-		"replica": {"run one replica server", runReplica},
-		"shell":   {"interactive shell: data and admin commands", runShell},
-		"bench":   {"benchmark a cluster: YCSB workloads A–F, put, get, multi_get, scan", runBench},
+		"version":  {"print the version", runVersion},
+		"onebox":   {"run a meta and 3 replica servers in one process", runOnebox},
+		"meta":     {"run one meta server", runMeta},
+		"replica":  {"run one replica server", runReplica},
+		"shell":    {"interactive shell: data and admin commands", runShell},
+		"bench":    {"benchmark a cluster: YCSB workloads A–F, put, get, multi_get, scan", runBench},
+		"bulkload": {"bulkload prepare: turn a CSV or JSON-lines file into a bulk load's files", runBulkLoad},
 	}
 }
 

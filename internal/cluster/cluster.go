@@ -61,6 +61,10 @@ type SyncRequest struct {
 	// StartTime is when the server process started (unix seconds).
 	StartTime int64          `json:"start_time"`
 	Replicas  []ReplicaState `json:"replicas"`
+	// The long operations' reports (ops.go).
+	Backups   []BackupReport   `json:"backups,omitempty"`
+	Restores  []RestoreReport  `json:"restores,omitempty"`
+	BulkLoads []BulkLoadReport `json:"bulk_loads,omitempty"`
 }
 
 // Assignment is one partition a replica server should host.
@@ -110,6 +114,9 @@ type SyncResponse struct {
 	Assignments []Assignment `json:"assignments"`
 	// DroppedApps are tables that were dropped: their replicas and data are to be removed.
 	DroppedApps []int32 `json:"dropped_apps,omitempty"`
+	// The long operations' tasks (ops.go).
+	Backups   []BackupTask   `json:"backups,omitempty"`
+	BulkLoads []BulkLoadTask `json:"bulk_loads,omitempty"`
 }
 
 // Encode marshals a message into a blob.

@@ -174,3 +174,9 @@ func fits[F integer, T uint32 | uint64](x F) error {
 	}
 	return nil
 }
+
+// BindBool binds a bool field; false is unset, so a setting that is true wins over a field
+// left false (a Config can turn a switch on, and leave it to the setting otherwise).
+func BindBool(f *bool, v *Value[bool]) Field {
+	return field(v, func() bool { return !*f }, func() bool { return *f }, func(x bool) { *f = x })
+}

@@ -135,7 +135,9 @@ func TestRegistry(t *testing.T) {
 		RPCGet, RPCMultiGet, RPCBatchGet, RPCSortKeyCount, RPCTTL, RPCGetScanner, RPCScan,
 		RPCClearScanner, RPCAddDuplication, RPCModifyDuplication, RPCQueryDuplication,
 		RPCListDuplication, RPCDuplicationSync, RPCDuplicate, RPCConfigSync, RPCRaft, RPCMetaRaft,
-		RPCForward}
+		RPCForward, RPCStartBackupApp, RPCQueryBackupStatus, RPCAddBackupPolicy, RPCQueryBackupPolicy,
+		RPCModifyBackupPolicy, RPCStartRestore, RPCQueryRestoreStatus, RPCStartBulkLoad,
+		RPCControlBulkLoad, RPCQueryBulkLoadStatus, RPCClearBulkLoad}
 	if len(RPCs()) != len(names) {
 		t.Fatalf("registry has %d RPCs, want %d", len(RPCs()), len(names))
 	}

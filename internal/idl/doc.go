@@ -64,4 +64,4 @@
 // type in their lists (helpers_test.go, roundtrip_test.go): add it there too.
 package idl
 
-//go:generate go run ./gen rrdb.schema meta.schema dup.schema
+//go:generate go run ./gen rrdb.schema meta.schema dup.schema backup.schema

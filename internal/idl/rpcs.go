@@ -2,15 +2,28 @@ package idl
 
 // RPC names (protocol.md §2.1). A reply carries the request name plus "_ACK".
 const (
-	RPCQueryConfig    = "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX"
-	RPCCreateApp      = "RPC_CM_CREATE_APP"
-	RPCDropApp        = "RPC_CM_DROP_APP"
-	RPCListApps       = "RPC_CM_LIST_APPS"
-	RPCListNodes      = "RPC_CM_LIST_NODES"
-	RPCClusterInfo    = "RPC_CM_CLUSTER_INFO"
-	RPCUpdateAppEnv   = "RPC_CM_UPDATE_APP_ENV"
-	RPCRecallApp      = "RPC_CM_RECALL_APP"
-	RPCQueryAppInfo   = "RPC_QUERY_APP_INFO"
+	RPCQueryConfig  = "RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX"
+	RPCCreateApp    = "RPC_CM_CREATE_APP"
+	RPCDropApp      = "RPC_CM_DROP_APP"
+	RPCListApps     = "RPC_CM_LIST_APPS"
+	RPCListNodes    = "RPC_CM_LIST_NODES"
+	RPCClusterInfo  = "RPC_CM_CLUSTER_INFO"
+	RPCUpdateAppEnv = "RPC_CM_UPDATE_APP_ENV"
+	RPCRecallApp    = "RPC_CM_RECALL_APP"
+	RPCQueryAppInfo = "RPC_QUERY_APP_INFO"
+
+	RPCStartBackupApp      = "RPC_CM_START_BACKUP_APP"
+	RPCQueryBackupStatus   = "RPC_CM_QUERY_BACKUP_STATUS"
+	RPCAddBackupPolicy     = "RPC_CM_ADD_BACKUP_POLICY"
+	RPCQueryBackupPolicy   = "RPC_CM_QUERY_BACKUP_POLICY"
+	RPCModifyBackupPolicy  = "RPC_CM_MODIFY_BACKUP_POLICY"
+	RPCStartRestore        = "RPC_CM_START_RESTORE"
+	RPCQueryRestoreStatus  = "RPC_CM_QUERY_RESTORE_STATUS"
+	RPCStartBulkLoad       = "RPC_CM_START_BULK_LOAD"
+	RPCControlBulkLoad     = "RPC_CM_CONTROL_BULK_LOAD"
+	RPCQueryBulkLoadStatus = "RPC_CM_QUERY_BULK_LOAD_STATUS"
+	RPCClearBulkLoad       = "RPC_CM_CLEAR_BULK_LOAD"
+
 	RPCCLICall        = "RPC_CLI_CLI_CALL"
 	RPCNegotiation    = "RPC_NEGOTIATION"
 	RPCPut            = "RPC_RRDB_RRDB_PUT"
@@ -107,6 +120,28 @@ var rpcList = []*RPC{
 		func() Value { return new(RecallAppRequest) }, func() Value { return &RecallAppResponse{Info: NewAppInfo()} }),
 	newRPC(RPCQueryAppInfo,
 		func() Value { return new(QueryAppInfoRequest) }, func() Value { return new(QueryAppInfoResponse) }),
+	newRPC(RPCStartBackupApp,
+		func() Value { return new(StartBackupAppRequest) }, func() Value { return new(StartBackupAppResponse) }),
+	newRPC(RPCQueryBackupStatus,
+		func() Value { return new(QueryBackupStatusRequest) }, func() Value { return new(QueryBackupStatusResponse) }),
+	newRPC(RPCAddBackupPolicy,
+		func() Value { return new(AddBackupPolicyRequest) }, func() Value { return new(AddBackupPolicyResponse) }),
+	newRPC(RPCQueryBackupPolicy,
+		func() Value { return new(QueryBackupPolicyRequest) }, func() Value { return new(QueryBackupPolicyResponse) }),
+	newRPC(RPCModifyBackupPolicy,
+		func() Value { return new(ModifyBackupPolicyRequest) }, func() Value { return new(ModifyBackupPolicyResponse) }),
+	newRPC(RPCStartRestore,
+		func() Value { return new(RestoreRequest) }, func() Value { return new(RestoreResponse) }),
+	newRPC(RPCQueryRestoreStatus,
+		func() Value { return new(QueryRestoreRequest) }, func() Value { return new(QueryRestoreResponse) }),
+	newRPC(RPCStartBulkLoad,
+		func() Value { return new(StartBulkLoadRequest) }, func() Value { return new(StartBulkLoadResponse) }),
+	newRPC(RPCControlBulkLoad,
+		func() Value { return new(ControlBulkLoadRequest) }, func() Value { return new(ControlBulkLoadResponse) }),
+	newRPC(RPCQueryBulkLoadStatus,
+		func() Value { return new(QueryBulkLoadRequest) }, func() Value { return new(QueryBulkLoadResponse) }),
+	newRPC(RPCClearBulkLoad,
+		func() Value { return new(ClearBulkLoadRequest) }, func() Value { return new(ClearBulkLoadResponse) }),
 	newRPC(RPCCLICall,
 		func() Value { return new(Command) }, func() Value { return new(Text) }),
 	newRPC(RPCNegotiation,

@@ -84,7 +84,13 @@ func (o Optional[T]) Or(def T) T {
 // and occupy at least minElem bytes each. If t is not a list or the element type differs, the
 // whole field is skipped and ok is false.
 func (d *Decoder) list(t, elem Type, minElem int) (n int, ok bool) {
-	if !d.Want(t, TypeList) {
+	return d.container(t, TypeList, elem, minElem)
+}
+
+// container reads the header of a field of type want (a list or a set) of elem elements,
+// as list does for lists.
+func (d *Decoder) container(t, want, elem Type, minElem int) (n int, ok bool) {
+	if !d.Want(t, want) {
 		return 0, false
 	}
 	return d.listHeader(elem, minElem)

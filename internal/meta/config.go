@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
@@ -84,6 +85,22 @@ type Config struct {
 	// Settings are the server's registered settings (default: NewSettings()). They back
 	// /config, /configs and /updateConfig.
 	Settings *Settings
+	// BlockServices are the block services backups, restores and bulk loads name (default:
+	// the [block_service.<name>] sections loaded into Settings).
+	BlockServices *blockservice.Providers
+	// ColdBackupDisabled turns backups and restores off (setting cold_backup_disabled,
+	// default false, as Pegasus's shipped config.ini has it): their RPCs answer
+	// ERR_SERVICE_NOT_ACTIVE and /meta/backup_policy 404 "cold_backup_disabled".
+	ColdBackupDisabled bool
+	// MinBackupInterval is the shortest interval a backup policy may have (setting
+	// cold_backup_min_interval_seconds, default 86400 s, Pegasus's bound).
+	MinBackupInterval time.Duration
+	// ConcurrentBulkLoad lets several tables bulk load at once (setting
+	// allow_concurrent_bulk_load, default false: a second table gets ERR_BUSY).
+	ConcurrentBulkLoad bool
+	// OpsInterval is the period of the long operations' driver (default
+	// DefaultOpsInterval).
+	OpsInterval time.Duration
 }
 
 // fields binds the Config fields that have a setting to it.
@@ -101,6 +118,9 @@ func (c *Config) fields() []config.Field {
 		config.BindString(&c.RaftLogDurability, st.RaftLogDurability),
 		config.BindDuration(&c.RaftLogSyncInterval, st.RaftLogSyncIntervalMS, time.Millisecond),
 		config.BindOptionalDuration(&c.CreateWait, st.CreateWaitMS, time.Millisecond),
+		config.BindBool(&c.ColdBackupDisabled, st.ColdBackupDisabled),
+		config.BindDuration(&c.MinBackupInterval, st.MinBackupIntervalS, time.Second),
+		config.BindBool(&c.ConcurrentBulkLoad, st.ConcurrentBulkLoad),
 		config.BindDuration(&c.DupProgressInterval, st.DupProgressMS, time.Millisecond),
 	}
 }
@@ -126,6 +146,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.OpsInterval <= 0 {
+		c.OpsInterval = DefaultOpsInterval
 	}
 }
 

@@ -35,10 +35,10 @@ func (s *Server) httpAPI() *httpapi.Mux {
 	m.Handle("/meta/app_envs", "name=<app_name>", "Gets a table's envs.", s.httpAppEnvs)
 	m.Handle("/meta/app/start_compaction", "", "Starts a manual compaction of a table (JSON body: app_name, type, target_level, bottommost_level_compaction, max_concurrent_running_count, trigger_time).", s.httpStartCompaction)
 	m.Handle("/meta/app/usage_scenario", "", "Sets a table's usage scenario (JSON body: app_name, scenario).", s.httpUsageScenario)
+	m.Handle("/meta/app/query_bulk_load", "name=<app_name>", "Gets the state of a table's bulk load.", s.httpQueryBulkLoad)
+	m.Handle("/meta/app/start_bulk_load", "", "Starts a bulk load (JSON body: app_name, cluster_name, file_provider_type, remote_root_path).", s.httpStartBulkLoad)
+	m.Handle("/meta/backup_policy", "name=<policy_name>", "Gets backup policies.", s.httpBackupPolicy)
 	m.Handle("/meta/app/duplication", "name=<app_name>", "Gets a table's duplications.", s.httpDuplication)
-	m.Handle("/meta/app/query_bulk_load", "name=<app_name>", "Gets a table's bulk load (gopegasus has no bulk load).", s.httpNoBulkLoad)
-	m.Handle("/meta/app/start_bulk_load", "", "Starts a bulk load (gopegasus has no bulk load).", s.httpNoBulkLoad)
-	m.Handle("/meta/backup_policy", "name=<policy_name>", "Gets backup policies (gopegasus has no cold backup).", s.httpNoBackup)
 	s.console.Mount(m)
 	return m
 }
@@ -480,8 +480,8 @@ func (s *Server) httpUsageScenario(w http.ResponseWriter, r *httpapi.Request) {
 	}
 }
 
-// The features below do not exist in gopegasus: the endpoints answer as a Pegasus meta with
-// them disabled does.
+// Duplication does not exist in gopegasus: its endpoint answers as a Pegasus meta with it
+// disabled does.
 
 // httpDuplication serves /meta/app/duplication (http-api.md): the table's duplications,
 // numbered from "1" in dupid order.
@@ -529,14 +529,6 @@ func (s *Server) httpDuplication(w http.ResponseWriter, r *httpapi.Request) {
 		}
 		httpapi.ReplyDoc(w, http.StatusOK, out)
 	})
-}
-
-func (s *Server) httpNoBulkLoad(w http.ResponseWriter, _ *httpapi.Request) {
-	httpapi.Reply(w, http.StatusNotFound, "bulk load is not enabled")
-}
-
-func (s *Server) httpNoBackup(w http.ResponseWriter, _ *httpapi.Request) {
-	httpapi.Reply(w, http.StatusNotFound, "cold_backup_disabled")
 }
 
 // metricEntities describes the meta server's metrics: the server (raft role, connections,

@@ -48,6 +48,10 @@ type machine struct {
 	// nodes holds every replica server known: those in the map and those that synced since
 	// this meta took over.
 	nodes map[string]*node
+	// progress and bulkReplicas are the long operations' soft state, from the replica
+	// servers' reports (ops_state.go).
+	progress     map[progressKey]int32
+	bulkReplicas map[bulkReplicaKey]cluster.BulkLoadReport
 	// dups is the leader's memory of the duplications (dup.go).
 	dups dupVolatile
 }
@@ -68,6 +72,7 @@ type node struct {
 func newMachine(cfg Config, lg *slog.Logger, log submitter, am *appliedMap) *machine {
 	m := &machine{cfg: cfg, lg: lg, log: log, startTime: cfg.Now(), state: am.m, stateIndex: am.index,
 		nodes: make(map[string]*node)}
+	m.resetOps()
 	m.dups.reset()
 	return m
 }
@@ -83,6 +88,7 @@ func (m *machine) takeOver(term uint64, am *appliedMap) {
 	m.leading, m.term = true, term
 	m.state, m.stateIndex = am.m, am.index
 	m.nodes = make(map[string]*node)
+	m.resetOps()
 	m.dups.reset()
 	now := m.cfg.Now()
 	m.notePlacementMembers()
@@ -723,6 +729,7 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 		}
 	}
 	m.maybeCreateInitialTables(ctx)
+	m.noteOpsReports(ctx, req)
 
 	resp := &cluster.SyncResponse{Err: wire.OK.Name(), Assignments: []cluster.Assignment{}}
 	for _, t := range m.state.Tables {
@@ -743,6 +750,8 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 			resp.DroppedApps = append(resp.DroppedApps, t.AppID)
 		}
 	}
+	resp.Backups = m.backupTasks(n.addr)
+	resp.BulkLoads = m.bulkLoadTasks(n.addr)
 	return resp, wire.OK
 }
 

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/console"
@@ -106,6 +107,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("meta: %w", err)
 	}
 	settings := cfg.Settings
+	if cfg.BlockServices == nil {
+		bs, err := blockservice.FromConfig(settings.Registry())
+		if err != nil {
+			return nil, fmt.Errorf("meta: %w", err)
+		}
+		cfg.BlockServices = bs
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("meta: data dir: %w", err)
 	}
@@ -197,6 +205,7 @@ func New(cfg Config) (*Server, error) {
 	handle(idl.RPCUpdateAppEnv, func(ctx context.Context, a idl.Value) idl.Value {
 		return s.m.updateAppEnv(ctx, a.(*idl.UpdateAppEnvRequest))
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.UpdateAppEnvResponse{Err: e} })
+	s.registerOps(handle)
 	s.registerDupHandlers(handle)
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
@@ -313,6 +322,7 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(s.loopDone)
 		s.loop(loopCtx)
 	})
+	wg.Go(func() { s.driveOps(loopCtx) })
 	wg.Go(func() { s.runDupDriver(loopCtx) })
 	s.console.Start(ctx)
 	s.lg.Info("meta server started", "cluster", s.cfg.ClusterName, "metas", s.raft.status.Load().voters)

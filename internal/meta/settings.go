@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
@@ -46,6 +47,11 @@ type Settings struct {
 	RaftLogSyncIntervalMS *config.Value[uint32]
 	// CreateWaitMS: see Config.CreateWait.
 	CreateWaitMS *config.Value[uint32]
+	// The long operations' switches and bounds: see Config.ColdBackupDisabled,
+	// MinBackupInterval and ConcurrentBulkLoad.
+	ColdBackupDisabled *config.Value[bool]
+	MinBackupIntervalS *config.Value[uint32]
+	ConcurrentBulkLoad *config.Value[bool]
 
 	// Duplication (package dup): whether it is on, the remote clusters ([pegasus.clusters])
 	// and the duplication cluster ids ([duplication-group]).
@@ -69,8 +75,15 @@ func NewSettings() *Settings {
 	u32 := func(section, name, desc string, def uint32) *config.Value[uint32] {
 		return config.Define(r, config.Spec[uint32]{Section: section, Name: name, Description: desc, Default: def, Validate: positive})
 	}
+	blockservice.DefineConfig(r)
 	return &Settings{
-		reg:         r,
+		reg: r,
+		ColdBackupDisabled: config.Define(r, config.Spec[bool]{Section: "meta_server", Name: "cold_backup_disabled",
+			Description: "Turns cold backup and restore off."}),
+		MinBackupIntervalS: u32("meta_server", "cold_backup_min_interval_seconds",
+			"The shortest interval of a backup policy, in seconds.", 86400),
+		ConcurrentBulkLoad: config.Define(r, config.Spec[bool]{Section: "meta_server", Name: "allow_concurrent_bulk_load",
+			Description: "Lets several tables bulk load at once."}),
 		Listen:      str("meta_server", "listen", "The TCP address the server listens on, for RPCs and HTTP."),
 		Advertise:   str("meta_server", "advertise", "The ip:port others reach this server at; empty means the listening address."),
 		DataDir:     str("meta_server", "data_dir", "The directory of the meta's raft log and cluster map snapshots (required)."),

@@ -32,6 +32,8 @@ type clusterMap struct {
 	// Nodes are the replica servers ("ip:port") that ever synced, in order of arrival, so a
 	// new meta leader knows them before they report to it.
 	Nodes []string `json:"nodes,omitempty"`
+	// Ops is the state of the long operations: backups, restores, bulk loads (ops_state.go).
+	Ops *opsState `json:"ops,omitempty"`
 }
 
 // table is one table (an "app" in Pegasus terms).
@@ -80,6 +82,8 @@ type mutation struct {
 	AddNodes []string `json:"add_nodes,omitempty"`
 	// ReplaceMembers swaps lost members of partitions for live servers.
 	ReplaceMembers []memberReplace `json:"replace_members,omitempty"`
+	// Ops changes the long operations' state (ops_state.go).
+	Ops *opsMutation `json:"ops,omitempty"`
 	// AddDup, ModifyDup and DupProgress change duplications (dup.go).
 	AddDup      *addDup       `json:"add_dup,omitempty"`
 	ModifyDup   *modifyDup    `json:"modify_dup,omitempty"`
@@ -220,6 +224,8 @@ func (m *clusterMap) apply(op *mutation) result {
 			}
 		}
 		return result{Code: wire.OK}
+	case op.Ops != nil:
+		return m.applyOps(op.Ops)
 	case op.AddDup != nil:
 		return m.addDup(op.AddDup)
 	case op.ModifyDup != nil:
@@ -269,6 +275,7 @@ func (m *clusterMap) create(c *createTable) result {
 func (m *clusterMap) clone() *clusterMap {
 	c := *m
 	c.Nodes = slices.Clone(m.Nodes)
+	c.Ops = m.Ops.clone()
 	c.Tables = make([]*table, len(m.Tables))
 	for i, t := range m.Tables {
 		tc := *t

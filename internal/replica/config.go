@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
@@ -93,6 +94,13 @@ type Config struct {
 	// Settings are the server's registered settings (default: NewSettings()). They back
 	// /config, /configs and /updateConfig.
 	Settings *Settings
+	// BlockServices are the block services backups, restores and bulk loads name (default:
+	// the [block_service.<name>] sections loaded into Settings).
+	BlockServices *blockservice.Providers
+	// BackupRateMB bounds the bytes per second, in MB, this server uploads to and
+	// downloads from block services, all transfers together (setting
+	// cold_backup_rate_limit_mb, default 200; nil: the setting; 0: no bound).
+	BackupRateMB *int
 }
 
 // fields binds the Config fields that have a setting to it.
@@ -114,6 +122,7 @@ func (c *Config) fields() []config.Field {
 		config.BindDuration(&c.RaftLogSyncInterval, st.RaftLogSyncIntervalMS, time.Millisecond),
 		config.BindCount(&c.BlockCacheSize, st.BlockCacheBytes),
 		config.BindOptional(&c.ClusterID, st.ClusterID),
+		config.BindOptional(&c.BackupRateMB, st.BackupRateMB),
 		config.BindString(&c.ClusterName, st.ClusterName),
 		config.BindDuration(&c.DupSyncInterval, st.DupSyncIntervalS, time.Second),
 	}

@@ -171,6 +171,9 @@ func (s *Server) writeHandler(w writeRPC) rpc.HandlerFunc {
 		if code != wire.OK {
 			return nil, code
 		}
+		if p.ingesting.Load() {
+			return nil, wire.ErrOperationDisabled
+		}
 		if rpcOfKind(w.kind) == "" && p.table().duplicating() {
 			// Decided at apply time, they cannot be replayed on a follower: a duplicated
 			// table takes idempotent writes only (atomic_idempotent is not implemented).

@@ -260,9 +260,13 @@ func (l *loop) proposeBatch(first *write) {
 	batch := []*write{first}
 	size := len(first.data)
 drain:
-	for len(batch) < maxWritesPerEntry && size < maxEntryBytes {
+	for first.kind != kindIngest && len(batch) < maxWritesPerEntry && size < maxEntryBytes {
 		select {
 		case w := <-p.proposeC:
+			if w.kind == kindIngest {
+				defer l.proposeBatch(w) // an ingestion goes alone, after this batch
+				break drain
+			}
 			batch = append(batch, w)
 			size += len(w.data)
 		default:
@@ -521,6 +525,9 @@ func (l *loop) apply(ents []raftpb.Entry) error {
 
 func (l *loop) applyWrites(e *raftpb.Entry) error {
 	p := l.p
+	if id, req, ok := ingestEntry(e.Data); ok {
+		return l.applyIngest(e, id, req)
+	}
 	id, batch, err := decodeEntry(e.Data)
 	if err != nil {
 		// Every replica decodes the same bytes the same way, so skipping keeps them equal.

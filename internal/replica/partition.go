@@ -81,6 +81,7 @@ type partition struct {
 	view atomic.Pointer[leaderView]
 
 	isLeader  atomic.Bool
+	ingesting atomic.Bool // a bulk load ingests: client writes are refused (bulkload.go)
 	term      atomic.Uint64
 	snapshots atomic.Int64 // snapshots installed
 	applied   atomic.Uint64

@@ -25,6 +25,8 @@ const (
 	// kindDuplicate carries the writes of another cluster (RPC_RRDB_RRDB_DUPLICATE, a
 	// duplicate_request); a duplication never ships them on (see package dup).
 	kindDuplicate
+	// kindIngest is a bulk load's ingestion (bulkload.go): always alone in its entry.
+	kindIngest
 )
 
 // rpcOfKind names the RPC of a write kind that a duplication ships ("" for the others).

@@ -19,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/durable"
@@ -87,6 +88,8 @@ type Server struct {
 	peers    *rpc.Pool
 	local    map[string]rpc.HandlerFunc
 	forwards forwardCounters
+	// ops are the jobs of backups, restores and bulk loads (ops.go).
+	ops opsJobs
 
 	run lifecycle.Runner
 	// flush is set by Shutdown: the stores are flushed before they close, so a restart
@@ -106,6 +109,13 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	settings, lg := cfg.Settings, cfg.Logger
+	if cfg.BlockServices == nil {
+		bs, err := blockservice.FromConfig(settings.Registry())
+		if err != nil {
+			return nil, fmt.Errorf("replica: %w", err)
+		}
+		cfg.BlockServices = bs
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
@@ -119,6 +129,7 @@ func New(cfg Config) (*Server, error) {
 		unassigned: make(map[idl.GPID]time.Time),
 	}
 	s.settings = settings
+	s.ops.init(*cfg.BackupRateMB)
 	// Snapshot transfers between replica servers, then the HTTP API (built below, once the
 	// address is known; nothing is served before Run). Pegasus's paths are matched after
 	// its own normalisation, so no http.ServeMux (which redirects unclean paths) is used.
@@ -446,6 +457,7 @@ func (s *Server) notifyMeta() {
 func (s *Server) syncLoop(ctx context.Context) {
 	t := time.NewTicker(s.cfg.SyncInterval)
 	defer t.Stop()
+	defer s.waitOps() // the jobs end with ctx
 	for {
 		s.syncOnce(ctx)
 		select {
@@ -468,6 +480,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 		req.Replicas = append(req.Replicas, p.state())
 	}
 	s.mu.RUnlock()
+	s.reportOps(&req)
 	slices.SortFunc(req.Replicas, func(a, b cluster.ReplicaState) int {
 		if a.AppID != b.AppID {
 			return int(a.AppID - b.AppID)
@@ -506,10 +519,14 @@ func (s *Server) syncOnce(ctx context.Context) {
 			p.setTable(a)
 			continue
 		}
+		if s.holdForRestore(ctx, a) {
+			continue
+		}
 		if err := s.openPartition(ctx, a); err != nil {
 			s.lg.Error("open assigned partition", "err", err)
 		}
 	}
+	s.runOps(ctx, resp)
 	s.collectGarbage(assigned, time.Now())
 	s.dups.changed()
 }

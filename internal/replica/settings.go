@@ -4,6 +4,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
@@ -60,6 +61,8 @@ type Settings struct {
 	ClusterID             *config.Value[uint32]
 	ClusterName           *config.Value[string]
 	BlockCacheBytes       *config.Value[uint64]
+	// BackupRateMB: see Config.BackupRateMB.
+	BackupRateMB *config.Value[uint32]
 
 	// SlowQueryThresholdNS is mutable: requests slower than it are logged (Warn) and
 	// counted in the slow_requests metric; 0 turns that off.
@@ -98,7 +101,10 @@ func NewSettings() *Settings {
 			}})
 	}
 	const any32 = 1<<32 - 1
+	blockservice.DefineConfig(r)
 	return &Settings{
+		BackupRateMB: u32("replication", "cold_backup_rate_limit_mb",
+			"The MB per second this server sends to and receives from block services (backups, restores, bulk loads), all transfers together; 0: no bound.", 200, 0, any32),
 		reg:       r,
 		Listen:    str("replica_server", "listen", "The TCP address the server listens on, for RPCs and HTTP.", ""),
 		Advertise: str("replica_server", "advertise", "The ip:port clients and other servers reach this server at; empty means the listening address.", ""),

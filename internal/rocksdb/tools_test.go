@@ -6,12 +6,12 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
 	"strings"
 	"testing"
+
+	"github.com/gopegasus/pegasus/internal/rocksdb/ldbtest"
 )
 
 // The tests read files RocksDB itself wrote, with the ldb and sst_dump tools (Debian's
@@ -19,90 +19,41 @@ import (
 // them and their absence is a failure.
 
 type tools struct {
+	ldbtest.Tools
 	ldb, sstDump string
 }
 
 func needTools(tb testing.TB) tools {
 	tb.Helper()
-	find := func(names ...string) string {
-		for _, n := range names {
-			if p, err := exec.LookPath(n); err == nil {
-				return p
-			}
-		}
-		return ""
-	}
-	tl := tools{ldb: find("ldb", "rocksdb_ldb"), sstDump: find("sst_dump", "rocksdb_sst_dump")}
-	if tl.ldb == "" || tl.sstDump == "" {
-		msg := "RocksDB's ldb and sst_dump are not installed (apt-get install rocksdb-tools)"
-		if os.Getenv("CI") == "true" {
-			tb.Fatal(msg)
-		}
-		tb.Skip(msg)
-	}
-	return tl
+	tl := ldbtest.Need(tb)
+	return tools{Tools: tl, ldb: tl.LDB, sstDump: tl.SSTDump}
 }
 
 func (tl tools) run(tb testing.TB, stdin []byte, bin string, args ...string) string {
 	tb.Helper()
-	cmd := exec.Command(bin, args...)
-	if stdin != nil {
-		cmd.Stdin = bytes.NewReader(stdin)
-	}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		tb.Fatalf("%s %s: %v\nstdout: %s\nstderr: %s", filepath.Base(bin), strings.Join(args, " "), err, out.String(), errb.String())
-	}
-	return out.String()
+	return tl.Run(tb, stdin, bin, args...)
 }
 
 // ldbRun runs ldb on db with hex keys and values.
 func (tl tools) ldbRun(tb testing.TB, db string, stdin []byte, args ...string) string {
 	tb.Helper()
-	return tl.run(tb, stdin, tl.ldb, append([]string{"--db=" + db, "--hex"}, args...)...)
+	return tl.LDBRun(tb, db, stdin, args...)
 }
 
-// newDB creates an empty RocksDB database in a temporary directory and rewrites its OPTIONS
-// file with settings (option name -> value, in whichever section holds the option), so
-// that later ldb commands with --try_load_options use them.
+// newDB: see ldbtest.Tools.NewDB.
 func (tl tools) newDB(tb testing.TB, settings map[string]string) string {
 	tb.Helper()
-	db := filepath.Join(tb.TempDir(), "db")
-	tl.ldbRun(tb, db, nil, "--create_if_missing", "put", "0x00", "0x00")
-	tl.ldbRun(tb, db, nil, "delete", "0x00")
-	if len(settings) == 0 {
-		return db
-	}
-	names, err := filepath.Glob(filepath.Join(db, "OPTIONS-*"))
-	must(tb, err)
-	if len(names) == 0 {
-		tb.Fatalf("no OPTIONS file in %s", db)
-	}
-	sort.Strings(names)
-	file := names[len(names)-1]
-	b, err := os.ReadFile(file)
-	must(tb, err)
-	text := string(b)
-	for k, v := range settings {
-		re := regexp.MustCompile(`(?m)^(\s*)` + regexp.QuoteMeta(k) + `=.*$`)
-		if !re.MatchString(text) {
-			tb.Fatalf("option %s not in %s", k, file)
-		}
-		text = re.ReplaceAllString(text, "${1}"+k+"="+v)
-	}
-	must(tb, os.WriteFile(file, []byte(text), 0o644))
-	return db
+	return tl.NewDB(tb, settings)
 }
 
 type kv struct{ k, v []byte }
 
 func hexLines(kvs []kv) []byte {
-	var b bytes.Buffer
-	for _, e := range kvs {
-		fmt.Fprintf(&b, "0x%X ==> 0x%X\n", e.k, e.v)
+	out := make([]ldbtest.KV, len(kvs))
+	for i, e := range kvs {
+		out[i] = ldbtest.KV{K: e.k, V: e.v}
 	}
-	return b.Bytes()
+	return ldbtest.HexLines(out)
 }
 
 // writeSST has RocksDB write kvs (sorted, unique keys) as an external SST file with db's

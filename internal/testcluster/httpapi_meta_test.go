@@ -11,7 +11,7 @@ import (
 	"github.com/gopegasus/pegasus/admin"
 )
 
-func httpPost(t *testing.T, url, body string) httpAnswer {
+func httpPost(t testing.TB, url, body string) httpAnswer {
 	t.Helper()
 	resp, err := http.Post(url, "application/json", strings.NewReader(body))
 	if err != nil {
@@ -57,9 +57,18 @@ func TestMetaHTTPEndpoints(t *testing.T) {
 		{"GET", "/meta/app/duplication", "", 400, "name should not be empty"},
 		{"GET", "/meta/app/duplication?name=nope", "", 404, "ERR_APP_NOT_EXIST"},
 		{"GET", "/meta/app/duplication?name=", "", 404, "ERR_APP_NOT_EXIST"},
-		{"GET", "/meta/app/query_bulk_load?name=temp", "", 404, "bulk load is not enabled"},
-		{"POST", "/meta/app/start_bulk_load", "{}", 404, "bulk load is not enabled"},
-		{"GET", "/meta/backup_policy", "", 404, "cold_backup_disabled"},
+		{"GET", "/meta/app/query_bulk_load?name=temp", "", 200, `{"error":"ERR_OK","app_status":"replication::bulk_load_status::BLS_INVALID"}` + "\n"},
+		{"GET", "/meta/app/query_bulk_load?name=nope", "", 200, `{"error":"ERR_APP_NOT_EXIST","app_status":"replication::bulk_load_status::BLS_INVALID"}` + "\n"},
+		{"GET", "/meta/app/query_bulk_load", "", 400, "name should not be empty"},
+		{"POST", "/meta/app/start_bulk_load", "{}", 400, "invalid request structure"},
+		{"POST", "/meta/app/start_bulk_load", "nope", 400, "invalid request structure"},
+		{"POST", "/meta/app/start_bulk_load", `{"app_name":"temp","cluster_name":"c","file_provider_type":""}`, 400, "invalid request structure"},
+		{"POST", "/meta/app/start_bulk_load", `{"app_name":"temp","cluster_name":"","file_provider_type":"p","remote_root_path":"r"}`, 400, "cluster_name should not be empty"},
+		{"POST", "/meta/app/start_bulk_load", `{"app_name":"nope","cluster_name":"c","file_provider_type":"p","remote_root_path":"r"}`, 200, `{"error":"ERR_APP_NOT_EXIST","hint_msg":"app(nope) does not exist"}` + "\n"},
+		{"POST", "/meta/app/start_bulk_load", `{"app_name":"temp","cluster_name":"c","file_provider_type":"p","remote_root_path":"r"}`, 200, `{"error":"ERR_INVALID_PARAMETERS","hint_msg":"invalid file_provider"}` + "\n"},
+		{"GET", "/meta/backup_policy", "", 200, "{}\n"},
+		{"GET", "/meta/backup_policy?name=nope", "", 200, "{}\n"},
+		{"GET", "/meta/backup_policy?bogus=1", "", 400, "Invalid parameter"},
 		{"POST", "/meta/app/start_compaction", "", 400, "invalid request structure"},
 		{"POST", "/meta/app/start_compaction", `{"app_name":"temp","type":"once","target_level":1.5,"bottommost_level_compaction":"skip","max_concurrent_running_count":0,"trigger_time":""}`, 400, "invalid request structure"},
 		{"POST", "/meta/app/start_compaction", `{"app_name":"","type":"once"}`, 400, "app_name should not be empty"},

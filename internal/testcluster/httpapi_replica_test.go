@@ -25,7 +25,7 @@ type httpAnswer struct {
 	header http.Header
 }
 
-func httpGet(t *testing.T, url string) httpAnswer {
+func httpGet(t testing.TB, url string) httpAnswer {
 	t.Helper()
 	resp, err := http.Get(url)
 	if err != nil {
@@ -54,7 +54,7 @@ type metricsDoc struct {
 }
 
 // metricSum adds up a metric's values over the entities of one type on the given servers.
-func metricSum(t *testing.T, addrs []string, typ, name string) int64 {
+func metricSum(t testing.TB, addrs []string, typ, name string) int64 {
 	t.Helper()
 	var n int64
 	for _, a := range addrs {

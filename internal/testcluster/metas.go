@@ -61,6 +61,9 @@ func (c *Cluster) metaConfig(m *server) meta.Config {
 		ClusterName:         c.opts.ClusterName,
 		Peers:               c.opts.Peers,
 		DupProgressInterval: 200 * time.Millisecond,
+		BlockServices:       c.blocks,
+		MinBackupInterval:   c.opts.MinBackupInterval,
+		OpsInterval:         100 * time.Millisecond,
 	}
 	if c.opts.Meta != nil {
 		c.opts.Meta(&cfg)

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
@@ -54,6 +55,14 @@ type Options struct {
 	// (default 200 ms and 20 ms, faster than a real server's 1 s and 100 ms; set those to
 	// run as a deployment does).
 	SyncInterval, TickInterval time.Duration
+	// BlockServices are the [block_service.<name>] sections every server gets (name ->
+	// key -> value).
+	BlockServices map[string]map[string]string
+	// MinBackupInterval is the metas' shortest backup policy interval (default
+	// meta's, a day); tests make it short.
+	MinBackupInterval time.Duration
+	// BackupRateMB is the replica servers' block service rate bound (nil: the default).
+	BackupRateMB *int
 	// ClusterName names the cluster (the servers' cluster_name; default: the meta's default
 	// and no name on the replica servers). [StartClusters] needs one per cluster.
 	ClusterName string
@@ -73,6 +82,7 @@ type Cluster struct {
 	opts     Options
 	dir      string
 	lg       *slog.Logger
+	blocks   *blockservice.Providers
 	mu       sync.Mutex
 	metas    []*server
 	replicas []*server
@@ -132,6 +142,11 @@ func Start(t testing.TB, opts Options) *Cluster {
 		dir:  t.TempDir(),
 		lg:   slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: opts.LogLevel})),
 	}
+	blocks, err := blockservice.NewProviders(opts.BlockServices)
+	if err != nil {
+		t.Fatalf("testcluster: block services: %v", err)
+	}
+	c.blocks = blocks
 	t.Cleanup(c.stopAll)
 	c.startMetas(t, opts.Metas)
 	for i := range opts.Replicas {
@@ -165,6 +180,8 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		LogKeep:         c.opts.LogKeep,
 		GarbageGrace:    c.opts.GarbageGrace,
 		CommitDelay:     c.opts.CommitDelay,
+		BlockServices:   c.blocks,
+		BackupRateMB:    c.opts.BackupRateMB,
 		Logger:          c.lg,
 		ClusterName:     c.opts.ClusterName,
 		Peers:           c.opts.Peers,

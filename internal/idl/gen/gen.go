@@ -158,15 +158,21 @@ func (g *generator) kindOf(typ string) (kind, error) {
 	if k, ok := builtin[typ]; ok {
 		return k, nil
 	}
-	if e, ok := strings.CutPrefix(typ, "list<"); ok && strings.HasSuffix(e, ">") {
+	for prefix, wire := range map[string]string{"list<": "TypeList", "set<": "TypeSet"} {
+		e, ok := strings.CutPrefix(typ, prefix)
+		if !ok || !strings.HasSuffix(e, ">") {
+			continue
+		}
 		ek, err := g.kindOf(strings.TrimSuffix(e, ">"))
 		if err != nil {
 			return kind{}, err
 		}
 		if ek.elem != nil || ek.wire == "TypeMap" {
-			return kind{}, fmt.Errorf("%s: lists of lists or maps are not supported", typ)
+			return kind{}, fmt.Errorf("%s: lists of lists or maps are not supported (nor sets of them)", typ)
 		}
-		return kind{goType: "[]" + ek.goType, wire: "TypeList", min: 5, elem: &ek, schema: typ}, nil
+		// A set is a list on the wire but for its type byte; in Go both are slices, in
+		// the order they were sent.
+		return kind{goType: "[]" + ek.goType, wire: wire, min: 5, elem: &ek, schema: typ}, nil
 	}
 	if kv, ok := strings.CutPrefix(typ, "map<"); ok && strings.HasSuffix(kv, ">") {
 		kt, vt, ok := splitMapTypes(strings.TrimSuffix(kv, ">"))
@@ -544,7 +550,7 @@ func encodeField(p *printer, f field, k kind) {
 	case k.wire == "TypeMap":
 		p.line("e.stringMap(%d, %s)", f.id, v)
 	case k.elem != nil:
-		p.line("e.FieldBegin(TypeList, %d)", f.id)
+		p.line("e.FieldBegin(%s, %d)", k.wire, f.id)
 		p.line("e.ListBegin(%s, len(%s))", k.elem.wire, v)
 		p.line("for i := range %s {", v)
 		p.line(k.elem.write, v+"[i]")
@@ -576,7 +582,11 @@ func decodeField(p *printer, f field, k kind) {
 		p.line("%s = d.stringMap(t)", v)
 		return
 	case k.elem != nil:
-		p.line("if n, ok := d.list(t, %s, %d); ok {", k.elem.wire, k.elem.min)
+		if k.wire == "TypeList" {
+			p.line("if n, ok := d.list(t, %s, %d); ok {", k.elem.wire, k.elem.min)
+		} else {
+			p.line("if n, ok := d.container(t, %s, %s, %d); ok {", k.wire, k.elem.wire, k.elem.min)
+		}
 		p.line("l := make(%s, n)", k.goType)
 		if k.elem.read != "" {
 			p.line("for i := range l {")
