@@ -366,7 +366,9 @@ func validEnvs(envs map[string]string) bool {
 }
 
 // createApp serves RPC_CM_CREATE_APP (protocol.md §6.3). The reply is sent after the new
-// table is persisted; replicas come up asynchronously.
+// table is persisted; replicas come up asynchronously. Like Apache Pegasus's meta it takes
+// any partition count in range, powers of two or not: clients route by hash modulo the
+// count, and so do the replicas' checks; only a split needs a power of two.
 func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.CreateAppResponse {
 	fail := func(c wire.Code) *idl.CreateAppResponse { return &idl.CreateAppResponse{Err: errCode(c)} }
 	o := &q.Options

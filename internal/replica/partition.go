@@ -149,6 +149,9 @@ func (p *partition) setTable(a cluster.Assignment) {
 		}
 	}
 	p.info.Store(ti)
+	db, release := p.readDB()
+	db.SetEnv(storeEnv(a.Envs))
+	release()
 	p.applyEnvs(a.Envs)
 }
 

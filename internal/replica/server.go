@@ -305,7 +305,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		return err
 	}
 	lg := s.lg.With("gpid", pid.String())
-	ti := &tableInfo{partitionCount: a.PartitionCount}
+	ti := &tableInfo{partitionCount: a.PartitionCount, envs: a.Envs}
 	db, err := s.openStore(pid, ti, lg)
 	if err != nil {
 		return err
@@ -360,6 +360,7 @@ func (s *Server) openStore(pid idl.GPID, ti *tableInfo, lg *slog.Logger) (*stora
 	if err != nil {
 		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)
 	}
+	db.SetEnv(storeEnv(ti.envs))
 	return db, nil
 }
 

@@ -387,3 +387,29 @@ func waitUntil(t testing.TB, what string, cond func(context.Context) (bool, erro
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// WaitEnv waits until every running replica server hosting a partition of the table acts on
+// the table env key with value v.
+func (c *Cluster) WaitEnv(t testing.TB, table, key, v string) {
+	t.Helper()
+	waitUntil(t, fmt.Sprintf("env %s=%s on the replicas of %s", key, v, table), func(ctx context.Context) (bool, error) {
+		var resp idl.QueryCfgResponse
+		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: table}, &resp); err != nil {
+			return false, nil
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, r := range c.replicas {
+			if r.rep == nil || r.stop == nil {
+				continue
+			}
+			for i := range resp.PartitionCount {
+				envs, ok := r.rep.Envs(idl.GPID{AppID: resp.AppID, PartitionIndex: i})
+				if ok && envs[key] != v {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+}
