@@ -1,8 +1,13 @@
 package pegasus_test
 
 import (
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/testcluster"
@@ -44,5 +49,98 @@ func TestIntegrationFullScanSixPartitionsValidatingHash(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Fatalf("full scan returned %d records, want %d", len(seen), n)
+	}
+}
+
+// A dropped table is kept until it expires: recalled before, it serves every record again,
+// under its app id and a new name; once expired it cannot be recalled (ERR_APP_NOT_EXIST),
+// and every replica server has deleted its data.
+func TestIntegrationRecallThenExpiry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
+	id := c.CreateTableReplicas(t, "gone", 4, 3)
+	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
+	must(t, err)
+	defer cl.Close()
+	tb, err := cl.OpenTable(t.Context(), "gone")
+	must(t, err)
+	const n = 200
+	for i := range n {
+		must(t, tb.Set(t.Context(), b(fmt.Sprintf("k%d", i)), b("s"), b(fmt.Sprint(i))))
+	}
+	adm := newAdmin(t, c)
+	must(t, adm.DropTable(t.Context(), "gone", 3600))
+	if _, err := adm.RecallTable(t.Context(), id, ""); err != nil {
+		t.Fatalf("recall under its own name: %v", err)
+	}
+	must(t, adm.DropTable(t.Context(), "gone", 3600))
+	// Every replica stops and keeps its data: 4 partitions × 3 replicas.
+	waitUntil(t, "the dropped table's replicas stopped with their data", func() bool {
+		return len(partitionDirs(t, c, id, "dropped")) == 12
+	})
+	all, err := adm.ListAllTables(t.Context())
+	must(t, err)
+	if len(all) != 1 || all[0].Status != "AS_DROPPED" || all[0].ExpireTime.Sub(all[0].DropTime) != time.Hour {
+		t.Fatalf("ls -a: %+v", all[0])
+	}
+	info, err := adm.RecallTable(t.Context(), id, "back")
+	must(t, err)
+	if info.AppID != id || info.Name != "back" || info.Status != "AS_AVAILABLE" {
+		t.Fatalf("recalled: %+v", info)
+	}
+	back, err := cl.OpenTable(t.Context(), "back")
+	must(t, err)
+	for i := range n {
+		v, err := back.Get(t.Context(), b(fmt.Sprintf("k%d", i)), b("s"))
+		if err != nil || string(v) != fmt.Sprint(i) {
+			t.Fatalf("k%d after the recall: %q %v", i, v, err)
+		}
+	}
+
+	// Dropped for a second: it expires, and its data goes.
+	must(t, adm.DropTable(t.Context(), "back", 1))
+	waitUntil(t, "the dropped table purged", func() bool {
+		all, err := adm.ListAllTables(t.Context())
+		must(t, err)
+		return len(all) == 0
+	})
+	if _, err := adm.RecallTable(t.Context(), id, ""); !errors.Is(err, pegasus.ErrAppNotExist) {
+		t.Fatalf("recall of an expired table: %v", err)
+	}
+	waitUntil(t, "the expired table's data deleted", func() bool { return len(partitionDirs(t, c, id, "")) == 0 })
+}
+
+// partitionDirs lists the partition directories of table id on every replica server that
+// hold the file name (any, when name is empty).
+func partitionDirs(t *testing.T, c *testcluster.Cluster, id int32, name string) []string {
+	t.Helper()
+	var out []string
+	for _, addr := range c.ReplicaAddrs() {
+		dir := c.ReplicaDir(t, addr)
+		ents, err := os.ReadDir(dir)
+		must(t, err)
+		for _, e := range ents {
+			if !strings.HasPrefix(e.Name(), fmt.Sprintf("%d.", id)) {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join(dir, e.Name(), name)); err == nil {
+				out = append(out, filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	return out
+}
+
+// waitUntil polls cond until it holds, failing the test after 30 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -61,6 +61,9 @@ type TableInfo struct {
 	ReplicaCount   int32 // max_replica_count
 	Envs           map[string]string
 	CreateTime     time.Time
+	// DropTime and ExpireTime are set for a dropped table: when it was dropped, and when it
+	// expires (until then it can be recalled, and its data is kept).
+	DropTime, ExpireTime time.Time
 }
 
 // NodeInfo describes a replica server.
@@ -109,6 +112,17 @@ type Client interface {
 
 	// ListTables lists the available tables.
 	ListTables(ctx context.Context) ([]*TableInfo, error)
+
+	// ListAllTables lists every table the meta holds: available ones, and dropped ones until
+	// they expire (and any being recalled), in app id order.
+	ListAllTables(ctx context.Context) ([]*TableInfo, error)
+
+	// RecallTable brings back a dropped table that has not expired, under its app id and
+	// newName (its old name when empty), and returns it once every partition serves again
+	// (RPC_CM_RECALL_APP). The meta answers ERR_APP_NOT_EXIST for an unknown or expired
+	// table, ERR_APP_EXIST for an available one, ERR_INVALID_PARAMETERS when the name is
+	// taken.
+	RecallTable(ctx context.Context, appID int32, newName string) (*TableInfo, error)
 
 	// ListNodes lists the alive replica servers.
 	ListNodes(ctx context.Context) ([]*NodeInfo, error)
@@ -276,7 +290,11 @@ func (c *client) DropTable(ctx context.Context, tableName string, reserveSeconds
 }
 
 func (c *client) listApps(ctx context.Context) ([]idl.AppInfo, error) {
-	req := &idl.ListAppsRequest{Status: idl.AppStatusAvailable}
+	return c.listAppsStatus(ctx, idl.AppStatusAvailable)
+}
+
+func (c *client) listAppsStatus(ctx context.Context, status idl.AppStatus) ([]idl.AppInfo, error) {
+	req := &idl.ListAppsRequest{Status: status}
 	resp, err := call(ctx, c, idl.RPCListApps, req, func(r *idl.ListAppsResponse) metaclient.Status { return metaclient.CodeStatus(r.Err) })
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
@@ -291,17 +309,46 @@ func (c *client) ListTables(ctx context.Context) ([]*TableInfo, error) {
 	}
 	out := make([]*TableInfo, 0, len(infos))
 	for _, a := range infos {
-		out = append(out, &TableInfo{
-			Name:           a.AppName,
-			AppID:          a.AppID,
-			Status:         a.Status.String(),
-			PartitionCount: a.PartitionCount,
-			ReplicaCount:   a.MaxReplicaCount,
-			Envs:           a.Envs,
-			CreateTime:     time.Unix(a.CreateSecond, 0),
-		})
+		out = append(out, tableInfo(a))
 	}
 	return out, nil
+}
+
+func tableInfo(a idl.AppInfo) *TableInfo {
+	t := &TableInfo{
+		Name:           a.AppName,
+		AppID:          a.AppID,
+		Status:         a.Status.String(),
+		PartitionCount: a.PartitionCount,
+		ReplicaCount:   a.MaxReplicaCount,
+		Envs:           a.Envs,
+		CreateTime:     time.Unix(a.CreateSecond, 0),
+	}
+	if a.DropSecond > 0 {
+		t.DropTime, t.ExpireTime = time.Unix(a.DropSecond, 0), time.Unix(a.ExpireSecond, 0)
+	}
+	return t
+}
+
+func (c *client) ListAllTables(ctx context.Context) ([]*TableInfo, error) {
+	infos, err := c.listAppsStatus(ctx, idl.AppStatusInvalid)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*TableInfo, 0, len(infos))
+	for _, a := range infos {
+		out = append(out, tableInfo(a))
+	}
+	return out, nil
+}
+
+func (c *client) RecallTable(ctx context.Context, appID int32, newName string) (*TableInfo, error) {
+	req := &idl.RecallAppRequest{AppID: appID, NewAppName: newName}
+	resp, err := call(ctx, c, idl.RPCRecallApp, req, func(r *idl.RecallAppResponse) metaclient.Status { return metaclient.CodeStatus(r.Err) })
+	if err != nil {
+		return nil, fmt.Errorf("recall table %d: %w", appID, err)
+	}
+	return tableInfo(resp.Info), nil
 }
 
 func (c *client) ListNodes(ctx context.Context) ([]*NodeInfo, error) {

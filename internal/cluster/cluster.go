@@ -88,8 +88,14 @@ type SyncResponse struct {
 	Err         string       `json:"err"`
 	Leader      string       `json:"leader,omitempty"`
 	Assignments []Assignment `json:"assignments"`
-	// DroppedApps are tables that were dropped: their replicas and data are to be removed.
+	// DroppedApps are tables that were dropped and can still be recalled: their replicas stop
+	// serving and keep their data.
 	DroppedApps []int32 `json:"dropped_apps,omitempty"`
+	// Apps are the ids of every table the meta holds, of any status, and MaxAppID the highest
+	// id it ever gave out: a replica of a table with an id up to MaxAppID that is not among
+	// Apps belongs to a table dropped and expired (purged), whose data is to be deleted.
+	Apps     []int32 `json:"apps,omitempty"`
+	MaxAppID int32   `json:"max_app_id,omitempty"`
 }
 
 // Encode marshals a message into a blob.

@@ -47,6 +47,9 @@ type machine struct {
 	// nodes holds every replica server known: those in the map and those that synced since
 	// this meta took over.
 	nodes map[string]*node
+	// changed is closed (and replaced) whenever the map or a replica server's report
+	// changes, for the requests that wait for a long operation (see watch).
+	changed chan struct{}
 }
 
 // node is what the meta knows about one replica server.
@@ -64,8 +67,18 @@ type node struct {
 
 func newMachine(cfg Config, lg *slog.Logger, log submitter, am *appliedMap) *machine {
 	m := &machine{cfg: cfg, lg: lg, log: log, startTime: cfg.Now(), state: am.m, stateIndex: am.index,
-		nodes: make(map[string]*node)}
+		nodes: make(map[string]*node), changed: make(chan struct{})}
 	return m
+}
+
+// watch returns a channel closed at the machine's next change (a new map, a replica
+// server's report, a change of leadership). Read the state after calling it.
+func (m *machine) watch() <-chan struct{} { return m.changed }
+
+// notify wakes the watchers.
+func (m *machine) notify() {
+	close(m.changed)
+	m.changed = make(chan struct{})
 }
 
 // takeOver starts serving as the leader of term, from the map am. Liveness is soft state:
@@ -93,6 +106,7 @@ func (m *machine) takeOver(term uint64, am *appliedMap) {
 	}
 	m.initialPending = len(m.cfg.InitialTables) > 0 && !m.state.InitialTablesDone && len(m.state.Tables) == 0
 	m.lg.Info("meta leader serving", "term", term, "index", am.index, "tables", len(m.state.Tables), "nodes", len(m.nodes))
+	m.notify()
 }
 
 // stepDown stops serving: another meta leads, or none yet.
@@ -100,6 +114,7 @@ func (m *machine) stepDown() {
 	m.leading = false
 	m.nodes = make(map[string]*node)
 	m.lg.Info("meta no longer the leader", "term", m.term)
+	m.notify()
 }
 
 // adopt makes am the current map if it is newer.
@@ -111,6 +126,7 @@ func (m *machine) adopt(am *appliedMap) {
 	m.state, m.stateIndex = am.m, am.index
 	if changed {
 		m.notePlacementMembers()
+		m.notify()
 	}
 }
 
@@ -336,6 +352,9 @@ func errCode(c wire.Code) idl.ErrorCode { return idl.ErrorCode(c.Name()) }
 func (m *machine) queryConfig(q *idl.QueryCfgRequest) *idl.QueryCfgResponse {
 	t := m.state.availableTable(q.AppName)
 	if t == nil {
+		if m.state.namedTable(q.AppName) != nil {
+			return &idl.QueryCfgResponse{Err: errCode(wire.ErrBusyCreating)} // being recalled
+		}
 		return &idl.QueryCfgResponse{Err: errCode(wire.ErrObjectNotFound)}
 	}
 	resp := &idl.QueryCfgResponse{Err: errCode(wire.OK), AppID: t.AppID,
@@ -384,6 +403,9 @@ func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.C
 		return fail(wire.ErrInvalidParameters)
 	case q.AppName == "":
 		return fail(wire.ErrInvalidParameters)
+	}
+	if t := m.state.namedTable(q.AppName); t != nil && t.Status == idl.AppStatusRecalling {
+		return fail(wire.ErrBusyCreating)
 	}
 	if t := m.state.availableTable(q.AppName); t != nil {
 		if !o.SuccessIfExist {
@@ -447,6 +469,9 @@ func (m *machine) load() (load, firsts map[string]int) {
 // dropApp serves RPC_CM_DROP_APP (protocol.md §6.4).
 func (m *machine) dropApp(ctx context.Context, q *idl.DropAppRequest) *idl.DropAppResponse {
 	t := m.state.availableTable(q.AppName)
+	if t == nil && m.state.namedTable(q.AppName) != nil {
+		return &idl.DropAppResponse{Err: errCode(wire.ErrBusyCreating)} // being recalled
+	}
 	if t == nil {
 		if q.Options.SuccessIfNotExist {
 			return &idl.DropAppResponse{Err: errCode(wire.OK)}
@@ -454,7 +479,7 @@ func (m *machine) dropApp(ctx context.Context, q *idl.DropAppRequest) *idl.DropA
 		return &idl.DropAppResponse{Err: errCode(wire.ErrAppNotExist)}
 	}
 	now := m.cfg.Now().Unix()
-	reserve := int64(DefaultDropReserve / time.Second)
+	reserve := int64(m.cfg.DropReserve / time.Second)
 	if r, ok := q.Options.ReserveSeconds.Get(); ok && r > 0 {
 		reserve = r
 	}
@@ -678,7 +703,7 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 			continue
 		}
 		t := m.state.tableByID(rs.AppID)
-		if t == nil || t.Status != idl.AppStatusAvailable || rs.PartitionIndex < 0 || rs.PartitionIndex >= t.PartitionCount {
+		if t == nil || !t.serving() || rs.PartitionIndex < 0 || rs.PartitionIndex >= t.PartitionCount {
 			continue
 		}
 		p := &t.Partitions[rs.PartitionIndex]
@@ -696,11 +721,14 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 		}
 	}
 	m.maybeCreateInitialTables(ctx)
+	m.finishRecalls(ctx)
+	m.notify()
 
-	resp := &cluster.SyncResponse{Err: wire.OK.Name(), Assignments: []cluster.Assignment{}}
+	resp := &cluster.SyncResponse{Err: wire.OK.Name(), Assignments: []cluster.Assignment{}, MaxAppID: m.state.MaxAppID}
 	for _, t := range m.state.Tables {
+		resp.Apps = append(resp.Apps, t.AppID)
 		switch t.Status {
-		case idl.AppStatusAvailable:
+		case idl.AppStatusAvailable, idl.AppStatusRecalling:
 			for i, p := range t.Partitions {
 				if !slices.Contains(p.Members, n.addr) {
 					continue

@@ -27,9 +27,6 @@ import (
 
 // Defaults and limits.
 const (
-	// DefaultDropReserve is how long a dropped table is kept (and listed) before it is purged,
-	// when the drop request does not say (Pegasus's hold_seconds_for_dropped_app).
-	DefaultDropReserve = 7 * 24 * time.Hour
 	// MinReplicaCount and MaxReplicaCount bound a table's replica count.
 	MinReplicaCount = 1
 	MaxReplicaCount = 5
@@ -185,6 +182,7 @@ func New(cfg Config) (*Server, error) {
 	handle(idl.RPCUpdateAppEnv, func(ctx context.Context, a idl.Value) idl.Value {
 		return s.m.updateAppEnv(ctx, a.(*idl.UpdateAppEnvRequest))
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.UpdateAppEnvResponse{Err: e} })
+	rs.Handle(idl.RPCRecallApp, s.recallApp)
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
 	// Inline: receive never blocks, the messages of a peer keep their order, and a Shutdown
@@ -378,6 +376,7 @@ func (s *Server) periodic(ctx context.Context) {
 	s.m.refresh()
 	s.m.purgeExpired(ctx)
 	s.m.replaceLost(ctx)
+	s.m.finishRecalls(ctx)
 }
 
 // follow brings the machine in line with the raft group: it takes over when this meta became

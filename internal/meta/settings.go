@@ -20,6 +20,10 @@ const (
 	// DefaultSnapshotEntries is how many mutations are applied between two snapshots of the
 	// cluster map (each snapshot truncates the raft log).
 	DefaultSnapshotEntries = 1000
+	// DefaultDropReserve is how long a dropped table is kept (listed, and recallable) before
+	// it is purged and its data deleted, when the drop request does not say (Pegasus's
+	// hold_seconds_for_dropped_app).
+	DefaultDropReserve = 7 * 24 * time.Hour
 )
 
 // Settings are the meta server's settings, each registered once in its registry (which backs
@@ -31,6 +35,7 @@ type Settings struct {
 
 	Listen, Advertise, DataDir, Metas, ClusterName *config.Value[string]
 	NodeGraceMS, RaftTickMS, SnapshotEntries       *config.Value[uint32]
+	HoldDroppedS                                   *config.Value[uint32]
 }
 
 // NewSettings registers every setting of a meta server, with its default, in a new registry.
@@ -59,6 +64,9 @@ func NewSettings() *Settings {
 		RaftTickMS:  u32("meta_server", "raft_tick_ms", "The tick of the metas' raft group, in milliseconds.", uint32(DefaultRaftTick/time.Millisecond)),
 		SnapshotEntries: u32("meta_server", "snapshot_entries",
 			"How many mutations are applied between two snapshots of the cluster map.", DefaultSnapshotEntries),
+		HoldDroppedS: u32("meta_server", "hold_seconds_for_dropped_app",
+			"How long a dropped table's data is kept (and the table can be recalled) when the drop does not say, in seconds.",
+			uint32(DefaultDropReserve/time.Second)),
 	}
 }
 

@@ -78,6 +78,10 @@ type mutation struct {
 	AddNodes []string `json:"add_nodes,omitempty"`
 	// ReplaceMembers swaps lost members of partitions for live servers.
 	ReplaceMembers []memberReplace `json:"replace_members,omitempty"`
+	// RecallTable brings a dropped table back (AS_RECALLING); FinishRecall makes a
+	// recalling table available once its partitions serve again (recall.go).
+	RecallTable  *recallTable `json:"recall_table,omitempty"`
+	FinishRecall *int32       `json:"finish_recall,omitempty"`
 }
 
 // memberReplace moves one partition's replica from a lost server to another.
@@ -124,6 +128,17 @@ type result struct {
 
 // newClusterMap returns an empty cluster map.
 func newClusterMap() *clusterMap { return &clusterMap{Format: stateFormat} }
+
+// namedTable returns the table that holds name: the available one, or one being recalled
+// under it. A dropped table's name is free at once.
+func (m *clusterMap) namedTable(name string) *table {
+	for _, t := range m.Tables {
+		if (t.Status == idl.AppStatusAvailable || t.Status == idl.AppStatusRecalling) && t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
 
 // availableTable returns the available table called name: the name index holds only those,
 // so a dropped table's name is free at once.
@@ -214,6 +229,15 @@ func (m *clusterMap) apply(op *mutation) result {
 			}
 		}
 		return result{Code: wire.OK}
+	case op.RecallTable != nil:
+		return m.recall(op.RecallTable)
+	case op.FinishRecall != nil:
+		t := m.tableByID(*op.FinishRecall)
+		if t == nil || t.Status != idl.AppStatusRecalling {
+			return result{Code: wire.ErrInvalidState}
+		}
+		t.Status = idl.AppStatusAvailable
+		return result{Code: wire.OK, AppID: t.AppID}
 	case op.InitialTables:
 		m.InitialTablesDone = true
 		for _, c := range op.CreateTables {
@@ -225,7 +249,7 @@ func (m *clusterMap) apply(op *mutation) result {
 }
 
 func (m *clusterMap) create(c *createTable) result {
-	if t := m.availableTable(c.Name); t != nil {
+	if t := m.namedTable(c.Name); t != nil {
 		return result{Code: wire.ErrAppExist, AppID: t.AppID}
 	}
 	m.MaxAppID++
@@ -268,6 +292,12 @@ func (m *clusterMap) clone() *clusterMap {
 		c.Tables[i] = &tc
 	}
 	return &c
+}
+
+// serving reports whether the table's partitions are to be served: it is available, or
+// being recalled.
+func (t *table) serving() bool {
+	return t.Status == idl.AppStatusAvailable || t.Status == idl.AppStatusRecalling
 }
 
 // appInfo returns the table as list_apps reports it.

@@ -64,7 +64,11 @@ type Server struct {
 
 	syncNow chan struct{}
 	meta    *metaclient.Client // nil without meta servers
+	// dropped are the tables dropped and recallable, as of the meta's last answer; held are
+	// the replicas of dropped tables stopped with their data kept (dropped.go). Both belong
+	// to the sync goroutine (and to Run before it starts).
 	dropped map[int32]bool
+	held    map[idl.GPID]bool
 	// unassigned is when each replica held here was first missing from the meta's
 	// assignments (sync goroutine only).
 	unassigned map[idl.GPID]time.Time
@@ -107,6 +111,7 @@ func New(cfg Config) (*Server, error) {
 		parts:      make(map[idl.GPID]*partition),
 		syncNow:    make(chan struct{}, 1),
 		dropped:    make(map[int32]bool),
+		held:       make(map[idl.GPID]bool),
 		unassigned: make(map[idl.GPID]time.Time),
 	}
 	s.settings = settings
@@ -275,6 +280,10 @@ func (s *Server) reopenPartitions(ctx context.Context) error {
 		a, err1 := strconv.Atoi(app)
 		i, err2 := strconv.Atoi(idx)
 		if err1 != nil || err2 != nil {
+			continue
+		}
+		if isHeld(filepath.Join(s.cfg.DataDir, e.Name())) {
+			s.held[idl.GPID{AppID: int32(a), PartitionIndex: int32(i)}] = true
 			continue
 		}
 		raw, err := os.ReadFile(filepath.Join(s.cfg.DataDir, e.Name(), assignmentFile))
@@ -455,20 +464,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 		return
 	}
-	for _, app := range resp.DroppedApps {
-		s.dropped[app] = true
-		s.mu.RLock()
-		var victims []idl.GPID
-		for pid := range s.parts {
-			if pid.AppID == app {
-				victims = append(victims, pid)
-			}
-		}
-		s.mu.RUnlock()
-		for _, pid := range victims {
-			s.dropPartition(pid)
-		}
-	}
+	s.applyDrops(resp)
 	assigned := make(map[idl.GPID]bool, len(resp.Assignments))
 	for _, a := range resp.Assignments {
 		pid := idl.GPID{AppID: a.AppID, PartitionIndex: a.PartitionIndex}
@@ -479,6 +475,12 @@ func (s *Server) syncOnce(ctx context.Context) {
 		if p := s.partition(pid); p != nil {
 			p.setTable(a)
 			continue
+		}
+		if s.held[pid] {
+			if err := s.unhold(pid); err != nil {
+				s.lg.Error("reopen a recalled partition", "gpid", pid.String(), "err", err)
+				continue
+			}
 		}
 		if err := s.openPartition(ctx, a); err != nil {
 			s.lg.Error("open assigned partition", "err", err)
