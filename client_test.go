@@ -27,19 +27,21 @@ func TestLocate(t *testing.T) {
 	}{
 		{"a", 4, 12}, {"hello", 7, 7}, {"h1", 2, 10}, {"key_1", 4, 4},
 	} {
-		for _, n := range []int{8, 16} {
-			r := &route{partitions: make([]partition, n)}
-			for i := range r.partitions {
-				r.partitions[i].ballot = 1
+		t.Run(tc.hashKey, func(t *testing.T) {
+			for _, n := range []int{8, 16} {
+				r := &route{partitions: make([]partition, n)}
+				for i := range r.partitions {
+					r.partitions[i].ballot = 1
+				}
+				want := tc.p8
+				if n == 16 {
+					want = tc.p16
+				}
+				if got := r.locate(key.Hash([]byte(tc.hashKey))); got != want {
+					t.Errorf("%q of %d partitions: %d, want %d", tc.hashKey, n, got, want)
+				}
 			}
-			want := tc.p8
-			if n == 16 {
-				want = tc.p16
-			}
-			if got := r.locate(key.Hash([]byte(tc.hashKey))); got != want {
-				t.Errorf("%q of %d partitions: %d, want %d", tc.hashKey, n, got, want)
-			}
-		}
+		})
 	}
 	// A split child that is not ready (ballot <= 0) sends its keys to the parent.
 	r := &route{partitions: make([]partition, 16)}
@@ -74,9 +76,11 @@ func TestSplitPartitions(t *testing.T) {
 		{8, 100, "[[0] [1] [2] [3] [4] [5] [6] [7]]"},
 		{1, 3, "[[0]]"},
 	} {
-		if got := fmt.Sprint(splitPartitions(tc.count, tc.max)); got != tc.want {
-			t.Errorf("split %d into %d: %s, want %s", tc.count, tc.max, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("count=%d,max=%d", tc.count, tc.max), func(t *testing.T) {
+			if got := fmt.Sprint(splitPartitions(tc.count, tc.max)); got != tc.want {
+				t.Errorf("split %d into %d: %s, want %s", tc.count, tc.max, got, tc.want)
+			}
+		})
 	}
 	// Every partition exactly once, shares differing by at most one.
 	for count := 1; count <= 64; count++ {
@@ -189,10 +193,12 @@ func TestArgumentChecks(t *testing.T) {
 	add("BatchGet nil hash key", err)
 
 	for name, err := range checks {
-		var pe *PError
-		if !errors.Is(err, ErrInvalidArgument) || !errors.As(err, &pe) {
-			t.Errorf("%s: %v, want a PError wrapping ErrInvalidArgument", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			var pe *PError
+			if !errors.Is(err, ErrInvalidArgument) || !errors.As(err, &pe) {
+				t.Errorf("%s: %v, want a PError wrapping ErrInvalidArgument", name, err)
+			}
+		})
 	}
 	if fr := f.take(); len(fr) != 0 {
 		t.Errorf("rejected calls sent %d frames", len(fr))

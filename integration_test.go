@@ -13,6 +13,7 @@ import (
 
 	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
 
@@ -107,18 +108,10 @@ func TestIntegrationTTL(t *testing.T) {
 	}
 	// A record whose TTL has run out is gone.
 	must(t, tb.SetTTL(ctx, b("h"), b("gone"), b("v"), time.Second))
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	poll.UntilOK(t, "a record with a 1 s TTL to expire", func(context.Context) (bool, error) {
 		v, err := tb.Get(ctx, b("h"), b("gone"))
-		must(t, err)
-		if v == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("record with a 1 s TTL still readable after 10 s")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return v == nil, err
+	})
 	if ttl, err := tb.TTL(ctx, b("h"), b("gone")); err != nil || ttl != -2 {
 		t.Fatalf("TTL of expired = %d, %v; want -2", ttl, err)
 	}
@@ -210,12 +203,14 @@ func TestIntegrationMultiGet(t *testing.T) {
 		{pegasus.Filter{Type: pegasus.FilterTypeMatchAnywhere, Pattern: nil}, "[apple=1 banana=2 cherry=3 grape=4]"},
 		{pegasus.Filter{Type: pegasus.FilterTypeNoFilter, Pattern: b("zzz")}, "[apple=1 banana=2 cherry=3 grape=4]"},
 	} {
-		opts := *pegasus.DefaultMultiGetOptions
-		opts.SortKeyFilter = tc.f
-		kvs, _, err := tb.MultiGetRangeOpt(ctx, b("f"), nil, nil, &opts)
-		if err != nil || kvString(kvs) != tc.want {
-			t.Errorf("filter %v %q: %s, %v; want %s", tc.f.Type, tc.f.Pattern, kvString(kvs), err, tc.want)
-		}
+		t.Run(fmt.Sprintf("%v_%s", tc.f.Type, tc.f.Pattern), func(t *testing.T) {
+			opts := *pegasus.DefaultMultiGetOptions
+			opts.SortKeyFilter = tc.f
+			kvs, _, err := tb.MultiGetRangeOpt(ctx, b("f"), nil, nil, &opts)
+			if err != nil || kvString(kvs) != tc.want {
+				t.Errorf("filter %v %q: %s, %v; want %s", tc.f.Type, tc.f.Pattern, kvString(kvs), err, tc.want)
+			}
+		})
 	}
 }
 
@@ -556,20 +551,13 @@ func TestIntegrationDropAndRecreate(t *testing.T) {
 	dropTable(t, c, "temp")
 	// Replica servers let go of a dropped table's partitions asynchronously; once one has,
 	// the client finds the table gone and fails at once instead of retrying.
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	poll.UntilOK(t, "Get on the dropped table to fail", func(context.Context) (bool, error) {
 		_, err := tb.Get(ctx, b("h"), b("s"))
-		if err != nil {
-			if !errors.Is(err, pegasus.ErrObjectNotFound) {
-				t.Fatalf("Get on a dropped table = %v, want ERR_OBJECT_NOT_FOUND", err)
-			}
-			break
+		if err != nil && !errors.Is(err, pegasus.ErrObjectNotFound) {
+			return false, fmt.Errorf("Get on a dropped table = %w, want ERR_OBJECT_NOT_FOUND", err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("Get on a dropped table still succeeds after 20 s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err != nil, nil
+	})
 	c.CreateTable(t, "temp", 4)
 	// The same connector follows the new table (new app id, new partition count).
 	if v, err := tb.Get(ctx, b("h"), b("s")); err != nil || v != nil {

@@ -4,29 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-// loadVector reads a request frame captured from the official go-client (testdata/vectors,
-// described in its README).
-func loadVector(t testing.TB, name string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(filepath.Join("testdata", "vectors", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
-	if err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	return b
-}
+	"github.com/gopegasus/pegasus/internal/golden"
+)
 
 // Capture-time values of the fields that depend on the clock (vectors README).
 const (
@@ -340,7 +325,7 @@ func TestWireCompatibility(t *testing.T) {
 				if st.expire != nil {
 					exp, ttl = st.expire[i], st.ttl[i]
 				}
-				compareFrame(t, v, loadVector(t, v), got[i].raw, exp, ttl)
+				compareFrame(t, v, golden.Read(t, filepath.Join(golden.Dir(t), v)), got[i].raw, exp, ttl)
 			}
 		})
 	}

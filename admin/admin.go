@@ -144,6 +144,27 @@ type Client interface {
 	// ClearAppEnvs deletes every environment variable of a table whose key is
 	// "<prefix>.<something>", or all of them when prefix is empty.
 	ClearAppEnvs(ctx context.Context, tableName string, prefix string) error
+
+	// AddDuplication duplicates a table to the remote cluster (named as in the meta servers'
+	// [pegasus.clusters]) and returns the new duplication. When the table already has a
+	// duplication to that cluster it returns that one with an error wrapping ERR_DUP_EXIST
+	// (duplication.go).
+	AddDuplication(ctx context.Context, tableName, remoteCluster string, opts *AddDuplicationOptions) (*DuplicationAdded, error)
+	// QueryDuplications returns a table's app id and duplications, by dupid.
+	QueryDuplications(ctx context.Context, tableName string) (int32, []*Duplication, error)
+	// ListDuplications returns the duplications of every table whose name matches pattern
+	// as match says (MatchAll ignores pattern), by table name.
+	ListDuplications(ctx context.Context, pattern string, match MatchType) (map[string][]*Duplication, error)
+	// StartDuplication ships a paused (or seeded) duplication's writes again (DS_LOG).
+	StartDuplication(ctx context.Context, tableName string, dupID int32) error
+	// PauseDuplication stops shipping a duplication's writes (DS_PAUSE); the master keeps
+	// its log for it, up to the replica servers' bound.
+	PauseDuplication(ctx context.Context, tableName string, dupID int32) error
+	// RemoveDuplication stops and forgets a duplication (DS_REMOVED).
+	RemoveDuplication(ctx context.Context, tableName string, dupID int32) error
+	// SetDuplicationFailMode sets what a duplication's shippers do with a write the follower
+	// refuses: "slow" (retry until it is taken, the default) or "skip".
+	SetDuplicationFailMode(ctx context.Context, tableName string, dupID int32, mode string) error
 }
 
 // NewClient returns an admin client. It panics if an address is illegal; [New] returns that

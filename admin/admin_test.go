@@ -4,18 +4,15 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/golden"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -127,18 +124,6 @@ func (f *fakeMeta) take() [][]byte {
 	return fr
 }
 
-func loadVector(t *testing.T, name string) []byte {
-	raw, err := os.ReadFile(filepath.Join("..", "testdata", "vectors", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
 // sameFrame compares a request frame with a captured one, except for client_timeout and seqid.
 func sameFrame(t *testing.T, name string, want, got []byte) {
 	t.Helper()
@@ -178,9 +163,9 @@ func TestWireCompatibility(t *testing.T) {
 	if len(frames) < 2 {
 		t.Fatalf("CreateTable sent %d frames", len(frames))
 	}
-	sameFrame(t, "30-createtable", loadVector(t, "30-RPC_CM_CREATE_APP-createtable.hex"), frames[0])
+	sameFrame(t, "30-createtable", golden.Frame(t, golden.Dir(t), "30"), frames[0])
 	for _, fr := range frames[1:] { // it polls the configuration until its wait ends
-		sameFrame(t, "31-createtable", loadVector(t, "31-RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX-createtable.hex"), fr)
+		sameFrame(t, "31-createtable", golden.Frame(t, golden.Dir(t), "31"), fr)
 	}
 
 	if err := adm.DropTable(ctx, "t1", 0); err != nil {
@@ -198,9 +183,9 @@ func TestWireCompatibility(t *testing.T) {
 	if len(frames) != 3 {
 		t.Fatalf("%d frames for drop, list tables, list nodes", len(frames))
 	}
-	sameFrame(t, "32-droptable", loadVector(t, "32-RPC_CM_DROP_APP-droptable.hex"), frames[0])
-	sameFrame(t, "33-listtables", loadVector(t, "33-RPC_CM_LIST_APPS-listtables.hex"), frames[1])
-	sameFrame(t, "34-listnodes", loadVector(t, "34-RPC_CM_LIST_NODES-listnodes.hex"), frames[2])
+	sameFrame(t, "32-droptable", golden.Frame(t, golden.Dir(t), "32"), frames[0])
+	sameFrame(t, "33-listtables", golden.Frame(t, golden.Dir(t), "33"), frames[1])
+	sameFrame(t, "34-listnodes", golden.Frame(t, golden.Dir(t), "34"), frames[2])
 
 	envs, err := adm.GetAppEnvs(ctx, "temp")
 	if err != nil || envs["k"] != "v" {

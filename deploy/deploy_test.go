@@ -220,10 +220,12 @@ func TestPromRefs(t *testing.T) {
 		{`label_values(pegasus_table_replicas, table_id)`, []string{"pegasus_table_replicas"}, []string{"table_id"}, nil},
 		{`max(m{l="a{b}"})`, []string{"m"}, []string{"l"}, nil},
 	} {
-		m, l, u := promRefs(tc.q)
-		if !slices.Equal(m, tc.metrics) || !slices.Equal(l, tc.labels) || !slices.Equal(u, tc.unknownFunctions) {
-			t.Errorf("%s: metrics %v labels %v unknown %v; want %v %v %v", tc.q, m, l, u, tc.metrics, tc.labels, tc.unknownFunctions)
-		}
+		t.Run(tc.metrics[0], func(t *testing.T) {
+			m, l, u := promRefs(tc.q)
+			if !slices.Equal(m, tc.metrics) || !slices.Equal(l, tc.labels) || !slices.Equal(u, tc.unknownFunctions) {
+				t.Errorf("%s: metrics %v labels %v unknown %v; want %v %v %v", tc.q, m, l, u, tc.metrics, tc.labels, tc.unknownFunctions)
+			}
+		})
 	}
 }
 

@@ -16,6 +16,8 @@ import (
 
 	"github.com/XiaoMi/pegasus-go-client/pegasus"
 	"github.com/XiaoMi/pegasus-go-client/pegasus2"
+
+	"github.com/gopegasus/pegasus/internal/golden"
 )
 
 var update = flag.Bool("update", false, "rewrite the captured frame in testdata/vectors/gocli2018")
@@ -27,20 +29,6 @@ const (
 	timeoutOff  = 32 // client_timeout in a v0 header (protocol.md §1.3)
 	timeoutSize = 4
 )
-
-// readHex reads a frame stored as hex text.
-func readHex(t *testing.T, path string) []byte {
-	t.Helper()
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	return b
-}
 
 // writeHex stores a frame as hex text, 32 bytes a line, as the other vectors are.
 func writeHex(t *testing.T, path string, b []byte) {
@@ -118,7 +106,7 @@ func TestQueryConfigFrame(t *testing.T) {
 	if *update {
 		writeHex(t, frame2018, old)
 	}
-	if want := readHex(t, frame2018); !bytes.Equal(old, want) {
+	if want := golden.Read(t, frame2018); !bytes.Equal(old, want) {
 		t.Fatalf("the 2018 client's query_cfg frame changed (rerun with -update to store it):\n got %x\nwant %x", old, want)
 	}
 	if v := binary.BigEndian.Uint32(old[4:8]); v != 0 {
@@ -128,11 +116,7 @@ func TestQueryConfigFrame(t *testing.T) {
 		t.Fatalf("2018 frame: client_timeout %d, want 0", v)
 	}
 
-	matches, _ := filepath.Glob(vectors + "/01-RPC_CM_QUERY_PARTITION_CONFIG_BY_INDEX-*.hex")
-	if len(matches) != 1 {
-		t.Fatalf("the current client's query_cfg vector is missing from %s", vectors)
-	}
-	cur := readHex(t, matches[0])
+	cur := golden.Frame(t, golden.Dir(t), "01") // the current client's query_cfg
 	if v := binary.BigEndian.Uint32(cur[timeoutOff:]); v == 0 {
 		t.Fatal("current client's frame: client_timeout 0")
 	}

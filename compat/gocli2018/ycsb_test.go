@@ -58,18 +58,20 @@ func TestYCSB(t *testing.T) {
 		{"A", map[string]string{"readproportion": "0.5", "updateproportion": "0.5"}},
 		{"C", map[string]string{"readproportion": "1", "updateproportion": "0"}},
 	} {
-		r := runYCSB(t, base, w.props, 3*time.Second)
-		t.Logf("workload %s: %d reads, %d updates, %d calls in flight at the end failed",
-			w.name, r.reads.Load(), r.updates.Load(), r.late.Load())
-		if r.errs.Load() != 0 {
-			t.Fatalf("workload %s: %d calls failed (first: %v)", w.name, r.errs.Load(), r.firstErr())
-		}
-		if r.late.Load() > threads {
-			t.Fatalf("workload %s: %d calls failed at the end, more than one per thread", w.name, r.late.Load())
-		}
-		if r.reads.Load() == 0 || (w.name == "A") != (r.updates.Load() > 0) {
-			t.Fatalf("workload %s: %d reads, %d updates", w.name, r.reads.Load(), r.updates.Load())
-		}
+		t.Run(w.name, func(t *testing.T) {
+			r := runYCSB(t, base, w.props, 3*time.Second)
+			t.Logf("workload %s: %d reads, %d updates, %d calls in flight at the end failed",
+				w.name, r.reads.Load(), r.updates.Load(), r.late.Load())
+			if r.errs.Load() != 0 {
+				t.Fatalf("workload %s: %d calls failed (first: %v)", w.name, r.errs.Load(), r.firstErr())
+			}
+			if r.late.Load() > threads {
+				t.Fatalf("workload %s: %d calls failed at the end, more than one per thread", w.name, r.late.Load())
+			}
+			if r.reads.Load() == 0 || (w.name == "A") != (r.updates.Load() > 0) {
+				t.Fatalf("workload %s: %d reads, %d updates", w.name, r.reads.Load(), r.updates.Load())
+			}
+		})
 	}
 }
 

@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/poll"
+	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -140,20 +141,40 @@ func startCluster(t *testing.T) *cluster {
 		}
 	})
 	c := &cluster{t: t}
+	extra := durabilityConfig(t, dir)
 	c.metaAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	c.meta = &proc{t: t, name: "meta", log: logf, args: []string{"meta", "--listen", c.metaAddr,
-		"--data", filepath.Join(dir, "meta"), "--log-level", "warn"}}
+	c.meta = &proc{t: t, name: "meta", log: logf, args: append([]string{"meta", "--listen", c.metaAddr,
+		"--data", filepath.Join(dir, "meta"), "--log-level", "warn"}, extra...)}
 	c.meta.start()
 	t.Cleanup(c.meta.kill)
 	for i := range 3 {
 		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		r := &proc{t: t, name: "replica " + addr, log: logf, args: []string{"replica", "--listen", addr,
-			"--data", filepath.Join(dir, fmt.Sprintf("replica%d", i)), "--metas", c.metaAddr, "--log-level", "warn"}}
+		r := &proc{t: t, name: "replica " + addr, log: logf, args: append([]string{"replica", "--listen", addr,
+			"--data", filepath.Join(dir, fmt.Sprintf("replica%d", i)), "--metas", c.metaAddr, "--log-level", "warn"}, extra...)}
 		r.start()
 		t.Cleanup(r.kill)
 		c.replicas = append(c.replicas, r)
 	}
 	return c
+}
+
+// durabilityConfig returns the server flags that set the raft log durability of every
+// server to $PEGASUS_CHAOS_DURABILITY (always or os; unset: the servers' default, always):
+// a configuration file in dir.
+func durabilityConfig(t *testing.T, dir string) []string {
+	d := os.Getenv("PEGASUS_CHAOS_DURABILITY")
+	if d == "" {
+		return nil
+	}
+	if _, err := raftlog.ParseDurability(d); err != nil {
+		t.Fatalf("PEGASUS_CHAOS_DURABILITY: %v", err)
+	}
+	name := filepath.Join(dir, "servers.ini")
+	if err := os.WriteFile(name, []byte("[replication]\nraft_log_durability = "+d+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("raft log durability %s", d)
+	return []string{"--config", name}
 }
 
 func tail(b []byte, n int) []byte {
@@ -163,44 +184,42 @@ func tail(b []byte, n int) []byte {
 	return b
 }
 
+// openTable opens a table with a client of the cluster, closed when the test ends.
+func (c *cluster) openTable(name string) pegasus.TableConnector {
+	t := c.t
+	client, err := pegasus.New(pegasus.Config{MetaServers: []string{c.metaAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	tb, err := client.OpenTable(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
 // createTable creates a table with 3 replicas and waits for its primaries.
 func (c *cluster) createTable(name string, partitions int) {
 	t := c.t
 	conn := rpc.NewConn(c.metaAddr, rpc.ConnConfig{})
 	defer conn.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	poll.UntilOK(t, "table "+name+" created", func(ctx context.Context) (bool, error) {
 		var resp idl.CreateAppResponse
 		err := conn.Call(ctx, wire.Header{}, idl.RPCCreateApp, &idl.CreateAppRequest{AppName: name, Options: idl.CreateAppOptions{
 			PartitionCount: int32(partitions), ReplicaCount: 3, SuccessIfExist: true, AppType: "pegasus", IsStateful: true,
 			Envs: map[string]string{}}}, &resp)
-		cancel()
-		if err == nil && wire.CodeError(string(resp.Err)) == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("create table: %v %q", err, resp.Err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		return err == nil && wire.CodeError(string(resp.Err)) == nil, nil
+	})
+	poll.UntilOK(t, "primaries of table "+name, func(ctx context.Context) (bool, error) {
 		var resp idl.QueryCfgResponse
 		err := conn.Call(ctx, wire.Header{}, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name}, &resp)
-		cancel()
 		ready := err == nil && len(resp.Partitions) == partitions
 		for _, p := range resp.Partitions {
 			ready = ready && !p.Primary.IsZero() && len(p.Secondaries) == 2
 		}
-		if ready {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("table %s: no primaries: %v", name, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return ready, nil
+	})
 }
 
 // describeTable is the table's partition configuration as the meta reports it, for failure
@@ -373,15 +392,7 @@ func chaosDuration() time.Duration {
 func TestChaosKillReplicaLinearizable(t *testing.T) {
 	c := startCluster(t)
 	c.createTable("chaos", 4)
-	client, err := pegasus.New(pegasus.Config{MetaServers: []string{c.metaAddr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	tb, err := client.OpenTable(t.Context(), "chaos")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb := c.openTable("chaos")
 
 	rec := &recorder{start: time.Now()}
 	// A small key set, so operations contend; checked key by key, so not too small for the
@@ -445,10 +456,9 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 		victim.start()
 		restarted := rec.now()
 		// Writes must succeed again within 10 s of the restart.
-		deadline := time.Now().Add(10 * time.Second)
-		for lastWriteOK.Load() < restarted && time.Now().Before(deadline) && ctx.Err() == nil {
-			time.Sleep(20 * time.Millisecond)
-		}
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = poll.Wait(wctx, func(context.Context) (bool, error) { return lastWriteOK.Load() >= restarted, nil })
+		wcancel()
 		if ctx.Err() == nil {
 			if lastWriteOK.Load() < restarted {
 				t.Errorf("no write succeeded within 10 s after restarting %s", victim.name)
@@ -464,10 +474,11 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 	// acknowledged write must be reflected in them.
 	for _, k := range keys {
 		fctx, fcancel := context.WithTimeout(t.Context(), 20*time.Second)
-		err := errors.New("not tried")
-		for err != nil && fctx.Err() == nil {
+		var err error // the last read's: Wait tries once at least
+		_ = poll.Wait(fctx, func(context.Context) (bool, error) {
 			err = rec.run(fctx, tb, 99, kvInput{op: "get", key: k})
-		}
+			return err == nil, nil
+		})
 		fcancel()
 		if err != nil {
 			t.Fatalf("final read of %s failed: %v\ntable as the meta sees it:\n%s", k, err, c.describeTable("chaos"))
@@ -521,15 +532,7 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 func TestKillWholeClusterKeepsAcknowledgedWrites(t *testing.T) {
 	c := startCluster(t)
 	c.createTable("durable", 4)
-	client, err := pegasus.New(pegasus.Config{MetaServers: []string{c.metaAddr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	tb, err := client.OpenTable(t.Context(), "durable")
-	if err != nil {
-		t.Fatal(err)
-	}
+	tb := c.openTable("durable")
 	var mu sync.Mutex
 	var acked []string
 	ctx, cancel := context.WithCancel(t.Context())
@@ -567,15 +570,10 @@ func TestKillWholeClusterKeepsAcknowledgedWrites(t *testing.T) {
 	for _, k := range acked {
 		var v []byte
 		var err error
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			cctx, ccancel := context.WithTimeout(t.Context(), 3*time.Second)
-			v, err = tb.Get(cctx, []byte(k), []byte("s"))
-			ccancel()
-			if err == nil {
-				break
-			}
-		}
+		_ = poll.Wait(t.Context(), func(ctx context.Context) (bool, error) {
+			v, err = tb.Get(ctx, []byte(k), []byte("s"))
+			return err == nil, nil
+		})
 		if err != nil || string(v) != k {
 			t.Fatalf("acknowledged write %s after the restart: %q %v", k, v, err)
 		}

@@ -5,4 +5,7 @@
 // CI runs a short version. The long run (2 minutes or more):
 //
 //	PEGASUS_CHAOS_DURATION=2m go test -run TestChaos -v -timeout 20m ./internal/chaos/
+//
+// PEGASUS_CHAOS_DURABILITY=os runs the servers with the raft log durability "os" (the
+// default is "always").
 package chaos

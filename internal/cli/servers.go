@@ -7,16 +7,19 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/gopegasus/pegasus/admin"
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/meta"
 	"github.com/gopegasus/pegasus/internal/replica"
 )
@@ -239,8 +242,16 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	replicaPort := fs.Int("replica-port", 34801, "port of the first replica server; the others follow")
 	host := fs.String("host", "127.0.0.1", "IPv4 address to listen on and advertise")
 	level := fs.String("log-level", "warn", "log level: debug, info, warn or error")
+	name := fs.String("cluster-name", "onebox", "the cluster's name, as other clusters duplicating to it call it")
+	var remotes remoteFlag
+	fs.Var(&remotes, "remote", "a cluster tables can be duplicated to, NAME=META[,META...]; repeat for several. "+
+		"The duplication cluster ids are 1, 2, ... in name order of this cluster and the remotes, so two oneboxes that name each other agree")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	peers, err := remotes.peers(*name)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *metas < 1 {
 		return fmt.Errorf("%w: --metas must be at least 1", errUsage)
@@ -293,7 +304,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for i, ln := range metaLns {
 		m, err := meta.New(meta.Config{
 			Listener: ln, DataDir: filepath.Join(*data, fmt.Sprintf("meta%d", i+1)), Metas: metaAddrs,
-			InitialTables: specs, ClusterName: "onebox", Version: Version, Logger: lg.With("meta", metaAddrs[i]),
+			InitialTables: specs, ClusterName: *name, Peers: peers, Version: Version, Logger: lg.With("meta", metaAddrs[i]),
 		})
 		if err != nil {
 			return abandon(err)
@@ -305,7 +316,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		addr := fmt.Sprintf("%s:%d", *host, portOf(*replicaPort, i))
 		r, err := replica.New(replica.Config{
 			Listen: addr, DataDir: filepath.Join(*data, fmt.Sprintf("replica%d", i+1)), Metas: metaAddrs,
-			ClusterID: new(uint8(1)), Version: Version, Logger: lg.With("replica", addr),
+			ClusterName: *name, Peers: peers, Version: Version, Logger: lg.With("replica", addr),
 		})
 		if err != nil {
 			return abandon(err)
@@ -327,6 +338,42 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "onebox: stopping")
 	return stop()
+}
+
+// remoteFlag is onebox's repeatable --remote NAME=META[,META...].
+type remoteFlag map[string]string
+
+func (f *remoteFlag) String() string { return fmt.Sprint(map[string]string(*f)) }
+
+func (f *remoteFlag) Set(v string) error {
+	name, metas, ok := strings.Cut(v, "=")
+	if !ok || name == "" || metas == "" {
+		return fmt.Errorf("want NAME=META[,META...], got %q", v)
+	}
+	if *f == nil {
+		*f = remoteFlag{}
+	}
+	(*f)[name] = metas
+	return nil
+}
+
+// peers are the duplication peers of cluster self: the remotes, and ids 1, 2, ... for self
+// and the remotes in name order.
+func (f remoteFlag) peers(self string) (*dup.Peers, error) {
+	if _, ok := f[self]; ok {
+		return nil, fmt.Errorf("--remote %s names this cluster", self)
+	}
+	names := append(slices.Collect(maps.Keys(f)), self)
+	slices.Sort(names)
+	group := map[string]string{}
+	for i, n := range names {
+		group[n] = strconv.Itoa(i + 1)
+	}
+	p, err := dup.NewPeers(f, group)
+	if err != nil {
+		return nil, err
+	}
+	return &p, nil
 }
 
 // waitTablesReady polls the meta leader until every partition of the onebox tables has a

@@ -204,6 +204,7 @@ func shellCommands() []shellCommand {
 	cmds = append(cmds, sessionCommands()...)
 	cmds = append(cmds, dataCommands()...)
 	cmds = append(cmds, adminCommands()...)
+	cmds = append(cmds, dupCommands()...)
 	return cmds
 }
 
@@ -268,7 +269,7 @@ func (sh *shell) cmdHelp(_ context.Context, args []string) error {
 	groups := []struct {
 		title string
 		cmds  []shellCommand
-	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", adminCommands()}}
+	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", adminCommands()}, {"Duplication:", dupCommands()}}
 	for i, g := range groups {
 		if i > 0 {
 			fmt.Fprintln(sh.out.w)

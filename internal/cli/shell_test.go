@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +12,8 @@ import (
 	"strings"
 	"testing"
 	"testing/quick"
-	"time"
 
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
 
@@ -301,31 +302,29 @@ func TestShellCommands(t *testing.T) {
 		}
 		// The replicas act on it: every partition of copy reports a finished compaction.
 		appID := int(oneShotJSON(t, metas, "app copy")["app_id"].(float64))
-		deadline := time.Now().Add(30 * time.Second)
-		for finished := 0; finished < 4; {
-			finished = 0
+		poll.UntilOK(t, "4 partitions finished compacting", func(context.Context) (bool, error) {
+			finished := 0
 			for _, addr := range c.ReplicaAddrs() {
 				resp, err := http.Get(fmt.Sprintf("http://%s/replica/manual_compaction?app_id=%d", addr, appID))
 				if err != nil {
-					t.Fatal(err)
+					return false, err
 				}
 				var st struct{ Status map[string]int }
 				err = json.NewDecoder(resp.Body).Decode(&st)
 				resp.Body.Close()
 				if err != nil {
-					t.Fatal(err)
+					return false, err
 				}
 				finished += st.Status["finished"]
 			}
-			if finished < 4 && time.Now().After(deadline) {
-				t.Fatalf("%d of 4 partitions finished compacting", finished)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return finished >= 4, nil
+		})
 		for _, bad := range []string{"manual_compact", "manual_compact -a copy -t periodic", "manual_compact -a copy -e 0", "manual_compact -a copy -b maybe"} {
-			if _, _, err := shellRun(t, "", "--metas", metas, "-c", bad); !errors.Is(err, errShellCommand) {
-				t.Errorf("%q: %v", bad, err)
-			}
+			t.Run(bad, func(t *testing.T) {
+				if _, _, err := shellRun(t, "", "--metas", metas, "-c", bad); !errors.Is(err, errShellCommand) {
+					t.Errorf("%q: %v", bad, err)
+				}
+			})
 		}
 	})
 
@@ -357,9 +356,11 @@ func TestShellCommands(t *testing.T) {
 
 	t.Run("errors", func(t *testing.T) {
 		for _, line := range []string{"get onlyone", "set a", "nosuch", "scan", "create", "incr a b x", "timeout -1"} {
-			if _, _, err := shellRun(t, "", "--metas", metas, "--table", "temp", "-c", line); !errors.Is(err, errShellCommand) {
-				t.Errorf("%q: %v", line, err)
-			}
+			t.Run(line, func(t *testing.T) {
+				if _, _, err := shellRun(t, "", "--metas", metas, "--table", "temp", "-c", line); !errors.Is(err, errShellCommand) {
+					t.Errorf("%q: %v", line, err)
+				}
+			})
 		}
 		if _, errOut, err := shellRun(t, "", "--metas", metas, "-c", "get a b"); err == nil || !strings.Contains(errOut, "use TABLE") {
 			t.Errorf("data command without a table: %v %q", err, errOut)
@@ -407,15 +408,19 @@ func TestSplitCommands(t *testing.T) {
 		{`set a "x;y" \;`, [][]string{{"set", "a", "x;y", ";"}}},
 		{`set \x00\xFf "\n\t\r\0" \"\\`, [][]string{{"set", "\x00\xff", "\n\t\r\x00", `"\`}}},
 	} {
-		got, err := splitCommands(tc.in)
-		if err != nil || !reflect.DeepEqual(got, tc.want) {
-			t.Errorf("splitCommands(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := splitCommands(tc.in)
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("splitCommands(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
 	}
 	for _, bad := range []string{`set "a`, `set a\`, `set \x1`, `set \xzz`} {
-		if _, err := splitCommands(bad); err == nil {
-			t.Errorf("splitCommands(%q) accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := splitCommands(bad); err == nil {
+				t.Errorf("splitCommands(%q) accepted", bad)
+			}
+		})
 	}
 }
 

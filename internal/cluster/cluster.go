@@ -79,6 +79,26 @@ type Assignment struct {
 	// a snapshot. Without Join, a new replica bootstraps the group with Members as voters,
 	// which is only right when the partition is new.
 	Join bool `json:"join,omitempty"`
+	// Dups are the table's duplications to other clusters (package dup): the partition's
+	// primary ships them, and every replica keeps the log they have not confirmed.
+	Dups []DupAssignment `json:"dups,omitempty"`
+}
+
+// DupAssignment is one duplication of a partition's table, as the meta leader saved it.
+type DupAssignment struct {
+	ID        int32                   `json:"dupid"`
+	Remote    string                  `json:"remote"`
+	RemoteApp string                  `json:"remote_app_name"`
+	Status    idl.DuplicationStatus   `json:"status"`
+	FailMode  idl.DuplicationFailMode `json:"fail_mode"`
+	// Confirmed is the last decree of the partition the follower applied, as the meta
+	// saved it; Checkpoint the decree the follower's seed was prepared at. Both -1 when
+	// none.
+	Confirmed  int64 `json:"confirmed"`
+	Checkpoint int64 `json:"checkpoint"`
+	// CreateMS is when the duplication was added (unix milliseconds): without a seed, the
+	// writes proposed from then on are shipped.
+	CreateMS int64 `json:"create_ms"`
 }
 
 // SyncResponse is the meta leader's answer.

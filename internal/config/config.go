@@ -15,7 +15,10 @@
 //	rocksdb_slow_query_threshold_ns = 50000000
 //
 // Every key must be a registered setting of that section; an unknown section or key is an
-// error, so typos do not go unnoticed.
+// error, so typos do not go unnoticed. The exceptions are sections whose keys are names the
+// operator chooses: one registered with [DefineSection] (the clusters of [pegasus.clusters],
+// for example) keeps its lines as they are, and so does every section of a family registered
+// with [DefineSections], such as Pegasus's [block_service.<name>] ([Registry.Sections]).
 package config
 
 import (
@@ -23,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"slices"
@@ -156,7 +160,11 @@ type Info struct {
 type Registry struct {
 	mu       sync.Mutex // serializes changes
 	settings map[string]*setting
+	sections map[string]*Section
 	groups   []group
+	// families maps a prefix registered with DefineSections to the sections loaded under
+	// it: section name without the prefix -> key -> raw value.
+	families map[string]map[string]map[string]string
 }
 
 type group struct {
@@ -165,7 +173,101 @@ type group struct {
 }
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{settings: map[string]*setting{}} }
+func NewRegistry() *Registry {
+	return &Registry{settings: map[string]*setting{}, sections: map[string]*Section{},
+		families: map[string]map[string]map[string]string{}}
+}
+
+// DefineSections registers a family of sections whose keys are not settings: every section
+// named prefix+"<name>" (prefix "block_service." takes [block_service.backup]) is kept by
+// [Registry.Load] as raw key = value strings, for its owner to read with
+// [Registry.Sections] and check itself. The prefix must end in "." and must not be a
+// section of a setting (nor overlap another family); breaking that is a programming error
+// and panics.
+func DefineSections(r *Registry, prefix string) {
+	if !strings.HasSuffix(prefix, ".") || len(prefix) < 2 {
+		panic(fmt.Sprintf("config: section family %q must end in \".\"", prefix))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p := range r.families {
+		if strings.HasPrefix(p, prefix) || strings.HasPrefix(prefix, p) {
+			panic(fmt.Sprintf("config: section family %q overlaps %q", prefix, p))
+		}
+	}
+	for _, st := range r.settings {
+		if strings.HasPrefix(st.section, prefix) {
+			panic(fmt.Sprintf("config: section family %q holds setting %q", prefix, st.name))
+		}
+	}
+	r.families[prefix] = map[string]map[string]string{}
+}
+
+// Sections returns the sections of the family prefix (see [DefineSections]) read so far:
+// section name without the prefix -> key -> value, values trimmed as settings are. The maps
+// are the caller's. An undefined family has none.
+func (r *Registry) Sections(prefix string) map[string]map[string]string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]map[string]string{}
+	for name, keys := range r.families[prefix] {
+		out[name] = maps.Clone(keys)
+	}
+	return out
+}
+
+// familyLocked returns the family prefix that section belongs to, if any.
+func (r *Registry) familyLocked(section string) (string, bool) {
+	for p := range r.families {
+		if strings.HasPrefix(section, p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// Section is a section of the configuration file whose keys are not settings but names of
+// the operator's choosing, each with a raw string value: "[pegasus.clusters]" maps cluster
+// names to meta server lists, for example. Its methods are safe for concurrent use.
+type Section struct {
+	name, desc string
+	mu         sync.Mutex
+	kv         map[string]string
+}
+
+// DefineSection registers the raw section name: [Registry.Load] keeps every key = value
+// line of it. Defining a section twice, or one whose name is a setting's, is a programming
+// error and panics.
+func DefineSection(r *Registry, name, description string) *Section {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.sections[name]; dup {
+		panic(fmt.Sprintf("config: section %q defined twice", name))
+	}
+	s := &Section{name: name, desc: description, kv: map[string]string{}}
+	r.sections[name] = s
+	return s
+}
+
+// Name returns the section's name.
+func (s *Section) Name() string { return s.name }
+
+// Description returns the section's description.
+func (s *Section) Description() string { return s.desc }
+
+// Get returns the section's keys and values, in a new map.
+func (s *Section) Get() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.kv)
+}
+
+// Set sets one key (before the server starts, as [Registry.Set] does for settings).
+func (s *Section) Set(key, value string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kv[key] = value
+}
 
 // Define registers a setting with its default value and returns its handle. Names are
 // unique across sections (settings are looked up by name alone); defining a name twice is a
@@ -204,6 +306,9 @@ func Define[T Kind](r *Registry, s Spec[T]) *Value[T] {
 	defer r.mu.Unlock()
 	if _, dup := r.settings[s.Name]; dup {
 		panic(fmt.Sprintf("config: setting %q defined twice", s.Name))
+	}
+	if prefix, raw := r.familyLocked(s.Section); raw {
+		panic(fmt.Sprintf("config: setting %q in section family %q", s.Name, prefix))
 	}
 	r.settings[s.Name] = st
 	return v
@@ -428,8 +533,10 @@ func (r *Registry) LoadFile(path string) error {
 }
 
 // Load reads settings in the configuration file format from rd; name labels errors. Every
-// key must be a setting registered in that section. It returns the first error; settings
-// read before it keep their new values.
+// key must be a setting registered in that section, except in the sections of a family
+// registered with [DefineSections], whose keys are kept as they are (a key given twice keeps
+// its last value, as a setting does). It returns the first error; settings read before it
+// keep their new values.
 func (r *Registry) Load(rd io.Reader, name string) error {
 	sc := bufio.NewScanner(rd)
 	section := ""
@@ -444,6 +551,18 @@ func (r *Registry) Load(rd io.Reader, name string) error {
 				return fmt.Errorf("config: %s:%d: malformed section header %q", name, line, text)
 			}
 			section = strings.TrimSpace(text[1:end])
+			r.mu.Lock()
+			prefix, raw := r.familyLocked(section)
+			if raw && len(section) > len(prefix) {
+				fam := r.families[prefix]
+				if fam[section[len(prefix):]] == nil {
+					fam[section[len(prefix):]] = map[string]string{}
+				}
+			}
+			r.mu.Unlock()
+			if raw && len(section) == len(prefix) {
+				return fmt.Errorf("config: %s:%d: section [%s] needs a name after %q", name, line, section, prefix)
+			}
 			continue
 		}
 		k, v, ok := strings.Cut(text, "=")
@@ -452,8 +571,25 @@ func (r *Registry) Load(rd io.Reader, name string) error {
 		}
 		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
 		r.mu.Lock()
+		if prefix, raw := r.familyLocked(section); raw {
+			if k == "" {
+				r.mu.Unlock()
+				return fmt.Errorf("config: %s:%d: empty key in [%s]", name, line, section)
+			}
+			r.families[prefix][section[len(prefix):]][k] = v
+			r.mu.Unlock()
+			continue
+		}
+		raw := r.sections[section]
 		st, known := r.settings[k]
 		r.mu.Unlock()
+		if raw != nil {
+			if k == "" {
+				return fmt.Errorf("config: %s:%d: empty key in [%s]", name, line, section)
+			}
+			raw.Set(k, v)
+			continue
+		}
 		if !known {
 			return fmt.Errorf("config: %s:%d: unknown setting %q in [%s]", name, line, k, section)
 		}

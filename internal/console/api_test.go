@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +21,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/console"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 	"github.com/gopegasus/pegasus/internal/wire"
@@ -44,15 +46,11 @@ func getJSON(t *testing.T, url string, v any) int {
 	return resp.StatusCode
 }
 
-// poll calls cond every 100 ms until it is true or ctx ends.
-func poll(t *testing.T, ctx context.Context, what string, cond func() bool) {
+// until is [poll.Until] within ctx, the test's budget for all its waits.
+func until(t *testing.T, ctx context.Context, what string, cond func() bool) {
 	t.Helper()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("waiting for %s: %v", what, ctx.Err())
-		case <-time.After(100 * time.Millisecond):
-		}
+	if err := poll.Wait(ctx, func(context.Context) (bool, error) { return cond(), nil }); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 
@@ -120,7 +118,7 @@ func TestConsoleAPI(t *testing.T) {
 	defer cancel()
 
 	var cl apiCluster
-	poll(t, ctx, "3 alive servers leading 8 partitions", func() bool {
+	until(t, ctx, "3 alive servers leading 8 partitions", func() bool {
 		getJSON(t, base+"/console/api/cluster", &cl)
 		p := 0
 		for _, n := range cl.Nodes {
@@ -147,7 +145,7 @@ func TestConsoleAPI(t *testing.T) {
 	}
 
 	// Partition configurations are the ones clients get.
-	poll(t, ctx, "the partitions as the meta serves them", func() bool {
+	until(t, ctx, "the partitions as the meta serves them", func() bool {
 		var tv apiTable
 		if getJSON(t, base+"/console/api/table?name=temp", &tv) != http.StatusOK || len(tv.Partitions) != 8 {
 			return false
@@ -175,7 +173,7 @@ func TestConsoleAPI(t *testing.T) {
 	}
 
 	// Load and size, sampled from the replica servers once their window has the writes.
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	writing, stopWriting := context.WithCancel(ctx)
 	var writer sync.WaitGroup
 	stop := func() {
@@ -189,7 +187,7 @@ func TestConsoleAPI(t *testing.T) {
 		}
 	})
 	var tables apiTables
-	poll(t, ctx, "sampled writes on temp", func() bool {
+	until(t, ctx, "sampled writes on temp", func() bool {
 		getJSON(t, base+"/console/api/tables", &tables)
 		if len(tables.Tables) != 1 {
 			return false
@@ -283,7 +281,7 @@ func TestConsoleAPI(t *testing.T) {
 		resp.Body.Close()
 	}
 	for _, addr := range c.ReplicaAddrs() {
-		poll(t, ctx, "compactions finished on "+addr, func() bool {
+		until(t, ctx, "compactions finished on "+addr, func() bool {
 			q, r, f, i, err := console.CompactionStatusOf(ctx, addr, app)
 			if err != nil {
 				t.Fatal(err)
@@ -385,7 +383,7 @@ func TestCloseJoinsSampler(t *testing.T) {
 		}
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := <-done; !errors.Is(err, rpc.ErrServerClosed) {
 		t.Fatalf("meta Run: %v", err)
 	}
 	if n := samplers(); n != 1 {
@@ -408,7 +406,7 @@ func TestConsoleShowsReplicaRebuild(t *testing.T) {
 	}
 	c := testcluster.Start(t, testcluster.Options{Replicas: 4, NodeGrace: time.Second})
 	c.CreateTableReplicas(t, "temp", 4, 3)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	for i := range 200 {
 		if err := tbl.Set(t.Context(), []byte(fmt.Sprint("k", i)), []byte("s"), []byte(strings.Repeat("v", 1000))); err != nil {
 			t.Fatal(err)
@@ -422,7 +420,7 @@ func TestConsoleShowsReplicaRebuild(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
 	var seen console.Operation
-	for seen.Kind == "" {
+	until(t, ctx, "a replica rebuild shown", func() bool {
 		var ops struct{ Operations []console.Operation }
 		getJSON(t, base+"/console/api/operations", &ops)
 		for _, op := range ops.Operations {
@@ -430,18 +428,14 @@ func TestConsoleShowsReplicaRebuild(t *testing.T) {
 				seen = op
 			}
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("no replica rebuild shown")
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
+		return seen.Kind != ""
+	})
 	if seen.Table != "temp" || seen.Partition < 0 || seen.Total <= 0 || seen.Done > seen.Total || seen.Unit != "log entries" ||
 		strings.Contains(seen.Detail, lost) {
 		t.Fatalf("rebuild %+v (lost server %s)", seen, lost)
 	}
 	t.Logf("rebuild shown: %+v", seen)
-	poll(t, ctx, "the rebuilds done and every partition healthy", func() bool {
+	until(t, ctx, "the rebuilds done and every partition healthy", func() bool {
 		var ops struct{ Operations []console.Operation }
 		getJSON(t, base+"/console/api/operations", &ops)
 		var tables apiTables

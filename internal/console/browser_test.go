@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -102,18 +102,14 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	// The metas, with the leader the metas name now: under load an election may have moved
 	// it since the page was loaded (the page then follows it).
-	for {
-		var metaRows []string
+	var metaRows []string
+	if err := poll.Wait(ctx, func(context.Context) (bool, error) {
+		metaRows = nil
 		must(tb.eval(ctx, `[...document.querySelectorAll("main table")[0].rows].slice(1).map((r) => r.cells[0].textContent + " " + r.cells[1].textContent)`, &metaRows))
 		leader = c.MetaLeader(t)
-		if slices.Contains(metaRows, leader+" leader") && len(metaRows) == 3 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("meta servers shown %q; want 3 with %s the leader", metaRows, leader)
-		case <-time.After(200 * time.Millisecond):
-		}
+		return slices.Contains(metaRows, leader+" leader") && len(metaRows) == 3, nil
+	}); err != nil {
+		t.Fatalf("meta servers shown %q; want 3 with %s the leader", metaRows, leader)
 	}
 
 	// Load charts: two samples at least, with reads and writes.
@@ -229,11 +225,12 @@ func measureLoad(ctx context.Context, tb *tab, url, rendered string) (pageLoad, 
 		return pl, err
 	}
 	pl.seen = time.Since(began)
-	for idle := false; !idle; {
+	if err := poll.Wait(ctx, func(context.Context) (bool, error) {
+		var idle bool
 		pl.network, idle = tb.network()
-		if !idle {
-			time.Sleep(5 * time.Millisecond)
-		}
+		return idle, nil
+	}); err != nil {
+		return pl, fmt.Errorf("waiting for the network to go idle: %w", err)
 	}
 	err := tb.eval(ctx, `(() => { const n = performance.getEntriesByType("navigation")[0];
 		const r = performance.getEntriesByType("resource"), a = r[0] || {};
@@ -246,7 +243,7 @@ func measureLoad(ctx context.Context, tb *tab, url, rendered string) (pageLoad, 
 // load runs reads and writes on the table until the returned function is called (or the
 // test has run for long enough), which waits for it.
 func load(t *testing.T, c *testcluster.Cluster, name string) func() {
-	tbl := openTable(t, c, name)
+	tbl := c.OpenTable(t, name)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Minute)
 	var wg sync.WaitGroup
 	for w := range 4 {
@@ -270,18 +267,6 @@ func load(t *testing.T, c *testcluster.Cluster, name string) func() {
 			wg.Wait()
 		})
 	}
-}
-
-// openTable opens a table with a client closed when the test ends.
-func openTable(t *testing.T, c *testcluster.Cluster, name string) pegasus.TableConnector {
-	t.Helper()
-	cli := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
-	t.Cleanup(func() { _ = cli.Close() })
-	tbl, err := cli.OpenTable(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tbl
 }
 
 // queryConfigs asks the meta leader for the table's partitions, each as the table page

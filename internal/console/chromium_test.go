@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gopegasus/pegasus/internal/poll"
 )
 
 // A headless Chromium driven over the Chrome DevTools Protocol, spoken on the pipe that
@@ -385,22 +387,19 @@ func (tb *tab) eval(ctx context.Context, expr string, out any) error {
 	return json.Unmarshal(res.Result.Value, out)
 }
 
-// waitFor evaluates expr until it is true, every 10 ms, until ctx ends.
+// waitFor evaluates expr until it is true, as [poll.Wait] does, until ctx ends.
 func (tb *tab) waitFor(ctx context.Context, what, expr string) error {
-	for {
+	err := poll.Wait(ctx, func(context.Context) (bool, error) {
 		var ok bool
 		if err := tb.eval(ctx, "!!("+expr+")", &ok); err != nil && ctx.Err() == nil {
-			return fmt.Errorf("waiting for %s: %w", what, err)
+			return false, err
 		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w", what, ctx.Err())
-		case <-time.After(10 * time.Millisecond):
-		}
+		return ok, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for %s: %w", what, err)
 	}
+	return nil
 }
 
 // screenshot saves a PNG of the whole page (not only the viewport) at path.

@@ -71,10 +71,12 @@ func TestAcceptsGzip(t *testing.T) {
 		{"gzip; q=0", false},
 		{"x-gzip", false},
 	} {
-		r := &httpapi.Request{Request: &http.Request{Header: http.Header{"Accept-Encoding": {tc.header}}}}
-		if got := acceptsGzip(r); got != tc.want {
-			t.Errorf("Accept-Encoding %q: %v, want %v", tc.header, got, tc.want)
-		}
+		t.Run(tc.header, func(t *testing.T) {
+			r := &httpapi.Request{Request: &http.Request{Header: http.Header{"Accept-Encoding": {tc.header}}}}
+			if got := acceptsGzip(r); got != tc.want {
+				t.Errorf("Accept-Encoding %q: %v, want %v", tc.header, got, tc.want)
+			}
+		})
 	}
 }
 

@@ -78,16 +78,18 @@ func TestBuiltins(t *testing.T) {
 		{"/version?a&a", 200, `{"Version":"1.2.3","GitCommit":"` + GitCommit() + "\"}\n"},
 		{"/version?a=%zz", 400, "failed to parse request: ERR_INVALID_PARAMETERS: invalid URL escape \"%zz\""},
 	} {
-		status, body, h := get(t, srv.URL+tc.path)
-		if status != tc.status || body != tc.body {
-			t.Errorf("GET %s = %d %q, want %d %q", tc.path, status, body, tc.status, tc.body)
-		}
-		if ct := h.Get("Content-Type"); ct != "text/plain" {
-			t.Errorf("GET %s: Content-Type %q", tc.path, ct)
-		}
-		if h.Get("Date") != "" || h.Get("Content-Length") == "" {
-			t.Errorf("GET %s: headers %v", tc.path, h)
-		}
+		t.Run(tc.path, func(t *testing.T) {
+			status, body, h := get(t, srv.URL+tc.path)
+			if status != tc.status || body != tc.body {
+				t.Errorf("GET %s = %d %q, want %d %q", tc.path, status, body, tc.status, tc.body)
+			}
+			if ct := h.Get("Content-Type"); ct != "text/plain" {
+				t.Errorf("GET %s: Content-Type %q", tc.path, ct)
+			}
+			if h.Get("Date") != "" || h.Get("Content-Length") == "" {
+				t.Errorf("GET %s: headers %v", tc.path, h)
+			}
+		})
 	}
 	if th.Get() != 32 {
 		t.Fatalf("updateConfig did not change the value: %d", th.Get())
@@ -183,10 +185,12 @@ func TestMetricsJSON(t *testing.T) {
                     "value": 24
                 }`},
 	} {
-		status, body, _ := get(t, srv.URL+"/metrics"+tc.query)
-		if status != 200 || !strings.Contains(body, tc.want) {
-			t.Errorf("/metrics%s = %d %s, want it to contain %s", tc.query, status, body, tc.want)
-		}
+		t.Run(tc.query, func(t *testing.T) {
+			status, body, _ := get(t, srv.URL+"/metrics"+tc.query)
+			if status != 200 || !strings.Contains(body, tc.want) {
+				t.Errorf("/metrics%s = %d %s, want it to contain %s", tc.query, status, body, tc.want)
+			}
+		})
 	}
 	for _, tc := range []struct{ query, msg string }{
 		{"?foo=bar", "unknown field foo=bar"},
@@ -194,10 +198,12 @@ func TestMetricsJSON(t *testing.T) {
 		{"?detail", "the value of detail should be a boolean value, i.e. true or false"},
 		{"?detail=yes", "the value of detail should be a boolean value, i.e. true or false"},
 	} {
-		status, body, _ := get(t, srv.URL+"/metrics"+tc.query)
-		if status != 400 || body != "{\n    \"error_message\": \""+tc.msg+"\"\n}" {
-			t.Errorf("/metrics%s = %d %q", tc.query, status, body)
-		}
+		t.Run(tc.query, func(t *testing.T) {
+			status, body, _ := get(t, srv.URL+"/metrics"+tc.query)
+			if status != 400 || body != "{\n    \"error_message\": \""+tc.msg+"\"\n}" {
+				t.Errorf("/metrics%s = %d %q", tc.query, status, body)
+			}
+		})
 	}
 	resp, err := http.Post(srv.URL+"/metrics", "text/plain", nil)
 	if err != nil {

@@ -70,27 +70,15 @@ func (b *builtins) pprofHeap(w http.ResponseWriter, r *Request) {
 		return
 	}
 	defer b.profiler.busy.Store(false)
-	var buf bytes.Buffer
 	if n, ok := rawSeconds(r); ok && n > 0 {
 		// Go's heap profile is always on: after the period, the profile's allocation counts
 		// include the period's (compare with an earlier one using pprof -base).
 		if !wait(r.Context(), time.Duration(n)*time.Second) {
 			return
 		}
-		runtime.GC()
-		if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
-			Reply(w, http.StatusInternalServerError, err.Error())
-			return
-		}
-		Reply(w, http.StatusOK, buf.String())
-		return
 	}
 	runtime.GC()
-	if err := pprof.Lookup("heap").WriteTo(&buf, 0); err != nil {
-		Reply(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	Reply(w, http.StatusOK, buf.String())
+	replyProfile(w, "heap")
 }
 
 func (b *builtins) pprofGrowth(w http.ResponseWriter, _ *Request) {
@@ -98,8 +86,13 @@ func (b *builtins) pprofGrowth(w http.ResponseWriter, _ *Request) {
 		return
 	}
 	defer b.profiler.busy.Store(false)
+	replyProfile(w, "allocs")
+}
+
+// replyProfile answers with the named runtime profile (pprof.Lookup's names).
+func replyProfile(w http.ResponseWriter, name string) {
 	var buf bytes.Buffer
-	if err := pprof.Lookup("allocs").WriteTo(&buf, 0); err != nil {
+	if err := pprof.Lookup(name).WriteTo(&buf, 0); err != nil {
 		Reply(w, http.StatusInternalServerError, err.Error())
 		return
 	}

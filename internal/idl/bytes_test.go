@@ -2,39 +2,21 @@ package idl
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
 	"net/netip"
 	"reflect"
-	"strings"
 	"testing"
-)
 
-// unhex decodes hex written with spaces and "quoted ASCII" runs, as protocol.md prints bytes.
-func unhex(t *testing.T, s string) []byte {
-	t.Helper()
-	var out []byte
-	for i, part := range strings.Split(s, `"`) {
-		if i%2 == 1 {
-			out = append(out, part...)
-			continue
-		}
-		b, err := hex.DecodeString(strings.Join(strings.Fields(part), ""))
-		if err != nil {
-			t.Fatalf("bad hex %q: %v", part, err)
-		}
-		out = append(out, b...)
-	}
-	return out
-}
+	"github.com/gopegasus/pegasus/internal/golden"
+)
 
 func TestGPIDBytes(t *testing.T) {
 	got := Marshal(&GPID{AppID: 2, PartitionIndex: 4})
-	if want := unhex(t, "00 00 00 04 00 00 00 02"); !bytes.Equal(got, want) {
+	if want := golden.Unhex(t, "00 00 00 04 00 00 00 02"); !bytes.Equal(got, want) {
 		t.Fatalf("GPID(2,4) = % x, want % x", got, want)
 	}
 	var p GPID
-	if err := Unmarshal(unhex(t, "ff ff ff ff 80 00 00 00"), &p); err != nil {
+	if err := Unmarshal(golden.Unhex(t, "ff ff ff ff 80 00 00 00"), &p); err != nil {
 		t.Fatal(err)
 	}
 	if p != (GPID{AppID: -2147483648, PartitionIndex: -1}) {
@@ -53,7 +35,7 @@ func TestRPCAddress(t *testing.T) {
 	if a != 0x7f00000187f10001 {
 		t.Fatalf("127.0.0.1:34801 = %#x", uint64(a))
 	}
-	if got, want := Marshal(&a), unhex(t, "7f 00 00 01 87 f1 00 01"); !bytes.Equal(got, want) {
+	if got, want := Marshal(&a), golden.Unhex(t, "7f 00 00 01 87 f1 00 01"); !bytes.Equal(got, want) {
 		t.Fatalf("bytes % x, want % x", got, want)
 	}
 	if a.IP() != netip.MustParseAddr("127.0.0.1") || a.Port() != 34801 || a.IsZero() || !a.IsIPv4() {
@@ -73,15 +55,17 @@ func TestRPCAddress(t *testing.T) {
 		t.Fatalf("zero: %q", zero.String())
 	}
 	for _, bad := range []string{"", "127.0.0.1", "[::1]:80", "host:80", "1.2.3.4:70000"} {
-		if _, err := ParseRPCAddress(bad); !errors.Is(err, ErrInvalidAddress) {
-			t.Errorf("ParseRPCAddress(%q) err = %v", bad, err)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseRPCAddress(bad); !errors.Is(err, ErrInvalidAddress) {
+				t.Errorf("ParseRPCAddress(%q) err = %v", bad, err)
+			}
+		})
 	}
 }
 
 func TestHostPort(t *testing.T) {
 	h := NewHostPort("127.0.0.1", 34801)
-	want := unhex(t, `00 00 00 09 "127.0.0.1" 87 f1 01`)
+	want := golden.Unhex(t, `00 00 00 09 "127.0.0.1" 87 f1 01`)
 	if got := Marshal(&h); !bytes.Equal(got, want) {
 		t.Fatalf("bytes % x, want % x", got, want)
 	}
@@ -99,7 +83,7 @@ func TestHostPort(t *testing.T) {
 
 // TestReadResponseExample checks the read_response inside protocol.md §1.7(c).
 func TestReadResponseExample(t *testing.T) {
-	want := unhex(t, `
+	want := golden.Unhex(t, `
 		08 00 01 00 00 00 00
 		0c 00 02 00 00 00 02 "v1"
 		08 00 03 00 00 00 02
@@ -112,7 +96,7 @@ func TestReadResponseExample(t *testing.T) {
 	}
 
 	// The whole reply of §1.7(c): the result struct (field 0) is at the end of it.
-	reply := unhex(t, `00 00 00 64 00 00 00 06 "ERR_OK"
+	reply := golden.Unhex(t, `00 00 00 64 00 00 00 06 "ERR_OK"
 		80 01 00 02 00 00 00 15 "RPC_RRDB_RRDB_GET_ACK" 00 00 00 07 0c 00 00`)
 	reply = append(append(reply, want...), 0)
 	d := NewDecoder(reply[4:])
@@ -138,7 +122,7 @@ func TestReadResponseExample(t *testing.T) {
 
 // TestQueryCfgExample checks the args struct of protocol.md §1.7(a).
 func TestQueryCfgExample(t *testing.T) {
-	want := unhex(t, `0b 00 01 00 00 00 04 "temp" 0f 00 02 08 00 00 00 00 00`)
+	want := golden.Unhex(t, `0b 00 01 00 00 00 04 "temp" 0f 00 02 08 00 00 00 00 00`)
 	if got := Marshal(&QueryCfgRequest{AppName: "temp"}); !bytes.Equal(got, want) {
 		t.Fatalf("got % x, want % x", got, want)
 	}
@@ -149,7 +133,8 @@ func TestRegistry(t *testing.T) {
 		RPCClusterInfo, RPCUpdateAppEnv, RPCRecallApp, RPCQueryAppInfo, RPCCLICall, RPCNegotiation,
 		RPCPut, RPCMultiPut, RPCRemove, RPCMultiRemove, RPCIncr, RPCCheckAndSet, RPCCheckAndMutate,
 		RPCGet, RPCMultiGet, RPCBatchGet, RPCSortKeyCount, RPCTTL, RPCGetScanner, RPCScan,
-		RPCClearScanner, RPCConfigSync, RPCRaft, RPCMetaRaft}
+		RPCClearScanner, RPCAddDuplication, RPCModifyDuplication, RPCQueryDuplication,
+		RPCListDuplication, RPCDuplicationSync, RPCDuplicate, RPCConfigSync, RPCRaft, RPCMetaRaft}
 	if len(RPCs()) != len(names) {
 		t.Fatalf("registry has %d RPCs, want %d", len(RPCs()), len(names))
 	}
@@ -184,13 +169,15 @@ func TestRegistry(t *testing.T) {
 		RPCCLICall:      {new(Command), new(Text)},
 		RPCClearScanner: {new(ContextID), nil},
 	} {
-		r, _ := LookupRPC(name)
-		if typeName(r.NewRequest()) != typeName(want.args) {
-			t.Errorf("%s args %T, want %T", name, r.NewRequest(), want.args)
-		}
-		if want.reply != nil && typeName(r.NewReply()) != typeName(want.reply) {
-			t.Errorf("%s reply %T, want %T", name, r.NewReply(), want.reply)
-		}
+		t.Run(name, func(t *testing.T) {
+			r, _ := LookupRPC(name)
+			if typeName(r.NewRequest()) != typeName(want.args) {
+				t.Errorf("%s args %T, want %T", name, r.NewRequest(), want.args)
+			}
+			if want.reply != nil && typeName(r.NewReply()) != typeName(want.reply) {
+				t.Errorf("%s reply %T, want %T", name, r.NewReply(), want.reply)
+			}
+		})
 	}
 	if r, _ := LookupRPC(RPCClearScanner); r.ArgsType != TypeI64 {
 		t.Errorf("CLEAR_SCANNER args type %d", r.ArgsType)
@@ -227,9 +214,11 @@ func TestEnumStrings(t *testing.T) {
 		{MutateDelete.String(), "MO_DELETE"},
 		{UpdateCheckAndMutateRemove.String(), "UT_CHECK_AND_MUTATE_REMOVE"},
 	} {
-		if tc.got != tc.want {
-			t.Errorf("got %q, want %q", tc.got, tc.want)
-		}
+		t.Run(tc.want, func(t *testing.T) {
+			if tc.got != tc.want {
+				t.Errorf("got %q, want %q", tc.got, tc.want)
+			}
+		})
 	}
 	// Wire values from protocol.md §2.3.
 	if CheckValueIntGreater != 17 || CheckValueBytesEqual != 10 || AppStatusRecalling != 7 ||

@@ -13,8 +13,8 @@
 //
 // # Generated codecs
 //
-// The structs and enums are declared in rrdb.schema (replica data RPCs) and meta.schema
-// (meta RPCs and shared types); the generator in ./gen turns each NAME.schema into
+// The structs and enums are declared in rrdb.schema (replica data RPCs), meta.schema
+// (meta RPCs and shared types) and dup.schema (duplication); the generator in ./gen turns each NAME.schema into
 // NAME_gen.go. Run go generate ./internal/idl after editing a schema; CI fails when a
 // generated file differs from what the schemas give. The generated code does what
 // hand-written code would: it encodes by appending to one reusable buffer and decodes without
@@ -45,9 +45,11 @@
 //
 // "//" lines directly above a declaration become its doc comment; a "//" block followed by a
 // blank line is copied as a free-standing comment. Enum values count up from 0. A field's
-// type is bool, i32, i64, string, map<string,string>, a placeholder type (blob, gpid,
-// rpc_address, error_code, host_port), an enum or struct of any schema, or list<T> of any of
-// these but a map or list. After the type come flags:
+// type is bool, byte, i32, i64, string, map<string,string>, a placeholder type (blob, gpid,
+// rpc_address, error_code, host_port, task_code), an enum or struct of any schema, list<T>
+// of any of these but a map or list, or map<K,V> with K one of i32, i64, string and gpid and
+// V any type but map<string,string> (lists and maps nested in maps are written and read by
+// generated helper functions, encoded in key order). After the type come flags:
 //
 //   - optional: the field is an [Optional] and is written only when set;
 //   - default=V (bool, i32, i64): a missing field decodes as V; a struct with a non-zero
@@ -62,4 +64,4 @@
 // type in their lists (helpers_test.go, roundtrip_test.go): add it there too.
 package idl
 
-//go:generate go run ./gen rrdb.schema meta.schema
+//go:generate go run ./gen rrdb.schema meta.schema dup.schema

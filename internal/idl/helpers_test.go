@@ -69,6 +69,23 @@ func allValues() []func() Value {
 		func() Value { return new(CheckAndSetResponse) },
 		func() Value { return new(CheckAndMutateResponse) },
 		func() Value { return new(ScanResponse) },
+		func() Value { r := NewDuplicationAddRequest(); return &r },
+		func() Value { return new(DuplicationAddResponse) },
+		func() Value { return new(DuplicationModifyRequest) },
+		func() Value { return new(DuplicationModifyResponse) },
+		func() Value { return new(DuplicationPartitionState) },
+		func() Value { return new(DuplicationEntry) },
+		func() Value { return new(DuplicationAppState) },
+		func() Value { return new(DuplicationQueryRequest) },
+		func() Value { return new(DuplicationQueryResponse) },
+		func() Value { return new(DuplicationConfirmEntry) },
+		func() Value { return new(DuplicationSyncRequest) },
+		func() Value { return new(DuplicationSyncResponse) },
+		func() Value { return new(DuplicationListRequest) },
+		func() Value { return new(DuplicationListResponse) },
+		func() Value { return new(DuplicateEntry) },
+		func() Value { return new(DuplicateRequest) },
+		func() Value { return new(DuplicateResponse) },
 	}
 }
 

@@ -29,6 +29,15 @@ const (
 	RPCScan           = "RPC_RRDB_RRDB_SCAN"
 	RPCClearScanner   = "RPC_RRDB_RRDB_CLEAR_SCANNER"
 
+	// Duplication (operations.md §1): the meta RPCs, and the follower replica's RPC that
+	// takes duplicated writes.
+	RPCAddDuplication    = "RPC_CM_ADD_DUPLICATION"
+	RPCModifyDuplication = "RPC_CM_MODIFY_DUPLICATION"
+	RPCQueryDuplication  = "RPC_CM_QUERY_DUPLICATION"
+	RPCListDuplication   = "RPC_CM_LIST_DUPLICATION"
+	RPCDuplicationSync   = "RPC_CM_DUPLICATION_SYNC"
+	RPCDuplicate         = "RPC_RRDB_RRDB_DUPLICATE"
+
 	// RPCConfigSync is gopegasus's own replica → meta report (package cluster); no
 	// official client sends it. Args and reply are blobs holding JSON.
 	RPCConfigSync = "RPC_GP_CONFIG_SYNC"
@@ -128,6 +137,18 @@ var rpcList = []*RPC{
 		func() Value { return new(ScanRequest) }, func() Value { return new(ScanResponse) }),
 	newRPC(RPCClearScanner,
 		func() Value { return new(ContextID) }, nil),
+	newRPC(RPCAddDuplication,
+		func() Value { r := NewDuplicationAddRequest(); return &r }, func() Value { return new(DuplicationAddResponse) }),
+	newRPC(RPCModifyDuplication,
+		func() Value { return new(DuplicationModifyRequest) }, func() Value { return new(DuplicationModifyResponse) }),
+	newRPC(RPCQueryDuplication,
+		func() Value { return new(DuplicationQueryRequest) }, func() Value { return new(DuplicationQueryResponse) }),
+	newRPC(RPCListDuplication,
+		func() Value { return new(DuplicationListRequest) }, func() Value { return new(DuplicationListResponse) }),
+	newRPC(RPCDuplicationSync,
+		func() Value { return new(DuplicationSyncRequest) }, func() Value { return new(DuplicationSyncResponse) }),
+	newRPC(RPCDuplicate,
+		func() Value { return new(DuplicateRequest) }, func() Value { return new(DuplicateResponse) }),
 	newRPC(RPCConfigSync,
 		func() Value { return new(Blob) }, func() Value { return new(Blob) }),
 	newRPC(RPCRaft, func() Value { return new(Blob) }, nil),

@@ -1,6 +1,7 @@
 package idl
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -86,20 +87,7 @@ func (d *Decoder) list(t, elem Type, minElem int) (n int, ok bool) {
 	if !d.Want(t, TypeList) {
 		return 0, false
 	}
-	got, n := d.ListBegin()
-	if d.err != nil {
-		return 0, false
-	}
-	if got != elem {
-		for i := 0; i < n && d.err == nil; i++ {
-			d.Skip(got)
-		}
-		return 0, false
-	}
-	if minElem > 1 && !d.countFits(int32(n), minElem) {
-		return 0, false
-	}
-	return n, true
+	return d.listHeader(elem, minElem)
 }
 
 // stringReuse reads a string; when its bytes equal prev it returns prev instead of a new copy,
@@ -155,4 +143,58 @@ func enumName(names []string, typ string, v int32) string {
 		return names[v]
 	}
 	return typ + "(" + strconv.Itoa(int(v)) + ")"
+}
+
+// mapHeader reads the header of a map whose keys should have type k and values type v,
+// each entry occupying at least minEntry bytes. When the types differ the entries are
+// skipped and ok is false; a count that cannot fit in the bytes left is an error.
+func (d *Decoder) mapHeader(k, v Type, minEntry int) (n int, ok bool) {
+	kt, vt, n := d.MapBegin()
+	if d.err != nil {
+		return 0, false
+	}
+	if kt != k || vt != v {
+		for i := 0; i < n && d.err == nil; i++ {
+			d.Skip(kt)
+			d.Skip(vt)
+		}
+		return 0, false
+	}
+	if minEntry > 1 && !d.countFits(int32(n), minEntry) {
+		return 0, false
+	}
+	return n, true
+}
+
+// listHeader reads the header of a list (not a field) whose elements should have type elem
+// and occupy at least minElem bytes each; as [Decoder.mapHeader] otherwise.
+func (d *Decoder) listHeader(elem Type, minElem int) (n int, ok bool) {
+	got, n := d.ListBegin()
+	if d.err != nil {
+		return 0, false
+	}
+	if got != elem {
+		for i := 0; i < n && d.err == nil; i++ {
+			d.Skip(got)
+		}
+		return 0, false
+	}
+	if minElem > 1 && !d.countFits(int32(n), minElem) {
+		return 0, false
+	}
+	return n, true
+}
+
+// sortedKeys returns m's keys in order: generated encoders write maps in key order, so that
+// every value has exactly one encoding.
+func sortedKeys[K cmp.Ordered, V any](m map[K]V) []K { return slices.Sorted(maps.Keys(m)) }
+
+// sortedGPIDKeys returns m's keys ordered by table, then partition.
+func sortedGPIDKeys[V any](m map[GPID]V) []GPID {
+	return slices.SortedFunc(maps.Keys(m), func(a, b GPID) int {
+		if c := cmp.Compare(a.AppID, b.AppID); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.PartitionIndex, b.PartitionIndex)
+	})
 }

@@ -3,16 +3,11 @@ package idl
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/hex"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// vectorDir holds request frames captured from the official go-client (the root package's
-// wire-compatibility test reads the same files).
-var vectorDir = filepath.Join("..", "..", "testdata", "vectors")
+	"github.com/gopegasus/pegasus/internal/golden"
+)
 
 const (
 	frameHeaderLen         = 48
@@ -27,31 +22,17 @@ type vector struct {
 // loadVectors returns the captured frames.
 func loadVectors(tb testing.TB) []vector {
 	tb.Helper()
-	files, err := filepath.Glob(filepath.Join(vectorDir, "*.hex"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if len(files) == 0 {
-		tb.Fatalf("no vectors in %s", vectorDir)
-	}
 	var vs []vector
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		frame, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
-		if err != nil {
-			tb.Fatalf("%s: %v", f, err)
-		}
+	for _, v := range golden.All(tb, golden.Dir(tb)) {
+		frame := v.Frame
 		if len(frame) < frameHeaderLen || string(frame[:4]) != "THFT" {
-			tb.Fatalf("%s: not a v0 frame", f)
+			tb.Fatalf("%s: not a v0 frame", v.Name)
 		}
 		body := frame[frameHeaderLen:]
 		if n := binary.BigEndian.Uint32(frame[16:20]); int(n) != len(body) {
-			tb.Fatalf("%s: header body_length %d, body has %d bytes", f, n, len(body))
+			tb.Fatalf("%s: header body_length %d, body has %d bytes", v.Name, n, len(body))
 		}
-		vs = append(vs, vector{filepath.Base(f), body})
+		vs = append(vs, vector{v.Name, body})
 	}
 	return vs
 }

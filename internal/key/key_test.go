@@ -2,6 +2,7 @@ package key
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 )
 
@@ -30,19 +31,21 @@ func TestPartitionExamples(t *testing.T) {
 		{Encode([]byte("key_1"), []byte("s")), 0x477a120ff8e7cbf4, 4, 4},
 		{[]byte{0, 0, 'a', 'b', 'c'}, 0x05e5cabb3fc1faeb, 3, 11},
 	} {
-		h, err := HashEncoded(tc.encoded)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if h != tc.hash {
-			t.Errorf("HashEncoded(%x) = %#x, want %#x", tc.encoded, h, tc.hash)
-		}
-		if p := Partition(h, 8); p != tc.of8 {
-			t.Errorf("%x: partition of 8 = %d, want %d", tc.encoded, p, tc.of8)
-		}
-		if p := Partition(h, 16); p != tc.of6 {
-			t.Errorf("%x: partition of 16 = %d, want %d", tc.encoded, p, tc.of6)
-		}
+		t.Run(fmt.Sprintf("%x", tc.encoded), func(t *testing.T) {
+			h, err := HashEncoded(tc.encoded)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h != tc.hash {
+				t.Errorf("HashEncoded(%x) = %#x, want %#x", tc.encoded, h, tc.hash)
+			}
+			if p := Partition(h, 8); p != tc.of8 {
+				t.Errorf("%x: partition of 8 = %d, want %d", tc.encoded, p, tc.of8)
+			}
+			if p := Partition(h, 16); p != tc.of6 {
+				t.Errorf("%x: partition of 16 = %d, want %d", tc.encoded, p, tc.of6)
+			}
+		})
 	}
 }
 
@@ -69,9 +72,11 @@ func TestSuccessor(t *testing.T) {
 		{[]byte{0xFF, 0xFF}, nil},
 		{nil, nil},
 	} {
-		if got := Successor(tc.in); !bytes.Equal(got, tc.want) {
-			t.Errorf("Successor(%x) = %x, want %x", tc.in, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("%x", tc.in), func(t *testing.T) {
+			if got := Successor(tc.in); !bytes.Equal(got, tc.want) {
+				t.Errorf("Successor(%x) = %x, want %x", tc.in, got, tc.want)
+			}
+		})
 	}
 	if got := HashKeyEnd(nil); !bytes.Equal(got, []byte{0, 1}) {
 		t.Errorf("HashKeyEnd(empty) = %x", got)

@@ -14,17 +14,14 @@ package leakcheck
 
 import (
 	"bytes"
+	"context"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-)
 
-// Grace is how long Check waits for goroutines to exit before it reports them. A server's
-// Close joins its goroutines, but some of the standard library's end just after the
-// connection they serve is closed (net/http's per-connection readers and writers).
-const Grace = 10 * time.Second
+	"github.com/gopegasus/pegasus/internal/poll"
+)
 
 // Snapshot is the set of goroutines running when it was taken.
 type Snapshot map[uint64]bool
@@ -39,19 +36,17 @@ func Take() Snapshot {
 }
 
 // Check fails t with the stacks of the goroutines started since s was taken that are still
-// running after [Grace].
+// running after [poll.Bound]. It waits because a server's Close joins its goroutines, but
+// some of the standard library's end just after the connection they serve is closed
+// (net/http's per-connection readers and writers).
 func (s Snapshot) Check(t testing.TB) {
 	t.Helper()
-	deadline := time.Now().Add(Grace)
-	for {
-		left := s.started()
-		if len(left) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("leakcheck: %d goroutines left running:\n\n%s", len(left), strings.Join(left, "\n\n"))
-		}
-		time.Sleep(10 * time.Millisecond)
+	var left []string
+	if err := poll.Wait(t.Context(), func(context.Context) (bool, error) {
+		left = s.started()
+		return len(left) == 0, nil
+	}); err != nil {
+		t.Fatalf("leakcheck: %d goroutines left running:\n\n%s", len(left), strings.Join(left, "\n\n"))
 	}
 }
 

@@ -5,13 +5,17 @@ import (
 	"testing"
 )
 
-func parked(stop <-chan struct{}) { <-stop }
+func parked(running chan<- struct{}, stop <-chan struct{}) {
+	close(running)
+	<-stop
+}
 
 func TestSnapshotSeesNewGoroutines(t *testing.T) {
 	snap := Take()
-	stop := make(chan struct{})
+	running, stop := make(chan struct{}), make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Go(func() { parked(stop) })
+	wg.Go(func() { parked(running, stop) })
+	<-running // in parked, so its stack names it
 	if left := snap.started(); len(left) != 1 {
 		t.Fatalf("want the one new goroutine, got %d:\n%v", len(left), left)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/dup"
 )
 
 // Config configures a [Server]. A field left at its zero value takes its setting's value
@@ -55,8 +56,24 @@ type Config struct {
 	// in name order (so Pegasus onebox's "stat" and "temp" get app ids 1 and 2), with app type
 	// "pegasus" and no envs.
 	InitialTables []TableSpec
-	// ClusterName is reported by cluster_info (setting cluster_name, default "gopegasus").
+	// RaftLogDurability says when the metas' raft log acknowledges a write (setting
+	// raft_log_durability): "always" (the default) once it is fsynced, or "os" once it is
+	// written to the operating system, the log being fsynced every RaftLogSyncInterval
+	// (setting raft_log_sync_interval_ms, default 100 ms). "os" is unsafe: a power loss of
+	// a quorum of the metas within the interval can lose acknowledged mutations (a process
+	// crash cannot); see raftlog.DurabilityOS.
+	RaftLogDurability   string
+	RaftLogSyncInterval time.Duration
+	// ClusterName is reported by cluster_info (setting cluster_name, default "gopegasus"),
+	// and names this cluster among the duplication peers.
 	ClusterName string
+	// Peers are the clusters tables may be duplicated to and the duplication cluster ids
+	// (default: from the Settings' [pegasus.clusters] and [duplication-group] sections).
+	Peers *dup.Peers
+	// DupProgressInterval is how often, at most, the duplications' progress reported by the
+	// primaries is saved in the cluster map (setting duplication_progress_persist_ms,
+	// default 5 s); more often when a partition finishes a step.
+	DupProgressInterval time.Duration
 	// Version is the software version the server reports (default "dev").
 	Version string
 	// Logger receives the server's logs (default: discard).
@@ -81,6 +98,9 @@ func (c *Config) fields() []config.Field {
 		config.BindDuration(&c.DropReserve, st.HoldDroppedS, time.Second),
 		config.BindDuration(&c.RaftTick, st.RaftTickMS, time.Millisecond),
 		config.BindCount(&c.SnapshotEntries, st.SnapshotEntries),
+		config.BindString(&c.RaftLogDurability, st.RaftLogDurability),
+		config.BindDuration(&c.RaftLogSyncInterval, st.RaftLogSyncIntervalMS, time.Millisecond),
+		config.BindDuration(&c.DupProgressInterval, st.DupProgressMS, time.Millisecond),
 	}
 }
 
@@ -92,6 +112,11 @@ func (c *Config) EnsureDefaults() {
 		c.Settings = NewSettings()
 	}
 	config.Fill(c.fields()...)
+	if c.Peers == nil {
+		if p, err := dup.NewPeers(c.Settings.Clusters.Get(), c.Settings.DupGroup.Get()); err == nil {
+			c.Peers = &p
+		}
+	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
@@ -125,6 +150,11 @@ func (c *Config) Validate() error {
 	if c.Settings != nil {
 		if err := config.Check(c.fields()...); err != nil {
 			errs = append(errs, fmt.Errorf("meta: %w", err))
+		}
+		if c.Peers == nil {
+			if _, err := dup.NewPeers(c.Settings.Clusters.Get(), c.Settings.DupGroup.Get()); err != nil {
+				errs = append(errs, fmt.Errorf("meta: %w", err))
+			}
 		}
 	}
 	return errors.Join(errs...)

@@ -1,9 +1,13 @@
 package meta
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/servertest"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -18,21 +22,15 @@ func TestConfigValidate(t *testing.T) {
 		{"wildcard advertise", Config{Listen: ":0", DataDir: "d", Advertise: "0.0.0.0:34601"}, "is a wildcard"},
 		{"bad initial table", Config{Listen: ":0", DataDir: "d", InitialTables: []TableSpec{{Name: "t", Partitions: 0, Replicas: 3}}}, "partition count 0"},
 		{"tick not whole", Config{Listen: ":0", DataDir: "d", RaftTick: time.Microsecond}, "raft_tick_ms"},
+		{"durability os", Config{Listen: ":0", DataDir: "d", RaftLogDurability: "os"}, ""},
+		{"unknown durability", Config{Listen: ":0", DataDir: "d", RaftLogDurability: "never"}, "raft_log_durability"},
+		{"sync interval not whole", Config{Listen: ":0", DataDir: "d", RaftLogSyncInterval: time.Microsecond}, "raft_log_sync_interval_ms"},
 		{"too many replicas", Config{Listen: ":0", DataDir: "d", InitialTables: []TableSpec{{Name: "t", Partitions: 4, Replicas: 6}}}, "replica count 6"},
 		{"table twice", Config{Listen: ":0", DataDir: "d", InitialTables: []TableSpec{
 			{Name: "t", Partitions: 4, Replicas: 1}, {Name: "t", Partitions: 4, Replicas: 1}}}, "listed twice"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.cfg.EnsureDefaults()
-			err := c.cfg.Validate()
-			switch {
-			case c.want == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
-				t.Fatalf("error %v, want one containing %q", err, c.want)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { servertest.Validate(t, &c.cfg, c.want) })
 	}
 }
 
@@ -41,5 +39,25 @@ func TestNewRefusesWildcardAdvertise(t *testing.T) {
 	_, err := New(Config{Listen: "0.0.0.0:0", DataDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "wildcard") {
 		t.Fatalf("New on 0.0.0.0 without Advertise: %v", err)
+	}
+}
+
+// raft_log_durability and raft_log_sync_interval_ms reach the metas' raft log.
+func TestRaftLogDurabilitySetting(t *testing.T) {
+	st := NewSettings()
+	for name, v := range map[string]string{"raft_log_durability": "os", "raft_log_sync_interval_ms": "30"} {
+		if err := st.Registry().Set(name, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := New(Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Settings: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	defer func() { _ = s.Run(ctx) }()
+	if opts := s.raftLog.Options(); opts.Durability != raftlog.DurabilityOS || opts.SyncInterval != 30*time.Millisecond {
+		t.Fatalf("raft log runs with %v every %v, want os every 30ms", opts.Durability, opts.SyncInterval)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -81,7 +82,7 @@ func (g *group) stop(addr string) {
 func (g *group) leader() *testMeta {
 	g.t.Helper()
 	var out *testMeta
-	eventually(g.t, "a serving meta leader", func() bool {
+	poll.Until(g.t, "a serving meta leader", func() bool {
 		for _, tm := range g.metas {
 			if _, ok := tm.srv.Leader(); ok {
 				out = tm
@@ -97,7 +98,7 @@ func (g *group) leader() *testMeta {
 func (g *group) follower(leader *testMeta) *testMeta {
 	g.t.Helper()
 	var out *testMeta
-	eventually(g.t, "a follower knowing the leader", func() bool {
+	poll.Until(g.t, "a follower knowing the leader", func() bool {
 		for _, tm := range g.metas {
 			if l, _ := tm.srv.Leader(); tm != leader && l == leader.srv.Advertise() {
 				out = tm
@@ -107,18 +108,6 @@ func (g *group) follower(leader *testMeta) *testMeta {
 		return false
 	})
 	return out
-}
-
-// eventually waits, up to a generous bound, until cond holds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func TestFollowerForwardsEveryRPC(t *testing.T) {
@@ -360,7 +349,7 @@ func TestMetaAddAndRemove(t *testing.T) {
 	has := func(tm *testMeta, name string) bool {
 		return tm.srv.raft.latest.Load().m.availableTable(name) != nil
 	}
-	eventually(t, "the new meta to catch up", func() bool { return has(m4, "before") && has(m4, "more") })
+	poll.Until(t, "the new meta to catch up", func() bool { return has(m4, "before") && has(m4, "more") })
 	if _, err := os.Stat(filepath.Join(dir4, snapshotFile)); err != nil {
 		t.Fatalf("the new meta did not install a snapshot: %v", err)
 	}
@@ -400,21 +389,14 @@ func TestMetaAddAndRemove(t *testing.T) {
 	lead.syncAll(nodes)
 	lead.create("after", 2, 1)
 	for _, tm := range g.metas {
-		eventually(t, "the table created on the new leader everywhere", func() bool { return has(tm, "after") })
+		poll.Until(t, "the table created on the new leader everywhere", func() bool { return has(tm, "after") })
 	}
 }
 
 func TestGroupRestartsFromItsData(t *testing.T) {
 	g := startGroup(t, 3, Config{SnapshotEntries: 3})
 	lead := g.leader()
-	nodes := nodeAddrs(3)
-	lead.syncAll(nodes)
-	id := lead.create("t", 4, 3)
-	lead.create("gone", 2, 2)
-	lead.drop("gone", idl.DropAppOptions{ReserveSeconds: idl.Some(int64(3600))})
-	lead.updateEnv(&idl.UpdateAppEnvRequest{AppName: "t", Op: idl.AppEnvOpSet, Keys: idl.Some([]string{"k"}), Values: idl.Some([]string{"v"})})
-	a := lead.syncNode(nodes[0]).Assignments[0]
-	lead.syncNode(nodes[0], leader(id, a.PartitionIndex, 9))
+	lead.fillMap(nodeAddrs(3), 9)
 	lead.create("last", 1, 1)
 	beforeApps := lead.listApps(&idl.ListAppsRequest{})
 	beforeCfg := lead.query("t")

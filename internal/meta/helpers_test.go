@@ -144,11 +144,20 @@ func (tm *testMeta) syncNode(addr string, replicas ...cluster.ReplicaState) clus
 	return resp
 }
 
+// callFor sends RPC name with args and returns its reply, a new R.
+func callFor[R any, P interface {
+	*R
+	idl.Value
+}](tm *testMeta, name string, args idl.Value) *R {
+	tm.t.Helper()
+	resp := P(new(R))
+	tm.call(name, args, resp)
+	return resp
+}
+
 func (tm *testMeta) createOpts(name string, o idl.CreateAppOptions) *idl.CreateAppResponse {
 	tm.t.Helper()
-	var resp idl.CreateAppResponse
-	tm.call(idl.RPCCreateApp, &idl.CreateAppRequest{AppName: name, Options: o}, &resp)
-	return &resp
+	return callFor[idl.CreateAppResponse](tm, idl.RPCCreateApp, &idl.CreateAppRequest{AppName: name, Options: o})
 }
 
 // goAdminOptions are the options the official go admin client sends.
@@ -169,44 +178,32 @@ func (tm *testMeta) create(name string, partitions, replicas int32) int32 {
 
 func (tm *testMeta) drop(name string, o idl.DropAppOptions) idl.ErrorCode {
 	tm.t.Helper()
-	var resp idl.DropAppResponse
-	tm.call(idl.RPCDropApp, &idl.DropAppRequest{AppName: name, Options: o}, &resp)
-	return resp.Err
+	return callFor[idl.DropAppResponse](tm, idl.RPCDropApp, &idl.DropAppRequest{AppName: name, Options: o}).Err
 }
 
 func (tm *testMeta) query(name string, indices ...int32) *idl.QueryCfgResponse {
 	tm.t.Helper()
-	var resp idl.QueryCfgResponse
-	tm.call(idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name, PartitionIndices: indices}, &resp)
-	return &resp
+	return callFor[idl.QueryCfgResponse](tm, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name, PartitionIndices: indices})
 }
 
 func (tm *testMeta) listApps(req *idl.ListAppsRequest) *idl.ListAppsResponse {
 	tm.t.Helper()
-	var resp idl.ListAppsResponse
-	tm.call(idl.RPCListApps, req, &resp)
-	return &resp
+	return callFor[idl.ListAppsResponse](tm, idl.RPCListApps, req)
 }
 
 func (tm *testMeta) listNodes(status idl.NodeStatus) *idl.ListNodesResponse {
 	tm.t.Helper()
-	var resp idl.ListNodesResponse
-	tm.call(idl.RPCListNodes, &idl.ListNodesRequest{Status: status}, &resp)
-	return &resp
+	return callFor[idl.ListNodesResponse](tm, idl.RPCListNodes, &idl.ListNodesRequest{Status: status})
 }
 
 func (tm *testMeta) updateEnv(req *idl.UpdateAppEnvRequest) *idl.UpdateAppEnvResponse {
 	tm.t.Helper()
-	var resp idl.UpdateAppEnvResponse
-	tm.call(idl.RPCUpdateAppEnv, req, &resp)
-	return &resp
+	return callFor[idl.UpdateAppEnvResponse](tm, idl.RPCUpdateAppEnv, req)
 }
 
 func (tm *testMeta) cli(cmd string, args ...string) string {
 	tm.t.Helper()
-	var text idl.Text
-	tm.call(idl.RPCCLICall, &idl.Command{Cmd: cmd, Arguments: args}, &text)
-	return string(text)
+	return string(*callFor[idl.Text](tm, idl.RPCCLICall, &idl.Command{Cmd: cmd, Arguments: args}))
 }
 
 // nodeAddrs returns n replica server addresses. They are only names: nothing listens there.
@@ -235,3 +232,19 @@ func follower(appID, pidx int32, term uint64) cluster.ReplicaState {
 }
 
 func addrString(a idl.RPCAddress) string { return a.String() }
+
+// fillMap gives tm's cluster map a bit of everything a restart must keep: the given
+// replica servers, table t (4 partitions, 3 replicas) with env k=v, table gone dropped but
+// kept for an hour, and a leader of t's first partition on nodes[0] reported at term. It
+// returns t's app id and that partition's assignment.
+func (tm *testMeta) fillMap(nodes []string, term uint64) (int32, cluster.Assignment) {
+	tm.t.Helper()
+	tm.syncAll(nodes)
+	id := tm.create("t", 4, 3)
+	tm.create("gone", 2, 2)
+	tm.drop("gone", idl.DropAppOptions{ReserveSeconds: idl.Some(int64(3600))})
+	tm.updateEnv(&idl.UpdateAppEnvRequest{AppName: "t", Op: idl.AppEnvOpSet, Keys: idl.Some([]string{"k"}), Values: idl.Some([]string{"v"})})
+	a := tm.syncNode(nodes[0]).Assignments[0]
+	tm.syncNode(nodes[0], leader(id, a.PartitionIndex, term))
+	return id, a
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/golden"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -38,32 +39,34 @@ func TestHostPortsByClient(t *testing.T) {
 		frame []byte
 		hp    bool
 	}{
-		{"gocli2018 frame", vectorFrame(t, filepath.Join(vectorDir, "gocli2018"), "01"), false},
-		{"go-client frame", vectorFrame(t, vectorDir, "01"), true},
+		{"gocli2018 frame", golden.Frame(t, filepath.Join(golden.Dir(t), "gocli2018"), "01"), false},
+		{"go-client frame", golden.Frame(t, golden.Dir(t), "01"), true},
 		{"v0, client_timeout 0", build(wire.Header{}, idl.RPCQueryConfig, queryTemp), false},
 		{"v0, client_timeout 1", build(wire.Header{ClientTimeout: 1}, idl.RPCQueryConfig, queryTemp), true},
 		{"v1, client_timeout 0", build(wire.Header{Version: 1}, idl.RPCQueryConfig, queryTemp), true},
 	} {
-		var r idl.QueryCfgResponse
-		roundTripFrame(t, c, tc.frame, idl.RPCQueryConfig+"_ACK", &r)
-		if r.Err != "ERR_OK" || len(r.Partitions) != 2 {
-			t.Fatalf("%s: %+v", tc.name, r)
-		}
-		pc := r.Partitions[0]
-		if addrString(pc.Primary) != members[0] || len(pc.Secondaries) != 2 {
-			t.Fatalf("%s: primary %s secondaries %v, want %s and two", tc.name, addrString(pc.Primary), pc.Secondaries, members[0])
-		}
-		for _, p := range r.Partitions {
-			// Partition 1 has no primary, so no hp_primary either.
-			hasPrimary := p.PID.PartitionIndex == 0
-			if p.HPPrimary.Set != (tc.hp && hasPrimary) || p.HPSecondaries.Set != tc.hp || p.HPLastDrops.Set != tc.hp {
-				t.Fatalf("%s: partition %d host_port fields present %v/%v/%v, want %v", tc.name,
-					p.PID.PartitionIndex, p.HPPrimary.Set, p.HPSecondaries.Set, p.HPLastDrops.Set, tc.hp)
+		t.Run(tc.name, func(t *testing.T) {
+			var r idl.QueryCfgResponse
+			roundTripFrame(t, c, tc.frame, idl.RPCQueryConfig+"_ACK", &r)
+			if r.Err != "ERR_OK" || len(r.Partitions) != 2 {
+				t.Fatalf("%s: %+v", tc.name, r)
 			}
-		}
-		if tc.hp && (pc.HPPrimary.V.String() != members[0] || len(pc.HPSecondaries.V) != 2) {
-			t.Fatalf("%s: hp_primary %s hp_secondaries %v", tc.name, pc.HPPrimary.V, pc.HPSecondaries.V)
-		}
+			pc := r.Partitions[0]
+			if addrString(pc.Primary) != members[0] || len(pc.Secondaries) != 2 {
+				t.Fatalf("%s: primary %s secondaries %v, want %s and two", tc.name, addrString(pc.Primary), pc.Secondaries, members[0])
+			}
+			for _, p := range r.Partitions {
+				// Partition 1 has no primary, so no hp_primary either.
+				hasPrimary := p.PID.PartitionIndex == 0
+				if p.HPPrimary.Set != (tc.hp && hasPrimary) || p.HPSecondaries.Set != tc.hp || p.HPLastDrops.Set != tc.hp {
+					t.Fatalf("%s: partition %d host_port fields present %v/%v/%v, want %v", tc.name,
+						p.PID.PartitionIndex, p.HPPrimary.Set, p.HPSecondaries.Set, p.HPLastDrops.Set, tc.hp)
+				}
+			}
+			if tc.hp && (pc.HPPrimary.V.String() != members[0] || len(pc.HPSecondaries.V) != 2) {
+				t.Fatalf("%s: hp_primary %s hp_secondaries %v", tc.name, pc.HPPrimary.V, pc.HPSecondaries.V)
+			}
+		})
 	}
 
 	listAlive := &idl.ListNodesRequest{Status: idl.NodeStatusAlive}
@@ -72,20 +75,22 @@ func TestHostPortsByClient(t *testing.T) {
 		frame []byte
 		hp    bool
 	}{
-		{"go-client frame", vectorFrame(t, vectorDir, "34"), true},
+		{"go-client frame", golden.Frame(t, golden.Dir(t), "34"), true},
 		{"v0, client_timeout 0", build(wire.Header{}, idl.RPCListNodes, listAlive), false},
 		{"v1, client_timeout 0", build(wire.Header{Version: 1}, idl.RPCListNodes, listAlive), true},
 	} {
-		var r idl.ListNodesResponse
-		roundTripFrame(t, c, tc.frame, idl.RPCListNodes+"_ACK", &r)
-		if r.Err != "ERR_OK" || len(r.Infos) != 3 {
-			t.Fatalf("list nodes, %s: %+v", tc.name, r)
-		}
-		for _, n := range r.Infos {
-			if n.Node.IsZero() || n.HPNode.Set != tc.hp {
-				t.Fatalf("list nodes, %s: node %s hp_node present %v, want %v", tc.name, n.Node, n.HPNode.Set, tc.hp)
+		t.Run(tc.name, func(t *testing.T) {
+			var r idl.ListNodesResponse
+			roundTripFrame(t, c, tc.frame, idl.RPCListNodes+"_ACK", &r)
+			if r.Err != "ERR_OK" || len(r.Infos) != 3 {
+				t.Fatalf("list nodes, %s: %+v", tc.name, r)
 			}
-		}
+			for _, n := range r.Infos {
+				if n.Node.IsZero() || n.HPNode.Set != tc.hp {
+					t.Fatalf("list nodes, %s: node %s hp_node present %v, want %v", tc.name, n.Node, n.HPNode.Set, tc.hp)
+				}
+			}
+		})
 	}
 }
 

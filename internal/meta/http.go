@@ -35,7 +35,7 @@ func (s *Server) httpAPI() *httpapi.Mux {
 	m.Handle("/meta/app_envs", "name=<app_name>", "Gets a table's envs.", s.httpAppEnvs)
 	m.Handle("/meta/app/start_compaction", "", "Starts a manual compaction of a table (JSON body: app_name, type, target_level, bottommost_level_compaction, max_concurrent_running_count, trigger_time).", s.httpStartCompaction)
 	m.Handle("/meta/app/usage_scenario", "", "Sets a table's usage scenario (JSON body: app_name, scenario).", s.httpUsageScenario)
-	m.Handle("/meta/app/duplication", "name=<app_name>", "Gets a table's duplications (gopegasus has no duplication).", s.httpNoDuplication)
+	m.Handle("/meta/app/duplication", "name=<app_name>", "Gets a table's duplications.", s.httpDuplication)
 	m.Handle("/meta/app/query_bulk_load", "name=<app_name>", "Gets a table's bulk load (gopegasus has no bulk load).", s.httpNoBulkLoad)
 	m.Handle("/meta/app/start_bulk_load", "", "Starts a bulk load (gopegasus has no bulk load).", s.httpNoBulkLoad)
 	m.Handle("/meta/backup_policy", "name=<policy_name>", "Gets backup policies (gopegasus has no cold backup).", s.httpNoBackup)
@@ -483,8 +483,52 @@ func (s *Server) httpUsageScenario(w http.ResponseWriter, r *httpapi.Request) {
 // The features below do not exist in gopegasus: the endpoints answer as a Pegasus meta with
 // them disabled does.
 
-func (s *Server) httpNoDuplication(w http.ResponseWriter, _ *httpapi.Request) {
-	httpapi.Reply(w, http.StatusNotFound, "duplication is not enabled [FLAGS_duplication_enabled=false]")
+// httpDuplication serves /meta/app/duplication (http-api.md): the table's duplications,
+// numbered from "1" in dupid order.
+func (s *Server) httpDuplication(w http.ResponseWriter, r *httpapi.Request) {
+	if !s.settings.DupEnabled.Get() {
+		httpapi.Reply(w, http.StatusNotFound, "duplication is not enabled [FLAGS_duplication_enabled=false]")
+		return
+	}
+	name, ok := r.Args.Get("name")
+	if !ok {
+		httpapi.Reply(w, http.StatusBadRequest, "name should not be empty")
+		return
+	}
+	s.onLeader(w, r, func(context.Context) {
+		t := s.m.state.availableTable(name)
+		if t == nil {
+			httpapi.Reply(w, http.StatusNotFound, wire.ErrAppNotExist.Name())
+			return
+		}
+		if len(t.Dups) == 0 {
+			httpapi.ReplyDoc(w, http.StatusOK, nil)
+			return
+		}
+		out := map[string]any{"appid": t.AppID}
+		for i, d := range t.Dups {
+			states := map[string]any{}
+			for j := range d.Partitions {
+				p := s.m.progressOf(t, d, j)
+				st := map[string]any{"confirmed_decree": p.Confirmed, "last_committed_decree": p.LastCommitted}
+				if p.Lagging {
+					st["lagging"] = true
+				}
+				states[itoa(j)] = st
+			}
+			out[itoa(i+1)] = map[string]any{
+				"create_ts":            time.UnixMilli(d.CreateMS).Format("2006-01-02 15:04:05"),
+				"dupid":                d.ID,
+				"fail_mode":            d.FailMode.String(),
+				"partition_states":     states,
+				"remote":               d.Remote,
+				"remote_app_name":      d.RemoteApp,
+				"remote_replica_count": d.RemoteReplicas,
+				"status":               d.Status.String(),
+			}
+		}
+		httpapi.ReplyDoc(w, http.StatusOK, out)
+	})
 }
 
 func (s *Server) httpNoBulkLoad(w http.ResponseWriter, _ *httpapi.Request) {
@@ -507,6 +551,7 @@ func (s *Server) metricEntities(ctx context.Context) []metric.Entity {
 		metric.CounterOf("rpc_connections", "Sessions", "The connections accepted", rm.TotalConnections),
 		metric.CounterOf("rpc_requests", "Requests", "The RPC requests received", rm.Requests),
 	}}
+	server.Metrics = append(server.Metrics, s.raft.tr.Metrics().ServerMetrics()...)
 	out := []metric.Entity{server}
 	_ = s.do(ctx, func() {
 		if !st.isLeader || !s.follow() {

@@ -1,41 +1,20 @@
 package meta
 
 import (
-	"errors"
 	"log/slog"
 	"sync"
 	"testing"
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/leakcheck"
+	"github.com/gopegasus/pegasus/internal/servertest"
 )
 
 func TestCloseBeforeRun(t *testing.T) {
-	snap := leakcheck.Take()
 	dir := t.TempDir()
-	cfg := Config{Listen: "127.0.0.1:0", DataDir: dir, Logger: slog.New(slog.DiscardHandler)}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Run(t.Context()); !errors.Is(err, ErrServerClosed) {
-		t.Fatalf("Run after Close: %v", err)
-	}
-	if err := s.Shutdown(t.Context()); err != nil {
-		t.Fatalf("Shutdown after Close: %v", err)
-	}
-	// The raft log was closed: another server opens the same data.
-	s2, err := New(cfg)
-	if err != nil {
-		t.Fatalf("reopen after Close: %v", err)
-	}
-	if err := s2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	snap.Check(t)
+	servertest.CloseBeforeRun(t, func() (servertest.Server, error) {
+		return New(Config{Listen: "127.0.0.1:0", DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	})
 }
 
 // A group of three metas is started, elects a leader and serves, then is stopped with Close

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -50,6 +51,8 @@ type machine struct {
 	// changed is closed (and replaced) whenever the map or a replica server's report
 	// changes, for the requests that wait for a long operation (see watch).
 	changed chan struct{}
+	// dups is the leader's memory of the duplications (dup.go).
+	dups dupVolatile
 }
 
 // node is what the meta knows about one replica server.
@@ -68,6 +71,7 @@ type node struct {
 func newMachine(cfg Config, lg *slog.Logger, log submitter, am *appliedMap) *machine {
 	m := &machine{cfg: cfg, lg: lg, log: log, startTime: cfg.Now(), state: am.m, stateIndex: am.index,
 		nodes: make(map[string]*node), changed: make(chan struct{})}
+	m.dups.reset()
 	return m
 }
 
@@ -92,6 +96,7 @@ func (m *machine) takeOver(term uint64, am *appliedMap) {
 	m.leading, m.term = true, term
 	m.state, m.stateIndex = am.m, am.index
 	m.nodes = make(map[string]*node)
+	m.dups.reset()
 	now := m.cfg.Now()
 	m.notePlacementMembers()
 	for _, addr := range m.state.Nodes {
@@ -406,6 +411,9 @@ func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.C
 	}
 	if t := m.state.namedTable(q.AppName); t != nil && t.Status == idl.AppStatusRecalling {
 		return fail(wire.ErrBusyCreating)
+	}
+	if t := m.state.availableTable(q.AppName); t != nil && dup.IsFollowerCreate(q) {
+		return m.repeatedFollowerCreate(ctx, t, q)
 	}
 	if t := m.state.availableTable(q.AppName); t != nil {
 		if !o.SuccessIfExist {
@@ -737,6 +745,7 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 					AppID: t.AppID, PartitionIndex: int32(i), AppName: t.Name,
 					PartitionCount: t.PartitionCount, Members: slices.Clone(p.Members),
 					Envs: maps.Clone(t.Envs), Join: slices.Contains(p.Joined, n.addr),
+					Dups: dupAssignments(t, i),
 				})
 			}
 		case idl.AppStatusDropped:

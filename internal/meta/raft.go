@@ -23,7 +23,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/raftnet"
 )
 
-// metaGroup is the id of the metas' group in their raft log database (which holds no other).
+// metaGroup is the id of the metas' group in their raft log (which holds no other).
 var metaGroup = idl.GPID{}
 
 var (

@@ -81,13 +81,7 @@ func TestRestartKeepsClusterMap(t *testing.T) {
 	dir := t.TempDir()
 	tm := startMeta(t, Config{DataDir: dir})
 	nodes := nodeAddrs(3)
-	tm.syncAll(nodes)
-	id := tm.create("t", 4, 3)
-	tm.create("gone", 2, 2)
-	tm.drop("gone", idl.DropAppOptions{ReserveSeconds: idl.Some(int64(3600))})
-	tm.updateEnv(&idl.UpdateAppEnvRequest{AppName: "t", Op: idl.AppEnvOpSet, Keys: idl.Some([]string{"k"}), Values: idl.Some([]string{"v"})})
-	lead := tm.syncNode(nodes[0]).Assignments[0]
-	tm.syncNode(nodes[0], leader(id, lead.PartitionIndex, 7))
+	id, lead := tm.fillMap(nodes, 7)
 	beforeApps := tm.listApps(&idl.ListAppsRequest{})
 	beforeCfg := tm.query("t")
 	if beforeCfg.Partitions[lead.PartitionIndex].Ballot != 7 {

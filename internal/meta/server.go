@@ -123,7 +123,14 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, reqs: make(chan request), loopDone: make(chan struct{}), settings: settings}
 	s.lg = cfg.Logger.With("addr", cfg.Advertise)
-	rl, err := raftlog.Open(filepath.Join(cfg.DataDir, raftDir), s.lg)
+	durability, err := raftlog.ParseDurability(cfg.RaftLogDurability)
+	if err != nil {
+		_ = ln.Close()
+		return nil, fmt.Errorf("meta: %w", err)
+	}
+	logOpts := raftlog.DefaultOptions
+	logOpts.Durability, logOpts.SyncInterval = durability, cfg.RaftLogSyncInterval
+	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, raftDir), s.lg, logOpts)
 	if err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("meta: %w", err)
@@ -183,6 +190,7 @@ func New(cfg Config) (*Server, error) {
 		return s.m.updateAppEnv(ctx, a.(*idl.UpdateAppEnvRequest))
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.UpdateAppEnvResponse{Err: e} })
 	rs.Handle(idl.RPCRecallApp, s.recallApp)
+	s.registerDupHandlers(handle)
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
 	// Inline: receive never blocks, the messages of a peer keep their order, and a Shutdown
@@ -298,6 +306,7 @@ func (s *Server) Run(ctx context.Context) error {
 		defer close(s.loopDone)
 		s.loop(loopCtx)
 	})
+	wg.Go(func() { s.runDupDriver(loopCtx) })
 	s.console.Start(ctx)
 	s.lg.Info("meta server started", "cluster", s.cfg.ClusterName, "metas", s.raft.status.Load().voters)
 	err := s.rpc.Run(ctx)
@@ -377,6 +386,7 @@ func (s *Server) periodic(ctx context.Context) {
 	s.m.purgeExpired(ctx)
 	s.m.replaceLost(ctx)
 	s.m.finishRecalls(ctx)
+	s.m.persistProgress(ctx, false)
 }
 
 // follow brings the machine in line with the raft group: it takes over when this meta became

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/dup"
+	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
 // Defaults of the meta server's settings: each is the default of exactly one setting of
@@ -24,6 +26,12 @@ const (
 	// it is purged and its data deleted, when the drop request does not say (Pegasus's
 	// hold_seconds_for_dropped_app).
 	DefaultDropReserve = 7 * 24 * time.Hour
+	// DefaultRaftLogDurability is the durability of the metas' raft log: a mutation is
+	// acknowledged once fsynced on a quorum.
+	DefaultRaftLogDurability = "always"
+	// DefaultDupProgressInterval is how often, at most, the duplications' confirmed decrees
+	// the primaries report are saved in the cluster map.
+	DefaultDupProgressInterval = 5 * time.Second
 )
 
 // Settings are the meta server's settings, each registered once in its registry (which backs
@@ -36,6 +44,15 @@ type Settings struct {
 	Listen, Advertise, DataDir, Metas, ClusterName *config.Value[string]
 	NodeGraceMS, RaftTickMS, SnapshotEntries       *config.Value[uint32]
 	HoldDroppedS                                   *config.Value[uint32]
+	// RaftLogDurability and RaftLogSyncIntervalMS: see Config.RaftLogDurability.
+	RaftLogDurability     *config.Value[string]
+	RaftLogSyncIntervalMS *config.Value[uint32]
+
+	// Duplication (package dup): whether it is on, the remote clusters ([pegasus.clusters])
+	// and the duplication cluster ids ([duplication-group]).
+	DupEnabled, DupIgnoreOtherClusterIDs *config.Value[bool]
+	DupProgressMS                        *config.Value[uint32]
+	Clusters, DupGroup                   *config.Section
 }
 
 // NewSettings registers every setting of a meta server, with its default, in a new registry.
@@ -67,6 +84,23 @@ func NewSettings() *Settings {
 		HoldDroppedS: u32("meta_server", "hold_seconds_for_dropped_app",
 			"How long a dropped table's data is kept (and the table can be recalled) when the drop does not say, in seconds.",
 			uint32(DefaultDropReserve/time.Second)),
+		RaftLogDurability: config.Define(r, config.Spec[string]{Section: "replication", Name: "raft_log_durability",
+			Description: "When a mutation of the cluster map is acknowledged: always (once fsynced in the raft log of a quorum of metas) or os (once written to their operating system; the raft log is fsynced every raft_log_sync_interval_ms, and a power loss of a quorum within it can lose acknowledged mutations).",
+			Default:     DefaultRaftLogDurability, Validate: func(v string) error {
+				_, err := raftlog.ParseDurability(v)
+				return err
+			}}),
+		RaftLogSyncIntervalMS: u32("replication", "raft_log_sync_interval_ms",
+			"With raft_log_durability = os, how often the raft log is fsynced, in milliseconds.", uint32(raftlog.DefaultSyncInterval/time.Millisecond)),
+		DupEnabled: config.Define(r, config.Spec[bool]{Section: "replication", Name: "duplication_enabled",
+			Description: "Whether tables can be duplicated to other clusters.", Default: true}),
+		DupIgnoreOtherClusterIDs: config.Define(r, config.Spec[bool]{Section: "replication", Name: "dup_ignore_other_cluster_ids",
+			Description: "Whether a duplication may be added to a remote cluster without a [duplication-group] id."}),
+		DupProgressMS: u32("meta_server", "duplication_progress_persist_ms",
+			"How often, at most, in milliseconds, the duplications' confirmed decrees are saved in the cluster map.",
+			uint32(DefaultDupProgressInterval/time.Millisecond)),
+		Clusters: config.DefineSection(r, dup.ClustersSection, "The remote clusters: name = meta servers, comma separated."),
+		DupGroup: config.DefineSection(r, dup.GroupSection, "The duplication cluster ids: cluster name = id (1 to 127), this cluster's own included."),
 	}
 }
 

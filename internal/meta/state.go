@@ -49,6 +49,8 @@ type table struct {
 	DropSecond       int64             `json:"drop_second,omitempty"`
 	ExpireSecond     int64             `json:"expire_second,omitempty"`
 	Partitions       []partition       `json:"partitions"`
+	// Dups are the table's duplications to other clusters, by dupid (dup.go).
+	Dups []*duplication `json:"duplications,omitempty"`
 }
 
 // partition is the durable part of one partition's configuration.
@@ -82,6 +84,10 @@ type mutation struct {
 	// recalling table available once its partitions serve again (recall.go).
 	RecallTable  *recallTable `json:"recall_table,omitempty"`
 	FinishRecall *int32       `json:"finish_recall,omitempty"`
+	// AddDup, ModifyDup and DupProgress change duplications (dup.go).
+	AddDup      *addDup       `json:"add_dup,omitempty"`
+	ModifyDup   *modifyDup    `json:"modify_dup,omitempty"`
+	DupProgress []dupProgress `json:"dup_progress,omitempty"`
 }
 
 // memberReplace moves one partition's replica from a lost server to another.
@@ -238,6 +244,12 @@ func (m *clusterMap) apply(op *mutation) result {
 		}
 		t.Status = idl.AppStatusAvailable
 		return result{Code: wire.OK, AppID: t.AppID}
+	case op.AddDup != nil:
+		return m.addDup(op.AddDup)
+	case op.ModifyDup != nil:
+		return m.modifyDup(op.ModifyDup)
+	case len(op.DupProgress) > 0:
+		return m.dupProgress(op.DupProgress)
 	case op.InitialTables:
 		m.InitialTablesDone = true
 		for _, c := range op.CreateTables {
@@ -289,6 +301,7 @@ func (m *clusterMap) clone() *clusterMap {
 		for j, p := range t.Partitions {
 			tc.Partitions[j] = partition{Members: slices.Clone(p.Members), Ballot: p.Ballot, Joined: slices.Clone(p.Joined)}
 		}
+		tc.Dups = cloneDups(t.Dups)
 		c.Tables[i] = &tc
 	}
 	return &c
@@ -319,5 +332,6 @@ func (t *table) appInfo() idl.AppInfo {
 	info.DropSecond = t.DropSecond
 	info.InitPartitionCount = t.PartitionCount
 	info.AtomicIdempotent = t.AtomicIdempotent
+	info.Duplicating = len(t.Dups) > 0
 	return info
 }

@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -58,10 +59,12 @@ func TestQueryConfigPartitionOrder(t *testing.T) {
 		{[]int32{8, -2}, []int32{0, 1, 2, 3, 4, 5, 6, 7}}, // none valid: all
 		{nil, []int32{0, 1, 2, 3, 4, 5, 6, 7}},
 	} {
-		r := tm.query("t", tc.ask...)
-		if r.Err != "ERR_OK" || r.PartitionCount != 8 || !slices.Equal(pidx(r), tc.want) {
-			t.Errorf("ask %v: got %v (err %s, count %d), want %v", tc.ask, pidx(r), r.Err, r.PartitionCount, tc.want)
-		}
+		t.Run(fmt.Sprint(tc.ask), func(t *testing.T) {
+			r := tm.query("t", tc.ask...)
+			if r.Err != "ERR_OK" || r.PartitionCount != 8 || !slices.Equal(pidx(r), tc.want) {
+				t.Errorf("ask %v: got %v (err %s, count %d), want %v", tc.ask, pidx(r), r.Err, r.PartitionCount, tc.want)
+			}
+		})
 	}
 }
 
@@ -138,9 +141,11 @@ func TestCreateValidation(t *testing.T) {
 		{"more replicas than nodes", goAdminOptions(4, 4)},
 		{"empty env key", withEnvs},
 	} {
-		if r := tm.createOpts("t", tc.o); r.Err != "ERR_INVALID_PARAMETERS" {
-			t.Errorf("%s: %s", tc.name, r.Err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if r := tm.createOpts("t", tc.o); r.Err != "ERR_INVALID_PARAMETERS" {
+				t.Errorf("%s: %s", tc.name, r.Err)
+			}
+		})
 	}
 	if r := tm.createOpts("", goAdminOptions(4, 3)); r.Err != "ERR_INVALID_PARAMETERS" {
 		t.Errorf("empty name: %s", r.Err)
@@ -301,10 +306,12 @@ func TestListApps(t *testing.T) {
 		{"pattern without type: no filter", &idl.ListAppsRequest{AppNamePattern: idl.Some("x")}, []string{"alpha", "beta", "alphabet", "gamma_a"}},
 		{"type without pattern: no filter", &idl.ListAppsRequest{MatchType: idl.Some(idl.PatternMatchExact)}, []string{"alpha", "beta", "alphabet", "gamma_a"}},
 	} {
-		r := tm.listApps(tc.req)
-		if r.Err != "ERR_OK" || !slices.Equal(names(r), tc.want) {
-			t.Errorf("%s: %s %v, want %v", tc.name, r.Err, names(r), tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			r := tm.listApps(tc.req)
+			if r.Err != "ERR_OK" || !slices.Equal(names(r), tc.want) {
+				t.Errorf("%s: %s %v, want %v", tc.name, r.Err, names(r), tc.want)
+			}
+		})
 	}
 	r := tm.listApps(&idl.ListAppsRequest{Status: idl.AppStatusAvailable})
 	if in := r.Infos[0]; in.AppID != 1 || in.PartitionCount != 2 || in.MaxReplicaCount != 1 || in.AppType != "pegasus" ||
@@ -388,9 +395,11 @@ func TestUpdateAppEnv(t *testing.T) {
 		{"clear without prefix", idl.UpdateAppEnvRequest{AppName: "t", Op: idl.AppEnvOpClear}, "ERR_INVALID_PARAMETERS"},
 		{"unknown table", idl.UpdateAppEnvRequest{AppName: "nope", Op: idl.AppEnvOpSet, Keys: idl.Some([]string{"k"}), Values: idl.Some([]string{"v"})}, "ERR_APP_NOT_EXIST"},
 	} {
-		if r := tm.updateEnv(&tc.req); r.Err != idl.ErrorCode(tc.want) {
-			t.Errorf("%s: %s, want %s", tc.name, r.Err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if r := tm.updateEnv(&tc.req); r.Err != idl.ErrorCode(tc.want) {
+				t.Errorf("%s: %s, want %s", tc.name, r.Err, tc.want)
+			}
+		})
 	}
 	if got := envs(); len(got) != 0 {
 		t.Fatalf("failed updates changed envs: %v", got)

@@ -2,31 +2,22 @@ package meta
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"io"
 	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/golden"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
-
-// vectorDir holds request frames captured from the official go-client (the repository's
-// testdata/vectors).
-const vectorDir = "../../testdata/vectors"
 
 // TestGoldenAdminFrames sends the official go-client's admin frames (create, query_cfg, drop,
 // list_apps, list_nodes, and an OpenTable of a missing table) byte for byte and checks that
 // every reply decodes as the client would decode it.
 func TestGoldenAdminFrames(t *testing.T) {
-	frame := func(name string) []byte { return vectorFrame(t, vectorDir, name) }
-	if _, err := os.Stat(vectorDir); err != nil {
-		t.Skipf("no golden vectors: %v", err)
-	}
+	dir := golden.Dir(t)
+	frame := func(name string) []byte { return golden.Frame(t, dir, name) }
 	tm := startMeta(t, Config{})
 	nodes := nodeAddrs(3)
 	tm.syncAll(nodes)
@@ -72,24 +63,6 @@ func TestGoldenAdminFrames(t *testing.T) {
 	if nf.Err != "ERR_OBJECT_NOT_FOUND" {
 		t.Fatalf("query no_such_table: %+v", nf)
 	}
-}
-
-// vectorFrame reads the frame of dir whose file name starts with name and a dash.
-func vectorFrame(t *testing.T, dir, name string) []byte {
-	t.Helper()
-	matches, _ := filepath.Glob(filepath.Join(dir, name+"-*.hex"))
-	if len(matches) != 1 {
-		t.Fatalf("golden vector %s not found in %s", name, dir)
-	}
-	raw, err := os.ReadFile(matches[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 // roundTripFrame writes a request frame to c, reads the reply and decodes its result into

@@ -1,18 +1,23 @@
 package raftlog
 
 import (
-	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/gopegasus/pegasus/internal/idl"
 )
 
-// Options tunes a Log's group commit.
+// Options tunes a Log: its durability, its group commit and its segments. The zero value
+// of a field means its default.
 type Options struct {
+	// Durability says when a write counts as durable: DurabilityAlways (the default) or the
+	// unsafe DurabilityOS.
+	Durability Durability
+	// SyncInterval is how often a log with DurabilityOS is synced (default 100 ms).
+	SyncInterval time.Duration
+
 	// Window is the longest a round of a contended log (the last round served several
 	// groups) waits for the other recently active groups to join it. 0: no wait.
 	Window time.Duration
@@ -20,9 +25,60 @@ type Options struct {
 	// groups (Group.Writing), sync rounds start at most once per Delay, so that one fsync
 	// covers more of them; the idea of PostgreSQL's commit_delay and commit_siblings.
 	// Below Siblings, or with Delay 0, rounds start as soon as the last one is done.
+	// Window and Delay apply only to DurabilityAlways: with DurabilityOS a round makes no
+	// fsync that waiting would share.
 	Delay    time.Duration
 	Siblings int
+
+	// SegmentSize is the size past which the log starts a new segment file (default
+	// 64 MiB). A record larger than a segment gets a segment of its own.
+	SegmentSize int64
 }
+
+// Durability says when the log acknowledges a write (answers Sync, returns from Save).
+type Durability uint8
+
+const (
+	// DurabilityAlways acknowledges a write once it is fsynced: it survives a crash of
+	// the process and of the machine.
+	DurabilityAlways Durability = iota
+	// DurabilityOS acknowledges a write once it is written to the operating system, and
+	// fsyncs the log every Options.SyncInterval, in the manner of etcd's
+	// --unsafe-no-fsync and Pegasus's plog_force_flush=false. An acknowledged write
+	// survives a crash of the process (the kernel holds it), but not a power loss or
+	// kernel crash of the machine within the interval: a power loss of a quorum of a
+	// group's servers within it can lose acknowledged writes, or leave the replicas
+	// disagreeing about what was committed.
+	DurabilityOS
+)
+
+// String returns the durability's setting value: "always" or "os".
+func (d Durability) String() string {
+	switch d {
+	case DurabilityAlways:
+		return "always"
+	case DurabilityOS:
+		return "os"
+	}
+	return fmt.Sprintf("Durability(%d)", uint8(d))
+}
+
+// ParseDurability parses a durability setting value: "always" or "os".
+func ParseDurability(s string) (Durability, error) {
+	switch s {
+	case "always":
+		return DurabilityAlways, nil
+	case "os":
+		return DurabilityOS, nil
+	}
+	return 0, fmt.Errorf("raftlog: durability %q: want always or os", s)
+}
+
+// Defaults of Options.
+const (
+	DefaultSyncInterval = 100 * time.Millisecond
+	DefaultSegmentSize  = 64 << 20
+)
 
 // DefaultOptions are the group commit settings of servers. The delay is taken only under
 // heavy write concurrency (12 or more writes waiting). BenchmarkReplicatedWrites, 64 writers,
@@ -31,29 +87,37 @@ type Options struct {
 // where every write waits for exactly one round, it costs about 14% of the throughput.
 var DefaultOptions = Options{Window: time.Millisecond, Delay: 3 * time.Millisecond, Siblings: 12}
 
+// withDefaults fills the fields whose zero value means a default.
+func (o Options) withDefaults() Options {
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = DefaultSyncInterval
+	}
+	if o.SegmentSize <= 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	return o
+}
+
 // activeRounds is how many recent sync rounds a group counts as active after it took part
 // in one: a round's window ends early once every active group has joined it.
 const activeRounds = 4
 
-var errClosed = errors.New("raftlog: closed")
-
-// syncMarker is the WAL record whose synchronous commit makes durable every record written
-// before it: Pebble syncs its WAL up to the record, and a WAL file it rotates away from is
-// synced when closed.
-var syncMarker = []byte{'s'}
-
-// syncer is the group commit of a Log. Groups stage their Ready batches in Pebble without a
-// sync, then ask for a sync round; one goroutine runs the rounds, one fsync each.
+// syncer is the group commit of a Log. Groups stage their Ready batches in the log's
+// memory, then ask for a round; one goroutine runs the rounds: each writes everything
+// staged to the active segment and, with DurabilityAlways, fdatasyncs it, one fsync for
+// every request of the round.
 //
 // While the log is contended (the last round served more than one group), a round first
 // waits, so that the Ready batches of other groups, and the client writes queued behind
 // them, share its fsync: until every group active in the last few rounds has joined, or
 // the commit window has passed, whichever comes first. An uncontended log syncs at once:
 // a lone writer pays no window. Under heavy write concurrency rounds are spaced instead
-// (Options.Delay).
+// (Options.Delay). With DurabilityOS rounds only write, at once, and a timer's rounds
+// fsync.
 type syncer struct {
-	db   *pebble.DB
-	opts Options
+	// round writes everything staged, and makes it durable if asked to.
+	round func(durable bool) error
+	opts  Options
 
 	writers atomic.Int64 // client writes waiting on the log's groups
 	peak    atomic.Int64 // the most writers waited at once since the last round started
@@ -64,14 +128,16 @@ type syncer struct {
 	target  int               // len(joined) that ends the current window; 0: none open
 	closed  bool
 
-	wake chan struct{} // a request is pending
+	flush atomic.Bool // staged data waits to be written, with no request for it
+
+	wake chan struct{} // a request is pending, or flush is set
 	full chan struct{} // every active group has joined the open window
 	done chan struct{}
 }
 
-func newSyncer(db *pebble.DB, opts Options) *syncer {
+func newSyncer(round func(durable bool) error, opts Options) *syncer {
 	s := &syncer{
-		db:     db,
+		round:  round,
 		opts:   opts,
 		joined: map[idl.GPID]bool{},
 		wake:   make(chan struct{}, 1),
@@ -84,7 +150,11 @@ func newSyncer(db *pebble.DB, opts Options) *syncer {
 
 // request asks for a sync round on behalf of group pid: the channel answers once everything
 // staged before the call is durable (nil) or cannot be made so.
-func (s *syncer) request(pid idl.GPID) <-chan error {
+func (s *syncer) request(pid idl.GPID) <-chan error { return s.requestFor(&pid) }
+
+// requestFor asks for a round on behalf of group *pid, or of no group (the log's own
+// maintenance) when pid is nil: that one does not count in the commit window.
+func (s *syncer) requestFor(pid *idl.GPID) <-chan error {
 	ch := make(chan error, 1)
 	s.mu.Lock()
 	if s.closed {
@@ -93,7 +163,9 @@ func (s *syncer) request(pid idl.GPID) <-chan error {
 		return ch
 	}
 	s.pending = append(s.pending, ch)
-	s.joined[pid] = true
+	if pid != nil {
+		s.joined[*pid] = true
+	}
 	if s.target > 0 && len(s.joined) >= s.target {
 		s.target = 0
 		signal(s.full)
@@ -101,6 +173,12 @@ func (s *syncer) request(pid idl.GPID) <-chan error {
 	s.mu.Unlock()
 	signal(s.wake)
 	return ch
+}
+
+// requestFlush asks for a round that writes what is staged, without waiting for it.
+func (s *syncer) requestFlush() {
+	s.flush.Store(true)
+	signal(s.wake)
 }
 
 func signal(c chan struct{}) {
@@ -112,17 +190,32 @@ func signal(c chan struct{}) {
 
 func (s *syncer) loop() {
 	defer close(s.done)
+	always := s.opts.Durability == DurabilityAlways
+	var tick <-chan time.Time
+	if !always {
+		t := time.NewTicker(s.opts.SyncInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	active := map[idl.GPID]int{} // group → rounds it still counts as active
 	var timer *time.Timer
 	contended := false
 	var lastStart time.Time
-	for range s.wake {
-		if s.busy() {
-			if d := s.opts.Delay - time.Since(lastStart); d > 0 {
-				time.Sleep(d)
+	for {
+		timed := false
+		select {
+		case <-s.wake:
+		case <-tick:
+			timed = true
+		}
+		if always {
+			if s.busy() {
+				if d := s.opts.Delay - time.Since(lastStart); d > 0 {
+					time.Sleep(d)
+				}
+			} else if contended && s.opts.Window > 0 {
+				s.gather(len(active), &timer)
 			}
-		} else if contended && s.opts.Window > 0 {
-			s.gather(len(active), &timer)
 		}
 		lastStart = time.Now()
 		s.mu.Lock()
@@ -143,13 +236,14 @@ func (s *syncer) loop() {
 				active[pid] = n - 1
 			}
 		}
-		if len(batch) == 0 {
+		flush := s.flush.Swap(false)
+		if len(batch) == 0 && !timed && !flush {
 			if closed {
 				return
 			}
 			continue
 		}
-		err := s.db.LogData(syncMarker, pebble.Sync)
+		err := s.round(timed || (always && len(batch) > 0))
 		for _, ch := range batch {
 			ch <- err
 		}
@@ -203,7 +297,7 @@ func (s *syncer) gather(want int, timer **time.Timer) {
 	}
 }
 
-// close answers every waiter and stops the loop; the database must still be open.
+// close answers every waiter, after a last round, and stops the loop.
 func (s *syncer) close() {
 	s.mu.Lock()
 	s.closed = true

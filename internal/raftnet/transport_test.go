@@ -2,19 +2,22 @@ package raftnet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/metric"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -118,7 +121,7 @@ func startServer(t *testing.T, ln net.Listener) *server {
 	s.stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
+			if err := <-done; !errors.Is(err, rpc.ErrServerClosed) {
 				t.Errorf("rpc server: %v", err)
 			}
 		})
@@ -218,7 +221,7 @@ func TestBatchRoundTrip(t *testing.T) {
 		}
 	}
 	// The sender counts a frame once the connection took it, which may be after it arrived.
-	waitUntil(t, func() bool { return tr.Metrics().MessagesSent == int64(len(want)) })
+	poll.Until(t, "every message counted sent", func() bool { return tr.Metrics().MessagesSent == int64(len(want)) })
 	sm, rm := tr.Metrics(), srv.tr.Metrics()
 	if sm.FramesSent != 1 || sm.MessagesSent != int64(len(want)) || rm.FramesReceived != 1 || rm.MessagesReceived != int64(len(want)) {
 		t.Fatalf("one frame expected: sender %+v, receiver %+v", sm, rm)
@@ -254,7 +257,7 @@ func TestFrameByteBound(t *testing.T) {
 		}
 	}
 	// Three 1000-byte messages fit in 4 KiB, the fourth does not; the large one goes alone.
-	waitUntil(t, func() bool { return tr.Metrics().MessagesSent == int64(len(sizes)) })
+	poll.Until(t, "every message counted sent", func() bool { return tr.Metrics().MessagesSent == int64(len(sizes)) })
 	if m := tr.Metrics(); m.FramesSent != 4 {
 		t.Fatalf("frames: %+v", m)
 	}
@@ -280,7 +283,7 @@ func TestQueueFullDrops(t *testing.T) {
 			t.Fatalf("message %d has index %d: want the first %d queued", i, r.msg.Index, queue)
 		}
 	}
-	waitUntil(t, func() bool { return tr.Metrics().MessagesSent == queue })
+	poll.Until(t, "a queue's worth counted sent", func() bool { return tr.Metrics().MessagesSent == queue })
 	if m := tr.Metrics(); m.FramesSent != 1 || m.MessagesDropped != sent-queue {
 		t.Fatalf("%+v", m)
 	}
@@ -325,23 +328,12 @@ func TestDeadPeerDoesNotBlock(t *testing.T) {
 		}
 		next[r.group]++
 	}
-	waitUntil(t, func() bool { return tr.Metrics().MessagesFailed > 0 })
+	poll.Until(t, "a failed send counted", func() bool { return tr.Metrics().MessagesFailed > 0 })
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if m := tr.Metrics(); m.MessagesDropped != 0 || m.Peers != 3 {
 		t.Fatalf("%+v", m)
-	}
-}
-
-// waitUntil polls cond until it holds; the test's deadline bounds it.
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	for !cond() {
-		if t.Context().Err() != nil {
-			t.Fatal("condition never held")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -361,7 +353,7 @@ func TestConcurrentSendAllDelivered(t *testing.T) {
 	}
 	wg.Wait()
 	got := srv.in.waitFor(t, goroutines*each)
-	waitUntil(t, func() bool { return tr.Metrics().MessagesSent == goroutines*each })
+	poll.Until(t, "every message counted sent", func() bool { return tr.Metrics().MessagesSent == goroutines*each })
 	next := make(map[idl.GPID]uint64)
 	for _, r := range got {
 		if r.msg.Index != next[r.group] {
@@ -393,15 +385,12 @@ func TestReconnect(t *testing.T) {
 	second := startServer(t, ln)
 	// The first sends after the restart may go to the broken connection and be lost, as
 	// raft messages may be; one of them gets through once the connection is dialled again.
-	for i := uint64(1); second.in.len() == 0; i++ {
+	i := uint64(0)
+	poll.Until(t, "a message after the restart", func() bool {
+		i++
 		tr.Send(addr, idl.GPID{AppID: 1}, appMsg(2, i, 1))
-		select {
-		case <-second.in.changed:
-		case <-time.After(10 * time.Millisecond):
-		case <-t.Context().Done():
-			t.Fatal("no message after the restart")
-		}
-	}
+		return second.in.len() > 0
+	})
 	if got := second.in.waitFor(t, 1); got[0].from != "127.0.0.1:1" {
 		t.Fatalf("from %q", got[0].from)
 	}
@@ -426,11 +415,12 @@ func senderGoroutines() []string {
 // exit, so the check waits for that (a goroutine left blocked never goes).
 func noSenderGoroutines(t *testing.T, when string) {
 	t.Helper()
-	for left := senderGoroutines(); len(left) != 0; left = senderGoroutines() {
-		if t.Context().Err() != nil {
-			t.Fatalf("%s: %d goroutines left:\n%s", when, len(left), strings.Join(left, "\n\n"))
-		}
-		time.Sleep(time.Millisecond)
+	var left []string
+	if err := poll.Wait(t.Context(), func(context.Context) (bool, error) {
+		left = senderGoroutines()
+		return len(left) == 0, nil
+	}); err != nil {
+		t.Fatalf("%s: %d goroutines left:\n%s", when, len(left), strings.Join(left, "\n\n"))
 	}
 }
 
@@ -474,7 +464,7 @@ func TestCloseJoinsGoroutines(t *testing.T) {
 	})
 	// The receivers' connection goroutines end once they see the senders' connections
 	// closed, after Close returned: wait for them.
-	waitUntil(t, func() bool { return runtime.NumGoroutine() <= before })
+	poll.Until(t, "the goroutines back to their number before the test", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 // TestMalformedFrameOverRPC sends a malformed frame to a live receiver, then a good one on
@@ -576,4 +566,27 @@ func benchmarkBurst(b *testing.B, burst, maxFrame int) {
 	}
 	b.ReportMetric(float64(met.MessagesSent)/max(float64(met.FramesSent), 1), "msgs/frame")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(max(met.MessagesSent, 1)), "ns/msg")
+}
+
+// TestServerMetrics checks that every counter of Metrics is reported under its name, with
+// its value and kind.
+func TestServerMetrics(t *testing.T) {
+	m := Metrics{Peers: 1, FramesSent: 2, MessagesSent: 3, BytesSent: 4, MessagesDropped: 5, MessagesUnroutable: 6,
+		FramesFailed: 7, MessagesFailed: 8, FramesReceived: 9, MessagesReceived: 10, BytesReceived: 11, FramesRejected: 12}
+	want := []string{"raft_peers", "raft_frames_sent", "raft_messages_sent", "raft_bytes_sent", "raft_messages_dropped",
+		"raft_messages_unroutable", "raft_frames_failed", "raft_messages_failed", "raft_frames_received",
+		"raft_messages_received", "raft_bytes_received", "raft_frames_rejected"}
+	got := m.ServerMetrics()
+	if len(got) != len(want) || len(want) != reflect.TypeFor[Metrics]().NumField() {
+		t.Fatalf("%d metrics for %d fields, want %d", len(got), reflect.TypeFor[Metrics]().NumField(), len(want))
+	}
+	for i, mm := range got {
+		wantKind := metric.Counter
+		if i == 0 {
+			wantKind = metric.Gauge
+		}
+		if mm.Name != want[i] || mm.Value != int64(i+1) || mm.Kind != wantKind || mm.Desc == "" || mm.Unit == "" {
+			t.Errorf("metric %d: %+v, want %s = %d (%v)", i, mm, want[i], i+1, wantKind)
+		}
+	}
 }

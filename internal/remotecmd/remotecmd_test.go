@@ -106,14 +106,16 @@ func TestHandlerOverRPC(t *testing.T) {
 		{idl.Command{Cmd: "version"}, "gopegasus 9.9.9\n"},
 		{idl.Command{Cmd: "what"}, "unknown command 'what', try 'help' for the list of commands\n"},
 	} {
-		for _, v := range []int{0, 1} {
-			var text idl.Text
-			if err := conn.Call(t.Context(), wire.Header{Version: v}, idl.RPCCLICall, &tc.cmd, &text); err != nil {
-				t.Fatalf("%s (header v%d): %v", tc.cmd.Cmd, v, err)
+		t.Run(tc.cmd.Cmd, func(t *testing.T) {
+			for _, v := range []int{0, 1} {
+				var text idl.Text
+				if err := conn.Call(t.Context(), wire.Header{Version: v}, idl.RPCCLICall, &tc.cmd, &text); err != nil {
+					t.Fatalf("%s (header v%d): %v", tc.cmd.Cmd, v, err)
+				}
+				if string(text) != tc.want {
+					t.Errorf("%s (header v%d): %q, want %q", tc.cmd.Cmd, v, text, tc.want)
+				}
 			}
-			if string(text) != tc.want {
-				t.Errorf("%s (header v%d): %q, want %q", tc.cmd.Cmd, v, text, tc.want)
-			}
-		}
+		})
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/dup"
 )
 
 // Config configures a replica [Server]. A field left at its zero value (nil for the
@@ -40,8 +41,8 @@ type Config struct {
 	TickInterval time.Duration
 	// LogCompactEvery is how many applied entries accumulate in a partition's raft log
 	// before it is truncated (setting raft_log_compact_every, default 2000: few enough that
-	// most entries are deleted while still in the log database's memtable, never written to
-	// an sstable); LogKeep is how many applied entries survive a truncation, so a follower
+	// the server's raft log drops its old segments without rewriting many live entries);
+	// LogKeep is how many applied entries survive a truncation, so a follower
 	// slightly behind catches up from the log rather than a snapshot (setting raft_log_keep,
 	// default 1000).
 	LogCompactEvery, LogKeep int
@@ -58,12 +59,31 @@ type Config struct {
 	// spacing off; nil takes the setting.
 	CommitDelay    *time.Duration
 	CommitSiblings int
+	// RaftLogDurability says when the raft log acknowledges a write (setting
+	// raft_log_durability): "always" (the default) once it is fsynced, or "os" once it is
+	// written to the operating system, the log being fsynced every RaftLogSyncInterval
+	// (setting raft_log_sync_interval_ms, default 100 ms). "os" is unsafe: a power loss of
+	// a quorum of a partition's servers within the interval can lose acknowledged writes
+	// (a process crash cannot); see raftlog.DurabilityOS.
+	RaftLogDurability   string
+	RaftLogSyncInterval time.Duration
 	// BlockCacheSize is the bytes of the Pebble block cache shared by all partitions of
 	// the server (setting rocksdb_block_cache_capacity, default 256 MiB).
 	BlockCacheSize int64
 	// ClusterID is the duplication cluster id written into value timetags, 0 to
-	// [MaxClusterID] (setting cluster_id, default 0); nil takes the setting.
+	// [MaxClusterID] (setting cluster_id, default 0); nil takes the [duplication-group] id of
+	// ClusterName when Peers has one, else the setting.
 	ClusterID *uint8
+	// ClusterName names this server's cluster among the duplication peers (setting
+	// cluster_name).
+	ClusterName string
+	// Peers are the clusters a follower table may be on and the duplication cluster ids
+	// (default: from the Settings' [pegasus.clusters] and [duplication-group] sections).
+	Peers *dup.Peers
+	// DupSyncInterval is the period of the duplication progress reports to the meta leader
+	// (setting duplication_sync_period_second, default 10 s); a shipper that finishes a
+	// step reports at once.
+	DupSyncInterval time.Duration
 	// HTTP serves HTTP requests arriving on the RPC port; default: the HTTP API.
 	HTTP http.Handler
 	// Version is reported by the version and server-info remote commands (default "dev").
@@ -90,8 +110,12 @@ func (c *Config) fields() []config.Field {
 		config.BindDuration(&c.GarbageGrace, st.GarbageGraceS, time.Second),
 		config.BindOptionalDuration(&c.CommitDelay, st.CommitDelayUS, time.Microsecond),
 		config.BindCount(&c.CommitSiblings, st.CommitSiblings),
+		config.BindString(&c.RaftLogDurability, st.RaftLogDurability),
+		config.BindDuration(&c.RaftLogSyncInterval, st.RaftLogSyncIntervalMS, time.Millisecond),
 		config.BindCount(&c.BlockCacheSize, st.BlockCacheBytes),
 		config.BindOptional(&c.ClusterID, st.ClusterID),
+		config.BindString(&c.ClusterName, st.ClusterName),
+		config.BindDuration(&c.DupSyncInterval, st.DupSyncIntervalS, time.Second),
 	}
 }
 
@@ -101,6 +125,19 @@ func (c *Config) fields() []config.Field {
 func (c *Config) EnsureDefaults() {
 	if c.Settings == nil {
 		c.Settings = NewSettings()
+	}
+	if c.Peers == nil {
+		if p, err := dup.NewPeers(c.Settings.Clusters.Get(), c.Settings.DupGroup.Get()); err == nil {
+			c.Peers = &p
+		}
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = c.Settings.ClusterName.Get()
+	}
+	if c.Peers != nil && c.ClusterID == nil {
+		if id, ok := c.Peers.ID(c.ClusterName); ok {
+			c.ClusterID = &id
+		}
 	}
 	config.Fill(c.fields()...)
 	if c.Version == "" {
@@ -135,6 +172,16 @@ func (c *Config) Validate() error {
 	if c.Settings != nil {
 		if err := config.Check(c.fields()...); err != nil {
 			errs = append(errs, fmt.Errorf("replica: %w", err))
+		}
+		if c.Peers == nil {
+			if _, err := dup.NewPeers(c.Settings.Clusters.Get(), c.Settings.DupGroup.Get()); err != nil {
+				errs = append(errs, fmt.Errorf("replica: %w", err))
+			}
+		}
+	}
+	if c.Peers != nil && c.ClusterID != nil {
+		if id, ok := c.Peers.ID(c.ClusterName); ok && id != *c.ClusterID {
+			errs = append(errs, fmt.Errorf("replica: cluster id %d, but [%s] gives cluster %q id %d", *c.ClusterID, dup.GroupSection, c.ClusterName, id))
 		}
 	}
 	return errors.Join(errs...)

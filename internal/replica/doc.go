@@ -24,11 +24,12 @@
 // the key belongs to the partition), encodes it and hands it to the partition's loop. The
 // loop batches every write queued at that moment into one raft entry, which also carries
 // the proposer's time and the table's default TTL so that every replica applies it the same
-// way. The entry is persisted (the raft log of all partitions of the server lives in one
-// Pebble database, package raftlog, whose group commit makes the appends of many partitions
-// durable with one fsync) and replicated; once raft commits it, the loop applies it to the
-// store and hands each write its result. A write is acknowledged only after it is durable
-// on a quorum. The raft log is synced only when raft requires it (new entries, term or
+// way. The entry is persisted (the raft log of all partitions of the server is one
+// append-only log of segment files, package raftlog, whose group commit makes the appends of
+// many partitions durable with one fsync) and replicated; once raft commits it, the loop
+// applies it to the store and hands each write its result. A write is acknowledged only
+// after it is durable on a quorum (with raft_log_durability = os: once a quorum has written
+// it to the operating system). The raft log is synced only when raft requires it (new entries, term or
 // vote).
 //
 // The loop uses raft's asynchronous storage writes and never waits for an fsync: a Ready's

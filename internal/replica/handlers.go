@@ -26,6 +26,7 @@ func (s *Server) registerHandlers() {
 	h(idl.RPCGetScanner, s.handleGetScanner)
 	h(idl.RPCScan, s.handleScan)
 	h(idl.RPCClearScanner, s.handleClearScanner)
+	h(idl.RPCDuplicate, s.handleDuplicate)
 	h(idl.RPCCLICall, s.cmds.Handler())
 	// Raft messages of one peer arrive on one connection; handling them inline keeps their
 	// order (out-of-order appends are rejected by raft and cost a probe round trip).
@@ -148,6 +149,11 @@ func (s *Server) writeHandler(w writeRPC) rpc.HandlerFunc {
 		p, code := s.route(req, k, kc)
 		if code != wire.OK {
 			return nil, code
+		}
+		if rpcOfKind(w.kind) == "" && p.table().duplicating() {
+			// Decided at apply time, they cannot be replayed on a follower: a duplicated
+			// table takes idempotent writes only (atomic_idempotent is not implemented).
+			return nil, wire.ErrOperationDisabled
 		}
 		r, code := s.write(ctx, req, p, w.kind)
 		if code != wire.OK {

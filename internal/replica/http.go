@@ -88,8 +88,31 @@ func (s *Server) httpManualCompaction(w http.ResponseWriter, r *httpapi.Request)
 	httpapi.ReplyDoc(w, http.StatusOK, map[string]any{"status": counts})
 }
 
-// httpDuplication answers as a Pegasus replica server with duplication disabled: gopegasus
-// has no duplication.
-func (s *Server) httpDuplication(w http.ResponseWriter, _ *httpapi.Request) {
-	httpapi.Reply(w, http.StatusNotFound, fmt.Sprintf("duplication is not enabled [FLAGS_duplication_enabled=%t]", false))
+// httpDuplication serves /replica/duplication (http-api.md §3): the duplications this
+// server's primaries of the table ship.
+func (s *Server) httpDuplication(w http.ResponseWriter, r *httpapi.Request) {
+	if !s.settings.DupEnabled.Get() {
+		httpapi.Reply(w, http.StatusNotFound, fmt.Sprintf("duplication is not enabled [FLAGS_duplication_enabled=%t]", false))
+		return
+	}
+	app, _, ok := appIDArg(w, r, "appid")
+	if !ok {
+		return
+	}
+	primaries := 0
+	for _, p := range s.partitionsOf(app) {
+		if p.isLeader.Load() {
+			primaries++
+		}
+	}
+	if primaries == 0 {
+		httpapi.Reply(w, http.StatusNotFound, fmt.Sprintf("no primary for app [appid=%d]", app))
+		return
+	}
+	out := s.dups.status(app)
+	if len(out) == 0 {
+		httpapi.Reply(w, http.StatusNotFound, fmt.Sprintf("no duplication assigned for app [appid=%d]", app))
+		return
+	}
+	httpapi.ReplyDoc(w, http.StatusOK, out)
 }

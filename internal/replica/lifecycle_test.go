@@ -3,7 +3,6 @@ package replica
 import (
 	"context"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -20,42 +19,25 @@ import (
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
 	"github.com/gopegasus/pegasus/internal/leakcheck"
+	"github.com/gopegasus/pegasus/internal/poll"
+	"github.com/gopegasus/pegasus/internal/raftnet"
 	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/servertest"
 	"github.com/gopegasus/pegasus/internal/storage"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 func TestCloseBeforeRun(t *testing.T) {
-	snap := leakcheck.Take()
 	dir := t.TempDir()
-	s, err := New(Config{Listen: "127.0.0.1:0", DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Run(t.Context()); !errors.Is(err, ErrServerClosed) {
-		t.Fatalf("Run after Close: %v", err)
-	}
-	if err := s.Shutdown(t.Context()); err != nil {
-		t.Fatalf("Shutdown after Close: %v", err)
-	}
-	// The raft log was closed: another server opens the same data.
-	s2, err := New(Config{Listen: "127.0.0.1:0", DataDir: dir})
-	if err != nil {
-		t.Fatalf("reopen after Close: %v", err)
-	}
-	if err := s2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	snap.Check(t)
+	servertest.CloseBeforeRun(t, func() (servertest.Server, error) {
+		return New(Config{Listen: "127.0.0.1:0", DataDir: dir})
+	})
 }
 
 // waitLeader waits until s hosts pid as its primary.
 func waitLeader(t *testing.T, s *Server, pid idl.GPID) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("a primary of %v", pid), func() bool {
+	poll.Until(t, fmt.Sprintf("a primary of %v", pid), func() bool {
 		p := s.partition(pid)
 		return p != nil && p.isLeader.Load()
 	})
@@ -277,17 +259,15 @@ func TestDropUnderReadLoad(t *testing.T) {
 // snapshot slowly, reading 64 KiB, then nothing until released.
 type fakePeer struct {
 	srv     *rpc.Server
-	started chan struct{} // a transfer began
-	release chan struct{} // closed to read the rest
-	ended   chan error    // the end of the transfer as seen by the receiver (nil: complete)
-	replies chan raftpb.Message
-	leader  *rpc.Conn
+	started chan struct{}      // a transfer began
+	release chan struct{}      // closed to read the rest
+	ended   chan error         // the end of the transfer as seen by the receiver (nil: complete)
+	tr      *raftnet.Transport // answers the leader's appends
 	wg      sync.WaitGroup
 }
 
 func startFakePeer(t *testing.T, leader string, pid idl.GPID) *fakePeer {
-	f := &fakePeer{started: make(chan struct{}, 1), release: make(chan struct{}), ended: make(chan error, 1),
-		replies: make(chan raftpb.Message, 64), leader: rpc.NewConn(leader, rpc.ConnConfig{})}
+	f := &fakePeer{started: make(chan struct{}, 1), release: make(chan struct{}), ended: make(chan error, 1)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+snapshotPath, func(w http.ResponseWriter, r *http.Request) {
 		if _, err := io.ReadFull(r.Body, make([]byte, 64<<10)); err != nil {
@@ -306,38 +286,27 @@ func startFakePeer(t *testing.T, leader string, pid idl.GPID) *fakePeer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.HandleInline(idl.RPCRaft, func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		b := *req.Args.(*idl.Blob)
-		var m raftpb.Message
-		if len(b) < 8 || m.Unmarshal(b[8:]) != nil || m.Type != raftpb.MsgApp {
-			return nil, wire.OK
-		}
-		// Nothing of the log here: the leader probes back to index 1, long truncated, and
-		// sends a snapshot instead.
-		select {
-		case f.replies <- raftpb.Message{Type: raftpb.MsgAppResp, From: m.To, To: m.From, Term: m.Term,
-			Index: m.Index, Reject: true, RejectHint: 0}:
-		default:
-		}
-		return nil, wire.OK
-	})
-	f.srv = srv
+	var tr *raftnet.Transport
+	tr, err = raftnet.New(raftnet.Config{Addr: srv.Addr().String(), RPCName: idl.RPCRaft,
+		Handler: func(_ string, _ idl.GPID, m raftpb.Message) {
+			if m.Type != raftpb.MsgApp {
+				return
+			}
+			// Nothing of the log here: the leader probes back to index 1, long truncated,
+			// and sends a snapshot instead.
+			tr.Send(leader, pid, &raftpb.Message{Type: raftpb.MsgAppResp, From: m.To, To: m.From, Term: m.Term,
+				Index: m.Index, Reject: true, RejectHint: 0})
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.HandleInline(idl.RPCRaft, tr.HandleRPC)
+	f.srv, f.tr = srv, tr
 	f.wg.Go(func() { _ = srv.Run(context.Background()) })
-	f.wg.Go(func() {
-		for m := range f.replies {
-			buf := make([]byte, 8, 8+m.Size())
-			binary.BigEndian.PutUint32(buf, uint32(pid.AppID))
-			binary.BigEndian.PutUint32(buf[4:], uint32(pid.PartitionIndex))
-			n, _ := m.MarshalTo(buf[8:cap(buf)])
-			blob := idl.Blob(buf[:8+n])
-			_ = f.leader.Send(context.Background(), wire.Header{}, idl.RPCRaft, &blob)
-		}
-	})
 	t.Cleanup(func() {
 		_ = srv.Close()
-		close(f.replies)
 		f.wg.Wait()
-		f.leader.Close()
+		_ = tr.Close()
 	})
 	waitServes(t, f.addr())
 	return f
@@ -383,7 +352,7 @@ func TestSnapshotTransferEndsWithPartition(t *testing.T) {
 				a.tables = nil
 				a.maxAppID = testApp
 				a.mu.Unlock()
-				waitFor(t, "the partition's directory removed", func() bool {
+				poll.Until(t, "the partition's directory removed", func() bool {
 					_, err := os.Stat(partDir)
 					return errors.Is(err, os.ErrNotExist)
 				})
@@ -409,7 +378,8 @@ func TestSnapshotTransferEndsWithPartition(t *testing.T) {
 				t.Fatal("the receiver got the whole snapshot of a stopped partition")
 			}
 			if how == "close" {
-				snap.Check(t) // the fake receiver's goroutines included, now it is done
+				_ = peer.tr.Close() // its sender to the closed server
+				snap.Check(t)       // the fake receiver's goroutines included, now it is done
 			}
 		})
 	}
@@ -451,7 +421,7 @@ func TestShutdownOfPrimaryAnswersWritesInFlight(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "writes acknowledged", func() bool {
+	poll.Until(t, "writes acknowledged", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return acked >= 100

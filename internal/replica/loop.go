@@ -433,6 +433,7 @@ func (l *loop) apply(ents []raftpb.Entry) error {
 		// skipped then): applied never goes back.
 		p.applied.Store(max(p.applied.Load(), e.Index))
 	}
+	p.dup.signalApplied()
 	return nil
 }
 
@@ -474,8 +475,12 @@ func (l *loop) maybeTruncate() error {
 	if err != nil {
 		return err
 	}
-	at, ok := truncationPoint(p.applied.Load(), last, l.truncAt, uint64(p.s.cfg.LogCompactEvery), uint64(p.s.cfg.LogKeep))
+	applied := p.applied.Load()
+	at, ok := truncationPoint(applied, last, l.truncAt, uint64(p.s.cfg.LogCompactEvery), uint64(p.s.cfg.LogKeep))
 	if !ok {
+		return nil
+	}
+	if at, ok = p.dupRetention(applied, at, l.truncAt); !ok {
 		return nil
 	}
 	if err := p.db.SyncApplied(); err != nil {

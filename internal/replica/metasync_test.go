@@ -7,6 +7,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -50,7 +51,7 @@ func TestSyncReachesMetaLeader(t *testing.T) {
 			a, leader := startAssigner(t)
 			s, _ := runReplica(t, t.TempDir(), "127.0.0.1:0", tc.metas(leader))
 			singleNodeTable(a, s.Addr(), 2)
-			waitFor(t, "2 primaries reported to the leader", func() bool { return len(a.leaders()) == 2 })
+			poll.Until(t, "2 primaries reported to the leader", func() bool { return len(a.leaders()) == 2 })
 		})
 	}
 }

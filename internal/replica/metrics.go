@@ -208,6 +208,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 	var tableOrder []int32
 	var out []metric.Entity
 	var primaries, slowTotal int64
+	shippers := s.dups.byPartition()
 	for _, p := range parts {
 		ts := tables[p.pid.AppID]
 		if ts == nil {
@@ -283,6 +284,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			metric.CounterOf("raft_snapshots_installed", "Checkpoints", "The snapshots this replica installed", p.snapshots.Load()),
 			metric.CounterOf("raft_snapshots_sent", "Checkpoints", "The snapshots this replica sent to others", p.raftStats.snapshotsSent.Load()),
 		)
+		e.Metrics = append(e.Metrics, dupMetrics(p, shippers[p.pid], now)...)
 		out = append(out, e)
 	}
 	for _, id := range tableOrder {
@@ -313,6 +315,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("raft_log_syncs", "Operations", "The fsyncs of the raft log", s.rlog.Syncs()),
 		metric.CounterOf("slow_requests", "Requests", "The requests slower than rocksdb_slow_query_threshold_ns", slowTotal),
 	}}
+	server.Metrics = append(server.Metrics, s.transport.Metrics().ServerMetrics()...)
 	return append([]metric.Entity{server}, out...)
 }
 

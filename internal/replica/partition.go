@@ -51,6 +51,9 @@ type tableInfo struct {
 	// addrs maps the raft id of every member this replica has known (current or former)
 	// to its address, so voters that left the placement are still named and reachable.
 	addrs map[uint64]string
+	// dups are the table's duplications (dup.go): the primary ships them, every replica
+	// keeps the log they have not confirmed.
+	dups []cluster.DupAssignment
 }
 
 // partition is one partition replica: a storage database and a raft group member. Its raft
@@ -87,6 +90,11 @@ type partition struct {
 	// 0: no shortcut.
 	leaseIndex atomic.Uint64
 	leaseUntil atomic.Int64
+
+	// entries is the partition's raft log as duplication reads it; dup holds the rest of
+	// the partition's duplication state (dup.go).
+	entries entrySource
+	dup     partitionDup
 
 	// stop asks the loop to exit; closed once, by halt. done is closed when the loop has
 	// exited (asked to, or because storage failed or its context ended).
@@ -131,7 +139,7 @@ func (p *partition) readDB() (db *storage.DB, release func()) {
 }
 
 func (p *partition) setTable(a cluster.Assignment) {
-	ti := &tableInfo{appName: a.AppName, partitionCount: a.PartitionCount, members: a.Members, envs: a.Envs, join: a.Join}
+	ti := &tableInfo{appName: a.AppName, partitionCount: a.PartitionCount, members: a.Members, envs: a.Envs, join: a.Join, dups: a.Dups}
 	ti.addrs = map[uint64]string{}
 	if prev := p.info.Load(); prev != nil {
 		ti.defaultTTL = prev.defaultTTL

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/storage"
 )
@@ -21,7 +22,40 @@ const (
 	kindIncr
 	kindCheckAndSet
 	kindCheckAndMutate
+	// kindDuplicate carries the writes of another cluster (RPC_RRDB_RRDB_DUPLICATE, a
+	// duplicate_request); a duplication never ships them on (see package dup).
+	kindDuplicate
 )
+
+// rpcOfKind names the RPC of a write kind that a duplication ships ("" for the others).
+func rpcOfKind(k writeKind) string {
+	switch k {
+	case kindPut:
+		return idl.RPCPut
+	case kindRemove:
+		return idl.RPCRemove
+	case kindMultiPut:
+		return idl.RPCMultiPut
+	case kindMultiRemove:
+		return idl.RPCMultiRemove
+	}
+	return ""
+}
+
+// kindOfRPC is the write kind of an idempotent write's RPC name.
+func kindOfRPC(rpc string) (writeKind, bool) {
+	switch rpc {
+	case idl.RPCPut:
+		return kindPut, true
+	case idl.RPCRemove:
+		return kindRemove, true
+	case idl.RPCMultiPut:
+		return kindMultiPut, true
+	case idl.RPCMultiRemove:
+		return kindMultiRemove, true
+	}
+	return 0, false
+}
 
 // entryVersion is the first byte of every normal raft entry we propose.
 const entryVersion = 1
@@ -71,35 +105,63 @@ var errBadEntry = errors.New("replica: malformed raft entry")
 // decodeEntry turns an entry payload into a storage batch (Index left to the caller) and
 // the proposal id. The mutations alias data.
 func decodeEntry(data []byte) (id uint64, b storage.Batch, err error) {
-	if len(data) < entryHeaderLen || data[0] != entryVersion {
-		return 0, b, errBadEntry
+	h, err := splitEntry(data, func(kind writeKind, body []byte) error {
+		m, err := toMutation(kind, body)
+		b.Mutations = append(b.Mutations, m)
+		return err
+	})
+	if err != nil {
+		return 0, storage.Batch{}, err
 	}
-	id = binary.BigEndian.Uint64(data[1:])
-	b.Time = time.Unix(0, int64(binary.BigEndian.Uint64(data[9:])))
-	b.DefaultTTL = int32(binary.BigEndian.Uint32(data[17:]))
+	b.Time, b.DefaultTTL = h.time, h.defaultTTL
+	return h.id, b, nil
+}
+
+// entryHeader is the header of an entry payload.
+type entryHeader struct {
+	id         uint64
+	time       time.Time
+	defaultTTL int32
+}
+
+// entryTime returns the proposer time of an entry payload.
+func entryTime(data []byte) (time.Time, bool) {
+	if len(data) < entryHeaderLen || data[0] != entryVersion {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(data[9:]))), true
+}
+
+// splitEntry reads an entry payload's header and calls fn with each write's kind and
+// thrift body (aliasing data), in order.
+func splitEntry(data []byte, fn func(kind writeKind, body []byte) error) (entryHeader, error) {
+	var h entryHeader
+	if len(data) < entryHeaderLen || data[0] != entryVersion {
+		return h, errBadEntry
+	}
+	h.id = binary.BigEndian.Uint64(data[1:])
+	h.time, _ = entryTime(data)
+	h.defaultTTL = int32(binary.BigEndian.Uint32(data[17:]))
 	n := int(binary.BigEndian.Uint32(data[21:]))
 	rest := data[entryHeaderLen:]
 	if n > len(rest)/5 {
-		return 0, b, errBadEntry
+		return h, errBadEntry
 	}
-	b.Mutations = make([]storage.Mutation, n)
-	for i := range n {
+	for range n {
 		if len(rest) < 5 {
-			return 0, b, errBadEntry
+			return h, errBadEntry
 		}
 		kind := writeKind(rest[0])
 		l := int(binary.BigEndian.Uint32(rest[1:]))
 		if l > len(rest)-5 {
-			return 0, b, errBadEntry
+			return h, errBadEntry
 		}
-		m, err := toMutation(kind, rest[5:5+l])
-		if err != nil {
-			return 0, b, err
+		if err := fn(kind, rest[5:5+l]); err != nil {
+			return h, err
 		}
-		b.Mutations[i] = m
 		rest = rest[5+l:]
 	}
-	return id, b, nil
+	return h, nil
 }
 
 // toMutation decodes one write's request into a storage mutation.
@@ -163,6 +225,26 @@ func toMutation(kind writeKind, data []byte) (storage.Mutation, error) {
 			HashKey: r.HashKey, CheckSortKey: r.CheckSortKey, CheckType: r.CheckType,
 			CheckOperand: r.CheckOperand, Mutates: ms, ReturnCheckValue: r.ReturnCheckValue,
 		}
+	case kindDuplicate:
+		var r idl.DuplicateRequest
+		if err := idl.Unmarshal(data, &r); err != nil {
+			return m, err
+		}
+		d := &storage.DuplicateRequest{Writes: make([]storage.DuplicatedWrite, len(r.Entries))}
+		for i, e := range r.Entries {
+			k, ok := kindOfRPC(e.TaskCode.V)
+			if !ok { // refused before it was proposed; kept harmless here
+				d.Writes[i].Mutation.Incr = &storage.IncrRequest{}
+				continue
+			}
+			inner, err := toMutation(k, e.RawMessage.V)
+			if err != nil {
+				return m, err
+			}
+			d.Writes[i] = storage.DuplicatedWrite{Mutation: inner, VerifyTimetag: e.VerifyTimetag,
+				Timetag: dup.Timetag(e.Timestamp.V, uint8(e.ClusterID.V), k == kindRemove || k == kindMultiRemove)}
+		}
+		m.Duplicate = d
 	default:
 		return m, fmt.Errorf("%w: write kind %d", errBadEntry, kind)
 	}

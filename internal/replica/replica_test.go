@@ -14,6 +14,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -125,17 +126,6 @@ func runReplicaCfg(t *testing.T, cfg Config) (*Server, func()) {
 	return s, stop
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // client sends rrdb RPCs the way an official client routes them.
 type client struct {
 	conn  *rpc.Conn
@@ -188,7 +178,7 @@ func TestReplicaServesWritesAndReadsAndSurvivesRestart(t *testing.T) {
 	s, stop := runReplica(t, dir, "127.0.0.1:0", []string{meta})
 	addr := s.Addr()
 	singleNodeTable(a, addr, 4)
-	waitFor(t, "4 primaries", func() bool { return len(a.leaders()) == 4 })
+	poll.Until(t, "4 primaries", func() bool { return len(a.leaders()) == 4 })
 
 	for _, ver := range []int{0, 1} {
 		c := &client{conn: rpc.NewConn(addr, rpc.ConnConfig{}), appID: testApp, count: 4, ver: ver}
@@ -212,7 +202,7 @@ func TestReplicaServesWritesAndReadsAndSurvivesRestart(t *testing.T) {
 	s2, _ := runReplica(t, dir, addr, []string{meta})
 	c := &client{conn: rpc.NewConn(s2.Addr(), rpc.ConnConfig{}), appID: testApp, count: 4}
 	defer c.conn.Close()
-	waitFor(t, "primaries after restart", func() bool {
+	poll.Until(t, "primaries after restart", func() bool {
 		n := 0
 		for _, p := range []int32{0, 1, 2, 3} {
 			if pp := s2.partition(idl.GPID{AppID: testApp, PartitionIndex: p}); pp != nil && pp.isLeader.Load() {
@@ -244,8 +234,8 @@ func TestEnvelopeErrors(t *testing.T) {
 	a.tables = append(a.tables, cluster.Assignment{AppID: 9, PartitionIndex: 0, AppName: "t9",
 		PartitionCount: 1, Members: []string{"127.0.0.1:1", addr}})
 	a.mu.Unlock()
-	waitFor(t, "4 primaries", func() bool { return len(a.leaders()) == 4 })
-	waitFor(t, "app 9 hosted", func() bool { return s.partition(idl.GPID{AppID: 9}) != nil })
+	poll.Until(t, "4 primaries", func() bool { return len(a.leaders()) == 4 })
+	poll.Until(t, "app 9 hosted", func() bool { return s.partition(idl.GPID{AppID: 9}) != nil })
 
 	conn := rpc.NewConn(addr, rpc.ConnConfig{})
 	defer conn.Close()
@@ -310,7 +300,7 @@ func TestDroppedTableKeptRecalledThenDeleted(t *testing.T) {
 	s, stop := runReplica(t, dir, "127.0.0.1:0", []string{meta})
 	addr := s.Addr()
 	singleNodeTable(a, addr, 2)
-	waitFor(t, "primaries", func() bool { return len(a.leaders()) == 2 })
+	poll.Until(t, "primaries", func() bool { return len(a.leaders()) == 2 })
 	c := &client{conn: rpc.NewConn(addr, rpc.ConnConfig{}), appID: testApp, count: 2}
 	defer c.conn.Close()
 	for i := range 20 {
@@ -323,7 +313,7 @@ func TestDroppedTableKeptRecalledThenDeleted(t *testing.T) {
 	a.mu.Lock()
 	a.tables, a.dropped, a.apps, a.maxAppID = nil, []int32{testApp}, []int32{testApp}, testApp
 	a.mu.Unlock()
-	waitFor(t, "partitions stopped", gone)
+	poll.Until(t, "partitions stopped", gone)
 	for _, pid := range pids {
 		if _, err := os.Stat(filepath.Join(s.partitionDir(pid), "data")); err != nil {
 			t.Fatalf("data of the dropped table's partition %v: %v", pid, err)
@@ -337,7 +327,7 @@ func TestDroppedTableKeptRecalledThenDeleted(t *testing.T) {
 	a.mu.Unlock()
 	s, stop = runReplica(t, dir, addr, []string{meta})
 	defer stop()
-	waitFor(t, "a report after the restart", func() bool {
+	poll.Until(t, "a report after the restart", func() bool {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		_, ok := a.reports[addr]
@@ -354,7 +344,7 @@ func TestDroppedTableKeptRecalledThenDeleted(t *testing.T) {
 	a.mu.Lock()
 	a.tables, a.dropped = tables, nil
 	a.mu.Unlock()
-	waitFor(t, "primaries after the recall", func() bool {
+	poll.Until(t, "primaries after the recall", func() bool {
 		p0, p1 := s.partition(pids[0]), s.partition(pids[1])
 		return p0 != nil && p1 != nil && p0.isLeader.Load() && p1.isLeader.Load()
 	})
@@ -368,11 +358,11 @@ func TestDroppedTableKeptRecalledThenDeleted(t *testing.T) {
 	a.mu.Lock()
 	a.tables, a.dropped = nil, []int32{testApp}
 	a.mu.Unlock()
-	waitFor(t, "partitions stopped again", gone)
+	poll.Until(t, "partitions stopped again", gone)
 	a.mu.Lock()
 	a.dropped, a.apps = nil, nil
 	a.mu.Unlock()
-	waitFor(t, "data deleted", func() bool {
+	poll.Until(t, "data deleted", func() bool {
 		for _, pid := range pids {
 			if _, err := os.Stat(s.partitionDir(pid)); !errors.Is(err, os.ErrNotExist) {
 				return false

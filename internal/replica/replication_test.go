@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -59,7 +59,7 @@ func (g *group) setMembers(members ...string) {
 // leader waits for a leader among the given servers and returns it.
 func (g *group) leader(among ...string) string {
 	var l string
-	waitFor(g.t, "a leader", func() bool {
+	poll.Until(g.t, "a leader", func() bool {
 		for _, a := range among {
 			if p := g.servers[a].partition(replPID); p != nil && p.isLeader.Load() {
 				l = a
@@ -75,21 +75,16 @@ func (g *group) leader(among ...string) string {
 func (g *group) put(among []string, i int) {
 	g.t.Helper()
 	k := key.Encode([]byte(fmt.Sprintf("k%04d", i)), nil)
-	for try := 0; ; try++ {
-		l := g.leader(among...)
-		conn := rpc.NewConn(l, rpc.ConnConfig{})
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		var resp idl.UpdateResponse
-		err := conn.Call(ctx, wire.Header{AppID: replApp}, idl.RPCPut, &idl.UpdateRequest{Key: k, Value: []byte(fmt.Sprint(i))}, &resp)
-		cancel()
-		conn.Close()
-		if err == nil && resp.Error == 0 {
-			return
-		}
-		if try > 50 {
-			g.t.Fatalf("put %d: %v %+v", i, err, resp)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var err error
+	var resp idl.UpdateResponse
+	if werr := poll.Wait(g.t.Context(), func(ctx context.Context) (bool, error) {
+		conn := rpc.NewConn(g.leader(among...), rpc.ConnConfig{})
+		defer conn.Close()
+		resp = idl.UpdateResponse{}
+		err = conn.Call(ctx, wire.Header{AppID: replApp}, idl.RPCPut, &idl.UpdateRequest{Key: k, Value: []byte(fmt.Sprint(i))}, &resp)
+		return err == nil && resp.Error == 0, nil
+	}); werr != nil {
+		g.t.Fatalf("put %d: %v (last answer: %v %+v)", i, werr, err, resp)
 	}
 }
 
@@ -123,7 +118,7 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 		g.put([]string{a, b}, i)
 	}
 	g.run(g.dirs[c], c)
-	waitFor(t, "c to catch up", func() bool { return g.hasAll(c, 300) })
+	poll.Until(t, "c to catch up", func() bool { return g.hasAll(c, 300) })
 	if n := g.servers[c].partition(replPID).snapshots.Load(); n == 0 {
 		t.Fatal("c caught up without a snapshot although the log was truncated")
 	}
@@ -150,7 +145,7 @@ func TestLostMemberIsReplaced(t *testing.T) {
 	g.a.joiners[d] = true
 	g.a.mu.Unlock()
 	g.setMembers(a, b, d)
-	waitFor(t, "d to become a voter and c to be removed", func() bool {
+	poll.Until(t, "d to become a voter and c to be removed", func() bool {
 		l := g.leader(a, b, d)
 		v := g.servers[l].partition(replPID).voters.Load()
 		if v == nil {
@@ -162,13 +157,13 @@ func TestLostMemberIsReplaced(t *testing.T) {
 		slices.Sort(want)
 		return slices.Equal(got, want)
 	})
-	waitFor(t, "d to hold the data", func() bool { return g.hasAll(d, 200) })
+	poll.Until(t, "d to hold the data", func() bool { return g.hasAll(d, 200) })
 	// The new group {a, b, d} commits without c, even with a down too.
 	g.stops[a]()
 	for i := 200; i < 230; i++ {
 		g.put([]string{b, d}, i)
 	}
-	waitFor(t, "d to hold the new writes", func() bool { return g.hasAll(d, 230) })
+	poll.Until(t, "d to hold the new writes", func() bool { return g.hasAll(d, 230) })
 }
 
 // leaseOpen reports whether a server publishes the lease-read shortcut for the partition.
@@ -186,7 +181,7 @@ func TestLeaseShortcutFollowsLeadership(t *testing.T) {
 	for i := range 10 {
 		g.put(addrs, i)
 	}
-	waitFor(t, "a to lead with the shortcut open", func() bool {
+	poll.Until(t, "a to lead with the shortcut open", func() bool {
 		return g.servers[a].partition(replPID).isLeader.Load() && g.leaseOpen(a)
 	})
 	for _, f := range []string{b, c} {
@@ -196,7 +191,7 @@ func TestLeaseShortcutFollowsLeadership(t *testing.T) {
 	}
 	// The placement now prefers b: a hands leadership over.
 	g.setMembers(b, a, c)
-	waitFor(t, "b to lead", func() bool { return g.servers[b].partition(replPID).isLeader.Load() })
+	poll.Until(t, "b to lead", func() bool { return g.servers[b].partition(replPID).isLeader.Load() })
 	if g.leaseOpen(a) {
 		t.Fatal("the old leader still publishes the lease shortcut after b took over")
 	}
@@ -215,5 +210,5 @@ func TestLeaseShortcutFollowsLeadership(t *testing.T) {
 			t.Fatalf("get k%04d at the new leader: error %d value %q", i, resp.Error, resp.Value)
 		}
 	}
-	waitFor(t, "b to open the shortcut", func() bool { return g.leaseOpen(b) })
+	poll.Until(t, "b to open the shortcut", func() bool { return g.leaseOpen(b) })
 }

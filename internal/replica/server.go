@@ -79,6 +79,7 @@ type Server struct {
 	// compactMu serializes the decisions to start manual compactions (envs.go).
 	compactMu sync.Mutex
 	http      http.Handler
+	dups      *dupManager // duplication shippers (dup.go)
 	// snapshots sends the partitions' snapshot transfers; its connections close with the
 	// server.
 	snapshots *http.Client
@@ -144,13 +145,21 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	s.lg = lg.With("node", s.addr)
+	s.dups = newDupManager(s)
 	if s.transport, err = raftnet.New(raftnet.Config{Addr: s.addr, RPCName: idl.RPCRaft, Handler: s.receiveRaft, Logger: s.lg}); err != nil {
 		_ = srv.Close()
 		s.cache.Unref()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
+	durability, err := raftlog.ParseDurability(cfg.RaftLogDurability)
+	if err != nil {
+		_ = srv.Close()
+		s.cache.Unref()
+		return nil, fmt.Errorf("replica: %w", err)
+	}
 	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, raftlog.Options{
-		Window: raftlog.DefaultOptions.Window, Delay: *cfg.CommitDelay, Siblings: cfg.CommitSiblings})
+		Window: raftlog.DefaultOptions.Window, Delay: *cfg.CommitDelay, Siblings: cfg.CommitSiblings,
+		Durability: durability, SyncInterval: cfg.RaftLogSyncInterval})
 	if err != nil {
 		_ = srv.Close()
 		s.cache.Unref()
@@ -194,6 +203,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() { s.syncLoop(loopCtx) })
+	wg.Go(func() { s.dups.run(loopCtx) })
 	err := s.rpc.Run(ctx)
 	stopLoops()
 	wg.Wait() // no partition is opened or dropped any more
@@ -337,6 +347,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		_ = db.Close()
 		return err
 	}
+	p.entries = l.ms
 	p.applied.Store(db.LastAppliedIndex())
 	l.publishVoters()
 	s.mu.Lock()
@@ -487,6 +498,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 	}
 	s.collectGarbage(assigned, time.Now())
+	s.dups.changed()
 }
 
 // collectGarbage deletes the replicas that have gone unassigned for the garbage grace: the

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 )
 
@@ -18,10 +19,19 @@ const (
 	DefaultLogKeep         = 1000
 	DefaultGarbageGrace    = 24 * time.Hour
 	DefaultBlockCacheSize  = 256 << 20
+	// DefaultRaftLogDurability is the raft log's durability: a write is acknowledged once
+	// fsynced on a quorum.
+	DefaultRaftLogDurability = "always"
+	// DefaultDupSyncInterval is the period of the duplication progress reports to the meta
+	// leader (Pegasus's duplication_sync_period_second).
+	DefaultDupSyncInterval = 10 * time.Second
+	// DefaultDupMaxRetained bounds the raft log entries a partition keeps for duplications
+	// that have not confirmed them.
+	DefaultDupMaxRetained = 100000
 )
 
 // MaxClusterID is the largest duplication cluster id a value's timetag can carry.
-const MaxClusterID = 127
+const MaxClusterID = dup.MaxClusterID
 
 // Settings are the replica server's settings, each registered once in its registry (which
 // backs /config, /configs and /updateConfig). Make them with [NewSettings], load a file into
@@ -39,13 +49,25 @@ type Settings struct {
 	GarbageGraceS   *config.Value[uint32]
 	CommitDelayUS   *config.Value[uint32]
 	CommitSiblings  *config.Value[uint32]
-	ClusterID       *config.Value[uint32]
-	ClusterName     *config.Value[string]
-	BlockCacheBytes *config.Value[uint64]
+	// RaftLogDurability ("always" or "os") and RaftLogSyncIntervalMS: see
+	// Config.RaftLogDurability.
+	RaftLogDurability     *config.Value[string]
+	RaftLogSyncIntervalMS *config.Value[uint32]
+	ClusterID             *config.Value[uint32]
+	ClusterName           *config.Value[string]
+	BlockCacheBytes       *config.Value[uint64]
 
 	// SlowQueryThresholdNS is mutable: requests slower than it are logged (Warn) and
 	// counted in the slow_requests metric; 0 turns that off.
 	SlowQueryThresholdNS *config.Value[uint64]
+
+	// Duplication (package dup): whether primaries ship; whether a follower takes writes of
+	// unconfigured cluster ids; the batch size, the report period, last-writer-wins on the
+	// follower and the log kept for unconfirmed writes (mutable but the period); the remote
+	// clusters and the cluster ids.
+	DupEnabled, DupIgnoreOtherClusterIDs, DupVerifyTimetag *config.Value[bool]
+	DupBatchBytes, DupSyncIntervalS, DupMaxRetained        *config.Value[uint32]
+	Clusters, DupGroup                                     *config.Section
 }
 
 // NewSettings registers every setting of a replica server, with its default, in a new
@@ -89,9 +111,14 @@ func NewSettings() *Settings {
 			uint32(raftlog.DefaultOptions.Delay/time.Microsecond), 0, any32),
 		CommitSiblings: u32("replication", "group_commit_siblings",
 			"How many client writes must wait on the server for group_commit_delay_us to apply.", uint32(raftlog.DefaultOptions.Siblings), 1, any32),
+		RaftLogDurability: config.Define(r, config.Spec[string]{Section: "replication", Name: "raft_log_durability",
+			Description: "When a write is acknowledged: always (once fsynced in the raft log of a quorum) or os (once written to the operating system of a quorum; the raft log is fsynced every raft_log_sync_interval_ms, and a power loss of a quorum within it can lose acknowledged writes).",
+			Default:     DefaultRaftLogDurability, Validate: validDurability}),
+		RaftLogSyncIntervalMS: u32("replication", "raft_log_sync_interval_ms",
+			"With raft_log_durability = os, how often the raft log is fsynced, in milliseconds.", uint32(raftlog.DefaultSyncInterval/time.Millisecond), 1, any32),
 		ClusterID: u32("replication", "cluster_id",
 			"The duplication cluster id written into the timetag of every value (0 to 127).", 0, 0, MaxClusterID),
-		ClusterName: str("replication", "cluster_name", "The cluster's name, reported by /metrics.", ""),
+		ClusterName: str("replication", "cluster_name", "The cluster's name, reported by /metrics; its [duplication-group] id is the cluster id.", ""),
 		BlockCacheBytes: config.Define(r, config.Spec[uint64]{Section: "pegasus.server", Name: "rocksdb_block_cache_capacity",
 			Description: "The bytes of the block cache shared by every partition replica of the server.",
 			Default:     DefaultBlockCacheSize, Validate: func(v uint64) error {
@@ -103,7 +130,33 @@ func NewSettings() *Settings {
 		SlowQueryThresholdNS: config.Define(r, config.Spec[uint64]{Section: "pegasus.server", Name: "rocksdb_slow_query_threshold_ns",
 			Description: "Requests that take longer than this many nanoseconds are logged and counted as slow; 0 turns that off.",
 			Default:     uint64(100 * time.Millisecond), Mutable: true}),
+		DupEnabled: config.Define(r, config.Spec[bool]{Section: "replication", Name: "duplication_enabled",
+			Description: "Whether the primaries ship their duplicated tables' writes to the followers.", Default: true}),
+		DupIgnoreOtherClusterIDs: config.Define(r, config.Spec[bool]{Section: "replication", Name: "dup_ignore_other_cluster_ids",
+			Description: "Whether duplicated writes of a cluster id without a [duplication-group] entry are taken (never this cluster's own)."}),
+		DupVerifyTimetag: config.Define(r, config.Spec[bool]{Section: "replication", Name: "dup_verify_timetag", Mutable: true,
+			Description: "Whether the writes this server ships ask the follower to keep a value newer than theirs (last writer wins): set it on both clusters of two tables duplicating to each other."}),
+		DupBatchBytes: config.Define(r, config.Spec[uint32]{Section: "replication", Name: "duplicate_log_batch_bytes", Mutable: true,
+			Description: "The bytes of writes after which a duplication batch is cut (at most 1 MiB).", Default: dup.DefaultBatchBytes,
+			Validate: func(v uint32) error {
+				if v == 0 || v > dup.MaxBatchBytes {
+					return errors.New("want 1 to 1048576")
+				}
+				return nil
+			}}),
+		DupSyncIntervalS: u32("replication", "duplication_sync_period_second",
+			"The period, in seconds, of the duplication progress reports to the meta leader.", uint32(DefaultDupSyncInterval/time.Second), 1, any32),
+		DupMaxRetained: config.Define(r, config.Spec[uint32]{Section: "replication", Name: "dup_max_retained_log_entries", Mutable: true,
+			Description: "How many raft log entries a partition keeps at most for duplications that have not confirmed them; past it the log is truncated anyway and the duplication is marked lagging (its follower misses those writes).",
+			Default:     DefaultDupMaxRetained}),
+		Clusters: config.DefineSection(r, dup.ClustersSection, "The remote clusters: name = meta servers, comma separated."),
+		DupGroup: config.DefineSection(r, dup.GroupSection, "The duplication cluster ids: cluster name = id (1 to 127), this cluster's own included."),
 	}
+}
+
+func validDurability(v string) error {
+	_, err := raftlog.ParseDurability(v)
+	return err
 }
 
 // Registry returns the registry the settings live in.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/servertest"
 )
 
 // The group commit delay comes from the settings unless the Config sets it; 0 in either
@@ -61,6 +62,7 @@ func TestEnsureDefaults(t *testing.T) {
 		cfg.LogCompactEvery != DefaultLogCompactEvery || cfg.LogKeep != DefaultLogKeep ||
 		cfg.GarbageGrace != DefaultGarbageGrace || cfg.BlockCacheSize != DefaultBlockCacheSize ||
 		*cfg.CommitDelay != raftlog.DefaultOptions.Delay || cfg.CommitSiblings != raftlog.DefaultOptions.Siblings ||
+		cfg.RaftLogDurability != "always" || cfg.RaftLogSyncInterval != raftlog.DefaultSyncInterval ||
 		*cfg.ClusterID != 0 || cfg.Logger == nil || cfg.Version != "dev" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
@@ -95,18 +97,11 @@ func TestConfigValidate(t *testing.T) {
 		{"cluster id 0 is a value", Config{Listen: ":0", DataDir: "d", ClusterID: new(uint8(0))}, ""},
 		{"commit delay not whole", Config{Listen: ":0", DataDir: "d", CommitDelay: new(1500 * time.Nanosecond)}, "group_commit_delay_us"},
 		{"negative tick", Config{Listen: ":0", DataDir: "d", TickInterval: -time.Millisecond}, "raft_tick_ms"},
+		{"unknown durability", Config{Listen: ":0", DataDir: "d", RaftLogDurability: "never"}, "raft_log_durability"},
+		{"sync interval not whole", Config{Listen: ":0", DataDir: "d", RaftLogSyncInterval: 1500 * time.Microsecond}, "raft_log_sync_interval_ms"},
 	}
 	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			c.cfg.EnsureDefaults()
-			err := c.cfg.Validate()
-			switch {
-			case c.want == "" && err != nil:
-				t.Fatalf("unexpected error: %v", err)
-			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
-				t.Fatalf("error %v, want one containing %q", err, c.want)
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { servertest.Validate(t, &c.cfg, c.want) })
 	}
 }
 
@@ -115,5 +110,74 @@ func TestNewRefusesWildcardAdvertise(t *testing.T) {
 	_, err := New(Config{Listen: "0.0.0.0:0", DataDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), "wildcard") {
 		t.Fatalf("New on 0.0.0.0 without Advertise: %v", err)
+	}
+}
+
+// The raft log's durability comes from raft_log_durability and raft_log_sync_interval_ms
+// unless the Config sets it; a value that is neither always nor os is refused (the Config's
+// in TestConfigValidate).
+func TestRaftLogDurabilitySettings(t *testing.T) {
+	cases := []struct {
+		name              string
+		setting, interval string // "" for the defaults
+		cfg               string
+		want              raftlog.Durability
+		wantInterval      time.Duration
+	}{
+		{"default", "", "", "", raftlog.DurabilityAlways, raftlog.DefaultSyncInterval},
+		{"from settings", "os", "20", "", raftlog.DurabilityOS, 20 * time.Millisecond},
+		{"config wins", "os", "", "always", raftlog.DurabilityAlways, raftlog.DefaultSyncInterval},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := NewSettings()
+			for name, v := range map[string]string{"raft_log_durability": c.setting, "raft_log_sync_interval_ms": c.interval} {
+				if v != "" {
+					if err := st.Registry().Set(name, v); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			s, err := New(Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), RaftLogDurability: c.cfg, Settings: st})
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := s.rlog.Options()
+			if opts.Durability != c.want || opts.SyncInterval != c.wantInterval {
+				t.Errorf("raft log runs with %v every %v, want %v every %v", opts.Durability, opts.SyncInterval, c.want, c.wantInterval)
+			}
+			if got := st.RaftLogDurability.Get(); got != c.want.String() {
+				t.Errorf("raft_log_durability %q, want %q", got, c.want)
+			}
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if err := NewSettings().Registry().Set("raft_log_durability", "fsync"); err == nil {
+		t.Error("raft_log_durability = fsync accepted")
+	}
+}
+
+// The cluster id is the [duplication-group] id of the cluster's name, unless set; a set one
+// that disagrees is refused.
+func TestClusterIDFromDuplicationGroup(t *testing.T) {
+	st := NewSettings()
+	if err := st.Registry().Load(strings.NewReader("[replication]\ncluster_name = c1\n[duplication-group]\nc1 = 5\nc2 = 6\n[pegasus.clusters]\nc2 = 127.0.0.1:1\n"), "r.ini"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Settings: st}
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil || *cfg.ClusterID != 5 || cfg.ClusterName != "c1" {
+		t.Fatalf("id %d, name %q, %v", *cfg.ClusterID, cfg.ClusterName, err)
+	}
+	if m, ok := cfg.Peers.Metas("c2"); !ok || m[0] != "127.0.0.1:1" {
+		t.Fatalf("peers %v", m)
+	}
+	other := uint8(7)
+	cfg = Config{Listen: "127.0.0.1:0", DataDir: t.TempDir(), Settings: st, ClusterID: &other}
+	cfg.EnsureDefaults()
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "cluster id 7") {
+		t.Fatalf("a disagreeing cluster id: %v", err)
 	}
 }

@@ -13,9 +13,11 @@ func TestHashVectors(t *testing.T) {
 		{"a", 0x550D7456},
 		{"abc", 0x32D153FF},
 	} {
-		if got := xxh32([]byte(c.in)); got != c.want {
-			t.Errorf("XXH32(%q) = %#08x, want %#08x", c.in, got, c.want)
-		}
+		t.Run(c.in, func(t *testing.T) {
+			if got := xxh32([]byte(c.in)); got != c.want {
+				t.Errorf("XXH32(%q) = %#08x, want %#08x", c.in, got, c.want)
+			}
+		})
 	}
 	if got := xxh3(nil); got != 0x2D06800538D394C2 {
 		t.Errorf("XXH3_64bits(\"\") = %#016x, want 0x2d06800538d394c2", got)

@@ -96,13 +96,15 @@ func TestDamagedDataBlock(t *testing.T) {
 				{"checksum", h.offset + h.size + 2},
 				{"compression type", h.offset + h.size},
 			} {
-				b := bytes.Clone(orig)
-				b[c.at] ^= 0x10
-				_, _, err := readAll(t, b, nil)
-				var ce *CorruptionError
-				if !errors.As(err, &ce) || ce.Offset != int64(h.offset) {
-					t.Fatalf("%s of the block at %d damaged: %v, want a corruption error at its offset", c.what, h.offset, err)
-				}
+				t.Run(c.what, func(t *testing.T) {
+					b := bytes.Clone(orig)
+					b[c.at] ^= 0x10
+					_, _, err := readAll(t, b, nil)
+					var ce *CorruptionError
+					if !errors.As(err, &ce) || ce.Offset != int64(h.offset) {
+						t.Fatalf("%s of the block at %d damaged: %v, want a corruption error at its offset", c.what, h.offset, err)
+					}
+				})
 			}
 			// The footer's checksum type: another hash over the same blocks.
 			b := bytes.Clone(orig)

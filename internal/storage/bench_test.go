@@ -150,6 +150,21 @@ func BenchmarkGet(b *testing.B) {
 	})
 }
 
+// benchStoreMultiGet runs the store's MultiGet of req(hash key) over the hash keys in turn;
+// each answer must hold all the hash key's sort keys.
+func benchStoreMultiGet(b *testing.B, db *DB, req func(hashKey []byte) *MultiGetRequest) {
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		hk, _ := benchKey(i%benchHashKeys, 0)
+		res, err := db.MultiGet(req(hk))
+		if err != nil || res.Error != wire.StatusOK || len(res.KVs) != benchSortKeys {
+			b.Fatal(res.Error, err)
+		}
+		i++
+	}
+}
+
 // BenchmarkMultiGet reads 100 listed sort keys of one hash key (point mode).
 func BenchmarkMultiGet(b *testing.B) {
 	db, p := loadBench(b)
@@ -158,16 +173,7 @@ func BenchmarkMultiGet(b *testing.B) {
 		_, sortKeys[s] = benchKey(0, s)
 	}
 	b.Run("store", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			hk, _ := benchKey(i%benchHashKeys, 0)
-			res, err := db.MultiGet(&MultiGetRequest{HashKey: hk, SortKeys: sortKeys})
-			if err != nil || res.Error != wire.StatusOK || len(res.KVs) != benchSortKeys {
-				b.Fatal(res.Error, err)
-			}
-			i++
-		}
+		benchStoreMultiGet(b, db, func(hk []byte) *MultiGetRequest { return &MultiGetRequest{HashKey: hk, SortKeys: sortKeys} })
 	})
 	b.Run("pebble", func(b *testing.B) {
 		b.ReportAllocs()
@@ -194,16 +200,7 @@ func BenchmarkMultiGet(b *testing.B) {
 func BenchmarkMultiGetRange(b *testing.B) {
 	db, p := loadBench(b)
 	b.Run("store", func(b *testing.B) {
-		b.ReportAllocs()
-		i := 0
-		for b.Loop() {
-			hk, _ := benchKey(i%benchHashKeys, 0)
-			res, err := db.MultiGet(&MultiGetRequest{HashKey: hk, StartInclusive: true})
-			if err != nil || res.Error != wire.StatusOK || len(res.KVs) != benchSortKeys {
-				b.Fatal(res.Error, err)
-			}
-			i++
-		}
+		benchStoreMultiGet(b, db, func(hk []byte) *MultiGetRequest { return &MultiGetRequest{HashKey: hk, StartInclusive: true} })
 	})
 	b.Run("pebble", func(b *testing.B) {
 		b.ReportAllocs()

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -74,6 +75,16 @@ func (d *testDB) put(h, s, v string, expire int32) {
 	if r[0].Error != wire.StatusOK {
 		d.t.Fatalf("put %q/%q: code %d", h, s, r[0].Error)
 	}
+}
+
+// putMany writes n records of hash key h in one multi_put, sort keys format applied to
+// 0..n-1 (fmt.Appendf), value "x", expiring at expire (0: never).
+func (d *testDB) putMany(h, format string, n int, expire int32) {
+	kvs := make([]KeyValue, 0, n)
+	for i := range n {
+		kvs = append(kvs, KeyValue{Key: fmt.Appendf(nil, format, i), Value: []byte("x")})
+	}
+	d.apply(0, Mutation{MultiPut: &MultiPutRequest{HashKey: []byte(h), KVs: kvs, ExpireTS: expire}})
 }
 
 func (d *testDB) get(h, s string) (string, wire.Status) {

@@ -177,12 +177,14 @@ func TestScannerOptions(t *testing.T) {
 		"batch size 1":         {func(r *GetScannerRequest) { r.BatchSize = 1 }, all[0] + " " + join(all[1:])},
 		"start below metadata": {func(r *GetScannerRequest) { r.StartKey = nil }, join(all)},
 	} {
-		req := fullScan()
-		tc.mod(req)
-		got, _ := scanAll(t, d, req)
-		if join(got) != tc.want {
-			t.Errorf("%s: got %q, want %q", name, join(got), tc.want)
-		}
+		t.Run(name, func(t *testing.T) {
+			req := fullScan()
+			tc.mod(req)
+			got, _ := scanAll(t, d, req)
+			if join(got) != tc.want {
+				t.Errorf("%s: got %q, want %q", name, join(got), tc.want)
+			}
+		})
 	}
 
 	// Validation and empty ranges.
@@ -220,11 +222,7 @@ func TestScannerOptions(t *testing.T) {
 func TestScanExaminedLimits(t *testing.T) {
 	d := openTest(t, nil)
 	now := d.clock.epoch()
-	var kvs []KeyValue
-	for i := range 2500 {
-		kvs = append(kvs, KeyValue{Key: fmt.Appendf(nil, "%05d", i), Value: []byte("x")})
-	}
-	d.apply(0, Mutation{MultiPut: &MultiPutRequest{HashKey: []byte("h"), KVs: kvs, ExpireTS: now + 1}})
+	d.putMany("h", "%05d", 2500, now+1)
 	d.put("i", "live", "v", 0)
 	d.clock.Advance(time.Second)
 	req := fullScan()

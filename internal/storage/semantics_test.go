@@ -56,13 +56,15 @@ func TestParseInt(t *testing.T) {
 		{"01000000000000000000000", 0, false},
 		{"99999999999999999999999", 0, false},
 	} {
-		got, ok := parseInt([]byte(tc.in))
-		if ok != tc.ok || got != tc.want {
-			t.Errorf("parseInt(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
-		}
-		if rg, rok := refStrtoll(tc.in); rok != tc.ok || rg != tc.want {
-			t.Errorf("model refStrtoll(%q) = %d, %v; want %d, %v", tc.in, rg, rok, tc.want, tc.ok)
-		}
+		t.Run(tc.in, func(t *testing.T) {
+			got, ok := parseInt([]byte(tc.in))
+			if ok != tc.ok || got != tc.want {
+				t.Errorf("parseInt(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+			}
+			if rg, rok := refStrtoll(tc.in); rok != tc.ok || rg != tc.want {
+				t.Errorf("model refStrtoll(%q) = %d, %v; want %d, %v", tc.in, rg, rok, tc.want, tc.ok)
+			}
+		})
 	}
 }
 
@@ -472,11 +474,7 @@ func TestMultiGetExaminedLimit(t *testing.T) {
 	d := openTest(t, nil)
 	now := d.clock.epoch()
 	// 3000 expired records, then one live one: the examined limit stops the iteration first.
-	var kvs []KeyValue
-	for i := range 3000 {
-		kvs = append(kvs, KeyValue{Key: fmt.Appendf(nil, "a%05d", i), Value: []byte("x")})
-	}
-	d.apply(0, Mutation{MultiPut: &MultiPutRequest{HashKey: []byte("h"), KVs: kvs, ExpireTS: now + 1}})
+	d.putMany("h", "a%05d", 3000, now+1)
 	d.put("h", "b", "live", 0)
 	d.clock.Advance(time.Second)
 	if got := mg(t, d, MultiGetRequest{StartInclusive: true}); got != "7:" {

@@ -13,11 +13,7 @@ import (
 func TestSweepReclaimsOnlyExpired(t *testing.T) {
 	d := openTest(t, nil)
 	now := d.clock.epoch()
-	var kvs []KeyValue
-	for i := range 2500 { // more than one sweep chunk
-		kvs = append(kvs, KeyValue{Key: fmt.Appendf(nil, "%05d", i), Value: []byte("x")})
-	}
-	d.apply(0, Mutation{MultiPut: &MultiPutRequest{HashKey: []byte("e"), KVs: kvs, ExpireTS: now + 10}})
+	d.putMany("e", "%05d", 2500, now+10) // more than one sweep chunk
 	d.put("l", "forever", "v", 0)
 	d.put("l", "later", "v", now+1000)
 	d.clock.Advance(10 * time.Second)

@@ -43,6 +43,25 @@ type Mutation struct {
 	Incr           *IncrRequest
 	CheckAndSet    *CheckAndSetRequest
 	CheckAndMutate *CheckAndMutateRequest
+	Duplicate      *DuplicateRequest
+}
+
+// DuplicateRequest applies writes duplicated from another cluster (wire duplicate_request),
+// in order. Its result is the first failing write's code, StatusOK when none failed.
+type DuplicateRequest struct {
+	Writes []DuplicatedWrite
+}
+
+// DuplicatedWrite is one write of another cluster: Mutation holds a Put, Remove, MultiPut or
+// MultiRemove (anything else is StatusInvalidArgument), whose values are stored with that
+// cluster's Timetag instead of one of this batch's time. With VerifyTimetag set (and data
+// version 1) a value is written only when Timetag exceeds the timetag of the live value the
+// key holds: the last writer wins, so that two clusters duplicating to each other agree.
+// Removes are applied unconditionally.
+type DuplicatedWrite struct {
+	Mutation      Mutation
+	Timetag       uint64
+	VerifyTimetag bool
 }
 
 // KeyValue is a record in requests and results. Which key form Key holds (sort key or
@@ -155,7 +174,7 @@ func (db *DB) Apply(b *Batch) ([]WriteResult, error) {
 	needRead := false
 	for i := range b.Mutations {
 		m := &b.Mutations[i]
-		if m.Incr != nil || m.CheckAndSet != nil || m.CheckAndMutate != nil {
+		if m.Incr != nil || m.CheckAndSet != nil || m.CheckAndMutate != nil || m.Duplicate.verifies() {
 			needRead = true
 			break
 		}
@@ -200,12 +219,14 @@ type applier struct {
 	timestampUS uint64 // proposer's microseconds, for put/multi_put timetags
 	defaultTTL  int32
 	keyBuf      []byte
+	// remote is the duplicated write being applied: its values take its timetag.
+	remote *DuplicatedWrite
 }
 
 func (a *applier) apply(m *Mutation, r *WriteResult) error {
 	n := 0
 	for _, set := range []bool{m.Put != nil, m.Remove != nil, m.MultiPut != nil, m.MultiRemove != nil,
-		m.Incr != nil, m.CheckAndSet != nil, m.CheckAndMutate != nil} {
+		m.Incr != nil, m.CheckAndSet != nil, m.CheckAndMutate != nil, m.Duplicate != nil} {
 		if set {
 			n++
 		}
@@ -231,9 +252,48 @@ func (a *applier) apply(m *Mutation, r *WriteResult) error {
 		return a.incr(m.Incr, r)
 	case m.CheckAndSet != nil:
 		return a.checkAndSet(m.CheckAndSet, r)
+	case m.Duplicate != nil:
+		return a.duplicate(m.Duplicate, r)
 	default:
 		return a.checkAndMutate(m.CheckAndMutate, r)
 	}
+}
+
+// verifies reports whether applying d reads what the keys hold (a write with VerifyTimetag).
+func (d *DuplicateRequest) verifies() bool {
+	if d == nil {
+		return false
+	}
+	for i := range d.Writes {
+		if d.Writes[i].VerifyTimetag {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *applier) duplicate(d *DuplicateRequest, r *WriteResult) error {
+	for i := range d.Writes {
+		w := &d.Writes[i]
+		m := &w.Mutation
+		if m.Incr != nil || m.CheckAndSet != nil || m.CheckAndMutate != nil || m.Duplicate != nil {
+			if r.Error == wire.StatusOK {
+				r.Error = wire.StatusInvalidArgument
+			}
+			continue
+		}
+		var wr WriteResult
+		a.remote = w
+		err := a.apply(m, &wr)
+		a.remote = nil
+		if err != nil {
+			return err
+		}
+		if r.Error == wire.StatusOK {
+			r.Error = wr.Error
+		}
+	}
+	return nil
 }
 
 // validEncodedKey reports whether k is a well-formed encoded key.
@@ -257,10 +317,40 @@ func (a *applier) expireTS(req int32) uint32 {
 // set stores user under k with the given expiry and timetag timestamp.
 func (a *applier) set(k []byte, user []byte, expireTS uint32, timestampUS uint64) error {
 	v := a.db.version
+	timetag := makeTimetag(timestampUS, a.db.opts.ClusterID)
+	if a.remote != nil {
+		timetag = a.remote.Timetag
+		if a.remote.VerifyTimetag && v != dataVersion0 {
+			newer, err := a.newerThanStored(k, timetag)
+			if err != nil || !newer {
+				return err
+			}
+		}
+	}
 	op := a.wb.SetDeferred(len(k), headerLen(v)+len(user))
 	copy(op.Key, k)
-	putValue(op.Value, v, expireTS, makeTimetag(timestampUS, a.db.opts.ClusterID), user)
+	putValue(op.Value, v, expireTS, timetag, user)
 	return op.Finish()
+}
+
+// newerThanStored reports whether timetag exceeds the timetag of the live value at k (as of
+// the batch so far); a missing or expired value is older than anything.
+func (a *applier) newerThanStored(k []byte, timetag uint64) (bool, error) {
+	raw, closer, err := a.wb.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	if len(raw) < headerLen(dataVersion1) {
+		return false, fmt.Errorf("%w: value of %d bytes at key %x", ErrCorruption, len(raw), k)
+	}
+	if expired(binary.BigEndian.Uint32(raw), a.now) {
+		return true, nil
+	}
+	return timetag > binary.BigEndian.Uint64(raw[4:]), nil
 }
 
 // read returns the live user value at k as of the batch so far; exists is false when the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -220,7 +221,7 @@ func TestScanAllPartitions(t *testing.T) {
 	if err := conn.Send(t.Context(), r.header(0, 0), idl.RPCClearScanner, &id); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "context cleared", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "context cleared", func(ctx context.Context) (bool, error) {
 		var sr2 idl.ScanResponse
 		if err := r.callPartition(0, idl.RPCScan, &idl.ScanRequest{ContextID: int64(id)}, &sr2); err != nil {
 			return false, err

@@ -53,7 +53,10 @@ func TestMetaHTTPEndpoints(t *testing.T) {
 		{"GET", "/meta/nodes?detail", "", 200, `{"details":{"127.0.0.1:*`},
 		{"GET", "/meta/app_envs", "", 400, "app name shouldn't be empty"},
 		{"GET", "/meta/app_envs?name=nope", "", 200, "{}\n"},
-		{"GET", "/meta/app/duplication?name=temp", "", 404, "duplication is not enabled [FLAGS_duplication_enabled=false]"},
+		{"GET", "/meta/app/duplication?name=temp", "", 200, "null"},
+		{"GET", "/meta/app/duplication", "", 400, "name should not be empty"},
+		{"GET", "/meta/app/duplication?name=nope", "", 404, "ERR_APP_NOT_EXIST"},
+		{"GET", "/meta/app/duplication?name=", "", 404, "ERR_APP_NOT_EXIST"},
 		{"GET", "/meta/app/query_bulk_load?name=temp", "", 404, "bulk load is not enabled"},
 		{"POST", "/meta/app/start_bulk_load", "{}", 404, "bulk load is not enabled"},
 		{"GET", "/meta/backup_policy", "", 404, "cold_backup_disabled"},
@@ -70,22 +73,24 @@ func TestMetaHTTPEndpoints(t *testing.T) {
 		{"GET", "/meta/app_envs?name=temp", "", 200, `{"rocksdb.usage_scenario":"bulk_load"}` + "\n"},
 		{"GET", "/meta/nope", "", 404, `service not found for "meta/nope"`},
 	} {
-		var ans httpAnswer
-		if tc.method == "POST" {
-			ans = httpPost(t, m+tc.path, tc.body)
-		} else {
-			ans = httpGet(t, m+tc.path)
-		}
-		ok := ans.body == tc.want
-		if strings.Contains(tc.want, "*") {
-			ok = globMatch(tc.want, ans.body)
-		}
-		if ans.status != tc.status || !ok {
-			t.Errorf("%s %s = %d %.300q, want %d %q", tc.method, tc.path, ans.status, ans.body, tc.status, tc.want)
-		}
-		if ct := ans.header.Get("Content-Type"); ct != "text/plain" {
-			t.Errorf("%s %s: Content-Type %q", tc.method, tc.path, ct)
-		}
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			var ans httpAnswer
+			if tc.method == "POST" {
+				ans = httpPost(t, m+tc.path, tc.body)
+			} else {
+				ans = httpGet(t, m+tc.path)
+			}
+			ok := ans.body == tc.want
+			if strings.Contains(tc.want, "*") {
+				ok = globMatch(tc.want, ans.body)
+			}
+			if ans.status != tc.status || !ok {
+				t.Errorf("%s %s = %d %.300q, want %d %q", tc.method, tc.path, ans.status, ans.body, tc.status, tc.want)
+			}
+			if ct := ans.header.Get("Content-Type"); ct != "text/plain" {
+				t.Errorf("%s %s: Content-Type %q", tc.method, tc.path, ct)
+			}
+		})
 	}
 	var nodes struct {
 		Details map[string]map[string]string `json:"details"`
@@ -136,7 +141,7 @@ func globMatch(pattern, s string) bool {
 func TestStartCompactionCompacts(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	app := c.CreateTable(t, "temp", 1)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	fillAndDelete(t, tbl)
 	before := metricSum(t, c.ReplicaAddrs(), "table", "rdb_total_sst_bytes")
 	if before < 1<<20 {

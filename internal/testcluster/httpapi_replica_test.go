@@ -16,6 +16,7 @@ import (
 
 	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
+	"github.com/gopegasus/pegasus/internal/poll"
 )
 
 type httpAnswer struct {
@@ -75,21 +76,10 @@ func metricSum(t *testing.T, addrs []string, typ, name string) int64 {
 	return n
 }
 
-func openTable(t *testing.T, c *Cluster, name string) pegasus.TableConnector {
-	t.Helper()
-	cli := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
-	t.Cleanup(func() { _ = cli.Close() })
-	tbl, err := cli.OpenTable(t.Context(), name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tbl
-}
-
 func TestReplicaHTTPEndpoints(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	app := c.CreateTable(t, "temp", 8)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	for i := range 20 {
 		if err := tbl.Set(t.Context(), []byte(fmt.Sprint("h", i)), []byte("s"), []byte("v")); err != nil {
 			t.Fatal(err)
@@ -126,21 +116,26 @@ func TestReplicaHTTPEndpoints(t *testing.T) {
 		{"/replica/manual_compaction", 400, "app_id should not be empty"},
 		{"/replica/manual_compaction?app_id=99", 200, `{"status":{"finished":0,"idle":0,"queuing":0,"running":0}}`},
 		{"/replica/manual_compaction?app_id=" + id, 200, `{"status":{"finished":0,"idle":*`},
-		{"/replica/duplication?appid=" + id, 404, "duplication is not enabled [FLAGS_duplication_enabled=false]"},
+		{"/replica/duplication?appid=" + id, 404, "no duplication assigned for app [appid=" + id + "]"},
+		{"/replica/duplication", 400, "appid should not be empty"},
+		{"/replica/duplication?appid=x", 400, "invalid appid=x"},
+		{"/replica/duplication?appid=99", 404, "no primary for app [appid=99]"},
 		{"/replica/nope", 404, `service not found for "replica/nope"`},
 		{"/replica/data_version?app_id=1&app_id=2", 400, "failed to parse request: ERR_INVALID_PARAMETERS: duplicate parameter: app_id"},
 	} {
-		ans := httpGet(t, r+tc.path)
-		ok := ans.body == tc.body
-		if p, wild := strings.CutSuffix(tc.body, "*"); wild {
-			ok = strings.HasPrefix(ans.body, p)
-		}
-		if ans.status != tc.status || !ok {
-			t.Errorf("GET %s = %d %.200q, want %d %q", tc.path, ans.status, ans.body, tc.status, tc.body)
-		}
-		if ct := ans.header.Get("Content-Type"); ct != "text/plain" {
-			t.Errorf("GET %s: Content-Type %q", tc.path, ct)
-		}
+		t.Run(tc.path, func(t *testing.T) {
+			ans := httpGet(t, r+tc.path)
+			ok := ans.body == tc.body
+			if p, wild := strings.CutSuffix(tc.body, "*"); wild {
+				ok = strings.HasPrefix(ans.body, p)
+			}
+			if ans.status != tc.status || !ok {
+				t.Errorf("GET %s = %d %.200q, want %d %q", tc.path, ans.status, ans.body, tc.status, tc.body)
+			}
+			if ct := ans.header.Get("Content-Type"); ct != "text/plain" {
+				t.Errorf("GET %s: Content-Type %q", tc.path, ct)
+			}
+		})
 	}
 
 	// "/" lists every endpoint of a replica server.
@@ -215,7 +210,7 @@ func TestReplicaHTTPEndpoints(t *testing.T) {
 func TestPrometheusCounterRises(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	c.CreateTable(t, "temp", 4)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	scrape := func() int64 {
 		var n int64
 		for _, a := range c.ReplicaAddrs() {
@@ -259,7 +254,7 @@ func TestPrometheusCounterRises(t *testing.T) {
 func TestUpdateConfigSlowQueryThreshold(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	c.CreateTable(t, "temp", 4)
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	set := func(v string) {
 		for _, a := range c.ReplicaAddrs() {
 			ans := httpGet(t, "http://"+a+"/updateConfig?rocksdb_slow_query_threshold_ns="+v)
@@ -303,7 +298,7 @@ func TestUpdateConfigSlowQueryThreshold(t *testing.T) {
 func TestManualCompactionByEnv(t *testing.T) {
 	c := Start(t, Options{Replicas: 3})
 	app := c.CreateTable(t, "temp", 1) // one partition, so the data outgrows its memtable
-	tbl := openTable(t, c, "temp")
+	tbl := c.OpenTable(t, "temp")
 	fillAndDelete(t, tbl)
 	before := metricSum(t, c.ReplicaAddrs(), "table", "rdb_total_sst_bytes")
 	if before < 1<<20 {
@@ -353,7 +348,7 @@ func fillAndDelete(t *testing.T, tbl pegasus.TableConnector) {
 // compaction on /replica/manual_compaction.
 func waitCompacted(t *testing.T, c *Cluster, app int32, partitions int) {
 	t.Helper()
-	waitUntil(t, "manual compaction finished", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "manual compaction finished", func(ctx context.Context) (bool, error) {
 		finished, total := 0, 0
 		for _, a := range c.ReplicaAddrs() {
 			ans := httpGet(t, fmt.Sprintf("http://%s/replica/manual_compaction?app_id=%d", a, app))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -21,30 +22,50 @@ const metaRaftTick = 20 * time.Millisecond
 // addresses before it starts, so free ports are found first.
 func (c *Cluster) startMetas(t testing.TB, n int) {
 	t.Helper()
-	for i := range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("testcluster: %v", err)
-		}
-		addr := ln.Addr().String()
-		_ = ln.Close()
-		c.metas = append(c.metas, &server{addr: addr, dir: filepath.Join(c.dir, fmt.Sprintf("meta%d", i+1))})
+	c.metas = c.opts.metas
+	if c.metas == nil {
+		c.metas = reserveMetas(t, n)
+	}
+	for i, m := range c.metas {
+		m.dir = filepath.Join(c.dir, fmt.Sprintf("meta%d", i+1))
 	}
 	for _, m := range c.metas {
 		c.startMeta(t, m)
 	}
 }
 
+// reserveMetas finds n free addresses for meta servers.
+func reserveMetas(t testing.TB, n int) []*server {
+	t.Helper()
+	var out []*server
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testcluster: %v", err)
+		}
+		out = append(out, &server{addr: ln.Addr().String()})
+		_ = ln.Close()
+	}
+	return out
+}
+
 // metaConfig is the configuration of meta m: its fixed address and data, every meta listed.
 func (c *Cluster) metaConfig(m *server) meta.Config {
-	return meta.Config{
-		Listen:    m.addr,
-		DataDir:   m.dir,
-		Metas:     c.MetaAddrs(),
-		NodeGrace: c.opts.NodeGrace,
-		RaftTick:  metaRaftTick,
-		Logger:    c.lg.With("meta", m.addr),
+	cfg := meta.Config{
+		Listen:              m.addr,
+		DataDir:             m.dir,
+		Metas:               c.MetaAddrs(),
+		NodeGrace:           c.opts.NodeGrace,
+		RaftTick:            metaRaftTick,
+		Logger:              c.lg.With("meta", m.addr),
+		ClusterName:         c.opts.ClusterName,
+		Peers:               c.opts.Peers,
+		DupProgressInterval: 200 * time.Millisecond,
 	}
+	if c.opts.Meta != nil {
+		c.opts.Meta(&cfg)
+	}
+	return cfg
 }
 
 func (c *Cluster) meta(t testing.TB, addr string) *server {
@@ -55,20 +76,13 @@ func (c *Cluster) meta(t testing.TB, addr string) *server {
 // StopMeta stops the meta server at addr (its data stays), as a crash would.
 func (c *Cluster) StopMeta(t testing.TB, addr string) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.meta(t, addr).halt()
+	c.stopServer(t, c.meta, addr)
 }
 
 // StartMeta restarts a stopped meta server on its address and data.
 func (c *Cluster) StartMeta(t testing.TB, addr string) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := c.meta(t, addr)
-	if m.stop == nil {
-		c.startMeta(t, m)
-	}
+	c.startServer(t, c.meta, c.startMeta, addr)
 }
 
 // runningMetas returns the addresses of the metas that run.
@@ -103,7 +117,7 @@ func (c *Cluster) leaderOf(ctx context.Context) string {
 func (c *Cluster) MetaLeader(t testing.TB) string {
 	t.Helper()
 	var leader string
-	waitUntil(t, "a serving meta leader", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "a serving meta leader", func(ctx context.Context) (bool, error) {
 		leader = c.leaderOf(ctx)
 		return leader != "", nil
 	})

@@ -14,6 +14,7 @@ import (
 	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -129,7 +130,7 @@ func TestMetaLeaderFailover(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	waitUntil(t, "tables created before the failover", func(context.Context) (bool, error) {
+	poll.UntilOK(t, "tables created before the failover", func(context.Context) (bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(created) >= 2 && len(written) >= 50, nil
@@ -141,7 +142,7 @@ func TestMetaLeaderFailover(t *testing.T) {
 	killed := time.Now()
 	// The new leader serves query_cfg and DDL.
 	var leader string
-	waitUntil(t, "a new meta leader serving query_cfg and DDL", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "a new meta leader serving query_cfg and DDL", func(ctx context.Context) (bool, error) {
 		if leader = c.leaderOf(ctx); leader == "" {
 			return false, nil
 		}
@@ -167,7 +168,7 @@ func TestMetaLeaderFailover(t *testing.T) {
 	mu.Lock()
 	n := len(created)
 	mu.Unlock()
-	waitUntil(t, "tables created after the failover", func(context.Context) (bool, error) {
+	poll.UntilOK(t, "tables created after the failover", func(context.Context) (bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(created) >= n+2, nil
@@ -224,7 +225,7 @@ func TestMetaLeaderFailover(t *testing.T) {
 
 	// The old leader comes back as a follower and forwards.
 	c.StartMeta(t, old)
-	waitUntil(t, "the old leader following", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "the old leader following", func(ctx context.Context) (bool, error) {
 		conn := rpc.NewConn(old, rpc.ConnConfig{})
 		defer conn.Close()
 		var q idl.QueryCfgResponse

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -48,12 +49,10 @@ func (k *kv) refresh(ctx context.Context) error {
 // do sends one RPC for hashKey to its partition's primary, retrying until ctx ends.
 func (k *kv) do(ctx context.Context, hashKey []byte, name string, args, reply idl.Value) error {
 	var last error
-	for ctx.Err() == nil {
+	err := poll.Wait(ctx, func(ctx context.Context) (bool, error) {
 		if len(k.cfg.Partitions) == 0 {
-			if err := k.refresh(ctx); err != nil {
-				last = err
-				time.Sleep(50 * time.Millisecond)
-				continue
+			if last = k.refresh(ctx); last != nil {
+				return false, nil
 			}
 		}
 		h := key.Hash(hashKey)
@@ -62,8 +61,7 @@ func (k *kv) do(ctx context.Context, hashKey []byte, name string, args, reply id
 		if pc.Primary.IsZero() {
 			last = fmt.Errorf("partition %d has no primary", p)
 			k.cfg.Partitions = nil
-			time.Sleep(50 * time.Millisecond)
-			continue
+			return false, nil
 		}
 		addr := pc.Primary.String()
 		conn := k.conns[addr]
@@ -71,18 +69,17 @@ func (k *kv) do(ctx context.Context, hashKey []byte, name string, args, reply id
 			conn = rpc.NewConn(addr, rpc.ConnConfig{DialTimeout: 500 * time.Millisecond})
 			k.conns[addr] = conn
 		}
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := conn.Call(cctx, wire.Header{AppID: k.cfg.AppID, PartitionIndex: int32(p), PartitionHash: h,
+		last = conn.Call(ctx, wire.Header{AppID: k.cfg.AppID, PartitionIndex: int32(p), PartitionHash: h,
 			ThreadHash: wire.ThreadHash(k.cfg.AppID, int32(p))}, name, args, reply)
-		cancel()
-		if err == nil {
-			return nil
+		if last != nil {
+			k.cfg.Partitions = nil // refresh and retry: safe here, the tests' writes are idempotent puts
 		}
-		last = err
-		k.cfg.Partitions = nil // refresh and retry: safe here, the tests' writes are idempotent puts
-		time.Sleep(50 * time.Millisecond)
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w (last error: %v)", name, err, last)
 	}
-	return fmt.Errorf("%s: %w (last error: %v)", name, ctx.Err(), last)
+	return nil
 }
 
 func (k *kv) put(ctx context.Context, h, s, v string) error {
@@ -193,11 +190,11 @@ func TestPrimariesRebalanceAfterRestart(t *testing.T) {
 	victim := c.ReplicaAddrs()[0]
 	c.StopReplica(t, victim)
 	c.WaitPrimaries(t, "temp")
-	waitUntil(t, "primaries to leave the stopped server", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "primaries to leave the stopped server", func(ctx context.Context) (bool, error) {
 		return spread()[victim] == 0, nil
 	})
 	c.StartReplica(t, victim)
-	waitUntil(t, "primaries to spread evenly again", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "primaries to spread evenly again", func(ctx context.Context) (bool, error) {
 		n := spread()
 		for _, a := range c.ReplicaAddrs() {
 			if n[a] < 3 || n[a] > 5 {
@@ -224,7 +221,7 @@ func TestLostServerIsReplaced(t *testing.T) {
 	}
 	victim := c.ReplicaAddrs()[1]
 	c.StopReplica(t, victim)
-	waitUntil(t, "every partition to have three live members without the lost server", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "every partition to have three live members without the lost server", func(ctx context.Context) (bool, error) {
 		var cfg idl.QueryCfgResponse
 		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: "temp"}, &cfg); err != nil {
 			return false, nil
@@ -258,7 +255,7 @@ func TestLostServerIsReplaced(t *testing.T) {
 		t.Fatal("the lost server held no replica to begin with")
 	}
 	c.StartReplica(t, victim)
-	waitUntil(t, "the returning server to delete its unassigned replicas", func(context.Context) (bool, error) {
+	poll.UntilOK(t, "the returning server to delete its unassigned replicas", func(context.Context) (bool, error) {
 		return len(replicaDirs(t, c.ReplicaDir(t, victim))) == 0, nil
 	})
 	c.StopReplica(t, victim)

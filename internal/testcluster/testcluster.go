@@ -3,7 +3,7 @@
 //
 //	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
 //	c.CreateTable(t, "temp", 8)
-//	client := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
+//	tbl := c.OpenTable(t, "temp") // or a client of c.MetaAddrs()
 //
 // Servers stop when the test ends. StopReplica and StartReplica stop and restart one replica
 // server on the same address and data, as a process crash and restart would.
@@ -15,12 +15,16 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/meta"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
@@ -46,6 +50,18 @@ type Options struct {
 	// CommitDelay is the replica servers' group commit delay (replica.Config.CommitDelay;
 	// nil: the default, raftlog.DefaultOptions.Delay; 0: off).
 	CommitDelay *time.Duration
+	// ClusterName names the cluster (the servers' cluster_name; default: the meta's default
+	// and no name on the replica servers). [StartClusters] needs one per cluster.
+	ClusterName string
+	// Peers are the duplication peers of the servers (default: none; StartClusters gives
+	// each cluster the others).
+	Peers *dup.Peers
+	// Replica and Meta, if set, adjust each server's configuration before it starts.
+	Replica func(*replica.Config)
+	Meta    func(*meta.Config)
+
+	// metas are meta servers whose addresses were reserved before the cluster starts.
+	metas []*server
 }
 
 // Cluster is a running in-process cluster.
@@ -124,12 +140,12 @@ func (c *Cluster) startMeta(t testing.TB, m *server) {
 		t.Fatalf("testcluster: start meta: %v", err)
 	}
 	m.addr = s.Addr()
-	m.stop = run(t, "meta "+m.addr, s)
+	m.stop = c.run(t, "meta "+m.addr, s)
 }
 
 func (c *Cluster) startReplica(t testing.TB, r *server) {
 	t.Helper()
-	s, err := replica.New(replica.Config{
+	cfg := replica.Config{
 		Listen:          r.addr,
 		DataDir:         r.dir,
 		Metas:           c.MetaAddrs(),
@@ -140,13 +156,20 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		GarbageGrace:    c.opts.GarbageGrace,
 		CommitDelay:     c.opts.CommitDelay,
 		Logger:          c.lg,
-	})
+		ClusterName:     c.opts.ClusterName,
+		Peers:           c.opts.Peers,
+		DupSyncInterval: time.Second,
+	}
+	if c.opts.Replica != nil {
+		c.opts.Replica(&cfg)
+	}
+	s, err := replica.New(cfg)
 	if err != nil {
 		t.Fatalf("testcluster: start replica: %v", err)
 	}
 	r.addr = s.Addr()
 	r.rep = s
-	r.stop = run(t, "replica "+r.addr, s)
+	r.stop = c.run(t, "replica "+r.addr, s)
 }
 
 // runner is a meta or replica server.
@@ -156,10 +179,13 @@ type runner interface {
 }
 
 // run runs s in a goroutine and returns a function that closes it, as a crash would (the
-// stores are not flushed: a restart replays the raft log), and waits for Run to return.
-func run(t testing.TB, what string, s runner) func() {
+// stores are not flushed: a restart replays the raft log), and waits for Run to return. The
+// server's goroutines carry the profiler labels cluster (the cluster's name) and server
+// (what), so a CPU profile of a test tells the servers apart (pprof -tagfocus).
+func (c *Cluster) run(t testing.TB, what string, s runner) func() {
 	done := make(chan error, 1)
-	go func() { done <- s.Run(context.Background()) }()
+	labels := pprof.Labels("cluster", c.opts.ClusterName, "server", what)
+	go pprof.Do(context.Background(), labels, func(ctx context.Context) { done <- s.Run(ctx) })
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -232,25 +258,36 @@ func (c *Cluster) replica(t testing.TB, addr string) *server {
 	return find(t, "replica", c.replicas, addr)
 }
 
-// StopReplica stops the replica server at addr (its data stays).
 // ReplicaDir returns the data directory of the replica server at addr.
 func (c *Cluster) ReplicaDir(t testing.TB, addr string) string { return c.replica(t, addr).dir }
 
+// StopReplica stops the replica server at addr (its data stays), as a crash would.
 func (c *Cluster) StopReplica(t testing.TB, addr string) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.replica(t, addr).halt()
+	c.stopServer(t, c.replica, addr)
 }
 
 // StartReplica restarts a stopped replica server on its address and data.
 func (c *Cluster) StartReplica(t testing.TB, addr string) {
 	t.Helper()
+	c.startServer(t, c.replica, c.startReplica, addr)
+}
+
+// stopServer halts the server at addr, which find looks up (c.meta or c.replica).
+func (c *Cluster) stopServer(t testing.TB, find func(testing.TB, string) *server, addr string) {
+	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := c.replica(t, addr)
-	if r.stop == nil {
-		c.startReplica(t, r)
+	find(t, addr).halt()
+}
+
+// startServer starts the server at addr with start unless it runs.
+func (c *Cluster) startServer(t testing.TB, find func(testing.TB, string) *server, start func(testing.TB, *server), addr string) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := find(t, addr); s.stop == nil {
+		start(t, s)
 	}
 }
 
@@ -276,15 +313,33 @@ func (c *Cluster) MetaCall(ctx context.Context, name string, args, reply idl.Val
 	return conn.Call(ctx, wire.Header{}, name, args, reply)
 }
 
+// WaitAlive waits until the meta leader counts n alive replica servers.
+func (c *Cluster) WaitAlive(t testing.TB, n int) {
+	t.Helper()
+	c.waitNodes(t, n)
+}
+
 func (c *Cluster) waitNodes(t testing.TB, n int) {
 	t.Helper()
-	waitUntil(t, fmt.Sprintf("%d alive replica servers", n), func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, fmt.Sprintf("%d alive replica servers", n), func(ctx context.Context) (bool, error) {
 		var resp idl.ListNodesResponse
 		if err := c.MetaCall(ctx, idl.RPCListNodes, &idl.ListNodesRequest{Status: idl.NodeStatusAlive}, &resp); err != nil {
 			return false, nil
 		}
 		return len(resp.Infos) >= n, nil
 	})
+}
+
+// OpenTable opens the table with a client of the cluster's metas, closed when the test ends.
+func (c *Cluster) OpenTable(t testing.TB, name string) pegasus.TableConnector {
+	t.Helper()
+	cli := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
+	t.Cleanup(func() { _ = cli.Close() })
+	tbl, err := cli.OpenTable(t.Context(), name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tbl
 }
 
 // CreateTable creates a table with one replica per partition (replication is not built yet)
@@ -318,7 +373,7 @@ func (c *Cluster) CreateTableReplicas(t testing.TB, name string, partitions, rep
 // WaitPrimaries waits until every partition of the table has a primary.
 func (c *Cluster) WaitPrimaries(t testing.TB, name string) {
 	t.Helper()
-	waitUntil(t, "primaries of "+name, func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "primaries of "+name, func(ctx context.Context) (bool, error) {
 		var resp idl.QueryCfgResponse
 		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name}, &resp); err != nil {
 			return false, nil
@@ -345,7 +400,7 @@ func (c *Cluster) WaitPrimaries(t testing.TB, name string) {
 func (c *Cluster) WaitSpreadPrimaries(t testing.TB, name string) {
 	t.Helper()
 	servers := len(c.ReplicaAddrs())
-	waitUntil(t, "primaries of "+name+" spread", func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, "primaries of "+name+" spread", func(ctx context.Context) (bool, error) {
 		var resp idl.QueryCfgResponse
 		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: name}, &resp); err != nil {
 			return false, nil
@@ -368,31 +423,11 @@ func (c *Cluster) WaitSpreadPrimaries(t testing.TB, name string) {
 	})
 }
 
-func waitUntil(t testing.TB, what string, cond func(context.Context) (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		ok, err := cond(ctx)
-		cancel()
-		if err != nil {
-			t.Fatalf("testcluster: waiting for %s: %v", what, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("testcluster: timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // WaitEnv waits until every running replica server hosting a partition of the table acts on
 // the table env key with value v.
 func (c *Cluster) WaitEnv(t testing.TB, table, key, v string) {
 	t.Helper()
-	waitUntil(t, fmt.Sprintf("env %s=%s on the replicas of %s", key, v, table), func(ctx context.Context) (bool, error) {
+	poll.UntilOK(t, fmt.Sprintf("env %s=%s on the replicas of %s", key, v, table), func(ctx context.Context) (bool, error) {
 		var resp idl.QueryCfgResponse
 		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: table}, &resp); err != nil {
 			return false, nil

@@ -4,17 +4,17 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/gopegasus/pegasus/internal/golden"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
 )
 
 func addFrameSeeds(f *testing.F) {
 	for _, g := range []string{goldenQueryCfg, goldenGet, goldenGetV1} {
-		f.Add(unhex(f, g))
+		f.Add(golden.Unhex(f, g))
 	}
-	vs, _ := readVectors()
-	for _, b := range vs {
-		f.Add(b)
+	for _, v := range golden.All(f, golden.Dir(f)) {
+		f.Add(v.Frame)
 	}
 }
 
@@ -99,8 +99,8 @@ func parseAll(frame []byte, hlen int) (Header, string, int32, []byte, error) {
 
 // FuzzDecodeReply: reply decoding never panics, for any result type of the registry.
 func FuzzDecodeReply(f *testing.F) {
-	f.Add(unhex(f, goldenGetReply), uint8(0))
-	f.Add(unhex(f, goldenErrorReply), uint8(0))
+	f.Add(golden.Unhex(f, goldenGetReply), uint8(0))
+	f.Add(golden.Unhex(f, goldenErrorReply), uint8(0))
 	f.Add(AppendReply(nil, "RPC_RRDB_RRDB_MULTI_GET_ACK", 3, OK, &idl.MultiGetResponse{
 		KVs: []idl.KeyValue{{Key: []byte("s"), Value: []byte("v")}}}), uint8(5))
 	f.Fuzz(func(t *testing.T, b []byte, which uint8) {

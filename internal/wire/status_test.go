@@ -24,9 +24,11 @@ func TestStatusMatchesProtocol(t *testing.T) {
 		t.Fatalf("%d constants, protocol.md lists %d codes", len(consts), len(statusTable))
 	}
 	for i, row := range statusTable {
-		if consts[i] != row.code || consts[i].String() != row.name {
-			t.Errorf("constant %d = %d %q, protocol.md: %d %q", i, consts[i], consts[i], row.code, row.name)
-		}
+		t.Run(row.name, func(t *testing.T) {
+			if consts[i] != row.code || consts[i].String() != row.name {
+				t.Errorf("constant %d = %d %q, protocol.md: %d %q", i, consts[i], consts[i], row.code, row.name)
+			}
+		})
 	}
 	for _, s := range []Status{-1, 14} {
 		if s.String() != "Unknown" {

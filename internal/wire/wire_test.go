@@ -2,42 +2,14 @@ package wire
 
 import (
 	"bytes"
-	"encoding/hex"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/gopegasus/pegasus/internal/golden"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
 )
-
-// unhex decodes hex written with spaces, newlines and "quoted ASCII" runs, the way
-// protocol.md §1.7 prints its examples.
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	var out []byte
-	for len(s) > 0 {
-		switch c := s[0]; {
-		case c == '"':
-			end := strings.IndexByte(s[1:], '"')
-			out = append(out, s[1:1+end]...)
-			s = s[end+2:]
-		case c == ' ' || c == '\n' || c == '\t':
-			s = s[1:]
-		default:
-			b, err := hex.DecodeString(s[:2])
-			if err != nil {
-				t.Fatalf("bad hex %q: %v", s[:2], err)
-			}
-			out = append(out, b...)
-			s = s[2:]
-		}
-	}
-	return out
-}
 
 // protocol.md §1.7 (a): the go-client's query_cfg for table "temp", seqid 1.
 const goldenQueryCfg = `54484654 00000000 00000030 00000000 0000004a 00000000 00000000 00000000
@@ -103,7 +75,7 @@ func TestGoldenRequests(t *testing.T) {
 		{"get v1", goldenGetV1, getHeader(1), idl.RPCGet, 7, &getArgs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want := unhex(t, tc.golden)
+			want := golden.Unhex(t, tc.golden)
 			got := AppendRequest(nil, &tc.h, tc.rpc, tc.seq, tc.args)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("encode:\n got %x\nwant %x", got, want)
@@ -144,7 +116,7 @@ func goldenReadResponse() *idl.ReadResponse {
 }
 
 func TestGoldenReplies(t *testing.T) {
-	want := unhex(t, goldenGetReply)
+	want := golden.Unhex(t, goldenGetReply)
 	if len(want) != 100 {
 		t.Fatalf("golden reply is %d bytes", len(want))
 	}
@@ -164,7 +136,7 @@ func TestGoldenReplies(t *testing.T) {
 		t.Fatalf("decoded %+v", rr)
 	}
 
-	wantErr := unhex(t, goldenErrorReply)
+	wantErr := golden.Unhex(t, goldenErrorReply)
 	if len(wantErr) != 58 {
 		t.Fatalf("golden error reply is %d bytes", len(wantErr))
 	}
@@ -214,7 +186,7 @@ func TestNonStrictMessageHeader(t *testing.T) {
 }
 
 func TestBadHeaders(t *testing.T) {
-	good := unhex(t, goldenGet)
+	good := golden.Unhex(t, goldenGet)
 	for _, tc := range []struct {
 		name   string
 		mutate func(b []byte) []byte
@@ -226,10 +198,12 @@ func TestBadHeaders(t *testing.T) {
 		{"v1 meta too long", func(b []byte) []byte { b[7] = 1; b[8] = 0x10; return b }, ErrBadHeaderLength},
 		{"short", func(b []byte) []byte { return b[:10] }, ErrTruncated},
 	} {
-		b := tc.mutate(bytes.Clone(good))
-		if _, err := HeaderLen(b); !errors.Is(err, tc.want) {
-			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			b := tc.mutate(bytes.Clone(good))
+			if _, err := HeaderLen(b); !errors.Is(err, tc.want) {
+				t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+			}
+		})
 	}
 	// Message types other than CALL/ONEWAY are refused.
 	body := bytes.Clone(good[48:])
@@ -272,70 +246,42 @@ func TestCodes(t *testing.T) {
 	}
 }
 
-// readVectors reads the official go-client's request frames from the repository's
-// testdata/vectors.
-func readVectors() (map[string][]byte, error) {
-	files, _ := filepath.Glob("../../testdata/vectors/*.hex")
-	if len(files) == 0 {
-		return nil, errors.New("no golden vectors in testdata/vectors")
-	}
-	out := map[string][]byte{}
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		b, err := hex.DecodeString(strings.Join(strings.Fields(string(raw)), ""))
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", f, err)
-		}
-		out[filepath.Base(f)] = b
-	}
-	return out, nil
-}
-
-func vectors(t testing.TB) map[string][]byte {
-	t.Helper()
-	vs, err := readVectors()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return vs
-}
-
 // Every frame the official go-client sends decodes, and re-encodes to the same bytes but
 // for client_timeout (which depends on the clock).
 func TestVectorsRoundTrip(t *testing.T) {
-	for name, frame := range vectors(t) {
-		hlen, err := HeaderLen(frame)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		h, blen, err := DecodeHeader(frame[:hlen])
-		if err != nil || hlen+blen != len(frame) {
-			t.Fatalf("%s: header %+v body %d err %v", name, h, blen, err)
-		}
-		if h.ThreadHash != ThreadHash(h.AppID, h.PartitionIndex) && h.AppID != 0 {
-			t.Errorf("%s: thread hash %d", name, h.ThreadHash)
-		}
-		rpcName, seq, args, err := ParseRequestBody(frame[hlen:])
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if !strings.Contains(name, string(rpcName)) {
-			t.Fatalf("%s: rpc name %q", name, rpcName)
-		}
-		r, ok := idl.LookupRPC(string(rpcName))
-		if !ok {
-			t.Fatalf("%s: %q not in registry", name, rpcName)
-		}
-		v := r.NewRequest()
-		if err := DecodeArgs(args, v); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		again := AppendRequest(nil, &h, r.Name, seq, v)
-		if !bytes.Equal(again, frame) {
-			t.Fatalf("%s: re-encode differs:\n got %x\nwant %x", name, again, frame)
-		}
+	for _, v := range golden.All(t, golden.Dir(t)) {
+		name, frame := v.Name, v.Frame
+		t.Run(name, func(t *testing.T) {
+			hlen, err := HeaderLen(frame)
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			h, blen, err := DecodeHeader(frame[:hlen])
+			if err != nil || hlen+blen != len(frame) {
+				t.Fatalf("%s: header %+v body %d err %v", name, h, blen, err)
+			}
+			if h.ThreadHash != ThreadHash(h.AppID, h.PartitionIndex) && h.AppID != 0 {
+				t.Errorf("%s: thread hash %d", name, h.ThreadHash)
+			}
+			rpcName, seq, args, err := ParseRequestBody(frame[hlen:])
+			if err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			if !strings.Contains(name, string(rpcName)) {
+				t.Fatalf("%s: rpc name %q", name, rpcName)
+			}
+			r, ok := idl.LookupRPC(string(rpcName))
+			if !ok {
+				t.Fatalf("%s: %q not in registry", name, rpcName)
+			}
+			v := r.NewRequest()
+			if err := DecodeArgs(args, v); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+			again := AppendRequest(nil, &h, r.Name, seq, v)
+			if !bytes.Equal(again, frame) {
+				t.Fatalf("%s: re-encode differs:\n got %x\nwant %x", name, again, frame)
+			}
+		})
 	}
 }

@@ -18,6 +18,12 @@ type kind struct {
 	write  string // statement appending the value %s to e
 	read   string // expression reading one value from d; "" when decoded in place by Decode
 	elem   *kind  // for a list: the element kind
+	// helper names the generated enc<helper>/dec<helper> pair that writes and reads a value
+	// of a container kind nested in a map (a general map, or a list inside one); "" for
+	// every other kind. key is a map's key kind.
+	helper string
+	key    *kind
+	schema string // the schema type as written, for the helper's doc
 }
 
 // builtin are the schema's built-in types. The last five are the Pegasus placeholder types
@@ -33,17 +39,28 @@ var builtin = map[string]kind{
 	"gpid":               {goType: "GPID", wire: "TypeStruct", min: 8, write: "%s.Encode(e)"},
 	"rpc_address":        {goType: "RPCAddress", wire: "TypeStruct", min: 8, write: "%s.Encode(e)"},
 	"host_port":          {goType: "HostPort", wire: "TypeStruct", min: 7, write: "%s.Encode(e)"},
+	// byte is thrift's signed 8-bit integer; task_code is the placeholder holding an RPC
+	// name as a thrift string.
+	"byte":      {goType: "int8", wire: "TypeByte", min: 1, write: "e.Byte(byte(%s))", read: "int8(d.Byte())"},
+	"task_code": {goType: "string", wire: "TypeStruct", min: 4, write: "e.String(%s)", read: "d.String()"},
 }
+
+// mapKeys are the key types a general map may have: what thrift peers use as keys and Go
+// can sort, so that a map encodes the same way every time.
+var mapKeys = map[string]bool{"i32": true, "i64": true, "string": true, "gpid": true}
 
 // generator holds every declaration of every schema file read, so that one file may use
 // the types of another.
 type generator struct {
 	decls map[string]*decl
+	// helpers lists, per schema file, the container kinds whose enc/dec helpers its
+	// generated file holds: each helper is written once, into the first file that uses it.
+	helpers map[string][]kind
 }
 
 // newGenerator indexes and checks the schemas. Errors name the file and line.
 func newGenerator(schemas []*schema) (*generator, error) {
-	g := &generator{decls: map[string]*decl{}}
+	g := &generator{decls: map[string]*decl{}, helpers: map[string][]kind{}}
 	for _, s := range schemas {
 		for _, d := range s.decls {
 			if d.kind == "comment" {
@@ -67,7 +84,31 @@ func newGenerator(schemas []*schema) (*generator, error) {
 			}
 		}
 	}
+	owned := map[string]bool{}
+	for _, s := range schemas {
+		for _, d := range s.decls {
+			for _, f := range d.fields {
+				k, _ := g.kindOf(f.typ)
+				g.collectHelpers(s.file, k, owned)
+			}
+		}
+	}
 	return g, nil
+}
+
+// collectHelpers records the helpers k needs (its own and those of the kinds inside it) as
+// owned by file, unless a file before it owns them.
+func (g *generator) collectHelpers(file string, k kind, owned map[string]bool) {
+	if k.key != nil {
+		g.collectHelpers(file, *k.key, owned)
+	}
+	if k.elem != nil {
+		g.collectHelpers(file, *k.elem, owned)
+	}
+	if k.helper != "" && !owned[k.helper] {
+		owned[k.helper] = true
+		g.helpers[file] = append(g.helpers[file], k)
+	}
 }
 
 func (g *generator) check(d *decl) error {
@@ -100,7 +141,7 @@ func (g *generator) checkField(f field) error {
 		return err
 	}
 	switch {
-	case f.optional && k.wire == "TypeMap":
+	case f.optional && k.wire == "TypeMap" && k.helper == "":
 		return fmt.Errorf("an optional map is not supported")
 	case f.reuse && (f.optional || f.typ != "string"):
 		return fmt.Errorf("reuse applies to plain string fields only")
@@ -125,7 +166,27 @@ func (g *generator) kindOf(typ string) (kind, error) {
 		if ek.elem != nil || ek.wire == "TypeMap" {
 			return kind{}, fmt.Errorf("%s: lists of lists or maps are not supported", typ)
 		}
-		return kind{goType: "[]" + ek.goType, wire: "TypeList", elem: &ek}, nil
+		return kind{goType: "[]" + ek.goType, wire: "TypeList", min: 5, elem: &ek, schema: typ}, nil
+	}
+	if kv, ok := strings.CutPrefix(typ, "map<"); ok && strings.HasSuffix(kv, ">") {
+		kt, vt, ok := splitMapTypes(strings.TrimSuffix(kv, ">"))
+		if !ok || !mapKeys[kt] {
+			return kind{}, fmt.Errorf("%s: map keys must be i32, i64, string or gpid", typ)
+		}
+		key, _ := g.kindOf(kt)
+		val, err := g.kindOf(vt)
+		if err != nil {
+			return kind{}, err
+		}
+		if val.wire == "TypeMap" && val.helper == "" {
+			return kind{}, fmt.Errorf("%s: map<string,string> is not supported inside a map", typ)
+		}
+		if val.wire == "TypeList" {
+			val.helper = mangle(vt) // a list inside a map is read and written by helpers too
+		}
+		h := mangle(typ)
+		return kind{goType: "map[" + key.goType + "]" + val.goType, wire: "TypeMap", min: 6, key: &key, elem: &val,
+			schema: typ, helper: h, write: "enc" + h + "(e, %s)", read: "dec" + h + "(d)"}, nil
 	}
 	switch d := g.decls[typ]; {
 	case d == nil:
@@ -135,6 +196,33 @@ func (g *generator) kindOf(typ string) (kind, error) {
 	default:
 		return kind{goType: typ, wire: "TypeStruct", min: 1, write: "%s.Encode(e)"}, nil
 	}
+}
+
+// splitMapTypes splits "K,V" at the comma outside angle brackets.
+func splitMapTypes(s string) (k, v string, ok bool) {
+	depth := 0
+	for i, c := range s {
+		switch c {
+		case '<':
+			depth++
+		case '>':
+			depth--
+		case ',':
+			if depth == 0 {
+				return s[:i], s[i+1:], true
+			}
+		}
+	}
+	return "", "", false
+}
+
+// mangle turns a container type into a Go name part: "map<i32,list<A>>" -> "MapI32ListA".
+func mangle(typ string) string {
+	var b strings.Builder
+	for _, part := range strings.FieldsFunc(typ, func(r rune) bool { return r == '<' || r == '>' || r == ',' }) {
+		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+	}
+	return b.String()
 }
 
 // literal returns the Go literal of default value v of a field of type typ.
@@ -189,7 +277,97 @@ func (g *generator) generate(s *schema) ([]byte, error) {
 			g.strct(&p, d)
 		}
 	}
+	for _, k := range g.helpers[s.file] {
+		p.line("")
+		g.helperPair(&p, k)
+	}
 	return format.Source(p.Bytes())
+}
+
+// helperPair writes the encoder and decoder of a container kind nested in a map (or a
+// general map field): the container's header and elements, without a field header. The
+// decoder returns nil when the header's types are not the schema's (the elements are
+// skipped) or the count cannot fit in the bytes left.
+func (g *generator) helperPair(p *printer, k kind) {
+	h := k.helper
+	if k.key != nil {
+		p.line("// enc%s appends a %s: header, then entries in key order.", h, k.schema)
+	} else {
+		p.line("// enc%s appends a %s: header, then elements.", h, k.schema)
+	}
+	p.line("func enc%s(e *Encoder, v %s) {", h, k.goType)
+	if k.key != nil {
+		p.line("e.MapBegin(%s, %s, len(v))", k.key.wire, k.elem.wire)
+		sorted := "sortedKeys(v)"
+		if k.key.goType == "GPID" {
+			sorted = "sortedGPIDKeys(v)"
+		}
+		p.line("for _, k := range %s {", sorted)
+		p.line(k.key.write, "k")
+		p.line("x := v[k]")
+		p.line(g.writeValue(*k.elem), "x")
+		p.line("}")
+	} else {
+		p.line("e.ListBegin(%s, len(v))", k.elem.wire)
+		p.line("for i := range v {")
+		p.line(g.writeValue(*k.elem), "v[i]")
+		p.line("}")
+	}
+	p.line("}")
+	p.line("")
+	p.line("// dec%s reads a %s written as enc%s writes it.", h, k.schema, h)
+	p.line("func dec%s(d *Decoder) %s {", h, k.goType)
+	if k.key != nil {
+		p.line("n, ok := d.mapHeader(%s, %s, %d)", k.key.wire, k.elem.wire, max(k.key.min, 1)+max(k.elem.min, 1))
+		p.line("if !ok {")
+		p.line("return nil")
+		p.line("}")
+		p.line("m := make(%s, n)", k.goType)
+		p.line("for i := 0; i < n && d.err == nil; i++ {")
+		p.line("%s", g.readInto("k", *k.key))
+		p.line("%s", g.readInto("x", *k.elem))
+		p.line("m[k] = x")
+		p.line("}")
+		p.line("return m")
+	} else {
+		p.line("n, ok := d.listHeader(%s, %d)", k.elem.wire, max(k.elem.min, 1))
+		p.line("if !ok {")
+		p.line("return nil")
+		p.line("}")
+		p.line("l := make(%s, n)", k.goType)
+		p.line("for i := 0; i < n && d.err == nil; i++ {")
+		p.line("%s", g.readInto("l[i]", *k.elem))
+		p.line("}")
+		p.line("return l")
+	}
+	p.line("}")
+}
+
+// writeValue is the statement (with %s for the value) appending one value of kind k.
+func (g *generator) writeValue(k kind) string {
+	if k.helper != "" {
+		return "enc" + k.helper + "(e, %s)"
+	}
+	return k.write
+}
+
+// readInto is the statement reading one value of kind k into v (declared with := unless it
+// is an element of a slice).
+func (g *generator) readInto(v string, k kind) string {
+	assign := " = "
+	if !strings.Contains(v, "[") {
+		assign = " := "
+	}
+	switch {
+	case k.helper != "":
+		return v + assign + "dec" + k.helper + "(d)"
+	case k.read != "":
+		return v + assign + k.read
+	case assign == " := ":
+		return "var " + v + " " + k.goType + "\n" + v + ".Decode(d)"
+	default:
+		return v + ".Decode(d)"
+	}
 }
 
 func (g *generator) enum(p *printer, d *decl) {
@@ -360,6 +538,9 @@ func encodeField(p *printer, f field, k kind) {
 		p.line("if %s != %s {", v, f.def)
 	}
 	switch {
+	case k.wire == "TypeMap" && k.helper != "":
+		p.line("e.FieldBegin(TypeMap, %d)", f.id)
+		p.line(k.write, v)
 	case k.wire == "TypeMap":
 		p.line("e.stringMap(%d, %s)", f.id, v)
 	case k.elem != nil:
@@ -380,6 +561,17 @@ func encodeField(p *printer, f field, k kind) {
 func decodeField(p *printer, f field, k kind) {
 	v := "r." + f.name
 	switch {
+	case k.wire == "TypeMap" && k.helper != "":
+		p.line("if d.Want(t, TypeMap) {")
+		if f.wrapped() {
+			p.line("if m := %s; m != nil {", k.read)
+			p.line("%s = Some(m)", v)
+			p.line("}")
+		} else {
+			p.line("%s = %s", v, k.read)
+		}
+		p.line("}")
+		return
 	case k.wire == "TypeMap":
 		p.line("%s = d.stringMap(t)", v)
 		return
