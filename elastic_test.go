@@ -1,11 +1,13 @@
 package pegasus_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,5 +144,102 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A table of 4 partitions is split to 8 while a full scan is half done: the scan returns
+// every record once, every record is read back from its new partition, and the parents'
+// copies of their children's halves are deleted.
+func TestIntegrationSplitFollowedByClientAndScan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
+	c.CreateTableReplicas(t, "grow", 4, 3)
+	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
+	must(t, err)
+	defer cl.Close()
+	tb, err := cl.OpenTable(t.Context(), "grow")
+	must(t, err)
+	const n = 1000
+	setAll(t, tb, n)
+	opts := pegasus.NewScanOptions()
+	opts.BatchSize = 50
+	scs, err := tb.GetUnorderedScanners(t.Context(), 2, opts)
+	must(t, err)
+	seen := map[string]int{}
+	next := func(sc pegasus.Scanner) bool {
+		done, hk, _, _, err := sc.Next(t.Context())
+		must(t, err)
+		if !done {
+			seen[string(hk)]++
+		}
+		return !done
+	}
+	for range 100 { // a part of the first scanner's first partition
+		next(scs[0])
+	}
+	adm := newAdmin(t, c)
+	must(t, adm.StartPartitionSplit(t.Context(), "grow", 8))
+	if err := adm.StartPartitionSplit(t.Context(), "grow", 16); !errors.Is(err, pegasus.ErrBusy) {
+		t.Fatalf("second split: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	must(t, adm.WaitPartitionSplit(ctx, "grow", nil))
+	cfg, err := adm.QueryConfig(t.Context(), "grow")
+	must(t, err)
+	if cfg.PartitionCount != 8 {
+		t.Fatalf("%d partitions after the split", cfg.PartitionCount)
+	}
+	for _, sc := range scs {
+		for next(sc) {
+		}
+	}
+	for i := range n {
+		k := fmt.Sprintf("k%04d", i)
+		if seen[k] != 1 {
+			t.Fatalf("%s returned %d times by the scan across the split", k, seen[k])
+		}
+		v, err := tb.Get(t.Context(), b(k), b("s"))
+		if err != nil || string(v) != fmt.Sprint(i) {
+			t.Fatalf("%s after the split: %q %v", k, v, err)
+		}
+	}
+	// A new full scan sees 8 partitions and every record once.
+	scs, err = tb.GetUnorderedScanners(t.Context(), 8, nil)
+	must(t, err)
+	if len(scs) != 8 {
+		t.Fatalf("%d scanners after the split", len(scs))
+	}
+	clear(seen)
+	for _, sc := range scs {
+		for next(sc) {
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("full scan after the split: %d records", len(seen))
+	}
+}
+
+// setAll writes k0000 ... k<n-1> (sort key s, value the number), 8 writers at once.
+func setAll(t *testing.T, tb pegasus.TableConnector, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				if err := tb.Set(t.Context(), b(fmt.Sprintf("k%04d", i)), b("s"), b(fmt.Sprint(i))); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
 	}
 }

@@ -198,8 +198,8 @@ func (m *machine) replaceLost(ctx context.Context) {
 					dead = append(dead, a)
 				}
 			}
-			if len(dead) == 0 || 2*(len(p.Members)-len(dead)) <= len(p.Members) {
-				continue
+			if len(dead) == 0 || 2*(len(p.Members)-len(dead)) <= len(p.Members) || p.Ballot < 0 {
+				continue // no majority to carry out the change, or a split child not started
 			}
 			spare := ""
 			for _, a := range alive {
@@ -486,6 +486,9 @@ func (m *machine) dropApp(ctx context.Context, q *idl.DropAppRequest) *idl.DropA
 		}
 		return &idl.DropAppResponse{Err: errCode(wire.ErrAppNotExist)}
 	}
+	if t.Split != nil {
+		return &idl.DropAppResponse{Err: errCode(wire.ErrSplitting)}
+	}
 	now := m.cfg.Now().Unix()
 	reserve := int64(m.cfg.DropReserve / time.Second)
 	if r, ok := q.Options.ReserveSeconds.Get(); ok && r > 0 {
@@ -730,6 +733,7 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 	}
 	m.maybeCreateInitialTables(ctx)
 	m.finishRecalls(ctx)
+	m.driveSplits(ctx)
 	m.notify()
 
 	resp := &cluster.SyncResponse{Err: wire.OK.Name(), Assignments: []cluster.Assignment{}, MaxAppID: m.state.MaxAppID}
@@ -741,12 +745,13 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 				if !slices.Contains(p.Members, n.addr) {
 					continue
 				}
-				resp.Assignments = append(resp.Assignments, cluster.Assignment{
+				a := cluster.Assignment{
 					AppID: t.AppID, PartitionIndex: int32(i), AppName: t.Name,
-					PartitionCount: t.PartitionCount, Members: slices.Clone(p.Members),
-					Envs: maps.Clone(t.Envs), Join: slices.Contains(p.Joined, n.addr),
+					Members: slices.Clone(p.Members), Envs: maps.Clone(t.Envs), Join: slices.Contains(p.Joined, n.addr),
 					Dups: dupAssignments(t, i),
-				})
+				}
+				splitAssignment(t, int32(i), &a)
+				resp.Assignments = append(resp.Assignments, a)
 			}
 		case idl.AppStatusDropped:
 			resp.DroppedApps = append(resp.DroppedApps, t.AppID)

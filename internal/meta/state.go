@@ -51,6 +51,10 @@ type table struct {
 	Partitions       []partition       `json:"partitions"`
 	// Dups are the table's duplications to other clusters, by dupid (dup.go).
 	Dups []*duplication `json:"duplications,omitempty"`
+	// InitPartitionCount is the partition count the table was created with, once a split
+	// doubled PartitionCount (0 before: the same); Split is the split in progress (split.go).
+	InitPartitionCount int32       `json:"init_partition_count,omitempty"`
+	Split              *tableSplit `json:"split,omitempty"`
 }
 
 // partition is the durable part of one partition's configuration.
@@ -59,7 +63,7 @@ type partition struct {
 	// the first is the preferred primary.
 	Members []string `json:"members"`
 	// Ballot is the highest ballot (leader raft term) ever reported; 0 before the first
-	// leader. It never decreases.
+	// leader, -1 for a split child not registered yet. It never decreases.
 	Ballot int64 `json:"ballot"`
 	// Joined are the members that replaced a lost one: their replicas join the existing
 	// raft group instead of bootstrapping a new one.
@@ -88,6 +92,9 @@ type mutation struct {
 	AddDup      *addDup       `json:"add_dup,omitempty"`
 	ModifyDup   *modifyDup    `json:"modify_dup,omitempty"`
 	DupProgress []dupProgress `json:"dup_progress,omitempty"`
+	// SplitStart and SplitUpdate start and move a partition split (split.go).
+	SplitStart  *splitStart  `json:"split_start,omitempty"`
+	SplitUpdate *splitUpdate `json:"split_update,omitempty"`
 }
 
 // memberReplace moves one partition's replica from a lost server to another.
@@ -250,6 +257,10 @@ func (m *clusterMap) apply(op *mutation) result {
 		return m.modifyDup(op.ModifyDup)
 	case len(op.DupProgress) > 0:
 		return m.dupProgress(op.DupProgress)
+	case op.SplitStart != nil:
+		return m.applySplitStart(op.SplitStart)
+	case op.SplitUpdate != nil:
+		return m.applySplitUpdate(op.SplitUpdate)
 	case op.InitialTables:
 		m.InitialTablesDone = true
 		for _, c := range op.CreateTables {
@@ -297,6 +308,7 @@ func (m *clusterMap) clone() *clusterMap {
 	for i, t := range m.Tables {
 		tc := *t
 		tc.Envs = maps.Clone(t.Envs)
+		tc.Split = t.Split.clone()
 		tc.Partitions = make([]partition, len(t.Partitions))
 		for j, p := range t.Partitions {
 			tc.Partitions[j] = partition{Members: slices.Clone(p.Members), Ballot: p.Ballot, Joined: slices.Clone(p.Joined)}
@@ -330,7 +342,7 @@ func (t *table) appInfo() idl.AppInfo {
 	info.ExpireSecond = t.ExpireSecond
 	info.CreateSecond = t.CreateSecond
 	info.DropSecond = t.DropSecond
-	info.InitPartitionCount = t.PartitionCount
+	info.InitPartitionCount = t.initCount()
 	info.AtomicIdempotent = t.AtomicIdempotent
 	info.Duplicating = len(t.Dups) > 0
 	return info

@@ -298,6 +298,9 @@ func (s *Server) reopenPartitions(ctx context.Context) error {
 		}
 		raw, err := os.ReadFile(filepath.Join(s.cfg.DataDir, e.Name(), assignmentFile))
 		if err != nil {
+			if _, merr := readSplitMarker(filepath.Join(s.cfg.DataDir, e.Name())); merr == nil {
+				continue // a split child's copy, which its parent's replica resumes
+			}
 			s.lg.Warn("partition directory without assignment, ignored", "dir", e.Name(), "err", err)
 			continue
 		}
@@ -338,22 +341,34 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		recvC:     make(chan raftpb.Message, 1024),
 		installC:  make(chan *install),
 		snapDoneC: make(chan snapDone),
+		splitC:    make(chan splitCheckpoint),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
 	p.setTable(a)
-	l, err := newLoop(p, a.Members, a.Join)
+	// A split child built here starts from the copy its parent's replica completed.
+	var init *splitMarker
+	if m, err := readSplitMarker(dir); err == nil && m.State == copyComplete {
+		init = m
+	}
+	l, err := newLoop(p, a.Members, a.Join, init)
 	if err != nil {
 		_ = db.Close()
 		return err
 	}
 	p.entries = l.ms
-	p.applied.Store(db.LastAppliedIndex())
+	if init != nil {
+		if err := os.Remove(filepath.Join(dir, splitMarkerFile)); err != nil {
+			lg.Warn("remove the split marker", "err", err)
+		}
+	}
+	p.applied.Store(max(db.LastAppliedIndex(), l.truncAt))
+	p.ownCount.Store(db.PartitionCount())
 	l.publishVoters()
 	s.mu.Lock()
 	s.parts[pid] = p
 	s.mu.Unlock()
-	campaign := !a.Join && (len(a.Members) == 0 || a.Members[0] == s.addr)
+	campaign := (!a.Join || init != nil) && (len(a.Members) == 0 || a.Members[0] == s.addr)
 	p.wg.Go(func() { l.run(ctx, s.cfg.TickInterval, campaign) })
 	lg.Info("partition opened", "members", a.Members, "applied", db.LastAppliedIndex())
 	return nil
@@ -485,6 +500,9 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 		if p := s.partition(pid); p != nil {
 			p.setTable(a)
+			continue
+		}
+		if _, ready := s.childInit(a); !ready {
 			continue
 		}
 		if s.held[pid] {

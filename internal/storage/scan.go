@@ -206,12 +206,12 @@ func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
 		hkFilter:     bytes.Clone(req.HashKeyFilter),
 		skType:       req.SortKeyFilterType,
 		skFilter:     bytes.Clone(req.SortKeyFilter),
-		validateHash: req.ValidatePartitionHash && db.env.Load().ValidatePartitionHash && db.opts.PartitionCount > 0,
+		validateHash: req.ValidatePartitionHash && (db.env.Load().ValidatePartitionHash || db.owned.Load() > 0) && db.scanCount() > 0,
 		returnExpire: req.ReturnExpireTS,
 		onlyCount:    req.OnlyReturnCount,
 	}
 	if c.validateHash {
-		c.partIdx, c.partCount = int(db.opts.PartitionIndex), int(db.opts.PartitionCount)
+		c.partIdx, c.partCount = int(db.opts.PartitionIndex), int(db.scanCount())
 	}
 	return db.scanBatch(c, maxScanBatch)
 }
