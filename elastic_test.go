@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	pegasus "github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
 
@@ -220,6 +222,7 @@ func TestIntegrationSplitFollowedByClientAndScan(t *testing.T) {
 	if len(seen) != n {
 		t.Fatalf("full scan after the split: %d records", len(seen))
 	}
+	c.WaitSplitPurged(t, "grow")
 }
 
 // setAll writes k0000 ... k<n-1> (sort key s, value the number), 8 writers at once.
@@ -242,4 +245,121 @@ func setAll(t *testing.T, tb pegasus.TableConnector, n int) {
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// A table of 4 partitions splits to 8, then to 16, while writers and readers keep going: no
+// error reaches them, every acknowledged write is read back (from the partition its key
+// maps to now: the parents refuse the children's halves), a full scan returns every record
+// once, and every replica deletes the records its partition no longer owns.
+func TestIntegrationSplitUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	// The servers' default raft tick (the tests' 20 ms one makes elections churn on a loaded
+	// machine, and a write in flight when its primary steps down has an unknown outcome,
+	// ERR_TIMEOUT, which the client does not resend).
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3,
+		Replica: func(rc *replica.Config) { rc.TickInterval = 100 * time.Millisecond }})
+	c.CreateTableReplicas(t, "load", 4, 3)
+	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
+	must(t, err)
+	defer cl.Close()
+	tb, err := cl.OpenTable(t.Context(), "load")
+	must(t, err)
+	const preloaded = 400
+	setAll(t, tb, preloaded)
+
+	// The load stops between two calls: a call cut off in flight could be applied without
+	// being acknowledged.
+	ctx := t.Context()
+	var (
+		stopped atomic.Bool
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		acked   = map[string]string{}
+		failed  []error
+	)
+	fail := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		failed = append(failed, err)
+	}
+	for w := range 3 {
+		wg.Go(func() {
+			for i := 0; !stopped.Load(); i++ {
+				k, v := fmt.Sprintf("w%d-%d", w, i), fmt.Sprint(i)
+				if err := tb.Set(ctx, b(k), b("s"), b(v)); err != nil {
+					fail(fmt.Errorf("set %s: %w", k, err))
+					return
+				}
+				mu.Lock()
+				acked[k] = v
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Go(func() {
+		for i := 0; !stopped.Load(); i++ {
+			k := fmt.Sprintf("k%04d", i%preloaded)
+			v, err := tb.Get(ctx, b(k), b("s"))
+			if err != nil || string(v) != fmt.Sprint(i%preloaded) {
+				fail(fmt.Errorf("get %s during the split: %q %v", k, v, err))
+				return
+			}
+		}
+	})
+
+	adm := newAdmin(t, c)
+	for _, count := range []int{8, 16} {
+		must(t, adm.StartPartitionSplit(t.Context(), "load", count))
+		wctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		must(t, adm.WaitPartitionSplit(wctx, "load", nil))
+		cancel()
+		cfg, err := adm.QueryConfig(t.Context(), "load")
+		must(t, err)
+		if int(cfg.PartitionCount) != count {
+			t.Fatalf("%d partitions after the split to %d", cfg.PartitionCount, count)
+		}
+	}
+	stopped.Store(true)
+	wg.Wait()
+	for _, err := range failed {
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	if len(acked) == 0 {
+		t.Fatal("no write was acknowledged during the splits")
+	}
+	t.Logf("%d writes acknowledged during the splits", len(acked))
+	want := map[string]string{}
+	for i := range preloaded {
+		want[fmt.Sprintf("k%04d", i)] = fmt.Sprint(i)
+	}
+	for k, v := range acked {
+		want[k] = v
+	}
+	for k, v := range want {
+		got, err := tb.Get(t.Context(), b(k), b("s"))
+		if err != nil || string(got) != v {
+			t.Fatalf("%s after the splits: %q %v, want %q", k, got, err, v)
+		}
+	}
+	scs, err := tb.GetUnorderedScanners(t.Context(), 16, nil)
+	must(t, err)
+	seen := map[string]bool{}
+	for _, sc := range scs {
+		for _, r := range scanAll(t, sc) {
+			hk, rest, _ := strings.Cut(r, "/")
+			if seen[hk] || rest != "s="+want[hk] {
+				t.Fatalf("scan after the splits returned %s (twice: %v, want value %q)", r, seen[hk], want[hk])
+			}
+			seen[hk] = true
+		}
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("full scan after the splits: %d records, want %d", len(seen), len(want))
+	}
+	c.WaitSplitPurged(t, "load")
 }

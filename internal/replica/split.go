@@ -439,3 +439,23 @@ func initChildLog(p *partition, m *splitMarker) error {
 	meta := raftpb.SnapshotMetadata{Index: m.Index, Term: 1, ConfState: raftpb.ConfState{Voters: m.Voters}}
 	return p.log.InstallSnapshot(meta, raftpb.HardState{Term: 1, Commit: m.Index})
 }
+
+// SplitLeftovers returns how many partition replicas of table appID on this server still
+// hold records of another partition after a split (their background deletion has not
+// finished), and how many replicas of the table it hosts.
+func (s *Server) SplitLeftovers(appID int32) (left, hosted int) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for pid, p := range s.parts {
+		if pid.AppID != appID {
+			continue
+		}
+		hosted++
+		db, release := p.readDB()
+		if !db.Purged() {
+			left++
+		}
+		release()
+	}
+	return left, hosted
+}

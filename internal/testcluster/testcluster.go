@@ -448,3 +448,29 @@ func (c *Cluster) WaitEnv(t testing.TB, table, key, v string) {
 		return true, nil
 	})
 }
+
+// WaitSplitPurged waits until every partition of the table is open and no running replica
+// server holds, in a replica of the table, records that a split moved to another partition.
+func (c *Cluster) WaitSplitPurged(t testing.TB, table string) {
+	t.Helper()
+	poll.UntilOK(t, "the split's leftovers of "+table+" deleted", func(ctx context.Context) (bool, error) {
+		var resp idl.QueryCfgResponse
+		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: table}, &resp); err != nil {
+			return false, nil
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		total := 0
+		for _, r := range c.replicas {
+			if r.rep == nil || r.stop == nil {
+				continue
+			}
+			left, hosted := r.rep.SplitLeftovers(resp.AppID)
+			if left > 0 {
+				return false, nil
+			}
+			total += hosted
+		}
+		return total >= int(resp.PartitionCount), nil // every partition opened somewhere
+	})
+}
