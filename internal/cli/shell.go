@@ -205,6 +205,7 @@ func shellCommands() []shellCommand {
 	cmds = append(cmds, dataCommands()...)
 	cmds = append(cmds, adminCommands()...)
 	cmds = append(cmds, dupCommands()...)
+	cmds = append(cmds, elasticCommands()...)
 	return cmds
 }
 
@@ -269,7 +270,7 @@ func (sh *shell) cmdHelp(_ context.Context, args []string) error {
 	groups := []struct {
 		title string
 		cmds  []shellCommand
-	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", adminCommands()}, {"Duplication:", dupCommands()}}
+	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", adminCommands()}, {"Duplication:", dupCommands()}, {"Partition split and recall:", elasticCommands()}}
 	for i, g := range groups {
 		if i > 0 {
 			fmt.Fprintln(sh.out.w)
