@@ -13,6 +13,7 @@ import (
 	"time"
 
 	pegasus "github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
@@ -362,4 +363,109 @@ func TestIntegrationSplitUnderLoad(t *testing.T) {
 		t.Fatalf("full scan after the splits: %d records, want %d", len(seen), len(want))
 	}
 	c.WaitSplitPurged(t, "load")
+}
+
+// A split paused right after its start (the replicas learn of it at their next report, a
+// second later) keeps the table serving from the parents, the children unregistered (ballot
+// -1) until it is restarted and finishes; a split cancelled right after its start brings the
+// partition count back, and nothing is lost either way.
+func TestIntegrationSplitPauseRestartCancel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3, Replica: func(rc *replica.Config) {
+		rc.SyncInterval, rc.TickInterval = time.Second, 100*time.Millisecond
+	}})
+	c.CreateTableReplicas(t, "ctl", 4, 3)
+	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
+	must(t, err)
+	defer cl.Close()
+	tb, err := cl.OpenTable(t.Context(), "ctl")
+	must(t, err)
+	const n = 300
+	setAll(t, tb, n)
+	readAll := func(when string) {
+		t.Helper()
+		for i := range n {
+			k := fmt.Sprintf("k%04d", i)
+			if v, err := tb.Get(t.Context(), b(k), b("s")); err != nil || string(v) != fmt.Sprint(i) {
+				t.Fatalf("%s %s: %q %v", when, k, v, err)
+			}
+		}
+	}
+	adm := newAdmin(t, c)
+	statuses := func() map[int32]string {
+		st, err := adm.QueryPartitionSplit(t.Context(), "ctl")
+		must(t, err)
+		return st.Parents
+	}
+
+	must(t, adm.StartPartitionSplit(t.Context(), "ctl", 8))
+	must(t, adm.PausePartitionSplit(t.Context(), "ctl", -1))
+	poll.Until(t, "every parent paused", func() bool {
+		st := statuses()
+		for p := range int32(4) {
+			if st[p] != "SPLITTING" && st[p] != "PAUSING" && st[p] != "PAUSED" {
+				t.Fatalf("parent %d: %q", p, st[p])
+			}
+			if st[p] != "PAUSED" {
+				return false
+			}
+		}
+		return true
+	})
+	cfg, err := adm.QueryConfig(t.Context(), "ctl")
+	must(t, err)
+	if cfg.PartitionCount != 8 {
+		t.Fatalf("paused: %d partitions", cfg.PartitionCount)
+	}
+	for _, p := range cfg.Partitions[4:] {
+		if p.Ballot != -1 {
+			t.Fatalf("paused: child %d has ballot %d", p.Index, p.Ballot)
+		}
+	}
+	must(t, tb.Set(t.Context(), b("paused"), b("s"), b("v")))
+	readAll("while paused")
+
+	must(t, adm.RestartPartitionSplit(t.Context(), "ctl", -1))
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	must(t, adm.WaitPartitionSplit(ctx, "ctl", nil))
+	cfg, err = adm.QueryConfig(t.Context(), "ctl")
+	must(t, err)
+	for _, p := range cfg.Partitions {
+		if p.Ballot < 1 {
+			t.Fatalf("after the restarted split: partition %d has ballot %d", p.Index, p.Ballot)
+		}
+	}
+	readAll("after the restarted split")
+
+	must(t, adm.StartPartitionSplit(t.Context(), "ctl", 16))
+	if err := adm.CancelPartitionSplit(t.Context(), "ctl", 16); !errors.Is(err, pegasus.ErrInvalidParameters) {
+		t.Fatalf("cancel with the new count: %v", err)
+	}
+	must(t, adm.CancelPartitionSplit(t.Context(), "ctl", 8))
+	must(t, adm.WaitPartitionSplit(ctx, "ctl", nil))
+	cfg, err = adm.QueryConfig(t.Context(), "ctl")
+	must(t, err)
+	if cfg.PartitionCount != 8 || len(cfg.Partitions) != 8 {
+		t.Fatalf("after the cancel: %d partitions", cfg.PartitionCount)
+	}
+	must(t, tb.Set(t.Context(), b("cancelled"), b("s"), b("v")))
+	readAll("after the cancel")
+	scs, err := tb.GetUnorderedScanners(t.Context(), 8, nil)
+	must(t, err)
+	seen := map[string]bool{}
+	for _, sc := range scs {
+		for _, r := range scanAll(t, sc) {
+			if seen[r] {
+				t.Fatalf("%s returned twice after the cancel", r)
+			}
+			seen[r] = true
+		}
+	}
+	if len(seen) != n+2 {
+		t.Fatalf("full scan after the cancel: %d records, want %d", len(seen), n+2)
+	}
+	c.WaitSplitPurged(t, "ctl")
 }
