@@ -43,15 +43,7 @@ func TestIntegrationFullScanSixPartitionsValidatingHash(t *testing.T) {
 	c.WaitEnv(t, "six", "replica.split.validate_partition_hash", "true")
 	scs, err := tb.GetUnorderedScanners(t.Context(), 6, nil)
 	must(t, err)
-	seen := map[string]bool{}
-	for _, sc := range scs {
-		for _, r := range scanAll(t, sc) {
-			if seen[r] {
-				t.Fatalf("%s returned twice", r)
-			}
-			seen[r] = true
-		}
-	}
+	seen := scanOnce(t, scs)
 	if len(seen) != n {
 		t.Fatalf("full scan returned %d records, want %d", len(seen), n)
 	}
@@ -82,7 +74,7 @@ func TestIntegrationRecallThenExpiry(t *testing.T) {
 	}
 	must(t, adm.DropTable(t.Context(), "gone", 3600))
 	// Every replica stops and keeps its data: 4 partitions × 3 replicas.
-	waitUntil(t, "the dropped table's replicas stopped with their data", func() bool {
+	poll.Until(t, "the dropped table's replicas stopped with their data", func() bool {
 		return len(partitionDirs(t, c, id, "dropped")) == 12
 	})
 	all, err := adm.ListAllTables(t.Context())
@@ -106,7 +98,7 @@ func TestIntegrationRecallThenExpiry(t *testing.T) {
 
 	// Dropped for a second: it expires, and its data goes.
 	must(t, adm.DropTable(t.Context(), "back", 1))
-	waitUntil(t, "the dropped table purged", func() bool {
+	poll.Until(t, "the dropped table purged", func() bool {
 		all, err := adm.ListAllTables(t.Context())
 		must(t, err)
 		return len(all) == 0
@@ -114,7 +106,7 @@ func TestIntegrationRecallThenExpiry(t *testing.T) {
 	if _, err := adm.RecallTable(t.Context(), id, ""); !errors.Is(err, pegasus.ErrAppNotExist) {
 		t.Fatalf("recall of an expired table: %v", err)
 	}
-	waitUntil(t, "the expired table's data deleted", func() bool { return len(partitionDirs(t, c, id, "")) == 0 })
+	poll.Until(t, "the expired table's data deleted", func() bool { return len(partitionDirs(t, c, id, "")) == 0 })
 }
 
 // partitionDirs lists the partition directories of table id on every replica server that
@@ -136,18 +128,6 @@ func partitionDirs(t *testing.T, c *testcluster.Cluster, id int32, name string) 
 		}
 	}
 	return out
-}
-
-// waitUntil polls cond until it holds, failing the test after 30 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // A table of 4 partitions is split to 8 while a full scan is half done: the scan returns
@@ -349,14 +329,10 @@ func TestIntegrationSplitUnderLoad(t *testing.T) {
 	}
 	scs, err := tb.GetUnorderedScanners(t.Context(), 16, nil)
 	must(t, err)
-	seen := map[string]bool{}
-	for _, sc := range scs {
-		for _, r := range scanAll(t, sc) {
-			hk, rest, _ := strings.Cut(r, "/")
-			if seen[hk] || rest != "s="+want[hk] {
-				t.Fatalf("scan after the splits returned %s (twice: %v, want value %q)", r, seen[hk], want[hk])
-			}
-			seen[hk] = true
+	seen := scanOnce(t, scs)
+	for k, v := range want {
+		if !seen[k+"/s="+v] {
+			t.Fatalf("the scan after the splits did not return %s=%s", k, v)
 		}
 	}
 	if len(seen) != len(want) {
@@ -455,17 +431,25 @@ func TestIntegrationSplitPauseRestartCancel(t *testing.T) {
 	readAll("after the cancel")
 	scs, err := tb.GetUnorderedScanners(t.Context(), 8, nil)
 	must(t, err)
-	seen := map[string]bool{}
-	for _, sc := range scs {
-		for _, r := range scanAll(t, sc) {
-			if seen[r] {
-				t.Fatalf("%s returned twice after the cancel", r)
-			}
-			seen[r] = true
-		}
-	}
+	seen := scanOnce(t, scs)
 	if len(seen) != n+2 {
 		t.Fatalf("full scan after the cancel: %d records, want %d", len(seen), n+2)
 	}
 	c.WaitSplitPurged(t, "ctl")
+}
+
+// scanOnce runs the scanners to their ends and returns the records they returned
+// ("hash/sort=value"), failing the test if one came twice.
+func scanOnce(t *testing.T, scs []pegasus.Scanner) map[string]bool {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, sc := range scs {
+		for _, r := range scanAll(t, sc) {
+			if seen[r] {
+				t.Fatalf("%s returned twice", r)
+			}
+			seen[r] = true
+		}
+	}
+	return seen
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/poll"
 )
 
 func (tm *testMeta) recall(id int32, name string) *idl.RecallAppResponse {
@@ -48,7 +49,7 @@ func TestRecallApp(t *testing.T) {
 	// The recall waits until every partition has a primary.
 	done := make(chan *idl.RecallAppResponse, 1)
 	go func() { done <- tm.recall(id, "t2") }()
-	waitFor(t, "the table recalling", func() bool {
+	poll.Until(t, "the table recalling", func() bool {
 		l := tm.listApps(&idl.ListAppsRequest{Status: idl.AppStatusRecalling})
 		return len(l.Infos) == 1
 	})
@@ -109,17 +110,5 @@ func TestDropReserveSetting(t *testing.T) {
 	l := tm.listApps(&idl.ListAppsRequest{Status: idl.AppStatusDropped})
 	if len(l.Infos) != 1 || l.Infos[0].ExpireSecond != l.Infos[0].DropSecond+90 {
 		t.Fatalf("dropped: %+v", l.Infos)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

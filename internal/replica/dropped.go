@@ -59,10 +59,7 @@ func (s *Server) applyDrops(resp *cluster.SyncResponse) {
 // holdPartition stops a replica of a dropped table and keeps its data: the store is flushed
 // and closed, the raft state stays, and the marker file keeps a restart from reopening it.
 func (s *Server) holdPartition(pid idl.GPID) {
-	s.mu.Lock()
-	p := s.parts[pid]
-	delete(s.parts, pid)
-	s.mu.Unlock()
+	p := s.takePartition(pid)
 	if p == nil {
 		return
 	}

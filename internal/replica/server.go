@@ -415,14 +415,20 @@ func writeAssignment(dir string, a cluster.Assignment) error {
 	return nil
 }
 
+// takePartition removes a replica from the server's table, and returns it (nil if none).
+func (s *Server) takePartition(pid idl.GPID) *partition {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.parts[pid]
+	delete(s.parts, pid)
+	return p
+}
+
 // dropPartition stops a replica and deletes its data and raft state. Requests that found
 // it before it left s.parts and still read its store finish first (the store's Close waits
 // for them); later ones get ERR_OBJECT_NOT_FOUND.
 func (s *Server) dropPartition(pid idl.GPID) {
-	s.mu.Lock()
-	p := s.parts[pid]
-	delete(s.parts, pid)
-	s.mu.Unlock()
+	p := s.takePartition(pid)
 	if p == nil {
 		return
 	}
