@@ -123,6 +123,9 @@ func TestUnorderedScannersOrder(t *testing.T) {
 	}
 	var order []int32
 	for _, fr := range f.take() {
+		if fr.name == idl.RPCQueryConfig {
+			continue // the check, after each get_scanner, that no split changed the count
+		}
 		if fr.header.PartitionHash != uint64(fr.header.PartitionIndex) {
 			t.Errorf("partition_hash %d for partition %d", fr.header.PartitionHash, fr.header.PartitionIndex)
 		}

@@ -3,6 +3,7 @@ package pegasus
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -277,6 +278,10 @@ func (f *fakeServer) capture(fr *frame) (idl.Value, wire.Code, bool) {
 		id := f.nextContext.Add(1)
 		f.scans.Store(id, a)
 		kv := idl.KeyValue{Key: key.Encode([]byte("h1"), []byte("s1")), Value: []byte("v1")}
+		if a.ValidatePartitionHash.Or(true) {
+			// A full scan of one partition: a record of that partition of the 8.
+			kv.Key = key.Encode(hashKeyOf(int(fr.header.PartitionIndex), 8), []byte("s1"))
+		}
 		return &idl.ScanResponse{KVs: []idl.KeyValue{kv}, ContextID: id, Server: f.addr()}, wire.OK, false
 	case *idl.ScanRequest:
 		v, ok := f.scans.LoadAndDelete(a.ContextID)
@@ -298,6 +303,15 @@ func (f *fakeServer) capture(fr *frame) (idl.Value, wire.Code, bool) {
 	}
 	f.t.Errorf("fake: no answer for %s", fr.name)
 	return nil, wire.ErrHandlerNotFound, false
+}
+
+// hashKeyOf returns a hash key of partition pidx of count.
+func hashKeyOf(pidx, count int) []byte {
+	for i := 0; ; i++ {
+		if h := []byte(fmt.Sprint("h", i)); key.Partition(key.Hash(h), count) == pidx {
+			return h
+		}
+	}
 }
 
 // newTestClient returns a client of the given meta servers, closed when the test ends.

@@ -29,16 +29,21 @@ const (
 // each context id the server returns until it returns -1 (protocol.md §5.4). When the server
 // no longer knows the context (status NotFound, e.g. after a primary change or an idle
 // timeout), it starts again with get_scanner just after the last record it returned.
+//
+// An unordered scanner follows partition splits (see scanTask): each record is kept only if
+// its hash maps to the part of the table the scanner is on, and after each get_scanner it
+// makes sure, from a configuration queried after the reply, that the partition's count did
+// not grow meanwhile; if it did, it scans the new partitions' shares of that part too.
 type scanner struct {
 	t         *table
 	unordered bool
 
 	req  idl.GetScannerRequest // template: range, flags and filters
 	hash uint64                // ordered: partition hash of the hash key
-	// parts are the partitions still to scan (unordered), visited from the end of the slice;
-	// cur is the partition being scanned.
-	parts []int
-	cur   int
+	// tasks are the parts still to scan (unordered), visited from the end of the slice; cur
+	// is the part being scanned.
+	tasks []scanTask
+	cur   scanTask
 
 	state   scanState
 	ctxID   int64
@@ -113,7 +118,7 @@ func (t *table) newScanner(hashKey, startSortKey, stopSortKey []byte, o *Scanner
 			req.StopKey, req.StopInclusive = pe, false
 		}
 	}
-	s := &scanner{t: t, req: req, hash: key.Hash(hashKey), cur: -1}
+	s := &scanner{t: t, req: req, hash: key.Hash(hashKey), cur: scanTask{pidx: -1}}
 	c := bytes.Compare(req.StartKey, req.StopKey)
 	if c > 0 || (c == 0 && !(req.StartInclusive && req.StopInclusive)) {
 		s.state = scanDone // an empty range: nothing to ask the server
@@ -145,13 +150,29 @@ func (t *table) unorderedScanners(maxSplitCount int, o *ScannerOptions) ([]Scann
 	req.StartKey, req.StopKey = []byte{0, 0}, []byte{0xff, 0xff}
 	req.StartInclusive, req.StopInclusive = true, false
 	req.ValidatePartitionHash = idl.Some(true)
-	shares := splitPartitions(len(t.route.Load().partitions), maxSplitCount)
+	count := len(t.route.Load().partitions)
+	shares := splitPartitions(count, maxSplitCount)
 	scs := make([]Scanner, len(shares))
 	for i, parts := range shares {
-		s := &scanner{t: t, unordered: true, req: req, parts: parts, cur: -1, state: scanDone}
+		s := &scanner{t: t, unordered: true, req: req, cur: scanTask{pidx: -1}, state: scanDone}
+		for _, p := range parts {
+			s.tasks = append(s.tasks, scanTask{pidx: p, count: count})
+		}
 		scs[i] = s
 	}
 	return scs, nil
+}
+
+// scanTask is a part of the table an unordered scanner goes through: the records whose hash
+// modulo count is pidx, after the encoded key from (nil: from the start). A split doubles
+// the count: the records of partition p of n are then those of p and p+n of 2n. A task is
+// sent to partition pidx, or to the partition that serves it while a split child is not
+// ready (its parent), with pidx as the header's partition_hash (as the official client sends
+// the partition index): a parent that has cut its split over refuses it (the hash is not its
+// own by the doubled count), and the scanner goes on at the child.
+type scanTask struct {
+	pidx, count int
+	from        []byte
 }
 
 // splitPartitions divides partitions 0..count-1 into min(count, max) shares of consecutive
@@ -210,6 +231,9 @@ func (s *scanner) next(ctx context.Context) (bool, []byte, []byte, []byte, error
 				return false, nil, nil, nil, s.err
 			}
 			s.lastKey = kv.Key
+			if s.unordered && !s.cur.holds(kv.Key) {
+				continue // another partition's record, still on a split parent
+			}
 			return false, hk, sk, nonNil(kv.Value), nil
 		}
 		if s.state == scanDone {
@@ -226,30 +250,63 @@ func (s *scanner) next(ctx context.Context) (bool, []byte, []byte, []byte, error
 	}
 }
 
-// nextPartition moves an unordered scanner to its next partition.
+// holds reports whether the record with encoded key k is in the task's part.
+func (c scanTask) holds(k []byte) bool {
+	h, err := key.HashEncoded(k)
+	return err == nil && key.Partition(h, c.count) == c.pidx
+}
+
+// nextPartition moves an unordered scanner to its next task.
 func (s *scanner) nextPartition() bool {
-	if !s.unordered || len(s.parts) == 0 {
+	if !s.unordered || len(s.tasks) == 0 {
 		return false
 	}
-	last := len(s.parts) - 1
-	s.cur, s.parts = s.parts[last], s.parts[:last]
-	s.state, s.ctxID, s.lastKey = scanStart, 0, nil
+	last := len(s.tasks) - 1
+	s.cur, s.tasks = s.tasks[last], s.tasks[:last]
+	s.state, s.ctxID, s.lastKey = scanStart, 0, s.cur.from
 	return true
 }
 
 // pidx returns the partition being scanned (for messages).
 func (s *scanner) pidx() int {
 	if s.unordered {
-		return s.cur
+		return s.cur.pidx
 	}
-	return key.Partition(s.hash, len(s.t.route.Load().partitions))
+	return s.t.route.Load().locate(s.hash)
 }
 
+// target is where the scanner's next call goes: an unordered scanner's task, or, for one
+// hash key, wherever the key is served when the call is made (a split may move it between
+// two calls; the context is then unknown there, and the scan restarts after the last
+// record).
 func (s *scanner) target() target {
 	if s.unordered {
-		return target{hash: uint64(s.cur), pidx: s.cur}
+		return target{hash: uint64(s.cur.pidx), pidx: s.cur.pidx}
 	}
-	return target{hash: s.hash, pidx: s.pidx()}
+	return target{hash: s.hash, pidx: -1}
+}
+
+// splitTasks checks, after a get_scanner of the current task, that the table's partition
+// count is still the task's by a configuration queried after the reply, the query numbered
+// above seen (the meta doubles the count before any partition cuts a split over). If it
+// grew, the partition may have filtered that context by the larger count: the task keeps its
+// own share of the new count, and the others start from where this context started, so
+// every record is returned once.
+func (s *scanner) splitTasks(ctx context.Context, seen uint64) error {
+	r, err := s.t.routeAfter(ctx, seen)
+	if err != nil {
+		return err
+	}
+	n := len(r.partitions)
+	if n <= s.cur.count || n%s.cur.count != 0 {
+		return nil
+	}
+	start := s.cur.from
+	for p := s.cur.pidx + s.cur.count; p < n; p += s.cur.count {
+		s.tasks = append(s.tasks, scanTask{pidx: p, count: n, from: start})
+	}
+	s.cur.count = n
+	return nil
 }
 
 // fetch gets the next batch of the current partition.
@@ -262,7 +319,11 @@ func (s *scanner) fetch(ctx context.Context) error {
 		if s.lastKey != nil {
 			req.StartKey, req.StartInclusive = s.lastKey, false
 		}
-		err = s.t.call(ctx, kindRead, s.target(), idl.RPCGetScanner, &req, &resp)
+		s.cur.from = s.lastKey
+		if err = s.t.call(ctx, kindRead, s.target(), idl.RPCGetScanner, &req, &resp); err == nil && s.unordered {
+			// Every query started from now on was answered after the partition's reply.
+			err = s.splitTasks(ctx, s.t.querySeq.Load())
+		}
 	} else {
 		req := idl.ScanRequest{ContextID: s.ctxID}
 		err = s.t.call(ctx, kindRead, s.target(), idl.RPCScan, &req, &resp)
@@ -316,8 +377,8 @@ func (s *scanner) Close() error {
 		return nil
 	}
 	r := s.t.route.Load()
-	pidx := s.pidx()
-	if pidx >= len(r.partitions) || r.partitions[pidx].conn == nil {
+	pidx := r.serving(s.pidx())
+	if r.partitions[pidx].conn == nil {
 		return nil
 	}
 	tg := s.target()

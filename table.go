@@ -37,11 +37,14 @@ type table struct {
 		inFlight *refreshRun // the running refresh; nil if none
 	}
 	refreshes atomic.Int64 // configuration queries sent, for tests and logs
+	// querySeq numbers the configuration queries as they are sent (see routeAfter).
+	querySeq atomic.Uint64
 }
 
 // route is one configuration of a table.
 type route struct {
 	gen        uint64 // increases with every refresh
+	seq        uint64 // the number of the query that gave it
 	appID      int32
 	partitions []partition
 }
@@ -69,6 +72,7 @@ func (t *table) observe(op OpType, start time.Time, err error) {
 // loadConfig queries the table's configuration and installs it.
 func (t *table) loadConfig(ctx context.Context) (*route, error) {
 	t.refreshes.Add(1)
+	seq := t.querySeq.Add(1)
 	resp, err := t.c.meta.QueryConfig(ctx, t.name)
 	if resp != nil {
 		err = wire.CodeError(string(resp.Err)) // the leader's answer, told without its address
@@ -81,7 +85,7 @@ func (t *table) loadConfig(ctx context.Context) (*route, error) {
 		return nil, fmt.Errorf("query configuration of table %q: %d partitions listed for a partition count of %d",
 			t.name, len(resp.Partitions), n)
 	}
-	r := &route{appID: resp.AppID, partitions: make([]partition, n)}
+	r := &route{appID: resp.AppID, seq: seq, partitions: make([]partition, n)}
 	seen := make([]bool, n)
 	for _, pc := range resp.Partitions {
 		i := int(pc.PID.PartitionIndex)
@@ -99,6 +103,9 @@ func (t *table) loadConfig(ctx context.Context) (*route, error) {
 		r.partitions[i] = p
 	}
 	if old := t.route.Load(); old != nil {
+		if old.seq > seq {
+			return old, nil // a later query's answer is in place already
+		}
 		r.gen = old.gen + 1
 	}
 	t.route.Store(r)
@@ -153,6 +160,21 @@ type refreshRun struct {
 	err  error
 }
 
+// routeAfter returns a configuration given by a query numbered above seen (t.querySeq),
+// sending one if none is in place or in flight: one its caller knows was answered after
+// some event. Concurrent callers share queries.
+func (t *table) routeAfter(ctx context.Context, seen uint64) (*route, error) {
+	for {
+		r := t.route.Load()
+		if r.seq > seen {
+			return r, nil
+		}
+		if err := t.refresh(ctx, r.gen); err != nil {
+			return nil, fmt.Errorf("query configuration of table %q: %w", t.name, err)
+		}
+	}
+}
+
 // opKind says how safe an operation is to send again.
 type opKind uint8
 
@@ -202,6 +224,8 @@ func (t *table) call(ctx context.Context, kind opKind, tg target, name string, a
 		pidx := tg.pidx
 		if pidx < 0 {
 			pidx = r.locate(tg.hash)
+		} else {
+			pidx = r.serving(pidx)
 		}
 		if pidx >= len(r.partitions) {
 			return &callError{table: t.name, pidx: pidx, err: fmt.Errorf("table now has %d partitions", len(r.partitions))}
@@ -252,8 +276,15 @@ func (t *table) call(ctx context.Context, kind opKind, tg target, name string, a
 // Unlike the Apache go-client, a not-ready partition in the lower half (which has no parent)
 // is used as is, and the call fails over to a refresh instead of panicking.
 func (r *route) locate(hash uint64) int {
+	return r.serving(key.Partition(hash, len(r.partitions)))
+}
+
+// serving returns the partition that serves partition pidx's keys: itself, or its parent
+// while it is a split child that is not ready; an index past the partition count (the
+// table's split was cancelled) is served by the partition its keys map to.
+func (r *route) serving(pidx int) int {
 	n := len(r.partitions)
-	i := key.Partition(hash, n)
+	i := pidx % n
 	if r.partitions[i].ballot <= 0 && i >= n/2 && n >= 2 {
 		i -= n / 2
 	}
@@ -280,11 +311,19 @@ func classify(err error, kind opKind) (refresh, retry bool) {
 	case wire.ErrObjectNotFound:
 		// The server does not host this partition at all: nothing was executed.
 		return true, true
-	case wire.ErrInvalidState, wire.ErrParentPartitionMisused, wire.ErrForwardToOthers:
+	case wire.ErrParentPartitionMisused:
+		// The partition does not hold the key (a split moved it to the child): refused
+		// before anything was done, or at apply by every replica, so any request may go
+		// again, to where a fresh configuration says.
+		return true, true
+	case wire.ErrSplitting:
+		// The partition's split is cutting over: nothing was done; the child serves soon.
+		return false, true
+	case wire.ErrInvalidState, wire.ErrForwardToOthers:
 		// Not (or no longer) the primary. A non-idempotent write is not repeated: the
 		// replica may have lost its primary role while the write was in flight.
 		return true, kind != kindNonIdempotent
-	case wire.ErrBusy, wire.ErrNotEnoughMember, wire.ErrCapacityExceeded, wire.ErrSplitting,
+	case wire.ErrBusy, wire.ErrNotEnoughMember, wire.ErrCapacityExceeded,
 		wire.ErrDiskInsufficient, wire.ErrServiceNotActive:
 		return false, kind != kindNonIdempotent
 	case wire.ErrTimeout:

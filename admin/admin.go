@@ -18,6 +18,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/idl"
@@ -61,6 +62,17 @@ type TableInfo struct {
 	ReplicaCount   int32 // max_replica_count
 	Envs           map[string]string
 	CreateTime     time.Time
+	// DropTime and ExpireTime are set for a dropped table: when it was dropped, and when it
+	// expires (until then it can be recalled, and its data is kept).
+	DropTime, ExpireTime time.Time
+}
+
+// SplitStatus is a table's partition split in progress.
+type SplitStatus struct {
+	NewPartitionCount int32
+	// Parents maps each parent partition whose child is not registered yet to its status:
+	// "SPLITTING", "PAUSING", "PAUSED" or "CANCELING".
+	Parents map[int32]string
 }
 
 // NodeInfo describes a replica server.
@@ -111,6 +123,37 @@ type Client interface {
 
 	// ListTables lists the available tables.
 	ListTables(ctx context.Context) ([]*TableInfo, error)
+
+	// ListAllTables lists every table the meta holds: available ones, and dropped ones until
+	// they expire (and any being recalled), in app id order.
+	ListAllTables(ctx context.Context) ([]*TableInfo, error)
+
+	// StartPartitionSplit doubles a table's partition count online (newPartitionCount must be
+	// twice the current count, a power of two) and returns once the split has started
+	// (RPC_CM_START_PARTITION_SPLIT); QueryPartitionSplit tells how it goes; WaitPartitionSplit
+	// waits until it is over.
+	StartPartitionSplit(ctx context.Context, tableName string, newPartitionCount int) error
+	// QueryPartitionSplit returns a table's split in progress (RPC_CM_QUERY_PARTITION_SPLIT);
+	// a table that is not splitting answers ERR_INVALID_STATE.
+	QueryPartitionSplit(ctx context.Context, tableName string) (*SplitStatus, error)
+	// PausePartitionSplit and RestartPartitionSplit pause and restart the split of one
+	// parent partition, or of every one when parentIndex is -1; CancelPartitionSplit cancels
+	// the whole split, whose partition count was oldPartitionCount before it
+	// (RPC_CM_CONTROL_PARTITION_SPLIT). A parent whose child is registered can no longer be
+	// paused or cancelled (ERR_CHILD_REGISTERED).
+	PausePartitionSplit(ctx context.Context, tableName string, parentIndex int) error
+	RestartPartitionSplit(ctx context.Context, tableName string, parentIndex int) error
+	CancelPartitionSplit(ctx context.Context, tableName string, oldPartitionCount int) error
+	// WaitPartitionSplit waits until the table is no longer splitting (its split finished or
+	// was cancelled), calling progress (if not nil) with each new status.
+	WaitPartitionSplit(ctx context.Context, tableName string, progress func(*SplitStatus)) error
+
+	// RecallTable brings back a dropped table that has not expired, under its app id and
+	// newName (its old name when empty), and returns it once every partition serves again
+	// (RPC_CM_RECALL_APP). The meta answers ERR_APP_NOT_EXIST for an unknown or expired
+	// table, ERR_APP_EXIST for an available one, ERR_INVALID_PARAMETERS when the name is
+	// taken.
+	RecallTable(ctx context.Context, appID int32, newName string) (*TableInfo, error)
 
 	// ListNodes lists the alive replica servers.
 	ListNodes(ctx context.Context) ([]*NodeInfo, error)
@@ -302,7 +345,11 @@ func (c *client) DropTable(ctx context.Context, tableName string, reserveSeconds
 }
 
 func (c *client) listApps(ctx context.Context) ([]idl.AppInfo, error) {
-	req := &idl.ListAppsRequest{Status: idl.AppStatusAvailable}
+	return c.listAppsStatus(ctx, idl.AppStatusAvailable)
+}
+
+func (c *client) listAppsStatus(ctx context.Context, status idl.AppStatus) ([]idl.AppInfo, error) {
+	req := &idl.ListAppsRequest{Status: status}
 	resp, err := call(ctx, c, idl.RPCListApps, req, func(r *idl.ListAppsResponse) metaclient.Status { return metaclient.CodeStatus(r.Err) })
 	if err != nil {
 		return nil, fmt.Errorf("list tables: %w", err)
@@ -317,17 +364,46 @@ func (c *client) ListTables(ctx context.Context) ([]*TableInfo, error) {
 	}
 	out := make([]*TableInfo, 0, len(infos))
 	for _, a := range infos {
-		out = append(out, &TableInfo{
-			Name:           a.AppName,
-			AppID:          a.AppID,
-			Status:         a.Status.String(),
-			PartitionCount: a.PartitionCount,
-			ReplicaCount:   a.MaxReplicaCount,
-			Envs:           a.Envs,
-			CreateTime:     time.Unix(a.CreateSecond, 0),
-		})
+		out = append(out, tableInfo(a))
 	}
 	return out, nil
+}
+
+func tableInfo(a idl.AppInfo) *TableInfo {
+	t := &TableInfo{
+		Name:           a.AppName,
+		AppID:          a.AppID,
+		Status:         a.Status.String(),
+		PartitionCount: a.PartitionCount,
+		ReplicaCount:   a.MaxReplicaCount,
+		Envs:           a.Envs,
+		CreateTime:     time.Unix(a.CreateSecond, 0),
+	}
+	if a.DropSecond > 0 {
+		t.DropTime, t.ExpireTime = time.Unix(a.DropSecond, 0), time.Unix(a.ExpireSecond, 0)
+	}
+	return t
+}
+
+func (c *client) ListAllTables(ctx context.Context) ([]*TableInfo, error) {
+	infos, err := c.listAppsStatus(ctx, idl.AppStatusInvalid)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*TableInfo, 0, len(infos))
+	for _, a := range infos {
+		out = append(out, tableInfo(a))
+	}
+	return out, nil
+}
+
+func (c *client) RecallTable(ctx context.Context, appID int32, newName string) (*TableInfo, error) {
+	req := &idl.RecallAppRequest{AppID: appID, NewAppName: newName}
+	resp, err := call(ctx, c, idl.RPCRecallApp, req, func(r *idl.RecallAppResponse) metaclient.Status { return metaclient.CodeStatus(r.Err) })
+	if err != nil {
+		return nil, fmt.Errorf("recall table %d: %w", appID, err)
+	}
+	return tableInfo(resp.Info), nil
 }
 
 func (c *client) ListNodes(ctx context.Context) ([]*NodeInfo, error) {
@@ -437,3 +513,103 @@ func (c *client) DelAppEnvs(ctx context.Context, tableName string, keys []string
 func (c *client) ClearAppEnvs(ctx context.Context, tableName string, prefix string) error {
 	return c.updateEnvs(ctx, &idl.UpdateAppEnvRequest{AppName: tableName, Op: idl.AppEnvOpClear, ClearPrefix: idl.Some(prefix)})
 }
+
+// splitStatus is the status of a split start's reply: its ERR_BUSY (a split already runs)
+// is final.
+func splitStatus(r *idl.StartPartitionSplitResponse) metaclient.Status {
+	st := hinted(metaclient.CodeStatus(r.Err), r.HintMsg)
+	st.Final = errors.Is(st.Err, wire.ErrBusy)
+	return st
+}
+
+// hinted adds a reply's hint to its error.
+func hinted(st metaclient.Status, hint string) metaclient.Status {
+	if st.Err != nil && hint != "" {
+		st.Err = fmt.Errorf("%w (%s)", st.Err, hint)
+	}
+	return st
+}
+
+func (c *client) StartPartitionSplit(ctx context.Context, tableName string, newPartitionCount int) error {
+	req := &idl.StartPartitionSplitRequest{AppName: tableName, NewPartitionCount: int32(newPartitionCount)}
+	if _, err := call(ctx, c, idl.RPCStartSplit, req, splitStatus); err != nil {
+		return fmt.Errorf("start the split of table %q: %w", tableName, err)
+	}
+	return nil
+}
+
+func (c *client) QueryPartitionSplit(ctx context.Context, tableName string) (*SplitStatus, error) {
+	resp, err := call(ctx, c, idl.RPCQuerySplit, &idl.QuerySplitRequest{AppName: tableName},
+		func(r *idl.QuerySplitResponse) metaclient.Status {
+			return hinted(metaclient.CodeStatus(r.Err), r.HintMsg.V)
+		})
+	if err != nil {
+		return nil, fmt.Errorf("query the split of table %q: %w", tableName, err)
+	}
+	st := &SplitStatus{NewPartitionCount: resp.NewPartitionCount, Parents: make(map[int32]string, len(resp.Status))}
+	for i, v := range resp.Status {
+		st.Parents[i] = idl.SplitStatus(v).String()
+	}
+	return st, nil
+}
+
+func (c *client) controlSplit(ctx context.Context, req *idl.ControlSplitRequest) error {
+	if _, err := call(ctx, c, idl.RPCControlSplit, req,
+		func(r *idl.ControlSplitResponse) metaclient.Status {
+			return hinted(metaclient.CodeStatus(r.Err), r.HintMsg.V)
+		}); err != nil {
+		return fmt.Errorf("%s the split of table %q: %w", strings.ToLower(req.ControlType.String()), req.AppName, err)
+	}
+	return nil
+}
+
+func (c *client) PausePartitionSplit(ctx context.Context, tableName string, parentIndex int) error {
+	return c.controlSplit(ctx, &idl.ControlSplitRequest{AppName: tableName, ControlType: idl.SplitControlPause, ParentPidx: int32(parentIndex)})
+}
+
+func (c *client) RestartPartitionSplit(ctx context.Context, tableName string, parentIndex int) error {
+	return c.controlSplit(ctx, &idl.ControlSplitRequest{AppName: tableName, ControlType: idl.SplitControlRestart, ParentPidx: int32(parentIndex)})
+}
+
+func (c *client) CancelPartitionSplit(ctx context.Context, tableName string, oldPartitionCount int) error {
+	return c.controlSplit(ctx, &idl.ControlSplitRequest{AppName: tableName, ControlType: idl.SplitControlCancel, ParentPidx: -1,
+		OldPartitionCount: idl.Some(int32(oldPartitionCount))})
+}
+
+func (c *client) WaitPartitionSplit(ctx context.Context, tableName string, progress func(*SplitStatus)) error {
+	var last string
+	return poll(ctx, func() (bool, error) {
+		st, err := c.QueryPartitionSplit(ctx, tableName)
+		switch {
+		case errors.Is(err, wire.ErrInvalidState):
+			return true, nil // not splitting any more
+		case err != nil:
+			return false, err
+		}
+		if s := fmt.Sprint(st.Parents); progress != nil && s != last {
+			last = s
+			progress(st)
+		}
+		return false, nil
+	})
+}
+
+// poll calls check every pollInterval until it reports done or fails, or ctx ends.
+func poll(ctx context.Context, check func() (bool, error)) error {
+	t := time.NewTicker(pollInterval)
+	defer t.Stop()
+	for {
+		done, err := check()
+		if done || err != nil {
+			return err
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// pollInterval spaces the queries of the calls that wait for a long operation.
+const pollInterval = 200 * time.Millisecond

@@ -206,6 +206,7 @@ func shellCommands() []shellCommand {
 	cmds = append(cmds, adminCommands()...)
 	cmds = append(cmds, dupCommands()...)
 	cmds = append(cmds, opsCommands()...)
+	cmds = append(cmds, elasticCommands()...)
 	return cmds
 }
 
@@ -271,7 +272,7 @@ func (sh *shell) cmdHelp(_ context.Context, args []string) error {
 		title string
 		cmds  []shellCommand
 	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", adminCommands()},
-		{"Duplication:", dupCommands()}, {"Backup, restore, bulk load:", opsCommands()}}
+		{"Duplication:", dupCommands()}, {"Backup, restore, bulk load:", opsCommands()}, {"Partition split and recall:", elasticCommands()}}
 	for i, g := range groups {
 		if i > 0 {
 			fmt.Fprintln(sh.out.w)

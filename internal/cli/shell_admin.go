@@ -16,7 +16,7 @@ import (
 
 func adminCommands() []shellCommand {
 	return []shellCommand{
-		{name: "ls", args: "[-d]", summary: "list the tables; -d/--detailed adds partition health", run: (*shell).cmdLs},
+		{name: "ls", args: "[-d] [-a]", summary: "list the tables; -d/--detailed adds partition health, -a/--all dropped tables with their drop and expiry times", run: (*shell).cmdLs},
 		{name: "create", args: "TABLE [-p PARTITIONS] [-r REPLICAS] [-e KEY=VALUE,...]",
 			summary: "create a table (default 4 partitions of 3 replicas) and wait until it serves (every partition with its primary and secondaries)",
 			detail:  "-p/--partition_count, -r/--replica_count, -e/--envs table envs as k1=v1,k2=v2.", run: (*shell).cmdCreate},
@@ -74,29 +74,45 @@ func healthOf(cfg *admin.TableConfig) health {
 }
 
 func (sh *shell) cmdLs(ctx context.Context, args []string) error {
-	o, err := parseOpts(args, []optSpec{{"d", "detailed", false}})
+	o, err := parseOpts(args, []optSpec{{"d", "detailed", false}, {"a", "all", false}})
 	if err != nil {
 		return err
 	}
 	if len(o.pos) != 0 {
-		return usageErr("ls [-d]")
+		return usageErr("ls [-d] [-a]")
 	}
 	ctx, cancel := sh.opCtx(ctx)
 	defer cancel()
-	tables, err := sh.admin.ListTables(ctx)
+	all := o.has("all")
+	list := sh.admin.ListTables
+	if all {
+		list = sh.admin.ListAllTables
+	}
+	tables, err := list(ctx)
 	if err != nil {
 		return err
 	}
 	slices.SortFunc(tables, func(a, b *admin.TableInfo) int { return int(a.AppID - b.AppID) })
 	detailed := o.has("detailed")
 	cols := []string{"app_id", "status", "app_name", "app_type", "partition_count", "replica_count", "is_stateful", "create_time", "envs_count"}
+	if all {
+		cols = append(cols, "drop_time", "drop_expire")
+	}
 	if detailed {
 		cols = append(cols, "fully_healthy", "unhealthy", "write_unhealthy", "read_unhealthy")
 	}
 	var rows [][]any
 	for _, t := range tables {
 		r := []any{t.AppID, t.Status, t.Name, "pegasus", t.PartitionCount, t.ReplicaCount, true, t.CreateTime.Format(timeLayout), len(t.Envs)}
-		if detailed {
+		if all {
+			r = append(r, "-", "-")
+			if !t.DropTime.IsZero() {
+				r[len(r)-2], r[len(r)-1] = t.DropTime.Format(timeLayout), t.ExpireTime.Format(timeLayout)
+			}
+		}
+		if detailed && t.Status != "AS_AVAILABLE" {
+			r = append(r, "-", "-", "-", "-")
+		} else if detailed {
 			cfg, err := sh.admin.QueryConfig(ctx, t.Name)
 			if err != nil {
 				return err

@@ -52,6 +52,31 @@ type ReplicaState struct {
 	AppliedIndex uint64 `json:"applied_index"`
 	// Voters are the addresses of the group's voters as this replica knows them.
 	Voters []string `json:"voters,omitempty"`
+	// PartitionCount is the partition count the replica's store owns its keys by, once a
+	// split recorded one (0 before any split).
+	PartitionCount int32 `json:"partition_count,omitempty"`
+	// Split is set while this replica of a parent partition builds its child's copy.
+	Split *SplitProgress `json:"split,omitempty"`
+}
+
+// SplitProgress is how far a parent replica is in building its child's copy: Ready once the
+// copy holds every write the parent applied (the checkpoint, then the parent's log), and
+// follows each new one.
+type SplitProgress struct {
+	Child int32 `json:"child"`
+	Ready bool  `json:"ready"`
+	// Mirrored is the last parent log index the copy went through.
+	Mirrored uint64 `json:"mirrored"`
+}
+
+// SplitOrder tells the replicas of a parent partition where its split is (package meta
+// decides): build the child's copy while Status is SPLITTING, drop it otherwise; the leader
+// cuts the split over (a raft entry after which the parent refuses the child's half) once
+// Commit is set. NewCount is the table's partition count after the split.
+type SplitOrder struct {
+	NewCount int32           `json:"new_count"`
+	Status   idl.SplitStatus `json:"status"`
+	Commit   bool            `json:"commit,omitempty"`
 }
 
 // SyncRequest is a replica server's report.
@@ -79,13 +104,23 @@ type Assignment struct {
 	Members []string          `json:"members"`
 	Envs    map[string]string `json:"envs,omitempty"`
 	// Join is set when this server is added to a partition that already exists (replacing a
-	// lost replica): its replica starts empty and waits for the leader to send it the log or
-	// a snapshot. Without Join, a new replica bootstraps the group with Members as voters,
-	// which is only right when the partition is new.
+	// lost replica), and for every partition a split made: its replica starts empty and
+	// waits for the leader to send it the log or a snapshot (a split child's replica built
+	// on its parent's server starts from that copy instead). Without Join, a new replica
+	// bootstraps the group with Members as voters, which is only right when the partition is
+	// new.
 	Join bool `json:"join,omitempty"`
 	// Dups are the table's duplications to other clusters (package dup): the partition's
 	// primary ships them, and every replica keeps the log they have not confirmed.
 	Dups []DupAssignment `json:"dups,omitempty"`
+	// PartitionCount (above) is the count this partition owns its keys by: for a parent
+	// whose split is not over, the count before the split.
+	//
+	// Split is set on a parent partition being split; SplitParent, on a child whose split
+	// is not over, is its parent's index + 1 (the child's replica waits until the parent's
+	// replica here has cut over, then opens the copy it built).
+	Split       *SplitOrder `json:"split,omitempty"`
+	SplitParent int32       `json:"split_parent,omitempty"`
 }
 
 // DupAssignment is one duplication of a partition's table, as the meta leader saved it.
@@ -112,11 +147,17 @@ type SyncResponse struct {
 	Err         string       `json:"err"`
 	Leader      string       `json:"leader,omitempty"`
 	Assignments []Assignment `json:"assignments"`
-	// DroppedApps are tables that were dropped: their replicas and data are to be removed.
+	// DroppedApps are tables that were dropped and can still be recalled: their replicas stop
+	// serving and keep their data.
 	DroppedApps []int32 `json:"dropped_apps,omitempty"`
 	// The long operations' tasks (ops.go).
 	Backups   []BackupTask   `json:"backups,omitempty"`
 	BulkLoads []BulkLoadTask `json:"bulk_loads,omitempty"`
+	// Apps are the ids of every table the meta holds, of any status, and MaxAppID the highest
+	// id it ever gave out: a replica of a table with an id up to MaxAppID that is not among
+	// Apps belongs to a table dropped and expired (purged), whose data is to be deleted.
+	Apps     []int32 `json:"apps,omitempty"`
+	MaxAppID int32   `json:"max_app_id,omitempty"`
 }
 
 // Encode marshals a message into a blob.

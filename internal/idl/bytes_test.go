@@ -130,7 +130,8 @@ func TestQueryCfgExample(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	names := []string{RPCQueryConfig, RPCCreateApp, RPCDropApp, RPCListApps, RPCListNodes,
-		RPCClusterInfo, RPCUpdateAppEnv, RPCRecallApp, RPCQueryAppInfo, RPCCLICall, RPCNegotiation,
+		RPCClusterInfo, RPCUpdateAppEnv, RPCRecallApp, RPCQueryAppInfo, RPCStartSplit, RPCControlSplit,
+		RPCQuerySplit, RPCControlMeta, RPCProposeBalance, RPCCLICall, RPCNegotiation,
 		RPCPut, RPCMultiPut, RPCRemove, RPCMultiRemove, RPCIncr, RPCCheckAndSet, RPCCheckAndMutate,
 		RPCGet, RPCMultiGet, RPCBatchGet, RPCSortKeyCount, RPCTTL, RPCGetScanner, RPCScan,
 		RPCClearScanner, RPCAddDuplication, RPCModifyDuplication, RPCQueryDuplication,

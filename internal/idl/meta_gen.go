@@ -1628,3 +1628,674 @@ func (r *NegotiationResponse) Encode(e *Encoder) { (*NegotiationRequest)(r).Enco
 
 // Decode implements [Value].
 func (r *NegotiationResponse) Decode(d *Decoder) { (*NegotiationRequest)(r).Decode(d) }
+
+// SplitStatus is where the split of one parent partition is (split_status, i32 on the wire).
+type SplitStatus int32
+
+// SplitStatus values.
+const (
+	SplitNotSplit  SplitStatus = 0
+	SplitSplitting SplitStatus = 1
+	SplitPausing   SplitStatus = 2
+	SplitPaused    SplitStatus = 3
+	SplitCanceling SplitStatus = 4
+)
+
+var splitStatusNames = []string{
+	"NOT_SPLIT",
+	"SPLITTING",
+	"PAUSING",
+	"PAUSED",
+	"CANCELING",
+}
+
+// String returns the Pegasus name of v ("NOT_SPLIT", ...), or "SplitStatus(n)".
+func (v SplitStatus) String() string { return enumName(splitStatusNames, "SplitStatus", int32(v)) }
+
+// StartPartitionSplitRequest doubles a table's partition count (RPC_CM_START_PARTITION_SPLIT).
+type StartPartitionSplitRequest struct {
+	AppName           string // 1
+	NewPartitionCount int32  // 2
+}
+
+// ThriftType implements [Value].
+func (*StartPartitionSplitRequest) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *StartPartitionSplitRequest) Encode(e *Encoder) {
+	e.FieldBegin(TypeString, 1)
+	e.String(r.AppName)
+	e.FieldBegin(TypeI32, 2)
+	e.I32(r.NewPartitionCount)
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *StartPartitionSplitRequest) Decode(d *Decoder) {
+	*r = StartPartitionSplitRequest{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeString) {
+				r.AppName = d.String()
+			}
+		case 2:
+			if d.Want(t, TypeI32) {
+				r.NewPartitionCount = d.I32()
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// StartPartitionSplitResponse answers [StartPartitionSplitRequest].
+type StartPartitionSplitResponse struct {
+	Err     ErrorCode // 1
+	HintMsg string    // 2
+}
+
+// ThriftType implements [Value].
+func (*StartPartitionSplitResponse) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *StartPartitionSplitResponse) Encode(e *Encoder) {
+	e.FieldBegin(TypeStruct, 1)
+	e.String(string(r.Err))
+	e.FieldBegin(TypeString, 2)
+	e.String(r.HintMsg)
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *StartPartitionSplitResponse) Decode(d *Decoder) {
+	*r = StartPartitionSplitResponse{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeStruct) {
+				r.Err = ErrorCode(d.String())
+			}
+		case 2:
+			if d.Want(t, TypeString) {
+				r.HintMsg = d.String()
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// SplitControlType is what [ControlSplitRequest] does (split_control_type, i32 on the wire).
+type SplitControlType int32
+
+// SplitControlType values.
+const (
+	SplitControlPause   SplitControlType = 0
+	SplitControlRestart SplitControlType = 1
+	SplitControlCancel  SplitControlType = 2
+)
+
+var splitControlTypeNames = []string{
+	"PAUSE",
+	"RESTART",
+	"CANCEL",
+}
+
+// String returns the Pegasus name of v ("PAUSE", ...), or "SplitControlType(n)".
+func (v SplitControlType) String() string {
+	return enumName(splitControlTypeNames, "SplitControlType", int32(v))
+}
+
+// ControlSplitRequest pauses, restarts or cancels a split (RPC_CM_CONTROL_PARTITION_SPLIT).
+type ControlSplitRequest struct {
+	AppName           string           // 1
+	ControlType       SplitControlType // 2
+	ParentPidx        int32            // 3: -1: every parent partition
+	OldPartitionCount Optional[int32]  // 4: CANCEL: the count before the split
+}
+
+// ThriftType implements [Value].
+func (*ControlSplitRequest) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *ControlSplitRequest) Encode(e *Encoder) {
+	e.FieldBegin(TypeString, 1)
+	e.String(r.AppName)
+	e.FieldBegin(TypeI32, 2)
+	e.I32(int32(r.ControlType))
+	e.FieldBegin(TypeI32, 3)
+	e.I32(r.ParentPidx)
+	if r.OldPartitionCount.Set {
+		e.FieldBegin(TypeI32, 4)
+		e.I32(r.OldPartitionCount.V)
+	}
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *ControlSplitRequest) Decode(d *Decoder) {
+	*r = ControlSplitRequest{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeString) {
+				r.AppName = d.String()
+			}
+		case 2:
+			if d.Want(t, TypeI32) {
+				r.ControlType = SplitControlType(d.I32())
+			}
+		case 3:
+			if d.Want(t, TypeI32) {
+				r.ParentPidx = d.I32()
+			}
+		case 4:
+			if d.Want(t, TypeI32) {
+				r.OldPartitionCount = Some(d.I32())
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// ControlSplitResponse answers [ControlSplitRequest].
+type ControlSplitResponse struct {
+	Err     ErrorCode        // 1
+	HintMsg Optional[string] // 2
+}
+
+// ThriftType implements [Value].
+func (*ControlSplitResponse) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *ControlSplitResponse) Encode(e *Encoder) {
+	e.FieldBegin(TypeStruct, 1)
+	e.String(string(r.Err))
+	if r.HintMsg.Set {
+		e.FieldBegin(TypeString, 2)
+		e.String(r.HintMsg.V)
+	}
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *ControlSplitResponse) Decode(d *Decoder) {
+	*r = ControlSplitResponse{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeStruct) {
+				r.Err = ErrorCode(d.String())
+			}
+		case 2:
+			if d.Want(t, TypeString) {
+				r.HintMsg = Some(d.String())
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// QuerySplitRequest asks how a table's split goes (RPC_CM_QUERY_PARTITION_SPLIT).
+type QuerySplitRequest struct {
+	AppName string // 1
+}
+
+// ThriftType implements [Value].
+func (*QuerySplitRequest) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *QuerySplitRequest) Encode(e *Encoder) {
+	e.FieldBegin(TypeString, 1)
+	e.String(r.AppName)
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *QuerySplitRequest) Decode(d *Decoder) {
+	*r = QuerySplitRequest{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeString) {
+				r.AppName = d.String()
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// QuerySplitResponse answers [QuerySplitRequest]: Status maps each parent partition still
+// splitting to its [SplitStatus].
+type QuerySplitResponse struct {
+	Err               ErrorCode        // 1
+	NewPartitionCount int32            // 2
+	Status            map[int32]int32  // 3
+	HintMsg           Optional[string] // 4
+}
+
+// ThriftType implements [Value].
+func (*QuerySplitResponse) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *QuerySplitResponse) Encode(e *Encoder) {
+	e.FieldBegin(TypeStruct, 1)
+	e.String(string(r.Err))
+	e.FieldBegin(TypeI32, 2)
+	e.I32(r.NewPartitionCount)
+	e.FieldBegin(TypeMap, 3)
+	encMapI32I32(e, r.Status)
+	if r.HintMsg.Set {
+		e.FieldBegin(TypeString, 4)
+		e.String(r.HintMsg.V)
+	}
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *QuerySplitResponse) Decode(d *Decoder) {
+	*r = QuerySplitResponse{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeStruct) {
+				r.Err = ErrorCode(d.String())
+			}
+		case 2:
+			if d.Want(t, TypeI32) {
+				r.NewPartitionCount = d.I32()
+			}
+		case 3:
+			if d.Want(t, TypeMap) {
+				r.Status = decMapI32I32(d)
+			}
+		case 4:
+			if d.Want(t, TypeString) {
+				r.HintMsg = Some(d.String())
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// MetaControlRequest sets the meta's function level; MetaLevelInvalid only asks for it
+// (RPC_CM_CONTROL_META).
+type MetaControlRequest struct {
+	Level int32 // 1: a MetaFunctionLevel
+}
+
+// ThriftType implements [Value].
+func (*MetaControlRequest) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *MetaControlRequest) Encode(e *Encoder) {
+	e.FieldBegin(TypeI32, 1)
+	e.I32(r.Level)
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *MetaControlRequest) Decode(d *Decoder) {
+	*r = MetaControlRequest{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeI32) {
+				r.Level = d.I32()
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// MetaControlResponse answers [MetaControlRequest] with the level before the call.
+type MetaControlResponse struct {
+	Err      ErrorCode // 1
+	OldLevel int32     // 2: a MetaFunctionLevel
+}
+
+// ThriftType implements [Value].
+func (*MetaControlResponse) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *MetaControlResponse) Encode(e *Encoder) {
+	e.FieldBegin(TypeStruct, 1)
+	e.String(string(r.Err))
+	e.FieldBegin(TypeI32, 2)
+	e.I32(r.OldLevel)
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *MetaControlResponse) Decode(d *Decoder) {
+	*r = MetaControlResponse{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeStruct) {
+				r.Err = ErrorCode(d.String())
+			}
+		case 2:
+			if d.Want(t, TypeI32) {
+				r.OldLevel = d.I32()
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// ConfigType is the kind of a configuration change (config_type, i32 on the wire).
+type ConfigType int32
+
+// ConfigType values.
+const (
+	ConfigInvalid                  ConfigType = 0
+	ConfigAssignPrimary            ConfigType = 1
+	ConfigUpgradeToPrimary         ConfigType = 2
+	ConfigAddSecondary             ConfigType = 3
+	ConfigUpgradeToSecondary       ConfigType = 4
+	ConfigDowngradeToSecondary     ConfigType = 5
+	ConfigDowngradeToInactive      ConfigType = 6
+	ConfigRemove                   ConfigType = 7
+	ConfigAddSecondaryForLB        ConfigType = 8
+	ConfigPrimaryForceUpdateBallot ConfigType = 9
+	ConfigDropPartition            ConfigType = 10
+	ConfigRegisterChild            ConfigType = 11
+)
+
+var configTypeNames = []string{
+	"CT_INVALID",
+	"CT_ASSIGN_PRIMARY",
+	"CT_UPGRADE_TO_PRIMARY",
+	"CT_ADD_SECONDARY",
+	"CT_UPGRADE_TO_SECONDARY",
+	"CT_DOWNGRADE_TO_SECONDARY",
+	"CT_DOWNGRADE_TO_INACTIVE",
+	"CT_REMOVE",
+	"CT_ADD_SECONDARY_FOR_LB",
+	"CT_PRIMARY_FORCE_UPDATE_BALLOT",
+	"CT_DROP_PARTITION",
+	"CT_REGISTER_CHILD",
+}
+
+// String returns the Pegasus name of v ("CT_INVALID", ...), or "ConfigType(n)".
+func (v ConfigType) String() string { return enumName(configTypeNames, "ConfigType", int32(v)) }
+
+// BalancerRequestType names a manual move (balancer_request_type, i32 on the wire).
+type BalancerRequestType int32
+
+// BalancerRequestType values.
+const (
+	BalanceMovePrimary   BalancerRequestType = 0
+	BalanceCopyPrimary   BalancerRequestType = 1
+	BalanceCopySecondary BalancerRequestType = 2
+)
+
+var balancerRequestTypeNames = []string{
+	"move_primary",
+	"copy_primary",
+	"copy_secondary",
+}
+
+// String returns the Pegasus name of v ("move_primary", ...), or "BalancerRequestType(n)".
+func (v BalancerRequestType) String() string {
+	return enumName(balancerRequestTypeNames, "BalancerRequestType", int32(v))
+}
+
+// ProposalAction is one step of a manual move: Node is the server it is about, Target the
+// one that carries it out.
+type ProposalAction struct {
+	Target RPCAddress // 1
+	Node   RPCAddress // 2
+	Type   ConfigType // 3
+}
+
+// ThriftType implements [Value].
+func (*ProposalAction) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *ProposalAction) Encode(e *Encoder) {
+	e.FieldBegin(TypeStruct, 1)
+	r.Target.Encode(e)
+	e.FieldBegin(TypeStruct, 2)
+	r.Node.Encode(e)
+	e.FieldBegin(TypeI32, 3)
+	e.I32(int32(r.Type))
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *ProposalAction) Decode(d *Decoder) {
+	*r = ProposalAction{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeStruct) {
+				r.Target.Decode(d)
+			}
+		case 2:
+			if d.Want(t, TypeStruct) {
+				r.Node.Decode(d)
+			}
+		case 3:
+			if d.Want(t, TypeI32) {
+				r.Type = ConfigType(d.I32())
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// BalancerRequest proposes a manual move of one partition's replica or primary
+// (RPC_CM_PROPOSE_BALANCER).
+type BalancerRequest struct {
+	GPID        GPID                          // 1
+	ActionList  []ProposalAction              // 2
+	Force       bool                          // 3
+	BalanceType Optional[BalancerRequestType] // 4
+}
+
+// ThriftType implements [Value].
+func (*BalancerRequest) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *BalancerRequest) Encode(e *Encoder) {
+	e.FieldBegin(TypeStruct, 1)
+	r.GPID.Encode(e)
+	e.FieldBegin(TypeList, 2)
+	e.ListBegin(TypeStruct, len(r.ActionList))
+	for i := range r.ActionList {
+		r.ActionList[i].Encode(e)
+	}
+	if r.Force {
+		e.FieldBegin(TypeBool, 3)
+		e.Bool(r.Force)
+	}
+	if r.BalanceType.Set {
+		e.FieldBegin(TypeI32, 4)
+		e.I32(int32(r.BalanceType.V))
+	}
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *BalancerRequest) Decode(d *Decoder) {
+	*r = BalancerRequest{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeStruct) {
+				r.GPID.Decode(d)
+			}
+		case 2:
+			if n, ok := d.list(t, TypeStruct, 1); ok {
+				l := make([]ProposalAction, n)
+				for i := 0; i < n && d.err == nil; i++ {
+					l[i].Decode(d)
+				}
+				r.ActionList = l
+			}
+		case 3:
+			if d.Want(t, TypeBool) {
+				r.Force = d.Bool()
+			}
+		case 4:
+			if d.Want(t, TypeI32) {
+				r.BalanceType = Some(BalancerRequestType(d.I32()))
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// BalancerResponse answers [BalancerRequest].
+type BalancerResponse struct {
+	Err ErrorCode // 1
+}
+
+// ThriftType implements [Value].
+func (*BalancerResponse) ThriftType() Type { return TypeStruct }
+
+// Encode implements [Value].
+func (r *BalancerResponse) Encode(e *Encoder) {
+	e.FieldBegin(TypeStruct, 1)
+	e.String(string(r.Err))
+	e.FieldStop()
+}
+
+// Decode implements [Value].
+func (r *BalancerResponse) Decode(d *Decoder) {
+	*r = BalancerResponse{}
+	if !d.Enter() {
+		return
+	}
+	defer d.Leave()
+	for {
+		t, id := d.FieldBegin()
+		if t == TypeStop {
+			return
+		}
+		switch id {
+		case 1:
+			if d.Want(t, TypeStruct) {
+				r.Err = ErrorCode(d.String())
+			}
+		default:
+			d.Skip(t)
+		}
+	}
+}
+
+// encMapI32I32 appends a map<i32,i32>: header, then entries in key order.
+func encMapI32I32(e *Encoder, v map[int32]int32) {
+	e.MapBegin(TypeI32, TypeI32, len(v))
+	for _, k := range sortedKeys(v) {
+		e.I32(k)
+		x := v[k]
+		e.I32(x)
+	}
+}
+
+// decMapI32I32 reads a map<i32,i32> written as encMapI32I32 writes it.
+func decMapI32I32(d *Decoder) map[int32]int32 {
+	n, ok := d.mapHeader(TypeI32, TypeI32, 8)
+	if !ok {
+		return nil
+	}
+	m := make(map[int32]int32, n)
+	for i := 0; i < n && d.err == nil; i++ {
+		k := d.I32()
+		x := d.I32()
+		m[k] = x
+	}
+	return m
+}

@@ -92,6 +92,18 @@ var specSchemas = map[string]string{
 	"BackupItem":                 "1 i64; 2 string; 3 string; 4 string; 5 i64; 6 i64; 7 bool",
 	"QueryBackupStatusRequest":   "1 i32; ?2 i64",
 	"QueryBackupStatusResponse":  "1 errcode; 2 string; ?3 list<BackupItem>",
+	// operations-structs.md (partition_split.thrift) and meta_admin.thrift.
+	"StartPartitionSplitRequest":  "1 string; 2 i32",
+	"StartPartitionSplitResponse": "1 errcode; 2 string",
+	"ControlSplitRequest":         "1 string; 2 i32; 3 i32; ?4 i32",
+	"ControlSplitResponse":        "1 errcode; ?2 string",
+	"QuerySplitRequest":           "1 string",
+	"QuerySplitResponse":          "1 errcode; 2 i32; 3 map<i32,i32>; ?4 string",
+	"MetaControlRequest":          "1 i32",
+	"MetaControlResponse":         "1 errcode; 2 i32",
+	"ProposalAction":              "1 addr; 2 addr; 3 i32",
+	"BalancerRequest":             "1 gpid; 2 list<ProposalAction>; ?3 bool; ?4 i32",
+	"BalancerResponse":            "1 errcode",
 	// operations-structs.md, duplication.thrift and duplication_internal.thrift; the fields
 	// numbered 100 are gopegasus's own.
 	"DuplicationAddRequest":     "1 string; 2 string; ?3 bool; ?4 string; ?5 i32",

@@ -24,6 +24,12 @@ const (
 	RPCQueryBulkLoadStatus = "RPC_CM_QUERY_BULK_LOAD_STATUS"
 	RPCClearBulkLoad       = "RPC_CM_CLEAR_BULK_LOAD"
 
+	RPCStartSplit     = "RPC_CM_START_PARTITION_SPLIT"
+	RPCControlSplit   = "RPC_CM_CONTROL_PARTITION_SPLIT"
+	RPCQuerySplit     = "RPC_CM_QUERY_PARTITION_SPLIT"
+	RPCControlMeta    = "RPC_CM_CONTROL_META"
+	RPCProposeBalance = "RPC_CM_PROPOSE_BALANCER"
+
 	RPCCLICall        = "RPC_CLI_CLI_CALL"
 	RPCNegotiation    = "RPC_NEGOTIATION"
 	RPCPut            = "RPC_RRDB_RRDB_PUT"
@@ -142,6 +148,16 @@ var rpcList = []*RPC{
 		func() Value { return new(QueryBulkLoadRequest) }, func() Value { return new(QueryBulkLoadResponse) }),
 	newRPC(RPCClearBulkLoad,
 		func() Value { return new(ClearBulkLoadRequest) }, func() Value { return new(ClearBulkLoadResponse) }),
+	newRPC(RPCStartSplit,
+		func() Value { return new(StartPartitionSplitRequest) }, func() Value { return new(StartPartitionSplitResponse) }),
+	newRPC(RPCControlSplit,
+		func() Value { return new(ControlSplitRequest) }, func() Value { return new(ControlSplitResponse) }),
+	newRPC(RPCQuerySplit,
+		func() Value { return new(QuerySplitRequest) }, func() Value { return new(QuerySplitResponse) }),
+	newRPC(RPCControlMeta,
+		func() Value { return new(MetaControlRequest) }, func() Value { return new(MetaControlResponse) }),
+	newRPC(RPCProposeBalance,
+		func() Value { return new(BalancerRequest) }, func() Value { return new(BalancerResponse) }),
 	newRPC(RPCCLICall,
 		func() Value { return new(Command) }, func() Value { return new(Text) }),
 	newRPC(RPCNegotiation,

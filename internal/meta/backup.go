@@ -391,5 +391,5 @@ type progressKey struct {
 	gpid idl.GPID
 }
 
-// errNotServing: the driver found this meta no longer leading.
+// errNotServing: this meta no longer leads (a driver's step, or a wait, ends).
 var errNotServing = errors.New("meta: not the serving leader")

@@ -48,6 +48,10 @@ type Config struct {
 	// NodeGrace is how long a replica server may go without a sync before it is considered
 	// dead (setting node_grace_ms, default 10 s).
 	NodeGrace time.Duration
+	// DropReserve is how long a dropped table is kept, and can be recalled, when its drop
+	// request does not set reserve_seconds (setting hold_seconds_for_dropped_app, default 7
+	// days, in whole seconds).
+	DropReserve time.Duration
 	// InitialTables are created once, when the meta starts with no table in its storage, as
 	// soon as enough replica servers are alive for the largest replica count. They are created
 	// in name order (so Pegasus onebox's "stat" and "temp" get app ids 1 and 2), with app type
@@ -113,6 +117,7 @@ func (c *Config) fields() []config.Field {
 		config.BindList(&c.Metas, st.Metas),
 		config.BindString(&c.ClusterName, st.ClusterName),
 		config.BindDuration(&c.NodeGrace, st.NodeGraceMS, time.Millisecond),
+		config.BindDuration(&c.DropReserve, st.HoldDroppedS, time.Second),
 		config.BindDuration(&c.RaftTick, st.RaftTickMS, time.Millisecond),
 		config.BindCount(&c.SnapshotEntries, st.SnapshotEntries),
 		config.BindString(&c.RaftLogDurability, st.RaftLogDurability),

@@ -6,8 +6,8 @@
 // # State
 //
 // The cluster map is durable and changes only through mutations (create a table, drop it,
-// update its envs, raise ballots, record a new replica server, purge expired dropped tables,
-// create the initial tables). Applying a mutation is deterministic, so the meta servers
+// recall it, update its envs, raise ballots, record a new replica server, purge expired
+// dropped tables, create the initial tables). Applying a mutation is deterministic, so the meta servers
 // replicate the map as the state machine of a raft group (go.etcd.io/raft/v3): a mutation is
 // proposed by the leader, committed by a majority, and applied in log order on every meta.
 // The raft log lives in <DataDir>/raft (internal/raftlog); every [Config].SnapshotEntries

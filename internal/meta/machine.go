@@ -52,6 +52,9 @@ type machine struct {
 	// servers' reports (ops_state.go).
 	progress     map[progressKey]int32
 	bulkReplicas map[bulkReplicaKey]cluster.BulkLoadReport
+	// changed is closed (and replaced) whenever the map or a replica server's report
+	// changes, for the requests that wait for a long operation (see watch).
+	changed chan struct{}
 	// dups is the leader's memory of the duplications (dup.go).
 	dups dupVolatile
 }
@@ -71,10 +74,20 @@ type node struct {
 
 func newMachine(cfg Config, lg *slog.Logger, log submitter, am *appliedMap) *machine {
 	m := &machine{cfg: cfg, lg: lg, log: log, startTime: cfg.Now(), state: am.m, stateIndex: am.index,
-		nodes: make(map[string]*node)}
+		nodes: make(map[string]*node), changed: make(chan struct{})}
 	m.resetOps()
 	m.dups.reset()
 	return m
+}
+
+// watch returns a channel closed at the machine's next change (a new map, a replica
+// server's report, a change of leadership). Read the state after calling it.
+func (m *machine) watch() <-chan struct{} { return m.changed }
+
+// notify wakes the watchers.
+func (m *machine) notify() {
+	close(m.changed)
+	m.changed = make(chan struct{})
 }
 
 // takeOver starts serving as the leader of term, from the map am. Liveness is soft state:
@@ -104,6 +117,7 @@ func (m *machine) takeOver(term uint64, am *appliedMap) {
 	}
 	m.initialPending = len(m.cfg.InitialTables) > 0 && !m.state.InitialTablesDone && len(m.state.Tables) == 0
 	m.lg.Info("meta leader serving", "term", term, "index", am.index, "tables", len(m.state.Tables), "nodes", len(m.nodes))
+	m.notify()
 }
 
 // stepDown stops serving: another meta leads, or none yet.
@@ -111,6 +125,7 @@ func (m *machine) stepDown() {
 	m.leading = false
 	m.nodes = make(map[string]*node)
 	m.lg.Info("meta no longer the leader", "term", m.term)
+	m.notify()
 }
 
 // adopt makes am the current map if it is newer.
@@ -122,6 +137,7 @@ func (m *machine) adopt(am *appliedMap) {
 	m.state, m.stateIndex = am.m, am.index
 	if changed {
 		m.notePlacementMembers()
+		m.notify()
 	}
 }
 
@@ -188,8 +204,8 @@ func (m *machine) replaceLost(ctx context.Context) {
 					dead = append(dead, a)
 				}
 			}
-			if len(dead) == 0 || 2*(len(p.Members)-len(dead)) <= len(p.Members) {
-				continue
+			if len(dead) == 0 || 2*(len(p.Members)-len(dead)) <= len(p.Members) || p.Ballot < 0 {
+				continue // no majority to carry out the change, or a split child not started
 			}
 			spare := ""
 			for _, a := range alive {
@@ -347,6 +363,9 @@ func errCode(c wire.Code) idl.ErrorCode { return idl.ErrorCode(c.Name()) }
 func (m *machine) queryConfig(q *idl.QueryCfgRequest) *idl.QueryCfgResponse {
 	t := m.state.availableTable(q.AppName)
 	if t == nil {
+		if m.state.namedTable(q.AppName) != nil {
+			return &idl.QueryCfgResponse{Err: errCode(wire.ErrBusyCreating)} // being recalled
+		}
 		return &idl.QueryCfgResponse{Err: errCode(wire.ErrObjectNotFound)}
 	}
 	resp := &idl.QueryCfgResponse{Err: errCode(wire.OK), AppID: t.AppID,
@@ -398,7 +417,9 @@ func validEnvs(envs map[string]string) bool {
 }
 
 // createApp serves RPC_CM_CREATE_APP (protocol.md §6.3). The reply is sent after the new
-// table is persisted; replicas come up asynchronously.
+// table is persisted; replicas come up asynchronously. Like Apache Pegasus's meta it takes
+// any partition count in range, powers of two or not: clients route by hash modulo the
+// count, and so do the replicas' checks; only a split needs a power of two.
 func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.CreateAppResponse {
 	fail := func(c wire.Code) *idl.CreateAppResponse { return &idl.CreateAppResponse{Err: errCode(c)} }
 	o := &q.Options
@@ -414,6 +435,9 @@ func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.C
 		return fail(wire.ErrInvalidParameters)
 	case q.AppName == "":
 		return fail(wire.ErrInvalidParameters)
+	}
+	if t := m.state.namedTable(q.AppName); t != nil && t.Status == idl.AppStatusRecalling {
+		return fail(wire.ErrBusyCreating)
 	}
 	if t := m.state.availableTable(q.AppName); t != nil && dup.IsFollowerCreate(q) {
 		return m.repeatedFollowerCreate(ctx, t, q)
@@ -480,14 +504,20 @@ func (m *machine) load() (load, firsts map[string]int) {
 // dropApp serves RPC_CM_DROP_APP (protocol.md §6.4).
 func (m *machine) dropApp(ctx context.Context, q *idl.DropAppRequest) *idl.DropAppResponse {
 	t := m.state.availableTable(q.AppName)
+	if t == nil && m.state.namedTable(q.AppName) != nil {
+		return &idl.DropAppResponse{Err: errCode(wire.ErrBusyCreating)} // being recalled
+	}
 	if t == nil {
 		if q.Options.SuccessIfNotExist {
 			return &idl.DropAppResponse{Err: errCode(wire.OK)}
 		}
 		return &idl.DropAppResponse{Err: errCode(wire.ErrAppNotExist)}
 	}
+	if t.Split != nil {
+		return &idl.DropAppResponse{Err: errCode(wire.ErrSplitting)}
+	}
 	now := m.cfg.Now().Unix()
-	reserve := int64(DefaultDropReserve / time.Second)
+	reserve := int64(m.cfg.DropReserve / time.Second)
 	if r, ok := q.Options.ReserveSeconds.Get(); ok && r > 0 {
 		reserve = r
 	}
@@ -711,7 +741,7 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 			continue
 		}
 		t := m.state.tableByID(rs.AppID)
-		if t == nil || t.Status != idl.AppStatusAvailable || rs.PartitionIndex < 0 || rs.PartitionIndex >= t.PartitionCount {
+		if t == nil || !t.serving() || rs.PartitionIndex < 0 || rs.PartitionIndex >= t.PartitionCount {
 			continue
 		}
 		p := &t.Partitions[rs.PartitionIndex]
@@ -730,21 +760,26 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 	}
 	m.maybeCreateInitialTables(ctx)
 	m.noteOpsReports(ctx, req)
+	m.finishRecalls(ctx)
+	m.driveSplits(ctx)
+	m.notify()
 
-	resp := &cluster.SyncResponse{Err: wire.OK.Name(), Assignments: []cluster.Assignment{}}
+	resp := &cluster.SyncResponse{Err: wire.OK.Name(), Assignments: []cluster.Assignment{}, MaxAppID: m.state.MaxAppID}
 	for _, t := range m.state.Tables {
+		resp.Apps = append(resp.Apps, t.AppID)
 		switch t.Status {
-		case idl.AppStatusAvailable:
+		case idl.AppStatusAvailable, idl.AppStatusRecalling:
 			for i, p := range t.Partitions {
 				if !slices.Contains(p.Members, n.addr) {
 					continue
 				}
-				resp.Assignments = append(resp.Assignments, cluster.Assignment{
+				a := cluster.Assignment{
 					AppID: t.AppID, PartitionIndex: int32(i), AppName: t.Name,
-					PartitionCount: t.PartitionCount, Members: slices.Clone(p.Members),
-					Envs: maps.Clone(t.Envs), Join: slices.Contains(p.Joined, n.addr),
+					Members: slices.Clone(p.Members), Envs: maps.Clone(t.Envs), Join: slices.Contains(p.Joined, n.addr),
 					Dups: dupAssignments(t, i),
-				})
+				}
+				splitAssignment(t, int32(i), &a)
+				resp.Assignments = append(resp.Assignments, a)
 			}
 		case idl.AppStatusDropped:
 			resp.DroppedApps = append(resp.DroppedApps, t.AppID)

@@ -28,9 +28,6 @@ import (
 
 // Defaults and limits.
 const (
-	// DefaultDropReserve is how long a dropped table is kept (and listed) before it is purged,
-	// when the drop request does not say (Pegasus's hold_seconds_for_dropped_app).
-	DefaultDropReserve = 7 * 24 * time.Hour
 	// MinReplicaCount and MaxReplicaCount bound a table's replica count.
 	MinReplicaCount = 1
 	MaxReplicaCount = 5
@@ -206,7 +203,28 @@ func New(cfg Config) (*Server, error) {
 		return s.m.updateAppEnv(ctx, a.(*idl.UpdateAppEnvRequest))
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.UpdateAppEnvResponse{Err: e} })
 	s.registerOps(handle)
+	rs.Handle(idl.RPCRecallApp, s.recallApp)
 	s.registerDupHandlers(handle)
+	handle(idl.RPCStartSplit, func(ctx context.Context, a idl.Value) idl.Value {
+		return s.m.startSplit(ctx, a.(*idl.StartPartitionSplitRequest))
+	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.StartPartitionSplitResponse{Err: e} })
+	handle(idl.RPCQuerySplit, func(_ context.Context, a idl.Value) idl.Value {
+		return s.m.querySplit(a.(*idl.QuerySplitRequest))
+	}, func(e idl.ErrorCode, _ string) idl.Value {
+		return &idl.QuerySplitResponse{Err: e, Status: map[int32]int32{}}
+	})
+	handle(idl.RPCControlSplit, func(ctx context.Context, a idl.Value) idl.Value {
+		return s.m.controlSplit(ctx, a.(*idl.ControlSplitRequest))
+	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.ControlSplitResponse{Err: e} })
+	// The balancer (meta function levels, manual moves) is not built: both answer
+	// ERR_NOT_IMPLEMENTED, and nothing moves but the replacement of lost replicas.
+	notBuilt := func(v idl.Value) func(context.Context, idl.Value) idl.Value {
+		return func(context.Context, idl.Value) idl.Value { return v }
+	}
+	handle(idl.RPCControlMeta, notBuilt(&idl.MetaControlResponse{Err: errCode(wire.ErrNotImplemented), OldLevel: int32(idl.MetaLevelSteady)}),
+		func(e idl.ErrorCode, _ string) idl.Value { return &idl.MetaControlResponse{Err: e} })
+	handle(idl.RPCProposeBalance, notBuilt(&idl.BalancerResponse{Err: errCode(wire.ErrNotImplemented)}),
+		func(e idl.ErrorCode, _ string) idl.Value { return &idl.BalancerResponse{Err: e} })
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
 	// Inline: receive never blocks, the messages of a peer keep their order, and a Shutdown
@@ -402,7 +420,9 @@ func (s *Server) periodic(ctx context.Context) {
 	s.m.refresh()
 	s.m.purgeExpired(ctx)
 	s.m.replaceLost(ctx)
+	s.m.finishRecalls(ctx)
 	s.m.persistProgress(ctx, false)
+	s.m.driveSplits(ctx)
 }
 
 // follow brings the machine in line with the raft group: it takes over when this meta became

@@ -23,6 +23,10 @@ const (
 	// DefaultSnapshotEntries is how many mutations are applied between two snapshots of the
 	// cluster map (each snapshot truncates the raft log).
 	DefaultSnapshotEntries = 1000
+	// DefaultDropReserve is how long a dropped table is kept (listed, and recallable) before
+	// it is purged and its data deleted, when the drop request does not say (Pegasus's
+	// hold_seconds_for_dropped_app).
+	DefaultDropReserve = 7 * 24 * time.Hour
 	// DefaultRaftLogDurability is the durability of the metas' raft log: a mutation is
 	// acknowledged once fsynced on a quorum.
 	DefaultRaftLogDurability = "always"
@@ -42,6 +46,7 @@ type Settings struct {
 
 	Listen, Advertise, DataDir, Metas, ClusterName *config.Value[string]
 	NodeGraceMS, RaftTickMS, SnapshotEntries       *config.Value[uint32]
+	HoldDroppedS                                   *config.Value[uint32]
 	// RaftLogDurability and RaftLogSyncIntervalMS: see Config.RaftLogDurability.
 	RaftLogDurability     *config.Value[string]
 	RaftLogSyncIntervalMS *config.Value[uint32]
@@ -93,6 +98,9 @@ func NewSettings() *Settings {
 		RaftTickMS:  u32("meta_server", "raft_tick_ms", "The tick of the metas' raft group, in milliseconds.", uint32(DefaultRaftTick/time.Millisecond)),
 		SnapshotEntries: u32("meta_server", "snapshot_entries",
 			"How many mutations are applied between two snapshots of the cluster map.", DefaultSnapshotEntries),
+		HoldDroppedS: u32("meta_server", "hold_seconds_for_dropped_app",
+			"How long a dropped table's data is kept (and the table can be recalled) when the drop does not say, in seconds.",
+			uint32(DefaultDropReserve/time.Second)),
 		RaftLogDurability: config.Define(r, config.Spec[string]{Section: "replication", Name: "raft_log_durability",
 			Description: "When a mutation of the cluster map is acknowledged: always (once fsynced in the raft log of a quorum of metas) or os (once written to their operating system; the raft log is fsynced every raft_log_sync_interval_ms, and a power loss of a quorum within it can lose acknowledged mutations).",
 			Default:     DefaultRaftLogDurability, Validate: func(v string) error {

@@ -53,6 +53,10 @@ type table struct {
 	Partitions       []partition       `json:"partitions"`
 	// Dups are the table's duplications to other clusters, by dupid (dup.go).
 	Dups []*duplication `json:"duplications,omitempty"`
+	// InitPartitionCount is the partition count the table was created with, once a split
+	// doubled PartitionCount (0 before: the same); Split is the split in progress (split.go).
+	InitPartitionCount int32       `json:"init_partition_count,omitempty"`
+	Split              *tableSplit `json:"split,omitempty"`
 }
 
 // partition is the durable part of one partition's configuration.
@@ -61,7 +65,7 @@ type partition struct {
 	// the first is the preferred primary.
 	Members []string `json:"members"`
 	// Ballot is the highest ballot (leader raft term) ever reported; 0 before the first
-	// leader. It never decreases.
+	// leader, -1 for a split child not registered yet. It never decreases.
 	Ballot int64 `json:"ballot"`
 	// Joined are the members that replaced a lost one: their replicas join the existing
 	// raft group instead of bootstrapping a new one.
@@ -84,10 +88,17 @@ type mutation struct {
 	ReplaceMembers []memberReplace `json:"replace_members,omitempty"`
 	// Ops changes the long operations' state (ops_state.go).
 	Ops *opsMutation `json:"ops,omitempty"`
+	// RecallTable brings a dropped table back (AS_RECALLING); FinishRecall makes a
+	// recalling table available once its partitions serve again (recall.go).
+	RecallTable  *recallTable `json:"recall_table,omitempty"`
+	FinishRecall *int32       `json:"finish_recall,omitempty"`
 	// AddDup, ModifyDup and DupProgress change duplications (dup.go).
 	AddDup      *addDup       `json:"add_dup,omitempty"`
 	ModifyDup   *modifyDup    `json:"modify_dup,omitempty"`
 	DupProgress []dupProgress `json:"dup_progress,omitempty"`
+	// SplitStart and SplitUpdate start and move a partition split (split.go).
+	SplitStart  *splitStart  `json:"split_start,omitempty"`
+	SplitUpdate *splitUpdate `json:"split_update,omitempty"`
 }
 
 // memberReplace moves one partition's replica from a lost server to another.
@@ -134,6 +145,17 @@ type result struct {
 
 // newClusterMap returns an empty cluster map.
 func newClusterMap() *clusterMap { return &clusterMap{Format: stateFormat} }
+
+// namedTable returns the table that holds name: the available one, or one being recalled
+// under it. A dropped table's name is free at once.
+func (m *clusterMap) namedTable(name string) *table {
+	for _, t := range m.Tables {
+		if (t.Status == idl.AppStatusAvailable || t.Status == idl.AppStatusRecalling) && t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
 
 // availableTable returns the available table called name: the name index holds only those,
 // so a dropped table's name is free at once.
@@ -226,12 +248,25 @@ func (m *clusterMap) apply(op *mutation) result {
 		return result{Code: wire.OK}
 	case op.Ops != nil:
 		return m.applyOps(op.Ops)
+	case op.RecallTable != nil:
+		return m.recall(op.RecallTable)
+	case op.FinishRecall != nil:
+		t := m.tableByID(*op.FinishRecall)
+		if t == nil || t.Status != idl.AppStatusRecalling {
+			return result{Code: wire.ErrInvalidState}
+		}
+		t.Status = idl.AppStatusAvailable
+		return result{Code: wire.OK, AppID: t.AppID}
 	case op.AddDup != nil:
 		return m.addDup(op.AddDup)
 	case op.ModifyDup != nil:
 		return m.modifyDup(op.ModifyDup)
 	case len(op.DupProgress) > 0:
 		return m.dupProgress(op.DupProgress)
+	case op.SplitStart != nil:
+		return m.applySplitStart(op.SplitStart)
+	case op.SplitUpdate != nil:
+		return m.applySplitUpdate(op.SplitUpdate)
 	case op.InitialTables:
 		m.InitialTablesDone = true
 		for _, c := range op.CreateTables {
@@ -243,7 +278,7 @@ func (m *clusterMap) apply(op *mutation) result {
 }
 
 func (m *clusterMap) create(c *createTable) result {
-	if t := m.availableTable(c.Name); t != nil {
+	if t := m.namedTable(c.Name); t != nil {
 		return result{Code: wire.ErrAppExist, AppID: t.AppID}
 	}
 	m.MaxAppID++
@@ -280,6 +315,7 @@ func (m *clusterMap) clone() *clusterMap {
 	for i, t := range m.Tables {
 		tc := *t
 		tc.Envs = maps.Clone(t.Envs)
+		tc.Split = t.Split.clone()
 		tc.Partitions = make([]partition, len(t.Partitions))
 		for j, p := range t.Partitions {
 			tc.Partitions[j] = partition{Members: slices.Clone(p.Members), Ballot: p.Ballot, Joined: slices.Clone(p.Joined)}
@@ -288,6 +324,12 @@ func (m *clusterMap) clone() *clusterMap {
 		c.Tables[i] = &tc
 	}
 	return &c
+}
+
+// serving reports whether the table's partitions are to be served: it is available, or
+// being recalled.
+func (t *table) serving() bool {
+	return t.Status == idl.AppStatusAvailable || t.Status == idl.AppStatusRecalling
 }
 
 // appInfo returns the table as list_apps reports it.
@@ -307,7 +349,7 @@ func (t *table) appInfo() idl.AppInfo {
 	info.ExpireSecond = t.ExpireSecond
 	info.CreateSecond = t.CreateSecond
 	info.DropSecond = t.DropSecond
-	info.InitPartitionCount = t.PartitionCount
+	info.InitPartitionCount = t.initCount()
 	info.AtomicIdempotent = t.AtomicIdempotent
 	info.Duplicating = len(t.Dups) > 0
 	return info

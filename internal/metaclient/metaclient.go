@@ -197,6 +197,9 @@ type Status struct {
 	// Leader is the "host:port" of the leader a meta refusing with ERR_FORWARD_TO_OTHERS
 	// names, or "".
 	Leader string
+	// Final makes Err the call's answer even when its code usually means the meta cannot
+	// serve now (ERR_BUSY of a partition split already running is the table's state).
+	Final bool
 }
 
 // CodeStatus is the status of a reply whose only word on its answer is its err field.
@@ -332,7 +335,7 @@ func attempt[R any, P Reply[R]](ctx context.Context, c *Client, addr, name strin
 	}
 	err = fmt.Errorf("meta %s: %w", addr, st.Err)
 	code, isCode := wire.AsCode(st.Err)
-	if !isCode || !notServing(code) {
+	if !isCode || !notServing(code) || st.Final {
 		return outcome[P]{addr: addr, reply: reply, err: err, final: true}
 	}
 	o := outcome[P]{addr: addr, err: err}

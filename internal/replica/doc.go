@@ -15,8 +15,8 @@
 // storage appends, apply, log truncation), reads.go (read index and the lease-read
 // shortcut), membership.go (moving the group toward the meta's placement, leader transfer),
 // snapshot.go (checkpoint streaming; the other raft messages between servers travel
-// through package raftnet), envs.go (table envs, compaction), http.go, settings.go,
-// metrics.go.
+// through package raftnet), envs.go (table envs, compaction), dropped.go (the replicas of
+// dropped tables, kept until they expire), http.go, settings.go, metrics.go.
 //
 // # Write path
 //

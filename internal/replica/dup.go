@@ -237,8 +237,8 @@ func (l dupLog) Read(from, to uint64, maxBytes int) ([]dup.Write, uint64, int, e
 	)
 	for i := range ents {
 		e := &ents[i]
-		if e.Type != raftpb.EntryNormal || len(e.Data) == 0 {
-			continue
+		if e.Type != raftpb.EntryNormal || len(e.Data) == 0 || e.Data[0] == controlVersion {
+			continue // a split's cut-over is no write to ship
 		}
 		var idx []int // the entry's writes, before its time is known
 		h, err := splitEntry(e.Data, func(kind writeKind, body []byte) error {

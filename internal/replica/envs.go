@@ -2,6 +2,7 @@ package replica
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -30,7 +31,16 @@ const (
 	EnvCompactMaxRunning = "manual_compact.max_concurrent_running_count"
 	// EnvUsageScenario is the table's storage tuning: normal, prefer_write or bulk_load.
 	EnvUsageScenario = "rocksdb.usage_scenario"
+	// EnvValidatePartitionHash ("true" or not) makes scans that ask for it skip the records
+	// whose hash does not map to the partition (protocol.md §5.4). The meta sets it when a
+	// table is split.
+	EnvValidatePartitionHash = "replica.split.validate_partition_hash"
 )
+
+// storeEnv is what a partition's store takes from the table envs.
+func storeEnv(envs map[string]string) storage.Env {
+	return storage.Env{ValidatePartitionHash: envs[EnvValidatePartitionHash] == "true"}
+}
 
 // usageScenario is a table's storage tuning. Pebble options cannot change while a store is
 // open, except those read through functions; the one that matters here is how many
@@ -233,4 +243,14 @@ func (p *partition) compactionState() string {
 	default:
 		return "idle"
 	}
+}
+
+// Envs returns the table envs the replica of partition pid hosted here acts on (a copy), and
+// whether the server hosts it. Safe for concurrent use.
+func (s *Server) Envs(pid idl.GPID) (map[string]string, bool) {
+	p := s.partition(pid)
+	if p == nil {
+		return nil, false
+	}
+	return maps.Clone(p.table().envs), true
 }

@@ -75,7 +75,7 @@ const (
 // envelope errors of protocol.md §3.2. The key (if any) must belong to the partition, and a
 // non-zero header partition_hash must agree with it: a misrouted request is refused with
 // ERR_PARENT_PARTITION_MISUSED (clients then refresh their routing table) rather than served
-// from, or written into, the wrong partition.
+// from, or written into, the wrong partition; during a split, see [partition.owns].
 func (s *Server) route(req *rpc.Request, k []byte, kc keyCheck) (*partition, wire.Code) {
 	return s.routeTo(req, k, kc, true)
 }
@@ -94,33 +94,47 @@ func (s *Server) routeTo(req *rpc.Request, k []byte, kc keyCheck, leader bool) (
 	if leader && !p.isLeader.Load() {
 		return nil, wire.ErrInvalidState
 	}
-	count := p.table().partitionCount
+	if code := p.owns(h, k, kc); code != wire.OK {
+		return nil, code
+	}
+	return p, wire.OK
+}
+
+// owns checks that the request's key (or its header's partition_hash) belongs to this
+// partition, by the larger of the table's partition count as the meta says it and the one
+// the store owns by once a split cut over here (the meta may not know yet): ERR_SPLITTING
+// or ERR_PARENT_PARTITION_MISUSED otherwise (split.go's splitRefusal).
+func (p *partition) owns(h *wire.Header, k []byte, kc keyCheck) wire.Code {
+	count := int(max(p.table().partitionCount, p.ownCount.Load()))
 	if count <= 0 {
-		return p, wire.OK
+		return wire.OK
 	}
 	var hash uint64
 	switch kc {
 	case encodedKey:
 		hv, err := key.HashEncoded(k)
 		if err != nil {
-			return p, wire.OK // malformed keys get the storage's InvalidArgument answer
+			return wire.OK // malformed keys get the storage's InvalidArgument answer
 		}
 		hash = hv
 	case rawHashKey:
 		if len(k) == 0 {
-			return p, wire.OK // an empty hash key hashes by sort key: nothing to check here
+			return wire.OK // an empty hash key hashes by sort key: nothing to check here
 		}
 		hash = key.Hash(k)
 	case noKey:
-		if h.PartitionHash != 0 && key.Partition(h.PartitionHash, int(count)) != int(h.PartitionIndex) {
-			return nil, wire.ErrParentPartitionMisused
+		if h.PartitionHash != 0 && key.Partition(h.PartitionHash, count) != int(h.PartitionIndex) {
+			return p.splitRefusal(h.PartitionHash)
 		}
-		return p, wire.OK
+		return wire.OK
 	}
-	if key.Partition(hash, int(count)) != int(h.PartitionIndex) || (h.PartitionHash != 0 && h.PartitionHash != hash) {
-		return nil, wire.ErrParentPartitionMisused
+	if h.PartitionHash != 0 && h.PartitionHash != hash {
+		return wire.ErrParentPartitionMisused
 	}
-	return p, wire.OK
+	if key.Partition(hash, count) != int(h.PartitionIndex) {
+		return p.splitRefusal(hash)
+	}
+	return wire.OK
 }
 
 // write proposes one client write and waits for its result.
@@ -183,6 +197,14 @@ func (s *Server) writeHandler(w writeRPC) rpc.HandlerFunc {
 		if code != wire.OK {
 			return nil, code
 		}
+		if r.res.Misrouted {
+			// Accepted before a split's cut-over, applied after it: refused at apply by every
+			// replica, so it had no effect anywhere.
+			if code = p.owns(&req.Header, k, kc); code == wire.OK {
+				code = wire.ErrParentPartitionMisused
+			}
+			return nil, code
+		}
 		return w.respond(p, r), wire.OK
 	}
 }
@@ -226,6 +248,10 @@ func (s *Server) read(ctx context.Context, req *rpc.Request, k []byte, kc keyChe
 	}
 	if err := p.readBarrier(ctx); err != nil {
 		return nil, nil, nil, codeOf(err)
+	}
+	// A split's cut-over applied while the read waited: the child's half is no longer here.
+	if code = p.owns(&req.Header, k, kc); code != wire.OK {
+		return nil, nil, nil, code
 	}
 	db, release = p.readDB()
 	return p, db, release, wire.OK

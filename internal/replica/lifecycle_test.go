@@ -347,9 +347,10 @@ func TestSnapshotTransferEndsWithPartition(t *testing.T) {
 			partDir := s.partitionDir(pid)
 			switch how {
 			case "drop":
+				// Dropped and expired: the meta no longer knows the table.
 				a.mu.Lock()
 				a.tables = nil
-				a.dropped = []int32{testApp}
+				a.maxAppID = testApp
 				a.mu.Unlock()
 				poll.Until(t, "the partition's directory removed", func() bool {
 					_, err := os.Stat(partDir)

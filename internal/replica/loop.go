@@ -63,6 +63,13 @@ type loop struct {
 	// state staged.
 	staged   uint64
 	hsStaged raftpb.HardState
+
+	// split is the split child's copy this parent replica builds (split.go), nil when none;
+	// splitCheckpointing is set while the checkpoint that starts one runs; splitProposed is
+	// when the leader last proposed the cut-over.
+	split              *splitCopy
+	splitCheckpointing bool
+	splitProposed      time.Time
 }
 
 // pendingAppend is a storage append between its staging and its fsync.
@@ -79,11 +86,20 @@ var synced = func() <-chan error {
 	return c
 }()
 
-// newLoop restores or bootstraps the partition's raft group.
-func newLoop(p *partition, members []string, join bool) (*loop, error) {
+// newLoop restores or bootstraps the partition's raft group; a split child's new group
+// starts from init, the copy its parent's replica completed (split.go).
+func newLoop(p *partition, members []string, join bool, init *splitMarker) (*loop, error) {
 	ms, found, err := p.log.Load()
 	if err != nil {
 		return nil, err
+	}
+	if !found && init != nil {
+		if err := initChildLog(p, init); err != nil {
+			return nil, err
+		}
+		if ms, found, err = p.log.Load(); err != nil {
+			return nil, err
+		}
 	}
 	snap, err := ms.Snapshot()
 	if err != nil {
@@ -149,6 +165,8 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	ticker := time.NewTicker(tick)
 	defer ticker.Stop()
 	l.preferred = campaign
+	l.resumeCopy()
+	defer l.closeSplit()
 	for {
 		if err := l.handleReadies(); err != nil {
 			p.lg.Error("partition stopped: storage failure", "err", err)
@@ -217,7 +235,10 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 				status = raft.SnapshotFailure
 			}
 			l.rn.ReportSnapshot(d.to, status)
+		case res := <-p.splitC:
+			l.checkpointDone(res)
 		}
+		l.advanceSplit(ctx)
 		if l.lead == p.id {
 			l.reconcile()
 		}
@@ -500,7 +521,13 @@ func (l *loop) apply(ents []raftpb.Entry) error {
 		e := &ents[i]
 		switch e.Type {
 		case raftpb.EntryNormal:
-			if len(e.Data) > 0 {
+			switch {
+			case len(e.Data) == 0:
+			case e.Data[0] == controlVersion:
+				if err := l.applyControl(e); err != nil {
+					return err
+				}
+			default:
 				if err := l.applyWrites(e); err != nil {
 					return err
 				}
@@ -575,6 +602,9 @@ func (l *loop) maybeTruncate() error {
 	}
 	if at, ok = p.dupRetention(applied, at, l.truncAt); !ok {
 		return nil
+	}
+	if at, ok, err = l.truncationLimit(at); err != nil || !ok {
+		return err
 	}
 	if err := p.db.SyncApplied(); err != nil {
 		return err

@@ -48,6 +48,8 @@ type tableInfo struct {
 	envs           map[string]string
 	defaultTTL     int32
 	join           bool
+	// split is the meta's order to a parent partition being split (split.go).
+	split *cluster.SplitOrder
 	// addrs maps the raft id of every member this replica has known (current or former)
 	// to its address, so voters that left the placement are still named and reachable.
 	addrs map[uint64]string
@@ -78,7 +80,8 @@ type partition struct {
 	transferC chan *transferRequest
 
 	// view is the group's leadership as the loop last published it (handover.go).
-	view atomic.Pointer[leaderView]
+	view   atomic.Pointer[leaderView]
+	splitC chan splitCheckpoint
 
 	isLeader  atomic.Bool
 	ingesting atomic.Bool // a bulk load ingests: client writes are refused (bulkload.go)
@@ -87,8 +90,12 @@ type partition struct {
 	applied   atomic.Uint64
 	info      atomic.Pointer[tableInfo]
 	voters    atomic.Pointer[[]string]
-	raftStats raftCounters // metrics.go
-	compact   compactState // manual compactions (envs.go)
+	// ownCount is the partition count the store owns its keys by, recorded by a split (0
+	// before any); splitProgress is the child's copy being built, for the meta report.
+	ownCount      atomic.Int32
+	splitProgress atomic.Pointer[cluster.SplitProgress]
+	raftStats     raftCounters // metrics.go
+	compact       compactState // manual compactions (envs.go)
 
 	// The lease-read shortcut (see readBarrier): while leaseUntil (on the monotonic
 	// clock's epoch) has not passed, a read may be served once applied reaches leaseIndex.
@@ -144,7 +151,8 @@ func (p *partition) readDB() (db *storage.DB, release func()) {
 }
 
 func (p *partition) setTable(a cluster.Assignment) {
-	ti := &tableInfo{appName: a.AppName, partitionCount: a.PartitionCount, members: a.Members, envs: a.Envs, join: a.Join, dups: a.Dups}
+	ti := &tableInfo{appName: a.AppName, partitionCount: a.PartitionCount, members: a.Members, envs: a.Envs, join: a.Join,
+		dups: a.Dups, split: a.Split}
 	ti.addrs = map[uint64]string{}
 	if prev := p.info.Load(); prev != nil {
 		ti.defaultTTL = prev.defaultTTL
@@ -162,6 +170,10 @@ func (p *partition) setTable(a cluster.Assignment) {
 		}
 	}
 	p.info.Store(ti)
+	db, release := p.readDB()
+	db.SetEnv(storeEnv(a.Envs))
+	db.SetPartitionCount(a.PartitionCount)
+	release()
 	p.applyEnvs(a.Envs)
 }
 
@@ -174,6 +186,8 @@ func (p *partition) state() cluster.ReplicaState {
 	if v := p.voters.Load(); v != nil {
 		st.Voters = *v
 	}
+	st.PartitionCount = p.ownCount.Load()
+	st.Split = p.splitProgress.Load()
 	return st
 }
 

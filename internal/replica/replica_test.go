@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -25,7 +27,11 @@ type assigner struct {
 	tables  []cluster.Assignment // one per partition; Members filled per test
 	reports map[string]cluster.SyncRequest
 	dropped []int32
-	joiners map[string]bool // nodes whose assignments say Join
+	// apps and maxAppID are the tables the meta holds and the highest id it gave out (0:
+	// not said, as a meta that purges nothing).
+	apps     []int32
+	maxAppID int32
+	joiners  map[string]bool // nodes whose assignments say Join
 }
 
 func (a *assigner) handle(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
@@ -36,7 +42,7 @@ func (a *assigner) handle(_ context.Context, req *rpc.Request) (idl.Value, wire.
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.reports[sr.Node] = sr
-	resp := cluster.SyncResponse{Err: wire.OK.Name(), DroppedApps: a.dropped}
+	resp := cluster.SyncResponse{Err: wire.OK.Name(), DroppedApps: a.dropped, Apps: a.apps, MaxAppID: a.maxAppID}
 	for _, as := range a.tables {
 		for _, m := range as.Members {
 			if m == sr.Node {
@@ -285,17 +291,83 @@ func TestEnvelopeErrors(t *testing.T) {
 	}
 }
 
-func TestDroppedTableIsRemoved(t *testing.T) {
+// A dropped table's replicas stop and keep their data, also across a restart; recalled,
+// they serve it again; once the meta no longer knows the table (it expired), the data is
+// deleted.
+func TestDroppedTableKeptRecalledThenDeleted(t *testing.T) {
 	a, meta := startAssigner(t)
-	s, _ := runReplica(t, t.TempDir(), "127.0.0.1:0", []string{meta})
-	singleNodeTable(a, s.Addr(), 2)
+	dir := t.TempDir()
+	s, stop := runReplica(t, dir, "127.0.0.1:0", []string{meta})
+	addr := s.Addr()
+	singleNodeTable(a, addr, 2)
 	poll.Until(t, "primaries", func() bool { return len(a.leaders()) == 2 })
+	c := &client{conn: rpc.NewConn(addr, rpc.ConnConfig{}), appID: testApp, count: 2}
+	defer c.conn.Close()
+	for i := range 20 {
+		c.put(t, fmt.Sprint("h", i), "s", fmt.Sprint("v", i))
+	}
+	tables := a.tables
+	pids := []idl.GPID{{AppID: testApp, PartitionIndex: 0}, {AppID: testApp, PartitionIndex: 1}}
+	gone := func() bool { return s.partition(pids[0]) == nil && s.partition(pids[1]) == nil }
+
 	a.mu.Lock()
-	a.tables = nil
-	a.dropped = []int32{testApp}
+	a.tables, a.dropped, a.apps, a.maxAppID = nil, []int32{testApp}, []int32{testApp}, testApp
 	a.mu.Unlock()
-	poll.Until(t, "partitions dropped", func() bool {
-		return s.partition(idl.GPID{AppID: testApp, PartitionIndex: 0}) == nil &&
-			s.partition(idl.GPID{AppID: testApp, PartitionIndex: 1}) == nil
+	poll.Until(t, "partitions stopped", gone)
+	for _, pid := range pids {
+		if _, err := os.Stat(filepath.Join(s.partitionDir(pid), "data")); err != nil {
+			t.Fatalf("data of the dropped table's partition %v: %v", pid, err)
+		}
+	}
+	// A restart does not reopen them: its first report (after the partitions found on disk
+	// were reopened) lists none.
+	stop()
+	a.mu.Lock()
+	clear(a.reports)
+	a.mu.Unlock()
+	s, stop = runReplica(t, dir, addr, []string{meta})
+	defer stop()
+	poll.Until(t, "a report after the restart", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		_, ok := a.reports[addr]
+		return ok
+	})
+	a.mu.Lock()
+	reported := a.reports[addr].Replicas
+	a.mu.Unlock()
+	if len(reported) != 0 || !gone() {
+		t.Fatalf("a restart reopened the dropped table's partitions: %+v", reported)
+	}
+
+	// Recalled: every record is back.
+	a.mu.Lock()
+	a.tables, a.dropped = tables, nil
+	a.mu.Unlock()
+	poll.Until(t, "primaries after the recall", func() bool {
+		p0, p1 := s.partition(pids[0]), s.partition(pids[1])
+		return p0 != nil && p1 != nil && p0.isLeader.Load() && p1.isLeader.Load()
+	})
+	for i := range 20 {
+		if v, code := c.get(t, fmt.Sprint("h", i), "s"); code != 0 || v != fmt.Sprint("v", i) {
+			t.Fatalf("h%d after the recall: %q code %d", i, v, code)
+		}
+	}
+
+	// Dropped again, then purged: the data is deleted.
+	a.mu.Lock()
+	a.tables, a.dropped = nil, []int32{testApp}
+	a.mu.Unlock()
+	poll.Until(t, "partitions stopped again", gone)
+	a.mu.Lock()
+	a.dropped, a.apps = nil, nil
+	a.mu.Unlock()
+	poll.Until(t, "data deleted", func() bool {
+		for _, pid := range pids {
+			if _, err := os.Stat(s.partitionDir(pid)); !errors.Is(err, os.ErrNotExist) {
+				return false
+			}
+		}
+		return true
 	})
 }

@@ -68,7 +68,11 @@ type Server struct {
 	// report at once (unix nanoseconds; see receiveRaft).
 	unknownSync atomic.Int64
 	meta        *metaclient.Client // nil without meta servers
-	dropped     map[int32]bool
+	// dropped are the tables dropped and recallable, as of the meta's last answer; held are
+	// the replicas of dropped tables stopped with their data kept (dropped.go). Both belong
+	// to the sync goroutine (and to Run before it starts).
+	dropped map[int32]bool
+	held    map[idl.GPID]bool
 	// unassigned is when each replica held here was first missing from the meta's
 	// assignments (sync goroutine only).
 	unassigned map[idl.GPID]time.Time
@@ -126,6 +130,7 @@ func New(cfg Config) (*Server, error) {
 		parts:      make(map[idl.GPID]*partition),
 		syncNow:    make(chan struct{}, 1),
 		dropped:    make(map[int32]bool),
+		held:       make(map[idl.GPID]bool),
 		unassigned: make(map[idl.GPID]time.Time),
 	}
 	s.settings = settings
@@ -308,8 +313,15 @@ func (s *Server) reopenPartitions(ctx context.Context) error {
 		if err1 != nil || err2 != nil {
 			continue
 		}
+		if isHeld(filepath.Join(s.cfg.DataDir, e.Name())) {
+			s.held[idl.GPID{AppID: int32(a), PartitionIndex: int32(i)}] = true
+			continue
+		}
 		raw, err := os.ReadFile(filepath.Join(s.cfg.DataDir, e.Name(), assignmentFile))
 		if err != nil {
+			if _, merr := readSplitMarker(filepath.Join(s.cfg.DataDir, e.Name())); merr == nil {
+				continue // a split child's copy, which its parent's replica resumes
+			}
 			s.lg.Warn("partition directory without assignment, ignored", "dir", e.Name(), "err", err)
 			continue
 		}
@@ -336,7 +348,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		return err
 	}
 	lg := s.lg.With("gpid", pid.String())
-	ti := &tableInfo{partitionCount: a.PartitionCount}
+	ti := &tableInfo{partitionCount: a.PartitionCount, envs: a.Envs}
 	db, err := s.openStore(pid, ti, lg)
 	if err != nil {
 		return err
@@ -351,23 +363,35 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		installC:  make(chan *install),
 		snapDoneC: make(chan snapDone),
 		transferC: make(chan *transferRequest),
+		splitC:    make(chan splitCheckpoint),
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
 	p.setTable(a)
 	p.view.Store(&leaderView{changed: make(chan struct{})})
-	l, err := newLoop(p, a.Members, a.Join)
+	// A split child built here starts from the copy its parent's replica completed.
+	var init *splitMarker
+	if m, err := readSplitMarker(dir); err == nil && m.State == copyComplete {
+		init = m
+	}
+	l, err := newLoop(p, a.Members, a.Join, init)
 	if err != nil {
 		_ = db.Close()
 		return err
 	}
 	p.entries = l.ms
-	p.applied.Store(db.LastAppliedIndex())
+	if init != nil {
+		if err := os.Remove(filepath.Join(dir, splitMarkerFile)); err != nil {
+			lg.Warn("remove the split marker", "err", err)
+		}
+	}
+	p.applied.Store(max(db.LastAppliedIndex(), l.truncAt))
+	p.ownCount.Store(db.PartitionCount())
 	l.publishVoters()
 	s.mu.Lock()
 	s.parts[pid] = p
 	s.mu.Unlock()
-	campaign := !a.Join && (len(a.Members) == 0 || a.Members[0] == s.addr)
+	campaign := (!a.Join || init != nil) && (len(a.Members) == 0 || a.Members[0] == s.addr)
 	p.wg.Go(func() { l.run(ctx, s.cfg.TickInterval, campaign) })
 	lg.Info("partition opened", "members", a.Members, "applied", db.LastAppliedIndex())
 	return nil
@@ -394,6 +418,7 @@ func (s *Server) openStore(pid idl.GPID, ti *tableInfo, lg *slog.Logger) (*stora
 	if err != nil {
 		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)
 	}
+	db.SetEnv(storeEnv(ti.envs))
 	return db, nil
 }
 
@@ -413,14 +438,20 @@ func writeAssignment(dir string, a cluster.Assignment) error {
 	return nil
 }
 
+// takePartition removes a replica from the server's table, and returns it (nil if none).
+func (s *Server) takePartition(pid idl.GPID) *partition {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.parts[pid]
+	delete(s.parts, pid)
+	return p
+}
+
 // dropPartition stops a replica and deletes its data and raft state. Requests that found
 // it before it left s.parts and still read its store finish first (the store's Close waits
 // for them); later ones get ERR_OBJECT_NOT_FOUND.
 func (s *Server) dropPartition(pid idl.GPID) {
-	s.mu.Lock()
-	p := s.parts[pid]
-	delete(s.parts, pid)
-	s.mu.Unlock()
+	p := s.takePartition(pid)
 	if p == nil {
 		return
 	}
@@ -494,20 +525,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 		return
 	}
-	for _, app := range resp.DroppedApps {
-		s.dropped[app] = true
-		s.mu.RLock()
-		var victims []idl.GPID
-		for pid := range s.parts {
-			if pid.AppID == app {
-				victims = append(victims, pid)
-			}
-		}
-		s.mu.RUnlock()
-		for _, pid := range victims {
-			s.dropPartition(pid)
-		}
-	}
+	s.applyDrops(resp)
 	assigned := make(map[idl.GPID]bool, len(resp.Assignments))
 	for _, a := range resp.Assignments {
 		pid := idl.GPID{AppID: a.AppID, PartitionIndex: a.PartitionIndex}
@@ -521,6 +539,15 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 		if s.holdForRestore(ctx, a) {
 			continue
+		}
+		if _, ready := s.childInit(a); !ready {
+			continue
+		}
+		if s.held[pid] {
+			if err := s.unhold(pid); err != nil {
+				s.lg.Error("reopen a recalled partition", "gpid", pid.String(), "err", err)
+				continue
+			}
 		}
 		if err := s.openPartition(ctx, a); err != nil {
 			s.lg.Error("open assigned partition", "err", err)

@@ -336,6 +336,10 @@ func (l *loop) installSnapshot(in *install) error {
 		return err
 	}
 	_ = os.RemoveAll(old)
+	p.ownCount.Store(max(p.ownCount.Load(), db.PartitionCount()))
+	if l.split != nil {
+		l.dropCopy("the parent's replica installed a snapshot")
+	}
 	l.installed = in.index
 	p.applied.Store(max(p.applied.Load(), db.LastAppliedIndex()))
 	p.lg.Info("snapshot installed", "snapshot", in.msg.Snapshot.Metadata.Index, "applied", db.LastAppliedIndex())

@@ -23,7 +23,7 @@ import (
 // the single byte 00.
 var (
 	metaVersionKey = []byte{}     // u32 BE data version, written once at creation
-	metaAppliedKey = []byte{0x00} // u64 BE last applied index || u32 BE apply clock, by every Apply
+	metaAppliedKey = []byte{0x00} // u64 BE last applied index || u32 BE apply clock || split state (split.go), by every Apply
 	userKeyMin     = []byte{0x00, 0x00}
 )
 
@@ -52,7 +52,9 @@ type Options struct {
 	// ClusterID is the duplication cluster id stored in every value's timetag (0..127).
 	ClusterID uint8
 	// PartitionIndex and PartitionCount identify the partition, for scans that validate the
-	// partition hash. PartitionCount 0 disables that validation.
+	// partition hash (PartitionCount 0 disables that validation unless a split recorded a
+	// count, see split.go; [DB.SetPartitionCount] changes it). PartitionIndex is also the
+	// partition whose keys the store keeps once a split recorded its count.
 	PartitionIndex, PartitionCount int32
 	// ScannerIdleTimeout drops a scanner context not used for this long. Default 5 minutes.
 	ScannerIdleTimeout time.Duration
@@ -114,6 +116,15 @@ type DB struct {
 
 	scanners scannerTable
 
+	// The split state (split.go): owned is the partition count the store owns keys by (0:
+	// none recorded), purged the count whose other partitions' records are all deleted,
+	// purging whether that deletion runs; assigned is the count the replica says. owned is
+	// written under applyMu, purged and purging are guarded by it.
+	owned    atomic.Int32
+	purged   int32
+	purging  bool
+	assigned atomic.Int32
+
 	compaction struct {
 		sync.Mutex
 		status CompactionStatus
@@ -173,11 +184,15 @@ func Open(opts Options) (*DB, error) {
 		db.writeOp = pebble.Sync
 	}
 	db.env.Store(&Env{})
+	db.assigned.Store(opts.PartitionCount)
 	if err := db.loadMeta(); err != nil {
 		_ = pdb.Close()
 		return nil, err
 	}
 	db.scanners.init(opts.ScannerIdleTimeout)
+	db.applyMu.Lock()
+	db.startPurgeLocked() // one that a close interrupted
+	db.applyMu.Unlock()
 	if opts.SweepInterval > 0 {
 		db.wg.Add(1)
 		go db.sweepLoop()
@@ -219,12 +234,16 @@ func (db *DB) loadMeta() error {
 	case err != nil:
 		return fmt.Errorf("storage: read applied index: %w", err)
 	default:
-		if len(v) != 12 {
+		if len(v) != 12 && len(v) != appliedRecordLen {
 			_ = closer.Close()
 			return fmt.Errorf("storage: malformed applied index record (%d bytes)", len(v))
 		}
 		db.applied.Store(binary.BigEndian.Uint64(v))
 		db.applyClock = binary.BigEndian.Uint32(v[8:])
+		if len(v) == appliedRecordLen {
+			db.owned.Store(int32(binary.BigEndian.Uint32(v[12:])))
+			db.purged = int32(binary.BigEndian.Uint32(v[16:]))
+		}
 		_ = closer.Close()
 	}
 	return nil
@@ -275,6 +294,13 @@ func (db *DB) Checkpoint(dir string) (uint64, error) {
 		return 0, ErrClosed
 	}
 	defer db.gate.Exit()
+	if db.opts.NoWAL {
+		// Most of the memtable is flushed before the apply lock is taken, so the flush
+		// under it (which writes stall behind) is short.
+		if err := db.pdb.Flush(); err != nil {
+			return 0, fmt.Errorf("storage: flush before checkpoint: %w", err)
+		}
+	}
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
 	idx := db.applied.Load()

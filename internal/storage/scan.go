@@ -58,19 +58,21 @@ type ScanResult struct {
 // scanContext is the state of an unfinished scan. Its iterator reads the data as of the
 // get_scanner call.
 type scanContext struct {
-	it                *pebble.Iterator
-	stop              []byte
-	stopIncl          bool
-	batchSize         int
-	noValue           bool
-	hkType, skType    idl.FilterType
-	hkFilter          []byte
-	skFilter          []byte
-	validateHash      bool
-	returnExpire      bool
-	onlyCount         bool
-	lastUsed          time.Time
-	partIdx, partMask uint64
+	it             *pebble.Iterator
+	stop           []byte
+	stopIncl       bool
+	batchSize      int
+	noValue        bool
+	hkType, skType idl.FilterType
+	hkFilter       []byte
+	skFilter       []byte
+	validateHash   bool
+	returnExpire   bool
+	onlyCount      bool
+	lastUsed       time.Time
+	// partIdx and partCount are where the partition sits: a validated record belongs here
+	// when its hash modulo partCount is partIdx, the rule every client routes by.
+	partIdx, partCount int
 }
 
 // scannerTable holds the scanner contexts of a partition.
@@ -203,12 +205,12 @@ func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
 		hkFilter:     bytes.Clone(req.HashKeyFilter),
 		skType:       req.SortKeyFilterType,
 		skFilter:     bytes.Clone(req.SortKeyFilter),
-		validateHash: req.ValidatePartitionHash && db.env.Load().ValidatePartitionHash && db.opts.PartitionCount > 0,
+		validateHash: req.ValidatePartitionHash && (db.env.Load().ValidatePartitionHash || db.owned.Load() > 0) && db.scanCount() > 0,
 		returnExpire: req.ReturnExpireTS,
 		onlyCount:    req.OnlyReturnCount,
 	}
 	if c.validateHash {
-		c.partIdx, c.partMask = uint64(db.opts.PartitionIndex), uint64(db.opts.PartitionCount-1)
+		c.partIdx, c.partCount = int(db.opts.PartitionIndex), int(db.scanCount())
 	}
 	return db.scanBatch(c, maxScanBatch)
 }
@@ -306,7 +308,7 @@ func (db *DB) scanRecord(c *scanContext, k []byte, now uint32, res *ScanResult) 
 	}
 	if c.validateHash {
 		h, err := key.HashEncoded(k)
-		if err != nil || h&c.partMask != c.partIdx {
+		if err != nil || key.Partition(h, c.partCount) != c.partIdx {
 			return true, nil
 		}
 	}

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -281,5 +282,30 @@ func TestScanTimeLimit(t *testing.T) {
 	}
 	if d.Metrics().ScannerContexts != 0 {
 		t.Fatal("context kept after time budget error")
+	}
+}
+
+// With a partition count that is not a power of two, the scan's partition check is the
+// modulo every client routes by (a mask would keep other partitions' keys and drop this
+// one's).
+func TestScanValidatePartitionHashAnyCount(t *testing.T) {
+	const count = 6
+	for pidx := range count {
+		d := openTest(t, func(o *Options) { o.PartitionIndex, o.PartitionCount = int32(pidx), count })
+		d.SetEnv(Env{ValidatePartitionHash: true})
+		var want []string
+		for i := range 60 {
+			h := fmt.Sprintf("h%d", i)
+			d.put(h, "s", "v", 0)
+			if key.Partition(key.Hash([]byte(h)), count) == pidx {
+				want = append(want, h+"/s")
+			}
+		}
+		ks, _ := scanAll(t, d, fullScan())
+		slices.Sort(ks)
+		slices.Sort(want)
+		if !slices.Equal(ks, want) {
+			t.Fatalf("partition %d of %d: scan kept %v, want %v", pidx, count, ks, want)
+		}
 	}
 }

@@ -31,6 +31,9 @@ type Batch struct {
 	DefaultTTL int32
 	// Mutations are applied in order; later ones see the effects of earlier ones.
 	Mutations []Mutation
+	// PartitionCount, when larger than the count the store owns by, records it as the new
+	// one once the mutations are applied (a split's cut-over; see split.go).
+	PartitionCount int32
 }
 
 // Mutation is one client write. Exactly one field must be set; otherwise its result is
@@ -144,6 +147,10 @@ type CheckAndMutateRequest struct {
 // multi_remove's count; NewValue is incr's new value; the CheckValue fields are those of
 // check-and-set and check-and-mutate.
 type WriteResult struct {
+	// Misrouted is set when the mutation's key belongs to another partition by the count
+	// the store owns by (after a split): nothing of it was applied, and Error is
+	// StatusInvalidArgument.
+	Misrouted          bool
 	Error              wire.Status
 	Count              int64
 	NewValue           int64
@@ -193,21 +200,31 @@ func (db *DB) Apply(b *Batch) ([]WriteResult, error) {
 	}
 	results := make([]WriteResult, len(b.Mutations))
 	for i := range b.Mutations {
+		if db.misrouted(&b.Mutations[i]) {
+			results[i] = WriteResult{Misrouted: true, Error: wire.StatusInvalidArgument}
+			continue
+		}
 		if err := a.apply(&b.Mutations[i], &results[i]); err != nil {
 			return nil, fmt.Errorf("storage: apply index %d: %w", b.Index, err)
 		}
 	}
-	var idx [12]byte
-	binary.BigEndian.PutUint64(idx[:], b.Index)
-	binary.BigEndian.PutUint32(idx[8:], clock)
-	if err := wb.Set(metaAppliedKey, idx[:], nil); err != nil {
+	old := db.owned.Load()
+	if b.PartitionCount > old {
+		db.owned.Store(b.PartitionCount) // before the record is written: it holds it
+	}
+	if err := wb.Set(metaAppliedKey, db.appendAppliedRecord(nil, b.Index, clock), nil); err != nil {
+		db.owned.Store(old)
 		return nil, fmt.Errorf("storage: apply index %d: %w", b.Index, err)
 	}
 	if err := wb.Commit(db.writeOp); err != nil {
+		db.owned.Store(old)
 		return nil, fmt.Errorf("storage: commit index %d: %w", b.Index, err)
 	}
 	db.applied.Store(b.Index)
 	db.applyClock = clock
+	if db.owned.Load() != old {
+		db.startPurgeLocked()
+	}
 	return results, nil
 }
 

@@ -461,3 +461,55 @@ func (c *Cluster) WaitSpreadPrimaries(t testing.TB, name string) {
 		return most-least <= 1, nil
 	})
 }
+
+// WaitEnv waits until every running replica server hosting a partition of the table acts on
+// the table env key with value v.
+func (c *Cluster) WaitEnv(t testing.TB, table, key, v string) {
+	t.Helper()
+	poll.UntilOK(t, fmt.Sprintf("env %s=%s on the replicas of %s", key, v, table), func(ctx context.Context) (bool, error) {
+		var resp idl.QueryCfgResponse
+		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: table}, &resp); err != nil {
+			return false, nil
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, r := range c.replicas {
+			if r.rep == nil || r.stop == nil {
+				continue
+			}
+			for i := range resp.PartitionCount {
+				envs, ok := r.rep.Envs(idl.GPID{AppID: resp.AppID, PartitionIndex: i})
+				if ok && envs[key] != v {
+					return false, nil
+				}
+			}
+		}
+		return true, nil
+	})
+}
+
+// WaitSplitPurged waits until every partition of the table is open and no running replica
+// server holds, in a replica of the table, records that a split moved to another partition.
+func (c *Cluster) WaitSplitPurged(t testing.TB, table string) {
+	t.Helper()
+	poll.UntilOK(t, "the split's leftovers of "+table+" deleted", func(ctx context.Context) (bool, error) {
+		var resp idl.QueryCfgResponse
+		if err := c.MetaCall(ctx, idl.RPCQueryConfig, &idl.QueryCfgRequest{AppName: table}, &resp); err != nil {
+			return false, nil
+		}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		total := 0
+		for _, r := range c.replicas {
+			if r.rep == nil || r.stop == nil {
+				continue
+			}
+			left, hosted := r.rep.SplitLeftovers(resp.AppID)
+			if left > 0 {
+				return false, nil
+			}
+			total += hosted
+		}
+		return total >= int(resp.PartitionCount), nil // every partition opened somewhere
+	})
+}

@@ -1,0 +1,233 @@
+package meta
+
+import (
+	"testing"
+
+	"github.com/gopegasus/pegasus/internal/cluster"
+	"github.com/gopegasus/pegasus/internal/idl"
+)
+
+func (tm *testMeta) startSplit(name string, count int32) *idl.StartPartitionSplitResponse {
+	tm.t.Helper()
+	return callFor[idl.StartPartitionSplitResponse](tm, idl.RPCStartSplit,
+		&idl.StartPartitionSplitRequest{AppName: name, NewPartitionCount: count})
+}
+
+func (tm *testMeta) querySplit(name string) *idl.QuerySplitResponse {
+	tm.t.Helper()
+	return callFor[idl.QuerySplitResponse](tm, idl.RPCQuerySplit, &idl.QuerySplitRequest{AppName: name})
+}
+
+func (tm *testMeta) controlSplit(name string, ct idl.SplitControlType, parent int32, old ...int32) *idl.ControlSplitResponse {
+	tm.t.Helper()
+	q := &idl.ControlSplitRequest{AppName: name, ControlType: ct, ParentPidx: parent}
+	if len(old) > 0 {
+		q.OldPartitionCount = idl.Some(old[0])
+	}
+	return callFor[idl.ControlSplitResponse](tm, idl.RPCControlSplit, q)
+}
+
+// withCopy is a parent replica's report while it holds its child's copy.
+func withCopy(rs cluster.ReplicaState, ready bool) cluster.ReplicaState {
+	rs.Split = &cluster.SplitProgress{Child: rs.PartitionIndex + 2, Ready: ready}
+	return rs
+}
+
+// The meta's side of a split of a 2-partition table on 3 servers, driven by the replicas'
+// reports: the refusals of operations.md §4, pause and restart of one parent, a cancel that
+// brings the count back once no replica keeps a copy, then a split that commits each parent
+// once its copies are ready and ends when the children registered.
+func TestPartitionSplitMeta(t *testing.T) {
+	tm := startMeta(t, Config{})
+	nodes := nodeAddrs(3)
+	tm.syncAll(nodes)
+	id := tm.create("t", 2, 3)
+	six := tm.create("six", 6, 3)
+	tm.create("gone", 2, 3)
+	if e := tm.drop("gone", idl.DropAppOptions{}); e != "ERR_OK" {
+		t.Fatalf("drop: %s", e)
+	}
+	// Every server hosts both partitions; nodes[0] leads them.
+	report := func(copies map[int32]bool, extra ...cluster.ReplicaState) {
+		t.Helper()
+		for i, n := range nodes {
+			var rs []cluster.ReplicaState
+			for p := range int32(2) {
+				r := follower(id, p, 3)
+				if i == 0 {
+					r = leader(id, p, 3)
+				}
+				if ready, ok := copies[p]; ok {
+					r = withCopy(r, ready)
+				}
+				rs = append(rs, r)
+			}
+			if i == 0 {
+				rs = append(rs, extra...)
+			}
+			tm.syncNode(n, rs...)
+		}
+	}
+	report(nil)
+
+	for _, c := range []struct {
+		name  string
+		table string
+		count int32
+		want  idl.ErrorCode
+	}{
+		{"unknown table", "nope", 4, "ERR_APP_NOT_EXIST"},
+		{"dropped table", "gone", 4, "ERR_APP_DROPPED"},
+		{"not twice the count", "t", 8, "ERR_INVALID_PARAMETERS"},
+		{"not a power of two", "six", 12, "ERR_INVALID_PARAMETERS"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if r := tm.startSplit(c.table, c.count); r.Err != c.want {
+				t.Fatalf("start: %s (%s), want %s", r.Err, r.HintMsg, c.want)
+			}
+		})
+	}
+	if q := tm.query("six"); q.PartitionCount != 6 || six == 0 {
+		t.Fatalf("six after a refused split: %d partitions", q.PartitionCount)
+	}
+	if r := tm.querySplit("t"); r.Err != "ERR_INVALID_STATE" {
+		t.Fatalf("query before a split: %s", r.Err)
+	}
+
+	// Started: 4 partitions at once, the children with ballot -1 on their parents' servers.
+	if r := tm.startSplit("t", 4); r.Err != "ERR_OK" {
+		t.Fatalf("start: %s %s", r.Err, r.HintMsg)
+	}
+	if r := tm.startSplit("t", 8); r.Err != "ERR_BUSY" {
+		t.Fatalf("second start: %s", r.Err)
+	}
+	if e := tm.drop("t", idl.DropAppOptions{}); e != "ERR_SPLITTING" {
+		t.Fatalf("drop while splitting: %s", e)
+	}
+	q := tm.query("t")
+	if q.PartitionCount != 4 || len(q.Partitions) != 4 || q.Partitions[2].Ballot != -1 || q.Partitions[3].Ballot != -1 {
+		t.Fatalf("config after the start: %+v", q)
+	}
+	wantSplit := func(what string, want map[int32]idl.SplitStatus) {
+		t.Helper()
+		r := tm.querySplit("t")
+		if r.Err != "ERR_OK" || r.NewPartitionCount != 4 || len(r.Status) != len(want) {
+			t.Fatalf("%s: query %+v, want %v", what, r, want)
+		}
+		for p, st := range want {
+			if idl.SplitStatus(r.Status[p]) != st {
+				t.Fatalf("%s: parent %d is %s, want %s", what, p, idl.SplitStatus(r.Status[p]), st)
+			}
+		}
+	}
+	wantSplit("started", map[int32]idl.SplitStatus{0: idl.SplitSplitting, 1: idl.SplitSplitting})
+	resp := tm.syncNode(nodes[1])
+	var orders int
+	for _, a := range resp.Assignments {
+		switch {
+		case a.AppID != id:
+		case a.PartitionIndex < 2:
+			if a.Split == nil || a.Split.NewCount != 4 || a.Split.Status != idl.SplitSplitting || a.Split.Commit || a.PartitionCount != 2 {
+				t.Fatalf("parent %d's assignment: %+v", a.PartitionIndex, a)
+			}
+			orders++
+		default:
+			if !a.Join || a.SplitParent != a.PartitionIndex-2+1 || a.PartitionCount != 4 {
+				t.Fatalf("child %d's assignment: %+v", a.PartitionIndex, a)
+			}
+			orders++
+		}
+	}
+	if orders != 4 {
+		t.Fatalf("%d split assignments, want 4", orders)
+	}
+
+	// Pause parent 1: PAUSING while a replica keeps its copy, PAUSED once none does.
+	if r := tm.controlSplit("t", idl.SplitControlPause, 5); r.Err != "ERR_INVALID_PARAMETERS" {
+		t.Fatalf("pause a parent out of range: %s", r.Err)
+	}
+	if r := tm.controlSplit("t", idl.SplitControlRestart, 1); r.Err != "ERR_INVALID_STATE" {
+		t.Fatalf("restart a splitting parent: %s", r.Err)
+	}
+	if r := tm.controlSplit("t", idl.SplitControlPause, 1); r.Err != "ERR_OK" {
+		t.Fatalf("pause: %s", r.Err)
+	}
+	report(map[int32]bool{0: false, 1: false})
+	wantSplit("pausing", map[int32]idl.SplitStatus{0: idl.SplitSplitting, 1: idl.SplitPausing})
+	report(map[int32]bool{0: false})
+	wantSplit("paused", map[int32]idl.SplitStatus{0: idl.SplitSplitting, 1: idl.SplitPaused})
+	if r := tm.controlSplit("t", idl.SplitControlRestart, -1); r.Err != "ERR_OK" {
+		t.Fatalf("restart: %s", r.Err)
+	}
+	wantSplit("restarted", map[int32]idl.SplitStatus{0: idl.SplitSplitting, 1: idl.SplitSplitting})
+
+	// Cancel: the count before the split is asked for; the split ends once no copy is kept.
+	if r := tm.controlSplit("t", idl.SplitControlCancel, -1, 4); r.Err != "ERR_INVALID_PARAMETERS" {
+		t.Fatalf("cancel with the new count: %s", r.Err)
+	}
+	if r := tm.controlSplit("t", idl.SplitControlCancel, -1, 2); r.Err != "ERR_OK" {
+		t.Fatalf("cancel: %s", r.Err)
+	}
+	report(map[int32]bool{0: false, 1: false})
+	wantSplit("cancelling", map[int32]idl.SplitStatus{0: idl.SplitCanceling, 1: idl.SplitCanceling})
+	report(nil)
+	if r := tm.querySplit("t"); r.Err != "ERR_INVALID_STATE" {
+		t.Fatalf("query after the cancel: %s", r.Err)
+	}
+	if q := tm.query("t"); q.PartitionCount != 2 || len(q.Partitions) != 2 {
+		t.Fatalf("config after the cancel: %d partitions", q.PartitionCount)
+	}
+
+	// Again, to the end: a parent commits once the leader's and a majority's copies are
+	// ready; a committed parent can no longer be paused, nor the split cancelled.
+	if r := tm.startSplit("t", 4); r.Err != "ERR_OK" {
+		t.Fatalf("start again: %s %s", r.Err, r.HintMsg)
+	}
+	report(map[int32]bool{0: true, 1: false})
+	commits := func() map[int32]bool {
+		out := map[int32]bool{}
+		for _, a := range tm.syncNode(nodes[2]).Assignments {
+			if a.AppID == id && a.Split != nil {
+				out[a.PartitionIndex] = a.Split.Commit
+			}
+		}
+		return out
+	}
+	if c := commits(); !c[0] || c[1] {
+		t.Fatalf("commits after parent 0's copies are ready: %v", c)
+	}
+	if r := tm.controlSplit("t", idl.SplitControlPause, 0); r.Err != "ERR_CHILD_REGISTERED" {
+		t.Fatalf("pause a committed parent: %s", r.Err)
+	}
+	if r := tm.controlSplit("t", idl.SplitControlCancel, -1, 2); r.Err != "ERR_CHILD_REGISTERED" {
+		t.Fatalf("cancel with a committed parent: %s", r.Err)
+	}
+	// Child 2's leader reports: it is registered, and parent 0 leaves the split.
+	report(map[int32]bool{1: true}, leader(id, 2, 1))
+	wantSplit("parent 0 done", map[int32]idl.SplitStatus{1: idl.SplitSplitting})
+	report(nil, leader(id, 2, 1), leader(id, 3, 1))
+	if r := tm.querySplit("t"); r.Err != "ERR_INVALID_STATE" {
+		t.Fatalf("query after the split: %s", r.Err)
+	}
+	q = tm.query("t")
+	if q.PartitionCount != 4 || q.Partitions[2].Ballot != 1 || q.Partitions[3].Ballot != 1 {
+		t.Fatalf("config after the split: %+v", q)
+	}
+	l := tm.listApps(&idl.ListAppsRequest{Status: idl.AppStatusAvailable})
+	for _, info := range l.Infos {
+		if info.AppID == id && (info.PartitionCount != 4 || info.InitPartitionCount != 2) {
+			t.Fatalf("app info after the split: %+v", info)
+		}
+	}
+}
+
+// The balancer is not built: its RPCs say so.
+func TestBalancerNotImplemented(t *testing.T) {
+	tm := startMeta(t, Config{})
+	if r := callFor[idl.MetaControlResponse](tm, idl.RPCControlMeta, &idl.MetaControlRequest{Level: int32(idl.MetaLevelLively)}); r.Err != "ERR_NOT_IMPLEMENTED" {
+		t.Fatalf("control meta: %s", r.Err)
+	}
+	if r := callFor[idl.BalancerResponse](tm, idl.RPCProposeBalance, &idl.BalancerRequest{}); r.Err != "ERR_NOT_IMPLEMENTED" {
+		t.Fatalf("propose balancer: %s", r.Err)
+	}
+}
