@@ -165,7 +165,6 @@ func (s *Server) recallApp(ctx context.Context, req *rpc.Request) (idl.Value, wi
 	return forClient(req.Header, resp), wire.OK
 }
 
-
 // waitState runs done on the state goroutine each time the machine's state may have
 // changed (a map applied, a replica server's report) until it returns true. It fails with
 // ctx's error, errNotServing when this meta stops leading, or errStopped.
