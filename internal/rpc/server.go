@@ -51,6 +51,9 @@ type Request struct {
 	Remote net.Addr
 	// BodySize is the request body's length in bytes (servers bound write sizes by it).
 	BodySize int
+	// Peer is the address of the authenticated peer the request came from (a member of
+	// the cluster, see [DialPeer]), or "" when its connection did not authenticate.
+	Peer string
 }
 
 // HandlerFunc serves one RPC. It returns the reply value and the envelope code; the reply is
@@ -76,6 +79,11 @@ type ServerConfig struct {
 	WriteTimeout time.Duration
 	// Logger receives connection-level problems (default: discard).
 	Logger *slog.Logger
+	// Secret is the cluster's secret: connections that prove they hold it are from peers
+	// (Request.Peer, [PeerOf]), and the routes registered with HandlePeer refuse requests
+	// from any other. Nil: no peer authenticates, and those routes are open to anyone
+	// (an insecure cluster).
+	Secret *Secret
 }
 
 // Server accepts connections on one port, serving Pegasus thrift RPCs and, on connections
@@ -164,6 +172,7 @@ func (s *Server) worker(t task) {
 }
 
 type route struct {
+	peer bool // only for authenticated peers, when the server has a secret
 	rpc     *idl.RPC
 	handler HandlerFunc
 	inline  bool
@@ -175,6 +184,9 @@ type serverMetrics struct {
 	requests     atomic.Int64
 	badFrames    atomic.Int64
 	unknownNames atomic.Int64
+	peersOK      atomic.Int64
+	peersRefused atomic.Int64
+	peerRefused  atomic.Int64
 }
 
 // ServerMetrics is a snapshot of a server's counters.
@@ -184,6 +196,13 @@ type ServerMetrics struct {
 	Requests         int64
 	BadFrames        int64
 	UnknownRPCs      int64
+	// PeerConnections counts the connections that authenticated as a peer;
+	// PeerConnectionsRefused those whose peer exchange failed (a wrong secret, or none).
+	PeerConnections, PeerConnectionsRefused int64
+	// PeerRequestsRefused counts the requests for peer routes (HandlePeer), and the HTTP
+	// requests a server refused through [Server.RefusePeerless], that came from a
+	// connection not authenticated as a peer.
+	PeerRequestsRefused int64
 }
 
 // NewServer opens the listener (so Addr works at once) and returns a server ready for
@@ -248,6 +267,24 @@ func (s *Server) HandleInline(name string, h HandlerFunc) {
 	r.inline = true
 }
 
+// HandlePeer is Handle for an RPC that only the cluster's servers send each other: when the
+// server has a secret, a request from a connection that did not authenticate as a peer is
+// refused (ERR_UNAUTHENTICATED, or dropped for a one-way RPC) and counted.
+func (s *Server) HandlePeer(name string, h HandlerFunc) {
+	s.Handle(name, h)
+	s.routes[name].peer = true
+}
+
+// HandlePeerInline is HandleInline for an RPC that only peers send (see HandlePeer).
+func (s *Server) HandlePeerInline(name string, h HandlerFunc) {
+	s.HandleInline(name, h)
+	s.routes[name].peer = true
+}
+
+// Secured reports whether the server has a cluster secret: its peer routes then serve only
+// authenticated peers.
+func (s *Server) Secured() bool { return s.cfg.Secret != nil }
+
 // Metrics returns a snapshot of the server's counters. Safe for concurrent use.
 func (s *Server) Metrics() ServerMetrics {
 	return ServerMetrics{
@@ -256,6 +293,10 @@ func (s *Server) Metrics() ServerMetrics {
 		Requests:         s.metrics.requests.Load(),
 		BadFrames:        s.metrics.badFrames.Load(),
 		UnknownRPCs:      s.metrics.unknownNames.Load(),
+
+		PeerConnections:        s.metrics.peersOK.Load(),
+		PeerConnectionsRefused: s.metrics.peersRefused.Load(),
+		PeerRequestsRefused:    s.metrics.peerRefused.Load(),
 	}
 }
 
@@ -292,6 +333,12 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.lg.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if bc, ok := c.(*bufferedConn); ok && bc.peer != "" {
+				return context.WithValue(ctx, peerKey{}, bc.peer)
+			}
+			return ctx
+		},
 	}
 	bg.Go(func() { _ = hs.Serve(s.httpLn) })
 
@@ -454,6 +501,22 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	peer := ""
+	if string(first) == peerMagic {
+		if peer, err = authenticatePeer(c, br, s.cfg.Secret); err != nil {
+			s.metrics.peersRefused.Add(1)
+			s.lg.Warn("peer connection refused", "remote", c.RemoteAddr().String(), "err", err)
+			_ = c.Close()
+			return
+		}
+		s.metrics.peersOK.Add(1)
+		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+		if first, err = br.Peek(4); err != nil {
+			_ = c.Close()
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+	}
 	switch string(first) {
 	case "THFT":
 		if !s.track(c, true) {
@@ -463,15 +526,32 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 		s.metrics.conns.Add(1)
 		s.metrics.connsTotal.Add(1)
 		defer s.metrics.conns.Add(-1)
-		newServerConn(s, c, br).serve(ctx)
+		sc := newServerConn(s, c, br)
+		sc.peer = peer
+		sc.serve(ctx)
 	case "GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC":
 		s.untrack(c) // net/http's Shutdown and Close take care of it
-		s.httpLn.deliver(ctx, &bufferedConn{Conn: c, r: br})
+		s.httpLn.deliver(ctx, &bufferedConn{Conn: c, r: br, peer: peer})
 	default:
 		s.metrics.badFrames.Add(1)
 		s.lg.Warn("closing connection: unknown protocol", "remote", c.RemoteAddr().String(), "first", fmt.Sprintf("%q", first))
 		_ = c.Close()
 	}
+}
+
+// RefusePeerless wraps h, an HTTP endpoint only the cluster's servers call: when the server
+// has a secret, a request whose connection did not authenticate as a peer gets 403 and is
+// counted (ServerMetrics.PeerRequestsRefused).
+func (s *Server) RefusePeerless(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Secret != nil && PeerOf(r.Context()) == "" {
+			s.metrics.peerRefused.Add(1)
+			s.lg.Info("peer request refused: not an authenticated peer", "remote", r.RemoteAddr, "path", r.URL.Path)
+			http.Error(w, "forbidden: only the cluster's servers may call this endpoint", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // errDraining ends the reading of a connection on which a request arrived during a Shutdown.
@@ -489,6 +569,7 @@ type serverConn struct {
 	wbuf   []byte // replies waiting to be written, guarded by wmu
 	wake   chan struct{}
 	closed chan struct{}
+	peer   string // the authenticated peer's address, or ""
 }
 
 func newServerConn(s *Server, c net.Conn, br *bufio.Reader) *serverConn {
@@ -568,12 +649,20 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 			sc.replyUnknown(name, seqID)
 			continue
 		}
+		if rt.peer && sc.peer == "" && sc.s.cfg.Secret != nil {
+			sc.s.metrics.peerRefused.Add(1)
+			sc.lg.Info("peer rpc refused: not an authenticated peer", "rpc", rt.rpc.Name)
+			if !rt.rpc.IsOneWay() {
+				sc.send(rt.rpc.AckName, seqID, wire.ErrUnauthenticated, nil)
+			}
+			continue
+		}
 		v := rt.rpc.NewRequest()
 		if err := wire.DecodeArgs(args, v); err != nil {
 			return fmt.Errorf("decode %s args: %w", rt.rpc.Name, err)
 		}
 		if rt.inline {
-			sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen})
+			sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, Peer: sc.peer})
 			continue
 		}
 		select {
@@ -585,7 +674,7 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 			<-sc.sem
 			return errDraining // not executed: the connection closes once the others are answered
 		}
-		req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen}
+		req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, Peer: sc.peer}
 		handlers.Add(1)
 		sc.s.start(task{ctx: ctx, sc: sc, rt: rt, req: req, handlers: handlers})
 	}
@@ -706,6 +795,7 @@ func (sc *serverConn) discardUntilClosed() {
 
 // bufferedConn is a connection whose first bytes were already read into r.
 type bufferedConn struct {
+	peer string // the authenticated peer, or ""
 	net.Conn
 	r *bufio.Reader
 }
