@@ -157,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.raftLog = rl
 	// The HTTP API is built once the state exists, below; nothing is served before Run.
-	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, Logger: cfg.Logger,
+	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, Logger: cfg.Logger, Secret: cfg.Secret,
 		HTTP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.http.ServeHTTP(w, r) })})
 	if err != nil {
 		_ = rl.Close()
@@ -169,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 	s.console = console.New(console.Config{Source: s, Self: s.cfg.Advertise, Logger: s.lg, Now: s.cfg.Now})
 	s.http = s.httpAPI()
 
-	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise,
+	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise, Secured: cfg.Secret != nil,
 		Version: s.cfg.Version, StartTime: s.m.startTime, Now: s.cfg.Now})
 	s.registerMemberCommands()
 
@@ -230,6 +230,9 @@ func New(cfg Config) (*Server, error) {
 	// Inline: receive never blocks, the messages of a peer keep their order, and a Shutdown
 	// keeps taking them while the requests in flight wait for their commit.
 	rs.HandleInline(idl.RPCMetaRaft, s.raft.tr.HandleRPC)
+	// What only the cluster's own servers send: refused from anyone else when the cluster
+	// has a secret.
+	rs.RequirePeer(idl.RPCMetaRaft, cluster.RPCConfigSync, idl.RPCDuplicationSync)
 	return s, nil
 }
 
@@ -568,6 +571,12 @@ func (s *Server) configSync(ctx context.Context, req *rpc.Request) (idl.Value, w
 	if err := cluster.Decode(req.Args.(*idl.Blob), &sr); err != nil {
 		s.lg.Warn("bad config sync", "remote", req.Remote.String(), "err", err)
 		return nil, wire.ErrInvalidParameters
+	}
+	if req.Peer != "" && sr.Node != req.Peer {
+		// A member reports for itself only: the address it reports is the one its
+		// connection authenticated as.
+		s.lg.Warn("config sync refused: node is not the connection's peer", "node", sr.Node, "peer", req.Peer)
+		return nil, wire.ErrUnauthenticated
 	}
 	var (
 		resp *cluster.SyncResponse

@@ -172,7 +172,7 @@ func (s *Server) worker(t task) {
 }
 
 type route struct {
-	peer bool // only for authenticated peers, when the server has a secret
+	peer    bool // only for authenticated peers, when the server has a secret
 	rpc     *idl.RPC
 	handler HandlerFunc
 	inline  bool
@@ -279,6 +279,18 @@ func (s *Server) HandlePeer(name string, h HandlerFunc) {
 func (s *Server) HandlePeerInline(name string, h HandlerFunc) {
 	s.HandleInline(name, h)
 	s.routes[name].peer = true
+}
+
+// RequirePeer makes the routes already registered under names peer routes, as HandlePeer
+// registers them. It panics for a name not registered.
+func (s *Server) RequirePeer(names ...string) {
+	for _, n := range names {
+		r := s.routes[n]
+		if r == nil {
+			panic(fmt.Sprintf("rpc: RequirePeer(%q): not registered", n))
+		}
+		r.peer = true
+	}
 }
 
 // Secured reports whether the server has a cluster secret: its peer routes then serve only

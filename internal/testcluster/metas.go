@@ -64,6 +64,7 @@ func (c *Cluster) metaConfig(m *server) meta.Config {
 		BlockServices:       c.blocks,
 		MinBackupInterval:   c.opts.MinBackupInterval,
 		OpsInterval:         100 * time.Millisecond,
+		Secret:              c.opts.Secret,
 	}
 	if c.opts.Meta != nil {
 		c.opts.Meta(&cfg)

@@ -69,6 +69,10 @@ type Options struct {
 	// Peers are the duplication peers of the servers (default: none; StartClusters gives
 	// each cluster the others).
 	Peers *dup.Peers
+	// Secret is the cluster's secret its servers authenticate each other with (default: a
+	// new random one); Insecure runs the cluster without any, as `--insecure` does.
+	Secret   *rpc.Secret
+	Insecure bool
 	// Replica and Meta, if set, adjust each server's configuration before it starts.
 	Replica func(*replica.Config)
 	Meta    func(*meta.Config)
@@ -76,6 +80,9 @@ type Options struct {
 	// metas are meta servers whose addresses were reserved before the cluster starts.
 	metas []*server
 }
+
+// Secret returns the cluster's secret (nil for an insecure cluster).
+func (c *Cluster) Secret() *rpc.Secret { return c.opts.Secret }
 
 // Cluster is a running in-process cluster.
 type Cluster struct {
@@ -137,6 +144,15 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.TickInterval == 0 {
 		opts.TickInterval = 20 * time.Millisecond
 	}
+	if opts.Insecure {
+		opts.Secret = nil
+	} else if opts.Secret == nil {
+		secret, err := rpc.NewSecret(rpc.GenerateSecret())
+		if err != nil {
+			t.Fatalf("testcluster: %v", err)
+		}
+		opts.Secret = secret
+	}
 	c := &Cluster{
 		opts: opts,
 		dir:  t.TempDir(),
@@ -186,6 +202,7 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		ClusterName:     c.opts.ClusterName,
 		Peers:           c.opts.Peers,
 		DupSyncInterval: time.Second,
+		Secret:          c.opts.Secret,
 	}
 	if c.opts.Replica != nil {
 		c.opts.Replica(&cfg)
