@@ -299,6 +299,14 @@ func validateMetas(cfg Config) error {
 // Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.rpc.Addr().String() }
 
+// RPCMetrics returns a snapshot of the counters of the server's RPC port (peer
+// authentication included). Safe for concurrent use.
+func (s *Server) RPCMetrics() rpc.ServerMetrics { return s.rpc.Metrics() }
+
+// RaftRefused returns how many raft messages were dropped because their sender is not a
+// member of the metas' group. Safe for concurrent use.
+func (s *Server) RaftRefused() int64 { return s.raft.nonMember.Load() }
+
 // Advertise returns the address the server reports to others.
 func (s *Server) Advertise() string { return s.cfg.Advertise }
 

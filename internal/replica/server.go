@@ -213,6 +213,14 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// RPCMetrics returns a snapshot of the counters of the server's RPC port (peer
+// authentication included). Safe for concurrent use.
+func (s *Server) RPCMetrics() rpc.ServerMetrics { return s.rpc.Metrics() }
+
+// RaftRefused returns how many raft messages and snapshots were dropped because their
+// sender was not who it claimed or not a member of the group. Safe for concurrent use.
+func (s *Server) RaftRefused() int64 { return s.raftRefused.Load() }
+
 // Addr returns the advertised address.
 func (s *Server) Addr() string { return s.addr }
 

@@ -101,6 +101,7 @@ type server struct {
 	dir  string
 	stop func()
 	rep  *replica.Server // the running replica server, for its counters
+	met  *meta.Server    // the running meta server, for its counters
 }
 
 // halt stops the server if it runs.
@@ -181,6 +182,7 @@ func (c *Cluster) startMeta(t testing.TB, m *server) {
 		t.Fatalf("testcluster: start meta: %v", err)
 	}
 	m.addr = s.Addr()
+	m.met = s
 	m.stop = c.run(t, "meta "+m.addr, s)
 }
 
