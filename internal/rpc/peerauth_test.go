@@ -130,3 +130,20 @@ func TestPeerRoutesOpenWithoutSecret(t *testing.T) {
 		t.Fatalf("peer exchange with an insecure server: %v", err)
 	}
 }
+
+// Every server answers a SASL negotiation that client authentication is off, as Pegasus
+// does with enable_auth = false (operations.md §7).
+func TestNegotiationAnswersAuthDisabled(t *testing.T) {
+	s := startPeerServer(t, mustSecret(t))
+	conn := NewConn(s.Addr().String(), ConnConfig{})
+	defer conn.Close()
+	for _, st := range []idl.NegotiationStatus{idl.NegotiationSASLListMechanisms, idl.NegotiationSASLInitiate} {
+		var resp idl.NegotiationResponse
+		if err := conn.Call(t.Context(), wire.Header{}, idl.RPCNegotiation, &idl.NegotiationRequest{Status: st}, &resp); err != nil {
+			t.Fatal(err)
+		}
+		if resp.Status != idl.NegotiationSASLAuthDisable {
+			t.Fatalf("negotiation %v answered %v, want SASL_AUTH_DISABLE", st, resp.Status)
+		}
+	}
+}

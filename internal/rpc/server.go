@@ -239,6 +239,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		killed: make(chan struct{}),
 	}
 	s.mu.conns = make(map[net.Conn]bool)
+	// Client authentication (SASL through RPC_NEGOTIATION) is not built: every negotiation
+	// is answered SASL_AUTH_DISABLE, as a Pegasus server with [security] enable_auth =
+	// false answers, and the official clients then go on unauthenticated.
+	s.Handle(idl.RPCNegotiation, func(context.Context, *Request) (idl.Value, wire.Code) {
+		return &idl.NegotiationResponse{Status: idl.NegotiationSASLAuthDisable}, wire.OK
+	})
 	return s, nil
 }
 
