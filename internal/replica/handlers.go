@@ -48,6 +48,9 @@ func (s *Server) registerHandlers() {
 // first member campaigns before this server heard of it: it asks the meta at once rather
 // than at its next report, at most once per unknownSyncEvery.
 func (s *Server) receiveRaft(_ string, pid idl.GPID, m raftpb.Message) {
+	if s.cutOff.Load() {
+		return
+	}
 	p := s.partition(pid)
 	if p == nil {
 		now := time.Now().UnixNano()
