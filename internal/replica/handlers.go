@@ -52,6 +52,9 @@ func (s *Server) registerHandlers() {
 // first member campaigns before this server heard of it: it asks the meta at once rather
 // than at its next report, at most once per unknownSyncEvery.
 func (s *Server) receiveRaft(from string, pid idl.GPID, m raftpb.Message) {
+	if s.cutOff.Load() {
+		return
+	}
 	if cluster.MemberID(from) != m.From {
 		// Not the raft id of the address the frame comes from (authenticated, with a
 		// secret): a member speaks for itself only.

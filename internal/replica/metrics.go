@@ -96,8 +96,11 @@ type raftCounters struct {
 	// handoversFailed those of them that did not hand the leadership over.
 	handovers       atomic.Int64
 	handoversFailed atomic.Int64
-	snapshotsSent   atomic.Int64
-	logStart        atomic.Uint64 // first index the raft log still holds
+	// leaseStalls counts the stalls of the loop after which this leader's lease reads waited
+	// for the group to confirm its leadership (reads.go).
+	leaseStalls   atomic.Int64
+	snapshotsSent atomic.Int64
+	logStart      atomic.Uint64 // first index the raft log still holds
 }
 
 func (s *Server) statsOf(pid idl.GPID) *requestStats {
@@ -284,6 +287,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			metric.CounterOf("raft_leader_changes", "Changes", "The leadership changes this replica saw", p.raftStats.leaderChanges.Load()),
 			metric.CounterOf("raft_handovers", "Changes", "The planned leadership transfers this replica started", p.raftStats.handovers.Load()),
 			metric.CounterOf("raft_handovers_failed", "Changes", "The planned leadership transfers this replica started that did not complete", p.raftStats.handoversFailed.Load()),
+			metric.CounterOf("raft_lease_stalls", "Stalls", "The stalls of this leader's loop after which its lease reads waited for the group to confirm its leadership", p.raftStats.leaseStalls.Load()),
 			metric.GaugeOf("raft_applied_index", "Mutations", "The last applied raft index", int64(applied)),
 			metric.GaugeOf("raft_log_entries", "Mutations", "The applied entries the raft log still holds", logEntries),
 			metric.CounterOf("raft_snapshots_installed", "Checkpoints", "The snapshots this replica installed", p.snapshots.Load()),

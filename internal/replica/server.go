@@ -71,7 +71,10 @@ type Server struct {
 	// unknownSync is when a raft message for a partition not here last made the server
 	// report at once (unix nanoseconds; see receiveRaft).
 	unknownSync atomic.Int64
-	meta        *metaclient.Client // nil without meta servers
+	// cutOff, set by tests, drops every partition raft message this server sends or
+	// receives: a network partition between it and its peers, clients still served.
+	cutOff atomic.Bool
+	meta   *metaclient.Client // nil without meta servers
 	// dropped are the tables dropped and recallable, as of the meta's last answer; held are
 	// the replicas of dropped tables stopped with their data kept (dropped.go). Both belong
 	// to the sync goroutine (and to Run before it starts).
