@@ -100,8 +100,9 @@ func (c *Commands) RegisterPeerOnly(name, help string, fn Func) {
 	c.mu.cmds[name] = cmd
 }
 
-// Run runs the command name with args and returns its text. An unknown command or a failing
-// one yields a text saying so, as Pegasus answers.
+// Run runs the command name with args, for a caller trusted as a member (in-process), and
+// returns its text. An unknown command or a failing one yields a text saying so, as Pegasus
+// answers.
 func (c *Commands) Run(name string, args []string) string { return c.run(name, args, true) }
 
 // run is Run for a caller that is an authenticated peer or not.
