@@ -23,6 +23,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/raftnet"
+	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -65,8 +66,12 @@ type securedCluster struct {
 	rows int
 }
 
-func startSecured(t *testing.T) *securedCluster {
-	c := Start(t, Options{Metas: 3, Replicas: 3})
+func startSecured(t *testing.T, adjust ...func(*replica.Config)) *securedCluster {
+	opts := Options{Metas: 3, Replicas: 3}
+	if len(adjust) > 0 {
+		opts.Replica = adjust[0]
+	}
+	c := Start(t, opts)
 	c.CreateTableReplicas(t, "sec", 4, 3)
 	sc := &securedCluster{c: c, kv: newKV(t, c, "sec"), rows: 40}
 	poll.UntilOK(t, "every partition with its three replicas", func(ctx context.Context) (bool, error) {
@@ -461,4 +466,36 @@ func TestJunkSnapshotFromMemberKeepsStoreAndServerRestarts(t *testing.T) {
 	if _, err := os.Stat(sc.c.ReplicaDir(t, secondary)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// A snapshot larger than the replica's bound is refused, from a member too, and changes
+// nothing.
+func TestOversizedSnapshotRefused(t *testing.T) {
+	sc := startSecured(t, func(cfg *replica.Config) { cfg.MaxSnapshotBytes = 64 << 10 })
+	primary, secondary, _ := sc.partition0()
+	m := forgedSnap(cluster.MemberID(primary), cluster.MemberID(secondary), 1<<20)
+	raw, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	b.WriteString("GPSNAP1\n")
+	b.Write(binary.BigEndian.AppendUint64(nil, 1<<40))
+	b.Write(binary.BigEndian.AppendUint32(nil, uint32(len(raw))))
+	b.Write(raw)
+	tw := tar.NewWriter(&b)
+	big := bytes.Repeat([]byte("x"), 256<<10)
+	if err := tw.WriteHeader(&tar.Header{Name: "000001.sst", Mode: 0o644, Size: int64(len(big)), Typeflag: tar.TypeReg}); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = tw.Write(big)
+	_ = tw.Close()
+	code, text, err := postSnapshot(t, secondary, &rpc.PeerCredentials{Secret: sc.c.Secret(), Addr: primary}, sc.cfg.AppID, b.Bytes())
+	if err != nil || code != http.StatusBadRequest || !strings.Contains(text, "too large") {
+		t.Fatalf("oversized snapshot: %d %q %v, want 400 (too large)", code, text, err)
+	}
+	if n := sc.c.Replica(t, secondary).SnapshotsInstalled(); n != 0 {
+		t.Fatalf("%d snapshots installed", n)
+	}
+	sc.checkIntact(t)
 }
