@@ -52,8 +52,8 @@
 // remote address is an ephemeral port): a meta answers a meta being added, which it knows
 // by nothing else. When the servers share a cluster secret, every connection between them
 // is authenticated (rpc.DialPeer; set [Config].Conn.Peer), the owner registers
-// [Transport.HandleRPC] with rpc.Server.HandlePeerInline (frames from connections that did
-// not authenticate are refused before they are decoded), and HandleRPC rejects a frame
+// [Transport.HandleRPC] with rpc.Server.HandleInline and marks it with RequirePeer (frames
+// from connections that did not authenticate are refused before they are decoded), and HandleRPC rejects a frame
 // whose from field is not the address its connection authenticated as. Without a secret
 // (an insecure cluster) the field is taken as claimed. Either way the owners check that the
 // raft id of each message agrees with the address, and that the sender is a member of the

@@ -281,12 +281,6 @@ func (s *Server) HandlePeer(name string, h HandlerFunc) {
 	s.routes[name].peer = true
 }
 
-// HandlePeerInline is HandleInline for an RPC that only peers send (see HandlePeer).
-func (s *Server) HandlePeerInline(name string, h HandlerFunc) {
-	s.HandleInline(name, h)
-	s.routes[name].peer = true
-}
-
 // RequirePeer makes the routes already registered under names peer routes, as HandlePeer
 // registers them. It panics for a name not registered.
 func (s *Server) RequirePeer(names ...string) {
@@ -298,10 +292,6 @@ func (s *Server) RequirePeer(names ...string) {
 		r.peer = true
 	}
 }
-
-// Secured reports whether the server has a cluster secret: its peer routes then serve only
-// authenticated peers.
-func (s *Server) Secured() bool { return s.cfg.Secret != nil }
 
 // Metrics returns a snapshot of the server's counters. Safe for concurrent use.
 func (s *Server) Metrics() ServerMetrics {
