@@ -60,7 +60,7 @@ func (s *Server) receiveRaft(_ string, pid idl.GPID, m raftpb.Message) {
 		return
 	}
 	select {
-	case p.recvC <- m:
+	case p.recvC <- &m:
 	default:
 	}
 }

@@ -224,14 +224,14 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			l.readIndex(rw)
 		case m := <-p.recvC:
 			now := time.Now()
-			l.noteHeard(&m, now)
-			_ = l.rn.Step(m)
+			l.noteHeard(m, now)
+			_ = l.rn.Step(*m)
 			// Step everything else already queued, so one Ready (and one fsync) covers it.
 			for more := true; more; {
 				select {
 				case m := <-p.recvC:
-					l.noteHeard(&m, now)
-					_ = l.rn.Step(m)
+					l.noteHeard(m, now)
+					_ = l.rn.Step(*m)
 				default:
 					more = false
 				}

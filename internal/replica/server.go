@@ -362,7 +362,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		id:        cluster.MemberID(s.addr),
 		proposeC:  make(chan *write, 1024),
 		readC:     make(chan *readWait, 1024),
-		recvC:     make(chan raftpb.Message, 1024),
+		recvC:     make(chan *raftpb.Message, 1024),
 		installC:  make(chan *install),
 		snapDoneC: make(chan snapDone),
 		transferC: make(chan *transferRequest),
@@ -398,6 +398,27 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	p.wg.Go(func() { l.run(ctx, s.cfg.TickInterval, campaign) })
 	lg.Info("partition opened", "members", a.Members, "applied", db.LastAppliedIndex())
 	return nil
+}
+
+// openConcurrency is how many partitions a replica server opens at once.
+const openConcurrency = 8
+
+// openPartitions opens the partitions of as, openConcurrency at a time, and returns once
+// all are open or have failed (logged). Opening a store waits for several fsyncs: a new
+// table of 64 partitions took seconds one at a time.
+func (s *Server) openPartitions(ctx context.Context, as []cluster.Assignment) {
+	sem := make(chan struct{}, openConcurrency)
+	var wg sync.WaitGroup
+	for _, a := range as {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.openPartition(ctx, a); err != nil {
+				s.lg.Error("open assigned partition", "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // dataDir is where a partition replica's store lives.
@@ -530,6 +551,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 	}
 	s.applyDrops(resp)
 	assigned := make(map[idl.GPID]bool, len(resp.Assignments))
+	var toOpen []cluster.Assignment
 	for _, a := range resp.Assignments {
 		pid := idl.GPID{AppID: a.AppID, PartitionIndex: a.PartitionIndex}
 		assigned[pid] = true
@@ -552,10 +574,9 @@ func (s *Server) syncOnce(ctx context.Context) {
 				continue
 			}
 		}
-		if err := s.openPartition(ctx, a); err != nil {
-			s.lg.Error("open assigned partition", "err", err)
-		}
+		toOpen = append(toOpen, a)
 	}
+	s.openPartitions(ctx, toOpen)
 	s.runOps(ctx, resp)
 	s.collectGarbage(assigned, time.Now())
 	s.dups.changed()
