@@ -67,8 +67,8 @@ type Server struct {
 	// unknownSync is when a raft message for a partition not here last made the server
 	// report at once (unix nanoseconds; see receiveRaft).
 	unknownSync atomic.Int64
-	// cutOff, set by tests, drops every partition raft message this server sends or
-	// receives: a network partition between it and its peers, clients still served.
+	// cutOff drops every partition raft message this server sends or receives (see
+	// CutOffPeers).
 	cutOff atomic.Bool
 	meta   *metaclient.Client // nil without meta servers
 	// dropped are the tables dropped and recallable, as of the meta's last answer; held are
@@ -666,6 +666,12 @@ func (s *Server) RaftLogSyncs() int64 { return s.rlog.Syncs() }
 // ForwardedRequests returns how many client requests for partitions this server did not lead
 // it has forwarded to their leaders since it started (forward.go).
 func (s *Server) ForwardedRequests() int64 { return s.forwards.forwarded.Load() }
+
+// CutOffPeers, for fault-injection tests, drops (on) or delivers again (off) every raft
+// message between this server's partitions and their peers, as a network partition between
+// this server and the other replica servers would, while clients and the metas still reach
+// it.
+func (s *Server) CutOffPeers(on bool) { s.cutOff.Store(on) }
 
 // SnapshotsInstalled returns how many snapshots this server's replicas have installed.
 func (s *Server) SnapshotsInstalled() int64 {
