@@ -70,7 +70,7 @@ func (s *Server) receiveRaft(from string, pid idl.GPID, m raftpb.Message) {
 		return
 	}
 	select {
-	case p.recvC <- m:
+	case p.recvC <- &m:
 	default:
 	}
 }

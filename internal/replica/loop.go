@@ -272,15 +272,15 @@ func (l *loop) fromMember(from uint64) bool {
 
 // step hands a peer's message, received at now, to raft, unless its sender is not a
 // member of the group.
-func (l *loop) step(m raftpb.Message, now time.Time) {
+func (l *loop) step(m *raftpb.Message, now time.Time) {
 	// Snapshots arrive as checkpoint transfers (installSnapshot), never in a raft frame:
 	// raft must not accept a snapshot whose store is not here.
 	if m.Type == raftpb.MsgSnap || !l.fromMember(m.From) {
 		l.p.s.raftRefused.Add(1)
 		return
 	}
-	l.noteHeard(&m, now)
-	_ = l.rn.Step(m)
+	l.noteHeard(m, now)
+	_ = l.rn.Step(*m)
 }
 
 // tick advances raft's clock by one tick, except for a member of a new group that waits for

@@ -76,10 +76,21 @@ func (o op) isWrite() bool { return o >= opPut }
 // requestStats are a partition replica's request counters; every field is updated with
 // atomic operations only.
 type requestStats struct {
-	ops        [numOps]metric.Timer
+	// ops are made on an operation's first request: a replica that never serves one costs
+	// nothing for it (a Timer is some 4 KiB, an idle server hosts thousands of replicas).
+	ops        [numOps]atomic.Pointer[metric.Timer]
 	readBytes  atomic.Int64
 	writeBytes atomic.Int64
 	slow       atomic.Int64
+}
+
+// timer returns the Timer of operation o, made on first use.
+func (st *requestStats) timer(o op) *metric.Timer {
+	if t := st.ops[o].Load(); t != nil {
+		return t
+	}
+	st.ops[o].CompareAndSwap(nil, new(metric.Timer))
+	return st.ops[o].Load()
 }
 
 // statsTable holds the request statistics of the partition replicas a server hosts, a
@@ -148,7 +159,7 @@ func (s *Server) counted(name string, h rpc.HandlerFunc) rpc.HandlerFunc {
 		if st == nil {
 			return v, code
 		}
-		st.ops[o].Observe(d)
+		st.timer(o).Observe(d)
 		if o.isWrite() {
 			st.writeBytes.Add(int64(req.BodySize))
 		} else if code == wire.OK {
@@ -235,10 +246,15 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		}
 		if st != nil {
 			for o := range numOps {
-				t := &st.ops[o]
-				n := t.Count()
+				var (
+					n, rate int64
+					q       [5]int64
+				)
+				if t := st.ops[o].Load(); t != nil {
+					n = t.Count()
+					q, rate = t.Window(now)
+				}
 				ts.requests[o] += n
-				q, rate := t.Window(now)
 				name := opNames[o]
 				e.Metrics = append(e.Metrics,
 					metric.CounterOf(name+"_requests", "Requests", "The number of "+name+" requests", n),

@@ -74,7 +74,7 @@ type partition struct {
 
 	proposeC  chan *write
 	readC     chan *readWait
-	recvC     chan raftpb.Message
+	recvC     chan *raftpb.Message // pointers: a channel's buffer of messages costs its size up front
 	installC  chan *install
 	snapDoneC chan snapDone
 	transferC chan *transferRequest

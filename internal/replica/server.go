@@ -71,8 +71,8 @@ type Server struct {
 	// unknownSync is when a raft message for a partition not here last made the server
 	// report at once (unix nanoseconds; see receiveRaft).
 	unknownSync atomic.Int64
-	// cutOff, set by tests, drops every partition raft message this server sends or
-	// receives: a network partition between it and its peers, clients still served.
+	// cutOff drops every partition raft message this server sends or receives (see
+	// CutOffPeers).
 	cutOff atomic.Bool
 	meta   *metaclient.Client // nil without meta servers
 	// dropped are the tables dropped and recallable, as of the meta's last answer; held are
@@ -385,7 +385,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		id:        cluster.MemberID(s.addr),
 		proposeC:  make(chan *write, 1024),
 		readC:     make(chan *readWait, 1024),
-		recvC:     make(chan raftpb.Message, 1024),
+		recvC:     make(chan *raftpb.Message, 1024),
 		installC:  make(chan *install),
 		snapDoneC: make(chan snapDone),
 		transferC: make(chan *transferRequest),
@@ -421,6 +421,27 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	p.wg.Go(func() { l.run(ctx, s.cfg.TickInterval, campaign) })
 	lg.Info("partition opened", "members", a.Members, "applied", db.LastAppliedIndex())
 	return nil
+}
+
+// openConcurrency is how many partitions a replica server opens at once.
+const openConcurrency = 8
+
+// openPartitions opens the partitions of as, openConcurrency at a time, and returns once
+// all are open or have failed (logged). Opening a store waits for several fsyncs: a new
+// table of 64 partitions took seconds one at a time.
+func (s *Server) openPartitions(ctx context.Context, as []cluster.Assignment) {
+	sem := make(chan struct{}, openConcurrency)
+	var wg sync.WaitGroup
+	for _, a := range as {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.openPartition(ctx, a); err != nil {
+				s.lg.Error("open assigned partition", "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // dataDir is where a partition replica's store lives.
@@ -558,6 +579,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 	}
 	s.applyDrops(resp)
 	assigned := make(map[idl.GPID]bool, len(resp.Assignments))
+	var toOpen []cluster.Assignment
 	for _, a := range resp.Assignments {
 		pid := idl.GPID{AppID: a.AppID, PartitionIndex: a.PartitionIndex}
 		assigned[pid] = true
@@ -580,10 +602,9 @@ func (s *Server) syncOnce(ctx context.Context) {
 				continue
 			}
 		}
-		if err := s.openPartition(ctx, a); err != nil {
-			s.lg.Error("open assigned partition", "err", err)
-		}
+		toOpen = append(toOpen, a)
 	}
+	s.openPartitions(ctx, toOpen)
 	s.runOps(ctx, resp)
 	s.collectGarbage(assigned, time.Now())
 	s.dups.changed()
@@ -673,6 +694,12 @@ func (s *Server) RaftLogSyncs() int64 { return s.rlog.Syncs() }
 // ForwardedRequests returns how many client requests for partitions this server did not lead
 // it has forwarded to their leaders since it started (forward.go).
 func (s *Server) ForwardedRequests() int64 { return s.forwards.forwarded.Load() }
+
+// CutOffPeers, for fault-injection tests, drops (on) or delivers again (off) every raft
+// message between this server's partitions and their peers, as a network partition between
+// this server and the other replica servers would, while clients and the metas still reach
+// it.
+func (s *Server) CutOffPeers(on bool) { s.cutOff.Store(on) }
 
 // SnapshotsInstalled returns how many snapshots this server's replicas have installed.
 func (s *Server) SnapshotsInstalled() int64 {
