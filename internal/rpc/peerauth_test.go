@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -108,6 +109,8 @@ func TestPeerAuthentication(t *testing.T) {
 		t.Fatalf("plain HTTP: %s, want 403", resp.Status)
 	}
 
+	// The server counts the refused exchange once it sees the dialer give up.
+	poll.Until(t, "the refused exchange counted", func() bool { return s.Metrics().PeerConnectionsRefused > 0 })
 	m := s.Metrics()
 	if m.PeerConnections != 2 || m.PeerConnectionsRefused != 1 || m.PeerRequestsRefused != 2 {
 		t.Fatalf("metrics %+v", m)

@@ -371,6 +371,19 @@ func (c *Cluster) MetaCall(ctx context.Context, name string, args, reply idl.Val
 	return conn.Call(ctx, wire.Header{}, name, args, reply)
 }
 
+// MemberMetaCall is MetaCall from a connection authenticated with the cluster's secret, as
+// member claiming address as, for the RPCs only the cluster's servers may send (a plain
+// connection on an insecure cluster).
+func (c *Cluster) MemberMetaCall(ctx context.Context, as, name string, args, reply idl.Value) error {
+	var cfg rpc.ConnConfig
+	if c.opts.Secret != nil {
+		cfg.Peer = &rpc.PeerCredentials{Secret: c.opts.Secret, Addr: as}
+	}
+	conn := rpc.NewConn(c.metaTarget(ctx), cfg)
+	defer conn.Close()
+	return conn.Call(ctx, wire.Header{}, name, args, reply)
+}
+
 // WaitAlive waits until the meta leader counts n alive replica servers.
 func (c *Cluster) WaitAlive(t testing.TB, n int) {
 	t.Helper()
