@@ -150,3 +150,35 @@ func TestNegotiationAnswersAuthDisabled(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDial measures a connection's setup and first call, plain and authenticated as a
+// peer: the price of the exchange, paid once per connection.
+func BenchmarkDial(b *testing.B) {
+	secret, err := NewSecret(GenerateSecret())
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Secret: secret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s.Handle(idl.RPCGet, echoGet)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	defer func() { _ = s.Close(); <-done }()
+	for _, bc := range []struct {
+		name string
+		peer *PeerCredentials
+	}{{"plain", nil}, {"peer", &PeerCredentials{Secret: secret, Addr: "10.0.0.1:34801"}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c := NewConn(s.Addr().String(), ConnConfig{Peer: bc.peer})
+				if _, err := get(b.Context(), c, 1, "k"); err != nil {
+					b.Fatal(err)
+				}
+				_ = c.Close()
+			}
+		})
+	}
+}
