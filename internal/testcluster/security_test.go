@@ -499,3 +499,26 @@ func TestOversizedSnapshotRefused(t *testing.T) {
 	}
 	sc.checkIntact(t)
 }
+
+// Under --insecure (no secret) the same attacks are taken, as the README warns: here a fake
+// replica server registers from a plain connection and an anonymous meta-add runs. This is
+// what the tests above check does not happen with a secret.
+func TestInsecureClusterTakesAnyone(t *testing.T) {
+	c := Start(t, Options{Metas: 3, Replicas: 3, Insecure: true})
+	c.CreateTableReplicas(t, "open", 2, 3)
+	const fake = "127.0.0.1:1"
+	if err := syncCall(t, c.MetaLeader(t), nil, fake); err != nil {
+		t.Fatalf("config sync on an insecure cluster: %v", err)
+	}
+	var nodes idl.ListNodesResponse
+	if err := c.MetaCall(t.Context(), idl.RPCListNodes, &idl.ListNodesRequest{}, &nodes); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(nodes.Infos, func(n idl.NodeInfo) bool { return n.Node.String() == fake }) {
+		t.Fatalf("the fake replica server is not registered: %+v", nodes.Infos)
+	}
+	out, err := cliCall(t, c.MetaLeader(t), nil, "meta-add", "127.0.0.1:9")
+	if err != nil || !strings.HasPrefix(out, "added") {
+		t.Fatalf("anonymous meta-add on an insecure cluster: %q, %v", out, err)
+	}
+}
