@@ -145,7 +145,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.http.ServeHTTP(w, r)
 	})
-	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg})
+	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg,
+		Limits: settings.Network.Limits()})
 	if err != nil {
 		s.cache.Unref()
 		return nil, err
