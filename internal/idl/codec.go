@@ -131,7 +131,20 @@ type Decoder struct {
 	off   int
 	err   error
 	depth int
+	// charged is the memory the containers decoded so far make their readers allocate,
+	// estimated from their element types (see ListBegin).
+	charged int64
 }
+
+// ErrAmplified is recorded by a decoder whose input declares containers that would make it
+// allocate more than [MaxDecodeAmplification] times the input's size.
+var ErrAmplified = errors.New("idl: containers too large for the input's size")
+
+// MaxDecodeAmplification bounds the memory the containers of one decoded input may ask for,
+// as a multiple of the input's bytes (plus 4 KiB). Well-formed Pegasus requests stay under 5×
+// (a key_value of 15 wire bytes is a 64-byte Go value, a blob of 4 wire bytes a 24-byte
+// slice); a hostile one of empty structs would otherwise reach 64×.
+const MaxDecodeAmplification = 8
 
 // NewDecoder returns a Decoder reading b.
 func NewDecoder(b []byte) *Decoder { return &Decoder{buf: b} }
@@ -243,7 +256,7 @@ func (d *Decoder) ListBegin() (Type, int) {
 	if d.err != nil {
 		return TypeStop, 0
 	}
-	if !d.countFits(n, minSize(elem)) {
+	if !d.countFits(n, minSize(elem)) || !d.charge(n, goSize(elem)) {
 		return TypeStop, 0
 	}
 	return elem, int(n)
@@ -257,7 +270,7 @@ func (d *Decoder) MapBegin() (Type, Type, int) {
 	if d.err != nil {
 		return TypeStop, TypeStop, 0
 	}
-	if !d.countFits(n, minSize(k)+minSize(v)) {
+	if !d.countFits(n, minSize(k)+minSize(v)) || !d.charge(n, goSize(k)+goSize(v)+16) {
 		return TypeStop, TypeStop, 0
 	}
 	return k, v, int(n)
@@ -276,6 +289,35 @@ func (d *Decoder) countFits(n int32, each int) bool {
 		return false
 	}
 	return true
+}
+
+// charge adds n elements of each bytes to what the decoder's input makes its readers
+// allocate, failing with ErrAmplified past MaxDecodeAmplification.
+func (d *Decoder) charge(n int32, each int) bool {
+	d.charged += int64(n) * int64(each)
+	if d.charged > MaxDecodeAmplification*int64(len(d.buf))+4096 {
+		d.Fail(fmt.Errorf("%w: %d bytes for %d input bytes", ErrAmplified, d.charged, len(d.buf)))
+		return false
+	}
+	return true
+}
+
+// goSize estimates the Go memory one decoded element of type t takes: structs are charged
+// as the largest list elements of the schemas (key_value, mutate, full_key), 64 bytes.
+func goSize(t Type) int {
+	switch t {
+	case TypeStruct:
+		return 64
+	case TypeString, TypeList, TypeSet, TypeMap:
+		return 24
+	case TypeI64, TypeDouble:
+		return 8
+	case TypeI32:
+		return 4
+	case TypeI16:
+		return 2
+	}
+	return 1
 }
 
 // minSize is the fewest bytes one value of type t occupies on the wire.
