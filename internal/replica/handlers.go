@@ -344,6 +344,10 @@ func (s *Server) handleBatchGet(ctx context.Context, req *rpc.Request) (idl.Valu
 		keys[i] = storage.FullKey{HashKey: k.HashKey, SortKey: k.SortKey}
 	}
 	data, rc, err := db.BatchGet(keys)
+	if errors.Is(err, storage.ErrReadTooLarge) {
+		s.lg.Debug("batch_get refused", "err", err)
+		return nil, wire.ErrInvalidData
+	}
 	if err != nil {
 		return nil, codeOf(err)
 	}

@@ -414,7 +414,8 @@ func (s *Server) openStore(pid idl.GPID, ti *tableInfo, lg *slog.Logger) (*stora
 		Pebble: s.pebbleOptions(pid),
 		// The raft log is the durability source: the store keeps no WAL of its own, and
 		// after a crash raft replays what its memtable lost (see doc.go, Restart).
-		NoWAL: true,
+		NoWAL:  true,
+		Limits: s.settings.Reads.limits(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)

@@ -82,6 +82,8 @@ type Settings struct {
 	Clusters, DupGroup                                     *config.Section
 	// Network are the connection bounds of the RPC port (section network).
 	Network *rpc.LimitSettings
+	// Reads are the bounds of one read (limits.go).
+	Reads *readLimitSettings
 }
 
 // NewSettings registers every setting of a replica server, with its default, in a new
@@ -107,6 +109,7 @@ func NewSettings() *Settings {
 	blockservice.DefineConfig(r)
 	return &Settings{
 		Network: rpc.DefineLimits(r),
+		Reads:   defineReadLimits(r),
 		BackupRateMB: u32("replication", "cold_backup_rate_limit_mb",
 			"The MB per second this server sends to and receives from block services (backups, restores, bulk loads), all transfers together; 0: no bound.", 200, 0, any32),
 		reg:       r,
