@@ -46,6 +46,8 @@ type Settings struct {
 	reg *config.Registry
 	// Network are the connection bounds of the RPC port (section network).
 	Network *rpc.LimitSettings
+	// limits are the bounds of tables and their envs (limits.go).
+	limits *tableLimits
 
 	Listen, Advertise, DataDir, Metas, ClusterName *config.Value[string]
 	NodeGraceMS, RaftTickMS, SnapshotEntries       *config.Value[uint32]
@@ -87,6 +89,7 @@ func NewSettings() *Settings {
 	return &Settings{
 		reg:     r,
 		Network: rpc.DefineLimits(r),
+		limits:  defineTableLimits(r),
 		ColdBackupDisabled: config.Define(r, config.Spec[bool]{Section: "meta_server", Name: "cold_backup_disabled",
 			Description: "Turns cold backup and restore off."}),
 		MinBackupIntervalS: u32("meta_server", "cold_backup_min_interval_seconds",

@@ -19,7 +19,7 @@ func (s *Server) registerHandlers() {
 	// Client operations are counted and timed where they are served; a request for a
 	// partition this server does not lead is forwarded to the leader (forward.go).
 	h := func(name string, serve rpc.HandlerFunc) {
-		serve = s.counted(name, serve)
+		serve = s.counted(name, s.throttled(name, serve))
 		s.local[name] = serve
 		s.rpc.Handle(name, s.forwarding(name, serve))
 	}

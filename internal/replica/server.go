@@ -92,6 +92,8 @@ type Server struct {
 	peers    *rpc.Pool
 	local    map[string]rpc.HandlerFunc
 	forwards forwardCounters
+	// throttleStats count what the throttling envs did (throttle.go).
+	throttleStats throttleCounters
 	// ops are the jobs of backups, restores and bulk loads (ops.go).
 	ops opsJobs
 
