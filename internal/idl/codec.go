@@ -256,7 +256,7 @@ func (d *Decoder) ListBegin() (Type, int) {
 	if d.err != nil {
 		return TypeStop, 0
 	}
-	if !d.countFits(n, minSize(elem)) || !d.charge(n, goSize(elem)) {
+	if !d.countFits(n, minSize(elem)) {
 		return TypeStop, 0
 	}
 	return elem, int(n)
@@ -270,7 +270,7 @@ func (d *Decoder) MapBegin() (Type, Type, int) {
 	if d.err != nil {
 		return TypeStop, TypeStop, 0
 	}
-	if !d.countFits(n, minSize(k)+minSize(v)) || !d.charge(n, goSize(k)+goSize(v)+16) {
+	if !d.countFits(n, minSize(k)+minSize(v)) {
 		return TypeStop, TypeStop, 0
 	}
 	return k, v, int(n)
@@ -302,11 +302,16 @@ func (d *Decoder) charge(n int32, each int) bool {
 	return true
 }
 
-// goSize estimates the Go memory one decoded element of type t takes: structs are charged
+// goSize estimates the Go memory one decoded list element of type t takes, given the
+// fewest wire bytes the schema says it occupies: a STRUCT of at least 4 bytes is a dsn
+// placeholder (blob, gpid, host_port: a slice or a few words), any other struct is charged
 // as the largest list elements of the schemas (key_value, mutate, full_key), 64 bytes.
-func goSize(t Type) int {
+func goSize(t Type, minWire int) int {
 	switch t {
 	case TypeStruct:
+		if minWire >= 4 {
+			return 24
+		}
 		return 64
 	case TypeString, TypeList, TypeSet, TypeMap:
 		return 24

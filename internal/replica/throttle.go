@@ -31,7 +31,7 @@ type throttleCounters struct {
 type throttleState struct {
 	mu   sync.Mutex
 	info *tableInfo
-	set  throttleSet
+	set  *throttleSet // never changed once published: a new one replaces it
 	keys [5]string
 }
 
@@ -49,7 +49,10 @@ func (p *partition) throttles() *throttleSet {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if ti == nil || st.info == ti {
-		return &st.set
+		if st.set == nil {
+			return &throttleSet{}
+		}
+		return st.set
 	}
 	st.info = ti
 	count := int(ti.partitionCount)
@@ -78,7 +81,10 @@ func (p *partition) throttles() *throttleSet {
 		}
 		return throttle.NewController(sp, count)
 	}
-	s := &st.set
+	s := &throttleSet{}
+	if st.set != nil {
+		*s = *st.set
+	}
 	s.write = controller(0, throttle.EnvWrite, s.write)
 	s.writeSize = controller(1, throttle.EnvWriteBySize, s.writeSize)
 	s.read = controller(2, throttle.EnvRead, s.read)
@@ -98,12 +104,45 @@ func (p *partition) throttles() *throttleSet {
 			s.deny = d
 		}
 	}
-	s.any = s.write != nil || s.writeSize != nil || s.read != nil || s.readSize != nil || s.deny.Reads || s.deny.Writes
+	s.any = s.write != nil || s.writeSize != nil || s.read != nil || s.readSize != nil
+	st.set = s
 	return s
 }
 
-// throttled applies the table's throttling envs and replica.deny_client_request to the
-// requests of a client operation, before serve runs them.
+// denying applies replica.deny_client_request to the requests of a client operation as
+// they arrive, before they could be forwarded to another replica (ERR_INVALID_STATE must
+// reach the client, for it to refresh its routing, as Pegasus's reconfig form intends).
+func (s *Server) denying(name string, serve rpc.HandlerFunc) rpc.HandlerFunc {
+	o, ok := opOf(name)
+	if !ok {
+		return serve
+	}
+	isWrite := o.isWrite()
+	return func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+		p := s.partition(idl.GPID{AppID: req.Header.AppID, PartitionIndex: req.Header.PartitionIndex})
+		if p == nil {
+			return serve(ctx, req)
+		}
+		d := p.throttles().deny
+		if !(isWrite && d.Writes) && !(!isWrite && d.Reads) {
+			return serve(ctx, req)
+		}
+		s.throttleStats.denied.Add(1)
+		if !d.Timeout {
+			return nil, wire.ErrInvalidState
+		}
+		timeout := time.Duration(req.Header.ClientTimeout) * time.Millisecond
+		if timeout <= 0 {
+			timeout = denyHold
+		}
+		hold(ctx, timeout)
+		return nil, wire.ErrTimeout
+	}
+}
+
+// throttled applies the table's throttling envs to the requests of a client operation,
+// before serve runs them: at the replica that serves them (a forwarded request at the
+// leader).
 func (s *Server) throttled(name string, serve rpc.HandlerFunc) rpc.HandlerFunc {
 	o, ok := opOf(name)
 	if !ok {
@@ -120,17 +159,6 @@ func (s *Server) throttled(name string, serve rpc.HandlerFunc) rpc.HandlerFunc {
 			return serve(ctx, req)
 		}
 		timeout := time.Duration(req.Header.ClientTimeout) * time.Millisecond
-		if (isWrite && set.deny.Writes) || (!isWrite && set.deny.Reads) {
-			s.throttleStats.denied.Add(1)
-			if !set.deny.Timeout {
-				return nil, wire.ErrInvalidState
-			}
-			if timeout <= 0 {
-				timeout = denyHold
-			}
-			hold(ctx, timeout)
-			return nil, wire.ErrTimeout
-		}
 		now := time.Now()
 		act, wait := throttle.Pass, time.Duration(0)
 		apply := func(c *throttle.Controller, units int64) {
