@@ -3,6 +3,7 @@ package meta
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/idl"
@@ -112,4 +113,15 @@ func (l *tableLimits) checkCreate(m *clusterMap, name string, o *idl.CreateAppOp
 		return fmt.Errorf("%w: %d replicas on %d servers (max_replicas_per_server %d)", errLimit, replicas, alive, l.maxReplicasPerServer.Get())
 	}
 	return l.checkEnvs(o.Envs, nil)
+}
+
+// defaultLimits are the table limits of a machine made without Settings (tests).
+var defaultLimits = sync.OnceValue(func() *tableLimits { return defineTableLimits(config.NewRegistry()) })
+
+// limits returns the machine's table limits.
+func (m *machine) limits() *tableLimits {
+	if m.cfg.Settings != nil && m.cfg.Settings.limits != nil {
+		return m.cfg.Settings.limits
+	}
+	return defaultLimits()
 }

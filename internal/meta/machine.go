@@ -453,7 +453,7 @@ func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.C
 		}
 		return &idl.CreateAppResponse{Err: errCode(wire.OK), AppID: t.AppID}
 	}
-	if err := m.cfg.Settings.limits.checkCreate(m.state, q.AppName, o, len(alive)); err != nil {
+	if err := m.limits().checkCreate(m.state, q.AppName, o, len(alive)); err != nil {
 		m.lg.Info("create_app refused", "table", q.AppName, "err", err)
 		return fail(wire.ErrInvalidParameters)
 	}
@@ -689,7 +689,7 @@ func (m *machine) updateAppEnv(ctx context.Context, q *idl.UpdateAppEnvRequest) 
 			after = map[string]string{}
 		}
 		maps.Copy(after, op.Set)
-		if err := m.cfg.Settings.limits.checkEnvs(after, op.Set); err != nil {
+		if err := m.limits().checkEnvs(after, op.Set); err != nil {
 			return fail(wire.ErrInvalidParameters, "invalid envs: "+err.Error())
 		}
 	}
