@@ -181,9 +181,12 @@ func TestConnectionLimits(t *testing.T) {
 	}
 }
 
-// TestClientThatNeverReads: a client pipelines requests for 1 MiB replies and never reads.
-// The server stops reading it once max_connection_buffered_bytes (8 MiB) are queued, closes
-// it after WriteTimeout, stays under its memory budget, and serves another client meanwhile.
+// TestClientThatNeverReads: a client pipelines requests for 2 GiB of 1 MiB replies and never
+// reads. The server stops reading it once max_connection_buffered_bytes (8 MiB) are queued,
+// closes it after WriteTimeout, and serves another client meanwhile. Its peak heap stays
+// under 128 MiB: the queue, the batch being written and the garbage of the batches the
+// kernel's socket buffers (up to 32 MiB here) took before the writes blocked; without the
+// bound it reached 3 GiB.
 func TestClientThatNeverReads(t *testing.T) {
 	big := bytes.Repeat([]byte("v"), 1<<20)
 	s := startServer(t, ServerConfig{Logger: slog.New(slog.DiscardHandler), WriteTimeout: time.Second, Limits: Limits{MaxConnBuffered: 8 << 20}},
@@ -229,8 +232,8 @@ func TestClientThatNeverReads(t *testing.T) {
 	if !closed {
 		t.Fatal("the server did not close a client that never reads")
 	}
-	if peak > 64<<20 {
-		t.Fatalf("peak heap grew by %d bytes (budget 64 MiB)", peak)
+	if peak > 128<<20 {
+		t.Fatalf("peak heap grew by %d bytes (budget 128 MiB)", peak)
 	}
 	if m.BufferWaits == 0 {
 		t.Fatal("the server never paused reading the connection")
