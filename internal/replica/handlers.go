@@ -387,6 +387,9 @@ func (s *Server) handleGetScanner(ctx context.Context, req *rpc.Request) (idl.Va
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	if res.ContextID > 0 {
+		s.noteScanner(req.Remote, p.pid, res.ContextID)
+	}
 	return s.scanResponse(p, res, a.ReturnExpireTS.Or(false), a.OnlyReturnCount), wire.OK
 }
 
@@ -406,6 +409,7 @@ func (s *Server) handleScan(ctx context.Context, req *rpc.Request) (idl.Value, w
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	s.scanOwners.replaced(req.Remote, scanRef{pid: p.pid, id: a.ContextID}, res.ContextID, time.Now())
 	if res.Error == wire.StatusNotFound && !p.isLeader.Load() {
 		return nil, wire.ErrInvalidState
 	}
@@ -423,6 +427,7 @@ func (s *Server) handleClearScanner(_ context.Context, req *rpc.Request) (idl.Va
 	db, release := p.readDB()
 	db.ClearScanner(int64(*req.Args.(*idl.ContextID)))
 	release()
+	s.scanOwners.replaced(req.Remote, scanRef{pid: p.pid, id: int64(*req.Args.(*idl.ContextID))}, 0, time.Now())
 	if !p.isLeader.Load() {
 		return nil, wire.ErrInvalidState
 	}

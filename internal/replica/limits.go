@@ -7,10 +7,14 @@ import (
 	"github.com/gopegasus/pegasus/internal/storage"
 )
 
+// DefaultMaxScannersPerConn is the default of max_scanner_contexts_per_connection.
+const DefaultMaxScannersPerConn = 1000
+
 // readLimitSettings are the bounds of one read, in section [pegasus.server]; a partition
 // takes them when its store opens.
 type readLimitSettings struct {
 	maxReplyBytes, maxBatchGetKeys, maxScanners *config.Value[uint32]
+	maxScannersPerConn                          *config.Value[uint32]
 }
 
 func defineReadLimits(r *config.Registry) *readLimitSettings {
@@ -32,6 +36,14 @@ func defineReadLimits(r *config.Registry) *readLimitSettings {
 		maxScanners: u32("max_scanner_contexts_per_partition",
 			"The most scanner contexts a partition replica keeps; a new one evicts the least recently used, whose next scan gets the expired-context answer (error 1, the client restarts from its last key).",
 			storage.DefaultMaxScanners),
+		maxScannersPerConn: config.Define(r, config.Spec[uint32]{Section: "pegasus.server", Name: "max_scanner_contexts_per_connection", Mutable: true,
+			Description: "The most scanner contexts one client connection holds on this server; a new one clears the connection's oldest, whose next scan gets the expired-context answer.",
+			Default:     DefaultMaxScannersPerConn, Validate: func(v uint32) error {
+				if v == 0 {
+					return errors.New("must be positive")
+				}
+				return nil
+			}}),
 	}
 }
 

@@ -252,3 +252,56 @@ func TestDenyAndReadThrottling(t *testing.T) {
 		t.Fatalf("small reads refused %d, denied %d", busy, s.throttleStats.denied.Load())
 	}
 }
+
+// TestScannerContextsPerConnection: a connection holding max_scanner_contexts_per_connection
+// (5) contexts that opens 3 more loses its 3 oldest (their scans get error 1); a context of
+// another connection, and one whose scan completed, do not count.
+func TestScannerContextsPerConnection(t *testing.T) {
+	s, c := oneTable(t, map[string]string{"max_scanner_contexts_per_connection": "5"}, nil)
+	for i := range 20 {
+		c.put(t, "h", fmt.Sprintf("s%02d", i), "v")
+	}
+	open := func(c *client) int64 {
+		var sr idl.ScanResponse
+		err := c.conn.Call(t.Context(), c.header(nil), idl.RPCGetScanner, &idl.GetScannerRequest{
+			StartKey: []byte{0, 0}, StopKey: []byte{0xff, 0xff}, StartInclusive: true, BatchSize: 1}, &sr)
+		if err != nil || sr.ContextID <= 0 {
+			t.Fatalf("get_scanner: %v %+v", err, sr)
+		}
+		return sr.ContextID
+	}
+	scan := func(c *client, id int64) *idl.ScanResponse {
+		var sr idl.ScanResponse
+		if err := c.conn.Call(t.Context(), c.header(nil), idl.RPCScan, &idl.ScanRequest{ContextID: id}, &sr); err != nil {
+			t.Fatal(err)
+		}
+		return &sr
+	}
+	other := &client{conn: rpc.NewConn(s.Addr(), rpc.ConnConfig{}), appID: testApp, count: 1}
+	defer other.conn.Close()
+	theirs := open(other)
+	var ids []int64
+	for range 8 {
+		ids = append(ids, open(c))
+	}
+	for i, id := range ids {
+		sr := scan(c, id)
+		if evicted := sr.Error == int32(wire.StatusNotFound); evicted != (i < 3) {
+			t.Fatalf("context %d: error %d", i, sr.Error)
+		}
+		if i >= 3 {
+			ids[i] = sr.ContextID // the scan goes on under a new id
+		}
+	}
+	if sr := scan(other, theirs); sr.Error != 0 {
+		t.Fatalf("the other connection's context: error %d", sr.Error)
+	}
+	if n := s.scanOwners.evicted.Load(); n != 3 {
+		t.Fatalf("%d evicted", n)
+	}
+	// Continued contexts kept their places: 5 live, so one more evicts the oldest of them.
+	open(c)
+	if sr := scan(c, ids[3]); sr.Error != int32(wire.StatusNotFound) {
+		t.Fatalf("oldest continued context: error %d", sr.Error)
+	}
+}

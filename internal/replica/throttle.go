@@ -231,6 +231,7 @@ func (s *Server) overloadMetrics() []metric.Metric {
 		metric.CounterOf("read_throttling_reject_count", "Requests", "The reads refused with ERR_BUSY by replica.read_throttling or replica.read_throttling_by_size", t.readRejected.Load()),
 		metric.CounterOf("write_throttling_delay_count", "Requests", "The writes replica.write_throttling or replica.write_throttling_by_size held before serving them", t.writeDelayed.Load()),
 		metric.CounterOf("write_throttling_reject_count", "Requests", "The writes refused with ERR_BUSY by replica.write_throttling or replica.write_throttling_by_size", t.writeRejected.Load()),
+		metric.CounterOf("scanner_contexts_evicted_per_connection", "Contexts", "The scanner contexts cleared for max_scanner_contexts_per_connection", s.scanOwners.evicted.Load()),
 		metric.CounterOf("denied_client_requests", "Requests", "The requests refused by replica.deny_client_request", t.denied.Load()),
 		metric.CounterOf("rpc_rejected_connections", "Sessions", "The connections closed at accept for max_connections or max_connections_per_host", rm.RejectedConnections),
 		metric.CounterOf("rpc_frame_timeouts", "Sessions", "The connections closed for a request not received within frame_read_timeout_ms", rm.FrameTimeouts),
