@@ -54,6 +54,11 @@ type Limits struct {
 	// MaxConnBuffered bounds the bytes of one connection (request bodies in flight and
 	// replies queued); MaxServerBuffered the request bodies of the whole server.
 	MaxConnBuffered, MaxServerBuffered int64
+	// MaxInFlight bounds the requests of one connection being handled at once (default
+	// DefaultMaxInFlight); WriteTimeout bounds one write of replies (default
+	// DefaultWriteTimeout): a client that does not read for that long is closed.
+	MaxInFlight  int
+	WriteTimeout time.Duration
 }
 
 func (l *Limits) fill() {
@@ -75,6 +80,12 @@ func (l *Limits) fill() {
 	if l.MaxServerBuffered <= 0 {
 		l.MaxServerBuffered = DefaultMaxServerBuffered
 	}
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = DefaultMaxInFlight
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = DefaultWriteTimeout
+	}
 	// A request of the largest size must always fit once the budgets are empty.
 	if l.MaxConnBuffered < int64(l.MaxRequestSize) {
 		l.MaxConnBuffered = int64(l.MaxRequestSize)
@@ -87,6 +98,7 @@ func (l *Limits) fill() {
 // LimitSettings are the settings of [Limits] in a server's registry (section "network").
 type LimitSettings struct {
 	MaxRequestBytes, FrameTimeoutMS, MaxConns, MaxConnsPerHost *config.Value[uint32]
+	MaxInFlight, WriteTimeoutMS                                *config.Value[uint32]
 	MaxConnBufferedBytes, MaxServerBufferedBytes               *config.Value[uint64]
 }
 
@@ -119,6 +131,10 @@ func DefineLimits(r *config.Registry) *LimitSettings {
 			"The most connections (RPC and HTTP) the server holds at once; more are closed as they are accepted.", DefaultMaxConns),
 		MaxConnsPerHost: u32("max_connections_per_host",
 			"The most connections one source IP holds at once; more are closed as they are accepted.", DefaultMaxConnsPerHost),
+		MaxInFlight: u32("max_requests_in_flight_per_connection",
+			"The most requests of one connection handled at once; past it the server stops reading the connection until some finish.", DefaultMaxInFlight),
+		WriteTimeoutMS: u32("write_timeout_ms",
+			"How long, in milliseconds, one write of replies to a client may block; a client that does not read for that long is closed.", uint32(DefaultWriteTimeout/time.Millisecond)),
 		MaxConnBufferedBytes: u64("max_connection_buffered_bytes",
 			"The bytes one connection holds (bodies of requests in flight and replies queued); past it the server stops reading the connection until its replies are written.", DefaultMaxConnBuffered),
 		MaxServerBufferedBytes: u64("max_server_buffered_bytes",
@@ -135,6 +151,8 @@ func (ls *LimitSettings) Limits() Limits {
 		MaxConnsPerHost:   int(ls.MaxConnsPerHost.Get()),
 		MaxConnBuffered:   int64(ls.MaxConnBufferedBytes.Get()),
 		MaxServerBuffered: int64(ls.MaxServerBufferedBytes.Get()),
+		MaxInFlight:       int(ls.MaxInFlight.Get()),
+		WriteTimeout:      time.Duration(ls.WriteTimeoutMS.Get()) * time.Millisecond,
 	}
 }
 

@@ -77,8 +77,8 @@ type ServerConfig struct {
 	// WriteTimeout bounds one write to a client (default DefaultWriteTimeout): a client
 	// that does not read its replies for that long is closed.
 	WriteTimeout time.Duration
-	// Limits bound connections and the bytes they make the server hold; a MaxRequestSize
-	// set above overrides Limits.MaxRequestSize.
+	// Limits bound connections and the bytes they make the server hold; MaxRequestSize,
+	// MaxInFlight and WriteTimeout set above override Limits' fields.
 	Limits Limits
 	// Logger receives connection-level problems (default: discard).
 	Logger *slog.Logger
@@ -214,14 +214,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxRequestSize > 0 {
 		cfg.Limits.MaxRequestSize = cfg.MaxRequestSize
 	}
+	if cfg.MaxInFlight > 0 {
+		cfg.Limits.MaxInFlight = cfg.MaxInFlight
+	}
+	if cfg.WriteTimeout > 0 {
+		cfg.Limits.WriteTimeout = cfg.WriteTimeout
+	}
 	cfg.Limits.fill()
-	cfg.MaxRequestSize = cfg.Limits.MaxRequestSize
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
-	}
+	cfg.MaxRequestSize, cfg.MaxInFlight, cfg.WriteTimeout = cfg.Limits.MaxRequestSize, cfg.Limits.MaxInFlight, cfg.Limits.WriteTimeout
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
