@@ -540,9 +540,10 @@ type serverConn struct {
 	// held counts the connection's request bodies in flight and replies queued
 	// (Limits.MaxConnBuffered).
 	held *budget
-	// replyEst is the largest reply seen on the connection: each request in flight holds
-	// that much of the budget until its reply is queued, so a client pipelining requests for
-	// big replies is stopped being read after a few, not after MaxInFlight.
+	// replyEst is the size of the recent large replies of the connection (see send): each
+	// request in flight holds that much of the budget until its reply is queued, so a client
+	// pipelining requests for big replies is stopped being read after a few, not after
+	// MaxInFlight.
 	replyEst atomic.Int64
 	// dmu orders the reader's deadlines with stopRead's.
 	dmu     sync.Mutex
@@ -801,9 +802,11 @@ func (sc *serverConn) send(ctx context.Context, ackName string, seqID int32, cod
 	size := int64(len(sc.wbuf) - n)
 	sc.held.force(size)
 	sc.wmu.Unlock()
+	// The estimate jumps to a larger reply and decays by an eighth with each smaller one,
+	// so one big reply does not slow the connection's pipelining for good.
 	for {
 		est := sc.replyEst.Load()
-		if size <= est || sc.replyEst.CompareAndSwap(est, size) {
+		if sc.replyEst.CompareAndSwap(est, max(size, est-est/8)) {
 			break
 		}
 	}
