@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
@@ -157,78 +158,103 @@ func (ls *LimitSettings) Limits() Limits {
 }
 
 // budget counts bytes held against a limit. acquire waits while the bytes would not fit,
-// unless nothing is held (so one request of any admitted size always goes through).
+// unless nothing is held (so one request of any admitted size always goes through). The
+// uncontended paths are atomic operations only; waiters sleep on a channel that release
+// closes when there are any.
 type budget struct {
-	mu    sync.Mutex
-	limit int64
-	used  int64
-	// freed is closed and replaced whenever bytes are released.
-	freed chan struct{}
+	limit   int64
+	used    atomic.Int64
+	waiters atomic.Int32
+	mu      sync.Mutex
+	freed   chan struct{} // made by the first waiter, closed by the next release
 }
 
-func newBudget(limit int64) *budget { return &budget{limit: limit, freed: make(chan struct{})} }
+func newBudget(limit int64) *budget { return &budget{limit: limit} }
 
-func (b *budget) acquire(ctx context.Context, n int64) error {
+// tryTake takes n bytes if they fit (or nothing is held).
+func (b *budget) tryTake(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u != 0 && u+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+// wait runs until ok() holds (checked as a waiter, so no release is missed), ctx ends
+// (its error) or stop is closed (nil).
+func (b *budget) wait(ctx context.Context, stop <-chan struct{}, ok func() bool) error {
 	for {
 		b.mu.Lock()
-		if b.used == 0 || b.used+n <= b.limit {
-			b.used += n
+		b.waiters.Add(1)
+		if ok() {
+			b.waiters.Add(-1)
 			b.mu.Unlock()
 			return nil
 		}
+		if b.freed == nil {
+			b.freed = make(chan struct{})
+		}
 		ch := b.freed
 		b.mu.Unlock()
+		var err error
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
+		case <-stop:
+			err = errStopped
+		}
+		b.waiters.Add(-1)
+		if errors.Is(err, errStopped) {
+			return nil
+		}
+		if err != nil {
+			return err
 		}
 	}
+}
+
+// errStopped ends a wait on its stop channel.
+var errStopped = errors.New("rpc: stopped")
+
+func (b *budget) acquire(ctx context.Context, n int64) error {
+	if b.tryTake(n) {
+		return nil
+	}
+	return b.wait(ctx, nil, func() bool { return b.tryTake(n) })
 }
 
 // waitRoom waits until less than the limit is held, or ctx or stop ends.
 func (b *budget) waitRoom(ctx context.Context, stop <-chan struct{}) {
-	for {
-		b.mu.Lock()
-		if b.used < b.limit {
-			b.mu.Unlock()
-			return
-		}
-		ch := b.freed
-		b.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return
-		case <-stop:
-			return
-		}
+	if b.used.Load() < b.limit {
+		return
 	}
+	_ = b.wait(ctx, stop, func() bool { return b.used.Load() < b.limit })
 }
 
 // force takes n bytes without waiting (replies: a handler never blocks on its connection).
-func (b *budget) force(n int64) {
-	b.mu.Lock()
-	b.used += n
-	b.mu.Unlock()
-}
+func (b *budget) force(n int64) { b.used.Add(n) }
 
 func (b *budget) release(n int64) {
 	if n == 0 {
 		return
 	}
-	b.mu.Lock()
-	b.used -= n
-	close(b.freed)
-	b.freed = make(chan struct{})
-	b.mu.Unlock()
+	b.used.Add(-n)
+	if b.waiters.Load() > 0 {
+		b.mu.Lock()
+		if b.freed != nil {
+			close(b.freed)
+			b.freed = nil
+		}
+		b.mu.Unlock()
+	}
 }
 
-func (b *budget) inUse() int64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.used
-}
+func (b *budget) inUse() int64 { return b.used.Load() }
 
 // readBody reads a body of n bytes, growing the buffer as bytes arrive and taking each
 // growth from the server's budget first, so a header that claims a large body makes the

@@ -51,8 +51,10 @@ type Request struct {
 	Remote net.Addr
 	// BodySize is the request body's length in bytes (servers bound write sizes by it).
 	BodySize int
-	// held is what the request holds of its connection's budget until its reply is queued.
-	held int64
+	// held is what the request holds of its connection's budget until its reply is queued;
+	// freed once given back.
+	held  int64
+	freed bool
 }
 
 // HandlerFunc serves one RPC. It returns the reply value and the envelope code; the reply is
@@ -683,6 +685,14 @@ func (sc *serverConn) reserve(ctx context.Context, n int64) error {
 	return sc.held.acquire(ctx, n)
 }
 
+// freeReq gives back, once, what a request handed to a handler holds.
+func (sc *serverConn) freeReq(req *Request) {
+	if !req.freed {
+		req.freed = true
+		sc.free(int64(req.BodySize), req.held)
+	}
+}
+
 // free gives back what reserve (hold) and readBody (body) took.
 func (sc *serverConn) free(body, hold int64) {
 	sc.s.bodies.release(body)
@@ -736,20 +746,13 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, handlers *sync.WaitGroup) {
 	defer handlers.Done()
 	defer func() { <-sc.sem }()
-	freed := false
-	free := func() {
-		if !freed {
-			freed = true
-			sc.free(int64(req.BodySize), req.held)
-		}
-	}
-	defer free()
+	defer sc.freeReq(req)
 	defer sc.s.reqs.Exit() // once the reply is queued
 	defer func() {
 		if p := recover(); p != nil {
 			sc.lg.Error("handler panicked", "rpc", req.Name, "panic", p, "stack", string(debug.Stack()))
 			if rt.rpc.NewReply != nil {
-				free()
+				sc.freeReq(req)
 				sc.send(ctx, rt.rpc.AckName, req.SeqID, wire.ErrUnknown, nil)
 			}
 		}
@@ -764,7 +767,7 @@ func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, han
 	if !code.ForClients() {
 		code = wire.ErrUnknown
 	}
-	free() // the reply takes its own place in the budget
+	sc.freeReq(req) // the reply takes its own place in the budget
 	sc.send(ctx, rt.rpc.AckName, req.SeqID, code, reply)
 }
 
