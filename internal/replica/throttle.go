@@ -29,10 +29,17 @@ type throttleCounters struct {
 // remade only when an env's value or the partition count changes (the window counts and the
 // token bucket carry on across config syncs).
 type throttleState struct {
+	// cur is what requests read without a lock: the set made for a table info.
+	cur  atomic.Pointer[throttleCache]
 	mu   sync.Mutex
 	info *tableInfo
 	set  *throttleSet // never changed once published: a new one replaces it
 	keys [5]string
+}
+
+type throttleCache struct {
+	info *tableInfo
+	set  *throttleSet
 }
 
 type throttleSet struct {
@@ -46,6 +53,9 @@ type throttleSet struct {
 func (p *partition) throttles() *throttleSet {
 	ti := p.table()
 	st := &p.throttle
+	if c := st.cur.Load(); c != nil && c.info == ti {
+		return c.set
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if ti == nil || st.info == ti {
@@ -106,6 +116,7 @@ func (p *partition) throttles() *throttleSet {
 	}
 	s.any = s.write != nil || s.writeSize != nil || s.read != nil || s.readSize != nil
 	st.set = s
+	st.cur.Store(&throttleCache{info: ti, set: s})
 	return s
 }
 
