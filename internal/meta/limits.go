@@ -42,7 +42,7 @@ func defineTableLimits(r *config.Registry) *tableLimits {
 	}
 	return &tableLimits{
 		maxTables: u32("max_tables", "The most tables (available ones) the cluster holds; create_app past it gets ERR_INVALID_PARAMETERS.", DefaultMaxTables, 1<<20),
-		maxPartitions: u32("max_partitions_per_table", "The largest partition count create_app accepts (and a split may reach).",
+		maxPartitions: u32("max_partitions_per_table", "The largest partition count create_app accepts (a partition split is not bounded by it).",
 			DefaultMaxPartitionsPerTable, maxPartitionsPerTableLimit),
 		maxReplicasPerServer: u32("max_replicas_per_server", "The most partition replicas per alive replica server, on average, that the tables may add up to; create_app past it gets ERR_INVALID_PARAMETERS.",
 			DefaultMaxReplicasPerServer, maxReplicasPerServerUpperLimit),
