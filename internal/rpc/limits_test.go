@@ -242,3 +242,63 @@ func TestClientThatNeverReads(t *testing.T) {
 		t.Fatal("the good client got no answer")
 	}
 }
+
+// TestListDecodingBounded: 16 connections each send a 4 MiB multi_put of empty key_value
+// structs (4 million list elements, 224 MiB of decoded Go values each before the bound). The
+// decoder refuses them on the reader goroutine, before any handler: each connection is
+// closed, the peak heap grows by less than 160 MiB (the 16 bodies of 4 MiB themselves, read
+// in doubling chunks, and their garbage; 3.5 GiB of decoded values without the bound) and a
+// client on another connection keeps being answered.
+func TestListDecodingBounded(t *testing.T) {
+	var handled atomic.Int64
+	s := startServer(t, ServerConfig{Logger: slog.New(slog.DiscardHandler)}, map[string]HandlerFunc{
+		idl.RPCGet: echoGet,
+		idl.RPCMultiPut: func(context.Context, *Request) (idl.Value, wire.Code) {
+			handled.Add(1)
+			return &idl.UpdateResponse{}, wire.OK
+		},
+	})
+	addr := s.Addr().String()
+	e := &idl.Encoder{}
+	e.FieldBegin(idl.TypeStruct, 1)
+	e.Binary([]byte("h"))
+	e.FieldBegin(idl.TypeList, 2)
+	const n = 4 << 20
+	e.ListBegin(idl.TypeStruct, n)
+	e.Buf = append(e.Buf, make([]byte, n)...) // n empty structs: a STOP byte each
+	e.FieldStop()
+	hostile := frame(idl.RPCMultiPut, 1, &rawArgs{b: e.Buf})
+	stopGood := goodClient(t, addr)
+	w := heappeak.Start()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			r := dialRaw(t, addr)
+			r.write(hostile)
+			r.expectClosed()
+		})
+	}
+	wg.Wait()
+	peak := w.Stop()
+	good, err := stopGood()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("16 multi_puts of 4 Mi empty structs: peak heap +%.1f MiB, good client %d calls", float64(peak)/(1<<20), good)
+	if handled.Load() != 0 {
+		t.Fatalf("%d hostile multi_puts reached the handler", handled.Load())
+	}
+	if peak > 160<<20 {
+		t.Fatalf("peak heap grew by %.1f MiB (budget 160 MiB)", float64(peak)/(1<<20))
+	}
+	if good == 0 {
+		t.Fatal("the good client got no answer")
+	}
+}
+
+// rawArgs encodes as the given bytes: a hand-made args struct.
+type rawArgs struct{ b []byte }
+
+func (r *rawArgs) ThriftType() idl.Type  { return idl.TypeStruct }
+func (r *rawArgs) Encode(e *idl.Encoder) { e.Buf = append(e.Buf, r.b...) }
+func (r *rawArgs) Decode(d *idl.Decoder) {}
