@@ -348,6 +348,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("forward_failures", "Requests", "The requests that could not be forwarded to a new leader in time and were refused", s.forwards.failed.Load()),
 	}}
 	server.Metrics = append(server.Metrics, s.opsMetrics()...)
+	server.Metrics = append(server.Metrics, s.overloadMetrics()...)
 	server.Metrics = append(server.Metrics, s.transport.Metrics().ServerMetrics()...)
 	return append([]metric.Entity{server}, out...)
 }

@@ -83,6 +83,7 @@ type partition struct {
 	view   atomic.Pointer[leaderView]
 	splitC chan splitCheckpoint
 
+	throttle  throttleState // the table's throttling envs' controllers (throttle.go)
 	isLeader  atomic.Bool
 	ingesting atomic.Bool // a bulk load ingests: client writes are refused (bulkload.go)
 	term      atomic.Uint64

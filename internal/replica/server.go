@@ -99,6 +99,10 @@ type Server struct {
 	peers    *rpc.Pool
 	local    map[string]rpc.HandlerFunc
 	forwards forwardCounters
+	// throttleStats count what the throttling envs did (throttle.go).
+	throttleStats throttleCounters
+	// scanOwners bound the scanner contexts per client connection (scanowners.go).
+	scanOwners scanOwners
 	// ops are the jobs of backups, restores and bulk loads (ops.go).
 	ops opsJobs
 
@@ -152,7 +156,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.http.ServeHTTP(w, r)
 	})
-	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg, Secret: cfg.Secret})
+	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg,
+		Limits: settings.Network.Limits(), Secret: cfg.Secret})
 	if err != nil {
 		s.cache.Unref()
 		return nil, err
@@ -465,7 +470,8 @@ func (s *Server) openStoreAt(dir string, pid idl.GPID, ti *tableInfo, lg *slog.L
 		Pebble: s.pebbleOptions(pid),
 		// The raft log is the durability source: the store keeps no WAL of its own, and
 		// after a crash raft replays what its memtable lost (see doc.go, Restart).
-		NoWAL: true,
+		NoWAL:  true,
+		Limits: s.settings.Reads.limits(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)
