@@ -22,9 +22,11 @@ type Balancing interface {
 	SetMetaLevel(ctx context.Context, level string) (string, error)
 	// Balance proposes one manual move of a partition of a table (RPC_CM_PROPOSE_BALANCER),
 	// as Pegasus's shell balance command: kind "move_pri" makes to the primary (from must be
-	// the primary, to a secondary); "copy_pri" moves the primary's replica from from to to,
-	// which becomes the primary; "copy_sec" moves a secondary's replica from from to to. It
-	// returns once the move is decided; the data moves afterwards.
+	// the primary, to a secondary); "copy_sec" moves a secondary's replica from from to to;
+	// "copy_pri" (the primary's replica from from to to, which becomes the primary) is sent
+	// as Pegasus's shell sends it, and a gopegasus meta refuses it with ERR_INVALID_STATE:
+	// move the primary first, then its replica as a secondary's. It returns once the move is
+	// decided; the data moves afterwards.
 	Balance(ctx context.Context, tableName string, partitionIndex int, kind, from, to string) error
 
 	// Decommission marks replica servers as leaving: the meta moves every replica off them

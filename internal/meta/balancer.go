@@ -285,8 +285,35 @@ func (pl *planner) replace(v *partView, old, dst string) {
 	pl.moved[v.gpid] = true
 }
 
+// handOff plans handing v's primary (its first member) to the other member that is first of
+// the fewest partitions, among the targets with room for a move; it reports whether it did.
+// A replica moves off its primary's server only after this: the placement must never drop
+// the member that leads, since a leader not placed hears of no change and keeps its group
+// as it is.
+func (pl *planner) handOff(v *partView) bool {
+	from, to := v.members[0], ""
+	if !pl.free(from) {
+		return false
+	}
+	for _, x := range v.members[1:] {
+		if pl.isTarget(x) && pl.free(x) && (to == "" || pl.firsts[x] < pl.firsts[to]) {
+			to = x
+		}
+	}
+	if to == "" {
+		return false
+	}
+	pl.plan.Lead = append(pl.plan.Lead, leadMove{GPID: v.gpid, Node: to})
+	pl.moved[v.gpid] = true
+	pl.busy[from]++
+	pl.busy[to]++
+	pl.firsts[from]--
+	pl.firsts[to]++
+	return true
+}
+
 // drain plans moving replicas off leaving servers, each to the target with the fewest
-// replicas that has room for one more move.
+// replicas that has room for one more move (a leaving primary hands its role off first).
 func (pl *planner) drain() {
 	for _, v := range pl.views {
 		if !pl.movable(v) {
@@ -295,6 +322,10 @@ func (pl *planner) drain() {
 		for _, a := range v.members {
 			if !pl.leaving(a) || !pl.free(a) {
 				continue
+			}
+			if a == v.members[0] {
+				pl.handOff(v)
+				break
 			}
 			dst := ""
 			for _, d := range pl.targets {
@@ -337,7 +368,8 @@ func (pl *planner) spreadReplicas() bool {
 				if !pl.free(d) {
 					continue
 				}
-				// A secondary's replica first: moving the primary's also moves the primary.
+				// A secondary's replica; failing that, a primary hands its role off, and its
+				// replica moves in a later round.
 				var pick *partView
 				for _, v := range pl.views {
 					if !pl.movable(v) || !slices.Contains(v.members, s) || slices.Contains(v.members, d) {
@@ -347,9 +379,15 @@ func (pl *planner) spreadReplicas() bool {
 						pick = v
 					}
 				}
-				if pick != nil {
+				switch {
+				case pick == nil:
+				case pick.members[0] != s:
 					pl.replace(pick, s, d)
 					found = true
+				default:
+					found = pl.handOff(pick)
+				}
+				if found {
 					break
 				}
 			}
@@ -373,7 +411,7 @@ func (pl *planner) spreadReplicas() bool {
 			return false
 		}
 	}
-	return len(pl.plan.Replace) == 0
+	return pl.plan.empty()
 }
 
 // spreadPrimaries plans primary moves: from the target that is the first member of the most

@@ -17,7 +17,10 @@ import (
 // named by CT_ADD_SECONDARY_FOR_LB takes the place of the one named by CT_REMOVE. The move
 // is carried out as the balancer's are (learner first, then the removal); the reply comes
 // once it is in the placement, not once it is done. Without force, a partition with a move
-// under way, a missing primary or a dead member answers ERR_BUSY.
+// under way, a missing primary or a dead member answers ERR_BUSY. A move of the primary's own
+// replica (copy_pri) answers ERR_INVALID_STATE: the placement never drops the member that
+// leads (it would hear of no change), so move the primary first (move_pri), then its replica
+// (copy_sec).
 func (m *machine) proposeBalancer(ctx context.Context, q *idl.BalancerRequest) *idl.BalancerResponse {
 	fail := func(c wire.Code) *idl.BalancerResponse { return &idl.BalancerResponse{Err: errCode(c)} }
 	t := m.state.tableByID(q.GPID.AppID)
@@ -58,6 +61,11 @@ func (m *machine) proposeBalancer(ctx context.Context, q *idl.BalancerRequest) *
 		if add == "" || remove == "" || !slices.Contains(members, remove) || slices.Contains(members, add) ||
 			n == nil || !n.alive || m.leaving(add) {
 			return fail(wire.ErrInvalidParameters)
+		}
+		if remove == v.primary {
+			// A leader the placement dropped would hear of no change: the primary is handed
+			// over first (move_pri), then its replica moves as a secondary's.
+			return fail(wire.ErrInvalidState)
 		}
 		plan.Replace = append(plan.Replace, memberReplace{GPID: q.GPID, Old: remove, New: add})
 		if upgrade != "" {
@@ -155,11 +163,18 @@ func (m *machine) decommissionProgress() []cluster.DecommissionNode {
 				if slices.Contains(p.Members, a) {
 					d.Replicas++
 				}
+				gpid := idl.GPID{AppID: t.AppID, PartitionIndex: int32(i)}
 				if n, ok := m.primaryOf(t, int32(i)); ok {
 					if n.addr == a {
 						d.Primaries++
 					}
-					if slices.Contains(n.replicas[idl.GPID{AppID: t.AppID, PartitionIndex: int32(i)}].Voters, a) {
+					if slices.Contains(n.replicas[gpid].Voters, a) {
+						d.Voter++
+					}
+				} else if self := m.nodes[a]; self != nil {
+					// No primary to ask: while the server still hosts the partition, it may
+					// still be a voter of its group.
+					if _, hosts := self.replicas[gpid]; hosts {
 						d.Voter++
 					}
 				}

@@ -97,7 +97,9 @@ func (sc *simCluster) step() {
 					continue
 				}
 				if g.leader == a {
-					g.leader, g.term = members[0], g.term+1
+					// A leader the placement dropped hears of no change (its server is no
+					// longer sent the partition): the group would be stuck.
+					sc.t.Fatalf("partition %s: the placement %v dropped its leader %s", gpid, members, a)
 				}
 				g.voters = slices.Delete(g.voters, i, i+1)
 				break
