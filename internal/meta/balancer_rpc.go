@@ -17,12 +17,16 @@ import (
 // named by CT_ADD_SECONDARY_FOR_LB takes the place of the one named by CT_REMOVE. The move
 // is carried out as the balancer's are (learner first, then the removal); the reply comes
 // once it is in the placement, not once it is done. Without force, a partition with a move
-// under way, a missing primary or a dead member answers ERR_BUSY. A move of the primary's own
+// under way, a missing primary or a dead member answers ERR_BUSY; below the steady level,
+// ERR_STATE_FREEZED. A move of the primary's own
 // replica (copy_pri) answers ERR_INVALID_STATE: the placement never drops the member that
 // leads (it would hear of no change), so move the primary first (move_pri), then its replica
 // (copy_sec).
 func (m *machine) proposeBalancer(ctx context.Context, q *idl.BalancerRequest) *idl.BalancerResponse {
 	fail := func(c wire.Code) *idl.BalancerResponse { return &idl.BalancerResponse{Err: errCode(c)} }
+	if m.level() < idl.MetaLevelSteady {
+		return fail(wire.ErrStateFreezed)
+	}
 	t := m.state.tableByID(q.GPID.AppID)
 	if t == nil || t.Status != idl.AppStatusAvailable || q.GPID.PartitionIndex < 0 || q.GPID.PartitionIndex >= t.PartitionCount {
 		return fail(wire.ErrAppNotExist)

@@ -333,6 +333,9 @@ func TestProposeBalancer(t *testing.T) {
 	if r.Err != "ERR_OK" || sc.m.state.tableByID(1).Partitions[0].Members[0] != members[1] {
 		t.Fatalf("move_pri: %+v %v", r, sc.m.state.tableByID(1).Partitions[0].Members)
 	}
+	if ops := sc.m.balanceOpCounts(); ops != (balanceOps{movePri: 1}) || ops.text() != "move_pri=1,copy_pri=0,copy_sec=0,total=1" {
+		t.Fatalf("moves under way after move_pri: %+v", ops)
+	}
 	// Under way: a second move is refused until it is done.
 	r = sc.m.proposeBalancer(t.Context(), &idl.BalancerRequest{GPID: gpid, ActionList: []idl.ProposalAction{
 		act(members[1], spare, idl.ConfigAddSecondaryForLB), act(members[1], members[2], idl.ConfigRemove)}})
@@ -345,8 +348,15 @@ func TestProposeBalancer(t *testing.T) {
 	if got := sc.m.state.tableByID(1).Partitions[0].Members; r.Err != "ERR_OK" || slices.Contains(got, members[2]) || !slices.Contains(got, spare) {
 		t.Fatalf("copy_sec: %+v %v", r, got)
 	}
+	if ops := sc.m.balanceOpCounts(); ops != (balanceOps{copySec: 1}) ||
+		ops.json() != "{\n  \"copy_pri\": 0,\n  \"copy_sec\": 1,\n  \"move_pri\": 0,\n  \"total\": 1\n}" {
+		t.Fatalf("moves under way after copy_sec: %+v", ops)
+	}
 	for range 3 {
 		sc.step()
+	}
+	if ops := sc.m.balanceOpCounts(); ops.total() != 0 {
+		t.Fatalf("moves under way once done: %+v", ops)
 	}
 	if g := sc.groups[gpid]; !sameSet(g.voters, []string{members[0], members[1], spare}) || g.leader != members[1] {
 		t.Fatalf("group after the moves: %+v", g)
@@ -355,5 +365,12 @@ func TestProposeBalancer(t *testing.T) {
 		act(members[1], members[0], idl.ConfigAddSecondaryForLB), act(members[1], members[1], idl.ConfigRemove)}})
 	if r.Err != "ERR_INVALID_PARAMETERS" {
 		t.Fatalf("adding a member it already has: %+v", r)
+	}
+	// copy_pri: the placement never drops the member that leads.
+	r = sc.m.proposeBalancer(t.Context(), &idl.BalancerRequest{GPID: gpid, ActionList: []idl.ProposalAction{
+		act(members[1], members[2], idl.ConfigAddSecondaryForLB), act(members[1], members[1], idl.ConfigDowngradeToSecondary),
+		act(members[2], members[2], idl.ConfigUpgradeToPrimary), act(members[2], members[1], idl.ConfigRemove)}})
+	if r.Err != "ERR_INVALID_STATE" {
+		t.Fatalf("copy_pri: %+v", r)
 	}
 }
