@@ -156,12 +156,35 @@ type partView struct {
 	healthy  bool // led, every member alive, replica count met, nothing under way
 }
 
+// opsRunning reports whether a long operation that works on the table's replicas where they
+// are (a backup, a bulk load, a restore) is under way: its partitions are not moved meanwhile.
+func (m *machine) opsRunning(appID int32) bool {
+	switch m.bulkLoadStatusOf(appID) {
+	case idl.BulkLoadInvalid, idl.BulkLoadSucceed, idl.BulkLoadFailed, idl.BulkLoadCanceled:
+	default:
+		return true
+	}
+	if m.backingUp(appID) {
+		return true
+	}
+	if m.state.Ops != nil {
+		if r := m.state.Ops.restore(appID); r != nil {
+			for _, p := range r.Parts {
+				if !p.Done && !p.Skipped && p.Code == "" {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // partitionViews returns the partitions the balancer may move, of available tables that are
-// not splitting, in table and partition order.
+// not splitting nor in a long operation, in table and partition order.
 func (m *machine) partitionViews() []*partView {
 	var out []*partView
 	for _, t := range m.state.Tables {
-		if t.Status != idl.AppStatusAvailable || t.Split != nil {
+		if t.Status != idl.AppStatusAvailable || t.Split != nil || m.opsRunning(t.AppID) {
 			continue
 		}
 		for i := range t.Partitions {
