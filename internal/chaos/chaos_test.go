@@ -83,6 +83,15 @@ func (p *proc) start() {
 	go func() { _ = cmd.Wait(); close(done) }()
 }
 
+// signal sends sig to the process if it runs.
+func (p *proc) signal(sig syscall.Signal) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cmd != nil {
+		_ = p.cmd.Process.Signal(sig)
+	}
+}
+
 // kill SIGKILLs the process and waits until it is gone.
 func (p *proc) kill() {
 	p.mu.Lock()
@@ -515,7 +524,39 @@ func balanced(ctx context.Context, adm admin.Client, n int) (bool, string) {
 	return within(replicas) && within(primaries), desc
 }
 
-func TestChaosKillReplicaLinearizable(t *testing.T) {
+// fault is what a chaos run does to one replica server at a time: inject starts it and
+// returns once it is over (the server runs again).
+type fault struct {
+	name   string // for the log line: "kills", "pauses"
+	inject func(victim *proc, rng *rand.Rand)
+}
+
+// killFault SIGKILLs the server and restarts it 0.5 to 2 s later.
+var killFault = fault{"kills", func(victim *proc, rng *rand.Rand) {
+	victim.kill()
+	time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
+	victim.start()
+}}
+
+// pauseFault SIGSTOPs the server for 1.5 to 4 s, longer than an election timeout, and
+// SIGCONTs it: a leader frozen meanwhile wakes up believing it still leads, with its
+// followers' old answers and its clients' reads waiting in its sockets, while the others
+// have elected a new leader and written on. It must not serve those reads from its state.
+var pauseFault = fault{"pauses", func(victim *proc, rng *rand.Rand) {
+	victim.signal(syscall.SIGSTOP)
+	time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond)
+	victim.signal(syscall.SIGCONT)
+}}
+
+func TestChaosKillReplicaLinearizable(t *testing.T) { runChaos(t, killFault) }
+
+func TestChaosPauseReplicaLinearizable(t *testing.T) { runChaos(t, pauseFault) }
+
+// runChaos runs 8 clients on a small key set of a 4-partition table while f strikes a
+// random replica server every 2 s, then checks the history with porcupine: linearizable,
+// every acknowledged write in the final reads, and writes succeeding again within 10 s of
+// each fault's end.
+func runChaos(t *testing.T, f fault) {
 	c := startCluster(t)
 	c.createTable("chaos", 4)
 	tb := c.openTable("chaos")
@@ -576,7 +617,7 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 		})
 	}
 
-	kills := 0
+	faults := 0
 	var worstRecovery time.Duration
 	rng := rand.New(rand.NewPCG(42, 42))
 	for ctx.Err() == nil {
@@ -588,18 +629,16 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 			break
 		}
 		victim := c.replicas[rng.IntN(len(c.replicas))]
-		victim.kill()
-		kills++
-		time.Sleep(time.Duration(500+rng.IntN(1500)) * time.Millisecond)
-		victim.start()
+		f.inject(victim, rng)
+		faults++
 		restarted := rec.now()
-		// Writes must succeed again within 10 s of the restart.
+		// Writes must succeed again within 10 s of the fault's end.
 		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 		_ = poll.Wait(wctx, func(context.Context) (bool, error) { return lastWriteOK.Load() >= restarted, nil })
 		wcancel()
 		if ctx.Err() == nil {
 			if lastWriteOK.Load() < restarted {
-				t.Errorf("no write succeeded within 10 s after restarting %s", victim.name)
+				t.Errorf("no write succeeded within 10 s after the %s of %s ended", f.name, victim.name)
 			}
 			if d := time.Duration(lastWriteOK.Load() - restarted); d > worstRecovery {
 				worstRecovery = d
@@ -644,16 +683,16 @@ func TestChaosKillReplicaLinearizable(t *testing.T) {
 	}
 
 	res := rec.check(t, keys)
-	t.Logf("chaos: %v, %d kills, %d operations acknowledged, %d failed or timed out, worst write recovery after a restart %v, result %s",
-		duration, kills, rec.acked.Load(), rec.fails.Load(), worstRecovery, res)
+	t.Logf("chaos: %v, %d %s, %d operations acknowledged, %d failed or timed out, worst write recovery after a fault %v, result %s",
+		duration, faults, f.name, rec.acked.Load(), rec.fails.Load(), worstRecovery, res)
 	if res == porcupine.Illegal {
 		t.Fatal("history is not linearizable")
 	}
 	if res != porcupine.Ok {
 		t.Fatalf("linearizability check inconclusive: %s", res)
 	}
-	if kills == 0 || rec.acked.Load() == 0 {
-		t.Fatalf("nothing exercised: %d kills, %d acknowledged", kills, rec.acked.Load())
+	if faults == 0 || rec.acked.Load() == 0 {
+		t.Fatalf("nothing exercised: %d %s, %d acknowledged", faults, f.name, rec.acked.Load())
 	}
 }
 

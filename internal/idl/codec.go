@@ -131,7 +131,20 @@ type Decoder struct {
 	off   int
 	err   error
 	depth int
+	// charged is the memory the containers decoded so far make their readers allocate,
+	// estimated from their element types (see ListBegin).
+	charged int64
 }
+
+// ErrAmplified is recorded by a decoder whose input declares containers that would make it
+// allocate more than [MaxDecodeAmplification] times the input's size.
+var ErrAmplified = errors.New("idl: containers too large for the input's size")
+
+// MaxDecodeAmplification bounds the memory the containers of one decoded input may ask for,
+// as a multiple of the input's bytes (plus 4 KiB). Well-formed Pegasus requests stay under 5×
+// (a key_value of 15 wire bytes is a 64-byte Go value, a blob of 4 wire bytes a 24-byte
+// slice); a hostile one of empty structs would otherwise reach 64×.
+const MaxDecodeAmplification = 8
 
 // NewDecoder returns a Decoder reading b.
 func NewDecoder(b []byte) *Decoder { return &Decoder{buf: b} }
@@ -276,6 +289,40 @@ func (d *Decoder) countFits(n int32, each int) bool {
 		return false
 	}
 	return true
+}
+
+// charge adds n elements of each bytes to what the decoder's input makes its readers
+// allocate, failing with ErrAmplified past MaxDecodeAmplification.
+func (d *Decoder) charge(n int32, each int) bool {
+	d.charged += int64(n) * int64(each)
+	if d.charged > MaxDecodeAmplification*int64(len(d.buf))+4096 {
+		d.Fail(fmt.Errorf("%w: %d bytes for %d input bytes", ErrAmplified, d.charged, len(d.buf)))
+		return false
+	}
+	return true
+}
+
+// goSize estimates the Go memory one decoded list element of type t takes, given the
+// fewest wire bytes the schema says it occupies: a STRUCT of at least 4 bytes is a dsn
+// placeholder (blob, gpid, host_port: a slice or a few words), any other struct is charged
+// as the largest list elements of the schemas (key_value, mutate, full_key), 64 bytes.
+func goSize(t Type, minWire int) int {
+	switch t {
+	case TypeStruct:
+		if minWire >= 4 {
+			return 24
+		}
+		return 64
+	case TypeString, TypeList, TypeSet, TypeMap:
+		return 24
+	case TypeI64, TypeDouble:
+		return 8
+	case TypeI32:
+		return 4
+	case TypeI16:
+		return 2
+	}
+	return 1
 }
 
 // minSize is the fewest bytes one value of type t occupies on the wire.

@@ -169,6 +169,10 @@ func (d *Decoder) mapHeader(k, v Type, minEntry int) (n int, ok bool) {
 	if minEntry > 1 && !d.countFits(int32(n), minEntry) {
 		return 0, false
 	}
+	// A map entry costs the Go map a key, a value and its bucket share.
+	if !d.charge(int32(n), 32+goSize(v, minEntry)) {
+		return 0, false
+	}
 	return n, true
 }
 
@@ -186,6 +190,9 @@ func (d *Decoder) listHeader(elem Type, minElem int) (n int, ok bool) {
 		return 0, false
 	}
 	if minElem > 1 && !d.countFits(int32(n), minElem) {
+		return 0, false
+	}
+	if !d.charge(int32(n), goSize(elem, minElem)) {
 		return 0, false
 	}
 	return n, true

@@ -453,6 +453,10 @@ func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.C
 		}
 		return &idl.CreateAppResponse{Err: errCode(wire.OK), AppID: t.AppID}
 	}
+	if err := m.limits().checkCreate(m.state, q.AppName, o, len(alive)); err != nil {
+		m.lg.Info("create_app refused", "table", q.AppName, "err", err)
+		return fail(wire.ErrInvalidParameters)
+	}
 	op := &mutation{CreateTable: m.newTable(q.AppName, o.AppType, o.PartitionCount, o.ReplicaCount,
 		o.IsStateful, o.AtomicIdempotent, o.Envs, alive)}
 	res, err := m.commit(ctx, op)
@@ -679,6 +683,16 @@ func (m *machine) updateAppEnv(ctx context.Context, q *idl.UpdateAppEnvRequest) 
 		return fail(wire.ErrAppNotExist, fmt.Sprintf("table %s does not exist", q.AppName))
 	}
 	op.AppID = t.AppID
+	if op.Set != nil {
+		after := maps.Clone(t.Envs)
+		if after == nil {
+			after = map[string]string{}
+		}
+		maps.Copy(after, op.Set)
+		if err := m.limits().checkEnvs(after, op.Set); err != nil {
+			return fail(wire.ErrInvalidParameters, "invalid envs: "+err.Error())
+		}
+	}
 	var hint string
 	switch q.Op {
 	case idl.AppEnvOpDel:

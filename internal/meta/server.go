@@ -157,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.raftLog = rl
 	// The HTTP API is built once the state exists, below; nothing is served before Run.
-	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, Logger: cfg.Logger,
+	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, Logger: cfg.Logger, Limits: settings.Network.Limits(),
 		HTTP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.http.ServeHTTP(w, r) })})
 	if err != nil {
 		_ = rl.Close()

@@ -9,6 +9,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/rpc"
 )
 
 // Defaults of the meta server's settings: each is the default of exactly one setting of
@@ -48,6 +49,10 @@ const (
 // override them.
 type Settings struct {
 	reg *config.Registry
+	// Network are the connection bounds of the RPC port (section network).
+	Network *rpc.LimitSettings
+	// limits are the bounds of tables and their envs (limits.go).
+	limits *tableLimits
 
 	Listen, Advertise, DataDir, Metas, ClusterName *config.Value[string]
 	NodeGraceMS, RaftTickMS, SnapshotEntries       *config.Value[uint32]
@@ -91,7 +96,9 @@ func NewSettings() *Settings {
 	}
 	blockservice.DefineConfig(r)
 	return &Settings{
-		reg: r,
+		reg:     r,
+		Network: rpc.DefineLimits(r),
+		limits:  defineTableLimits(r),
 		ColdBackupDisabled: config.Define(r, config.Spec[bool]{Section: "meta_server", Name: "cold_backup_disabled",
 			Description: "Turns cold backup and restore off."}),
 		MinBackupIntervalS: u32("meta_server", "cold_backup_min_interval_seconds",

@@ -58,7 +58,16 @@
 // transfer. A read handler that finds the deadline ahead and the index applied reads at
 // once. A loop that stalls lets the deadline pass, and its reads then wait for it: a stalled
 // leader cannot serve stale reads after a new leader is elected, which takes at least an
-// election timeout without its heartbeats. This assumes that clocks of the replica servers advance at the same rate
+// election timeout without its heartbeats.
+//
+// The lease itself is the leader's own, not only raft's: it holds while a quorum of voters
+// (the leader counted) answered an append or heartbeat of its term within half an election
+// timeout, as the loop measures on its monotonic clock. raft's CheckQuorum would let a
+// leader cut off from its followers believe it leads for up to two election timeouts. And
+// after a stall of its loop of a quarter of an election timeout or more (a paused process,
+// a starved CPU), the answers that queued up meanwhile prove nothing: the leader proposes
+// an empty entry and serves lease reads again once the group has committed it. Meanwhile,
+// its reads wait, and fail once it steps down (reads.go). This assumes that clocks of the replica servers advance at the same rate
 // within a small factor (no clock is paused or runs twice as fast as another for the
 // duration of an election timeout, 1 s by default); absolute clock values do not matter.
 //

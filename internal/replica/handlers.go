@@ -19,9 +19,9 @@ func (s *Server) registerHandlers() {
 	// Client operations are counted and timed where they are served; a request for a
 	// partition this server does not lead is forwarded to the leader (forward.go).
 	h := func(name string, serve rpc.HandlerFunc) {
-		serve = s.counted(name, serve)
+		serve = s.counted(name, s.throttled(name, serve))
 		s.local[name] = serve
-		s.rpc.Handle(name, s.forwarding(name, serve))
+		s.rpc.Handle(name, s.denying(name, s.forwarding(name, serve)))
 	}
 	for name, w := range s.writeRPCs() {
 		h(name, s.writeHandler(w))
@@ -48,6 +48,9 @@ func (s *Server) registerHandlers() {
 // first member campaigns before this server heard of it: it asks the meta at once rather
 // than at its next report, at most once per unknownSyncEvery.
 func (s *Server) receiveRaft(_ string, pid idl.GPID, m raftpb.Message) {
+	if s.cutOff.Load() {
+		return
+	}
 	p := s.partition(pid)
 	if p == nil {
 		now := time.Now().UnixNano()
@@ -57,7 +60,7 @@ func (s *Server) receiveRaft(_ string, pid idl.GPID, m raftpb.Message) {
 		return
 	}
 	select {
-	case p.recvC <- m:
+	case p.recvC <- &m:
 	default:
 	}
 }
@@ -344,6 +347,10 @@ func (s *Server) handleBatchGet(ctx context.Context, req *rpc.Request) (idl.Valu
 		keys[i] = storage.FullKey{HashKey: k.HashKey, SortKey: k.SortKey}
 	}
 	data, rc, err := db.BatchGet(keys)
+	if errors.Is(err, storage.ErrReadTooLarge) {
+		s.lg.Debug("batch_get refused", "err", err)
+		return nil, wire.ErrInvalidData
+	}
 	if err != nil {
 		return nil, codeOf(err)
 	}
@@ -383,6 +390,9 @@ func (s *Server) handleGetScanner(ctx context.Context, req *rpc.Request) (idl.Va
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	if res.ContextID > 0 {
+		s.noteScanner(req.Remote, p.pid, res.ContextID)
+	}
 	return s.scanResponse(p, res, a.ReturnExpireTS.Or(false), a.OnlyReturnCount), wire.OK
 }
 
@@ -402,6 +412,7 @@ func (s *Server) handleScan(ctx context.Context, req *rpc.Request) (idl.Value, w
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	s.scanOwners.replaced(req.Remote, scanRef{pid: p.pid, id: a.ContextID}, res.ContextID, time.Now())
 	if res.Error == wire.StatusNotFound && !p.isLeader.Load() {
 		return nil, wire.ErrInvalidState
 	}
@@ -419,6 +430,7 @@ func (s *Server) handleClearScanner(_ context.Context, req *rpc.Request) (idl.Va
 	db, release := p.readDB()
 	db.ClearScanner(int64(*req.Args.(*idl.ContextID)))
 	release()
+	s.scanOwners.replaced(req.Remote, scanRef{pid: p.pid, id: int64(*req.Args.(*idl.ContextID))}, 0, time.Now())
 	if !p.isLeader.Load() {
 		return nil, wire.ErrInvalidState
 	}

@@ -39,6 +39,13 @@ type loop struct {
 	transferStarted time.Time
 	transferTerm    uint64
 	heldReads       []*readWait
+	// heard is when this leader last handled each member's answer of its term, and
+	// lastIteration when its loop last ran; stallBarrier, when not 0, is the log index whose
+	// commit confirms the leadership after a stall of the loop. Lease reads need all three
+	// (see leaseSuspended).
+	heard         map[uint64]time.Time
+	lastIteration time.Time
+	stallBarrier  uint64
 	// handover is the leadership transfer under way that this replica started (handover.go).
 	handover *handover
 	// orphans are the writes this replica proposed before it stopped leading, until
@@ -216,12 +223,15 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 		case rw := <-p.readC:
 			l.readIndex(rw)
 		case m := <-p.recvC:
-			_ = l.rn.Step(m)
+			now := time.Now()
+			l.noteHeard(m, now)
+			_ = l.rn.Step(*m)
 			// Step everything else already queued, so one Ready (and one fsync) covers it.
 			for more := true; more; {
 				select {
 				case m := <-p.recvC:
-					_ = l.rn.Step(m)
+					l.noteHeard(m, now)
+					_ = l.rn.Step(*m)
 				default:
 					more = false
 				}
@@ -242,7 +252,9 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 		if l.lead == p.id {
 			l.reconcile()
 		}
+		l.releaseHeldReads()
 		l.publishLease()
+		l.lastIteration = time.Now()
 	}
 }
 
@@ -263,6 +275,9 @@ func (l *loop) tick() {
 	default:
 		l.startUntil = time.Time{}
 		l.rn.Tick()
+	}
+	if l.stallBarrier > l.staged && l.lead == l.p.id {
+		_ = l.rn.Propose(nil) // the stall's empty entry was dropped (see checkStall)
 	}
 	l.releaseHeldReads()
 	if l.orphans != nil && now.After(l.orphansUntil) {
@@ -453,6 +468,8 @@ func (l *loop) setLeader(lead uint64) {
 	}
 	was := l.lead == p.id
 	l.lead = lead
+	clear(l.heard) // a new term's lease needs new answers
+	l.stallBarrier = 0
 	now := lead == p.id
 	p.isLeader.Store(now)
 	p.raftStats.leaderChanges.Add(1)
@@ -648,6 +665,9 @@ func truncationPoint(applied, last, truncAt, every, keep uint64) (at uint64, ok 
 // send hands raft messages to the transport; snapshots go through a checkpoint transfer.
 func (l *loop) send(msgs []raftpb.Message) {
 	p := l.p
+	if p.s.cutOff.Load() {
+		return // but for snapshots, whose transfers fail on their own
+	}
 	for _, m := range msgs {
 		if m.Type != raftpb.MsgSnap {
 			p.s.transport.Send(p.addressOf(m.To), p.pid, &m)

@@ -76,10 +76,21 @@ func (o op) isWrite() bool { return o >= opPut }
 // requestStats are a partition replica's request counters; every field is updated with
 // atomic operations only.
 type requestStats struct {
-	ops        [numOps]metric.Timer
+	// ops are made on an operation's first request: a replica that never serves one costs
+	// nothing for it (a Timer is some 4 KiB, an idle server hosts thousands of replicas).
+	ops        [numOps]atomic.Pointer[metric.Timer]
 	readBytes  atomic.Int64
 	writeBytes atomic.Int64
 	slow       atomic.Int64
+}
+
+// timer returns the Timer of operation o, made on first use.
+func (st *requestStats) timer(o op) *metric.Timer {
+	if t := st.ops[o].Load(); t != nil {
+		return t
+	}
+	st.ops[o].CompareAndSwap(nil, new(metric.Timer))
+	return st.ops[o].Load()
 }
 
 // statsTable holds the request statistics of the partition replicas a server hosts, a
@@ -96,8 +107,11 @@ type raftCounters struct {
 	// handoversFailed those of them that did not hand the leadership over.
 	handovers       atomic.Int64
 	handoversFailed atomic.Int64
-	snapshotsSent   atomic.Int64
-	logStart        atomic.Uint64 // first index the raft log still holds
+	// leaseStalls counts the stalls of the loop after which this leader's lease reads waited
+	// for the group to confirm its leadership (reads.go).
+	leaseStalls   atomic.Int64
+	snapshotsSent atomic.Int64
+	logStart      atomic.Uint64 // first index the raft log still holds
 }
 
 func (s *Server) statsOf(pid idl.GPID) *requestStats {
@@ -145,7 +159,7 @@ func (s *Server) counted(name string, h rpc.HandlerFunc) rpc.HandlerFunc {
 		if st == nil {
 			return v, code
 		}
-		st.ops[o].Observe(d)
+		st.timer(o).Observe(d)
 		if o.isWrite() {
 			st.writeBytes.Add(int64(req.BodySize))
 		} else if code == wire.OK {
@@ -232,10 +246,15 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		}
 		if st != nil {
 			for o := range numOps {
-				t := &st.ops[o]
-				n := t.Count()
+				var (
+					n, rate int64
+					q       [5]int64
+				)
+				if t := st.ops[o].Load(); t != nil {
+					n = t.Count()
+					q, rate = t.Window(now)
+				}
 				ts.requests[o] += n
-				q, rate := t.Window(now)
 				name := opNames[o]
 				e.Metrics = append(e.Metrics,
 					metric.CounterOf(name+"_requests", "Requests", "The number of "+name+" requests", n),
@@ -284,6 +303,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			metric.CounterOf("raft_leader_changes", "Changes", "The leadership changes this replica saw", p.raftStats.leaderChanges.Load()),
 			metric.CounterOf("raft_handovers", "Changes", "The planned leadership transfers this replica started", p.raftStats.handovers.Load()),
 			metric.CounterOf("raft_handovers_failed", "Changes", "The planned leadership transfers this replica started that did not complete", p.raftStats.handoversFailed.Load()),
+			metric.CounterOf("raft_lease_stalls", "Stalls", "The stalls of this leader's loop after which its lease reads waited for the group to confirm its leadership", p.raftStats.leaseStalls.Load()),
 			metric.GaugeOf("raft_applied_index", "Mutations", "The last applied raft index", int64(applied)),
 			metric.GaugeOf("raft_log_entries", "Mutations", "The applied entries the raft log still holds", logEntries),
 			metric.CounterOf("raft_snapshots_installed", "Checkpoints", "The snapshots this replica installed", p.snapshots.Load()),
@@ -324,6 +344,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("forward_failures", "Requests", "The requests that could not be forwarded to a new leader in time and were refused", s.forwards.failed.Load()),
 	}}
 	server.Metrics = append(server.Metrics, s.opsMetrics()...)
+	server.Metrics = append(server.Metrics, s.overloadMetrics()...)
 	server.Metrics = append(server.Metrics, s.transport.Metrics().ServerMetrics()...)
 	return append([]metric.Entity{server}, out...)
 }

@@ -74,7 +74,7 @@ type partition struct {
 
 	proposeC  chan *write
 	readC     chan *readWait
-	recvC     chan raftpb.Message
+	recvC     chan *raftpb.Message // pointers: a channel's buffer of messages costs its size up front
 	installC  chan *install
 	snapDoneC chan snapDone
 	transferC chan *transferRequest
@@ -83,6 +83,7 @@ type partition struct {
 	view   atomic.Pointer[leaderView]
 	splitC chan splitCheckpoint
 
+	throttle  throttleState // the table's throttling envs' controllers (throttle.go)
 	isLeader  atomic.Bool
 	ingesting atomic.Bool // a bulk load ingests: client writes are refused (bulkload.go)
 	term      atomic.Uint64

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/gopegasus/pegasus/internal/raftgroup"
 )
@@ -124,12 +125,87 @@ func (l *loop) leaseReadIndex() (index uint64, ok bool) {
 // but only in the term the transfer started in: a transferee's campaign is for that term
 // plus one, which cannot unseat a leader of a later term, so a replica leading again after
 // its transfer (a restoration, or a transfer that failed and an election) serves at once.
+//
+// Nor does a leader serve lease reads unless it knows that a quorum still follows it: every
+// voter of a quorum (this replica counted) answered one of its appends or heartbeats of
+// this term within half an election timeout (see noteHeard), and no stall of the loop has
+// gone unconfirmed since (see checkStall). raft's CheckQuorum alone lets a leader cut off
+// from its followers believe it leads for up to two election timeouts, while they elect
+// another after one or two: reads served meanwhile would miss the new leader's writes.
 func (l *loop) leaseSuspended() bool {
 	st := l.rn.BasicStatus()
 	if st.LeadTransferee != 0 {
 		return true
 	}
-	return st.Term == l.transferTerm && time.Since(l.transferStarted) < 3*l.electionTimeout()
+	if st.Term == l.transferTerm && time.Since(l.transferStarted) < 3*l.electionTimeout() {
+		return true
+	}
+	now := time.Now()
+	return l.checkStall(now, st) || !l.quorumHeard(now)
+}
+
+// noteHeard records, for the lease, when this leader handled a member's answer to its
+// appends or heartbeats of its current term (loop only, for each message from a peer).
+func (l *loop) noteHeard(m *raftpb.Message, now time.Time) {
+	if m.Type != raftpb.MsgAppResp && m.Type != raftpb.MsgHeartbeatResp {
+		return
+	}
+	if st := l.rn.BasicStatus(); st.RaftState != raft.StateLeader || m.Term != st.Term {
+		return
+	}
+	if l.heard == nil {
+		l.heard = make(map[uint64]time.Time)
+	}
+	l.heard[m.From] = now
+}
+
+// quorumHeard reports whether a quorum of the group's voters, this replica counted, was
+// heard from (noteHeard) within half an election timeout of now, in the incoming and, during
+// a joint change, the outgoing configuration. A follower that answered refuses to vote for
+// another member for an election timeout (CheckQuorum's lease), so the half left covers the
+// answer's way back and the loop's delay in handling it.
+func (l *loop) quorumHeard(now time.Time) bool {
+	cs := l.conf.Current()
+	window := l.electionTimeout() / 2
+	majority := func(ids []uint64) bool {
+		n := 0
+		for _, id := range ids {
+			if t, ok := l.heard[id]; id == l.p.id || ok && now.Sub(t) < window {
+				n++
+			}
+		}
+		return 2*n > len(ids)
+	}
+	return majority(cs.Voters) && (len(cs.VotersOutgoing) == 0 || majority(cs.VotersOutgoing))
+}
+
+// stallGap is the gap between two iterations of a leader's loop, in election timeouts, past
+// which the loop counts as having stalled (it runs at least once a tick).
+const stallGap = 4
+
+// checkStall reports whether this leader's loop stalled (the process was paused, or starved
+// of CPU) and has not yet seen a quorum confirm its leadership since. After a stall the
+// answers queued while it stood still look fresh when it handles them, though their senders
+// may since have elected another leader; so the leader proposes an empty entry and trusts
+// its lease again only once the group has committed it, which no follower of another
+// leader would have helped to do. st is raft's status now.
+func (l *loop) checkStall(now time.Time, st raft.BasicStatus) bool {
+	if !l.lastIteration.IsZero() && now.Sub(l.lastIteration) > l.electionTimeout()/stallGap &&
+		st.RaftState == raft.StateLeader {
+		// Every entry this leader has sent out is staged: one proposed now gets a later index,
+		// which only answers sent after the stall can commit.
+		l.stallBarrier = l.staged + 1
+		clear(l.heard)
+		_ = l.rn.Propose(nil)
+		l.p.raftStats.leaseStalls.Add(1)
+		l.p.lg.Info("the loop stalled: lease reads wait for the group to confirm the leadership",
+			"stalled", now.Sub(l.lastIteration))
+	}
+	l.lastIteration = now
+	if l.stallBarrier != 0 && st.Commit >= l.stallBarrier {
+		l.stallBarrier = 0
+	}
+	return l.stallBarrier != 0
 }
 
 func (l *loop) electionTimeout() time.Duration {

@@ -103,7 +103,10 @@ func runReplica(t *testing.T, dir, listen string, metas []string) (*Server, func
 
 func runReplicaCfg(t *testing.T, cfg Config) (*Server, func()) {
 	t.Helper()
-	cfg.SyncInterval, cfg.TickInterval = 50*time.Millisecond, 10*time.Millisecond
+	cfg.SyncInterval = 50 * time.Millisecond
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = 10 * time.Millisecond
+	}
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s, err := New(cfg)
 	if err != nil {

@@ -67,7 +67,10 @@ type Server struct {
 	// unknownSync is when a raft message for a partition not here last made the server
 	// report at once (unix nanoseconds; see receiveRaft).
 	unknownSync atomic.Int64
-	meta        *metaclient.Client // nil without meta servers
+	// cutOff drops every partition raft message this server sends or receives (see
+	// CutOffPeers).
+	cutOff atomic.Bool
+	meta   *metaclient.Client // nil without meta servers
 	// dropped are the tables dropped and recallable, as of the meta's last answer; held are
 	// the replicas of dropped tables stopped with their data kept (dropped.go). Both belong
 	// to the sync goroutine (and to Run before it starts).
@@ -92,6 +95,10 @@ type Server struct {
 	peers    *rpc.Pool
 	local    map[string]rpc.HandlerFunc
 	forwards forwardCounters
+	// throttleStats count what the throttling envs did (throttle.go).
+	throttleStats throttleCounters
+	// scanOwners bound the scanner contexts per client connection (scanowners.go).
+	scanOwners scanOwners
 	// ops are the jobs of backups, restores and bulk loads (ops.go).
 	ops opsJobs
 
@@ -145,7 +152,8 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.http.ServeHTTP(w, r)
 	})
-	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg})
+	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg,
+		Limits: settings.Network.Limits()})
 	if err != nil {
 		s.cache.Unref()
 		return nil, err
@@ -359,7 +367,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		id:        cluster.MemberID(s.addr),
 		proposeC:  make(chan *write, 1024),
 		readC:     make(chan *readWait, 1024),
-		recvC:     make(chan raftpb.Message, 1024),
+		recvC:     make(chan *raftpb.Message, 1024),
 		installC:  make(chan *install),
 		snapDoneC: make(chan snapDone),
 		transferC: make(chan *transferRequest),
@@ -397,6 +405,27 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	return nil
 }
 
+// openConcurrency is how many partitions a replica server opens at once.
+const openConcurrency = 8
+
+// openPartitions opens the partitions of as, openConcurrency at a time, and returns once
+// all are open or have failed (logged). Opening a store waits for several fsyncs: a new
+// table of 64 partitions took seconds one at a time.
+func (s *Server) openPartitions(ctx context.Context, as []cluster.Assignment) {
+	sem := make(chan struct{}, openConcurrency)
+	var wg sync.WaitGroup
+	for _, a := range as {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.openPartition(ctx, a); err != nil {
+				s.lg.Error("open assigned partition", "err", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // dataDir is where a partition replica's store lives.
 func (s *Server) dataDir(pid idl.GPID) string { return filepath.Join(s.partitionDir(pid), "data") }
 
@@ -413,7 +442,8 @@ func (s *Server) openStore(pid idl.GPID, ti *tableInfo, lg *slog.Logger) (*stora
 		Pebble: s.pebbleOptions(pid),
 		// The raft log is the durability source: the store keeps no WAL of its own, and
 		// after a crash raft replays what its memtable lost (see doc.go, Restart).
-		NoWAL: true,
+		NoWAL:  true,
+		Limits: s.settings.Reads.limits(),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)
@@ -527,6 +557,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 	}
 	s.applyDrops(resp)
 	assigned := make(map[idl.GPID]bool, len(resp.Assignments))
+	var toOpen []cluster.Assignment
 	for _, a := range resp.Assignments {
 		pid := idl.GPID{AppID: a.AppID, PartitionIndex: a.PartitionIndex}
 		assigned[pid] = true
@@ -549,10 +580,9 @@ func (s *Server) syncOnce(ctx context.Context) {
 				continue
 			}
 		}
-		if err := s.openPartition(ctx, a); err != nil {
-			s.lg.Error("open assigned partition", "err", err)
-		}
+		toOpen = append(toOpen, a)
 	}
+	s.openPartitions(ctx, toOpen)
 	s.runOps(ctx, resp)
 	s.collectGarbage(assigned, time.Now())
 	s.dups.changed()
@@ -642,6 +672,12 @@ func (s *Server) RaftLogSyncs() int64 { return s.rlog.Syncs() }
 // ForwardedRequests returns how many client requests for partitions this server did not lead
 // it has forwarded to their leaders since it started (forward.go).
 func (s *Server) ForwardedRequests() int64 { return s.forwards.forwarded.Load() }
+
+// CutOffPeers, for fault-injection tests, drops (on) or delivers again (off) every raft
+// message between this server's partitions and their peers, as a network partition between
+// this server and the other replica servers would, while clients and the metas still reach
+// it.
+func (s *Server) CutOffPeers(on bool) { s.cutOff.Store(on) }
 
 // SnapshotsInstalled returns how many snapshots this server's replicas have installed.
 func (s *Server) SnapshotsInstalled() int64 {

@@ -8,6 +8,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/rpc"
 )
 
 // Defaults of the replica server's settings: each is the default of exactly one setting of
@@ -79,6 +80,10 @@ type Settings struct {
 	DupEnabled, DupIgnoreOtherClusterIDs, DupVerifyTimetag *config.Value[bool]
 	DupBatchBytes, DupSyncIntervalS, DupMaxRetained        *config.Value[uint32]
 	Clusters, DupGroup                                     *config.Section
+	// Network are the connection bounds of the RPC port (section network).
+	Network *rpc.LimitSettings
+	// Reads are the bounds of one read (limits.go).
+	Reads *readLimitSettings
 }
 
 // NewSettings registers every setting of a replica server, with its default, in a new
@@ -103,6 +108,8 @@ func NewSettings() *Settings {
 	const any32 = 1<<32 - 1
 	blockservice.DefineConfig(r)
 	return &Settings{
+		Network: rpc.DefineLimits(r),
+		Reads:   defineReadLimits(r),
 		BackupRateMB: u32("replication", "cold_backup_rate_limit_mb",
 			"The MB per second this server sends to and receives from block services (backups, restores, bulk loads), all transfers together; 0: no bound.", 200, 0, any32),
 		reg:       r,

@@ -51,6 +51,10 @@ type Request struct {
 	Remote net.Addr
 	// BodySize is the request body's length in bytes (servers bound write sizes by it).
 	BodySize int
+	// held is what the request holds of its connection's budget until its reply is queued;
+	// freed once given back.
+	held  int64
+	freed bool
 }
 
 // HandlerFunc serves one RPC. It returns the reply value and the envelope code; the reply is
@@ -72,8 +76,12 @@ type ServerConfig struct {
 	MaxRequestSize int
 	// MaxInFlight bounds concurrent requests per connection (default DefaultMaxInFlight).
 	MaxInFlight int
-	// WriteTimeout bounds one write to a client (default DefaultWriteTimeout).
+	// WriteTimeout bounds one write to a client (default DefaultWriteTimeout): a client
+	// that does not read its replies for that long is closed.
 	WriteTimeout time.Duration
+	// Limits bound connections and the bytes they make the server hold; MaxRequestSize,
+	// MaxInFlight and WriteTimeout set above override Limits' fields.
+	Limits Limits
 	// Logger receives connection-level problems (default: discard).
 	Logger *slog.Logger
 }
@@ -109,10 +117,15 @@ type Server struct {
 		sync.Mutex
 		// draining is set once Close or Shutdown began: no new connection.
 		draining bool
-		// conns are the accepted connections not handed to net/http; true once their
-		// first bytes said thrift.
-		conns map[net.Conn]bool
+		// conns are the accepted connections not handed to net/http; their serverConn
+		// once their first bytes said thrift.
+		conns map[net.Conn]*serverConn
+		// open and perHost count the connections held, HTTP ones included (admit).
+		open    int
+		perHost map[string]int
 	}
+	// bodies is the per-server budget of request bodies held (Limits.MaxServerBuffered).
+	bodies *budget
 
 	// Handler goroutines outlive their request: an idle one waits on tasks for the next,
 	// so the stacks they have grown are reused rather than grown again for every request.
@@ -175,6 +188,9 @@ type serverMetrics struct {
 	requests     atomic.Int64
 	badFrames    atomic.Int64
 	unknownNames atomic.Int64
+	rejected     atomic.Int64
+	frameTimeout atomic.Int64
+	waits        atomic.Int64
 }
 
 // ServerMetrics is a snapshot of a server's counters.
@@ -184,20 +200,30 @@ type ServerMetrics struct {
 	Requests         int64
 	BadFrames        int64
 	UnknownRPCs      int64
+	// RejectedConnections were closed at accept for MaxConns or MaxConnsPerHost.
+	RejectedConnections int64
+	// FrameTimeouts are connections closed for a frame not received within FrameTimeout.
+	FrameTimeouts int64
+	// BufferWaits counts the times a connection's reading paused for a full buffer budget.
+	BufferWaits int64
+	// BufferedBytes is the request bodies held by the server now.
+	BufferedBytes int64
 }
 
 // NewServer opens the listener (so Addr works at once) and returns a server ready for
 // Handle and Run.
 func NewServer(cfg ServerConfig) (*Server, error) {
-	if cfg.MaxRequestSize <= 0 {
-		cfg.MaxRequestSize = DefaultMaxRequestSize
+	if cfg.MaxRequestSize > 0 {
+		cfg.Limits.MaxRequestSize = cfg.MaxRequestSize
 	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = DefaultMaxInFlight
+	if cfg.MaxInFlight > 0 {
+		cfg.Limits.MaxInFlight = cfg.MaxInFlight
 	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = DefaultWriteTimeout
+	if cfg.WriteTimeout > 0 {
+		cfg.Limits.WriteTimeout = cfg.WriteTimeout
 	}
+	cfg.Limits.fill()
+	cfg.MaxRequestSize, cfg.MaxInFlight, cfg.WriteTimeout = cfg.Limits.MaxRequestSize, cfg.Limits.MaxInFlight, cfg.Limits.WriteTimeout
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -219,7 +245,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		quit:   make(chan struct{}),
 		killed: make(chan struct{}),
 	}
-	s.mu.conns = make(map[net.Conn]bool)
+	s.mu.conns = make(map[net.Conn]*serverConn)
+	s.mu.perHost = make(map[string]int)
+	s.bodies = newBudget(cfg.Limits.MaxServerBuffered)
 	return s, nil
 }
 
@@ -256,6 +284,11 @@ func (s *Server) Metrics() ServerMetrics {
 		Requests:         s.metrics.requests.Load(),
 		BadFrames:        s.metrics.badFrames.Load(),
 		UnknownRPCs:      s.metrics.unknownNames.Load(),
+
+		RejectedConnections: s.metrics.rejected.Load(),
+		FrameTimeouts:       s.metrics.frameTimeout.Load(),
+		BufferWaits:         s.metrics.waits.Load(),
+		BufferedBytes:       s.bodies.inUse(),
 	}
 }
 
@@ -329,11 +362,19 @@ func (s *Server) accept(ctx context.Context, conns *sync.WaitGroup) error {
 			}
 			return fmt.Errorf("rpc: accept: %w", err)
 		}
-		if !s.track(c, false) {
+		leave, err := s.admit(c)
+		if err != nil {
+			s.metrics.rejected.Add(1)
+			s.lg.Debug("closing connection", "remote", c.RemoteAddr().String(), "err", err)
+			_ = c.Close()
+			continue
+		}
+		if !s.track(c, nil) {
+			leave()
 			_ = c.Close()
 			return nil
 		}
-		conns.Go(func() { s.serveConn(ctx, c) })
+		conns.Go(func() { s.serveConn(ctx, c, leave) })
 	}
 }
 
@@ -381,8 +422,8 @@ func (s *Server) drain() {
 	}
 	s.mu.draining = true
 	_ = s.ln.Close()
-	for c, thrift := range s.mu.conns {
-		if !thrift {
+	for c, sc := range s.mu.conns {
+		if sc == nil {
 			_ = c.Close()
 		}
 	}
@@ -393,9 +434,9 @@ func (s *Server) drain() {
 func (s *Server) stopReading() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for c, thrift := range s.mu.conns {
-		if thrift {
-			_ = c.SetReadDeadline(time.Now())
+	for _, sc := range s.mu.conns {
+		if sc != nil {
+			sc.stopRead()
 		}
 	}
 }
@@ -411,13 +452,13 @@ func (s *Server) draining() bool {
 
 // track records an accepted connection, and then that it speaks thrift (from then on it is
 // stopped by stopReading rather than closed by drain); false once the server drains.
-func (s *Server) track(c net.Conn, thrift bool) bool {
+func (s *Server) track(c net.Conn, sc *serverConn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.mu.draining {
 		return false
 	}
-	s.mu.conns[c] = thrift
+	s.mu.conns[c] = sc
 	return true
 }
 
@@ -440,8 +481,14 @@ func (s *Server) gated(h http.Handler) http.Handler {
 }
 
 // serveConn sniffs the first bytes of a connection and serves it as thrift or HTTP.
-func (s *Server) serveConn(ctx context.Context, c net.Conn) {
+func (s *Server) serveConn(ctx context.Context, c net.Conn, leave func()) {
 	defer s.untrack(c)
+	httpConn := false
+	defer func() {
+		if !httpConn {
+			leave()
+		}
+	}()
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
 	}
@@ -456,17 +503,19 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn) {
 	_ = c.SetReadDeadline(time.Time{})
 	switch string(first) {
 	case "THFT":
-		if !s.track(c, true) {
+		sc := newServerConn(s, c, br)
+		if !s.track(c, sc) {
 			_ = c.Close()
 			return
 		}
 		s.metrics.conns.Add(1)
 		s.metrics.connsTotal.Add(1)
 		defer s.metrics.conns.Add(-1)
-		newServerConn(s, c, br).serve(ctx)
+		sc.serve(ctx)
 	case "GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC":
 		s.untrack(c) // net/http's Shutdown and Close take care of it
-		s.httpLn.deliver(ctx, &bufferedConn{Conn: c, r: br})
+		httpConn = true
+		s.httpLn.deliver(ctx, &bufferedConn{Conn: c, r: br, leave: leave})
 	default:
 		s.metrics.badFrames.Add(1)
 		s.lg.Warn("closing connection: unknown protocol", "remote", c.RemoteAddr().String(), "first", fmt.Sprintf("%q", first))
@@ -485,10 +534,40 @@ type serverConn struct {
 	br     *bufio.Reader
 	lg     *slog.Logger
 	sem    chan struct{}
+	smu    sync.Mutex // serializes senders (send)
 	wmu    sync.Mutex
 	wbuf   []byte // replies waiting to be written, guarded by wmu
 	wake   chan struct{}
 	closed chan struct{}
+	// held counts the connection's request bodies in flight and replies queued
+	// (Limits.MaxConnBuffered).
+	held *budget
+	// replyEst is the size of the recent large replies of the connection (see send): each
+	// request in flight holds that much of the budget until its reply is queued, so a client
+	// pipelining requests for big replies is stopped being read after a few, not after
+	// MaxInFlight.
+	replyEst atomic.Int64
+	// dmu orders the reader's deadlines with stopRead's.
+	dmu     sync.Mutex
+	stopped bool
+}
+
+// stopRead makes the reader stop at once (a past deadline) and refuse later deadlines.
+func (sc *serverConn) stopRead() {
+	sc.dmu.Lock()
+	defer sc.dmu.Unlock()
+	sc.stopped = true
+	_ = sc.c.SetReadDeadline(time.Now())
+}
+
+// setReadDeadline sets the reader's deadline unless stopRead came first.
+func (sc *serverConn) setReadDeadline(t time.Time) error {
+	sc.dmu.Lock()
+	defer sc.dmu.Unlock()
+	if sc.stopped {
+		return errDraining
+	}
+	return sc.c.SetReadDeadline(t)
 }
 
 func newServerConn(s *Server, c net.Conn, br *bufio.Reader) *serverConn {
@@ -500,6 +579,7 @@ func newServerConn(s *Server, c net.Conn, br *bufio.Reader) *serverConn {
 		sem:    make(chan struct{}, s.cfg.MaxInFlight),
 		wake:   make(chan struct{}, 1),
 		closed: make(chan struct{}),
+		held:   newBudget(s.cfg.Limits.MaxConnBuffered),
 	}
 }
 
@@ -527,14 +607,32 @@ func (sc *serverConn) serve(ctx context.Context) {
 }
 
 func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) error {
-	maxBody := sc.s.cfg.MaxRequestSize
+	lim := &sc.s.cfg.Limits
+	maxBody := lim.MaxRequestSize
+	// timedOut turns the deadline of a started frame into ErrFrameTimeout.
+	timedOut := func(err error, what string) error {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && !sc.s.draining() {
+			sc.s.metrics.frameTimeout.Add(1)
+			return fmt.Errorf("%w (%v, %s)", ErrFrameTimeout, lim.FrameTimeout, what)
+		}
+		return fmt.Errorf("truncated request %s: %w", what, err)
+	}
 	for {
+		// Idle between requests as long as the client likes; once a frame starts it must
+		// arrive within FrameTimeout.
+		if err := sc.setReadDeadline(time.Time{}); err != nil {
+			return err
+		}
+		if _, err := sc.br.Peek(1); err != nil {
+			return err
+		}
+		if err := sc.setReadDeadline(time.Now().Add(lim.FrameTimeout)); err != nil {
+			return err
+		}
 		prefix, err := sc.br.Peek(wire.PrefixLen)
 		if err != nil {
-			if len(prefix) > 0 && errors.Is(err, io.EOF) {
-				return fmt.Errorf("truncated request header: %w", io.ErrUnexpectedEOF)
-			}
-			return err
+			return timedOut(err, "header")
 		}
 		hlen, err := wire.HeaderLen(prefix)
 		if err != nil {
@@ -542,7 +640,7 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 		}
 		hb, err := sc.br.Peek(hlen)
 		if err != nil {
-			return fmt.Errorf("truncated request header: %w", err)
+			return timedOut(err, "header")
 		}
 		hdr, blen, err := wire.DecodeHeader(hb)
 		if err != nil {
@@ -554,52 +652,108 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 		if _, err := sc.br.Discard(hlen); err != nil {
 			return err
 		}
-		body := make([]byte, blen)
-		if _, err := io.ReadFull(sc.br, body); err != nil {
-			return fmt.Errorf("truncated request body: %w", err)
-		}
-		name, seqID, args, err := wire.ParseRequestBody(body)
-		if err != nil {
+		// Room in the connection's budget first (for the body and the reply expected):
+		// waiting for it is backpressure, not a stalled frame.
+		hold := int64(blen) + sc.replyEst.Load()
+		if err := sc.reserve(ctx, hold); err != nil {
 			return err
 		}
-		sc.s.metrics.requests.Add(1)
-		rt := sc.s.routes[string(name)]
-		if rt == nil {
-			sc.replyUnknown(name, seqID)
-			continue
+		if err := sc.setReadDeadline(time.Now().Add(lim.FrameTimeout)); err != nil {
+			sc.held.release(hold)
+			return err
 		}
-		v := rt.rpc.NewRequest()
-		if err := wire.DecodeArgs(args, v); err != nil {
-			return fmt.Errorf("decode %s args: %w", rt.rpc.Name, err)
+		body, err := sc.s.readBody(ctx, sc.br, blen)
+		if err != nil {
+			sc.held.release(hold)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return timedOut(err, "body")
 		}
-		if rt.inline {
-			sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen})
-			continue
+		if err := sc.handle(ctx, handlers, hdr, body, hold); err != nil {
+			return err
 		}
-		select {
-		case sc.sem <- struct{}{}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if !sc.s.reqs.Enter() {
-			<-sc.sem
-			return errDraining // not executed: the connection closes once the others are answered
-		}
-		req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen}
-		handlers.Add(1)
-		sc.s.start(task{ctx: ctx, sc: sc, rt: rt, req: req, handlers: handlers})
 	}
+}
+
+// reserve takes n bytes of the connection's budget, waiting for room (its replies being
+// written, its requests finishing).
+func (sc *serverConn) reserve(ctx context.Context, n int64) error {
+	if sc.held.inUse()+n > sc.s.cfg.Limits.MaxConnBuffered {
+		sc.s.metrics.waits.Add(1)
+	}
+	return sc.held.acquire(ctx, n)
+}
+
+// freeReq gives back, once, what a request handed to a handler holds.
+func (sc *serverConn) freeReq(req *Request) {
+	if !req.freed {
+		req.freed = true
+		sc.free(int64(req.BodySize), req.held)
+	}
+}
+
+// free gives back what reserve (hold) and readBody (body) took.
+func (sc *serverConn) free(body, hold int64) {
+	sc.s.bodies.release(body)
+	sc.held.release(hold)
+}
+
+// handle decodes one request and starts its handler; the body's bytes stay reserved until
+// the handler is done.
+func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr wire.Header, body []byte, hold int64) error {
+	blen := len(body)
+	name, seqID, args, err := wire.ParseRequestBody(body)
+	if err != nil {
+		sc.free(int64(blen), hold)
+		return err
+	}
+	sc.s.metrics.requests.Add(1)
+	rt := sc.s.routes[string(name)]
+	if rt == nil {
+		n := string(name)
+		sc.free(int64(blen), hold)
+		sc.replyUnknown(ctx, n, seqID)
+		return nil
+	}
+	v := rt.rpc.NewRequest()
+	if err := wire.DecodeArgs(args, v); err != nil {
+		sc.free(int64(blen), hold)
+		return fmt.Errorf("decode %s args: %w", rt.rpc.Name, err)
+	}
+	if rt.inline {
+		sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen})
+		sc.free(int64(blen), hold)
+		return nil
+	}
+	select {
+	case sc.sem <- struct{}{}:
+	case <-ctx.Done():
+		sc.free(int64(blen), hold)
+		return ctx.Err()
+	}
+	if !sc.s.reqs.Enter() {
+		<-sc.sem
+		sc.free(int64(blen), hold)
+		return errDraining // not executed: the connection closes once the others are answered
+	}
+	req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, held: hold}
+	handlers.Add(1)
+	sc.s.start(task{ctx: ctx, sc: sc, rt: rt, req: req, handlers: handlers})
+	return nil
 }
 
 func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, handlers *sync.WaitGroup) {
 	defer handlers.Done()
 	defer func() { <-sc.sem }()
+	defer sc.freeReq(req)
 	defer sc.s.reqs.Exit() // once the reply is queued
 	defer func() {
 		if p := recover(); p != nil {
 			sc.lg.Error("handler panicked", "rpc", req.Name, "panic", p, "stack", string(debug.Stack()))
 			if rt.rpc.NewReply != nil {
-				sc.send(rt.rpc.AckName, req.SeqID, wire.ErrUnknown, nil)
+				sc.freeReq(req)
+				sc.send(ctx, rt.rpc.AckName, req.SeqID, wire.ErrUnknown, nil)
 			}
 		}
 	}()
@@ -613,7 +767,8 @@ func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, han
 	if !code.ForClients() {
 		code = wire.ErrUnknown
 	}
-	sc.send(rt.rpc.AckName, req.SeqID, code, reply)
+	sc.freeReq(req) // the reply takes its own place in the budget
+	sc.send(ctx, rt.rpc.AckName, req.SeqID, code, reply)
 }
 
 // dispatchInline runs a one-way handler on the reader goroutine.
@@ -627,21 +782,37 @@ func (sc *serverConn) dispatchInline(ctx context.Context, rt *route, req *Reques
 }
 
 // replyUnknown answers an RPC name nobody handles with ERR_HANDLER_NOT_FOUND, as Pegasus does.
-func (sc *serverConn) replyUnknown(name []byte, seqID int32) {
+func (sc *serverConn) replyUnknown(ctx context.Context, n string, seqID int32) {
 	sc.s.metrics.unknownNames.Add(1)
-	if len(name) > 47 {
-		name = name[:47] // Pegasus truncates task names to 47 bytes
+	if len(n) > 47 {
+		n = n[:47] // Pegasus truncates task names to 47 bytes
 	}
-	n := string(name)
 	sc.lg.Info("unknown rpc", "rpc", n)
-	sc.send(n+"_ACK", seqID, wire.ErrHandlerNotFound, nil)
+	sc.send(ctx, n+"_ACK", seqID, wire.ErrHandlerNotFound, nil)
 }
 
-// send queues a reply for the writer loop.
-func (sc *serverConn) send(ackName string, seqID int32, code wire.Code, reply idl.Value) {
+// send queues a reply for the writer loop, once the connection's replies queued are under
+// MaxConnBuffered (a client that does not read stops its handlers here, until its
+// connection is closed after WriteTimeout).
+func (sc *serverConn) send(ctx context.Context, ackName string, seqID int32, code wire.Code, reply idl.Value) {
+	// One sender at a time checks for room and takes it, so the check holds.
+	sc.smu.Lock()
+	defer sc.smu.Unlock()
+	sc.held.waitRoom(ctx, sc.closed)
 	sc.wmu.Lock()
+	n := len(sc.wbuf)
 	sc.wbuf = wire.AppendReply(sc.wbuf, ackName, seqID, code, reply)
+	size := int64(len(sc.wbuf) - n)
+	sc.held.force(size)
 	sc.wmu.Unlock()
+	// The estimate jumps to a larger reply and decays by an eighth with each smaller one,
+	// so one big reply does not slow the connection's pipelining for good.
+	for {
+		est := sc.replyEst.Load()
+		if sc.replyEst.CompareAndSwap(est, max(size, est-est/8)) {
+			break
+		}
+	}
 	select {
 	case sc.wake <- struct{}{}:
 	default:
@@ -673,9 +844,11 @@ func (sc *serverConn) writeLoop(ctx context.Context) {
 					sc.lg.Debug("write failed", "err", err)
 				}
 				_ = sc.c.Close()
+				sc.held.release(int64(len(out)))
 				sc.discardUntilClosed()
 				return
 			}
+			sc.held.release(int64(len(out)))
 			spare = nil
 			if cap(out) <= 1<<20 { // do not keep a huge buffer after a burst
 				spare = out
@@ -696,6 +869,7 @@ func (sc *serverConn) discardUntilClosed() {
 		select {
 		case <-sc.wake:
 			sc.wmu.Lock()
+			sc.held.release(int64(len(sc.wbuf)))
 			sc.wbuf = sc.wbuf[:0]
 			sc.wmu.Unlock()
 		case <-sc.closed:
@@ -708,6 +882,14 @@ func (sc *serverConn) discardUntilClosed() {
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
+	// leave gives the connection's place (Limits.MaxConns) back, once.
+	leave func()
+	once  sync.Once
+}
+
+func (c *bufferedConn) Close() error {
+	c.once.Do(c.leave)
+	return c.Conn.Close()
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }

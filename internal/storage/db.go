@@ -58,6 +58,8 @@ type Options struct {
 	PartitionIndex, PartitionCount int32
 	// ScannerIdleTimeout drops a scanner context not used for this long. Default 5 minutes.
 	ScannerIdleTimeout time.Duration
+	// Limits bound what one read makes the store hold (zero fields: the defaults).
+	Limits Limits
 	// SweepInterval is the pause between two passes of the expired-record sweeper, measured
 	// from the end of one pass to the start of the next. Default 10 minutes; negative
 	// disables the sweeper ([DB.Sweep] still works).
@@ -146,6 +148,7 @@ func Open(opts Options) (*DB, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	opts.Limits.fill()
 	if opts.ScannerIdleTimeout <= 0 {
 		opts.ScannerIdleTimeout = DefaultScannerIdleTimeout
 	}
@@ -189,7 +192,7 @@ func Open(opts Options) (*DB, error) {
 		_ = pdb.Close()
 		return nil, err
 	}
-	db.scanners.init(opts.ScannerIdleTimeout)
+	db.scanners.init(opts.ScannerIdleTimeout, opts.Limits.MaxScanners)
 	db.applyMu.Lock()
 	db.startPurgeLocked() // one that a close interrupted
 	db.applyMu.Unlock()

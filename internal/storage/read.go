@@ -123,16 +123,15 @@ func (db *DB) MultiGet(req *MultiGetRequest) (*MultiGetResult, error) {
 	if maxCount <= 0 || maxCount >= maxMultiGetCount {
 		maxCount = maxMultiGetCount
 	}
-	maxSize := int64(-1)
+	// max_kv_size <= 0 means no limit in Pegasus; the server's reply bound still holds.
+	maxSize := db.opts.Limits.MaxReplyBytes
 	if req.MaxKVSize > 0 {
-		maxSize = int64(req.MaxKVSize)
+		maxSize = min(maxSize, int64(req.MaxKVSize))
 	}
 	if len(req.SortKeys) > 0 {
 		return db.multiGetPoints(req, maxCount, maxSize)
 	}
-	if maxSize < 0 || maxSize > maxMultiGetSize {
-		maxSize = maxMultiGetSize
-	}
+	maxSize = min(maxSize, maxMultiGetSize)
 	return db.multiGetRange(req, maxCount, maxSize)
 }
 
@@ -165,7 +164,7 @@ func (db *DB) multiGetPoints(req *MultiGetRequest, maxCount int, maxSize int64) 
 		if expired(e, now) {
 			continue
 		}
-		if len(res.KVs) >= maxCount || (maxSize >= 0 && size >= maxSize) {
+		if len(res.KVs) >= maxCount || size >= maxSize {
 			res.Error = wire.StatusIncomplete
 			break
 		}
@@ -331,8 +330,10 @@ type FullData struct {
 
 // BatchGet returns the live records among keys, in request order (duplicates repeated,
 // missing keys omitted). Code is StatusInvalidArgument for an empty list or a hash key of
-// 65535 bytes or more, StatusCorruption for an undecodable record. err is non-nil only when
-// storage fails.
+// 65535 bytes or more, StatusCorruption for an undecodable record. err is non-nil when
+// storage fails, and [ErrReadTooLarge] for more than Limits.MaxBatchGetKeys keys or a reply
+// past Limits.MaxReplyBytes. A key asked several times is read once and its repeats share
+// their slices.
 func (db *DB) BatchGet(keys []FullKey) (data []FullData, code wire.Status, err error) {
 	if !db.gate.Enter() {
 		return nil, 0, ErrClosed
@@ -340,6 +341,9 @@ func (db *DB) BatchGet(keys []FullKey) (data []FullData, code wire.Status, err e
 	defer db.gate.Exit()
 	if len(keys) == 0 {
 		return nil, wire.StatusInvalidArgument, nil
+	}
+	if len(keys) > db.opts.Limits.MaxBatchGetKeys {
+		return nil, 0, fmt.Errorf("%w: batch_get of %d keys (max %d)", ErrReadTooLarge, len(keys), db.opts.Limits.MaxBatchGetKeys)
 	}
 	for i := range keys {
 		if !validHashKey(keys[i].HashKey) {
@@ -353,8 +357,22 @@ func (db *DB) BatchGet(keys []FullKey) (data []FullData, code wire.Status, err e
 	defer it.Close()
 	now := db.epochNow()
 	var kb []byte
+	// seen maps a key already read to its record's index in data (-1: not found).
+	seen := make(map[string]int, len(keys))
+	var size int64
 	for i := range keys {
 		kb = key.Append(kb[:0], keys[i].HashKey, keys[i].SortKey)
+		if j, ok := seen[string(kb)]; ok {
+			if j >= 0 {
+				size += int64(len(data[j].HashKey) + len(data[j].SortKey) + len(data[j].Value))
+				if size > db.opts.Limits.MaxReplyBytes {
+					return nil, 0, fmt.Errorf("%w: batch_get reply past %d bytes", ErrReadTooLarge, db.opts.Limits.MaxReplyBytes)
+				}
+				data = append(data, data[j])
+			}
+			continue
+		}
+		seen[string(kb)] = -1
 		if !it.SeekGE(kb) || !bytes.Equal(it.Key(), kb) {
 			continue
 		}
@@ -369,6 +387,11 @@ func (db *DB) BatchGet(keys []FullKey) (data []FullData, code wire.Status, err e
 		if expired(e, now) {
 			continue
 		}
+		size += int64(len(keys[i].HashKey) + len(keys[i].SortKey) + len(u))
+		if size > db.opts.Limits.MaxReplyBytes {
+			return nil, 0, fmt.Errorf("%w: batch_get reply past %d bytes", ErrReadTooLarge, db.opts.Limits.MaxReplyBytes)
+		}
+		seen[string(kb)] = len(data)
 		data = append(data, FullData{
 			HashKey: append([]byte{}, keys[i].HashKey...),
 			SortKey: append([]byte{}, keys[i].SortKey...),

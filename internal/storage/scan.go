@@ -81,11 +81,15 @@ type scannerTable struct {
 	m    map[int64]*scanContext
 	next int64
 	idle time.Duration
+	// max bounds the contexts; put evicts the least recently used past it.
+	max     int
+	evicted int64
 }
 
-func (t *scannerTable) init(idle time.Duration) {
+func (t *scannerTable) init(idle time.Duration, max int) {
 	t.m = make(map[int64]*scanContext)
 	t.idle = idle
+	t.max = max
 	// A random start, so ids practically never repeat across restarts, nor between the
 	// replicas of a partition: a scan a replica forwards to its partition's new leader must
 	// find only that leader's own contexts, never one another replica handed out.
@@ -101,8 +105,29 @@ func (t *scannerTable) put(c *scanContext) int64 {
 	if t.next <= 0 { // wrapped: restart at 1, never 0 or negative
 		t.next = 1
 	}
+	if t.max > 0 && len(t.m) >= t.max {
+		// Evict the context idle the longest: its scan's next call gets the answer of an
+		// expired context (error 1), on which clients restart from their last key.
+		var oldID int64
+		var old *scanContext
+		for id, o := range t.m {
+			if old == nil || o.lastUsed.Before(old.lastUsed) {
+				oldID, old = id, o
+			}
+		}
+		delete(t.m, oldID)
+		t.evicted++
+		_ = old.it.Close()
+	}
 	t.m[id] = c
 	return id
+}
+
+// evictions returns how many contexts put evicted.
+func (t *scannerTable) evictions() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.evicted
 }
 
 // take removes and returns the context id if it exists and is not idle past the timeout.
@@ -249,7 +274,10 @@ func (db *DB) scanBatch(c *scanContext, maxExamined int) (*ScanResult, error) {
 	it := c.it
 	count, examined := 0, 0
 	complete := false
-	for count < c.batchSize && examined < maxExamined && it.Valid() {
+	// A batch stops once its records reach MaxReplyBytes; the context carries on, so the
+	// client fetches the rest with its next scan.
+	var size int64
+	for count < c.batchSize && examined < maxExamined && size < db.opts.Limits.MaxReplyBytes && it.Valid() {
 		k := it.Key()
 		cmp := bytes.Compare(k, c.stop)
 		if cmp > 0 || (cmp == 0 && !c.stopIncl) {
@@ -265,6 +293,9 @@ func (db *DB) scanBatch(c *scanContext, maxExamined int) (*ScanResult, error) {
 		if !ok {
 			_ = it.Close()
 			return &ScanResult{Error: wire.StatusCorruption}, nil
+		}
+		if n := len(res.KVs); n > count-int(res.KVCount) && n > 0 {
+			size += int64(len(res.KVs[n-1].Key) + len(res.KVs[n-1].Value))
 		}
 		count = len(res.KVs) + int(res.KVCount)
 		if cmp == 0 {

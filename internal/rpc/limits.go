@@ -1,0 +1,328 @@
+package rpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gopegasus/pegasus/internal/config"
+)
+
+// Defaults of the connection bounds of [Limits].
+const (
+	// DefaultFrameTimeout bounds the reading of one request once its first byte arrived: a
+	// client that starts a frame and stalls is closed after it, whatever the frame's size.
+	DefaultFrameTimeout = 30 * time.Second
+	// DefaultMaxConns bounds the thrift and HTTP connections a server holds at once.
+	DefaultMaxConns = 10000
+	// DefaultMaxConnsPerHost bounds the connections of one source address (IP).
+	DefaultMaxConnsPerHost = 2000
+	// DefaultMaxConnBuffered bounds the bytes one connection holds: bodies of the requests
+	// in flight plus replies queued for it. Past it the server stops reading that
+	// connection until replies are written (a client that never reads is closed after
+	// WriteTimeout).
+	DefaultMaxConnBuffered = 64 << 20
+	// DefaultMaxServerBuffered bounds the bytes of request bodies all connections hold
+	// together (what arrived, read in growing chunks); a connection whose body does not fit
+	// waits for room, within its frame timeout.
+	DefaultMaxServerBuffered = 512 << 20
+)
+
+// Errors of the connection bounds; the connection concerned is closed.
+var (
+	// ErrFrameTimeout: a request was not received whole within FrameTimeout.
+	ErrFrameTimeout = errors.New("rpc: request not received within the frame timeout")
+	// ErrTooManyConns: the server or the source address holds its maximum of connections.
+	ErrTooManyConns = errors.New("rpc: too many connections")
+)
+
+// Limits are the bounds a [Server] puts on what clients make it hold. Zero values mean the
+// defaults; see the README's Limits table.
+type Limits struct {
+	// MaxRequestSize bounds one request body in bytes (default DefaultMaxRequestSize); a
+	// larger header's claim closes the connection before anything is allocated for it.
+	MaxRequestSize int
+	// FrameTimeout bounds the reading of a frame once started (default DefaultFrameTimeout).
+	FrameTimeout time.Duration
+	// MaxConns and MaxConnsPerHost bound connections per server and per source IP; a
+	// connection past them is closed at once (counted in RejectedConnections).
+	MaxConns, MaxConnsPerHost int
+	// MaxConnBuffered bounds the bytes of one connection (request bodies in flight and
+	// replies queued); MaxServerBuffered the request bodies of the whole server.
+	MaxConnBuffered, MaxServerBuffered int64
+	// MaxInFlight bounds the requests of one connection being handled at once (default
+	// DefaultMaxInFlight); WriteTimeout bounds one write of replies (default
+	// DefaultWriteTimeout): a client that does not read for that long is closed.
+	MaxInFlight  int
+	WriteTimeout time.Duration
+}
+
+func (l *Limits) fill() {
+	if l.MaxRequestSize <= 0 {
+		l.MaxRequestSize = DefaultMaxRequestSize
+	}
+	if l.FrameTimeout <= 0 {
+		l.FrameTimeout = DefaultFrameTimeout
+	}
+	if l.MaxConns <= 0 {
+		l.MaxConns = DefaultMaxConns
+	}
+	if l.MaxConnsPerHost <= 0 {
+		l.MaxConnsPerHost = DefaultMaxConnsPerHost
+	}
+	if l.MaxConnBuffered <= 0 {
+		l.MaxConnBuffered = DefaultMaxConnBuffered
+	}
+	if l.MaxServerBuffered <= 0 {
+		l.MaxServerBuffered = DefaultMaxServerBuffered
+	}
+	if l.MaxInFlight <= 0 {
+		l.MaxInFlight = DefaultMaxInFlight
+	}
+	if l.WriteTimeout <= 0 {
+		l.WriteTimeout = DefaultWriteTimeout
+	}
+	// A request of the largest size must always fit once the budgets are empty.
+	if l.MaxConnBuffered < int64(l.MaxRequestSize) {
+		l.MaxConnBuffered = int64(l.MaxRequestSize)
+	}
+	if l.MaxServerBuffered < int64(l.MaxRequestSize) {
+		l.MaxServerBuffered = int64(l.MaxRequestSize)
+	}
+}
+
+// LimitSettings are the settings of [Limits] in a server's registry (section "network").
+type LimitSettings struct {
+	MaxRequestBytes, FrameTimeoutMS, MaxConns, MaxConnsPerHost *config.Value[uint32]
+	MaxInFlight, WriteTimeoutMS                                *config.Value[uint32]
+	MaxConnBufferedBytes, MaxServerBufferedBytes               *config.Value[uint64]
+}
+
+// DefineLimits registers the connection bounds in r, each with its default.
+func DefineLimits(r *config.Registry) *LimitSettings {
+	u32 := func(name, desc string, def uint32) *config.Value[uint32] {
+		return config.Define(r, config.Spec[uint32]{Section: "network", Name: name, Description: desc, Default: def,
+			Validate: func(v uint32) error {
+				if v == 0 {
+					return errors.New("must be positive")
+				}
+				return nil
+			}})
+	}
+	u64 := func(name, desc string, def uint64) *config.Value[uint64] {
+		return config.Define(r, config.Spec[uint64]{Section: "network", Name: name, Description: desc, Default: def,
+			Validate: func(v uint64) error {
+				if v == 0 {
+					return errors.New("must be positive")
+				}
+				return nil
+			}})
+	}
+	return &LimitSettings{
+		MaxRequestBytes: u32("max_request_bytes",
+			"The largest request body accepted, in bytes; a larger frame closes the connection before anything is allocated for it.", DefaultMaxRequestSize),
+		FrameTimeoutMS: u32("frame_read_timeout_ms",
+			"How long, in milliseconds, a request may take to arrive once its first byte did; past it the connection is closed.", uint32(DefaultFrameTimeout/time.Millisecond)),
+		MaxConns: u32("max_connections",
+			"The most connections (RPC and HTTP) the server holds at once; more are closed as they are accepted.", DefaultMaxConns),
+		MaxConnsPerHost: u32("max_connections_per_host",
+			"The most connections one source IP holds at once; more are closed as they are accepted.", DefaultMaxConnsPerHost),
+		MaxInFlight: u32("max_requests_in_flight_per_connection",
+			"The most requests of one connection handled at once; past it the server stops reading the connection until some finish.", DefaultMaxInFlight),
+		WriteTimeoutMS: u32("write_timeout_ms",
+			"How long, in milliseconds, one write of replies to a client may block; a client that does not read for that long is closed.", uint32(DefaultWriteTimeout/time.Millisecond)),
+		MaxConnBufferedBytes: u64("max_connection_buffered_bytes",
+			"The bytes one connection holds (bodies of requests in flight and replies queued); past it the server stops reading the connection until its replies are written.", DefaultMaxConnBuffered),
+		MaxServerBufferedBytes: u64("max_server_buffered_bytes",
+			"The bytes of request bodies all connections hold together (as they arrive); a connection whose body does not fit waits for room, within frame_read_timeout_ms.", DefaultMaxServerBuffered),
+	}
+}
+
+// Limits returns the bounds the settings say.
+func (ls *LimitSettings) Limits() Limits {
+	return Limits{
+		MaxRequestSize:    int(ls.MaxRequestBytes.Get()),
+		FrameTimeout:      time.Duration(ls.FrameTimeoutMS.Get()) * time.Millisecond,
+		MaxConns:          int(ls.MaxConns.Get()),
+		MaxConnsPerHost:   int(ls.MaxConnsPerHost.Get()),
+		MaxConnBuffered:   int64(ls.MaxConnBufferedBytes.Get()),
+		MaxServerBuffered: int64(ls.MaxServerBufferedBytes.Get()),
+		MaxInFlight:       int(ls.MaxInFlight.Get()),
+		WriteTimeout:      time.Duration(ls.WriteTimeoutMS.Get()) * time.Millisecond,
+	}
+}
+
+// budget counts bytes held against a limit. acquire waits while the bytes would not fit,
+// unless nothing is held (so one request of any admitted size always goes through). The
+// uncontended paths are atomic operations only; waiters sleep on a channel that release
+// closes when there are any.
+type budget struct {
+	limit   int64
+	used    atomic.Int64
+	waiters atomic.Int32
+	mu      sync.Mutex
+	freed   chan struct{} // made by the first waiter, closed by the next release
+}
+
+func newBudget(limit int64) *budget { return &budget{limit: limit} }
+
+// tryTake takes n bytes if they fit (or nothing is held).
+func (b *budget) tryTake(n int64) bool {
+	for {
+		u := b.used.Load()
+		if u != 0 && u+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+// wait runs until ok() holds (checked as a waiter, so no release is missed), ctx ends
+// (its error) or stop is closed (nil).
+func (b *budget) wait(ctx context.Context, stop <-chan struct{}, ok func() bool) error {
+	for {
+		b.mu.Lock()
+		b.waiters.Add(1)
+		if ok() {
+			b.waiters.Add(-1)
+			b.mu.Unlock()
+			return nil
+		}
+		if b.freed == nil {
+			b.freed = make(chan struct{})
+		}
+		ch := b.freed
+		b.mu.Unlock()
+		var err error
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			err = ctx.Err()
+		case <-stop:
+			err = errStopped
+		}
+		b.waiters.Add(-1)
+		if errors.Is(err, errStopped) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// errStopped ends a wait on its stop channel.
+var errStopped = errors.New("rpc: stopped")
+
+func (b *budget) acquire(ctx context.Context, n int64) error {
+	if b.tryTake(n) {
+		return nil
+	}
+	return b.wait(ctx, nil, func() bool { return b.tryTake(n) })
+}
+
+// waitRoom waits until less than the limit is held, or ctx or stop ends.
+func (b *budget) waitRoom(ctx context.Context, stop <-chan struct{}) {
+	if b.used.Load() < b.limit {
+		return
+	}
+	_ = b.wait(ctx, stop, func() bool { return b.used.Load() < b.limit })
+}
+
+// force takes n bytes without waiting (replies: a handler never blocks on its connection).
+func (b *budget) force(n int64) { b.used.Add(n) }
+
+func (b *budget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.used.Add(-n)
+	if b.waiters.Load() > 0 {
+		b.mu.Lock()
+		if b.freed != nil {
+			close(b.freed)
+			b.freed = nil
+		}
+		b.mu.Unlock()
+	}
+}
+
+func (b *budget) inUse() int64 { return b.used.Load() }
+
+// readBody reads a body of n bytes, growing the buffer as bytes arrive and taking each
+// growth from the server's budget first, so a header that claims a large body makes the
+// server hold no more than twice what was really sent. On success the budget holds n bytes
+// for the body; on error, nothing.
+func (s *Server) readBody(ctx context.Context, r io.Reader, n int) ([]byte, error) {
+	const first = 64 << 10
+	c := min(n, first)
+	if err := s.bodies.acquire(ctx, int64(c)); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, c)
+	for len(b) < n {
+		if len(b) == cap(b) {
+			c := min(2*cap(b), n)
+			if err := s.bodies.acquire(ctx, int64(c-cap(b))); err != nil {
+				s.bodies.release(int64(cap(b)))
+				return nil, err
+			}
+			nb := make([]byte, len(b), c)
+			copy(nb, b)
+			b = nb
+		}
+		m, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err != nil && len(b) < n {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			s.bodies.release(int64(cap(b)))
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+// hostOf is the source address a connection counts against.
+func hostOf(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	h, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return h
+}
+
+// admit counts a new connection against MaxConns and MaxConnsPerHost; the returned func
+// gives its place back.
+func (s *Server) admit(c net.Conn) (func(), error) {
+	host := hostOf(c.RemoteAddr())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mu.open >= s.cfg.Limits.MaxConns {
+		return nil, fmt.Errorf("%w: %d open (max_connections)", ErrTooManyConns, s.mu.open)
+	}
+	if n := s.mu.perHost[host]; n >= s.cfg.Limits.MaxConnsPerHost {
+		return nil, fmt.Errorf("%w: %d open from %s (max_connections_per_host)", ErrTooManyConns, n, host)
+	}
+	s.mu.open++
+	s.mu.perHost[host]++
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.mu.open--
+		if s.mu.perHost[host]--; s.mu.perHost[host] <= 0 {
+			delete(s.mu.perHost, host)
+		}
+	}, nil
+}
