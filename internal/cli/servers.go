@@ -305,6 +305,9 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		m, err := meta.New(meta.Config{
 			Listener: ln, DataDir: filepath.Join(*data, fmt.Sprintf("meta%d", i+1)), Metas: metaAddrs,
 			InitialTables: specs, ClusterName: *name, Peers: peers, Version: Version, Logger: lg.With("meta", metaAddrs[i]),
+			// Like a small Pegasus cluster an operator runs: servers added to the onebox
+			// get their share at once.
+			LevelOnStart: "lively",
 		})
 		if err != nil {
 			return abandon(err)
