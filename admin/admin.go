@@ -178,6 +178,8 @@ type Client interface {
 
 	// Operations: backups, restores and bulk loads (ops.go).
 	Operations
+	// Balancing: meta levels, manual moves and decommissions (balancer.go).
+	Balancing
 	// AddDuplication duplicates a table to the remote cluster (named as in the meta servers'
 	// [pegasus.clusters]) and returns the new duplication. When the table already has a
 	// duplication to that cluster it returns that one with an error wrapping ERR_DUP_EXIST

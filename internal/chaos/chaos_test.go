@@ -19,6 +19,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/admin"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/raftlog"
@@ -109,6 +110,11 @@ type cluster struct {
 	meta     *proc
 	metaAddr string
 	replicas []*proc
+	// dir, log and extra are where new replica servers keep their data and logs, and the
+	// flags they get.
+	dir   string
+	log   *os.File
+	extra []string
 }
 
 // handedOut are the ports freePort returned: a port closed a moment ago can be handed out
@@ -161,15 +167,22 @@ func startCluster(t *testing.T) *cluster {
 		"--data", filepath.Join(dir, "meta"), "--log-level", "warn"}, extra...)}
 	c.meta.start()
 	t.Cleanup(c.meta.kill)
-	for i := range 3 {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		r := &proc{t: t, name: "replica " + addr, log: logf, args: append([]string{"replica", "--listen", addr,
-			"--data", filepath.Join(dir, fmt.Sprintf("replica%d", i)), "--metas", c.metaAddr, "--log-level", "warn"}, extra...)}
-		r.start()
-		t.Cleanup(r.kill)
-		c.replicas = append(c.replicas, r)
+	c.dir, c.log, c.extra = dir, logf, extra
+	for range 3 {
+		c.addReplica()
 	}
 	return c
+}
+
+// addReplica starts one more replica server process.
+func (c *cluster) addReplica() {
+	t := c.t
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	r := &proc{t: t, name: "replica " + addr, log: c.log, args: append([]string{"replica", "--listen", addr,
+		"--data", filepath.Join(c.dir, fmt.Sprintf("replica%d", len(c.replicas))), "--metas", c.metaAddr, "--log-level", "warn"}, c.extra...)}
+	r.start()
+	t.Cleanup(r.kill)
+	c.replicas = append(c.replicas, r)
 }
 
 // durabilityConfig returns the server flags that set the raft log durability of every
@@ -469,6 +482,53 @@ func chaosDuration() time.Duration {
 	return 20 * time.Second
 }
 
+// balanced reports whether table chaos has its replicas and primaries within one of the mean
+// over n servers, with no move under way, and describes the counts.
+func balanced(ctx context.Context, adm admin.Client, n int) (bool, string) {
+	cfg, err := adm.QueryConfig(ctx, "chaos")
+	if err != nil {
+		return false, err.Error()
+	}
+	replicas, primaries := map[string]int{}, map[string]int{}
+	for _, p := range cfg.Partitions {
+		if p.Primary == "" {
+			return false, fmt.Sprintf("partition %d has no primary", p.Index)
+		}
+		primaries[p.Primary]++
+		replicas[p.Primary]++
+		for _, s := range p.Secondaries {
+			replicas[s]++
+		}
+	}
+	desc := fmt.Sprintf("replicas %v, primaries %v", replicas, primaries)
+	info, err := adm.ClusterInfo(ctx)
+	if err != nil {
+		return false, err.Error()
+	}
+	for _, it := range info {
+		if it.Key == "balance_operation_count" && it.Value != "move_pri=0,copy_pri=0,copy_sec=0,total=0" {
+			return false, desc + ", under way " + it.Value
+		}
+	}
+	within := func(count map[string]int) bool {
+		if len(count) != n {
+			return false
+		}
+		total := 0
+		for _, c := range count {
+			total += c
+		}
+		mean := float64(total) / float64(n)
+		for _, c := range count {
+			if d := float64(c) - mean; d > 1 || d < -1 {
+				return false
+			}
+		}
+		return true
+	}
+	return within(replicas) && within(primaries), desc
+}
+
 // fault is what a chaos run does to one replica server at a time: inject starts it and
 // returns once it is over (the server runs again).
 type fault struct {
@@ -523,6 +583,29 @@ func runChaos(t *testing.T, f fault) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), duration)
 	defer cancel()
+
+	// PEGASUS_CHAOS_ELASTIC=1: two more replica servers join a lively cluster and the table
+	// splits from 4 to 8 partitions, while the kills go on (among all five servers);
+	// =rebalance: without the split.
+	var adm admin.Client
+	elastic := os.Getenv("PEGASUS_CHAOS_ELASTIC")
+	if elastic != "" {
+		var err error
+		if adm, err = admin.New(admin.Config{MetaServers: []string{c.metaAddr}}); err != nil {
+			t.Fatal(err)
+		}
+		defer adm.Close()
+		if _, err := adm.SetMetaLevel(t.Context(), "lively"); err != nil {
+			t.Fatal(err)
+		}
+		c.addReplica()
+		c.addReplica()
+		if elastic != "rebalance" {
+			if err := adm.StartPartitionSplit(t.Context(), "chaos", 8); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 
 	// After every restart, the time until the next acknowledged write.
 	var lastWriteOK atomic.Int64
@@ -582,6 +665,26 @@ func runChaos(t *testing.T, f fault) {
 		if err != nil {
 			t.Fatalf("final read of %s failed: %v\ntable as the meta sees it:\n%s", k, err, c.describeTable("chaos"))
 		}
+	}
+
+	if adm != nil {
+		// The split ends and the cluster ends balanced once the kills stop.
+		ectx, ecancel := context.WithTimeout(t.Context(), 3*time.Minute)
+		if err := adm.WaitPartitionSplit(ectx, "chaos", nil); err != nil {
+			t.Fatalf("the split did not end: %v\n%s", err, c.describeTable("chaos"))
+		}
+		var last string
+		if err := poll.Wait(ectx, func(ctx context.Context) (bool, error) {
+			done, desc := balanced(ctx, adm, len(c.replicas))
+			if ctx.Err() == nil {
+				last = desc
+			}
+			return done, nil
+		}); err != nil {
+			t.Fatalf("not balanced after the kills: %s: %v\n%s", last, err, c.describeTable("chaos"))
+		}
+		ecancel()
+		t.Logf("chaos elastic (%s): balanced over %d servers: %s", elastic, len(c.replicas), last)
 	}
 
 	res := rec.check(t, keys)

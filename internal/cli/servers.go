@@ -322,6 +322,9 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			Listener: ln, DataDir: filepath.Join(*data, fmt.Sprintf("meta%d", i+1)), Metas: metaAddrs,
 			InitialTables: specs, ClusterName: *name, Peers: peers, Version: Version, Logger: lg.With("meta", metaAddrs[i]),
 			Secret: secret,
+			// Like a small Pegasus cluster an operator runs: servers added to the onebox
+			// get their share at once.
+			LevelOnStart: "lively",
 		})
 		if err != nil {
 			return abandon(err)

@@ -220,6 +220,7 @@ func shellCommands() []shellCommand {
 	cmds = append(cmds, dupCommands()...)
 	cmds = append(cmds, opsCommands()...)
 	cmds = append(cmds, elasticCommands()...)
+	cmds = append(cmds, balanceCommands()...)
 	return cmds
 }
 
@@ -285,7 +286,8 @@ func (sh *shell) cmdHelp(_ context.Context, args []string) error {
 		title string
 		cmds  []shellCommand
 	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", slices.Concat(adminCommands(), remoteCommands())},
-		{"Duplication:", dupCommands()}, {"Backup, restore, bulk load:", opsCommands()}, {"Partition split and recall:", elasticCommands()}}
+		{"Duplication:", dupCommands()}, {"Backup, restore, bulk load:", opsCommands()}, {"Partition split and recall:", elasticCommands()},
+		{"Balancer and decommission:", balanceCommands()}}
 	for i, g := range groups {
 		if i > 0 {
 			fmt.Fprintln(sh.out.w)

@@ -136,7 +136,7 @@ func TestRegistry(t *testing.T) {
 		RPCGet, RPCMultiGet, RPCBatchGet, RPCSortKeyCount, RPCTTL, RPCGetScanner, RPCScan,
 		RPCClearScanner, RPCAddDuplication, RPCModifyDuplication, RPCQueryDuplication,
 		RPCListDuplication, RPCDuplicationSync, RPCDuplicate, RPCConfigSync, RPCRaft, RPCMetaRaft,
-		RPCForward, RPCStartBackupApp, RPCQueryBackupStatus, RPCAddBackupPolicy, RPCQueryBackupPolicy,
+		RPCForward, RPCDecommission, RPCStartBackupApp, RPCQueryBackupStatus, RPCAddBackupPolicy, RPCQueryBackupPolicy,
 		RPCModifyBackupPolicy, RPCStartRestore, RPCQueryRestoreStatus, RPCStartBulkLoad,
 		RPCControlBulkLoad, RPCQueryBulkLoadStatus, RPCClearBulkLoad}
 	if len(RPCs()) != len(names) {

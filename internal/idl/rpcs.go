@@ -70,6 +70,9 @@ const (
 	// partition to the one that does (package replica). Args is a blob holding the request;
 	// the reply is the forwarded RPC's own reply.
 	RPCForward = "RPC_GP_FORWARD"
+	// RPCDecommission marks replica servers as leaving (or no longer) and reports how far
+	// their decommission is (package meta). Args and reply are blobs holding JSON.
+	RPCDecommission = "RPC_GP_DECOMMISSION"
 )
 
 // ackSuffix turns a request name into its reply name.
@@ -209,6 +212,7 @@ var rpcList = []*RPC{
 	newRPC(RPCRaft, func() Value { return new(Blob) }, nil),
 	newRPC(RPCMetaRaft, func() Value { return new(Blob) }, nil),
 	newRPC(RPCForward, func() Value { return new(Blob) }, func() Value { return new(Blob) }),
+	newRPC(RPCDecommission, func() Value { return new(Blob) }, func() Value { return new(Blob) }),
 }
 
 // rpcByName indexes rpcList by request name.

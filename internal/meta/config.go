@@ -108,6 +108,15 @@ type Config struct {
 	// ConcurrentBulkLoad lets several tables bulk load at once (setting
 	// allow_concurrent_bulk_load, default false: a second table gets ERR_BUSY).
 	ConcurrentBulkLoad bool
+	// LevelOnStart is the meta function level of a cluster whose level was never set by
+	// RPC_CM_CONTROL_META (setting meta_function_level_on_start, default "steady", as
+	// Pegasus): "stopped", "blind", "freezed", "steady" or "lively". Once set, the level is
+	// part of the replicated cluster map and survives restarts and failovers.
+	LevelOnStart string
+	// BalanceMovesPerNode bounds how many moves (of replicas or primaries) may be under way
+	// at once on one replica server, counting those of the balancer, of decommissions and
+	// of the replacement of lost replicas (setting balance_moves_per_node, default 2).
+	BalanceMovesPerNode int
 	// OpsInterval is the period of the long operations' driver (default
 	// DefaultOpsInterval).
 	OpsInterval time.Duration
@@ -133,6 +142,8 @@ func (c *Config) fields() []config.Field {
 		config.BindDuration(&c.MinBackupInterval, st.MinBackupIntervalS, time.Second),
 		config.BindBool(&c.ConcurrentBulkLoad, st.ConcurrentBulkLoad),
 		config.BindDuration(&c.DupProgressInterval, st.DupProgressMS, time.Millisecond),
+		config.BindString(&c.LevelOnStart, st.LevelOnStart),
+		config.BindCount(&c.BalanceMovesPerNode, st.BalanceMovesPerNode),
 	}
 }
 

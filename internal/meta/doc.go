@@ -35,6 +35,14 @@
 // The group's membership changes with the remote commands meta-add and meta-remove, run on
 // the leader (raft configuration changes, one at a time).
 //
+// # Balancer
+//
+// The meta function level (RPC_CM_CONTROL_META) and the servers being decommissioned are in
+// the map. In lively mode the leader moves replicas and primaries until every alive server's
+// counts are within one of the mean, and in steady or lively mode it drains the leaving
+// servers, by changing placements that the partitions' raft leaders then carry out; which
+// moves are under way is read from the primaries' reports (balancer.go says how).
+//
 // # Concurrency
 //
 // One goroutine, started by [Server.Run], owns the map and the node table; every RPC handler

@@ -114,10 +114,8 @@ func (s *Server) httpCluster(w http.ResponseWriter, r *httpapi.Request) {
 			switch k {
 			case "cluster_name":
 				continue
-			case "meta_function_level":
-				v = "steady" // nothing is balanced automatically beyond placement
 			case "balance_operation_count":
-				v = "{\n  \"copy_pri\": 0,\n  \"copy_sec\": 0,\n  \"move_pri\": 0,\n  \"total\": 0\n}"
+				v = s.m.balanceOpCounts().json()
 			}
 			rows = append(rows, [2]string{k, v})
 		}

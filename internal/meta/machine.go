@@ -192,7 +192,7 @@ func (m *machine) refresh() {
 func (m *machine) replaceLost(ctx context.Context) {
 	var reps []memberReplace
 	load, _ := m.load()
-	alive := m.aliveNodes()
+	alive := m.placeable()
 	for _, t := range m.state.Tables {
 		if t.Status != idl.AppStatusAvailable {
 			continue
@@ -423,7 +423,7 @@ func validEnvs(envs map[string]string) bool {
 func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.CreateAppResponse {
 	fail := func(c wire.Code) *idl.CreateAppResponse { return &idl.CreateAppResponse{Err: errCode(c)} }
 	o := &q.Options
-	alive := m.aliveNodes()
+	alive := m.placeable()
 	switch {
 	case len(alive) == 0:
 		return fail(wire.ErrStateFreezed)
@@ -614,8 +614,8 @@ func (m *machine) clusterInfo(metas []string) *idl.ClusterInfoResponse {
 		{"primary_meta_server", m.cfg.Advertise},
 		{"zookeeper_hosts", ""},
 		{"zookeeper_root", ""},
-		{"meta_function_level", "lively"},
-		{"balance_operation_count", "move_pri=0,copy_pri=0,copy_sec=0,total=0"},
+		{"meta_function_level", levelName(m.level())},
+		{"balance_operation_count", m.balanceOpCounts().text()},
 		{"primary_replica_count_stddev", fmt.Sprintf("%.2f", stddev(alive, primaries))},
 		{"total_replica_count_stddev", fmt.Sprintf("%.2f", stddev(alive, replicas))},
 		{"cluster_name", m.cfg.ClusterName},
@@ -814,7 +814,7 @@ func (m *machine) maybeCreateInitialTables(ctx context.Context) {
 	for _, spec := range m.cfg.InitialTables {
 		need = max(need, int(spec.Replicas))
 	}
-	alive := m.aliveNodes()
+	alive := m.placeable()
 	if len(alive) < need {
 		return
 	}

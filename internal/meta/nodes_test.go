@@ -142,9 +142,9 @@ func TestClusterInfo(t *testing.T) {
 	tm.leadAll(nodes[1])
 	v := info()
 	if v["meta_servers"] != ln.Addr().String() || v["primary_meta_server"] != tm.srv.Advertise() ||
-		v["zookeeper_hosts"] != "" || v["zookeeper_root"] != "" || v["meta_function_level"] != "lively" ||
+		v["zookeeper_hosts"] != "" || v["zookeeper_root"] != "" || v["meta_function_level"] != "steady" ||
 		v["cluster_name"] != "onebox" || v["total_replica_count_stddev"] != "0.00" ||
-		v["primary_replica_count_stddev"] != "0.00" || v["balance_operation_count"] == "" {
+		v["primary_replica_count_stddev"] != "0.00" || v["balance_operation_count"] != "move_pri=0,copy_pri=0,copy_sec=0,total=0" {
 		t.Fatalf("cluster_info values: %v", v)
 	}
 	// A third partition: one node hosts and leads 2, the other 1, so both stddevs are 0.50.

@@ -216,15 +216,15 @@ func New(cfg Config) (*Server, error) {
 	handle(idl.RPCControlSplit, func(ctx context.Context, a idl.Value) idl.Value {
 		return s.m.controlSplit(ctx, a.(*idl.ControlSplitRequest))
 	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.ControlSplitResponse{Err: e} })
-	// The balancer (meta function levels, manual moves) is not built: both answer
-	// ERR_NOT_IMPLEMENTED, and nothing moves but the replacement of lost replicas.
-	notBuilt := func(v idl.Value) func(context.Context, idl.Value) idl.Value {
-		return func(context.Context, idl.Value) idl.Value { return v }
-	}
-	handle(idl.RPCControlMeta, notBuilt(&idl.MetaControlResponse{Err: errCode(wire.ErrNotImplemented), OldLevel: int32(idl.MetaLevelSteady)}),
-		func(e idl.ErrorCode, _ string) idl.Value { return &idl.MetaControlResponse{Err: e} })
-	handle(idl.RPCProposeBalance, notBuilt(&idl.BalancerResponse{Err: errCode(wire.ErrNotImplemented)}),
-		func(e idl.ErrorCode, _ string) idl.Value { return &idl.BalancerResponse{Err: e} })
+	handle(idl.RPCControlMeta, func(ctx context.Context, a idl.Value) idl.Value {
+		return s.m.controlMeta(ctx, a.(*idl.MetaControlRequest))
+	}, func(e idl.ErrorCode, _ string) idl.Value {
+		return &idl.MetaControlResponse{Err: e, OldLevel: int32(idl.MetaLevelInvalid)}
+	})
+	handle(idl.RPCProposeBalance, func(ctx context.Context, a idl.Value) idl.Value {
+		return s.m.proposeBalancer(ctx, a.(*idl.BalancerRequest))
+	}, func(e idl.ErrorCode, _ string) idl.Value { return &idl.BalancerResponse{Err: e} })
+	rs.Handle(cluster.RPCDecommission, s.serveDecommission)
 	rs.Handle(cluster.RPCConfigSync, s.configSync)
 	rs.Handle(idl.RPCCLICall, s.cmds.Handler())
 	// Inline: receive never blocks, the messages of a peer keep their order, and a Shutdown
@@ -430,10 +430,13 @@ func (s *Server) periodic(ctx context.Context) {
 	defer cancel()
 	s.m.refresh()
 	s.m.purgeExpired(ctx)
-	s.m.replaceLost(ctx)
+	if s.m.level() >= idl.MetaLevelSteady {
+		s.m.replaceLost(ctx)
+	}
 	s.m.finishRecalls(ctx)
 	s.m.persistProgress(ctx, false)
 	s.m.driveSplits(ctx)
+	s.m.balance(ctx)
 }
 
 // follow brings the machine in line with the raft group: it takes over when this meta became

@@ -7,6 +7,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
+	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/rpc"
 )
@@ -36,6 +37,10 @@ const (
 	// DefaultDupProgressInterval is how often, at most, the duplications' confirmed decrees
 	// the primaries report are saved in the cluster map.
 	DefaultDupProgressInterval = 5 * time.Second
+	// DefaultLevelOnStart is the meta function level of a cluster whose level was never set.
+	DefaultLevelOnStart = "steady"
+	// DefaultBalanceMovesPerNode bounds the moves under way at once on one replica server.
+	DefaultBalanceMovesPerNode = 2
 )
 
 // Settings are the meta server's settings, each registered once in its registry (which backs
@@ -68,6 +73,10 @@ type Settings struct {
 	DupEnabled, DupIgnoreOtherClusterIDs *config.Value[bool]
 	DupProgressMS                        *config.Value[uint32]
 	Clusters, DupGroup                   *config.Section
+
+	// LevelOnStart and BalanceMovesPerNode: see Config.LevelOnStart and BalanceMovesPerNode.
+	LevelOnStart        *config.Value[string]
+	BalanceMovesPerNode *config.Value[uint32]
 }
 
 // NewSettings registers every setting of a meta server, with its default, in a new registry.
@@ -126,6 +135,16 @@ func NewSettings() *Settings {
 		DupProgressMS: u32("meta_server", "duplication_progress_persist_ms",
 			"How often, at most, in milliseconds, the duplications' confirmed decrees are saved in the cluster map.",
 			uint32(DefaultDupProgressInterval/time.Millisecond)),
+		LevelOnStart: config.Define(r, config.Spec[string]{Section: "meta_server", Name: "meta_function_level_on_start",
+			Description: "The meta function level of a cluster whose level was never set (set_meta_level): stopped, blind, freezed, steady (nothing is balanced) or lively (the balancer runs).",
+			Default:     DefaultLevelOnStart, Validate: func(v string) error {
+				if _, ok := idl.ParseMetaFunctionLevel(v); !ok {
+					return errors.New("not a meta function level (stopped, blind, freezed, steady, lively)")
+				}
+				return nil
+			}}),
+		BalanceMovesPerNode: u32("meta_server", "balance_moves_per_node",
+			"How many replica or primary moves may be under way at once on one replica server.", DefaultBalanceMovesPerNode),
 		Clusters: config.DefineSection(r, dup.ClustersSection, "The remote clusters: name = meta servers, comma separated."),
 		DupGroup: config.DefineSection(r, dup.GroupSection, "The duplication cluster ids: cluster name = id (1 to 127), this cluster's own included."),
 	}

@@ -220,14 +220,3 @@ func TestPartitionSplitMeta(t *testing.T) {
 		}
 	}
 }
-
-// The balancer is not built: its RPCs say so.
-func TestBalancerNotImplemented(t *testing.T) {
-	tm := startMeta(t, Config{})
-	if r := callFor[idl.MetaControlResponse](tm, idl.RPCControlMeta, &idl.MetaControlRequest{Level: int32(idl.MetaLevelLively)}); r.Err != "ERR_NOT_IMPLEMENTED" {
-		t.Fatalf("control meta: %s", r.Err)
-	}
-	if r := callFor[idl.BalancerResponse](tm, idl.RPCProposeBalance, &idl.BalancerRequest{}); r.Err != "ERR_NOT_IMPLEMENTED" {
-		t.Fatalf("propose balancer: %s", r.Err)
-	}
-}

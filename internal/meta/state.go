@@ -34,6 +34,12 @@ type clusterMap struct {
 	Nodes []string `json:"nodes,omitempty"`
 	// Ops is the state of the long operations: backups, restores, bulk loads (ops_state.go).
 	Ops *opsState `json:"ops,omitempty"`
+	// MetaLevel is the meta function level set by RPC_CM_CONTROL_META; 0 until one is set,
+	// when the configured level on start applies (balancer.go).
+	MetaLevel idl.MetaFunctionLevel `json:"meta_level,omitempty"`
+	// Leaving are the replica servers being decommissioned, in the order they were marked:
+	// the balancer moves every replica off them and places nothing new there (balancer.go).
+	Leaving []string `json:"leaving,omitempty"`
 }
 
 // table is one table (an "app" in Pegasus terms).
@@ -99,6 +105,11 @@ type mutation struct {
 	// SplitStart and SplitUpdate start and move a partition split (split.go).
 	SplitStart  *splitStart  `json:"split_start,omitempty"`
 	SplitUpdate *splitUpdate `json:"split_update,omitempty"`
+	// SetLevel sets the meta function level; SetLeaving marks replica servers as leaving
+	// (or no longer); Balance carries out the balancer's moves (balancer.go).
+	SetLevel   *idl.MetaFunctionLevel `json:"set_level,omitempty"`
+	SetLeaving *leavingChange         `json:"set_leaving,omitempty"`
+	Balance    *balanceMoves          `json:"balance,omitempty"`
 }
 
 // memberReplace moves one partition's replica from a lost server to another.
@@ -225,18 +236,7 @@ func (m *clusterMap) apply(op *mutation) result {
 		return result{Code: wire.OK}
 	case len(op.ReplaceMembers) > 0:
 		for _, r := range op.ReplaceMembers {
-			t := m.tableByID(r.GPID.AppID)
-			if t == nil || t.Status != idl.AppStatusAvailable || r.GPID.PartitionIndex < 0 || int(r.GPID.PartitionIndex) >= len(t.Partitions) {
-				continue
-			}
-			p := &t.Partitions[r.GPID.PartitionIndex]
-			if !slices.Contains(p.Members, r.Old) || slices.Contains(p.Members, r.New) {
-				continue
-			}
-			// The newcomer goes last: it is nobody's preferred primary until the placement
-			// is rebalanced.
-			p.Members = append(slices.DeleteFunc(p.Members, func(a string) bool { return a == r.Old }), r.New)
-			p.Joined = append(slices.DeleteFunc(p.Joined, func(a string) bool { return a == r.Old }), r.New)
+			m.replaceMember(r)
 		}
 		return result{Code: wire.OK}
 	case len(op.AddNodes) > 0:
@@ -267,6 +267,13 @@ func (m *clusterMap) apply(op *mutation) result {
 		return m.applySplitStart(op.SplitStart)
 	case op.SplitUpdate != nil:
 		return m.applySplitUpdate(op.SplitUpdate)
+	case op.SetLevel != nil:
+		m.MetaLevel = *op.SetLevel
+		return result{Code: wire.OK}
+	case op.SetLeaving != nil:
+		return m.applyLeaving(op.SetLeaving)
+	case op.Balance != nil:
+		return m.applyBalance(op.Balance)
 	case op.InitialTables:
 		m.InitialTablesDone = true
 		for _, c := range op.CreateTables {
@@ -275,6 +282,24 @@ func (m *clusterMap) apply(op *mutation) result {
 		return result{Code: wire.OK}
 	}
 	return result{Code: wire.ErrInvalidParameters}
+}
+
+// replaceMember swaps r.Old for r.New among the members of r's partition, if r.Old is one
+// and r.New is not, and reports whether it did.
+func (m *clusterMap) replaceMember(r memberReplace) bool {
+	t := m.tableByID(r.GPID.AppID)
+	if t == nil || t.Status != idl.AppStatusAvailable || r.GPID.PartitionIndex < 0 || int(r.GPID.PartitionIndex) >= len(t.Partitions) {
+		return false
+	}
+	p := &t.Partitions[r.GPID.PartitionIndex]
+	if !slices.Contains(p.Members, r.Old) || slices.Contains(p.Members, r.New) {
+		return false
+	}
+	// The newcomer goes last: it is nobody's preferred primary until the placement is
+	// rebalanced.
+	p.Members = append(slices.DeleteFunc(p.Members, func(a string) bool { return a == r.Old }), r.New)
+	p.Joined = append(slices.DeleteFunc(p.Joined, func(a string) bool { return a == r.Old }), r.New)
+	return true
 }
 
 func (m *clusterMap) create(c *createTable) result {
@@ -310,6 +335,7 @@ func (m *clusterMap) create(c *createTable) result {
 func (m *clusterMap) clone() *clusterMap {
 	c := *m
 	c.Nodes = slices.Clone(m.Nodes)
+	c.Leaving = slices.Clone(m.Leaving)
 	c.Ops = m.Ops.clone()
 	c.Tables = make([]*table, len(m.Tables))
 	for i, t := range m.Tables {

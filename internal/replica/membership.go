@@ -6,6 +6,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 )
@@ -82,7 +83,7 @@ func (l *loop) reconcile() {
 	}
 	for id := range learners {
 		if addr, ok := desired[id]; ok {
-			if pr, ok := st.Progress[id]; ok && pr.Match+uint64(l.p.s.cfg.LogKeep)/2 >= st.Commit {
+			if pr, ok := st.Progress[id]; ok && caughtUp(pr, st.Commit, uint64(l.p.s.cfg.LogKeep)/2) {
 				propose(raftpb.ConfChangeAddNode, id, addr)
 				return
 			}
@@ -108,6 +109,14 @@ func (l *loop) reconcile() {
 			l.handOver(pref, "preferred primary", nil)
 		}
 	}
+}
+
+// caughtUp reports whether a learner with progress pr may become a voter: it has answered
+// appends (raft replicates to it, it is not waiting for a snapshot or being probed) and is
+// at most slack entries behind the commit index. A learner added a moment ago has matched
+// nothing yet, which a short log's commit index alone does not tell apart.
+func caughtUp(pr tracker.Progress, commit, slack uint64) bool {
+	return pr.State == tracker.StateReplicate && pr.RecentActive && pr.Match > 0 && pr.Match+slack >= commit
 }
 
 // transferTo hands leadership to a caught-up member of the placement.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"go.etcd.io/raft/v3/tracker"
+
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
@@ -211,4 +213,28 @@ func TestLeaseShortcutFollowsLeadership(t *testing.T) {
 		}
 	}
 	poll.Until(t, "b to open the shortcut", func() bool { return g.leaseOpen(b) })
+}
+
+// A learner becomes a voter only once it has answered the leader's appends and is close to
+// its commit index: on a short log, a learner that has matched nothing is not "within
+// LogKeep/2 of the commit" yet.
+func TestLearnerPromotedOnlyOnceCaughtUp(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		pr     tracker.Progress
+		commit uint64
+		want   bool
+	}{
+		{"just added, short log", tracker.Progress{State: tracker.StateProbe, RecentActive: true}, 20, false},
+		{"answered nothing yet", tracker.Progress{State: tracker.StateReplicate, RecentActive: true}, 20, false},
+		{"receiving a snapshot", tracker.Progress{State: tracker.StateSnapshot, RecentActive: true, Match: 5}, 20, false},
+		{"silent", tracker.Progress{State: tracker.StateReplicate, Match: 20}, 20, false},
+		{"far behind", tracker.Progress{State: tracker.StateReplicate, RecentActive: true, Match: 100}, 1000, false},
+		{"within slack", tracker.Progress{State: tracker.StateReplicate, RecentActive: true, Match: 600}, 1000, true},
+		{"caught up", tracker.Progress{State: tracker.StateReplicate, RecentActive: true, Match: 20}, 20, true},
+	} {
+		if got := caughtUp(c.pr, c.commit, 500); got != c.want {
+			t.Errorf("%s: caughtUp = %v, want %v", c.name, got, c.want)
+		}
+	}
 }
