@@ -156,7 +156,12 @@ func startCluster(t *testing.T) *cluster {
 		}
 	})
 	c := &cluster{t: t}
-	extra := durabilityConfig(t, dir)
+	// The servers authenticate each other with a cluster secret, as a deployment must.
+	secretFile := filepath.Join(dir, "cluster_secret")
+	if err := os.WriteFile(secretFile, rpc.GenerateSecret(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	extra := append(durabilityConfig(t, dir), "--cluster-secret-file", secretFile)
 	c.metaAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	c.meta = &proc{t: t, name: "meta", log: logf, args: append([]string{"meta", "--listen", c.metaAddr,
 		"--data", filepath.Join(dir, "meta"), "--log-level", "warn"}, extra...)}

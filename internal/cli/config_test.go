@@ -53,10 +53,10 @@ func TestServerConfigFileDuplicationSections(t *testing.T) {
 		if err := os.WriteFile(path, []byte(tc.file), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if err := runReplica(t.Context(), []string{"--config", path, "--data", dir, "--listen", "127.0.0.1:0"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := runReplica(t.Context(), []string{"--config", path, "--data", dir, "--listen", "127.0.0.1:0", "--insecure"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("replica --config with %q: %v, want %q", tc.file, err, tc.want)
 		}
-		if err := runMeta(t.Context(), []string{"--config", path, "--data", dir, "--listen", "127.0.0.1:0"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+		if err := runMeta(t.Context(), []string{"--config", path, "--data", dir, "--listen", "127.0.0.1:0", "--insecure"}, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("meta --config with %q: %v, want %q", tc.file, err, tc.want)
 		}
 	}

@@ -111,14 +111,19 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"all meta servers of a new group, comma separated, this one included; the first starts the first election (default: this one alone)", stderr)
 	join := f.fs.Bool("join", false, "with an empty --data: join an existing group (the leader adds this meta with the remote command meta-add) instead of creating one")
 	settings := meta.NewSettings()
+	sec := newSecurityFlags(f.fs, settings.Registry())
 	pick, lg, err := f.setup(args, settings.Registry(), stderr)
+	if err != nil {
+		return err
+	}
+	secret, err := sec.secret(lg)
 	if err != nil {
 		return err
 	}
 	listen, advertise, data, metas := f.listen, f.advertise, f.data, f.metas
 	ms := splitList(pick("metas", "server_list", *metas))
 	s, err := meta.New(meta.Config{Listen: pick("listen", "listen", *listen), Advertise: pick("advertise", "advertise", *advertise),
-		DataDir: pick("data", "data_dir", *data), Metas: ms, Join: *join, Version: Version, Logger: lg, Settings: settings})
+		DataDir: pick("data", "data_dir", *data), Metas: ms, Join: *join, Version: Version, Logger: lg, Settings: settings, Secret: secret})
 	if err != nil {
 		return err
 	}
@@ -132,7 +137,12 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	f := newServerFlags("replica", "127.0.0.1:34801", "ip:port clients reach this server at (default: --listen); must be an IPv4 address",
 		"./replica", "127.0.0.1:34601", "meta servers, comma separated", stderr)
 	settings := replica.NewSettings()
+	sec := newSecurityFlags(f.fs, settings.Registry())
 	pick, lg, err := f.setup(args, settings.Registry(), stderr)
+	if err != nil {
+		return err
+	}
+	secret, err := sec.secret(lg)
 	if err != nil {
 		return err
 	}
@@ -142,7 +152,7 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: --metas is required", errUsage)
 	}
 	s, err := replica.New(replica.Config{Listen: pick("listen", "listen", *listen), Advertise: pick("advertise", "advertise", *advertise),
-		DataDir: pick("data", "data_dir", *data), Metas: ms, Version: Version, Logger: lg, Settings: settings})
+		DataDir: pick("data", "data_dir", *data), Metas: ms, Version: Version, Logger: lg, Settings: settings, Secret: secret})
 	if err != nil {
 		return err
 	}
@@ -266,6 +276,12 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := os.MkdirAll(*data, 0o755); err != nil {
 		return err
 	}
+	// The onebox's servers authenticate each other with a secret of its own, made on the
+	// first start.
+	secret, err := oneboxSecret(*data, lg)
+	if err != nil {
+		return err
+	}
 
 	var metaAddrs []string
 	var specs []meta.TableSpec
@@ -305,6 +321,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		m, err := meta.New(meta.Config{
 			Listener: ln, DataDir: filepath.Join(*data, fmt.Sprintf("meta%d", i+1)), Metas: metaAddrs,
 			InitialTables: specs, ClusterName: *name, Peers: peers, Version: Version, Logger: lg.With("meta", metaAddrs[i]),
+			Secret: secret,
 			// Like a small Pegasus cluster an operator runs: servers added to the onebox
 			// get their share at once.
 			LevelOnStart: "lively",
@@ -320,6 +337,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		r, err := replica.New(replica.Config{
 			Listen: addr, DataDir: filepath.Join(*data, fmt.Sprintf("replica%d", i+1)), Metas: metaAddrs,
 			ClusterName: *name, Peers: peers, Version: Version, Logger: lg.With("replica", addr),
+			Secret: secret,
 		})
 		if err != nil {
 			return abandon(err)

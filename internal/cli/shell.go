@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
+	"github.com/gopegasus/pegasus/internal/rpc"
 )
 
 // defaultMetas is the onebox's meta server, where the shell and the benchmark connect unless
@@ -37,6 +39,7 @@ type shell struct {
 	tbl     pegasus.TableConnector
 	timeout time.Duration // bounds each single-record command
 	quit    bool
+	secret  *rpc.Secret // the cluster's secret (--cluster-secret-file), or nil
 }
 
 func runShell(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -53,8 +56,16 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	hexMode := fs.Bool("hex", false, "read and print keys and values as hexadecimal")
 	table := fs.String("table", "", "table to use from the start (as the \"use\" command)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each single-record command")
+	secretFile := fs.String("cluster-secret-file", "", "the cluster's secret: remote_command then authenticates as a member, which the commands changing the metas' group need")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	var secret *rpc.Secret
+	if *secretFile != "" {
+		var err error
+		if secret, err = readSecretFile(*secretFile, slog.New(slog.NewTextHandler(stderr, nil))); err != nil {
+			return err
+		}
 	}
 	ms := discoverMetas(ctx, splitList(*metas))
 	cl, err := pegasus.New(pegasus.Config{MetaServers: ms})
@@ -74,6 +85,7 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		out:     &printer{w: stdout, json: *asJSON, hex: *hexMode},
 		stderr:  stderr,
 		timeout: *timeout,
+		secret:  secret,
 	}
 	if *table != "" {
 		if err := sh.use(ctx, *table); err != nil {
@@ -204,6 +216,7 @@ func shellCommands() []shellCommand {
 	cmds = append(cmds, sessionCommands()...)
 	cmds = append(cmds, dataCommands()...)
 	cmds = append(cmds, adminCommands()...)
+	cmds = append(cmds, remoteCommands()...)
 	cmds = append(cmds, dupCommands()...)
 	cmds = append(cmds, opsCommands()...)
 	cmds = append(cmds, elasticCommands()...)
@@ -272,7 +285,7 @@ func (sh *shell) cmdHelp(_ context.Context, args []string) error {
 	groups := []struct {
 		title string
 		cmds  []shellCommand
-	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", adminCommands()},
+	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", slices.Concat(adminCommands(), remoteCommands())},
 		{"Duplication:", dupCommands()}, {"Backup, restore, bulk load:", opsCommands()}, {"Partition split and recall:", elasticCommands()},
 		{"Balancer and decommission:", balanceCommands()}}
 	for i, g := range groups {

@@ -11,6 +11,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
+	"github.com/gopegasus/pegasus/internal/rpc"
 )
 
 // Config configures a [Server]. A field left at its zero value takes its setting's value
@@ -82,6 +83,11 @@ type Config struct {
 	DupProgressInterval time.Duration
 	// Version is the software version the server reports (default "dev").
 	Version string
+	// Secret is the cluster's secret (default nil: an insecure cluster). With it, the
+	// metas' raft traffic, the replica servers' reports and the remote commands that change
+	// the metas' group are taken only from connections that authenticated as members of
+	// the cluster, and this meta authenticates its own connections to the other metas.
+	Secret *rpc.Secret
 	// Logger receives the server's logs (default: discard).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now). Liveness, create and drop times use it.

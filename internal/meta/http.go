@@ -540,6 +540,10 @@ func (s *Server) metricEntities(ctx context.Context) []metric.Entity {
 		metric.GaugeOf("rpc_open_connections", "Sessions", "The open client connections", rm.OpenConnections),
 		metric.CounterOf("rpc_connections", "Sessions", "The connections accepted", rm.TotalConnections),
 		metric.CounterOf("rpc_requests", "Requests", "The RPC requests received", rm.Requests),
+		metric.CounterOf("rpc_peer_connections", "Sessions", "The connections that authenticated as a member of the cluster", rm.PeerConnections),
+		metric.CounterOf("rpc_peer_connections_refused", "Sessions", "The connections whose peer authentication failed (no or another cluster's secret)", rm.PeerConnectionsRefused),
+		metric.CounterOf("rpc_peer_requests_refused", "Requests", "The internal requests (raft, config sync) refused because their connection was not an authenticated member", rm.PeerRequestsRefused),
+		metric.CounterOf("raft_messages_refused", "Requests", "The raft messages dropped because their sender is not a member of the metas' group", s.raft.nonMember.Load()),
 	}}
 	server.Metrics = append(server.Metrics, s.raft.tr.Metrics().ServerMetrics()...)
 	out := []metric.Entity{server}

@@ -25,9 +25,9 @@ func (s *Server) registerMemberCommands() {
 		}
 		return fmt.Sprintf("leader %s\nmetas %s\n", leader, strings.Join(st.voters, ",")), nil
 	})
-	s.cmds.Register("meta-add", "meta-add HOST:PORT: add a meta server to the group (run on the leader; start the new meta with --join)",
+	s.cmds.RegisterPeerOnly("meta-add", "meta-add HOST:PORT: add a meta server to the group (run on the leader; start the new meta with --join)",
 		func(args []string) (string, error) { return s.changeMember(raftpb.ConfChangeAddNode, args) })
-	s.cmds.Register("meta-remove", "meta-remove HOST:PORT: remove a meta server from the group (run on the leader)",
+	s.cmds.RegisterPeerOnly("meta-remove", "meta-remove HOST:PORT: remove a meta server from the group (run on the leader)",
 		func(args []string) (string, error) { return s.changeMember(raftpb.ConfChangeRemoveNode, args) })
 }
 

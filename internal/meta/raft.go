@@ -21,6 +21,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/raftgroup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/raftnet"
+	"github.com/gopegasus/pegasus/internal/rpc"
 )
 
 // metaGroup is the id of the metas' group in their raft log (which holds no other).
@@ -113,6 +114,9 @@ type raftNode struct {
 	confC    chan confRequest
 	recvC    chan inbound
 
+	// nonMember counts the messages dropped because their sender is not a member.
+	nonMember atomic.Int64
+
 	latest atomic.Pointer[appliedMap]
 	status atomic.Pointer[raftStatus]
 	done   chan struct{}
@@ -144,7 +148,11 @@ func openRaft(cfg Config, lg *slog.Logger, rl *raftlog.Log) (*raftNode, error) {
 		done:     make(chan struct{}),
 	}
 	r.changed.ch = make(chan struct{})
-	tr, err := raftnet.New(raftnet.Config{Addr: r.self, RPCName: idl.RPCMetaRaft, Handler: r.receive, Logger: lg})
+	tcfg := raftnet.Config{Addr: r.self, RPCName: idl.RPCMetaRaft, Handler: r.receive, Logger: lg}
+	if cfg.Secret != nil {
+		tcfg.Conn.Peer = &rpc.PeerCredentials{Secret: cfg.Secret, Addr: r.self}
+	}
+	tr, err := raftnet.New(tcfg)
 	if err != nil {
 		return nil, fmt.Errorf("meta: %w", err)
 	}
@@ -332,6 +340,10 @@ func (r *raftNode) run(ctx context.Context) error {
 		case c := <-r.confC:
 			r.proposeConf(c)
 		case in := <-r.recvC:
+			if !r.fromMember(in.msg.From) {
+				r.nonMember.Add(1)
+				continue
+			}
 			if _, ok := r.addrs[in.msg.From]; !ok {
 				r.addrs[in.msg.From] = in.from
 			}
@@ -707,6 +719,14 @@ func (r *raftNode) changeMembers(cc raftpb.ConfChange, timeout time.Duration) er
 	case <-r.done:
 		return errRaftStopped
 	}
+}
+
+// fromMember reports whether the group takes a message from id: a voter or learner of its
+// configuration, or anyone (authenticated, when the cluster has a secret) while this meta
+// is not a member yet (it waits for the leader that adds it). Run goroutine only.
+func (r *raftNode) fromMember(id uint64) bool {
+	cs := r.conf.Current()
+	return raftgroup.IsMember(cs, id) || !raftgroup.IsMember(cs, r.id)
 }
 
 // receive hands a message from another meta to the group. Messages of another group, or

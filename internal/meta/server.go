@@ -157,7 +157,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.raftLog = rl
 	// The HTTP API is built once the state exists, below; nothing is served before Run.
-	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, Logger: cfg.Logger, Limits: settings.Network.Limits(),
+	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, Logger: cfg.Logger, Limits: settings.Network.Limits(), Secret: cfg.Secret,
 		HTTP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.http.ServeHTTP(w, r) })})
 	if err != nil {
 		_ = rl.Close()
@@ -169,7 +169,7 @@ func New(cfg Config) (*Server, error) {
 	s.console = console.New(console.Config{Source: s, Self: s.cfg.Advertise, Logger: s.lg, Now: s.cfg.Now})
 	s.http = s.httpAPI()
 
-	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise,
+	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise, Secured: cfg.Secret != nil,
 		Version: s.cfg.Version, StartTime: s.m.startTime, Now: s.cfg.Now})
 	s.registerMemberCommands()
 
@@ -230,6 +230,9 @@ func New(cfg Config) (*Server, error) {
 	// Inline: receive never blocks, the messages of a peer keep their order, and a Shutdown
 	// keeps taking them while the requests in flight wait for their commit.
 	rs.HandleInline(idl.RPCMetaRaft, s.raft.tr.HandleRPC)
+	// What only the cluster's own servers send: refused from anyone else when the cluster
+	// has a secret.
+	rs.RequirePeer(idl.RPCMetaRaft, cluster.RPCConfigSync, idl.RPCDuplicationSync)
 	return s, nil
 }
 
@@ -295,6 +298,14 @@ func validateMetas(cfg Config) error {
 
 // Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.rpc.Addr().String() }
+
+// RPCMetrics returns a snapshot of the counters of the server's RPC port (peer
+// authentication included). Safe for concurrent use.
+func (s *Server) RPCMetrics() rpc.ServerMetrics { return s.rpc.Metrics() }
+
+// RaftRefused returns how many raft messages were dropped because their sender is not a
+// member of the metas' group. Safe for concurrent use.
+func (s *Server) RaftRefused() int64 { return s.raft.nonMember.Load() }
 
 // Advertise returns the address the server reports to others.
 func (s *Server) Advertise() string { return s.cfg.Advertise }
@@ -571,6 +582,12 @@ func (s *Server) configSync(ctx context.Context, req *rpc.Request) (idl.Value, w
 	if err := cluster.Decode(req.Args.(*idl.Blob), &sr); err != nil {
 		s.lg.Warn("bad config sync", "remote", req.Remote.String(), "err", err)
 		return nil, wire.ErrInvalidParameters
+	}
+	if req.Peer != "" && sr.Node != req.Peer {
+		// A member reports for itself only: the address it reports is the one its
+		// connection authenticated as.
+		s.lg.Warn("config sync refused: node is not the connection's peer", "node", sr.Node, "peer", req.Peer)
+		return nil, wire.ErrUnauthenticated
 	}
 	var (
 		resp *cluster.SyncResponse

@@ -2,6 +2,7 @@ package raftgroup
 
 import (
 	"fmt"
+	"slices"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -77,4 +78,15 @@ func (c *ConfLog) Truncate(i uint64) raftpb.ConfState {
 	c.changes = c.changes[:n]
 	c.base = cs
 	return cs
+}
+
+// IsMember reports whether id is a voter or a learner of cs, outgoing or incoming: a member
+// whose raft messages the group takes.
+func IsMember(cs raftpb.ConfState, id uint64) bool {
+	for _, ids := range [][]uint64{cs.Voters, cs.Learners, cs.VotersOutgoing, cs.LearnersNext} {
+		if slices.Contains(ids, id) {
+			return true
+		}
+	}
+	return false
 }

@@ -50,9 +50,12 @@
 //
 // The receiver learns who sent a frame from its from field, not from the connection (whose
 // remote address is an ephemeral port): a meta answers a meta being added, which it knows
-// by nothing else. The field is the hook for peer authentication: once servers authenticate
-// each other, [Transport.HandleRPC], which has the connection's request, is where the from
-// field is to be checked against the connection's authenticated peer before any message is
-// handed on. Until then it is taken as claimed; the metas check that it agrees with the
-// raft id of the message.
+// by nothing else. When the servers share a cluster secret, every connection between them
+// is authenticated (rpc.DialPeer; set [Config].Conn.Peer), the owner registers
+// [Transport.HandleRPC] with rpc.Server.HandleInline and marks it with RequirePeer (frames
+// from connections that did not authenticate are refused before they are decoded), and HandleRPC rejects a frame
+// whose from field is not the address its connection authenticated as. Without a secret
+// (an insecure cluster) the field is taken as claimed. Either way the owners check that the
+// raft id of each message agrees with the address, and that the sender is a member of the
+// message's group.
 package raftnet

@@ -54,6 +54,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// ErrNotPeer is wrapped by the error of a frame whose sender is not the authenticated peer
+// of the connection it came on.
+var ErrNotPeer = errors.New("raftnet: sender is not the connection's peer")
+
 // Transport sends raft messages to peers and hands received ones to its [Handler]; see the
 // package documentation. It is safe for concurrent use.
 type Transport struct {
@@ -271,11 +275,20 @@ func (t *Transport) runSender(p *peer) {
 // Receive decodes a frame and hands each of its messages to the [Handler], in order. A
 // malformed frame is rejected as a whole with an error wrapping [ErrBadFrame]; nothing of it
 // is handed on. Nothing of b is retained. Safe for concurrent use.
-func (t *Transport) Receive(b []byte) error {
+func (t *Transport) Receive(b []byte) error { return t.receive(b, "") }
+
+// receive is Receive for a frame that came from the authenticated peer at address peer
+// ("" for a connection that did not authenticate): a frame of an authenticated peer must
+// name it as its sender, or it is rejected (wrapping [ErrNotPeer]).
+func (t *Transport) receive(b []byte, peer string) error {
 	f, err := decodeFrame(b)
 	if err != nil {
 		t.metrics.framesRejected.Add(1)
 		return err
+	}
+	if peer != "" && f.from != peer {
+		t.metrics.framesRejected.Add(1)
+		return fmt.Errorf("%w: frame from %q on the connection of %q", ErrNotPeer, f.from, peer)
 	}
 	t.metrics.framesReceived.Add(1)
 	t.metrics.messagesReceived.Add(int64(len(f.msgs)))
@@ -295,10 +308,8 @@ func (t *Transport) HandleRPC(_ context.Context, req *rpc.Request) (idl.Value, w
 		t.lg.Warn("raft frame rejected", "remote", req.Remote, "err", fmt.Errorf("%w: argument of type %T", ErrBadFrame, req.Args))
 		return nil, wire.OK
 	}
-	// Peer authentication, once servers have it, checks here that the frame's sender is
-	// the connection's authenticated peer (see the package documentation).
-	if err := t.Receive(*b); err != nil {
-		t.lg.Warn("raft frame rejected", "remote", req.Remote, "err", err)
+	if err := t.receive(*b, req.Peer); err != nil {
+		t.lg.Warn("raft frame rejected", "remote", req.Remote, "peer", req.Peer, "err", err)
 	}
 	return nil, wire.OK
 }

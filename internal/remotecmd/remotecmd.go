@@ -32,14 +32,18 @@ type Info struct {
 	StartTime time.Time
 	// Now is the clock used for the uptime (default time.Now).
 	Now func() time.Time
+	// Secured says the cluster has a secret: the commands registered with
+	// [Commands.RegisterPeerOnly] then run only for authenticated peers.
+	Secured bool
 }
 
 // Func runs one command. Its text is the reply; an error is reported as text too.
 type Func func(args []string) (string, error)
 
 type command struct {
-	help string
-	fn   Func
+	help     string
+	fn       Func
+	peerOnly bool
 }
 
 // Commands is a set of remote commands. It is safe for concurrent use: commands may be
@@ -83,14 +87,34 @@ func (c *Commands) Register(name, help string, fn Func) {
 	c.mu.cmds[name] = command{help: help, fn: fn}
 }
 
-// Run runs the command name with args and returns its text. An unknown command or a failing
-// one yields a text saying so, as Pegasus answers.
-func (c *Commands) Run(name string, args []string) string {
+// RegisterPeerOnly is Register for a command that changes what only the cluster's members
+// may change (the metas' group): when [Info].Secured is set, it runs only for a request
+// from a connection authenticated with the cluster's secret, and answers any other that it
+// was refused.
+func (c *Commands) RegisterPeerOnly(name, help string, fn Func) {
+	c.Register(name, help, fn)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd := c.mu.cmds[name]
+	cmd.peerOnly = true
+	c.mu.cmds[name] = cmd
+}
+
+// Run runs the command name with args, for a caller trusted as a member (in-process), and
+// returns its text. An unknown command or a failing one yields a text saying so, as Pegasus
+// answers.
+func (c *Commands) Run(name string, args []string) string { return c.run(name, args, true) }
+
+// run is Run for a caller that is an authenticated peer or not.
+func (c *Commands) run(name string, args []string, peer bool) string {
 	c.mu.Lock()
 	cmd, ok := c.mu.cmds[name]
 	c.mu.Unlock()
 	if !ok {
 		return fmt.Sprintf("unknown command '%s', try 'help' for the list of commands\n", name)
+	}
+	if cmd.peerOnly && c.info.Secured && !peer {
+		return fmt.Sprintf("error: %s: refused: this command needs a connection authenticated with the cluster's secret (pegasus shell --cluster-secret-file)\n", name)
 	}
 	out, err := cmd.fn(args)
 	if err != nil {
@@ -104,7 +128,7 @@ func (c *Commands) Run(name string, args []string) string {
 func (c *Commands) Handler() rpc.HandlerFunc {
 	return func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 		cmd := req.Args.(*idl.Command)
-		text := idl.Text(c.Run(cmd.Cmd, cmd.Arguments))
+		text := idl.Text(c.run(cmd.Cmd, cmd.Arguments, req.Peer != ""))
 		return &text, wire.OK
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
+	"github.com/gopegasus/pegasus/internal/rpc"
 )
 
 // Config configures a replica [Server]. A field left at its zero value (nil for the
@@ -89,6 +90,14 @@ type Config struct {
 	HTTP http.Handler
 	// Version is reported by the version and server-info remote commands (default "dev").
 	Version string
+	// Secret is the cluster's secret (default nil: an insecure cluster). With it, raft
+	// messages, forwarded requests and snapshots are taken only from connections that
+	// authenticated as members of the cluster, and this server authenticates its own
+	// connections to the other replica servers and to the metas.
+	Secret *rpc.Secret
+	// MaxSnapshotBytes bounds a snapshot received from the partition's leader (default
+	// DefaultMaxSnapshotBytes); a larger one is refused and the previous store kept.
+	MaxSnapshotBytes int64
 	// Logger receives server logs (default: discard).
 	Logger *slog.Logger
 	// Settings are the server's registered settings (default: NewSettings()). They back
@@ -134,6 +143,9 @@ func (c *Config) fields() []config.Field {
 func (c *Config) EnsureDefaults() {
 	if c.Settings == nil {
 		c.Settings = NewSettings()
+	}
+	if c.MaxSnapshotBytes <= 0 {
+		c.MaxSnapshotBytes = DefaultMaxSnapshotBytes
 	}
 	if c.Peers == nil {
 		if p, err := dup.NewPeers(c.Settings.Clusters.Get(), c.Settings.DupGroup.Get()); err == nil {

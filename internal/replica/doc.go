@@ -76,7 +76,11 @@
 // A replica that is behind gets the missing entries from the leader's log. When the log has
 // been truncated past them (every LogCompactEvery applied entries, after syncing the
 // store), the leader streams a Pebble checkpoint of its store over HTTP on the replica port
-// (snapshot.go) and the follower swaps it in before raft applies the snapshot. The leader
+// (snapshot.go); the follower checks that it comes from a member and opens as a store, steps
+// the snapshot message, and swaps the checkpoint in once raft accepted it, before raft
+// applies the snapshot (a failed swap puts the previous store back). With a cluster secret
+// (Config.Secret), raft messages, forwarded requests and snapshots are taken only from
+// connections that authenticated as members (package rpc's peer authentication). The leader
 // moves the group toward the meta's placement one change at a time: a new member joins as a
 // learner, is promoted once caught up, and only then is a member that left the placement
 // removed; leadership is handed to the placement's first member when it is caught up, which

@@ -7,6 +7,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
 	"github.com/gopegasus/pegasus/internal/rpc"
@@ -40,6 +41,9 @@ func (s *Server) registerHandlers() {
 	// Raft messages of one peer arrive on one connection; handling them inline keeps their
 	// order (out-of-order appends are rejected by raft and cost a probe round trip).
 	s.rpc.HandleInline(idl.RPCRaft, s.transport.HandleRPC)
+	// Only the cluster's replica servers send these: refused from anyone else when the
+	// cluster has a secret.
+	s.rpc.RequirePeer(idl.RPCRaft, idl.RPCForward)
 }
 
 // receiveRaft hands a message from another replica server to its partition; messages for
@@ -47,8 +51,14 @@ func (s *Server) registerHandlers() {
 // (raft retries). A message for a partition not here is most often from a new group whose
 // first member campaigns before this server heard of it: it asks the meta at once rather
 // than at its next report, at most once per unknownSyncEvery.
-func (s *Server) receiveRaft(_ string, pid idl.GPID, m raftpb.Message) {
+func (s *Server) receiveRaft(from string, pid idl.GPID, m raftpb.Message) {
 	if s.cutOff.Load() {
+		return
+	}
+	if cluster.MemberID(from) != m.From {
+		// Not the raft id of the address the frame comes from (authenticated, with a
+		// secret): a member speaks for itself only.
+		s.raftRefused.Add(1)
 		return
 	}
 	p := s.partition(pid)

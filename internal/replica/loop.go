@@ -28,7 +28,10 @@ type loop struct {
 	truncAt  uint64 // last truncation point
 	entryBuf []byte
 
-	installed     uint64          // the store holds every write up to this index (last snapshot installed)
+	installed uint64 // the store holds every write up to this index (last snapshot installed)
+	// pendingSnap is a received snapshot whose message raft was given and whose checkpoint
+	// waits for raft to accept it (stageAppend swaps it in) or not (settleSnapshot).
+	pendingSnap   *install
 	sending       map[uint64]bool // peers a snapshot is being sent to
 	confPending   bool            // a membership change is proposed and not yet applied
 	confAt        time.Time
@@ -174,6 +177,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	l.preferred = campaign
 	l.resumeCopy()
 	defer l.closeSplit()
+	defer l.settleSnapshot(errStopped)
 	for {
 		if err := l.handleReadies(); err != nil {
 			p.lg.Error("partition stopped: storage failure", "err", err)
@@ -181,6 +185,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			p.s.notifyMeta()
 			return
 		}
+		l.settleSnapshot(errSnapshotRefused)
 		l.checkHandover()
 		l.startTransfers(ctx)
 		if campaign && l.lead != 0 {
@@ -224,20 +229,20 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			l.readIndex(rw)
 		case m := <-p.recvC:
 			now := time.Now()
-			l.noteHeard(m, now)
-			_ = l.rn.Step(*m)
+			l.step(m, now)
 			// Step everything else already queued, so one Ready (and one fsync) covers it.
 			for more := true; more; {
 				select {
 				case m := <-p.recvC:
-					l.noteHeard(m, now)
-					_ = l.rn.Step(*m)
+					l.step(m, now)
 				default:
 					more = false
 				}
 			}
 		case in := <-p.installC:
-			in.done <- l.installSnapshot(in)
+			if err := l.installSnapshot(in); err != nil {
+				in.done <- err
+			}
 		case d := <-p.snapDoneC:
 			delete(l.sending, d.to)
 			status := raft.SnapshotFinish
@@ -256,6 +261,26 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 		l.publishLease()
 		l.lastIteration = time.Now()
 	}
+}
+
+// fromMember reports whether the group takes a message from the raft id from: a voter or
+// learner of its configuration, or a member of the placement the meta gave (a replica being
+// added hears from its group before it knows its configuration).
+func (l *loop) fromMember(from uint64) bool {
+	return raftgroup.IsMember(l.conf.Current(), from) || l.p.addressOf(from) != ""
+}
+
+// step hands a peer's message, received at now, to raft, unless its sender is not a
+// member of the group.
+func (l *loop) step(m *raftpb.Message, now time.Time) {
+	// Snapshots arrive as checkpoint transfers (installSnapshot), never in a raft frame:
+	// raft must not accept a snapshot whose store is not here.
+	if m.Type == raftpb.MsgSnap || !l.fromMember(m.From) {
+		l.p.s.raftRefused.Add(1)
+		return
+	}
+	l.noteHeard(m, now)
+	_ = l.rn.Step(*m)
 }
 
 // tick advances raft's clock by one tick, except for a member of a new group that waits for
@@ -391,9 +416,13 @@ func (l *loop) stageAppend(m raftpb.Message) error {
 	p := l.p
 	hs := appendHardState(m)
 	if m.Snapshot != nil {
-		// Installed at once (synced): the store already holds it (installSnapshot). raft
-		// replaced its whole log with it, so the entries of appends still waiting for
-		// their fsync are gone too: raft's storage must not learn them when they finish.
+		// raft accepted the snapshot: its checkpoint becomes the store now, then the
+		// snapshot is installed at once (synced). raft replaced its whole log with it, so
+		// the entries of appends still waiting for their fsync are gone too: raft's storage
+		// must not learn them when they finish.
+		if err := l.swapInPending(m.Snapshot.Metadata); err != nil {
+			return err
+		}
 		if err := l.applySnapshot(*m.Snapshot, hs); err != nil {
 			return err
 		}

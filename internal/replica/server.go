@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -64,6 +65,9 @@ type Server struct {
 	parts map[idl.GPID]*partition
 
 	syncNow chan struct{}
+	// raftRefused counts the raft messages (snapshots included) dropped because their
+	// sender was not who it claimed or not a member of the message's group.
+	raftRefused atomic.Int64
 	// unknownSync is when a raft message for a partition not here last made the server
 	// report at once (unix nanoseconds; see receiveRaft).
 	unknownSync atomic.Int64
@@ -147,21 +151,17 @@ func New(cfg Config) (*Server, error) {
 	// its own normalisation, so no http.ServeMux (which redirects unclean paths) is used.
 	httpHandler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == snapshotPath {
-			s.serveSnapshot(w, r)
+			s.rpc.RefusePeerless(http.HandlerFunc(s.serveSnapshot)).ServeHTTP(w, r)
 			return
 		}
 		s.http.ServeHTTP(w, r)
 	})
 	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg,
-		Limits: settings.Network.Limits()})
+		Limits: settings.Network.Limits(), Secret: cfg.Secret})
 	if err != nil {
 		s.cache.Unref()
 		return nil, err
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	tr.DisableKeepAlives = true // transfers are rare and long: no idle connection to keep
-	s.snapshots = &http.Client{Transport: tr}
-	s.peers = rpc.NewPool(rpc.ConnConfig{CallTimeout: forwardCallTimeout})
 	s.rpc = srv
 	s.addr = cfg.Advertise
 	if s.addr == "" {
@@ -172,9 +172,24 @@ func New(cfg Config) (*Server, error) {
 			return nil, fmt.Errorf("replica: listening on %s: %w", s.addr, err)
 		}
 	}
+	// With a secret, every connection to another server authenticates as this one.
+	var peerConn rpc.ConnConfig
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.DisableKeepAlives = true // transfers are rare and long: no idle connection to keep
+	if cfg.Secret != nil {
+		creds := &rpc.PeerCredentials{Secret: cfg.Secret, Addr: s.addr}
+		peerConn.Peer = creds
+		tr.DialContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return rpc.DialPeer(ctx, addr, creds, rpc.DefaultDialTimeout)
+		}
+	}
+	s.snapshots = &http.Client{Transport: tr}
+	fwd := peerConn
+	fwd.CallTimeout = forwardCallTimeout
+	s.peers = rpc.NewPool(fwd)
 	s.lg = lg.With("node", s.addr)
 	s.dups = newDupManager(s)
-	if s.transport, err = raftnet.New(raftnet.Config{Addr: s.addr, RPCName: idl.RPCRaft, Handler: s.receiveRaft, Logger: s.lg}); err != nil {
+	if s.transport, err = raftnet.New(raftnet.Config{Addr: s.addr, RPCName: idl.RPCRaft, Handler: s.receiveRaft, Logger: s.lg, Conn: peerConn}); err != nil {
 		_ = srv.Close()
 		s.cache.Unref()
 		return nil, fmt.Errorf("replica: %w", err)
@@ -195,9 +210,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rlog = rl
 	if len(cfg.Metas) > 0 {
-		s.meta = metaclient.New(metaclient.Config{Addrs: cfg.Metas, AttemptTimeout: metaAttemptTimeout})
+		s.meta = metaclient.New(metaclient.Config{Addrs: cfg.Metas, AttemptTimeout: metaAttemptTimeout, ConnConfig: peerConn})
 	}
-	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started})
+	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started, Secured: cfg.Secret != nil})
 	s.http = cfg.HTTP
 	if s.http == nil {
 		s.http = s.httpAPI()
@@ -205,6 +220,14 @@ func New(cfg Config) (*Server, error) {
 	s.registerHandlers()
 	return s, nil
 }
+
+// RPCMetrics returns a snapshot of the counters of the server's RPC port (peer
+// authentication included). Safe for concurrent use.
+func (s *Server) RPCMetrics() rpc.ServerMetrics { return s.rpc.Metrics() }
+
+// RaftRefused returns how many raft messages and snapshots were dropped because their
+// sender was not who it claimed or not a member of the group. Safe for concurrent use.
+func (s *Server) RaftRefused() int64 { return s.raftRefused.Load() }
 
 // Addr returns the advertised address.
 func (s *Server) Addr() string { return s.addr }
@@ -431,8 +454,13 @@ func (s *Server) dataDir(pid idl.GPID) string { return filepath.Join(s.partition
 
 // openStore opens a partition replica's store.
 func (s *Server) openStore(pid idl.GPID, ti *tableInfo, lg *slog.Logger) (*storage.DB, error) {
+	return s.openStoreAt(s.dataDir(pid), pid, ti, lg)
+}
+
+// openStoreAt opens the store of partition pid in dir.
+func (s *Server) openStoreAt(dir string, pid idl.GPID, ti *tableInfo, lg *slog.Logger) (*storage.DB, error) {
 	db, err := storage.Open(storage.Options{
-		Dir:       s.dataDir(pid),
+		Dir:       dir,
 		ClusterID: *s.cfg.ClusterID,
 		Logger:    lg,
 		// Scans that validate the partition hash need the partition's place.

@@ -18,8 +18,11 @@ import (
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/durable"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/storage"
 )
 
 // Snapshots. When a follower (or a new replica) needs entries the leader has already
@@ -31,17 +34,34 @@ import (
 //	      | a tar stream of the checkpoint's files
 //
 // The raft snapshot's metadata is the leader's log truncation point; the checkpoint holds the
-// store as of a later index (its applied index). The receiver swaps the checkpoint in as its
-// store, then steps the message into raft; entries between the truncation point and the
-// checkpoint's index are redelivered by raft and skipped by the store, which already has them.
+// store as of a later index (its applied index). The receiver takes a snapshot only from an
+// authenticated member of the group (with a cluster secret, the endpoint refuses every other
+// connection, and the message's sender must be the connection's peer), only as a follower,
+// bounded in size (Config.MaxSnapshotBytes) and time (snapshotTimeout). It checks that the
+// checkpoint opens as a store, steps the message into raft, and swaps the checkpoint in as
+// its store only when raft accepted it (the Ready carrying the snapshot); a refused snapshot
+// changes nothing, and a swap that fails puts the previous store back. Entries between the
+// truncation point and the checkpoint's index are redelivered by raft and skipped by the
+// store, which already has them.
 
 const snapshotMagic = "GPSNAP1\n"
 
 // snapshotPath is the HTTP path snapshots are posted to.
 const snapshotPath = "/gopegasus/snapshot"
 
-// snapshotTimeout bounds one transfer.
+// snapshotTimeout bounds one transfer, on both sides.
 const snapshotTimeout = 10 * time.Minute
+
+// DefaultMaxSnapshotBytes is the default bound of a received snapshot stream
+// (Config.MaxSnapshotBytes).
+const DefaultMaxSnapshotBytes = 256 << 30
+
+// maxSnapshotFiles bounds the files of a received checkpoint.
+const maxSnapshotFiles = 1 << 16
+
+// errSnapshotRefused answers a snapshot whose message raft did not accept (stale, or for a
+// replica that is not a follower of the sender's term): its checkpoint is dropped.
+var errSnapshotRefused = errors.New("replica: raft refused the snapshot")
 
 // outgoingSnapshot is a snapshot raft asked to send, waiting for the loop to start its
 // transfer.
@@ -72,6 +92,7 @@ type install struct {
 	dir   string // the checkpoint's files
 	index uint64 // its applied index
 	msg   raftpb.Message
+	peer  string // the authenticated peer that sent it, or "" without a cluster secret
 	done  chan error
 }
 
@@ -216,13 +237,17 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		case <-stopped:
 		}
 	})
+	// Bounded in time (the sender's own bound) and size, whoever the sender.
+	_ = rc.SetReadDeadline(time.Now().Add(snapshotTimeout))
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxSnapshotBytes)
 	dir := filepath.Join(s.partitionDir(p.pid), fmt.Sprintf("snap-in-%d", time.Now().UnixNano()))
-	in, err := readSnapshotStream(bufio.NewReaderSize(r.Body, 1<<20), dir)
+	in, err := readSnapshotStream(bufio.NewReaderSize(body, 1<<20), dir)
 	if err != nil {
 		os.RemoveAll(dir)
 		http.Error(w, "snapshot: "+err.Error(), http.StatusBadRequest)
 		return
 	}
+	in.peer = rpc.PeerOf(r.Context())
 	in.done = make(chan error, 1)
 	select {
 	case p.installC <- in:
@@ -234,8 +259,10 @@ func (s *Server) serveSnapshot(w http.ResponseWriter, r *http.Request) {
 		os.RemoveAll(dir)
 		return
 	}
+	// The loop answers every install it took, once raft decided (or the loop stopped).
 	if err := <-in.done; err != nil {
 		os.RemoveAll(dir)
+		p.lg.Warn("snapshot refused", "from", in.peer, "err", err)
 		http.Error(w, "snapshot: "+err.Error(), http.StatusConflict)
 		return
 	}
@@ -269,7 +296,10 @@ func readSnapshotStream(r io.Reader, dir string) (*install, error) {
 		return nil, err
 	}
 	tr := tar.NewReader(r)
-	for {
+	for files := 0; ; files++ {
+		if files > maxSnapshotFiles {
+			return nil, fmt.Errorf("more than %d files in snapshot", maxSnapshotFiles)
+		}
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			break
@@ -292,56 +322,133 @@ func readSnapshotStream(r io.Reader, dir string) (*install, error) {
 	return in, durable.SyncDir(dir)
 }
 
-// installSnapshot swaps a received checkpoint in as the partition's store and steps the
-// snapshot message into raft. It runs on the partition's loop.
+// installSnapshot checks a received snapshot and gives its message to raft; the checkpoint
+// becomes the store only once raft accepted the message (swapInPending, from the Ready
+// that carries the snapshot), and the install is answered then, or by settleSnapshot when
+// raft did not accept it. It runs on the partition's loop; an error means the snapshot was
+// refused at once, and nothing changed.
 func (l *loop) installSnapshot(in *install) error {
 	p := l.p
-	if in.index < p.applied.Load() {
+	m := &in.msg
+	switch {
+	case in.peer != "" && cluster.MemberID(in.peer) != m.From:
+		p.s.raftRefused.Add(1)
+		return fmt.Errorf("snapshot from %s claims raft id %x", in.peer, m.From)
+	case !l.fromMember(m.From):
+		p.s.raftRefused.Add(1)
+		return fmt.Errorf("snapshot from raft id %x, not a member of the group", m.From)
+	case m.To != p.id:
+		return fmt.Errorf("snapshot for raft id %x, not this replica", m.To)
+	case l.lead == p.id:
+		return errors.New("this replica leads the group: it takes no snapshot")
+	case m.Term < p.term.Load():
+		return fmt.Errorf("snapshot of term %d, behind this replica's %d", m.Term, p.term.Load())
+	case l.pendingSnap != nil:
+		return errors.New("another snapshot is being installed")
+	case in.index < p.applied.Load():
 		return fmt.Errorf("checkpoint at %d is behind this replica (applied %d)", in.index, p.applied.Load())
+	case in.index < m.Snapshot.Metadata.Index:
+		return fmt.Errorf("checkpoint at %d is older than the snapshot (%d)", in.index, m.Snapshot.Metadata.Index)
 	}
-	if in.index < in.msg.Snapshot.Metadata.Index {
-		return fmt.Errorf("checkpoint at %d is older than the snapshot (%d)", in.index, in.msg.Snapshot.Metadata.Index)
-	}
-	dataDir := p.s.dataDir(p.pid)
-	p.dbMu.Lock()
-	if err := p.db.Close(); err != nil {
-		p.lg.Warn("close store before snapshot", "err", err)
-	}
-	old := dataDir + ".old"
-	_ = os.RemoveAll(old)
-	err := os.Rename(dataDir, old)
-	if err == nil {
-		err = os.Rename(in.dir, dataDir)
-	}
-	if err == nil {
-		err = durable.SyncDir(filepath.Dir(dataDir))
-	}
+	// A checkpoint that does not open as a store is refused before raft hears of it.
+	db, err := p.s.openStoreAt(in.dir, p.pid, p.table(), p.lg)
 	if err != nil {
-		// Put the previous store back so the replica keeps what it had.
-		_ = os.Rename(old, dataDir)
+		return fmt.Errorf("checkpoint does not open: %w", err)
 	}
-	db, oerr := p.s.openStore(p.pid, p.table(), p.lg)
-	if oerr != nil {
-		p.dbMu.Unlock()
-		return fmt.Errorf("reopen store: %w (swap: %v)", oerr, err)
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("checkpoint does not close: %w", err)
 	}
-	p.db = db
-	if err == nil {
-		// Counted before the new store is visible: whoever reads the installed data sees the
-		// install counted.
-		p.snapshots.Add(1)
+	l.pendingSnap = in
+	if err := l.rn.Step(*m); err != nil {
+		l.pendingSnap = nil
+		return err
 	}
-	p.dbMu.Unlock()
+	return nil
+}
+
+// settleSnapshot answers the pending snapshot, if raft has not taken it, with err.
+func (l *loop) settleSnapshot(err error) {
+	if in := l.pendingSnap; in != nil {
+		l.pendingSnap = nil
+		in.done <- err
+	}
+}
+
+// swapInPending makes the pending snapshot's checkpoint the partition's store: raft
+// accepted its message and hands the snapshot, described by md, to storage. When the swap
+// fails the previous store is put back and reopened, and the error returned: raft already
+// took the snapshot, so the partition stops (a restart finds the previous store and the
+// raft log as they were, as the snapshot was not written to the log).
+func (l *loop) swapInPending(md raftpb.SnapshotMetadata) error {
+	p := l.p
+	in := l.pendingSnap
+	l.pendingSnap = nil
+	if in == nil || in.msg.Snapshot.Metadata.Index != md.Index || in.msg.Snapshot.Metadata.Term != md.Term {
+		return fmt.Errorf("replica: raft took a snapshot at %d with no checkpoint for it", md.Index)
+	}
+	err := p.swapStore(in.dir)
+	in.done <- err
 	if err != nil {
 		return err
 	}
-	_ = os.RemoveAll(old)
-	p.ownCount.Store(max(p.ownCount.Load(), db.PartitionCount()))
+	p.ownCount.Store(max(p.ownCount.Load(), p.db.PartitionCount()))
 	if l.split != nil {
 		l.dropCopy("the parent's replica installed a snapshot")
 	}
 	l.installed = in.index
-	p.applied.Store(max(p.applied.Load(), db.LastAppliedIndex()))
-	p.lg.Info("snapshot installed", "snapshot", in.msg.Snapshot.Metadata.Index, "applied", db.LastAppliedIndex())
-	return l.rn.Step(in.msg)
+	p.applied.Store(max(p.applied.Load(), p.db.LastAppliedIndex()))
+	p.lg.Info("snapshot installed", "snapshot", md.Index, "applied", p.db.LastAppliedIndex(), "from", in.peer)
+	return nil
+}
+
+// swapStore replaces the partition's store with the one in dir. On failure the previous
+// store is back in place and open, unless reopening it failed too (both errors are then
+// returned, and the partition has no open store).
+func (p *partition) swapStore(dir string) error {
+	dataDir := p.s.dataDir(p.pid)
+	old := dataDir + ".old"
+	p.dbMu.Lock()
+	defer p.dbMu.Unlock()
+	if err := p.db.Close(); err != nil {
+		p.lg.Warn("close store before snapshot", "err", err)
+	}
+	_ = os.RemoveAll(old)
+	err := os.Rename(dataDir, old)
+	if err != nil {
+		if db, oerr := p.s.openStore(p.pid, p.table(), p.lg); oerr == nil {
+			p.db = db
+			return fmt.Errorf("replica: install snapshot: %w", err)
+		} else {
+			return fmt.Errorf("replica: install snapshot: %w; reopen the previous store: %w", err, oerr)
+		}
+	}
+	err = os.Rename(dir, dataDir)
+	if err == nil {
+		err = durable.SyncDir(filepath.Dir(dataDir))
+	}
+	var db *storage.DB
+	if err == nil {
+		db, err = p.s.openStore(p.pid, p.table(), p.lg)
+	}
+	if err != nil {
+		// Put the previous store back so the replica keeps what it had.
+		_ = os.RemoveAll(dataDir)
+		rerr := os.Rename(old, dataDir)
+		if rerr == nil {
+			rerr = durable.SyncDir(filepath.Dir(dataDir))
+		}
+		prev, oerr := p.s.openStore(p.pid, p.table(), p.lg)
+		if oerr != nil {
+			return fmt.Errorf("replica: install snapshot: %w; restore the previous store: %w", err, errors.Join(rerr, oerr))
+		}
+		p.db = prev
+		p.lg.Warn("snapshot not installed: previous store restored", "err", err)
+		return fmt.Errorf("replica: install snapshot: %w (previous store restored)", err)
+	}
+	// Counted before the new store is visible: whoever reads the installed data sees the
+	// install counted.
+	p.snapshots.Add(1)
+	p.db = db
+	_ = os.RemoveAll(old)
+	return nil
 }

@@ -42,6 +42,9 @@ type ConnConfig struct {
 	CallTimeout time.Duration
 	// MaxReplySize bounds one reply frame (default DefaultMaxReplySize).
 	MaxReplySize int
+	// Peer, if set, authenticates every connection as a peer of the cluster (see
+	// [DialPeer]) before the first request: the servers' connections to each other.
+	Peer *PeerCredentials
 }
 
 // Conn is a pipelined client connection to one server. Calls from many goroutines share it:
@@ -245,10 +248,18 @@ func (c *Conn) session(ctx context.Context) (*session, error) {
 }
 
 func (c *Conn) dial(ctx context.Context) (*session, error) {
-	d := net.Dialer{Timeout: c.cfg.DialTimeout}
-	nc, err := d.DialContext(ctx, "tcp", c.addr)
+	var nc net.Conn
+	var err error
+	if c.cfg.Peer != nil {
+		nc, err = DialPeer(ctx, c.addr, c.cfg.Peer, c.cfg.DialTimeout)
+	} else {
+		d := net.Dialer{Timeout: c.cfg.DialTimeout}
+		if nc, err = d.DialContext(ctx, "tcp", c.addr); err != nil {
+			err = fmt.Errorf("rpc: connect to %s: %w", c.addr, err)
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("rpc: connect to %s: %w", c.addr, err)
+		return nil, err
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)

@@ -18,4 +18,12 @@
 // Requests that are too large, malformed, or for an RPC nobody handles get the error Pegasus
 // gives (or the connection is closed when the stream cannot be resynchronised); no request
 // can crash the server.
+//
+// Peer authentication: with a cluster secret ([ServerConfig].Secret), a connection that
+// opens with a peer exchange instead of "THFT" or HTTP proves it comes from a member of the
+// cluster ([DialPeer], [ConnConfig].Peer; the exchange is described in peerauth.go), and is
+// then served as thrift or HTTP knowing its peer ([Request].Peer, [PeerOf]). Routes
+// registered with [Server.HandlePeer] (or marked with [Server.RequirePeer]) and HTTP
+// handlers wrapped with [Server.RefusePeerless] refuse every other connection. Every server
+// answers RPC_NEGOTIATION with SASL_AUTH_DISABLE: clients are not authenticated.
 package rpc

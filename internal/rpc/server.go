@@ -51,6 +51,9 @@ type Request struct {
 	Remote net.Addr
 	// BodySize is the request body's length in bytes (servers bound write sizes by it).
 	BodySize int
+	// Peer is the address of the authenticated peer the request came from (a member of
+	// the cluster, see [DialPeer]), or "" when its connection did not authenticate.
+	Peer string
 	// held is what the request holds of its connection's budget until its reply is queued;
 	// freed once given back.
 	held  int64
@@ -84,6 +87,11 @@ type ServerConfig struct {
 	Limits Limits
 	// Logger receives connection-level problems (default: discard).
 	Logger *slog.Logger
+	// Secret is the cluster's secret: connections that prove they hold it are from peers
+	// (Request.Peer, [PeerOf]), and the routes registered with HandlePeer refuse requests
+	// from any other. Nil: no peer authenticates, and those routes are open to anyone
+	// (an insecure cluster).
+	Secret *Secret
 }
 
 // Server accepts connections on one port, serving Pegasus thrift RPCs and, on connections
@@ -177,6 +185,7 @@ func (s *Server) worker(t task) {
 }
 
 type route struct {
+	peer    bool // only for authenticated peers, when the server has a secret
 	rpc     *idl.RPC
 	handler HandlerFunc
 	inline  bool
@@ -188,6 +197,9 @@ type serverMetrics struct {
 	requests     atomic.Int64
 	badFrames    atomic.Int64
 	unknownNames atomic.Int64
+	peersOK      atomic.Int64
+	peersRefused atomic.Int64
+	peerRefused  atomic.Int64
 	rejected     atomic.Int64
 	frameTimeout atomic.Int64
 	waits        atomic.Int64
@@ -208,6 +220,13 @@ type ServerMetrics struct {
 	BufferWaits int64
 	// BufferedBytes is the request bodies held by the server now.
 	BufferedBytes int64
+	// PeerConnections counts the connections that authenticated as a peer;
+	// PeerConnectionsRefused those whose peer exchange failed (a wrong secret, or none).
+	PeerConnections, PeerConnectionsRefused int64
+	// PeerRequestsRefused counts the requests for peer routes (HandlePeer), and the HTTP
+	// requests a server refused through [Server.RefusePeerless], that came from a
+	// connection not authenticated as a peer.
+	PeerRequestsRefused int64
 }
 
 // NewServer opens the listener (so Addr works at once) and returns a server ready for
@@ -248,6 +267,12 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.mu.conns = make(map[net.Conn]*serverConn)
 	s.mu.perHost = make(map[string]int)
 	s.bodies = newBudget(cfg.Limits.MaxServerBuffered)
+	// Client authentication (SASL through RPC_NEGOTIATION) is not built: every negotiation
+	// is answered SASL_AUTH_DISABLE, as a Pegasus server with [security] enable_auth =
+	// false answers, and the official clients then go on unauthenticated.
+	s.Handle(idl.RPCNegotiation, func(context.Context, *Request) (idl.Value, wire.Code) {
+		return &idl.NegotiationResponse{Status: idl.NegotiationSASLAuthDisable}, wire.OK
+	})
 	return s, nil
 }
 
@@ -276,6 +301,26 @@ func (s *Server) HandleInline(name string, h HandlerFunc) {
 	r.inline = true
 }
 
+// HandlePeer is Handle for an RPC that only the cluster's servers send each other: when the
+// server has a secret, a request from a connection that did not authenticate as a peer is
+// refused (ERR_UNAUTHENTICATED, or dropped for a one-way RPC) and counted.
+func (s *Server) HandlePeer(name string, h HandlerFunc) {
+	s.Handle(name, h)
+	s.routes[name].peer = true
+}
+
+// RequirePeer makes the routes already registered under names peer routes, as HandlePeer
+// registers them. It panics for a name not registered.
+func (s *Server) RequirePeer(names ...string) {
+	for _, n := range names {
+		r := s.routes[n]
+		if r == nil {
+			panic(fmt.Sprintf("rpc: RequirePeer(%q): not registered", n))
+		}
+		r.peer = true
+	}
+}
+
 // Metrics returns a snapshot of the server's counters. Safe for concurrent use.
 func (s *Server) Metrics() ServerMetrics {
 	return ServerMetrics{
@@ -289,6 +334,10 @@ func (s *Server) Metrics() ServerMetrics {
 		FrameTimeouts:       s.metrics.frameTimeout.Load(),
 		BufferWaits:         s.metrics.waits.Load(),
 		BufferedBytes:       s.bodies.inUse(),
+
+		PeerConnections:        s.metrics.peersOK.Load(),
+		PeerConnectionsRefused: s.metrics.peersRefused.Load(),
+		PeerRequestsRefused:    s.metrics.peerRefused.Load(),
 	}
 }
 
@@ -325,6 +374,12 @@ func (s *Server) Run(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.lg.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if bc, ok := c.(*bufferedConn); ok && bc.peer != "" {
+				return context.WithValue(ctx, peerKey{}, bc.peer)
+			}
+			return ctx
+		},
 	}
 	bg.Go(func() { _ = hs.Serve(s.httpLn) })
 
@@ -501,9 +556,26 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, leave func()) {
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	peer := ""
+	if string(first) == peerMagic {
+		if peer, err = authenticatePeer(c, br, s.cfg.Secret); err != nil {
+			s.metrics.peersRefused.Add(1)
+			s.lg.Warn("peer connection refused", "remote", c.RemoteAddr().String(), "err", err)
+			_ = c.Close()
+			return
+		}
+		s.metrics.peersOK.Add(1)
+		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+		if first, err = br.Peek(4); err != nil {
+			_ = c.Close()
+			return
+		}
+		_ = c.SetReadDeadline(time.Time{})
+	}
 	switch string(first) {
 	case "THFT":
 		sc := newServerConn(s, c, br)
+		sc.peer = peer
 		if !s.track(c, sc) {
 			_ = c.Close()
 			return
@@ -515,12 +587,27 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, leave func()) {
 	case "GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC":
 		s.untrack(c) // net/http's Shutdown and Close take care of it
 		httpConn = true
-		s.httpLn.deliver(ctx, &bufferedConn{Conn: c, r: br, leave: leave})
+		s.httpLn.deliver(ctx, &bufferedConn{Conn: c, r: br, leave: leave, peer: peer})
 	default:
 		s.metrics.badFrames.Add(1)
 		s.lg.Warn("closing connection: unknown protocol", "remote", c.RemoteAddr().String(), "first", fmt.Sprintf("%q", first))
 		_ = c.Close()
 	}
+}
+
+// RefusePeerless wraps h, an HTTP endpoint only the cluster's servers call: when the server
+// has a secret, a request whose connection did not authenticate as a peer gets 403 and is
+// counted (ServerMetrics.PeerRequestsRefused).
+func (s *Server) RefusePeerless(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Secret != nil && PeerOf(r.Context()) == "" {
+			s.metrics.peerRefused.Add(1)
+			s.lg.Info("peer request refused: not an authenticated peer", "remote", r.RemoteAddr, "path", r.URL.Path)
+			http.Error(w, "forbidden: only the cluster's servers may call this endpoint", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // errDraining ends the reading of a connection on which a request arrived during a Shutdown.
@@ -539,6 +626,7 @@ type serverConn struct {
 	wbuf   []byte // replies waiting to be written, guarded by wmu
 	wake   chan struct{}
 	closed chan struct{}
+	peer   string // the authenticated peer's address, or ""
 	// held counts the connection's request bodies in flight and replies queued
 	// (Limits.MaxConnBuffered).
 	held *budget
@@ -716,13 +804,22 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 		sc.replyUnknown(ctx, n, seqID)
 		return nil
 	}
+	if rt.peer && sc.peer == "" && sc.s.cfg.Secret != nil {
+		sc.free(int64(blen), hold)
+		sc.s.metrics.peerRefused.Add(1)
+		sc.lg.Info("peer rpc refused: not an authenticated peer", "rpc", rt.rpc.Name)
+		if !rt.rpc.IsOneWay() {
+			sc.send(ctx, rt.rpc.AckName, seqID, wire.ErrUnauthenticated, nil)
+		}
+		return nil
+	}
 	v := rt.rpc.NewRequest()
 	if err := wire.DecodeArgs(args, v); err != nil {
 		sc.free(int64(blen), hold)
 		return fmt.Errorf("decode %s args: %w", rt.rpc.Name, err)
 	}
 	if rt.inline {
-		sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen})
+		sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, Peer: sc.peer})
 		sc.free(int64(blen), hold)
 		return nil
 	}
@@ -737,7 +834,7 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 		sc.free(int64(blen), hold)
 		return errDraining // not executed: the connection closes once the others are answered
 	}
-	req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, held: hold}
+	req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, held: hold, Peer: sc.peer}
 	handlers.Add(1)
 	sc.s.start(task{ctx: ctx, sc: sc, rt: rt, req: req, handlers: handlers})
 	return nil
@@ -880,6 +977,7 @@ func (sc *serverConn) discardUntilClosed() {
 
 // bufferedConn is a connection whose first bytes were already read into r.
 type bufferedConn struct {
+	peer string // the authenticated peer, or ""
 	net.Conn
 	r *bufio.Reader
 	// leave gives the connection's place (Limits.MaxConns) back, once.

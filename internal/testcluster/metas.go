@@ -18,6 +18,15 @@ import (
 // metaRaftTick is the metas' raft tick in tests: elections after 200-400 ms of silence.
 const metaRaftTick = 20 * time.Millisecond
 
+// Meta returns the meta server at addr, as last started (its counters stay readable after
+// it stopped).
+func (c *Cluster) Meta(t testing.TB, addr string) *meta.Server {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.meta(t, addr).met
+}
+
 // startMetas starts n metas forming one raft group. Every meta must know the others'
 // addresses before it starts, so free ports are found first.
 func (c *Cluster) startMetas(t testing.TB, n int) {
@@ -64,6 +73,7 @@ func (c *Cluster) metaConfig(m *server) meta.Config {
 		BlockServices:       c.blocks,
 		MinBackupInterval:   c.opts.MinBackupInterval,
 		OpsInterval:         100 * time.Millisecond,
+		Secret:              c.opts.Secret,
 	}
 	if c.opts.Meta != nil {
 		c.opts.Meta(&cfg)

@@ -69,6 +69,10 @@ type Options struct {
 	// Peers are the duplication peers of the servers (default: none; StartClusters gives
 	// each cluster the others).
 	Peers *dup.Peers
+	// Secret is the cluster's secret its servers authenticate each other with (default: a
+	// new random one); Insecure runs the cluster without any, as `--insecure` does.
+	Secret   *rpc.Secret
+	Insecure bool
 	// Replica and Meta, if set, adjust each server's configuration before it starts.
 	Replica func(*replica.Config)
 	Meta    func(*meta.Config)
@@ -76,6 +80,9 @@ type Options struct {
 	// metas are meta servers whose addresses were reserved before the cluster starts.
 	metas []*server
 }
+
+// Secret returns the cluster's secret (nil for an insecure cluster).
+func (c *Cluster) Secret() *rpc.Secret { return c.opts.Secret }
 
 // Cluster is a running in-process cluster.
 type Cluster struct {
@@ -94,6 +101,7 @@ type server struct {
 	dir  string
 	stop func()
 	rep  *replica.Server // the running replica server, for its counters
+	met  *meta.Server    // the running meta server, for its counters
 }
 
 // halt stops the server if it runs.
@@ -137,6 +145,15 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if opts.TickInterval == 0 {
 		opts.TickInterval = 20 * time.Millisecond
 	}
+	if opts.Insecure {
+		opts.Secret = nil
+	} else if opts.Secret == nil {
+		secret, err := rpc.NewSecret(rpc.GenerateSecret())
+		if err != nil {
+			t.Fatalf("testcluster: %v", err)
+		}
+		opts.Secret = secret
+	}
 	c := &Cluster{
 		opts: opts,
 		dir:  t.TempDir(),
@@ -165,6 +182,7 @@ func (c *Cluster) startMeta(t testing.TB, m *server) {
 		t.Fatalf("testcluster: start meta: %v", err)
 	}
 	m.addr = s.Addr()
+	m.met = s
 	m.stop = c.run(t, "meta "+m.addr, s)
 }
 
@@ -186,6 +204,7 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		ClusterName:     c.opts.ClusterName,
 		Peers:           c.opts.Peers,
 		DupSyncInterval: time.Second,
+		Secret:          c.opts.Secret,
 	}
 	if c.opts.Replica != nil {
 		c.opts.Replica(&cfg)
@@ -348,6 +367,19 @@ func (c *Cluster) Restart(t testing.TB) {
 // MetaCall makes one meta RPC on the meta leader (or, when none serves, a running meta).
 func (c *Cluster) MetaCall(ctx context.Context, name string, args, reply idl.Value) error {
 	conn := rpc.NewConn(c.metaTarget(ctx), rpc.ConnConfig{})
+	defer conn.Close()
+	return conn.Call(ctx, wire.Header{}, name, args, reply)
+}
+
+// MemberMetaCall is MetaCall from a connection authenticated with the cluster's secret, as
+// member claiming address as, for the RPCs only the cluster's servers may send (a plain
+// connection on an insecure cluster).
+func (c *Cluster) MemberMetaCall(ctx context.Context, as, name string, args, reply idl.Value) error {
+	var cfg rpc.ConnConfig
+	if c.opts.Secret != nil {
+		cfg.Peer = &rpc.PeerCredentials{Secret: c.opts.Secret, Addr: as}
+	}
+	conn := rpc.NewConn(c.metaTarget(ctx), cfg)
 	defer conn.Close()
 	return conn.Call(ctx, wire.Header{}, name, args, reply)
 }
