@@ -28,7 +28,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
-// The attacks of issue 19, each from a process that is not a member of the cluster: one
+// The attacks on a cluster's members, each from a process that is not a member of the cluster: one
 // that holds no secret, and one that holds another cluster's. Each test checks that the
 // attack is refused (and counted), that the cluster keeps serving, and that no data changed.
 
