@@ -46,6 +46,10 @@ func (l *loop) reconcile() {
 		return
 	}
 	l.lastReconcile = now
+	// The voters' addresses come from the placement, which the meta may only now have told
+	// this replica (a leader restarted with the placement of its first open, before a member
+	// joined): republished, the meta sees every voter and not a "raft-id-…" it cannot place.
+	l.publishVoters()
 	if l.confPending && now.Sub(l.confAt) < confTimeout {
 		return
 	}

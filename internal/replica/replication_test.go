@@ -238,3 +238,42 @@ func TestLearnerPromotedOnlyOnceCaughtUp(t *testing.T) {
 		}
 	}
 }
+
+// A leader restarted after its group's membership changed reopens with the placement of its
+// first open, which lacks the member that joined since; once the meta's current placement
+// reaches it, the voters it reports name every member again, so the meta counts them all
+// as secondaries.
+func TestRestartedLeaderReportsEveryVoter(t *testing.T) {
+	g, addrs := newGroup(t, 4)
+	a, b, c, d := addrs[0], addrs[1], addrs[2], addrs[3]
+	g.setMembers(a, b, c)
+	for i := range 20 {
+		g.put([]string{a, b, c}, i)
+	}
+	g.a.mu.Lock()
+	g.a.joiners[d] = true
+	g.a.mu.Unlock()
+	g.setMembers(a, b, d)
+	want := []string{a, b, d}
+	slices.Sort(want)
+	reports := func(addr string) bool {
+		p := g.servers[addr].partition(replPID)
+		if p == nil || !p.isLeader.Load() {
+			return false
+		}
+		v := p.voters.Load()
+		if v == nil {
+			return false
+		}
+		got := slices.Clone(*v)
+		slices.Sort(got)
+		return slices.Equal(got, want)
+	}
+	poll.Until(t, "a to lead the group {a, b, d}", func() bool { return reports(a) })
+	g.stops[c]()
+
+	// a restarts on its data: its assignment file still says {a, b, c}.
+	g.stops[a]()
+	g.run(g.dirs[a], a)
+	poll.Until(t, "the restarted a to lead and report {a, b, d}", func() bool { return reports(a) })
+}
