@@ -1,6 +1,7 @@
-// Package chaos holds fault-injection tests of whole clusters running as separate OS
-// processes: replica servers are SIGKILLed and restarted while clients work, and the recorded
-// history is checked for linearizability with porcupine. It has no non-test code.
+// Package chaos holds fault-injection tests of whole clusters: replica servers running as
+// separate OS processes are SIGKILLed and restarted, or SIGSTOPped and continued, and
+// in-process ones are cut off from their peers, while clients work; the recorded history is
+// checked for linearizability with porcupine. It has no non-test code.
 //
 // CI runs a short version. The long run (2 minutes or more):
 //
@@ -9,9 +10,8 @@
 // PEGASUS_CHAOS_ELASTIC=1 adds, to the chaos runs (kills or pauses), two replica servers
 // joining a lively cluster and a split of the table from 4 to 8 partitions while the kills
 // go on; at the end the split must be over and the table balanced over the five servers
-// (=rebalance: the same without the split). It fails today: a few replica moves stay under
-// way (a learner that never becomes a voter) for minutes after the kills end; see README,
-// "Balancer, adding and removing servers".
+// (=rebalance: the same without the split); see README, "Balancer, adding and removing
+// servers".
 //
 // PEGASUS_CHAOS_DURABILITY=os runs the servers with the raft log durability "os" (the
 // default is "always").
