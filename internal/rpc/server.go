@@ -121,6 +121,10 @@ type Server struct {
 	// can wait for those net/http still runs after its Close (which does not wait for them).
 	reqs     lifecycle.Gate
 	httpGate lifecycle.Gate
+	// refusing is set when the drain begins, before reqs closes (which waits for the
+	// requests in flight): from then on a request not handled inline is refused at once,
+	// whichever connection it arrives on.
+	refusing atomic.Bool
 	mu       struct {
 		sync.Mutex
 		// draining is set once Close or Shutdown began: no new connection.
@@ -476,6 +480,7 @@ func (s *Server) drain() {
 		return
 	}
 	s.mu.draining = true
+	s.refusing.Store(true)
 	_ = s.ln.Close()
 	for c, sc := range s.mu.conns {
 		if sc == nil {
@@ -829,7 +834,7 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 		sc.free(int64(blen), hold)
 		return ctx.Err()
 	}
-	if !sc.s.reqs.Enter() {
+	if sc.s.refusing.Load() || !sc.s.reqs.Enter() {
 		<-sc.sem
 		sc.free(int64(blen), hold)
 		return errDraining // not executed: the connection closes once the others are answered
