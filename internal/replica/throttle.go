@@ -124,16 +124,7 @@ func (p *partition) throttles() *throttleSet {
 // they arrive, before they could be forwarded to another replica (ERR_INVALID_STATE must
 // reach the client, for it to refresh its routing, as Pegasus's reconfig form intends).
 func (s *Server) denying(name string, serve rpc.HandlerFunc) rpc.HandlerFunc {
-	o, ok := opOf(name)
-	if !ok {
-		return serve
-	}
-	isWrite := o.isWrite()
-	return func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
-		p := s.partition(idl.GPID{AppID: req.Header.AppID, PartitionIndex: req.Header.PartitionIndex})
-		if p == nil {
-			return serve(ctx, req)
-		}
+	return s.atPartition(name, serve, func(ctx context.Context, req *rpc.Request, p *partition, isWrite bool) (idl.Value, wire.Code) {
 		d := p.throttles().deny
 		if !(isWrite && d.Writes) && !(!isWrite && d.Reads) {
 			return serve(ctx, req)
@@ -148,13 +139,14 @@ func (s *Server) denying(name string, serve rpc.HandlerFunc) rpc.HandlerFunc {
 		}
 		hold(ctx, timeout)
 		return nil, wire.ErrTimeout
-	}
+	})
 }
 
-// throttled applies the table's throttling envs to the requests of a client operation,
-// before serve runs them: at the replica that serves them (a forwarded request at the
-// leader).
-func (s *Server) throttled(name string, serve rpc.HandlerFunc) rpc.HandlerFunc {
+// atPartition wraps serve, the handler of client operation name, with check, which gets
+// each request with the partition it is for and whether the operation writes; requests for
+// no partition hosted here go to serve at once, and other RPCs are served as they are.
+func (s *Server) atPartition(name string, serve rpc.HandlerFunc,
+	check func(ctx context.Context, req *rpc.Request, p *partition, isWrite bool) (idl.Value, wire.Code)) rpc.HandlerFunc {
 	o, ok := opOf(name)
 	if !ok {
 		return serve
@@ -165,6 +157,15 @@ func (s *Server) throttled(name string, serve rpc.HandlerFunc) rpc.HandlerFunc {
 		if p == nil {
 			return serve(ctx, req)
 		}
+		return check(ctx, req, p, isWrite)
+	}
+}
+
+// throttled applies the table's throttling envs to the requests of a client operation,
+// before serve runs them: at the replica that serves them (a forwarded request at the
+// leader).
+func (s *Server) throttled(name string, serve rpc.HandlerFunc) rpc.HandlerFunc {
+	return s.atPartition(name, serve, func(ctx context.Context, req *rpc.Request, p *partition, isWrite bool) (idl.Value, wire.Code) {
 		set := p.throttles()
 		if !set.any {
 			return serve(ctx, req)
@@ -215,7 +216,7 @@ func (s *Server) throttled(name string, serve rpc.HandlerFunc) rpc.HandlerFunc {
 			set.readSize.Take(time.Now(), replyBytes(reply))
 		}
 		return reply, code
-	}
+	})
 }
 
 // hold waits d, or until ctx ends (false).
