@@ -534,6 +534,58 @@ func balanced(ctx context.Context, adm admin.Client, n int) (bool, string) {
 	return within(replicas) && within(primaries), desc
 }
 
+// strike runs one fault every 2 s until ctx ends: fault strikes a server, returns once the
+// fault is over and names the server. After each, a write (lastWriteOK, as rec counts time)
+// must succeed within 10 s. It returns the faults struck and the longest such recovery; what
+// names the faults in errors.
+func strike(ctx context.Context, t *testing.T, rec *recorder, lastWriteOK *atomic.Int64, what string, fault func() string) (int, time.Duration) {
+	faults := 0
+	var worst time.Duration
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		victim := fault()
+		faults++
+		ended := rec.now()
+		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
+		_ = poll.Wait(wctx, func(context.Context) (bool, error) { return lastWriteOK.Load() >= ended, nil })
+		wcancel()
+		if ctx.Err() == nil {
+			if lastWriteOK.Load() < ended {
+				t.Errorf("no write succeeded within 10 s after the %s of %s ended", what, victim)
+			}
+			worst = max(worst, time.Duration(lastWriteOK.Load()-ended))
+		}
+	}
+	return faults, worst
+}
+
+// finalReads reads every key once the faults are over, as part of the history: every
+// acknowledged write must be reflected in them. describe, if not nil, tells on a failure how
+// the meta sees the table.
+func finalReads(t *testing.T, rec *recorder, tb kvTable, keys []string, describe func() string) {
+	for _, k := range keys {
+		fctx, fcancel := context.WithTimeout(t.Context(), 20*time.Second)
+		var err error // the last read's: Wait tries once at least
+		_ = poll.Wait(fctx, func(context.Context) (bool, error) {
+			err = rec.run(fctx, tb, 99, kvInput{op: "get", key: k})
+			return err == nil, nil
+		})
+		fcancel()
+		if err != nil && describe != nil {
+			t.Fatalf("final read of %s failed: %v\ntable as the meta sees it:\n%s", k, err, describe())
+		}
+		if err != nil {
+			t.Fatalf("final read of %s failed: %v", k, err)
+		}
+	}
+}
+
 // fault is what a chaos run does to one replica server at a time: inject starts it and
 // returns once it is over (the server runs again).
 type fault struct {
@@ -627,50 +679,14 @@ func runChaos(t *testing.T, f fault) {
 		})
 	}
 
-	faults := 0
-	var worstRecovery time.Duration
 	rng := rand.New(rand.NewPCG(42, 42))
-	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	faults, worstRecovery := strike(ctx, t, rec, &lastWriteOK, f.name, func() string {
 		victim := c.replicas[rng.IntN(len(c.replicas))]
 		f.inject(victim, rng)
-		faults++
-		restarted := rec.now()
-		// Writes must succeed again within 10 s of the fault's end.
-		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-		_ = poll.Wait(wctx, func(context.Context) (bool, error) { return lastWriteOK.Load() >= restarted, nil })
-		wcancel()
-		if ctx.Err() == nil {
-			if lastWriteOK.Load() < restarted {
-				t.Errorf("no write succeeded within 10 s after the %s of %s ended", f.name, victim.name)
-			}
-			if d := time.Duration(lastWriteOK.Load() - restarted); d > worstRecovery {
-				worstRecovery = d
-			}
-		}
-	}
+		return victim.name
+	})
 	wg.Wait()
-
-	// Final reads of every key, after the last restart, are part of the history: every
-	// acknowledged write must be reflected in them.
-	for _, k := range keys {
-		fctx, fcancel := context.WithTimeout(t.Context(), 20*time.Second)
-		var err error // the last read's: Wait tries once at least
-		_ = poll.Wait(fctx, func(context.Context) (bool, error) {
-			err = rec.run(fctx, ourTable{tb}, 99, kvInput{op: "get", key: k})
-			return err == nil, nil
-		})
-		fcancel()
-		if err != nil {
-			t.Fatalf("final read of %s failed: %v\ntable as the meta sees it:\n%s", k, err, c.describeTable("chaos"))
-		}
-	}
+	finalReads(t, rec, ourTable{tb}, keys, func() string { return c.describeTable("chaos") })
 
 	if adm != nil {
 		// The split ends and the cluster ends balanced once the kills stop.

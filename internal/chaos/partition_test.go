@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
@@ -55,47 +54,17 @@ func TestChaosPartitionReplicaLinearizable(t *testing.T) {
 		})
 	}
 
-	cuts := 0
-	var worstRecovery time.Duration
 	rng := rand.New(rand.NewPCG(5, 5))
 	addrs := c.ReplicaAddrs()
-	for ctx.Err() == nil {
-		select {
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
-		if ctx.Err() != nil {
-			break
-		}
+	cuts, worstRecovery := strike(ctx, t, rec, &lastWriteOK, "partition", func() string {
 		victim := c.Replica(t, addrs[rng.IntN(len(addrs))])
 		victim.CutOffPeers(true)
-		cuts++
 		time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond)
 		victim.CutOffPeers(false)
-		healed := rec.now()
-		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
-		_ = poll.Wait(wctx, func(context.Context) (bool, error) { return lastWriteOK.Load() >= healed, nil })
-		wcancel()
-		if ctx.Err() == nil {
-			if lastWriteOK.Load() < healed {
-				t.Errorf("no write succeeded within 10 s after the partition of %s healed", victim.Addr())
-			}
-			worstRecovery = max(worstRecovery, time.Duration(lastWriteOK.Load()-healed))
-		}
-	}
+		return victim.Addr()
+	})
 	wg.Wait()
-
-	// Final reads of every key are part of the history.
-	for _, k := range keys {
-		fctx, fcancel := context.WithTimeout(t.Context(), 20*time.Second)
-		err := poll.Wait(fctx, func(context.Context) (bool, error) {
-			return rec.run(fctx, tb, 99, kvInput{op: "get", key: k}) == nil, nil
-		})
-		fcancel()
-		if err != nil {
-			t.Fatalf("final read of %s: %v", k, err)
-		}
-	}
+	finalReads(t, rec, tb, keys, nil)
 	res := rec.check(t, keys)
 	t.Logf("partitions: %v, %d cuts, %d operations acknowledged, %d failed or timed out, worst write recovery after a cut healed %v, result %s",
 		chaosDuration(), cuts, rec.acked.Load(), rec.fails.Load(), worstRecovery, res)
