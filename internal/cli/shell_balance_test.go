@@ -13,25 +13,14 @@ import (
 func TestShellBalanceAndDecommission(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{Replicas: 4})
 	id := c.CreateTableReplicas(t, "temp", 4, 3)
-	metas := strings.Join(c.MetaAddrs(), ",")
-	run := func(line string) (string, string, error) {
-		t.Helper()
-		return shellRun(t, "", "--metas", metas, "-c", line)
-	}
-	for _, f := range []struct{ line, want string }{
+	run := clusterShell(t, c)
+	refusals(t, run, []refusal{
 		{"set_meta_level nonsense", "not a meta level"},
 		{"balance -g 1.0 -p move_pri", "usage"},
 		{"balance -g 99.0 -p move_pri -f 127.0.0.1:1 -t 127.0.0.1:2", "no available table"},
 		{"node_decommission start", "usage"},
 		{"node_decommission start 10.9.9.9:1", "ERR_INVALID_PARAMETERS"},
-	} {
-		t.Run(f.line, func(t *testing.T) {
-			out, errOut, err := run(f.line)
-			if err == nil || !strings.Contains(err.Error()+errOut, f.want) {
-				t.Fatalf("%q: %v %q %q, want %s", f.line, err, out, errOut, f.want)
-			}
-		})
-	}
+	})
 	if out, _, err := run("get_meta_level"); err != nil || !strings.Contains(out, "steady") {
 		t.Fatalf("get_meta_level: %v %q", err, out)
 	}

@@ -13,26 +13,15 @@ import (
 func TestShellSplitAndRecall(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
 	id := c.CreateTableReplicas(t, "temp", 4, 3)
-	metas := strings.Join(c.MetaAddrs(), ",")
-	run := func(line string) (string, string, error) {
-		t.Helper()
-		return shellRun(t, "", "--metas", metas, "-c", line)
-	}
-	for _, f := range []struct{ line, want string }{
+	run := clusterShell(t, c)
+	refusals(t, run, []refusal{
 		{"partition_split start temp 6", "ERR_INVALID_PARAMETERS"},
 		{"partition_split start nope 8", "ERR_APP_NOT_EXIST"},
 		{"partition_split query temp", "ERR_INVALID_STATE"},
 		{"partition_split pause temp", "ERR_INVALID_STATE"},
 		{"partition_split cancel temp", "usage"},
 		{"recall 99", "ERR_APP_NOT_EXIST"},
-	} {
-		t.Run(f.line, func(t *testing.T) {
-			out, errOut, err := run(f.line)
-			if err == nil || !strings.Contains(err.Error()+errOut, f.want) {
-				t.Fatalf("%q: %v %q %q, want %s", f.line, err, out, errOut, f.want)
-			}
-		})
-	}
+	})
 	out, errOut, err := run("partition_split start temp 8")
 	if err != nil || !strings.Contains(out, "split done: table temp has 8 partitions") || !strings.Contains(errOut, "4 of 4 parent partitions split") {
 		t.Fatalf("split: %v %q %q", err, out, errOut)
@@ -56,5 +45,31 @@ func TestShellSplitAndRecall(t *testing.T) {
 	out, errOut, err = run(fmt.Sprintf("recall %d temp2", id))
 	if err != nil || !strings.Contains(out, fmt.Sprintf("recalled table temp2 (app id %d, 8 partitions)", id)) {
 		t.Fatalf("recall: %v %q %q", err, out, errOut)
+	}
+}
+
+// clusterShell returns what runs one shell line against cluster c: its stdout, its stderr
+// and its error.
+func clusterShell(t *testing.T, c *testcluster.Cluster) func(line string) (string, string, error) {
+	metas := strings.Join(c.MetaAddrs(), ",")
+	return func(line string) (string, string, error) {
+		t.Helper()
+		return shellRun(t, "", "--metas", metas, "-c", line)
+	}
+}
+
+// refusal is a shell line that must fail, with want in its error or its stderr.
+type refusal struct{ line, want string }
+
+// refusals runs each of rs with run, a subtest each.
+func refusals(t *testing.T, run func(string) (string, string, error), rs []refusal) {
+	t.Helper()
+	for _, f := range rs {
+		t.Run(f.line, func(t *testing.T) {
+			out, errOut, err := run(f.line)
+			if err == nil || !strings.Contains(err.Error()+errOut, f.want) {
+				t.Fatalf("%q: %v %q %q, want %s", f.line, err, out, errOut, f.want)
+			}
+		})
 	}
 }
