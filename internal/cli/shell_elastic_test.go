@@ -13,6 +13,7 @@ import (
 func TestShellSplitAndRecall(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
 	id := c.CreateTableReplicas(t, "temp", 4, 3)
+	metas := strings.Join(c.MetaAddrs(), ",")
 	run := clusterShell(t, c)
 	refusals(t, run, []refusal{
 		{"partition_split start temp 6", "ERR_INVALID_PARAMETERS"},
