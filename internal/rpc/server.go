@@ -504,11 +504,9 @@ func (s *Server) stopReading() {
 // kill abandons the requests in flight: Run's context ends, which closes every connection.
 func (s *Server) kill() { s.killOnce.Do(func() { close(s.killed) }) }
 
-func (s *Server) draining() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.mu.draining
-}
+// draining reports whether the drain has begun (without the lock: refusing is set with
+// mu.draining, which the lock keeps for track).
+func (s *Server) draining() bool { return s.refusing.Load() }
 
 // track records an accepted connection, and then that it speaks thrift (from then on it is
 // stopped by stopReading rather than closed by drain); false once the server drains.
