@@ -124,8 +124,9 @@ func (s *Server) pebbleOptions(pid idl.GPID) *pebble.Options {
 	}
 }
 
-// applyEnvs acts on the table envs of an assignment: the usage scenario and manual
-// compaction requests. It runs on the sync goroutine.
+// applyEnvs acts on the table envs of an assignment: the usage scenario, and manual
+// compaction requests, which the sync then starts for the whole table (startCompactions).
+// It runs on the sync goroutine.
 func (p *partition) applyEnvs(envs map[string]string) {
 	if id, ok := scenarioIndex(envs[EnvUsageScenario]); ok {
 		if old := p.s.scenarioOf(p.pid.AppID).Swap(id); old != id {
@@ -135,7 +136,6 @@ func (p *partition) applyEnvs(envs map[string]string) {
 		p.s.scenarioOf(p.pid.AppID).Store(0)
 	}
 	p.noteCompaction(envs, time.Now())
-	p.s.startCompactions(p.pid.AppID, envs)
 }
 
 func (p *partition) noteCompaction(envs map[string]string, now time.Time) {

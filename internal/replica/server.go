@@ -603,6 +603,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 		return
 	}
+	resp.FillEnvs()
 	s.applyDrops(resp)
 	assigned := make(map[idl.GPID]bool, len(resp.Assignments))
 	var toOpen []cluster.Assignment
@@ -631,6 +632,10 @@ func (s *Server) syncOnce(ctx context.Context) {
 		toOpen = append(toOpen, a)
 	}
 	s.openPartitions(ctx, toOpen)
+	// Manual compactions, once per table (each partition noted its requests in setTable).
+	for app, envs := range resp.Envs {
+		s.startCompactions(app, envs)
+	}
 	s.runOps(ctx, resp)
 	s.collectGarbage(assigned, time.Now())
 	s.dups.changed()
