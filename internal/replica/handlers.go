@@ -174,6 +174,8 @@ func codeOf(err error) wire.Code {
 		return wire.ErrObjectNotFound
 	case errors.Is(err, errNotLeader), errors.Is(err, errStopped):
 		return wire.ErrInvalidState
+	case errors.Is(err, errBusy):
+		return wire.ErrBusy
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, errOutcomeUnknown):
 		return wire.ErrTimeout
 	default:

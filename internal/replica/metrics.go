@@ -349,6 +349,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 	}}
 	server.Metrics = append(server.Metrics, s.opsMetrics()...)
 	server.Metrics = append(server.Metrics, s.overloadMetrics()...)
+	server.Metrics = append(server.Metrics, s.admissionMetrics()...)
 	server.Metrics = append(server.Metrics, s.transport.Metrics().ServerMetrics()...)
 	return append([]metric.Entity{server}, out...)
 }

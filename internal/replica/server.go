@@ -107,6 +107,8 @@ type Server struct {
 	forwards forwardCounters
 	// throttleStats count what the throttling envs did (throttle.go).
 	throttleStats throttleCounters
+	// admission bounds the writes held under overload (admission.go).
+	admission admission
 	// scanOwners bound the scanner contexts per client connection (scanowners.go).
 	scanOwners scanOwners
 	// ops are the jobs of backups, restores and bulk loads (ops.go).
