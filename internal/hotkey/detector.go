@@ -124,6 +124,12 @@ func (d *Detector) State() State {
 	return State(r.phase.Load())
 }
 
+// Running reports whether a detection is capturing (in its coarse or fine phase).
+func (d *Detector) Running() bool {
+	r := d.cur.Load()
+	return r != nil && State(r.phase.Load()) != Finished
+}
+
 // Capture counts one request for hashKey (hash is [Hash](hashKey)) with weight (values
 // below 1 count as 1). It does nothing while the detector is stopped or finished, and never
 // blocks on an analysis. hashKey is not retained.
