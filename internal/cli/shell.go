@@ -221,6 +221,7 @@ func shellCommands() []shellCommand {
 	cmds = append(cmds, opsCommands()...)
 	cmds = append(cmds, elasticCommands()...)
 	cmds = append(cmds, balanceCommands()...)
+	cmds = append(cmds, hotkeyCommands()...)
 	return cmds
 }
 
