@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,10 +37,17 @@ const hotkeyTopKWindow = metric.Window
 // /metrics; the remote command gives up to the top-k's capacity.
 const hotkeyMetricsPerType = 5
 
+// DefaultHotkeyTopKSampleEvery is the default of hotkey_topk_sample_every: the top-k counts
+// one request in 8, which keeps its cost on a read-only workload well under 3% (see
+// BenchmarkHotKeyTopKCost in internal/testcluster) while any key with a noticeable share of
+// a busy partition's traffic is sampled hundreds of times a second.
+const DefaultHotkeyTopKSampleEvery = 8
+
 // hotkeySettings are the hot-key settings, in section [pegasus.server].
 type hotkeySettings struct {
 	bucketThreshold, keyThreshold, buckets, maxSeconds, intervalS *config.Value[uint32]
 	topK                                                          *config.Value[bool]
+	sampleEvery                                                   *config.Value[uint32]
 }
 
 func defineHotkeySettings(r *config.Registry) *hotkeySettings {
@@ -81,6 +89,9 @@ func defineHotkeySettings(r *config.Registry) *hotkeySettings {
 			uint32(hotkey.DefaultInterval/time.Second), false, positive),
 		topK: config.Define(r, config.Spec[bool]{Section: "pegasus.server", Name: "hotkey_topk_enabled", Mutable: true, Default: true,
 			Description: "Whether every partition replica keeps a top-k of its read and of its written hash keys (on /metrics as entity type hotkey, and in the shell's hotkeys)."}),
+		sampleEvery: u32("hotkey_topk_sample_every",
+			"The top-k of hash keys counts one request in this many, drawn at random, with this many times its weight (1: every request).",
+			DefaultHotkeyTopKSampleEvery, true, positive),
 	}
 }
 
@@ -107,27 +118,45 @@ func (h *hotState) topK(t idl.HotkeyType) *hotkey.TopK {
 	return h.top[t].Load()
 }
 
+// hotWanted says whether a request of type t is captured by a running detection, and
+// whether (and with which factor on its weight, 0 for not) the top-k counts it: one request
+// in hotkey_topk_sample_every, drawn at random, with that many times its weight.
+func (p *partition) hotWanted(t idl.HotkeyType) (det bool, topScale int64) {
+	det = p.hot.detect[t].Running()
+	if st := p.s.settings.Hotkeys; st.topK.Get() {
+		if n := st.sampleEvery.Get(); n <= 1 {
+			topScale = 1
+		} else if rand.Uint32N(n) == 0 {
+			topScale = int64(n)
+		}
+	}
+	return det, topScale
+}
+
 // noteHot counts a request of type t for hashKey with weight.
 func (p *partition) noteHot(t idl.HotkeyType, hashKey []byte, weight int64) {
-	h := &p.hot
-	top := p.s.settings.Hotkeys.topK.Get()
-	det := h.detect[t].Running()
-	if !top && !det {
-		return
+	if det, scale := p.hotWanted(t); det || scale > 0 {
+		p.noteHotAs(t, hashKey, weight, det, scale)
 	}
+}
+
+func (p *partition) noteHotAs(t idl.HotkeyType, hashKey []byte, weight int64, det bool, scale int64) {
+	weight = max(weight, 1)
 	hash := hotkey.Hash(hashKey)
 	if det {
-		h.detect[t].Capture(hash, hashKey, weight)
+		p.hot.detect[t].Capture(hash, hashKey, weight)
 	}
-	if top {
-		h.topK(t).Observe(hash, hashKey, weight)
+	if scale > 0 {
+		p.hot.topK(t).Observe(hash, hashKey, weight*scale)
 	}
 }
 
 // noteHotKey is noteHot for an encoded key (hash key and sort key).
 func (p *partition) noteHotKey(t idl.HotkeyType, k []byte, weight int64) {
-	if hk, _, err := key.Decode(k); err == nil {
-		p.noteHot(t, hk, weight)
+	if det, scale := p.hotWanted(t); det || scale > 0 {
+		if hk, _, err := key.Decode(k); err == nil {
+			p.noteHotAs(t, hk, weight, det, scale)
+		}
 	}
 }
 
