@@ -2,10 +2,14 @@ package replica
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
 	"github.com/gopegasus/pegasus/internal/poll"
@@ -153,5 +157,100 @@ func TestDetectHotkeyRPC(t *testing.T) {
 	}
 	if out := s.cmds.Run("replica.hotkeys", []string{fmt.Sprint(testApp), "1"}); !strings.Contains(out, `"partition_index":`+fmt.Sprint(pid.PartitionIndex)) {
 		t.Fatalf("replica.hotkeys: %s", out)
+	}
+}
+
+// BenchmarkGetHotKeyTopK measures the server side of a get (the handler behind the RPC
+// layer: routing, the lease read, Pebble, counting) with the top-k of hash keys off, sampled
+// as by default, and counting every get, on a YCSB-C-like load: Zipfian gets over 10,000
+// records of 1 KB in 8 partitions, from parallel goroutines. Without the RPC layer and the
+// network the top-k's share of the cost is larger than a client sees. Each mode also runs
+// only what the top-k adds to a get (note/<mode>), which is what a loaded machine's noise
+// does not hide: the cost of a mode is note/<mode> - note/off against get/off:
+//
+//	go test -run XXX -bench GetHotKeyTopK -count 5 ./internal/replica/
+func BenchmarkGetHotKeyTopK(b *testing.B) {
+	const records, partitions = 10_000, 8
+	a, meta := startAssigner(b)
+	st := NewSettings()
+	s, _ := runReplicaCfg(b, Config{Listen: "127.0.0.1:0", DataDir: b.TempDir(), Metas: []string{meta}, Settings: st})
+	a.mu.Lock()
+	for i := range int32(partitions) {
+		a.tables = append(a.tables, cluster.Assignment{AppID: testApp, PartitionIndex: i, AppName: "t",
+			PartitionCount: partitions, Members: []string{s.Addr()}})
+	}
+	a.mu.Unlock()
+	poll.Until(b, "primaries", func() bool { return len(a.leaders()) == partitions })
+	c := &client{appID: testApp, count: partitions}
+	put, get := s.local[idl.RPCPut], s.local[idl.RPCGet]
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} // the requests' client, named by slow-request logs
+	value := make([]byte, 1000)
+	keys := make([][]byte, records)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for i := w; i < records; i += 32 {
+				h := fmt.Appendf(nil, "user%08d", i)
+				keys[i] = key.Encode(h, []byte("field0"))
+				req := &rpc.Request{Header: c.header(h), Name: idl.RPCPut, Args: &idl.UpdateRequest{Key: keys[i], Value: value}, BodySize: 1100, Remote: local}
+				if _, code := put(b.Context(), req); code != wire.OK {
+					b.Errorf("put: %v", code)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	headers := make([]wire.Header, records)
+	for i := range keys {
+		hk, _, _ := key.Decode(keys[i])
+		headers[i] = c.header(hk)
+	}
+	parts := make([]*partition, records)
+	for i := range keys {
+		parts[i] = s.partition(idl.GPID{AppID: testApp, PartitionIndex: headers[i].PartitionIndex})
+	}
+	// Each mode runs the whole get, then only what the top-k adds to it (noteHotKey, as the
+	// get handler calls it): the added cost is note/<mode> minus note/off, against get/off.
+	// One goroutine, and the Zipfian key sequence drawn beforehand, so that ns/op is the CPU
+	// time of one get and of one note.
+	z := rand.NewZipf(rand.New(rand.NewPCG(1, 5)), 1.1, 1, records-1)
+	seq := make([]uint64, 1<<16)
+	for i := range seq {
+		seq[i] = z.Uint64()
+	}
+	for _, mode := range []struct{ name, on, every string }{{"off", "false", "8"}, {"sampled", "true", "8"}, {"every", "true", "1"}} {
+		setMode := func(b *testing.B) {
+			if err := st.Registry().Update("hotkey_topk_enabled", mode.on); err != nil {
+				b.Fatal(err)
+			}
+			if err := st.Registry().Update("hotkey_topk_sample_every", mode.every); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.Run("get/"+mode.name, func(b *testing.B) {
+			setMode(b)
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				i := seq[n&(len(seq)-1)]
+				n++
+				blob := idl.Blob(keys[i])
+				req := &rpc.Request{Header: headers[i], Name: idl.RPCGet, Args: &blob, Remote: local}
+				if _, code := get(b.Context(), req); code != wire.OK {
+					b.Fatalf("get: %v", code)
+				}
+			}
+		})
+		b.Run("note/"+mode.name, func(b *testing.B) {
+			setMode(b)
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				i := seq[n&(len(seq)-1)]
+				n++
+				parts[i].noteHotKey(idl.HotkeyRead, keys[i], 1)
+			}
+		})
 	}
 }
