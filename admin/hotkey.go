@@ -21,7 +21,7 @@ type HotKeys interface {
 	// DetectHotkey starts, stops or queries the detection of read or write hot keys of
 	// partition partitionIndex of table appID on the replica server at replicaAddr
 	// ("host:port"; the partition's primary sees its reads and writes, a secondary only the
-	// writes it applies). It returns the server's hint (start, stop) or the hot hash key,
+	// writes it applies). It returns the server's hint (start; a stop has none) or the hot hash key,
 	// C-escaped as Pegasus prints it (query). A refusal is a *[HotkeyError]: ERR_BUSY while
 	// detecting (or when a start finds a detection under way or finished),
 	// ERR_OBJECT_NOT_FOUND when the server has no replica of the partition.

@@ -253,9 +253,8 @@ func (s *Server) handleDetectHotkey(_ context.Context, req *rpc.Request) (idl.Va
 			return fail(wire.ErrBusy, fmt.Sprintf("still detecting %s hotkey, state is %s", name, st))
 		}
 	case idl.DetectStop:
-		d.Stop()
-		resp.ErrHint = idl.Some(fmt.Sprintf("%s hotkey stopped, cache cleared", name))
-		lg.Info("hot-key detection stopped")
+		d.Stop() // Pegasus answers a stop without a hint
+		lg.Info("hot-key detection stopped, cache cleared")
 	case idl.DetectQuery:
 		st, result := d.Result()
 		if st != hotkey.Finished {
