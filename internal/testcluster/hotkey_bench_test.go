@@ -25,7 +25,7 @@ func BenchmarkHotKeyTopKCost(b *testing.B) {
 	const (
 		records = 10_000
 		readers = 32
-		rounds  = 6
+		rounds  = 12
 	)
 	if b.N < readers {
 		return // the framework's first, one-iteration run: nothing to measure
