@@ -45,7 +45,9 @@ func hotWorkload(t *testing.T, tbl pegasus.TableConnector, write bool, hot []byt
 			}
 		})
 	}
-	return func() { cancel(); wg.Wait() }
+	stop = func() { cancel(); wg.Wait() }
+	t.Cleanup(stop) // when the test fails before it stops the workload
+	return stop
 }
 
 // TestHotKeyDetectionAndTopK is the acceptance test of hot-key detection: with one hot hash
