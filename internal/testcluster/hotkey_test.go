@@ -52,14 +52,15 @@ func hotWorkload(t *testing.T, tbl pegasus.TableConnector, write bool, hot []byt
 
 // TestHotKeyDetectionAndTopK is the acceptance test of hot-key detection: with one hot hash
 // key among 100,000 (5% of the requests), for writes and then for reads, detect_hotkey
-// started on the key's partition's primary finds that key, and the top-k of the table ranks
-// it first in its partition, as /metrics shows too.
+// started on the key's partition's primary (and, for writes, on a secondary) finds that key,
+// and the top-k of the table ranks it first in its partition, as /metrics shows too.
 func TestHotKeyDetectionAndTopK(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a workload for several seconds")
 	}
 	c := Start(t, Options{Replicas: 3, Replica: func(cfg *replica.Config) { cfg.HotkeyInterval = 300 * time.Millisecond }})
-	appID := c.CreateTable(t, "hot", 8)
+	appID := c.CreateTableReplicas(t, "hot", 8, 3)
+	c.WaitSpreadPrimaries(t, "hot") // no leader transfer moves the reads away meanwhile
 	tbl := c.OpenTable(t, "hot")
 	adm := admin.NewClient(admin.Config{MetaServers: c.MetaAddrs()})
 	defer adm.Close()
@@ -73,26 +74,36 @@ func TestHotKeyDetectionAndTopK(t *testing.T) {
 				t.Fatal(err)
 			}
 			primary := cfg.Partitions[pidx].Primary
-			if _, err := adm.DetectHotkey(t.Context(), primary, appID, pidx, typ, admin.DetectStart); err != nil {
-				t.Fatalf("start: %v", err)
+			// Writes are counted where they are applied: a secondary finds the write hot key
+			// too.
+			servers := []string{primary}
+			if typ == admin.HotkeyWrite {
+				servers = append(servers, cfg.Partitions[pidx].Secondaries[0])
+			}
+			for _, s := range servers {
+				if _, err := adm.DetectHotkey(t.Context(), s, appID, pidx, typ, admin.DetectStart); err != nil {
+					t.Fatalf("start on %s: %v", s, err)
+				}
 			}
 			stop := hotWorkload(t, tbl, typ == admin.HotkeyWrite, hot, 100_000, 0.05)
-			var found string
-			poll.UntilOK(t, "the hot key", func(ctx context.Context) (bool, error) {
-				res, err := adm.DetectHotkey(ctx, primary, appID, pidx, typ, admin.DetectQuery)
-				if errors.Is(err, pegasus.ErrBusy) {
-					return false, nil
+			for _, s := range servers {
+				var found string
+				poll.UntilOK(t, "the hot key on "+s, func(ctx context.Context) (bool, error) {
+					res, err := adm.DetectHotkey(ctx, s, appID, pidx, typ, admin.DetectQuery)
+					if errors.Is(err, pegasus.ErrBusy) {
+						return false, nil
+					}
+					found = res
+					return err == nil, err
+				})
+				if found != string(hot) {
+					t.Fatalf("detect_hotkey on %s found %q, want %q", s, found, hot)
 				}
-				found = res
-				return err == nil, err
-			})
+			}
 			parts, err := adm.TableHotKeys(t.Context(), "hot", 3)
 			stop()
 			if err != nil {
 				t.Fatal(err)
-			}
-			if found != string(hot) {
-				t.Fatalf("detect_hotkey found %q, want %q", found, hot)
 			}
 			for _, p := range parts {
 				l := p.Read
@@ -106,8 +117,10 @@ func TestHotKeyDetectionAndTopK(t *testing.T) {
 					t.Fatalf("partition %d (hot key in %d): top %s key %q, %+v", p.Index, pidx, typ, first, l.Keys)
 				}
 			}
-			if _, err := adm.DetectHotkey(t.Context(), primary, appID, pidx, typ, admin.DetectStop); err != nil {
-				t.Fatalf("stop: %v", err)
+			for _, s := range servers {
+				if _, err := adm.DetectHotkey(t.Context(), s, appID, pidx, typ, admin.DetectStop); err != nil {
+					t.Fatalf("stop on %s: %v", s, err)
+				}
 			}
 			// /metrics of the primary has the key as its partition's first.
 			ans := httpGet(t, "http://"+primary+"/metrics?types=hotkey")
