@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"testing/quick"
 	"time"
@@ -296,5 +297,63 @@ func BenchmarkTopKObserve(b *testing.B) {
 		k := keys[i&(len(keys)-1)]
 		i++
 		tk.Observe(Hash(k), k, 1)
+	}
+}
+
+// TestConcurrentUse captures and observes from several goroutines while detections start,
+// get analysed and stop, and top-k windows roll: the race detector checks the
+// synchronization, and the detector ends in a consistent state.
+func TestConcurrentUse(t *testing.T) {
+	var d Detector
+	tk := NewTopK(8, time.Unix(0, 0))
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			wl := newWorkload(1000, 0.3, uint64(w))
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				k := wl.next()
+				h := Hash(k)
+				d.Capture(h, k, 1)
+				tk.Observe(h, k, 1)
+			}
+		})
+	}
+	now := time.Unix(0, 0)
+	for i := range 200 {
+		now = now.Add(time.Second)
+		switch i % 50 {
+		case 0:
+			d.Start(now, Options{Timeout: 30 * time.Second})
+		case 49:
+			d.Stop()
+		default:
+			d.Analyse(now)
+		}
+		if i%10 == 0 {
+			tk.Rotate(now)
+			tk.Top(now, 3)
+		}
+		d.Result()
+	}
+	close(done)
+	wg.Wait()
+	if st := d.State(); st != Stopped {
+		t.Fatalf("state %v after the last stop", st)
+	}
+}
+
+func TestStateNames(t *testing.T) {
+	for st, want := range map[State]string{Stopped: "hotkey_collector_state::STOPPED",
+		CoarseDetecting: "hotkey_collector_state::COARSE_DETECTING", FineDetecting: "hotkey_collector_state::FINE_DETECTING",
+		Finished: "hotkey_collector_state::FINISHED"} {
+		if st.String() != want {
+			t.Errorf("%d: %q, want %q", st, st.String(), want)
+		}
 	}
 }
