@@ -1,8 +1,9 @@
 // Package admin is the administration client of a gopegasus (or Apache Pegasus) cluster:
 // create, drop and list tables, list replica servers, read a table's partition configuration
 // and the cluster's information, and manage table environment variables. It talks to the meta
-// servers only: to the leader, found from any one of them, and to the others when it fails,
-// retrying within each call's deadline (internal/metaclient says how).
+// servers: to the leader, found from any one of them, and to the others when it fails,
+// retrying within each call's deadline (internal/metaclient says how). The hot-key calls
+// (hotkey.go) go to replica servers.
 //
 // Its shape mirrors the Apache go-client's admin package (NewClient(Config), CreateTable,
 // DropTable, ListTables, ListNodes), with a context as every method's first argument. Errors
@@ -180,6 +181,9 @@ type Client interface {
 	Operations
 	// Balancing: meta levels, manual moves and decommissions (balancer.go).
 	Balancing
+	// HotKeys: hot-key detection and the top-k of hash keys, asked of replica servers
+	// (hotkey.go).
+	HotKeys
 	// AddDuplication duplicates a table to the remote cluster (named as in the meta servers'
 	// [pegasus.clusters]) and returns the new duplication. When the table already has a
 	// duplication to that cluster it returns that one with an error wrapping ERR_DUP_EXIST

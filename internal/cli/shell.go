@@ -221,6 +221,7 @@ func shellCommands() []shellCommand {
 	cmds = append(cmds, opsCommands()...)
 	cmds = append(cmds, elasticCommands()...)
 	cmds = append(cmds, balanceCommands()...)
+	cmds = append(cmds, hotkeyCommands()...)
 	return cmds
 }
 
@@ -287,7 +288,7 @@ func (sh *shell) cmdHelp(_ context.Context, args []string) error {
 		cmds  []shellCommand
 	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", slices.Concat(adminCommands(), remoteCommands())},
 		{"Duplication:", dupCommands()}, {"Backup, restore, bulk load:", opsCommands()}, {"Partition split and recall:", elasticCommands()},
-		{"Balancer and decommission:", balanceCommands()}}
+		{"Balancer and decommission:", balanceCommands()}, {"Hot keys:", hotkeyCommands()}}
 	for i, g := range groups {
 		if i > 0 {
 			fmt.Fprintln(sh.out.w)

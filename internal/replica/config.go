@@ -110,6 +110,9 @@ type Config struct {
 	// downloads from block services, all transfers together (setting
 	// cold_backup_rate_limit_mb, default 200; nil: the setting; 0: no bound).
 	BackupRateMB *int
+	// HotkeyInterval, if set, is the period of the hot-key detections' analyses instead of
+	// the setting hotkey_analyse_time_interval_s (tests use a fraction of a second).
+	HotkeyInterval time.Duration
 }
 
 // fields binds the Config fields that have a setting to it.

@@ -38,6 +38,7 @@ func (s *Server) registerHandlers() {
 	s.rpc.Handle(idl.RPCForward, s.serveForwarded)
 	h(idl.RPCDuplicate, s.handleDuplicate)
 	h(idl.RPCCLICall, s.cmds.Handler())
+	s.rpc.Handle(idl.RPCDetectHotkey, s.handleDetectHotkey)
 	// Raft messages of one peer arrive on one connection; handling them inline keeps their
 	// order (out-of-order appends are rejected by raft and cost a probe round trip).
 	s.rpc.HandleInline(idl.RPCRaft, s.transport.HandleRPC)
@@ -283,6 +284,9 @@ func (s *Server) handleGet(ctx context.Context, req *rpc.Request) (idl.Value, wi
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	if readCounted(rc) {
+		p.noteHotKey(idl.HotkeyRead, k, 1)
+	}
 	return &idl.ReadResponse{Error: int32(rc), Value: v, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
 
@@ -297,6 +301,9 @@ func (s *Server) handleTTL(ctx context.Context, req *rpc.Request) (idl.Value, wi
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	if readCounted(rc) {
+		p.noteHotKey(idl.HotkeyRead, k, 1)
+	}
 	return &idl.TTLResponse{Error: int32(rc), TTLSeconds: ttl, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
 
@@ -310,6 +317,9 @@ func (s *Server) handleSortKeyCount(ctx context.Context, req *rpc.Request) (idl.
 	n, rc, err := db.SortKeyCount(h)
 	if err != nil {
 		return nil, codeOf(err)
+	}
+	if readCounted(rc) {
+		p.noteHot(idl.HotkeyRead, h, 1)
 	}
 	return &idl.CountResponse{Error: int32(rc), Count: n, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
@@ -331,6 +341,7 @@ func (s *Server) handleMultiGet(ctx context.Context, req *rpc.Request) (idl.Valu
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	p.noteHot(idl.HotkeyRead, a.HashKey, int64(len(res.KVs)))
 	return &idl.MultiGetResponse{Error: int32(res.Error), KVs: toIDLKVs(res.KVs, false), AppID: p.pid.AppID,
 		PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
@@ -369,6 +380,7 @@ func (s *Server) handleBatchGet(ctx context.Context, req *rpc.Request) (idl.Valu
 	out := make([]idl.FullData, len(data))
 	for i, d := range data {
 		out[i] = idl.FullData{HashKey: d.HashKey, SortKey: d.SortKey, Value: d.Value}
+		p.noteHot(idl.HotkeyRead, d.HashKey, 1)
 	}
 	return &idl.BatchGetResponse{Error: int32(rc), Data: out, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }

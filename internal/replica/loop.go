@@ -644,6 +644,7 @@ func (l *loop) applyWrites(e *raftpb.Entry) error {
 		failWrites(ws, err)
 		return err
 	}
+	p.noteAppliedWrites(batch.Mutations, results)
 	if len(ws) != len(results) {
 		failWrites(ws, errOutcomeUnknown) // not our proposal after all
 		return nil

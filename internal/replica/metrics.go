@@ -351,6 +351,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 	server.Metrics = append(server.Metrics, s.overloadMetrics()...)
 	server.Metrics = append(server.Metrics, s.admissionMetrics()...)
 	server.Metrics = append(server.Metrics, s.transport.Metrics().ServerMetrics()...)
+	out = append(out, hotkeyEntities(parts, now)...)
 	return append([]metric.Entity{server}, out...)
 }
 

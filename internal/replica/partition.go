@@ -98,6 +98,7 @@ type partition struct {
 	splitProgress atomic.Pointer[cluster.SplitProgress]
 	raftStats     raftCounters // metrics.go
 	compact       compactState // manual compactions (envs.go)
+	hot           hotState     // hot-key detection and top-k (hotkey.go)
 
 	// The lease-read shortcut (see readBarrier): while leaseUntil (on the monotonic
 	// clock's epoch) has not passed, a read may be served once applied reaches leaseIndex.

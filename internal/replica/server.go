@@ -228,6 +228,7 @@ func New(cfg Config) (*Server, error) {
 		s.http = s.httpAPI()
 	}
 	s.registerHandlers()
+	s.registerHotkeyCommands()
 	return s, nil
 }
 
@@ -265,6 +266,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.syncLoop(loopCtx) })
 	wg.Go(func() { s.dups.run(loopCtx) })
+	wg.Go(func() { s.hotkeyLoop(loopCtx) })
 	err := s.rpc.Run(ctx)
 	stopLoops()
 	wg.Wait() // no partition is opened or dropped any more

@@ -96,6 +96,8 @@ type Settings struct {
 	Network *rpc.LimitSettings
 	// Reads are the bounds of one read (limits.go).
 	Reads *readLimitSettings
+	// Hotkeys are the hot-key detection and top-k settings (hotkey.go).
+	Hotkeys *hotkeySettings
 }
 
 // NewSettings registers every setting of a replica server, with its default, in a new
@@ -122,6 +124,7 @@ func NewSettings() *Settings {
 	return &Settings{
 		Network: rpc.DefineLimits(r),
 		Reads:   defineReadLimits(r),
+		Hotkeys: defineHotkeySettings(r),
 		BackupRateMB: u32("replication", "cold_backup_rate_limit_mb",
 			"The MB per second this server sends to and receives from block services (backups, restores, bulk loads), all transfers together; 0: no bound.", 200, 0, any32),
 		reg:       r,
