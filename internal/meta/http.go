@@ -69,7 +69,11 @@ func (s *Server) redirect(w http.ResponseWriter, r *httpapi.Request) bool {
 	if leader == "" {
 		leader = "invalid host_port"
 	}
-	loc := "http://" + leader + "/" + r.Path
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://" // a client of https gets the leader's https
+	}
+	loc := scheme + leader + "/" + r.Path
 	for i, kv := range r.Args {
 		sep := "&"
 		if i == 0 {

@@ -152,7 +152,9 @@ func TestTLSOnClientPort(t *testing.T) {
 }
 
 // x509UnknownAuthority holds the error type of a certificate signed by an unknown CA.
-type x509UnknownAuthority struct{ err *tls.CertificateVerificationError }
+type x509UnknownAuthority struct {
+	err *tls.CertificateVerificationError
+}
 
 // Under MandatoryTLS a plaintext thrift connection gets ERR_UNAUTHENTICATED and is
 // closed, plaintext HTTP gets 403, TLS works, and a peer's plaintext connection (its
