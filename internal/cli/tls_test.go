@@ -19,7 +19,7 @@ import (
 
 // startOnebox runs `pegasus onebox` with args until the test ends and returns the lines
 // it printed up to the console's address.
-func startOnebox(t *testing.T, args ...string) []string {
+func startOnebox(t testing.TB, args ...string) []string {
 	t.Helper()
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(t.Context())
