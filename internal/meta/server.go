@@ -168,8 +168,8 @@ func New(cfg Config) (*Server, error) {
 	s.rpc = rs
 	s.m = newMachine(s.cfg, s.lg, s.raft, s.raft.latest.Load())
 	ccfg := console.Config{Source: s, Self: s.cfg.Advertise, Logger: s.lg, Now: s.cfg.Now}
-	if cfg.Secret != nil {
-		// The samples are peer traffic: taken also when clients must use TLS.
+	if cfg.Secret != nil && cfg.MandatoryTLS {
+		// Plaintext from a client would be refused: the samples go as peer traffic.
 		creds := &rpc.PeerCredentials{Secret: cfg.Secret, Addr: s.cfg.Advertise}
 		ccfg.Dial = func(ctx context.Context, _, addr string) (net.Conn, error) {
 			return rpc.DialPeer(ctx, addr, creds, rpc.DefaultDialTimeout)
