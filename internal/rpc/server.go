@@ -713,13 +713,21 @@ func userOf(st *tls.ConnectionState) string {
 }
 
 // prefixedConn is a connection whose first bytes were already read into r: TLS reads
-// them from r, then the connection's.
+// them from r, then the connection's. Only the connection's reader calls Read.
 type prefixedConn struct {
 	net.Conn
-	r *bufio.Reader
+	r *bufio.Reader // nil once drained, so its buffer is not kept for the connection's life
 }
 
-func (c *prefixedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *prefixedConn) Read(p []byte) (int, error) {
+	if c.r != nil {
+		if c.r.Buffered() > 0 {
+			return c.r.Read(p)
+		}
+		c.r = nil
+	}
+	return c.Conn.Read(p)
+}
 
 // RefusePeerless wraps h, an HTTP endpoint only the cluster's servers call: when the server
 // has a secret, a request whose connection did not authenticate as a peer gets 403 and is
