@@ -125,8 +125,21 @@ func TestMetaTLSFlags(t *testing.T) {
 		"a certificate without its key":   {"--cluster-secret-file", secretFile, "--cert-file", f.ServerCert},
 	} {
 		if err := runMeta(t.Context(), append(base, args...), io.Discard, io.Discard); !errors.Is(err, errUsage) {
-			t.Errorf("%s: %v, want a usage error", name, err)
+			t.Errorf("meta, %s: %v, want a usage error", name, err)
 		}
+		rargs := append([]string{"--data", filepath.Join(dir, "r"), "--listen", "127.0.0.1:0", "--metas", "127.0.0.1:1"}, args...)
+		if err := runReplica(t.Context(), rargs, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("replica, %s: %v, want a usage error", name, err)
+		}
+	}
+	// The [security] settings of a config file count as the flags do.
+	cfgFile := filepath.Join(dir, "pegasus.ini")
+	if err := os.WriteFile(cfgFile, []byte("[security]\nmandatory_tls = true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = runMeta(t.Context(), append(base, "--cluster-secret-file", secretFile, "--config", cfgFile), io.Discard, io.Discard)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "mandatory TLS") {
+		t.Errorf("meta with mandatory_tls in its config file and no certificate: %v", err)
 	}
 
 	pr, pw := io.Pipe()
