@@ -2,6 +2,7 @@ package pegasus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gopegasus/pegasus/internal/certs"
 	"github.com/gopegasus/pegasus/internal/metaclient"
 	"github.com/gopegasus/pegasus/internal/rpc"
 )
@@ -40,6 +42,27 @@ type Config struct {
 	// global is registered and no listener is started. Several clients may share one
 	// Registerer.
 	Registerer prometheus.Registerer `json:"-"`
+	// TLS, if set, makes every connection to the cluster's servers TLS (gopegasus servers
+	// with TLS on the client port; Apache Pegasus servers have none). Each server's
+	// certificate is verified against TLS.RootCAs (nil: the system's roots) for
+	// TLS.ServerName, or for the host of the server's address when that is empty (an IP
+	// address against the certificate's IP addresses). A certificate in TLS.Certificates
+	// is the client's identity to servers that verify client certificates (its subject's
+	// common name is the user they see). [TLSConfig] makes one from PEM files. Default
+	// nil: plaintext.
+	TLS *tls.Config `json:"-"`
+}
+
+// TLSConfig returns a TLS configuration for [Config].TLS from PEM files, with the meaning
+// of etcdctl's --cacert, --cert and --key: caFile is the CA the servers' certificates
+// are verified against (empty: the system's roots); certFile and keyFile, both or
+// neither, are the client's certificate and key.
+func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg, err := certs.ClientConfig(caFile, certFile, keyFile)
+	if err != nil {
+		return nil, invalidArg("%v", err)
+	}
+	return cfg, nil
 }
 
 // Client is a connection to one Pegasus cluster. It is safe for concurrent use; one Client per
@@ -91,7 +114,7 @@ func New(cfg Config) (Client, error) {
 		lg:   cfg.Logger,
 		done: make(chan struct{}),
 	}
-	c.pool = rpc.NewPool(rpc.ConnConfig{DialTimeout: cfg.DialTimeout, CallTimeout: cfg.DefaultTimeout})
+	c.pool = rpc.NewPool(rpc.ConnConfig{DialTimeout: cfg.DialTimeout, CallTimeout: cfg.DefaultTimeout, TLS: cfg.TLS})
 	c.mu.tables = make(map[string]*openEntry)
 	c.meta = newMetaClient(c)
 	if cfg.Registerer != nil {

@@ -13,6 +13,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -52,6 +53,9 @@ type Config struct {
 	MaxRounds int `json:"max_rounds"`
 	// Logger receives warnings about meta servers that fail. Default: discard.
 	Logger *slog.Logger `json:"-"`
+	// TLS, if set, makes the connections to the meta servers TLS, as pegasus.Config.TLS
+	// does (pegasus.TLSConfig makes one from PEM files). Default nil: plaintext.
+	TLS *tls.Config `json:"-"`
 }
 
 // TableInfo describes a table.
@@ -237,7 +241,7 @@ func New(cfg Config) (Client, error) {
 	}
 	meta := metaclient.New(metaclient.Config{
 		Addrs:          cfg.MetaServers,
-		ConnConfig:     rpc.ConnConfig{CallTimeout: cfg.Timeout},
+		ConnConfig:     rpc.ConnConfig{CallTimeout: cfg.Timeout, TLS: cfg.TLS},
 		AttemptTimeout: cfg.Timeout,
 		MaxRounds:      cfg.MaxRounds,
 		Logger:         cfg.Logger,

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -40,6 +41,7 @@ type shell struct {
 	timeout time.Duration // bounds each single-record command
 	quit    bool
 	secret  *rpc.Secret // the cluster's secret (--cluster-secret-file), or nil
+	tls     *tls.Config // the clients' TLS (--cacert, --cert, --key), or nil
 }
 
 func runShell(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,7 +59,12 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	table := fs.String("table", "", "table to use from the start (as the \"use\" command)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each single-record command")
 	secretFile := fs.String("cluster-secret-file", "", "the cluster's secret: remote_command then authenticates as a member, which the commands changing the metas' group need")
+	tf := newClientTLSFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	tlsCfg, err := tf.config()
+	if err != nil {
 		return err
 	}
 	var secret *rpc.Secret
@@ -67,13 +74,13 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return err
 		}
 	}
-	ms := discoverMetas(ctx, splitList(*metas))
-	cl, err := pegasus.New(pegasus.Config{MetaServers: ms})
+	ms := discoverMetas(ctx, splitList(*metas), tlsCfg)
+	cl, err := pegasus.New(pegasus.Config{MetaServers: ms, TLS: tlsCfg})
 	if err != nil {
 		return fmt.Errorf("%w: --metas: %v", errUsage, err)
 	}
 	defer cl.Close()
-	ad, err := admin.New(admin.Config{MetaServers: ms})
+	ad, err := admin.New(admin.Config{MetaServers: ms, TLS: tlsCfg})
 	if err != nil {
 		return fmt.Errorf("%w: --metas: %v", errUsage, err)
 	}
@@ -86,6 +93,7 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		stderr:  stderr,
 		timeout: *timeout,
 		secret:  secret,
+		tls:     tlsCfg,
 	}
 	if *table != "" {
 		if err := sh.use(ctx, *table); err != nil {
@@ -105,10 +113,10 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 // so that the clients can go on when the given ones fail. When the cluster cannot be asked
 // (the metas are each tried once), the list stays as given (the commands then report what is
 // wrong).
-func discoverMetas(ctx context.Context, given []string) []string {
+func discoverMetas(ctx context.Context, given []string, tlsCfg *tls.Config) []string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	ad, err := admin.New(admin.Config{MetaServers: given, MaxRounds: 1})
+	ad, err := admin.New(admin.Config{MetaServers: given, MaxRounds: 1, TLS: tlsCfg})
 	if err != nil {
 		return given
 	}

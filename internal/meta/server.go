@@ -158,6 +158,7 @@ func New(cfg Config) (*Server, error) {
 	s.raftLog = rl
 	// The HTTP API is built once the state exists, below; nothing is served before Run.
 	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, Logger: cfg.Logger, Limits: settings.Network.Limits(), Secret: cfg.Secret,
+		TLS: cfg.TLS, MandatoryTLS: cfg.MandatoryTLS,
 		HTTP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.http.ServeHTTP(w, r) })})
 	if err != nil {
 		_ = rl.Close()
@@ -166,7 +167,15 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rpc = rs
 	s.m = newMachine(s.cfg, s.lg, s.raft, s.raft.latest.Load())
-	s.console = console.New(console.Config{Source: s, Self: s.cfg.Advertise, Logger: s.lg, Now: s.cfg.Now})
+	ccfg := console.Config{Source: s, Self: s.cfg.Advertise, Logger: s.lg, Now: s.cfg.Now}
+	if cfg.Secret != nil && cfg.MandatoryTLS {
+		// Plaintext from a client would be refused: the samples go as peer traffic.
+		creds := &rpc.PeerCredentials{Secret: cfg.Secret, Addr: s.cfg.Advertise}
+		ccfg.Dial = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return rpc.DialPeer(ctx, addr, creds, rpc.DefaultDialTimeout)
+		}
+	}
+	s.console = console.New(ccfg)
 	s.http = s.httpAPI()
 
 	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise, Secured: cfg.Secret != nil,

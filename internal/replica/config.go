@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,6 +91,14 @@ type Config struct {
 	HTTP http.Handler
 	// Version is reported by the version and server-info remote commands (default "dev").
 	Version string
+	// TLS, if set, serves TLS on the server's port beside plaintext (see
+	// rpc.ServerConfig.TLS): a client certificate it verifies names the client
+	// (rpc.Request.User). Default nil: plaintext only.
+	TLS *tls.Config
+	// MandatoryTLS refuses plaintext thrift and HTTP from clients (setting [security]
+	// mandatory_tls, read by the command line); the servers' own traffic, authenticated
+	// with Secret, is not affected. It needs TLS.
+	MandatoryTLS bool
 	// Secret is the cluster's secret (default nil: an insecure cluster). With it, raft
 	// messages, forwarded requests and snapshots are taken only from connections that
 	// authenticated as members of the cluster, and this server authenticates its own

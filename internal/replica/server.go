@@ -167,7 +167,7 @@ func New(cfg Config) (*Server, error) {
 		s.http.ServeHTTP(w, r)
 	})
 	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg,
-		Limits: settings.Network.Limits(), Secret: cfg.Secret})
+		Limits: settings.Network.Limits(), Secret: cfg.Secret, TLS: cfg.TLS, MandatoryTLS: cfg.MandatoryTLS})
 	if err != nil {
 		s.releaseCaches()
 		return nil, err

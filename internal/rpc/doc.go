@@ -26,4 +26,10 @@
 // registered with [Server.HandlePeer] (or marked with [Server.RequirePeer]) and HTTP
 // handlers wrapped with [Server.RefusePeerless] refuse every other connection. Every server
 // answers RPC_NEGOTIATION with SASL_AUTH_DISABLE: clients are not authenticated.
+//
+// TLS on the client port: with [ServerConfig].TLS, a connection that opens with a TLS
+// ClientHello (first byte 0x16) is handshaken and then sniffed again, thrift or HTTP; a
+// verified client certificate's subject CN is the connection's user ([Request].User,
+// [UserOf]). [ServerConfig].MandatoryTLS refuses plaintext thrift and HTTP that is not a
+// peer's. Clients dial with [ConnConfig].TLS ([DialTLS]). See tls.go.
 package rpc
