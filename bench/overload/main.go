@@ -152,7 +152,19 @@ func freePort() (int, error) {
 	}
 }
 
+// startOnebox starts a onebox, again on other ports if the ones chosen were taken meanwhile.
 func startOnebox(bin string) (*onebox, error) {
+	var err error
+	for range 5 {
+		var ob *onebox
+		if ob, err = startOneboxOnce(bin); err == nil {
+			return ob, nil
+		}
+	}
+	return nil, err
+}
+
+func startOneboxOnce(bin string) (*onebox, error) {
 	dir, err := os.MkdirTemp("", "overload-")
 	if err != nil {
 		return nil, err
@@ -200,7 +212,9 @@ func startOnebox(bin string) (*onebox, error) {
 		}
 		select {
 		case err := <-ob.exit:
-			return nil, fmt.Errorf("onebox exited: %v (log in %s)", err, dir)
+			log, _ := os.ReadFile(filepath.Join(dir, "onebox.log"))
+			_ = os.RemoveAll(dir)
+			return nil, fmt.Errorf("onebox exited: %v: %s", err, strings.TrimSpace(string(log)))
 		default:
 		}
 		if time.Now().After(deadline) {
