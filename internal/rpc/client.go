@@ -45,6 +45,9 @@ type ConnConfig struct {
 	// Peer, if set, authenticates every connection as a peer of the cluster (see
 	// [DialPeer]) before the first request: the servers' connections to each other.
 	Peer *PeerCredentials
+	// Auth, if set, negotiates the client's identity on every new connection, before its
+	// first request (RPC_NEGOTIATION, see negotiate.go).
+	Auth ClientAuthenticator
 }
 
 // Conn is a pipelined client connection to one server. Calls from many goroutines share it:
@@ -263,6 +266,12 @@ func (c *Conn) dial(ctx context.Context) (*session, error) {
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+	}
+	if c.cfg.Auth != nil {
+		if err := negotiateClient(ctx, nc, c.addr, c.cfg.Auth, c.cfg.DialTimeout+c.cfg.CallTimeout, c.cfg.MaxReplySize); err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
 	}
 	s := &session{
 		conn:    c,

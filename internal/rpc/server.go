@@ -54,6 +54,10 @@ type Request struct {
 	// Peer is the address of the authenticated peer the request came from (a member of
 	// the cluster, see [DialPeer]), or "" when its connection did not authenticate.
 	Peer string
+	// User is the client identity the request's connection authenticated as (a Kerberos
+	// user through RPC_NEGOTIATION, see negotiate.go), or "" for an anonymous connection.
+	// Access control decides with it.
+	User string
 	// held is what the request holds of its connection's budget until its reply is queued;
 	// freed once given back.
 	held  int64
@@ -92,6 +96,9 @@ type ServerConfig struct {
 	// from any other. Nil: no peer authenticates, and those routes are open to anyone
 	// (an insecure cluster).
 	Secret *Secret
+	// Auth, if set, authenticates clients through RPC_NEGOTIATION (negotiate.go); nil
+	// answers every negotiation SASL_AUTH_DISABLE and leaves clients anonymous.
+	Auth Authenticator
 }
 
 // Server accepts connections on one port, serving Pegasus thrift RPCs and, on connections
@@ -146,6 +153,7 @@ type Server struct {
 	workers sync.WaitGroup
 
 	metrics serverMetrics
+	auth    authCounters
 }
 
 // task is a request for a handler goroutine.
@@ -271,9 +279,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.mu.conns = make(map[net.Conn]*serverConn)
 	s.mu.perHost = make(map[string]int)
 	s.bodies = newBudget(cfg.Limits.MaxServerBuffered)
-	// Client authentication (SASL through RPC_NEGOTIATION) is not built: every negotiation
-	// is answered SASL_AUTH_DISABLE, as a Pegasus server with [security] enable_auth =
-	// false answers, and the official clients then go on unauthenticated.
+	// Without an Authenticator every negotiation is answered SASL_AUTH_DISABLE, as a Pegasus
+	// server with [security] enable_auth = false answers, and the official clients then go
+	// on unauthenticated; with one, handle answers negotiations (negotiate.go).
 	s.Handle(idl.RPCNegotiation, func(context.Context, *Request) (idl.Value, wire.Code) {
 		return &idl.NegotiationResponse{Status: idl.NegotiationSASLAuthDisable}, wire.OK
 	})
@@ -630,6 +638,10 @@ type serverConn struct {
 	wake   chan struct{}
 	closed chan struct{}
 	peer   string // the authenticated peer's address, or ""
+	// user is the authenticated client identity (Request.User), nego its negotiation;
+	// both are used by the reader only.
+	user string
+	nego Negotiation
 	// held counts the connection's request bodies in flight and replies queued
 	// (Limits.MaxConnBuffered).
 	held *budget
@@ -684,7 +696,7 @@ func (sc *serverConn) serve(ctx context.Context) {
 	}()
 	stop := context.AfterFunc(ctx, func() { _ = sc.c.Close() })
 	err := sc.readLoop(ctx, &handlers)
-	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !sc.s.draining() {
+	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errNegotiationFailed) && !sc.s.draining() {
 		sc.s.metrics.badFrames.Add(1)
 		sc.lg.Warn("closing connection", "err", err)
 	}
@@ -801,6 +813,9 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 	}
 	sc.s.metrics.requests.Add(1)
 	rt := sc.s.routes[string(name)]
+	if rt != nil && rt.rpc.Name == idl.RPCNegotiation && sc.s.cfg.Auth != nil {
+		return sc.negotiate(ctx, rt, seqID, args, int64(blen), hold)
+	}
 	if rt == nil {
 		n := string(name)
 		sc.free(int64(blen), hold)
@@ -816,13 +831,17 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 		}
 		return nil
 	}
+	if sc.refuseUnauthenticated(ctx, rt, seqID) {
+		sc.free(int64(blen), hold)
+		return nil
+	}
 	v := rt.rpc.NewRequest()
 	if err := wire.DecodeArgs(args, v); err != nil {
 		sc.free(int64(blen), hold)
 		return fmt.Errorf("decode %s args: %w", rt.rpc.Name, err)
 	}
 	if rt.inline {
-		sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, Peer: sc.peer})
+		sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, Peer: sc.peer, User: sc.user})
 		sc.free(int64(blen), hold)
 		return nil
 	}
@@ -837,7 +856,7 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 		sc.free(int64(blen), hold)
 		return errDraining // not executed: the connection closes once the others are answered
 	}
-	req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, held: hold, Peer: sc.peer}
+	req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, held: hold, Peer: sc.peer, User: sc.user}
 	handlers.Add(1)
 	sc.s.start(task{ctx: ctx, sc: sc, rt: rt, req: req, handlers: handlers})
 	return nil
