@@ -20,6 +20,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/acl"
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
@@ -156,8 +157,16 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.http.ServeHTTP(w, r)
 	})
-	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg,
-		Limits: settings.Network.Limits(), Secret: cfg.Secret})
+	auth, err := settings.Auth.Authenticator(cfg.Auth, lg)
+	if err == nil {
+		err = settings.ACL.CheckToken()
+	}
+	if err != nil {
+		s.cache.Unref()
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, Logger: lg,
+		HTTP: settings.ACL.GuardHTTP(acl.MutatingHTTP, httpHandler), Limits: settings.Network.Limits(), Secret: cfg.Secret, Auth: auth})
 	if err != nil {
 		s.cache.Unref()
 		return nil, err
