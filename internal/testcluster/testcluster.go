@@ -73,6 +73,10 @@ type Options struct {
 	// new random one); Insecure runs the cluster without any, as `--insecure` does.
 	Secret   *rpc.Secret
 	Insecure bool
+	// ClientAuth, if set, authenticates the connections of the cluster's own helpers
+	// (MetaCall: waiting for nodes, creating tables, waiting for primaries), for clusters
+	// with client authentication and ACLs on.
+	ClientAuth rpc.ClientAuthenticator
 	// Replica and Meta, if set, adjust each server's configuration before it starts.
 	Replica func(*replica.Config)
 	Meta    func(*meta.Config)
@@ -366,7 +370,7 @@ func (c *Cluster) Restart(t testing.TB) {
 
 // MetaCall makes one meta RPC on the meta leader (or, when none serves, a running meta).
 func (c *Cluster) MetaCall(ctx context.Context, name string, args, reply idl.Value) error {
-	conn := rpc.NewConn(c.metaTarget(ctx), rpc.ConnConfig{})
+	conn := rpc.NewConn(c.metaTarget(ctx), rpc.ConnConfig{Auth: c.opts.ClientAuth})
 	defer conn.Close()
 	return conn.Call(ctx, wire.Header{}, name, args, reply)
 }
