@@ -112,7 +112,11 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	join := f.fs.Bool("join", false, "with an empty --data: join an existing group (the leader adds this meta with the remote command meta-add) instead of creating one")
 	settings := meta.NewSettings()
 	sec := newSecurityFlags(f.fs, settings.Registry())
+	applyAuth := addAuthFlags(f.fs)
 	pick, lg, err := f.setup(args, settings.Registry(), stderr)
+	if err == nil {
+		err = applyAuth(settings.Registry())
+	}
 	if err != nil {
 		return err
 	}
@@ -138,7 +142,11 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"./replica", "127.0.0.1:34601", "meta servers, comma separated", stderr)
 	settings := replica.NewSettings()
 	sec := newSecurityFlags(f.fs, settings.Registry())
+	applyAuth := addAuthFlags(f.fs)
 	pick, lg, err := f.setup(args, settings.Registry(), stderr)
+	if err == nil {
+		err = applyAuth(settings.Registry())
+	}
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,7 @@ func (sh *shell) cmdRemoteCommand(ctx context.Context, args []string) error {
 	if o.has("node_list") {
 		nodes = splitList(o.str("node_list", ""))
 	}
-	cfg := rpc.ConnConfig{}
+	cfg := rpc.ConnConfig{Auth: sh.auth}
 	if sh.secret != nil {
 		cfg.Peer = &rpc.PeerCredentials{Secret: sh.secret, Addr: shellPeerName}
 	}
