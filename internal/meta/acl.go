@@ -5,6 +5,7 @@ import (
 	"reflect"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/metric"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
@@ -26,6 +27,16 @@ func (s *Server) checkACL(name string, peer bool, h rpc.HandlerFunc) rpc.Handler
 		}
 		s.lg.Info("rpc denied by the acl", "rpc", name, "user", req.User, "remote", req.Remote.String())
 		return aclDenied(r)
+	}
+}
+
+// authMetrics are the client authentication and access control counters of a server.
+func authMetrics(am rpc.AuthMetrics, denied int64) []metric.Metric {
+	return []metric.Metric{
+		metric.CounterOf("client_auth_succeeded", "Sessions", "The client connections that authenticated (Kerberos negotiation ended in SASL_SUCC)", am.Authenticated),
+		metric.CounterOf("client_auth_failed", "Sessions", "The client negotiations that failed (SASL_AUTH_FAIL; the connection is closed)", am.Failed),
+		metric.CounterOf("client_unauthenticated_refused", "Requests", "The requests refused with ERR_UNAUTHENTICATED (mandatory_auth, connection not authenticated)", am.Refused),
+		metric.CounterOf("acl_denied", "Requests", "The requests the access control denied (ERR_ACL_DENY, or 403 on HTTP)", denied),
 	}
 }
 

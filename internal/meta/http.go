@@ -546,6 +546,7 @@ func (s *Server) metricEntities(ctx context.Context) []metric.Entity {
 		metric.CounterOf("raft_messages_refused", "Requests", "The raft messages dropped because their sender is not a member of the metas' group", s.raft.nonMember.Load()),
 	}}
 	server.Metrics = append(server.Metrics, s.raft.tr.Metrics().ServerMetrics()...)
+	server.Metrics = append(server.Metrics, authMetrics(s.rpc.AuthMetrics(), s.settings.ACL.Denied())...)
 	out := []metric.Entity{server}
 	_ = s.do(ctx, func() {
 		if !st.isLeader || !s.follow() {

@@ -179,7 +179,7 @@ func New(cfg Config) (*Server, error) {
 	s.console = console.New(console.Config{Source: s, Self: s.cfg.Advertise, Logger: s.lg, Now: s.cfg.Now})
 	s.http = s.httpAPI()
 
-	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise, Secured: cfg.Secret != nil,
+	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise, Secured: cfg.Secret != nil, SuperUser: settings.ACL.SuperOnly,
 		Version: s.cfg.Version, StartTime: s.m.startTime, Now: s.cfg.Now})
 	s.registerMemberCommands()
 

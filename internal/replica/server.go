@@ -221,7 +221,8 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Metas) > 0 {
 		s.meta = metaclient.New(metaclient.Config{Addrs: cfg.Metas, AttemptTimeout: metaAttemptTimeout, ConnConfig: peerConn})
 	}
-	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started, Secured: cfg.Secret != nil})
+	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started, Secured: cfg.Secret != nil,
+		SuperUser: settings.ACL.SuperOnly})
 	s.http = cfg.HTTP
 	if s.http == nil {
 		s.http = s.httpAPI()
