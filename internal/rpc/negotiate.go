@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -110,7 +111,7 @@ func (sc *serverConn) negotiate(ctx context.Context, rt *route, seqID int32, arg
 	if sc.nego == nil {
 		sc.nego = sc.s.cfg.Auth.NewNegotiation(sc.c.RemoteAddr())
 	}
-	resp, user := sc.nego.Step(req)
+	resp, user := sc.step(req)
 	sc.send(ctx, rt.rpc.AckName, seqID, wire.OK, resp)
 	switch {
 	case resp.Status == idl.NegotiationSASLAuthFail:
@@ -121,6 +122,18 @@ func (sc *serverConn) negotiate(ctx context.Context, rt *route, seqID int32, arg
 		sc.user = user
 	}
 	return nil
+}
+
+// step runs one step of the connection's negotiation. A step that panics (a token the
+// mechanism's parser chokes on) fails the negotiation, and the server goes on.
+func (sc *serverConn) step(req *idl.NegotiationRequest) (resp *idl.NegotiationResponse, user string) {
+	defer func() {
+		if p := recover(); p != nil {
+			sc.lg.Error("negotiation step panicked", "panic", p, "stack", string(debug.Stack()))
+			resp, user = &idl.NegotiationResponse{Status: idl.NegotiationSASLAuthFail, Msg: []byte{}}, ""
+		}
+	}()
+	return sc.nego.Step(req)
 }
 
 // refuseUnauthenticated refuses rt's request when authentication is mandatory and the
