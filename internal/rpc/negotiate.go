@@ -26,7 +26,8 @@ import (
 //
 // With a mandatory Authenticator (mandatory_auth), a connection that has not authenticated
 // (and is not a peer's, see peerauth.go) gets ERR_UNAUTHENTICATED for every request other
-// than RPC_NEGOTIATION, and nothing for one-way ones: the request is not executed. Pegasus
+// than RPC_NEGOTIATION and the peer routes (HandlePeer), and nothing for one-way ones: the
+// request is not executed. Pegasus
 // drops such requests without an answer; an answer tells the client at once why, instead
 // of after its timeout, and says nothing an unauthenticated client could use.
 
@@ -141,7 +142,9 @@ func (sc *serverConn) step(req *idl.NegotiationRequest) (resp *idl.NegotiationRe
 // reports whether it refused.
 func (sc *serverConn) refuseUnauthenticated(ctx context.Context, rt *route, seqID int32) bool {
 	a := sc.s.cfg.Auth
-	if a == nil || sc.user != "" || sc.peer != "" || rt.rpc.Name == idl.RPCNegotiation || !a.Mandatory() {
+	// Peer routes are the servers' own traffic, guarded by the cluster secret (or, on an
+	// insecure cluster, by nothing): not a client's to authenticate.
+	if a == nil || sc.user != "" || sc.peer != "" || rt.peer || rt.rpc.Name == idl.RPCNegotiation || !a.Mandatory() {
 		return false
 	}
 	sc.s.auth.refused.Add(1)

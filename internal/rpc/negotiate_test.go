@@ -117,3 +117,35 @@ func TestNegotiatedUserAndMandatoryAuth(t *testing.T) {
 		t.Fatalf("auth metrics %+v", m)
 	}
 }
+
+// TestMandatoryAuthLeavesPeerRoutesToTheSecret checks that mandatory authentication does
+// not refuse the servers' own routes (HandlePeer): on an insecure server (no secret) they
+// stay open, as without authentication; the client routes are refused.
+func TestMandatoryAuthLeavesPeerRoutesToTheSecret(t *testing.T) {
+	auth := &tokenAuth{}
+	auth.mandatory.Store(true)
+	s, err := NewServer(ServerConfig{Listen: "127.0.0.1:0", Auth: auth})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.HandlePeer(idl.RPCGet, echoGet)
+	s.Handle(idl.RPCCLICall, func(context.Context, *Request) (idl.Value, wire.Code) {
+		t := idl.Text("ran")
+		return &t, wire.OK
+	})
+	done := make(chan error, 1)
+	go func() { done <- s.Run(context.Background()) }()
+	defer func() {
+		_ = s.Close()
+		<-done
+	}()
+	c := NewConn(s.Addr().String(), ConnConfig{})
+	defer c.Close()
+	if _, err := get(t.Context(), c, 0, "k"); err != nil {
+		t.Fatalf("peer route on an insecure server: %v", err)
+	}
+	var out idl.Text
+	if err := c.Call(t.Context(), wire.Header{}, idl.RPCCLICall, &idl.Command{Cmd: "x", Arguments: []string{}}, &out); !errors.Is(err, wire.ErrUnauthenticated) {
+		t.Fatalf("client route: %v, want ERR_UNAUTHENTICATED", err)
+	}
+}
