@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,14 +54,19 @@ var ErrServerClosed = rpc.ErrServerClosed
 // [New], then call Run once; stop it with Close (immediate) or Shutdown (graceful), from any
 // goroutine.
 type Server struct {
-	cfg       Config
-	lg        *slog.Logger
-	rpc       *rpc.Server
-	addr      string
-	started   time.Time
-	rlog      *raftlog.Log
-	cache     *pebble.Cache // shared by the partitions' stores
-	transport *raftnet.Transport
+	cfg     Config
+	lg      *slog.Logger
+	rpc     *rpc.Server
+	addr    string
+	started time.Time
+	rlog    *raftlog.Log
+	cache   *pebble.Cache // shared by the partitions' stores
+	// fileCache holds the partitions' open table files, at most fileCacheFiles of them.
+	fileCache *pebble.FileCache
+	// compactions grants the automatic compactions of the partitions' stores, with one
+	// goroutine for all of them.
+	compactions *storage.Compactions
+	transport   *raftnet.Transport
 
 	mu    sync.RWMutex
 	parts map[idl.GPID]*partition
@@ -136,14 +142,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	s := &Server{
-		cfg:        cfg,
-		cache:      pebble.NewCache(cfg.BlockCacheSize),
-		started:    time.Now(),
-		parts:      make(map[idl.GPID]*partition),
-		syncNow:    make(chan struct{}, 1),
-		dropped:    make(map[int32]bool),
-		held:       make(map[idl.GPID]bool),
-		unassigned: make(map[idl.GPID]time.Time),
+		cfg:         cfg,
+		cache:       pebble.NewCache(cfg.BlockCacheSize),
+		compactions: storage.NewCompactions(),
+		fileCache:   pebble.NewFileCache(runtime.GOMAXPROCS(0), fileCacheFiles),
+		started:     time.Now(),
+		parts:       make(map[idl.GPID]*partition),
+		syncNow:     make(chan struct{}, 1),
+		dropped:     make(map[int32]bool),
+		held:        make(map[idl.GPID]bool),
+		unassigned:  make(map[idl.GPID]time.Time),
 	}
 	s.settings = settings
 	s.ops.init(*cfg.BackupRateMB)
@@ -168,7 +176,7 @@ func New(cfg Config) (*Server, error) {
 	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, Logger: lg,
 		HTTP: settings.ACL.GuardHTTP(acl.MutatingHTTP, httpHandler), Limits: settings.Network.Limits(), Secret: cfg.Secret, Auth: auth})
 	if err != nil {
-		s.cache.Unref()
+		s.releaseCaches()
 		return nil, err
 	}
 	s.rpc = srv
@@ -177,7 +185,7 @@ func New(cfg Config) (*Server, error) {
 		s.addr = srv.Addr().String()
 		if err := cluster.CheckAdvertise(s.addr); err != nil {
 			_ = srv.Close()
-			s.cache.Unref()
+			s.releaseCaches()
 			return nil, fmt.Errorf("replica: listening on %s: %w", s.addr, err)
 		}
 	}
@@ -200,13 +208,13 @@ func New(cfg Config) (*Server, error) {
 	s.dups = newDupManager(s)
 	if s.transport, err = raftnet.New(raftnet.Config{Addr: s.addr, RPCName: idl.RPCRaft, Handler: s.receiveRaft, Logger: s.lg, Conn: peerConn}); err != nil {
 		_ = srv.Close()
-		s.cache.Unref()
+		s.releaseCaches()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	durability, err := raftlog.ParseDurability(cfg.RaftLogDurability)
 	if err != nil {
 		_ = srv.Close()
-		s.cache.Unref()
+		s.releaseCaches()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, raftlog.Options{
@@ -214,7 +222,7 @@ func New(cfg Config) (*Server, error) {
 		Durability: durability, SyncInterval: cfg.RaftLogSyncInterval})
 	if err != nil {
 		_ = srv.Close()
-		s.cache.Unref()
+		s.releaseCaches()
 		return nil, err
 	}
 	s.rlog = rl
@@ -327,8 +335,19 @@ func (s *Server) release() {
 	if err := s.rlog.Close(); err != nil {
 		s.stopErr = fmt.Errorf("replica: close raft log: %w", err)
 	}
+	s.compactions.Close()
+	s.releaseCaches()
+}
+
+// releaseCaches drops the server's references to the caches its stores share.
+func (s *Server) releaseCaches() {
+	s.fileCache.Unref()
 	s.cache.Unref()
 }
+
+// fileCacheFiles bounds the table files the partitions of a server keep open, as one LRU
+// (a read of a table not among them opens it again).
+const fileCacheFiles = 8192
 
 // partitionDir is where a partition replica's store lives.
 func (s *Server) partitionDir(pid idl.GPID) string {
@@ -480,8 +499,9 @@ func (s *Server) openStoreAt(dir string, pid idl.GPID, ti *tableInfo, lg *slog.L
 		Pebble: s.pebbleOptions(pid),
 		// The raft log is the durability source: the store keeps no WAL of its own, and
 		// after a crash raft replays what its memtable lost (see doc.go, Restart).
-		NoWAL:  true,
-		Limits: s.settings.Reads.limits(),
+		NoWAL:       true,
+		Limits:      s.settings.Reads.limits(),
+		Compactions: s.compactions,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)
@@ -593,6 +613,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 		return
 	}
+	resp.FillEnvs()
 	s.applyDrops(resp)
 	assigned := make(map[idl.GPID]bool, len(resp.Assignments))
 	var toOpen []cluster.Assignment
@@ -621,6 +642,10 @@ func (s *Server) syncOnce(ctx context.Context) {
 		toOpen = append(toOpen, a)
 	}
 	s.openPartitions(ctx, toOpen)
+	// Manual compactions, once per table (each partition noted its requests in setTable).
+	for app, envs := range resp.Envs {
+		s.startCompactions(app, envs)
+	}
 	s.runOps(ctx, resp)
 	s.collectGarbage(assigned, time.Now())
 	s.dups.changed()
