@@ -23,7 +23,7 @@ func whoami(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 }
 
 // startServer runs an rpc.Server authenticating with principal's keytab.
-func startServer(t *testing.T, ktPath, principal string, mandatory *atomic.Bool) string {
+func startServer(t testing.TB, ktPath, principal string, mandatory *atomic.Bool) string {
 	t.Helper()
 	kt, err := keytab.Load(ktPath)
 	if err != nil {
@@ -47,7 +47,7 @@ func startServer(t *testing.T, ktPath, principal string, mandatory *atomic.Bool)
 	return s.Addr().String()
 }
 
-func call(t *testing.T, addr string, auth rpc.ClientAuthenticator) (string, error) {
+func call(t testing.TB, addr string, auth rpc.ClientAuthenticator) (string, error) {
 	t.Helper()
 	c := rpc.NewConn(addr, rpc.ConnConfig{Auth: auth})
 	defer c.Close()
@@ -147,5 +147,34 @@ func TestServerRefusesOutOfOrderSteps(t *testing.T) {
 			t.Fatalf("a call after a failed negotiation was served: %q", out)
 		}
 		_ = c.Close()
+	}
+}
+
+// BenchmarkDialKerberos measures a connection's setup and first call, anonymous and with the
+// Kerberos negotiation (the service ticket is cached after the first): the price of client
+// authentication, paid once per connection.
+func BenchmarkDialKerberos(b *testing.B) {
+	kdc := krbtest.Start(b)
+	svcKT := kdc.AddService(b, "pegasus/127.0.0.1")
+	aliceKT := kdc.AddUser(b, "alice")
+	var mandatory atomic.Bool
+	addr := startServer(b, svcKT, "pegasus/127.0.0.1@"+krbtest.Realm, &mandatory)
+	alice, err := sasl.NewClient(sasl.ClientConfig{Principal: "alice", Keytab: aliceKT, Krb5Config: kdc.Krb5Conf})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer alice.Close()
+	for _, bc := range []struct {
+		name string
+		auth rpc.ClientAuthenticator
+	}{{"anonymous", nil}, {"kerberos", alice}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := call(b, addr, bc.auth); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
