@@ -117,12 +117,15 @@ func newKerberosFlags(fs *flag.FlagSet) *kerberosFlags {
 }
 
 // config returns the Kerberos configuration the flags give, or nil when none is given.
-func (f *kerberosFlags) config() *pegasus.Kerberos {
+func (f *kerberosFlags) config() (*pegasus.Kerberos, error) {
 	if *f.keytab == "" && *f.ccache == "" {
-		return nil
+		if *f.principal != "" {
+			return nil, fmt.Errorf("%w: --krb5-principal needs --krb5-keytab (or give --krb5-ccache)", errUsage)
+		}
+		return nil, nil
 	}
 	return &pegasus.Kerberos{Principal: *f.principal, Keytab: *f.keytab, CCache: *f.ccache, Krb5Config: *f.conf,
-		ServiceName: *f.service, ServiceHost: *f.serviceHost}
+		ServiceName: *f.service, ServiceHost: *f.serviceHost}, nil
 }
 
 // authFlags are the client authentication and access control flags of `pegasus meta` and

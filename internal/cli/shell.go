@@ -64,7 +64,10 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	krb := krbFlags.config()
+	krb, err := krbFlags.config()
+	if err != nil {
+		return err
+	}
 	var secret *rpc.Secret
 	if *secretFile != "" {
 		var err error

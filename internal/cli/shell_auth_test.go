@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"strings"
@@ -52,6 +53,9 @@ func TestShellKerberos(t *testing.T) {
 	bob := []string{"--krb5-principal", "bob@" + krbtest.Realm, "--krb5-keytab", bobKT, "--krb5-config", kdc.Krb5Conf}
 	alice := []string{"--krb5-ccache", kdc.Kinit(t, "alice", aliceKT), "--krb5-config", kdc.Krb5Conf}
 
+	if _, _, err := run("ls", "--krb5-principal", "bob"); !errors.Is(err, errUsage) {
+		t.Fatalf("--krb5-principal without a keytab: %v, want a usage error", err)
+	}
 	if out, errOut, err := run("ls"); err == nil || !strings.Contains(err.Error()+errOut, "ERR_UNAUTHENTICATED") {
 		t.Fatalf("ls without credentials: %v %q %q, want ERR_UNAUTHENTICATED", err, out, errOut)
 	}
