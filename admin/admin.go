@@ -26,6 +26,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/metaclient"
 	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/sasl"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -56,7 +57,15 @@ type Config struct {
 	// TLS, if set, makes the connections to the meta servers TLS, as pegasus.Config.TLS
 	// does (pegasus.TLSConfig makes one from PEM files). Default nil: plaintext.
 	TLS *tls.Config `json:"-"`
+	// Kerberos, if set, authenticates the connections to the metas with Kerberos (SASL
+	// GSSAPI, RPC_NEGOTIATION), for clusters with [security] enable_auth; with enable_acl,
+	// creating and dropping tables needs a super user. New logs in to the KDC. Default:
+	// anonymous connections.
+	Kerberos *Kerberos `json:"-"`
 }
+
+// Kerberos is how the client authenticates with Kerberos (see pegasus.Kerberos).
+type Kerberos = sasl.ClientConfig
 
 // TableInfo describes a table.
 type TableInfo struct {
@@ -239,22 +248,38 @@ func New(cfg Config) (Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cc := rpc.ConnConfig{CallTimeout: cfg.Timeout, TLS: cfg.TLS}
+	var krb *sasl.Client
+	if cfg.Kerberos != nil {
+		var err error
+		if krb, err = sasl.NewClient(*cfg.Kerberos); err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+		cc.Auth = krb
+	}
 	meta := metaclient.New(metaclient.Config{
 		Addrs:          cfg.MetaServers,
-		ConnConfig:     rpc.ConnConfig{CallTimeout: cfg.Timeout, TLS: cfg.TLS},
+		ConnConfig:     cc,
 		AttemptTimeout: cfg.Timeout,
 		MaxRounds:      cfg.MaxRounds,
 		Logger:         cfg.Logger,
 	})
-	return &client{cfg: cfg, meta: meta}, nil
+	return &client{cfg: cfg, meta: meta, krb: krb}, nil
 }
 
 type client struct {
 	cfg  Config
 	meta *metaclient.Client // owns one connection per meta server
+	krb  *sasl.Client       // authenticates the connections, or nil
 }
 
-func (c *client) Close() error { return c.meta.Close() }
+func (c *client) Close() error {
+	err := c.meta.Close()
+	if c.krb != nil {
+		c.krb.Close()
+	}
+	return err
+}
 
 func (c *client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {

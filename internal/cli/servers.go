@@ -115,7 +115,11 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	settings := meta.NewSettings()
 	sec := newSecurityFlags(f.fs, settings.Registry())
 	tf := newTLSFlags(f.fs, settings.Registry())
+	applyAuth := addAuthFlags(f.fs)
 	pick, lg, err := f.setup(args, settings.Registry(), stderr)
+	if err == nil {
+		err = applyAuth(settings.Registry())
+	}
 	if err != nil {
 		return err
 	}
@@ -147,7 +151,11 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	settings := replica.NewSettings()
 	sec := newSecurityFlags(f.fs, settings.Registry())
 	tf := newTLSFlags(f.fs, settings.Registry())
+	applyAuth := addAuthFlags(f.fs)
 	pick, lg, err := f.setup(args, settings.Registry(), stderr)
+	if err == nil {
+		err = applyAuth(settings.Registry())
+	}
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
 	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/sasl"
 )
 
 // defaultMetas is the onebox's meta server, where the shell and the benchmark connect unless
@@ -42,6 +43,8 @@ type shell struct {
 	quit    bool
 	secret  *rpc.Secret // the cluster's secret (--cluster-secret-file), or nil
 	tls     *tls.Config // the clients' TLS (--cacert, --cert, --key), or nil
+	// auth authenticates remote_command's connections (--krb5-*), or nil.
+	auth rpc.ClientAuthenticator
 }
 
 func runShell(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -60,10 +63,15 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each single-record command")
 	secretFile := fs.String("cluster-secret-file", "", "the cluster's secret: remote_command then authenticates as a member, which the commands changing the metas' group need")
 	tf := newClientTLSFlags(fs)
+	krbFlags := newKerberosFlags(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	tlsCfg, err := tf.config()
+	if err != nil {
+		return err
+	}
+	krb, err := krbFlags.config()
 	if err != nil {
 		return err
 	}
@@ -74,13 +82,22 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return err
 		}
 	}
-	ms := discoverMetas(ctx, splitList(*metas), tlsCfg)
-	cl, err := pegasus.New(pegasus.Config{MetaServers: ms, TLS: tlsCfg})
+	var auth rpc.ClientAuthenticator
+	if krb != nil {
+		k, err := sasl.NewClient(*krb)
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		auth = k
+	}
+	ms := discoverMetas(ctx, splitList(*metas), tlsCfg, krb)
+	cl, err := pegasus.New(pegasus.Config{MetaServers: ms, TLS: tlsCfg, Kerberos: krb})
 	if err != nil {
 		return fmt.Errorf("%w: --metas: %v", errUsage, err)
 	}
 	defer cl.Close()
-	ad, err := admin.New(admin.Config{MetaServers: ms, TLS: tlsCfg})
+	ad, err := admin.New(admin.Config{MetaServers: ms, TLS: tlsCfg, Kerberos: krb})
 	if err != nil {
 		return fmt.Errorf("%w: --metas: %v", errUsage, err)
 	}
@@ -94,6 +111,7 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		timeout: *timeout,
 		secret:  secret,
 		tls:     tlsCfg,
+		auth:    auth,
 	}
 	if *table != "" {
 		if err := sh.use(ctx, *table); err != nil {
@@ -113,10 +131,10 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 // so that the clients can go on when the given ones fail. When the cluster cannot be asked
 // (the metas are each tried once), the list stays as given (the commands then report what is
 // wrong).
-func discoverMetas(ctx context.Context, given []string, tlsCfg *tls.Config) []string {
+func discoverMetas(ctx context.Context, given []string, tlsCfg *tls.Config, krb *pegasus.Kerberos) []string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	ad, err := admin.New(admin.Config{MetaServers: given, MaxRounds: 1, TLS: tlsCfg})
+	ad, err := admin.New(admin.Config{MetaServers: given, MaxRounds: 1, TLS: tlsCfg, Kerberos: krb})
 	if err != nil {
 		return given
 	}

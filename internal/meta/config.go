@@ -97,6 +97,10 @@ type Config struct {
 	// the metas' group are taken only from connections that authenticated as members of
 	// the cluster, and this meta authenticates its own connections to the other metas.
 	Secret *rpc.Secret
+	// Auth authenticates clients (RPC_NEGOTIATION; default: from the Settings' [security]
+	// enable_auth, krb5_keytab and krb5_principal, nil when enable_auth is off: clients
+	// stay anonymous). Access control is the Settings' [security] enable_acl (package acl).
+	Auth rpc.Authenticator
 	// Logger receives the server's logs (default: discard).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now). Liveness, create and drop times use it.

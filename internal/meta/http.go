@@ -553,6 +553,7 @@ func (s *Server) metricEntities(ctx context.Context) []metric.Entity {
 		metric.CounterOf("rpc_plaintext_refused", "Requests", "The plaintext thrift connections and HTTP requests refused because TLS is mandatory", rm.PlaintextRefused),
 	}}
 	server.Metrics = append(server.Metrics, s.raft.tr.Metrics().ServerMetrics()...)
+	server.Metrics = append(server.Metrics, authMetrics(s.rpc.AuthMetrics(), s.settings.ACL.Denied())...)
 	out := []metric.Entity{server}
 	_ = s.do(ctx, func() {
 		if !st.isLeader || !s.follow() {

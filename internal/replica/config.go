@@ -104,6 +104,10 @@ type Config struct {
 	// authenticated as members of the cluster, and this server authenticates its own
 	// connections to the other replica servers and to the metas.
 	Secret *rpc.Secret
+	// Auth authenticates clients (RPC_NEGOTIATION; default: from the Settings' [security]
+	// enable_auth, krb5_keytab and krb5_principal, nil when enable_auth is off: clients
+	// stay anonymous). Access control is the Settings' [security] enable_acl (package acl).
+	Auth rpc.Authenticator
 	// MaxSnapshotBytes bounds a snapshot received from the partition's leader (default
 	// DefaultMaxSnapshotBytes); a larger one is refused and the previous store kept.
 	MaxSnapshotBytes int64

@@ -351,6 +351,12 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("forward_failures", "Requests", "The requests that could not be forwarded to a new leader in time and were refused", s.forwards.failed.Load()),
 	}}
 	server.Metrics = append(server.Metrics, s.opsMetrics()...)
+	am := s.rpc.AuthMetrics()
+	server.Metrics = append(server.Metrics,
+		metric.CounterOf("client_auth_succeeded", "Sessions", "The client connections that authenticated (Kerberos negotiation ended in SASL_SUCC)", am.Authenticated),
+		metric.CounterOf("client_auth_failed", "Sessions", "The client negotiations that failed (SASL_AUTH_FAIL; the connection is closed)", am.Failed),
+		metric.CounterOf("client_unauthenticated_refused", "Requests", "The requests refused with ERR_UNAUTHENTICATED (mandatory_auth, connection not authenticated)", am.Refused),
+		metric.CounterOf("acl_denied", "Requests", "The requests the access control denied (ERR_ACL_DENY, or 403 on HTTP)", s.settings.ACL.Denied()))
 	server.Metrics = append(server.Metrics, s.overloadMetrics()...)
 	server.Metrics = append(server.Metrics, s.admissionMetrics()...)
 	server.Metrics = append(server.Metrics, s.transport.Metrics().ServerMetrics()...)

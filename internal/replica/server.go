@@ -21,6 +21,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/acl"
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
@@ -166,8 +167,17 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.http.ServeHTTP(w, r)
 	})
-	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg,
-		Limits: settings.Network.Limits(), Secret: cfg.Secret, TLS: cfg.TLS, MandatoryTLS: cfg.MandatoryTLS})
+	auth, err := settings.Auth.Authenticator(cfg.Auth, lg)
+	if err == nil {
+		err = settings.ACL.CheckToken()
+	}
+	if err != nil {
+		s.releaseCaches()
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, Logger: lg,
+		HTTP: settings.ACL.GuardHTTP(acl.MutatingHTTP, httpHandler), Limits: settings.Network.Limits(), Secret: cfg.Secret, Auth: auth,
+		TLS: cfg.TLS, MandatoryTLS: cfg.MandatoryTLS})
 	if err != nil {
 		s.releaseCaches()
 		return nil, err
@@ -222,7 +232,8 @@ func New(cfg Config) (*Server, error) {
 	if len(cfg.Metas) > 0 {
 		s.meta = metaclient.New(metaclient.Config{Addrs: cfg.Metas, AttemptTimeout: metaAttemptTimeout, ConnConfig: peerConn})
 	}
-	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started, Secured: cfg.Secret != nil})
+	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started, Secured: cfg.Secret != nil,
+		SuperUser: settings.ACL.SuperOnly})
 	s.http = cfg.HTTP
 	if s.http == nil {
 		s.http = s.httpAPI()

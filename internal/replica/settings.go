@@ -4,11 +4,13 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/acl"
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/sasl"
 )
 
 // Defaults of the replica server's settings: each is the default of exactly one setting of
@@ -51,6 +53,10 @@ const MaxClusterID = dup.MaxClusterID
 // override them.
 type Settings struct {
 	reg *config.Registry
+	// Auth and ACL are the client authentication and access control settings, section
+	// [security] (packages sasl and acl).
+	Auth *sasl.Settings
+	ACL  *acl.Settings
 
 	Listen, Advertise, DataDir, Metas *config.Value[string]
 
@@ -122,6 +128,8 @@ func NewSettings() *Settings {
 	const any32 = 1<<32 - 1
 	blockservice.DefineConfig(r)
 	return &Settings{
+		Auth:    sasl.NewSettings(r),
+		ACL:     acl.NewSettings(r),
 		Network: rpc.DefineLimits(r),
 		Reads:   defineReadLimits(r),
 		Hotkeys: defineHotkeySettings(r),

@@ -51,6 +51,9 @@ type ConnConfig struct {
 	// host of the address when that is empty; a client certificate in TLS.Certificates is
 	// the client's identity to a server that verifies them.
 	TLS *tls.Config
+	// Auth, if set, negotiates the client's identity on every new connection, before its
+	// first request (RPC_NEGOTIATION, see negotiate.go).
+	Auth ClientAuthenticator
 }
 
 // Conn is a pipelined client connection to one server. Calls from many goroutines share it:
@@ -272,6 +275,12 @@ func (c *Conn) dial(ctx context.Context) (*session, error) {
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+	}
+	if c.cfg.Auth != nil {
+		if err := negotiateClient(ctx, nc, c.addr, c.cfg.Auth, c.cfg.DialTimeout+c.cfg.CallTimeout, c.cfg.MaxReplySize); err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
 	}
 	s := &session{
 		conn:    c,

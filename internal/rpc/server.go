@@ -55,7 +55,9 @@ type Request struct {
 	// Peer is the address of the authenticated peer the request came from (a member of
 	// the cluster, see [DialPeer]), or "" when its connection did not authenticate.
 	Peer string
-	// User is the authenticated client identity, empty when anonymous.
+	// User is the client identity the request's connection authenticated as (a Kerberos
+	// user through RPC_NEGOTIATION, see negotiate.go), or "" for an anonymous connection.
+	// Access control decides with it.
 	User string
 	// held is what the request holds of its connection's budget until its reply is queued;
 	// freed once given back.
@@ -107,6 +109,9 @@ type ServerConfig struct {
 	// connection closed, an HTTP request gets 403 and a closed connection. Peer traffic
 	// keeps its own authentication (Secret). It needs TLS.
 	MandatoryTLS bool
+	// Auth, if set, authenticates clients through RPC_NEGOTIATION (negotiate.go); nil
+	// answers every negotiation SASL_AUTH_DISABLE and leaves clients anonymous.
+	Auth Authenticator
 }
 
 // Server accepts connections on one port, serving Pegasus thrift RPCs and, on connections
@@ -161,6 +166,7 @@ type Server struct {
 	workers sync.WaitGroup
 
 	metrics serverMetrics
+	auth    authCounters
 }
 
 // task is a request for a handler goroutine.
@@ -302,9 +308,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.mu.conns = make(map[net.Conn]*serverConn)
 	s.mu.perHost = make(map[string]int)
 	s.bodies = newBudget(cfg.Limits.MaxServerBuffered)
-	// Client authentication (SASL through RPC_NEGOTIATION) is not built: every negotiation
-	// is answered SASL_AUTH_DISABLE, as a Pegasus server with [security] enable_auth =
-	// false answers, and the official clients then go on unauthenticated.
+	// Without an Authenticator every negotiation is answered SASL_AUTH_DISABLE, as a Pegasus
+	// server with [security] enable_auth = false answers, and the official clients then go
+	// on unauthenticated; with one, handle answers negotiations (negotiate.go).
 	s.Handle(idl.RPCNegotiation, func(context.Context, *Request) (idl.Value, wire.Code) {
 		return &idl.NegotiationResponse{Status: idl.NegotiationSASLAuthDisable}, wire.OK
 	})
@@ -764,7 +770,9 @@ type serverConn struct {
 	wake   chan struct{}
 	closed chan struct{}
 	peer   string // the authenticated peer's address, or ""
-	user   string // the authenticated client identity, or ""
+	user   string // the authenticated client identity (Request.User), or ""
+	// nego is the connection's negotiation; user and nego are used by the reader only.
+	nego Negotiation
 	// refuse is set on a plaintext connection under MandatoryTLS: its first request is
 	// answered ERR_UNAUTHENTICATED and the connection closes.
 	refuse bool
@@ -822,7 +830,7 @@ func (sc *serverConn) serve(ctx context.Context) {
 	}()
 	stop := context.AfterFunc(ctx, func() { _ = sc.c.Close() })
 	err := sc.readLoop(ctx, &handlers)
-	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errPlaintextRefused) && !sc.s.draining() {
+	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errPlaintextRefused) && !errors.Is(err, errNegotiationFailed) && !sc.s.draining() {
 		sc.s.metrics.badFrames.Add(1)
 		sc.lg.Warn("closing connection", "err", err)
 	}
@@ -951,6 +959,9 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 		}
 		return errPlaintextRefused
 	}
+	if rt != nil && rt.rpc.Name == idl.RPCNegotiation && sc.s.cfg.Auth != nil {
+		return sc.negotiate(ctx, rt, seqID, args, int64(blen), hold)
+	}
 	if rt == nil {
 		n := string(name)
 		sc.free(int64(blen), hold)
@@ -964,6 +975,10 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 		if !rt.rpc.IsOneWay() {
 			sc.send(ctx, rt.rpc.AckName, seqID, wire.ErrUnauthenticated, nil)
 		}
+		return nil
+	}
+	if sc.refuseUnauthenticated(ctx, rt, seqID) {
+		sc.free(int64(blen), hold)
 		return nil
 	}
 	v := rt.rpc.NewRequest()

@@ -76,6 +76,10 @@ type Options struct {
 	// TLS, if set, serves TLS on every server's port ([NewTLS] makes one), and the
 	// cluster's helpers connect with it (default: plaintext only).
 	TLS *TLS
+	// ClientAuth, if set, authenticates the connections of the cluster's own helpers
+	// (MetaCall: waiting for nodes, creating tables, waiting for primaries), for clusters
+	// with client authentication and ACLs on.
+	ClientAuth rpc.ClientAuthenticator
 	// Replica and Meta, if set, adjust each server's configuration before it starts.
 	Replica func(*replica.Config)
 	Meta    func(*meta.Config)

@@ -62,7 +62,9 @@ func (c *Cluster) ClientTLS() *tls.Config {
 }
 
 // connConfig is the configuration of the helpers' client connections.
-func (c *Cluster) connConfig() rpc.ConnConfig { return rpc.ConnConfig{TLS: c.ClientTLS()} }
+func (c *Cluster) connConfig() rpc.ConnConfig {
+	return rpc.ConnConfig{TLS: c.ClientTLS(), Auth: c.opts.ClientAuth}
+}
 
 // ClientConfig returns the configuration of a Go client of the cluster: its metas, and
 // its TLS when the cluster has TLS.
