@@ -118,9 +118,10 @@ func (in *Injector) Sync(f *os.File, sync func() error) error {
 }
 
 // FS wraps fs (a Pebble store's) so that its writes and syncs go through the injector:
-// fsyncs are delayed, and fail with EIO while fsyncs fail; creations and writes fail with
-// ENOSPC while the disk is full. Pebble's MANIFEST files (and their marker files) are spared the failures (not the
-// delay): Pebble treats a failed MANIFEST write as fatal and panics, which no server
+// fsyncs are delayed, and creations and writes fail with ENOSPC while the disk is full.
+// Failing fsyncs are not passed on to Pebble (a store's flush would be retried until the
+// disk heals), and Pebble's MANIFEST files and their marker files are spared the full
+// disk: Pebble treats a failed MANIFEST write as fatal and panics, which no server
 // survives (see the README, "Disk faults").
 func (in *Injector) FS(fs vfs.FS) vfs.FS {
 	return errorfs.Wrap(fs, errorfs.InjectorFunc(in.pebbleOp))
@@ -135,10 +136,6 @@ func (in *Injector) pebbleOp(op errorfs.Op) error {
 		in.syncs.Add(1)
 		if fl.SyncDelay > 0 {
 			time.Sleep(fl.SyncDelay)
-		}
-		if fl.FailSyncs && !manifest {
-			in.failed.Add(1)
-			return &os.PathError{Op: "fsync", Path: op.Path, Err: syscall.EIO}
 		}
 	case errorfs.OpCreate, errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFilePreallocate, errorfs.OpLink, errorfs.OpReuseForWrite:
 		if fl.NoSpace && !manifest {

@@ -105,6 +105,10 @@ type Health struct {
 	WriteErrors, SyncErrors int64
 }
 
+// NoSpace reports whether the log's last write found the disk full (its writes wait for
+// space). Safe for concurrent use, and cheap.
+func (l *Log) NoSpace() bool { return l.noSpace.Load() }
+
 // Health returns the log's disk health. Safe for concurrent use.
 func (l *Log) Health() Health {
 	l.mu.Lock()

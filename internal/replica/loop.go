@@ -677,6 +677,9 @@ func (l *loop) maybeTruncate() error {
 	if at, ok = p.dupRetention(applied, at, l.truncAt); !ok {
 		return nil
 	}
+	if p.s.rlog.NoSpace() {
+		return nil // a flush of the store would wait for space too; truncate later
+	}
 	if at, ok, err = l.truncationLimit(at); err != nil || !ok {
 		return err
 	}
