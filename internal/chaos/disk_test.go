@@ -33,6 +33,7 @@ type diskRun struct {
 
 	faulting     atomic.Bool  // a fault is on
 	readsInFault atomic.Int64 // reads answered while a fault was on
+	readsFailed  atomic.Int64 // reads that failed while a fault was on
 	refused      atomic.Int64 // writes answered ERR_DISK_INSUFFICIENT
 }
 
@@ -95,6 +96,8 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 					d.readsInFault.Add(1)
 				case errors.Is(err, wire.ErrDiskInsufficient):
 					d.refused.Add(1)
+				case err != nil && in.op == "get" && d.faulting.Load():
+					d.readsFailed.Add(1)
 				}
 			}
 		})
@@ -108,8 +111,8 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 	wg.Wait()
 	finalReads(t, rec, tb, keys, nil)
 	res := rec.check(t, keys)
-	t.Logf("%s: %v, %d faults, %d operations acknowledged, %d failed or timed out, %d reads answered during faults, %d writes refused with ERR_DISK_INSUFFICIENT, worst write recovery after a fault ended %v, result %s",
-		what, chaosDuration(), faults, rec.acked.Load(), rec.fails.Load(), d.readsInFault.Load(), d.refused.Load(), worst, res)
+	t.Logf("%s: %v, %d faults, %d operations acknowledged, %d failed or timed out, %d reads answered and %d failed during faults, %d writes refused with ERR_DISK_INSUFFICIENT, worst write recovery after a fault ended %v, result %s",
+		what, chaosDuration(), faults, rec.acked.Load(), rec.fails.Load(), d.readsInFault.Load(), d.readsFailed.Load(), d.refused.Load(), worst, res)
 	if res != "Ok" {
 		t.Fatalf("linearizability check: %s", res)
 	}
