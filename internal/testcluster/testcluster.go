@@ -75,11 +75,11 @@ type Options struct {
 	Insecure bool
 	// Replica and Meta, if set, adjust each server's configuration before it starts.
 	Replica func(*replica.Config)
+	Meta    func(*meta.Config)
 	// DiskFaults says the test fails replica servers' disks (replica.Config.Faults): a
 	// replica server that stopped itself on a failed disk (replica.ErrDiskFailed) is then
 	// no test failure.
 	DiskFaults bool
-	Meta    func(*meta.Config)
 
 	// metas are meta servers whose addresses were reserved before the cluster starts.
 	metas []*server
