@@ -18,7 +18,7 @@ import (
 
 // Disk faults, in-process: every replica server writes its raft log and its stores through
 // a diskfault.Injector the test controls (replica.Config.Faults). As runChaos: 8 clients of
-// our client work on 10 keys (a fresh set every minute) of a table of 4 partitions with 3
+// our client (and 2 that only read) work on 10 keys (a fresh set every 15 s) of a table of 4 partitions with 3
 // replicas, with a deployment's timing (1 s reports, 100 ms raft ticks); every 2 s a fault
 // strikes for 1.5 to 4 s; the history must be linearizable, the final reads (part of it)
 // find every acknowledged write, and a write must succeed within 10 s of each fault's end.
@@ -67,10 +67,11 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 	t := d.t
 	d.c.CreateTableReplicas(t, "disk", 4, 3)
 	tb := ourTable{d.c.OpenTable(t, "disk")}
-	// As runChaos: 10 keys, a fresh set every keyEpoch, so that the checker gets more keys
-	// rather than longer histories of each.
+	// As runChaos: 10 keys, a fresh set every diskKeyEpoch, so that the checker gets more
+	// keys rather than longer histories of each (faults that leave writes pending for
+	// seconds make a key's history hard to check).
 	duration := chaosDuration()
-	sets := make([][]string, max(int((duration+keyEpoch-1)/keyEpoch), 1))
+	sets := make([][]string, max(int((duration+diskKeyEpoch-1)/diskKeyEpoch), 1))
 	var keys []string
 	for e := range sets {
 		for i := range 10 {
@@ -78,7 +79,13 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 		}
 		keys = append(keys, sets[e]...)
 	}
-	rec := &recorder{start: time.Now()}
+	// An incr or check-and-set refused with ERR_DISK_INSUFFICIENT had no effect: the server
+	// refuses it before it reaches the raft log, and our client repeats such a write only
+	// after answers that say the attempt did nothing, so it is left out of the history (a
+	// refused set is not: the client repeats sets after attempts that may have applied them).
+	rec := &recorder{start: time.Now(), noEffect: func(in kvInput, err error) bool {
+		return (in.op == "incr" || in.op == "cas") && errors.Is(err, wire.ErrDiskInsufficient)
+	}}
 	ctx, cancel := context.WithTimeout(t.Context(), duration)
 	defer cancel()
 	var lastWriteOK atomic.Int64
@@ -87,7 +94,7 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(cl), 17))
 			for ctx.Err() == nil {
-				in := randomOp(rng, sets[min(int(time.Duration(rec.now())/keyEpoch), len(sets)-1)])
+				in := randomOp(rng, sets[min(int(time.Duration(rec.now())/diskKeyEpoch), len(sets)-1)])
 				err := rec.run(context.WithoutCancel(ctx), tb, cl, in)
 				switch {
 				case err == nil && in.op != "get":
@@ -96,9 +103,27 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 					d.readsInFault.Add(1)
 				case errors.Is(err, wire.ErrDiskInsufficient):
 					d.refused.Add(1)
+					time.Sleep(100 * time.Millisecond) // as an application would
 				case err != nil && in.op == "get" && d.faulting.Load():
 					d.readsFailed.Add(1)
 				}
+			}
+		})
+	}
+	// Two readers more, which a write stalled by a fault does not hold up.
+	for cl := 8; cl < 10; cl++ {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(cl), 17))
+			for ctx.Err() == nil {
+				set := sets[min(int(time.Duration(rec.now())/diskKeyEpoch), len(sets)-1)]
+				err := rec.run(context.WithoutCancel(ctx), tb, cl, kvInput{op: "get", key: set[rng.IntN(len(set))]})
+				switch {
+				case err == nil && d.faulting.Load():
+					d.readsInFault.Add(1)
+				case err != nil && d.faulting.Load():
+					d.readsFailed.Add(1)
+				}
+				time.Sleep(10 * time.Millisecond) // a history the checker can take
 			}
 		})
 	}
@@ -121,6 +146,9 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 	}
 	return faults, worst
 }
+
+// diskKeyEpoch is how long the clients of a disk run use one set of keys.
+const diskKeyEpoch = 15 * time.Second
 
 // faultLength is how long one disk fault lasts: 1.5 to 4 s.
 func faultLength(rng *rand.Rand) time.Duration {
