@@ -352,6 +352,7 @@ type recorder struct {
 	// noEffect, if set, tells a failed operation that provably had no effect: it is left
 	// out of the history, as a failed read is (nil: every failed write may have happened).
 	noEffect func(in kvInput, err error) bool
+
 	mu    sync.Mutex
 	ops   []porcupine.Operation
 	acked atomic.Int64
