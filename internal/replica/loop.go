@@ -27,6 +27,12 @@ type loop struct {
 	readyAt  []readBatch                     // answered, waiting for apply
 	lead     uint64
 	truncAt  uint64 // last truncation point
+	// flushing is the store flush a truncation waits for (nil: none under way), which
+	// makes the store durable through the applied index flushFor; storeDurable is the
+	// applied index the last finished one covered. The loop does not wait for a flush: on
+	// a full or failing disk Pebble retries it until the disk heals.
+	flushing               <-chan struct{}
+	flushFor, storeDurable uint64
 	entryBuf []byte
 
 	installed uint64 // the store holds every write up to this index (last snapshot installed)
@@ -656,7 +662,7 @@ func (l *loop) applyWrites(e *raftpb.Entry) error {
 }
 
 // maybeTruncate drops applied entries from the raft log once enough accumulated, after
-// making the store durable through them.
+// making the store durable through them (a flush it starts and checks on later calls).
 func (l *loop) maybeTruncate() error {
 	p := l.p
 	last, err := l.ms.LastIndex()
@@ -683,8 +689,22 @@ func (l *loop) maybeTruncate() error {
 	if at, ok, err = l.truncationLimit(at); err != nil || !ok {
 		return err
 	}
-	if err := p.db.SyncApplied(); err != nil {
-		return err
+	if at > l.storeDurable {
+		if l.flushing == nil {
+			if l.flushing, err = p.db.StartSyncApplied(); err != nil {
+				return err
+			}
+			l.flushFor = applied
+		}
+		select {
+		case <-l.flushing:
+			l.flushing, l.storeDurable = nil, l.flushFor
+		default:
+			return nil // truncate once the store is durable, an iteration later
+		}
+		if at > l.storeDurable {
+			return nil // an older flush; the next call starts one that covers at
+		}
 	}
 	term, err := l.ms.Term(at)
 	if err != nil {
