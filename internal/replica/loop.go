@@ -27,13 +27,14 @@ type loop struct {
 	readyAt  []readBatch                     // answered, waiting for apply
 	lead     uint64
 	truncAt  uint64 // last truncation point
+	entryBuf []byte
+
 	// flushing is the store flush a truncation waits for (nil: none under way), which
 	// makes the store durable through the applied index flushFor; storeDurable is the
 	// applied index the last finished one covered. The loop does not wait for a flush: on
 	// a full or failing disk Pebble retries it until the disk heals.
 	flushing               <-chan struct{}
 	flushFor, storeDurable uint64
-	entryBuf []byte
 
 	installed uint64 // the store holds every write up to this index (last snapshot installed)
 	// pendingSnap is a received snapshot whose message raft was given and whose checkpoint
