@@ -15,7 +15,8 @@ import (
 
 // A store on a disk that fills up (as the replica servers run them: no WAL) keeps taking
 // applied writes in memory and serving reads; making them durable (the flush before a raft
-// log truncation) fails or waits for space, never panics, and succeeds once space returns.
+// log truncation) fails or waits for space, never panics, and succeeds once space returns;
+// StartSyncApplied does not wait.
 func TestStoreOnFullDisk(t *testing.T) {
 	in := diskfault.New()
 	d := openTest(t, func(o *Options) {
@@ -45,6 +46,10 @@ func TestStoreOnFullDisk(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Log("flush on a full disk waits")
 	}
+	started, err := d.StartSyncApplied() // returns at once, full disk or not
+	if err != nil {
+		t.Fatal(err)
+	}
 	if in.Counts().Refused == 0 {
 		t.Fatal("the store wrote nothing through the injector")
 	}
@@ -52,6 +57,11 @@ func TestStoreOnFullDisk(t *testing.T) {
 	select {
 	case <-synced:
 	default:
+	}
+	select {
+	case <-started:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the flush started on a full disk did not finish once space returned")
 	}
 	if err := d.SyncApplied(); err != nil {
 		t.Fatalf("flush once space returned: %v", err)
