@@ -349,6 +349,10 @@ var kvModel = porcupine.Model{
 // recorder collects the history of all clients.
 type recorder struct {
 	start time.Time
+	// noEffect, if set, tells a failed operation that provably had no effect: it is left
+	// out of the history, as a failed read is (nil: every failed write may have happened).
+	noEffect func(in kvInput, err error) bool
+
 	mu    sync.Mutex
 	ops   []porcupine.Operation
 	acked atomic.Int64
@@ -411,6 +415,9 @@ func (r *recorder) run(ctx context.Context, tb kvTable, client int, in kvInput) 
 		out.ok, err = tb.CheckAndSet(cctx, h, s, []byte(in.expect), []byte(in.value))
 	}
 	out.unknown = err != nil
+	if out.unknown && r.noEffect != nil && r.noEffect(in, err) {
+		return err
+	}
 	r.add(client, in, out, call, r.now())
 	return err
 }

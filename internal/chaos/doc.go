@@ -1,6 +1,7 @@
 // Package chaos holds fault-injection tests of whole clusters: replica servers running as
 // separate OS processes are SIGKILLed and restarted, or SIGSTOPped and continued, and
-// in-process ones are cut off from their peers, while clients work; the recorded history is
+// in-process ones are cut off from their peers or have their disks slowed, failed or
+// filled (package diskfault), while clients work; the recorded history is
 // checked for linearizability with porcupine. It has no non-test code.
 //
 // CI runs a short version. The long run (2 minutes or more):

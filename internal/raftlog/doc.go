@@ -69,6 +69,18 @@
 // (100 ms): a process crash loses nothing acknowledged, a power loss or kernel crash can
 // lose the last interval.
 //
+// # Disk faults
+//
+// A write that fails for want of space (ENOSPC) loses nothing: the round's data stays
+// staged and is written again, whole and at the same offsets, every Options.NoSpaceRetry
+// (100 ms), and the requests of the round wait, unanswered, until a round finds space
+// (Log.NoSpace reports it meanwhile; a Close answers them with ErrNoSpace). Any other failed
+// write, and every failed fsync, stops the log for good: after a failed fsync the kernel
+// may have dropped the pages it could not write, so neither what the round wrote nor a
+// later fsync's success can be trusted. The round's requests get the error, every later
+// write is refused, and Failed is closed; the log must be reopened, replaying what the disk
+// holds. Options.Faults puts a test's faulty disk (package diskfault) under the log.
+//
 // A raft log directory of an earlier version, a Pebble database, is imported on Open and
 // removed (migrate.go).
 package raftlog

@@ -143,12 +143,11 @@ func (l *Log) prepareSpare() {
 			if l.maint.stopping() {
 				return errClosed
 			}
-			if _, err := f.WriteAt(zeros, off); err != nil {
+			if err := l.writeAt(f, zeros, off); err != nil {
 				return err
 			}
 		}
-		l.syncs.Add(1)
-		if err := fdatasync(f); err != nil {
+		if err := l.fsync(f); err != nil {
 			return err
 		}
 		l.spareMu.Lock()

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -24,6 +25,13 @@ type Log struct {
 	lg    *slog.Logger
 	opts  Options
 	syncs atomic.Int64
+
+	// failed is closed when a write or sync fails for good (mu.err is set); noSpace is
+	// set while the last round found the disk full. writeErrors and syncErrors count the
+	// failed writes (full disk included) and fsyncs.
+	failed                  chan struct{}
+	noSpace                 atomic.Bool
+	writeErrors, syncErrors atomic.Int64
 
 	syncer *syncer
 	maint  maintainer
@@ -77,6 +85,46 @@ const flushBytes = 1 << 20
 
 var errClosed = errors.New("raftlog: closed")
 
+// ErrNoSpace is what a write to a log whose disk is full waits behind, and what Close
+// returns if the disk is still full then: the write did not reach the disk, and the log
+// tries again every Options.NoSpaceRetry, so the requests of a round that found no space
+// wait for one that does. The error wraps syscall.ENOSPC too.
+var ErrNoSpace = errors.New("raftlog: no space left on the disk")
+
+// noSpaceError is a write that failed for want of space: ErrNoSpace, wrapping the cause.
+type noSpaceError struct{ err error }
+
+func (e noSpaceError) Error() string   { return "raftlog: no space left on the disk: " + e.err.Error() }
+func (e noSpaceError) Unwrap() []error { return []error{ErrNoSpace, e.err} }
+
+// Health is what a log's disk did: whether it is full now, the error that stopped the
+// log's writes (nil while it takes them), and how many writes and fsyncs failed.
+type Health struct {
+	NoSpace                 bool
+	Failed                  error
+	WriteErrors, SyncErrors int64
+}
+
+// NoSpace reports whether the log's last write found the disk full (its writes wait for
+// space). Safe for concurrent use, and cheap.
+func (l *Log) NoSpace() bool { return l.noSpace.Load() }
+
+// Health returns the log's disk health. Safe for concurrent use.
+func (l *Log) Health() Health {
+	l.mu.Lock()
+	err := l.mu.err
+	l.mu.Unlock()
+	return Health{NoSpace: l.noSpace.Load(), Failed: err, WriteErrors: l.writeErrors.Load(), SyncErrors: l.syncErrors.Load()}
+}
+
+// Failed is closed once the log takes no more writes because a write or fsync failed (a
+// full disk is not that: see ErrNoSpace). After a failed fsync nothing written since the
+// last good one can be trusted to be on the disk, nor can a later fsync be trusted to
+// cover it (the kernel may have dropped the pages it could not write): the log answers
+// the round's requests with the error, refuses every later write, and must be reopened
+// (replaying what the disk holds) once the disk is repaired.
+func (l *Log) Failed() <-chan struct{} { return l.failed }
+
 // Open opens (or creates) the log in dir, with the DefaultOptions.
 func Open(dir string, lg *slog.Logger) (*Log, error) {
 	return OpenOptions(dir, lg, DefaultOptions)
@@ -89,7 +137,7 @@ func Open(dir string, lg *slog.Logger) (*Log, error) {
 // error wrapping ErrCorrupt: the log never drops records from the middle. A raft log
 // database of an earlier version (Pebble) in dir is imported, then removed.
 func OpenOptions(dir string, lg *slog.Logger, opts Options) (*Log, error) {
-	l := &Log{dir: dir, lg: lg, opts: opts.withDefaults()}
+	l := &Log{dir: dir, lg: lg, opts: opts.withDefaults(), failed: make(chan struct{})}
 	l.mu.groups = map[idl.GPID]*group{}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("raftlog: %w", err)
@@ -238,19 +286,39 @@ func (l *Log) round(durable bool) error {
 
 	l.mu.Lock()
 	l.mu.inflight = nil
+	var full noSpaceError
+	switch {
+	case errors.As(err, &full):
+		// Nothing is lost: a write that found no space is written again, whole, at the
+		// same offsets, by the next round. The chunks go back in front of what was
+		// staged since, and the segments to drop back to the head of the log.
+		for _, c := range chunks {
+			l.mu.pendingBytes += len(c.buf)
+		}
+		l.mu.pending = append(chunks, l.mu.pending...)
+		l.mu.segs = append(drops, l.mu.segs...)
+		if !l.noSpace.Swap(true) {
+			l.lg.Error("raft log: the disk is full, writes wait for space", "err", err)
+		}
+		l.mu.Unlock()
+		return err
+	case err != nil:
+		err = fmt.Errorf("raftlog: %w", err)
+		l.mu.err = err
+		close(l.failed)
+		l.lg.Error("raft log write failed, the log takes no more writes", "err", err)
+	case len(drops) > 0:
+		l.mu.drops = append(l.mu.drops, drops...)
+	}
 	for _, c := range chunks {
 		if cap(c.buf) <= 4*flushBytes && len(l.mu.free) < 4 {
 			l.mu.free = append(l.mu.free, c.buf[:0])
 		}
 	}
-	if err != nil {
-		err = fmt.Errorf("raftlog: %w", err)
-		l.mu.err = err
-		l.lg.Error("raft log write failed, the log takes no more writes", "err", err)
-	} else if len(drops) > 0 {
-		l.mu.drops = append(l.mu.drops, drops...)
-	}
 	l.mu.Unlock()
+	if err == nil && l.noSpace.Swap(false) {
+		l.lg.Info("raft log: the disk has space again, writes resume")
+	}
 	if err == nil && (len(drops) > 0 || askSpare) {
 		l.maint.signal()
 	}
@@ -284,7 +352,7 @@ func (l *Log) write(chunks []chunk, durable bool) error {
 				return err
 			}
 		}
-		if _, err := s.f.WriteAt(c.buf, c.off); err != nil {
+		if err := l.writeAt(s.f, c.buf, c.off); err != nil {
 			return fmt.Errorf("write %s: %w", segmentName(s.seq), err)
 		}
 		s.written = c.off + int64(len(c.buf))
@@ -303,8 +371,7 @@ func (l *Log) syncUnsynced() error {
 		if s.synced == s.written {
 			continue
 		}
-		l.syncs.Add(1)
-		if err := fdatasync(s.f); err != nil {
+		if err := l.fsync(s.f); err != nil {
 			return fmt.Errorf("sync %s: %w", segmentName(s.seq), err)
 		}
 		s.synced = s.written
@@ -313,8 +380,69 @@ func (l *Log) syncUnsynced() error {
 	return nil
 }
 
+// writeAt writes b to f at off, through Options.Faults when set. A write that fails for
+// want of space is a noSpaceError: the caller may write it again.
+func (l *Log) writeAt(f *os.File, b []byte, off int64) error {
+	err := l.faultWrite(f.Name())
+	if err == nil {
+		_, err = f.WriteAt(b, off)
+	}
+	if err != nil {
+		l.writeErrors.Add(1)
+		if errors.Is(err, syscall.ENOSPC) {
+			return noSpaceError{err}
+		}
+	}
+	return err
+}
+
+// faultWrite asks Options.Faults whether a write or creation of path may go on.
+func (l *Log) faultWrite(path string) error {
+	if l.opts.Faults == nil {
+		return nil
+	}
+	return l.opts.Faults.Write(path)
+}
+
+// fsync makes f's data durable (fdatasync), through Options.Faults when set.
+func (l *Log) fsync(f *os.File) error {
+	l.syncs.Add(1)
+	var err error
+	if l.opts.Faults == nil {
+		err = fdatasync(f)
+	} else {
+		err = l.opts.Faults.Sync(f, func() error { return fdatasync(f) })
+	}
+	if err != nil {
+		l.syncErrors.Add(1)
+	}
+	return err
+}
+
+// syncDir makes the log directory's entries durable, through Options.Faults when set.
+func (l *Log) syncDir() error {
+	l.syncs.Add(1)
+	var err error
+	if l.opts.Faults == nil {
+		err = durable.SyncDir(l.dir)
+	} else {
+		err = l.opts.Faults.Sync(nil, func() error { return durable.SyncDir(l.dir) })
+	}
+	if err != nil {
+		l.syncErrors.Add(1)
+	}
+	return err
+}
+
 // createSegment creates the file of segment s, from the spare file if one is ready.
 func (l *Log) createSegment(s *segment) error {
+	if err := l.faultWrite(filepath.Join(l.dir, segmentName(s.seq))); err != nil {
+		l.writeErrors.Add(1)
+		if errors.Is(err, syscall.ENOSPC) {
+			err = noSpaceError{err}
+		}
+		return fmt.Errorf("create %s: %w", segmentName(s.seq), err)
+	}
 	l.spareMu.Lock()
 	l.mu.Lock()
 	spare := l.mu.spare
@@ -323,10 +451,13 @@ func (l *Log) createSegment(s *segment) error {
 	f, err := openSegmentFile(l.dir, s.seq, spare)
 	l.spareMu.Unlock()
 	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) && !spare {
+			l.writeErrors.Add(1)
+			err = noSpaceError{err}
+		}
 		return fmt.Errorf("create %s: %w", segmentName(s.seq), err)
 	}
-	l.syncs.Add(1)
-	if err := durable.SyncDir(l.dir); err != nil {
+	if err := l.syncDir(); err != nil {
 		_ = f.Close()
 		return fmt.Errorf("create %s: %w", segmentName(s.seq), err)
 	}
@@ -748,11 +879,10 @@ func (l *Log) cutTail(f *os.File, name string, res scanResult) error {
 		return fmt.Errorf("raftlog: cut %s: %w", name, err)
 	}
 	seq, _ := parseSegmentName(name)
-	if _, err := f.WriteAt(appendRecord(nil, seq, kindSeal, idl.GPID{}, nil), res.end); err != nil {
+	if err := l.writeAt(f, appendRecord(nil, seq, kindSeal, idl.GPID{}, nil), res.end); err != nil {
 		return fmt.Errorf("raftlog: seal %s: %w", name, err)
 	}
-	l.syncs.Add(1)
-	if err := fdatasync(f); err != nil {
+	if err := l.fsync(f); err != nil {
 		return fmt.Errorf("raftlog: seal %s: %w", name, err)
 	}
 	return nil

@@ -1,7 +1,9 @@
 package raftlog
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,6 +35,21 @@ type Options struct {
 	// SegmentSize is the size past which the log starts a new segment file (default
 	// 64 MiB). A record larger than a segment gets a segment of its own.
 	SegmentSize int64
+
+	// Faults, if set, stands between the log and its disk (tests: package diskfault);
+	// nil is the real disk.
+	Faults Faults
+	// NoSpaceRetry is how often a log whose last write found the disk full tries again
+	// (default 100 ms).
+	NoSpaceRetry time.Duration
+}
+
+// Faults is a disk that can fail: the log calls Write before it creates or writes a file
+// at path (an error fails that write as the disk would), and has its fsyncs done by Sync,
+// which calls sync (the fsync of f, or of the log's directory when f is nil) or fails.
+type Faults interface {
+	Write(path string) error
+	Sync(f *os.File, sync func() error) error
 }
 
 // Durability says when the log acknowledges a write (answers Sync, returns from Save).
@@ -78,6 +95,7 @@ func ParseDurability(s string) (Durability, error) {
 const (
 	DefaultSyncInterval = 100 * time.Millisecond
 	DefaultSegmentSize  = 64 << 20
+	DefaultNoSpaceRetry = 100 * time.Millisecond
 )
 
 // DefaultOptions are the group commit settings of servers. The delay is taken only under
@@ -94,6 +112,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.SegmentSize <= 0 {
 		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.NoSpaceRetry <= 0 {
+		o.NoSpaceRetry = DefaultNoSpaceRetry
 	}
 	return o
 }
@@ -130,19 +151,21 @@ type syncer struct {
 
 	flush atomic.Bool // staged data waits to be written, with no request for it
 
-	wake chan struct{} // a request is pending, or flush is set
-	full chan struct{} // every active group has joined the open window
-	done chan struct{}
+	wake     chan struct{} // a request is pending, or flush is set
+	full     chan struct{} // every active group has joined the open window
+	stopping chan struct{} // closed by close
+	done     chan struct{}
 }
 
 func newSyncer(round func(durable bool) error, opts Options) *syncer {
 	s := &syncer{
-		round:  round,
-		opts:   opts,
-		joined: map[idl.GPID]bool{},
-		wake:   make(chan struct{}, 1),
-		full:   make(chan struct{}, 1),
-		done:   make(chan struct{}),
+		round:    round,
+		opts:     opts,
+		joined:   map[idl.GPID]bool{},
+		wake:     make(chan struct{}, 1),
+		full:     make(chan struct{}, 1),
+		stopping: make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	go s.loop()
 	return s
@@ -244,6 +267,18 @@ func (s *syncer) loop() {
 			continue
 		}
 		err := s.round(timed || (always && len(batch) > 0))
+		if errors.Is(err, ErrNoSpace) && !closed {
+			// Nothing of the round reached the disk for certain, and it is all still
+			// staged: its requests wait for a later round that finds space, rather than
+			// fail (raft would have to stop the group); the server refuses new client
+			// writes meanwhile.
+			s.mu.Lock()
+			s.pending = append(batch, s.pending...)
+			s.mu.Unlock()
+			s.flush.Store(true)
+			s.pause(s.opts.NoSpaceRetry)
+			continue
+		}
 		for _, ch := range batch {
 			ch <- err
 		}
@@ -251,6 +286,17 @@ func (s *syncer) loop() {
 			return
 		}
 	}
+}
+
+// pause waits for d, or until the syncer is closed.
+func (s *syncer) pause(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.stopping:
+	}
+	signal(s.wake)
 }
 
 // writing counts client writes waiting on the log's groups, and their peak.
@@ -302,6 +348,7 @@ func (s *syncer) close() {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	close(s.stopping)
 	signal(s.wake)
 	signal(s.full)
 	<-s.done

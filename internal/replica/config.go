@@ -13,6 +13,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/diskfault"
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/rpc"
 )
@@ -119,6 +120,10 @@ type Config struct {
 	// BlockServices are the block services backups, restores and bulk loads name (default:
 	// the [block_service.<name>] sections loaded into Settings).
 	BlockServices *blockservice.Providers
+	// Faults, for tests only, is the disk the raft log and the partition stores write to:
+	// it can delay or fail fsyncs and fill up (see package diskfault and diskhealth.go).
+	// nil, the default, is the real disk.
+	Faults *diskfault.Injector
 	// BackupRateMB bounds the bytes per second, in MB, this server uploads to and
 	// downloads from block services, all transfers together (setting
 	// cold_backup_rate_limit_mb, default 200; nil: the setting; 0: no bound).

@@ -107,7 +107,7 @@ func (s *Server) scenarioOf(app int32) *atomic.Int32 {
 // concurrency follows the table's usage scenario, live.
 func (s *Server) pebbleOptions(pid idl.GPID) *pebble.Options {
 	sc := s.scenarioOf(pid.AppID)
-	return &pebble.Options{
+	po := &pebble.Options{
 		// One block cache for all the server's partitions: a hot partition may use what
 		// idle ones do not. Likewise one cache of open table files, which bounds them for
 		// the server, where each store would otherwise keep up to a thousand of its own.
@@ -122,6 +122,10 @@ func (s *Server) pebbleOptions(pid idl.GPID) *pebble.Options {
 			return u.minCompactions, u.maxCompactions
 		},
 	}
+	if s.cfg.Faults != nil {
+		po.FS = s.cfg.Faults.FS(vfs.Default)
+	}
+	return po
 }
 
 // applyEnvs acts on the table envs of an assignment: the usage scenario, and manual

@@ -177,6 +177,8 @@ func codeOf(err error) wire.Code {
 		return wire.ErrInvalidState
 	case errors.Is(err, errBusy):
 		return wire.ErrBusy
+	case errors.Is(err, errDiskInsufficient):
+		return wire.ErrDiskInsufficient
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, errOutcomeUnknown):
 		return wire.ErrTimeout
 	default:

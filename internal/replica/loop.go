@@ -29,6 +29,13 @@ type loop struct {
 	truncAt  uint64 // last truncation point
 	entryBuf []byte
 
+	// flushing is the store flush a truncation waits for (nil: none under way), which
+	// makes the store durable through the applied index flushFor; storeDurable is the
+	// applied index the last finished one covered. The loop does not wait for a flush: on
+	// a full or failing disk Pebble retries it until the disk heals.
+	flushing               <-chan struct{}
+	flushFor, storeDurable uint64
+
 	installed uint64 // the store holds every write up to this index (last snapshot installed)
 	// pendingSnap is a received snapshot whose message raft was given and whose checkpoint
 	// waits for raft to accept it (stageAppend swaps it in) or not (settleSnapshot).
@@ -656,7 +663,7 @@ func (l *loop) applyWrites(e *raftpb.Entry) error {
 }
 
 // maybeTruncate drops applied entries from the raft log once enough accumulated, after
-// making the store durable through them.
+// making the store durable through them (a flush it starts and checks on later calls).
 func (l *loop) maybeTruncate() error {
 	p := l.p
 	last, err := l.ms.LastIndex()
@@ -677,11 +684,28 @@ func (l *loop) maybeTruncate() error {
 	if at, ok = p.dupRetention(applied, at, l.truncAt); !ok {
 		return nil
 	}
+	if p.s.rlog.NoSpace() {
+		return nil // a flush of the store would wait for space too; truncate later
+	}
 	if at, ok, err = l.truncationLimit(at); err != nil || !ok {
 		return err
 	}
-	if err := p.db.SyncApplied(); err != nil {
-		return err
+	if at > l.storeDurable {
+		if l.flushing == nil {
+			if l.flushing, err = p.db.StartSyncApplied(); err != nil {
+				return err
+			}
+			l.flushFor = applied
+		}
+		select {
+		case <-l.flushing:
+			l.flushing, l.storeDurable = nil, l.flushFor
+		default:
+			return nil // truncate once the store is durable, an iteration later
+		}
+		if at > l.storeDurable {
+			return nil // an older flush; the next call starts one that covers at
+		}
 	}
 	term, err := l.ms.Term(at)
 	if err != nil {

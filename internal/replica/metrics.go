@@ -350,6 +350,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("held_requests", "Requests", "The requests that waited here for a partition's new leader to be known", s.forwards.held.Load()),
 		metric.CounterOf("forward_failures", "Requests", "The requests that could not be forwarded to a new leader in time and were refused", s.forwards.failed.Load()),
 	}}
+	server.Metrics = append(server.Metrics, s.diskMetrics()...)
 	server.Metrics = append(server.Metrics, s.opsMetrics()...)
 	am := s.rpc.AuthMetrics()
 	server.Metrics = append(server.Metrics,

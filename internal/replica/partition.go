@@ -203,6 +203,9 @@ func (p *partition) propose(ctx context.Context, w *write) writeResult {
 	if !p.isLeader.Load() {
 		return writeResult{err: errNotLeader}
 	}
+	if err := p.s.diskRefusal(); err != nil {
+		return writeResult{err: err}
+	}
 	n := len(w.data)
 	if !p.admitWrite(n) {
 		return writeResult{err: errBusy}

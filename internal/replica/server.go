@@ -118,7 +118,9 @@ type Server struct {
 	run lifecycle.Runner
 	// flush is set by Shutdown: the stores are flushed before they close, so a restart
 	// replays nothing from the raft log.
-	flush   atomic.Bool
+	flush atomic.Bool
+	// disk counts what the disk did to the server (diskhealth.go).
+	disk    diskCounters
 	stopErr error // what closing the raft log met; set before run.Finish
 }
 
@@ -220,9 +222,13 @@ func New(cfg Config) (*Server, error) {
 		s.releaseCaches()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
-	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, raftlog.Options{
+	logOpts := raftlog.Options{
 		Window: raftlog.DefaultOptions.Window, Delay: *cfg.CommitDelay, Siblings: cfg.CommitSiblings,
-		Durability: durability, SyncInterval: cfg.RaftLogSyncInterval})
+		Durability: durability, SyncInterval: cfg.RaftLogSyncInterval}
+	if cfg.Faults != nil {
+		logOpts.Faults = cfg.Faults
+	}
+	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, logOpts)
 	if err != nil {
 		_ = srv.Close()
 		s.releaseCaches()
@@ -278,12 +284,15 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.syncLoop(loopCtx) })
 	wg.Go(func() { s.dups.run(loopCtx) })
 	wg.Go(func() { s.hotkeyLoop(loopCtx) })
+	wg.Go(func() { s.watchDisk(loopCtx) })
 	err := s.rpc.Run(ctx)
 	stopLoops()
 	wg.Wait() // no partition is opened or dropped any more
 	s.release()
 	return lifecycle.RunResult(err, s.stopErr)
 }
+
+// (The disk's failure, which stops the server, is in diskhealth.go.)
 
 // Close stops the server at once: the listener and every connection close, requests in
 // flight fail, every partition stops (snapshot transfers included) and its store closes
@@ -339,6 +348,9 @@ func (s *Server) release() {
 	s.snapshots.CloseIdleConnections()
 	if err := s.rlog.Close(); err != nil {
 		s.stopErr = fmt.Errorf("replica: close raft log: %w", err)
+	}
+	if err := s.diskFailure(); err != nil {
+		s.stopErr = errors.Join(err, s.stopErr)
 	}
 	s.compactions.Close()
 	s.releaseCaches()

@@ -17,6 +17,26 @@ func (db *DB) SyncApplied() error {
 	return db.pdb.LogData(nil, pebble.Sync)
 }
 
+// StartSyncApplied starts making every batch applied so far durable, without waiting: the
+// channel is closed once they are. Without a WAL that is a memtable flush, which on a full
+// or failing disk Pebble retries until it succeeds, so a caller that must not wait that
+// long (a partition's raft loop) checks the channel later instead.
+func (db *DB) StartSyncApplied() (<-chan struct{}, error) {
+	if !db.gate.Enter() {
+		return nil, ErrClosed
+	}
+	defer db.gate.Exit()
+	if db.opts.NoWAL {
+		return db.pdb.AsyncFlush()
+	}
+	if err := db.pdb.LogData(nil, pebble.Sync); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	close(done)
+	return done, nil
+}
+
 // commitDurably commits b so that it survives a crash: a synced commit, or without a WAL a
 // commit followed by a memtable flush.
 func (db *DB) commitDurably(b *pebble.Batch) error {

@@ -83,6 +83,10 @@ type Options struct {
 	// Replica and Meta, if set, adjust each server's configuration before it starts.
 	Replica func(*replica.Config)
 	Meta    func(*meta.Config)
+	// DiskFaults says the test fails replica servers' disks (replica.Config.Faults): a
+	// replica server that stopped itself on a failed disk (replica.ErrDiskFailed) is then
+	// no test failure.
+	DiskFaults bool
 
 	// metas are meta servers whose addresses were reserved before the cluster starts.
 	metas []*server
@@ -243,10 +247,11 @@ func (c *Cluster) run(t testing.TB, what string, s runner) func() {
 	var once sync.Once
 	return func() {
 		once.Do(func() {
-			if err := s.Close(); err != nil {
+			expected := func(err error) bool { return c.opts.DiskFaults && errors.Is(err, replica.ErrDiskFailed) }
+			if err := s.Close(); err != nil && !expected(err) {
 				t.Errorf("testcluster: close %s: %v", what, err)
 			}
-			if err := <-done; !errors.Is(err, rpc.ErrServerClosed) {
+			if err := <-done; !errors.Is(err, rpc.ErrServerClosed) && !expected(err) {
 				t.Errorf("testcluster: %s: %v", what, err)
 			}
 		})
