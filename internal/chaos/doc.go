@@ -1,7 +1,8 @@
 // Package chaos holds fault-injection tests of whole clusters: replica servers running as
 // separate OS processes are SIGKILLed and restarted, or SIGSTOPped and continued, and
 // in-process ones are cut off from their peers, while clients work; the recorded history is
-// checked for linearizability with porcupine. It has no non-test code.
+// checked for linearizability with porcupine (the model and the recorder are package
+// linearize's). It has no non-test code.
 //
 // CI runs a short version. The long run (2 minutes or more):
 //

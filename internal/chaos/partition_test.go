@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/linearize"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
@@ -37,7 +38,7 @@ func TestChaosPartitionReplicaLinearizable(t *testing.T) {
 	for i := range 16 {
 		keys = append(keys, fmt.Sprintf("k%d", i))
 	}
-	rec := &recorder{start: time.Now()}
+	rec := linearize.NewRecorder()
 	ctx, cancel := context.WithTimeout(t.Context(), chaosDuration())
 	defer cancel()
 	var lastWriteOK atomic.Int64
@@ -46,9 +47,9 @@ func TestChaosPartitionReplicaLinearizable(t *testing.T) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(cl), 13))
 			for ctx.Err() == nil {
-				in := randomOp(rng, keys)
-				if rec.run(context.WithoutCancel(ctx), tb, cl, in) == nil && in.op != "get" {
-					lastWriteOK.Store(rec.now())
+				in := linearize.RandomOp(rng, keys)
+				if rec.Run(context.WithoutCancel(ctx), tb, cl, in) == nil && in.Op != "get" {
+					lastWriteOK.Store(rec.Now())
 				}
 			}
 		})
@@ -65,13 +66,13 @@ func TestChaosPartitionReplicaLinearizable(t *testing.T) {
 	})
 	wg.Wait()
 	finalReads(t, rec, tb, keys, nil)
-	res := rec.check(t, keys)
+	res := checkHistory(t, rec, keys)
 	t.Logf("partitions: %v, %d cuts, %d operations acknowledged, %d failed or timed out, worst write recovery after a cut healed %v, result %s",
-		chaosDuration(), cuts, rec.acked.Load(), rec.fails.Load(), worstRecovery, res)
+		chaosDuration(), cuts, rec.Acked(), rec.Failed(), worstRecovery, res)
 	if res != "Ok" {
 		t.Fatalf("linearizability check: %s", res)
 	}
-	if cuts == 0 || rec.acked.Load() == 0 {
-		t.Fatalf("nothing exercised: %d cuts, %d acknowledged", cuts, rec.acked.Load())
+	if cuts == 0 || rec.Acked() == 0 {
+		t.Fatalf("nothing exercised: %d cuts, %d acknowledged", cuts, rec.Acked())
 	}
 }
