@@ -15,57 +15,6 @@ import (
 	"github.com/gopegasus/pegasus/internal/replica"
 )
 
-// placement counts, over the tables, replicas (primary and secondaries) and primaries per
-// server as the meta's partition configurations show them.
-func placement(ctx context.Context, adm admin.Client, tables ...string) (replicas, primaries map[string]int, err error) {
-	replicas, primaries = map[string]int{}, map[string]int{}
-	for _, name := range tables {
-		cfg, err := adm.QueryConfig(ctx, name)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, p := range cfg.Partitions {
-			if p.Primary == "" {
-				return nil, nil, fmt.Errorf("partition %d of %s has no primary", p.Index, name)
-			}
-			primaries[p.Primary]++
-			replicas[p.Primary]++
-			for _, s := range p.Secondaries {
-				replicas[s]++
-			}
-		}
-	}
-	return replicas, primaries, nil
-}
-
-// withinOneOfMean reports whether every server of nodes has a count within one of the mean.
-func withinOneOfMean(nodes []string, count map[string]int) bool {
-	total := 0
-	for _, n := range nodes {
-		total += count[n]
-	}
-	mean := float64(total) / float64(len(nodes))
-	for _, n := range nodes {
-		if d := float64(count[n]) - mean; d > 1 || d < -1 {
-			return false
-		}
-	}
-	return true
-}
-
-func balanceOpsIdle(ctx context.Context, adm admin.Client) (bool, error) {
-	info, err := adm.ClusterInfo(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, it := range info {
-		if it.Key == "balance_operation_count" {
-			return it.Value == "move_pri=0,copy_pri=0,copy_sec=0,total=0", nil
-		}
-	}
-	return false, fmt.Errorf("no balance_operation_count in %v", info)
-}
-
 // loadCluster starts a cluster for the tests under load: the servers' default raft tick (the
 // tests' 20 ms one makes elections churn on a loaded machine), and the meta level given.
 func loadCluster(t *testing.T, replicas int, level string, garbage time.Duration) (*Cluster, admin.Client) {
@@ -80,43 +29,30 @@ func loadCluster(t *testing.T, replicas int, level string, garbage time.Duration
 	return c, adm
 }
 
-// TestBalanceThreeToFiveUnderLoad grows a lively cluster from 3 to 5 replica servers while
-// clients read and write: it ends balanced (every server's replica and primary counts within
-// one of the mean), the moves under way drop back to none, and every acknowledged write is
-// readable.
+// TestBalanceThreeToFiveUnderLoad grows a lively cluster from 3 to 5 replica servers under a
+// client load (Load): it ends balanced (every server's replica and primary counts within one
+// of the mean), the moves under way drop back to none, no error reaches the clients, every
+// acknowledged write is readable and the checked keys' history is linearizable.
 func TestBalanceThreeToFiveUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and moves replicas under load")
 	}
-	c, adm := loadCluster(t, 3, "lively", 0)
+	c, _ := loadCluster(t, 3, "lively", 0)
 	c.CreateTableReplicas(t, "load", 8, 3)
 	c.CreateTableReplicas(t, "other", 4, 3)
 	l := c.StartLoad(t, "load", nil)
 	c.AddReplica(t)
 	c.AddReplica(t)
 	c.WaitAlive(t, 5)
-	nodes := c.ReplicaAddrs()
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer cancel()
-	var replicas, primaries map[string]int
-	err := poll.Wait(ctx, func(ctx context.Context) (bool, error) {
-		var err error
-		if replicas, primaries, err = placement(ctx, adm, "load", "other"); err != nil {
-			return false, nil // a partition between primaries
-		}
-		idle, err := balanceOpsIdle(ctx, adm)
-		return err == nil && idle && withinOneOfMean(nodes, replicas) && withinOneOfMean(nodes, primaries), nil
-	})
-	if err != nil {
-		t.Fatalf("not balanced: replicas %v, primaries %v: %v", replicas, primaries, err)
-	}
-	t.Logf("balanced over %d servers: replicas %v, primaries %v", len(nodes), replicas, primaries)
+	replicas, primaries := c.WaitBalanced(t, 4*time.Minute, "load", "other")
+	t.Logf("balanced over %d servers: replicas %v, primaries %v", len(c.ReplicaAddrs()), replicas, primaries)
 	l.Check(nil)
 }
 
-// TestDecommissionUnderLoad decommissions one of four replica servers while clients read and
-// write: its progress ends empty, no partition keeps it, the server deletes its replicas'
-// data once the garbage grace is over, and nothing is lost.
+// TestDecommissionUnderLoad decommissions one of four replica servers under a client load
+// (Load): its progress ends empty, no partition keeps it, the server deletes its replicas'
+// data once the garbage grace is over, no error reaches the clients, nothing is lost and the
+// checked keys' history is linearizable.
 func TestDecommissionUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and moves replicas under load")
