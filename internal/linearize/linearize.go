@@ -137,6 +137,11 @@ var SortKey = []byte("s")
 type Recorder struct {
 	// CallTimeout bounds each call of Run (default 3 s).
 	CallTimeout time.Duration
+	// Refused, if set, tells the errors of calls that provably had no effect (the server
+	// refused them before they could be applied, such as a split's ERR_SPLITTING): Run
+	// leaves those calls out of the history instead of recording them with an unknown
+	// outcome, which makes the check stricter and much cheaper.
+	Refused func(err error) bool
 
 	start  time.Time
 	acked  atomic.Int64
@@ -206,6 +211,10 @@ func (r *Recorder) Run(ctx context.Context, tb Table, client int, in Input) erro
 		out.OK, err = tb.CheckAndSet(cctx, h, SortKey, []byte(in.Expect), []byte(in.Value))
 	default:
 		return fmt.Errorf("linearize: unknown operation %q", in.Op)
+	}
+	if err != nil && r.Refused != nil && r.Refused(err) {
+		r.failed.Add(1)
+		return err
 	}
 	out.Unknown = err != nil
 	r.Add(client, in, out, call, r.Now())

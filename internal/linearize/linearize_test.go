@@ -197,3 +197,52 @@ func TestRecorderUnknownOutcomes(t *testing.T) {
 		})
 	}
 }
+
+// refusingTable refuses every set of the value "2" with errRefused, applying nothing.
+type refusingTable struct{ *memTable }
+
+var errRefused = errors.New("refused")
+
+func (r refusingTable) Set(ctx context.Context, h, s, v []byte) error {
+	if string(v) == "2" {
+		return errRefused
+	}
+	return r.memTable.Set(ctx, h, s, v)
+}
+
+// A write whose error says it was refused is left out of the history: a later read of its
+// value is then illegal, where with an unknown outcome it would pass.
+func TestRecorderRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		refused func(error) bool
+		want    porcupine.CheckResult
+	}{
+		{"unknown outcome", nil, porcupine.Ok},
+		{"refused", func(err error) bool { return errors.Is(err, errRefused) }, porcupine.Illegal},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewRecorder()
+			r.Refused = tc.refused
+			tb := refusingTable{newMemTable()}
+			if err := r.Run(t.Context(), tb, 0, Input{Op: "set", Key: "k", Value: "1"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.Run(t.Context(), tb, 0, Input{Op: "set", Key: "k", Value: "2"}); !errors.Is(err, errRefused) {
+				t.Fatalf("refused set: %v", err)
+			}
+			// A read that claims the refused write took effect (a lying server).
+			r.Add(1, Input{Op: "get", Key: "k"}, Output{Found: true, Value: "2"}, r.Now(), r.Now()+1)
+			if r.Failed() != 1 {
+				t.Fatalf("%d failed calls counted", r.Failed())
+			}
+			res, per := r.Check([]string{"k"}, time.Minute)
+			if res != tc.want {
+				t.Fatalf("%s, want %s", res, tc.want)
+			}
+			for _, kr := range per {
+				_ = os.Remove(kr.Visualization)
+			}
+		})
+	}
+}

@@ -34,6 +34,9 @@ type LoadOptions struct {
 	KeepGoing bool
 	// CallTimeout bounds each call (default 20 s).
 	CallTimeout time.Duration
+	// Refused tells the errors of calls that provably had no effect (see
+	// linearize.Recorder.Refused); nil: every failed write may have taken effect.
+	Refused func(err error) bool
 	// Prefix starts every hash key of the load, so that a test can tell its own records
 	// from the load's.
 	Prefix string
@@ -95,7 +98,7 @@ func StartLoad(t testing.TB, tb linearize.Table, opts *LoadOptions) *Load {
 		l.keys = append(l.keys, fmt.Sprintf("%sreg%d", o.Prefix, i))
 	}
 	l.rec = linearize.NewRecorder()
-	l.rec.CallTimeout = o.CallTimeout
+	l.rec.CallTimeout, l.rec.Refused = o.CallTimeout, o.Refused
 	for i := range o.Preload {
 		k := fmt.Sprintf("%sk%04d", o.Prefix, i)
 		if err := l.call(t.Context(), func(ctx context.Context) error {
@@ -216,6 +219,10 @@ func (l *Load) Stop() {
 	l.stopped.Store(true)
 	l.wg.Wait()
 }
+
+// Started returns when the load's clients started (after the preload); a LoadError's At
+// counts from it.
+func (l *Load) Started() time.Time { return l.start }
 
 // Errors returns the calls that failed so far, in the order they failed.
 func (l *Load) Errors() []LoadError {
