@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
@@ -217,6 +218,49 @@ func TestPartitionSplitMeta(t *testing.T) {
 	for _, info := range l.Infos {
 		if info.AppID == id && (info.PartitionCount != 4 || info.InitPartitionCount != 2) {
 			t.Fatalf("app info after the split: %+v", info)
+		}
+	}
+}
+
+// A split places each child on its parent's servers with the intended primary (the first
+// member) chosen to keep every server's count of intended primaries within one of the mean:
+// copying the parent's order would double the counts, 4 partitions on 3 servers led 2, 1, 1
+// becoming 8 led 4, 2, 2.
+func TestSplitChildrenSpreadPrimaries(t *testing.T) {
+	tm := startMeta(t, Config{})
+	nodes := nodeAddrs(3)
+	tm.syncAll(nodes)
+	id := tm.create("t", 4, 3)
+	intended := func(want int) (map[string]int, map[int32][]string) {
+		t.Helper()
+		leads, members := map[string]int{}, map[int32][]string{}
+		for _, a := range tm.syncNode(nodes[0]).Assignments {
+			if a.AppID == id {
+				leads[a.Members[0]]++
+				members[a.PartitionIndex] = a.Members
+			}
+		}
+		if len(members) != want {
+			t.Fatalf("%d partitions assigned, want %d", len(members), want)
+		}
+		return leads, members
+	}
+	before, parents := intended(4)
+	if r := tm.startSplit("t", 8); r.Err != "ERR_OK" {
+		t.Fatalf("start: %s %s", r.Err, r.HintMsg)
+	}
+	after, all := intended(8)
+	for i := int32(4); i < 8; i++ {
+		got, parent := slices.Clone(all[i]), slices.Clone(parents[i-4])
+		slices.Sort(got)
+		slices.Sort(parent)
+		if !slices.Equal(got, parent) {
+			t.Fatalf("child %d on %v, its parent on %v", i, all[i], parents[i-4])
+		}
+	}
+	for _, n := range nodes {
+		if d := float64(after[n]) - 8.0/3; d > 1 || d < -1 {
+			t.Fatalf("intended primaries after the split %v (before %v): %s is not within one of the mean", after, before, n)
 		}
 	}
 }
