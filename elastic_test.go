@@ -53,7 +53,8 @@ func TestIntegrationFullScanSixPartitionsValidatingHash(t *testing.T) {
 }
 
 // A dropped table is kept until it expires: recalled before, it serves every record again,
-// under its app id and a new name; once expired it cannot be recalled (ERR_APP_NOT_EXIST),
+// under its app id and a new name, and the recall answers once every partition is led by
+// its intended primary (no leadership change follows); once expired it cannot be recalled (ERR_APP_NOT_EXIST),
 // and every replica server has deleted its data. A load (testcluster.Load) runs on the table
 // until its first drop and is checked through the table recalled under its new name: every
 // acknowledged write is there, and the checked keys' history, with reads after the recall, is
@@ -84,6 +85,7 @@ func TestIntegrationRecallThenExpiry(t *testing.T) {
 	if _, err := adm.RecallTable(t.Context(), id, ""); err != nil {
 		t.Fatalf("recall under its own name: %v", err)
 	}
+	noMovesPending(t, adm, "after the first recall")
 	must(t, adm.DropTable(t.Context(), "gone", 3600))
 	// Every replica stops and keeps its data: 4 partitions × 3 replicas.
 	poll.Until(t, "the dropped table's replicas stopped with their data", func() bool {
@@ -100,6 +102,7 @@ func TestIntegrationRecallThenExpiry(t *testing.T) {
 	if info.AppID != id || info.Name != "back" || info.Status != "AS_AVAILABLE" {
 		t.Fatalf("recalled: %+v", info)
 	}
+	noMovesPending(t, adm, "after the second recall")
 	back, err := cl.OpenTable(t.Context(), "back")
 	must(t, err)
 	for i := range n {
@@ -122,6 +125,70 @@ func TestIntegrationRecallThenExpiry(t *testing.T) {
 	}
 	poll.Until(t, "the expired table's data deleted", func() bool { return len(partitionDirs(t, c, id, "")) == 0 })
 	busy.Check(nil)
+}
+
+// A recall answers once every partition is led by its intended primary, not as soon as
+// every partition has some primary: with one replica server down during the recall, the
+// table becomes available (two replicas of three elect a leader) but the recall does not
+// answer until that server is back and leads the partitions placed first on it.
+func TestIntegrationRecallWaitsForIntendedPrimaries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3,
+		Replica: func(rc *replica.Config) { rc.TickInterval = 100 * time.Millisecond }})
+	id := c.CreateTableReplicas(t, "gone", 4, 3)
+	tb := c.OpenTable(t, "gone")
+	setAll(t, tb, 100)
+	adm := newAdmin(t, c)
+	must(t, adm.DropTable(t.Context(), "gone", 3600))
+	poll.Until(t, "the dropped table's replicas stopped", func() bool {
+		return len(partitionDirs(t, c, id, "dropped")) == 12
+	})
+	down := c.ReplicaAddrs()[0]
+	c.StopReplica(t, down)
+	done := make(chan error, 1)
+	go func() {
+		_, err := adm.RecallTable(t.Context(), id, "")
+		done <- err
+	}()
+	poll.Until(t, "the recalled table available without "+down, func() bool {
+		all, err := adm.ListAllTables(t.Context())
+		must(t, err)
+		return slices.ContainsFunc(all, func(ti *admin.TableInfo) bool { return ti.AppID == id && ti.Status == "AS_AVAILABLE" })
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the recall answered (%v) while %s, the intended primary of some partitions, was down", err, down)
+	default:
+	}
+	c.StartReplica(t, down)
+	must(t, <-done)
+	noMovesPending(t, adm, "right after the recall")
+	for i := range 100 {
+		k := fmt.Sprintf("k%04d", i)
+		if v, err := tb.Get(t.Context(), b(k), b("s")); err != nil || string(v) != fmt.Sprint(i) {
+			t.Fatalf("%s after the recall: %q %v", k, v, err)
+		}
+	}
+}
+
+// noMovesPending fails the test unless the meta counts no balancer move under way: every
+// partition led by its intended primary, the placement's first member, with all its
+// secondaries. Right after a recall that says the recall waited for them.
+func noMovesPending(t *testing.T, adm admin.Client, when string) {
+	t.Helper()
+	info, err := adm.ClusterInfo(t.Context())
+	must(t, err)
+	for _, it := range info {
+		if it.Key == "balance_operation_count" {
+			if it.Value != "move_pri=0,copy_pri=0,copy_sec=0,total=0" {
+				t.Fatalf("%s: moves under way %s", when, it.Value)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s: no balance_operation_count in %v", when, info)
 }
 
 // partitionDirs lists the partition directories of table id on every replica server that
