@@ -351,6 +351,7 @@ func TestIntegrationSplitUnderLoad(t *testing.T) {
 		must(t, adm.WaitPartitionSplit(wctx, "load", nil))
 		cancel()
 		t.Logf("split to %d partitions in %v, %d fresh writes acknowledged meanwhile", count, time.Since(start).Round(time.Millisecond), l.Acked()-acked)
+		noMovesPending(t, adm, fmt.Sprintf("right after the split to %d", count))
 		cfg, err := adm.QueryConfig(t.Context(), "load")
 		must(t, err)
 		if int(cfg.PartitionCount) != count {

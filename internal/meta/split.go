@@ -312,7 +312,8 @@ func (m *machine) commitSplitControl(ctx context.Context, t *table, op *splitUpd
 }
 
 // driveSplits moves every split on from the replicas' reports: a parent whose copies are
-// ready is committed, one whose child registered leaves the split, pausing and cancelling
+// ready is committed, one whose child registered and is led by its intended primary (with
+// its secondaries) leaves the split, pausing and cancelling
 // ones settle once no alive member keeps a copy.
 func (m *machine) driveSplits(ctx context.Context) {
 	for _, t := range m.state.Tables {
@@ -325,7 +326,9 @@ func (m *machine) driveSplits(ctx context.Context) {
 			ps := t.Split.Parents[i]
 			switch {
 			case ps.Committed:
-				if t.Partitions[i+t.PartitionCount/2].Ballot >= 1 {
+				// Registered, and led by its intended primary with all its secondaries: the
+				// split's end is not followed by a leadership change.
+				if child := i + t.PartitionCount/2; t.Partitions[child].Ballot >= 1 && m.partitionReady(t, child) {
 					op.Remove = append(op.Remove, i)
 				}
 			case ps.Status == idl.SplitSplitting:
