@@ -4,15 +4,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	pegasus "github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/admin"
+	"github.com/gopegasus/pegasus/internal/linearize"
 	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/testcluster"
@@ -50,14 +53,21 @@ func TestIntegrationFullScanSixPartitionsValidatingHash(t *testing.T) {
 }
 
 // A dropped table is kept until it expires: recalled before, it serves every record again,
-// under its app id and a new name; once expired it cannot be recalled (ERR_APP_NOT_EXIST),
-// and every replica server has deleted its data.
+// under its app id and a new name, and the recall answers once every partition is led by
+// its intended primary (no leadership change follows); once expired it cannot be recalled (ERR_APP_NOT_EXIST),
+// and every replica server has deleted its data. A load (testcluster.Load) runs on the table
+// until its first drop and is checked through the table recalled under its new name: every
+// acknowledged write is there, and the checked keys' history, with reads after the recall, is
+// linearizable; another load runs on another table throughout, with no error.
 func TestIntegrationRecallThenExpiry(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
-	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3,
+		Replica: func(rc *replica.Config) { rc.TickInterval = 100 * time.Millisecond }})
 	id := c.CreateTableReplicas(t, "gone", 4, 3)
+	c.CreateTableReplicas(t, "busy", 4, 3)
+	busy := c.StartLoad(t, "busy", nil)
 	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
 	must(t, err)
 	defer cl.Close()
@@ -67,11 +77,15 @@ func TestIntegrationRecallThenExpiry(t *testing.T) {
 	for i := range n {
 		must(t, tb.Set(t.Context(), b(fmt.Sprintf("k%d", i)), b("s"), b(fmt.Sprint(i))))
 	}
+	gone := testcluster.StartLoad(t, linearize.Ours(tb), &testcluster.LoadOptions{Prefix: "load-"})
+	poll.Until(t, "the load's history before the drop", func() bool { return gone.Acked() >= 300 })
+	gone.Stop()
 	adm := newAdmin(t, c)
 	must(t, adm.DropTable(t.Context(), "gone", 3600))
 	if _, err := adm.RecallTable(t.Context(), id, ""); err != nil {
 		t.Fatalf("recall under its own name: %v", err)
 	}
+	noMovesPending(t, adm, "after the first recall")
 	must(t, adm.DropTable(t.Context(), "gone", 3600))
 	// Every replica stops and keeps its data: 4 partitions × 3 replicas.
 	poll.Until(t, "the dropped table's replicas stopped with their data", func() bool {
@@ -79,14 +93,16 @@ func TestIntegrationRecallThenExpiry(t *testing.T) {
 	})
 	all, err := adm.ListAllTables(t.Context())
 	must(t, err)
+	all = slices.DeleteFunc(all, func(ti *admin.TableInfo) bool { return ti.AppID != id })
 	if len(all) != 1 || all[0].Status != "AS_DROPPED" || all[0].ExpireTime.Sub(all[0].DropTime) != time.Hour {
-		t.Fatalf("ls -a: %+v", all[0])
+		t.Fatalf("ls -a: %+v", all)
 	}
 	info, err := adm.RecallTable(t.Context(), id, "back")
 	must(t, err)
 	if info.AppID != id || info.Name != "back" || info.Status != "AS_AVAILABLE" {
 		t.Fatalf("recalled: %+v", info)
 	}
+	noMovesPending(t, adm, "after the second recall")
 	back, err := cl.OpenTable(t.Context(), "back")
 	must(t, err)
 	for i := range n {
@@ -95,18 +111,84 @@ func TestIntegrationRecallThenExpiry(t *testing.T) {
 			t.Fatalf("k%d after the recall: %q %v", i, v, err)
 		}
 	}
+	gone.Check(linearize.Ours(back))
 
 	// Dropped for a second: it expires, and its data goes.
 	must(t, adm.DropTable(t.Context(), "back", 1))
 	poll.Until(t, "the dropped table purged", func() bool {
 		all, err := adm.ListAllTables(t.Context())
 		must(t, err)
-		return len(all) == 0
+		return !slices.ContainsFunc(all, func(ti *admin.TableInfo) bool { return ti.AppID == id })
 	})
 	if _, err := adm.RecallTable(t.Context(), id, ""); !errors.Is(err, pegasus.ErrAppNotExist) {
 		t.Fatalf("recall of an expired table: %v", err)
 	}
 	poll.Until(t, "the expired table's data deleted", func() bool { return len(partitionDirs(t, c, id, "")) == 0 })
+	busy.Check(nil)
+}
+
+// A recall answers once every partition is led by its intended primary, not as soon as
+// every partition has some primary: with one replica server down during the recall, the
+// table becomes available (two replicas of three elect a leader) but the recall does not
+// answer until that server is back and leads the partitions placed first on it.
+func TestIntegrationRecallWaitsForIntendedPrimaries(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3,
+		Replica: func(rc *replica.Config) { rc.TickInterval = 100 * time.Millisecond }})
+	id := c.CreateTableReplicas(t, "gone", 4, 3)
+	tb := c.OpenTable(t, "gone")
+	setAll(t, tb, 100)
+	adm := newAdmin(t, c)
+	must(t, adm.DropTable(t.Context(), "gone", 3600))
+	poll.Until(t, "the dropped table's replicas stopped", func() bool {
+		return len(partitionDirs(t, c, id, "dropped")) == 12
+	})
+	down := c.ReplicaAddrs()[0]
+	c.StopReplica(t, down)
+	done := make(chan error, 1)
+	go func() {
+		_, err := adm.RecallTable(t.Context(), id, "")
+		done <- err
+	}()
+	poll.Until(t, "the recalled table available without "+down, func() bool {
+		all, err := adm.ListAllTables(t.Context())
+		must(t, err)
+		return slices.ContainsFunc(all, func(ti *admin.TableInfo) bool { return ti.AppID == id && ti.Status == "AS_AVAILABLE" })
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the recall answered (%v) while %s, the intended primary of some partitions, was down", err, down)
+	default:
+	}
+	c.StartReplica(t, down)
+	must(t, <-done)
+	noMovesPending(t, adm, "right after the recall")
+	for i := range 100 {
+		k := fmt.Sprintf("k%04d", i)
+		if v, err := tb.Get(t.Context(), b(k), b("s")); err != nil || string(v) != fmt.Sprint(i) {
+			t.Fatalf("%s after the recall: %q %v", k, v, err)
+		}
+	}
+}
+
+// noMovesPending fails the test unless the meta counts no balancer move under way: every
+// partition led by its intended primary, the placement's first member, with all its
+// secondaries. Right after a recall that says the recall waited for them.
+func noMovesPending(t *testing.T, adm admin.Client, when string) {
+	t.Helper()
+	info, err := adm.ClusterInfo(t.Context())
+	must(t, err)
+	for _, it := range info {
+		if it.Key == "balance_operation_count" {
+			if it.Value != "move_pri=0,copy_pri=0,copy_sec=0,total=0" {
+				t.Fatalf("%s: moves under way %s", when, it.Value)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s: no balance_operation_count in %v", when, info)
 }
 
 // partitionDirs lists the partition directories of table id on every replica server that
@@ -130,14 +212,16 @@ func partitionDirs(t *testing.T, c *testcluster.Cluster, id int32, name string) 
 	return out
 }
 
-// A table of 4 partitions is split to 8 while a full scan is half done: the scan returns
-// every record once, every record is read back from its new partition, and the parents'
-// copies of their children's halves are deleted.
+// A table of 4 partitions is split to 8 while a full scan is half done, under a load
+// (testcluster.Load, its keys prefixed "load-"): the scan returns every record once, every
+// record is read back from its new partition, the load sees no error and its checked keys'
+// history is linearizable, and the parents' copies of their children's halves are deleted.
 func TestIntegrationSplitFollowedByClientAndScan(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
-	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3,
+		Replica: func(rc *replica.Config) { rc.TickInterval = 100 * time.Millisecond }})
 	c.CreateTableReplicas(t, "grow", 4, 3)
 	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
 	must(t, err)
@@ -146,15 +230,23 @@ func TestIntegrationSplitFollowedByClientAndScan(t *testing.T) {
 	must(t, err)
 	const n = 1000
 	setAll(t, tb, n)
+	l := testcluster.StartLoad(t, linearize.Ours(tb), &testcluster.LoadOptions{Prefix: "load-"})
 	opts := pegasus.NewScanOptions()
 	opts.BatchSize = 50
 	scs, err := tb.GetUnorderedScanners(t.Context(), 2, opts)
 	must(t, err)
-	seen := map[string]int{}
+	seen := map[string]int{} // hash key → times returned, the load's keys left out
+	var loadSeen map[string]string
 	next := func(sc pegasus.Scanner) bool {
-		done, hk, _, _, err := sc.Next(t.Context())
+		done, hk, _, v, err := sc.Next(t.Context())
 		must(t, err)
-		if !done {
+		switch {
+		case done:
+		case strings.HasPrefix(string(hk), "load-"):
+			if loadSeen != nil {
+				loadSeen[string(hk)] = string(v)
+			}
+		default:
 			seen[string(hk)]++
 		}
 		return !done
@@ -189,6 +281,7 @@ func TestIntegrationSplitFollowedByClientAndScan(t *testing.T) {
 			t.Fatalf("%s after the split: %q %v", k, v, err)
 		}
 	}
+	l.Check(nil)
 	// A new full scan sees 8 partitions and every record once.
 	scs, err = tb.GetUnorderedScanners(t.Context(), 8, nil)
 	must(t, err)
@@ -196,12 +289,16 @@ func TestIntegrationSplitFollowedByClientAndScan(t *testing.T) {
 		t.Fatalf("%d scanners after the split", len(scs))
 	}
 	clear(seen)
+	loadSeen = map[string]string{}
 	for _, sc := range scs {
 		for next(sc) {
 		}
 	}
 	if len(seen) != n {
 		t.Fatalf("full scan after the split: %d records", len(seen))
+	}
+	if want := l.Want(); !maps.Equal(loadSeen, want) {
+		t.Fatalf("full scan after the split: %d records of the load, want %d", len(loadSeen), len(want))
 	}
 	c.WaitSplitPurged(t, "grow")
 }
@@ -228,10 +325,12 @@ func setAll(t *testing.T, tb pegasus.TableConnector, n int) {
 	}
 }
 
-// A table of 4 partitions splits to 8, then to 16, while writers and readers keep going: no
-// error reaches them, every acknowledged write is read back (from the partition its key
-// maps to now: the parents refuse the children's halves), a full scan returns every record
-// once, and every replica deletes the records its partition no longer owns.
+// A table of 4 partitions splits to 8, then to 16, under a load of writers, a reader and
+// clients of random operations on a few keys (testcluster.Load): no error reaches them, every
+// acknowledged write is read back (from the partition its key maps to now: the parents refuse
+// the children's halves), the checked keys' history is linearizable, a full scan returns
+// every record once, every server leads within one of the mean of the 16 partitions, and
+// every replica deletes the records its partition no longer owns.
 func TestIntegrationSplitUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
@@ -242,91 +341,30 @@ func TestIntegrationSplitUnderLoad(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{Replicas: 3,
 		Replica: func(rc *replica.Config) { rc.TickInterval = 100 * time.Millisecond }})
 	c.CreateTableReplicas(t, "load", 4, 3)
-	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
-	must(t, err)
-	defer cl.Close()
-	tb, err := cl.OpenTable(t.Context(), "load")
-	must(t, err)
-	const preloaded = 400
-	setAll(t, tb, preloaded)
-
-	// The load stops between two calls: a call cut off in flight could be applied without
-	// being acknowledged.
-	ctx := t.Context()
-	var (
-		stopped atomic.Bool
-		wg      sync.WaitGroup
-		mu      sync.Mutex
-		acked   = map[string]string{}
-		failed  []error
-	)
-	fail := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		failed = append(failed, err)
-	}
-	for w := range 3 {
-		wg.Go(func() {
-			for i := 0; !stopped.Load(); i++ {
-				k, v := fmt.Sprintf("w%d-%d", w, i), fmt.Sprint(i)
-				if err := tb.Set(ctx, b(k), b("s"), b(v)); err != nil {
-					fail(fmt.Errorf("set %s: %w", k, err))
-					return
-				}
-				mu.Lock()
-				acked[k] = v
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Go(func() {
-		for i := 0; !stopped.Load(); i++ {
-			k := fmt.Sprintf("k%04d", i%preloaded)
-			v, err := tb.Get(ctx, b(k), b("s"))
-			if err != nil || string(v) != fmt.Sprint(i%preloaded) {
-				fail(fmt.Errorf("get %s during the split: %q %v", k, v, err))
-				return
-			}
-		}
-	})
+	l := c.StartLoad(t, "load", &testcluster.LoadOptions{Preload: 400, Writers: 3})
 
 	adm := newAdmin(t, c)
 	for _, count := range []int{8, 16} {
+		start, acked := time.Now(), l.Acked()
 		must(t, adm.StartPartitionSplit(t.Context(), "load", count))
 		wctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 		must(t, adm.WaitPartitionSplit(wctx, "load", nil))
 		cancel()
+		t.Logf("split to %d partitions in %v, %d fresh writes acknowledged meanwhile", count, time.Since(start).Round(time.Millisecond), l.Acked()-acked)
+		noMovesPending(t, adm, fmt.Sprintf("right after the split to %d", count))
 		cfg, err := adm.QueryConfig(t.Context(), "load")
 		must(t, err)
 		if int(cfg.PartitionCount) != count {
 			t.Fatalf("%d partitions after the split to %d", cfg.PartitionCount, count)
 		}
 	}
-	stopped.Store(true)
-	wg.Wait()
-	for _, err := range failed {
-		t.Error(err)
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	if len(acked) == 0 {
-		t.Fatal("no write was acknowledged during the splits")
-	}
-	t.Logf("%d writes acknowledged during the splits", len(acked))
-	want := map[string]string{}
-	for i := range preloaded {
-		want[fmt.Sprintf("k%04d", i)] = fmt.Sprint(i)
-	}
-	for k, v := range acked {
-		want[k] = v
-	}
-	for k, v := range want {
-		got, err := tb.Get(t.Context(), b(k), b("s"))
-		if err != nil || string(got) != v {
-			t.Fatalf("%s after the splits: %q %v, want %q", k, got, err, v)
-		}
-	}
+	l.Check(nil)
+	// The children's primaries spread: every server leads within one of the mean.
+	_, primaries := c.WaitBalanced(t, time.Minute, "load")
+	t.Logf("primaries after the splits: %v", primaries)
+
+	tb := c.OpenTable(t, "load")
+	want := l.Want()
 	scs, err := tb.GetUnorderedScanners(t.Context(), 16, nil)
 	must(t, err)
 	seen := scanOnce(t, scs)
@@ -344,7 +382,9 @@ func TestIntegrationSplitUnderLoad(t *testing.T) {
 // A split paused right after its start (the replicas learn of it at their next report, a
 // second later) keeps the table serving from the parents, the children unregistered (ballot
 // -1) until it is restarted and finishes; a split cancelled right after its start brings the
-// partition count back, and nothing is lost either way.
+// partition count back, and nothing is lost either way. A load (testcluster.Load, its keys
+// prefixed "load-") runs throughout: no error reaches it, and its checked keys' history is
+// linearizable.
 func TestIntegrationSplitPauseRestartCancel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
@@ -360,6 +400,7 @@ func TestIntegrationSplitPauseRestartCancel(t *testing.T) {
 	must(t, err)
 	const n = 300
 	setAll(t, tb, n)
+	l := c.StartLoad(t, "ctl", &testcluster.LoadOptions{Prefix: "load-"})
 	readAll := func(when string) {
 		t.Helper()
 		for i := range n {
@@ -429,11 +470,18 @@ func TestIntegrationSplitPauseRestartCancel(t *testing.T) {
 	}
 	must(t, tb.Set(t.Context(), b("cancelled"), b("s"), b("v")))
 	readAll("after the cancel")
+	l.Check(nil)
 	scs, err := tb.GetUnorderedScanners(t.Context(), 8, nil)
 	must(t, err)
 	seen := scanOnce(t, scs)
-	if len(seen) != n+2 {
-		t.Fatalf("full scan after the cancel: %d records, want %d", len(seen), n+2)
+	want := l.Want()
+	for k, v := range want {
+		if !seen[k+"/s="+v] {
+			t.Fatalf("the scan after the cancel did not return the load's %s=%s", k, v)
+		}
+	}
+	if len(seen) != n+2+len(want) {
+		t.Fatalf("full scan after the cancel: %d records, want %d", len(seen), n+2+len(want))
 	}
 	c.WaitSplitPurged(t, "ctl")
 }

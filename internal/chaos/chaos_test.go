@@ -3,12 +3,10 @@ package chaos
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +19,7 @@ import (
 	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/linearize"
 	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/rpc"
@@ -267,208 +266,15 @@ func (c *cluster) describeTable(name string) string {
 	return b.String()
 }
 
-// The linearizability model: a map of keys to values; every operation touches one key.
-
-type kvInput struct {
-	op     string // get, set, incr, cas
-	key    string
-	value  string // set: the value; cas: the new value
-	expect string // cas: the expected current value
-	delta  int64  // incr
-}
-
-type kvOutput struct {
-	unknown bool // the call failed or timed out: it may or may not have happened
-	value   string
-	found   bool
-	ok      bool // cas succeeded
-	newVal  int64
-}
-
-type kvState struct {
-	value  string
-	exists bool
-}
-
-var kvModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(kvInput).key
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range byKey {
-			out = append(out, ops)
-		}
-		return out
-	},
-	Init: func() any { return kvState{} },
-	Step: func(state, input, output any) (bool, any) {
-		s, in, out := state.(kvState), input.(kvInput), output.(kvOutput)
-		switch in.op {
-		case "get":
-			return out.found == s.exists && (!s.exists || out.value == s.value), s
-		case "set":
-			return true, kvState{value: in.value, exists: true}
-		case "incr":
-			old := int64(0)
-			if s.exists && s.value != "" {
-				n, err := strconv.ParseInt(s.value, 10, 64)
-				if err != nil {
-					return out.unknown, s // incr of a non-number fails and changes nothing
-				}
-				old = n
-			}
-			next := kvState{value: strconv.FormatInt(old+in.delta, 10), exists: true}
-			return out.unknown || out.newVal == old+in.delta, next
-		case "cas":
-			pass := s.exists && s.value == in.expect
-			if out.unknown {
-				if pass {
-					return true, kvState{value: in.value, exists: true}
-				}
-				return true, s
-			}
-			if out.ok != pass {
-				return false, s
-			}
-			if pass {
-				return true, kvState{value: in.value, exists: true}
-			}
-			return true, s
-		}
-		return false, s
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(kvInput), output.(kvOutput)
-		return fmt.Sprintf("%s(%s %q %q %d) -> %+v", in.op, in.key, in.value, in.expect, in.delta, out)
-	},
-}
-
-// recorder collects the history of all clients.
-type recorder struct {
-	start time.Time
-	// noEffect, if set, tells a failed operation that provably had no effect: it is left
-	// out of the history, as a failed read is (nil: every failed write may have happened).
-	noEffect func(in kvInput, err error) bool
-
-	mu    sync.Mutex
-	ops   []porcupine.Operation
-	acked atomic.Int64
-	fails atomic.Int64
-}
-
-func (r *recorder) now() int64 { return int64(time.Since(r.start)) }
-
-func (r *recorder) add(client int, in kvInput, out kvOutput, call, ret int64) {
-	if out.unknown {
-		if in.op == "get" {
-			return // a failed read changes nothing
-		}
-		ret = math.MaxInt64 // a failed write may take effect at any time after its call
-		r.fails.Add(1)
-	} else {
-		r.acked.Add(1)
-	}
-	r.mu.Lock()
-	r.ops = append(r.ops, porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret})
-	r.mu.Unlock()
-}
-
-// kvTable is what the recorder drives: a table of our client, or of one that reacts to errors
-// as the official go-client does (testcluster.GoTable).
-type kvTable interface {
-	Get(ctx context.Context, hashKey, sortKey []byte) ([]byte, error)
-	Set(ctx context.Context, hashKey, sortKey, value []byte) error
-	Incr(ctx context.Context, hashKey, sortKey []byte, delta int64) (int64, error)
-	// CheckAndSet sets the record to value if its value is expect, and reports whether it did.
-	CheckAndSet(ctx context.Context, hashKey, sortKey, expect, value []byte) (bool, error)
-}
-
-// ourTable is a table of our client as a kvTable.
-type ourTable struct{ pegasus.TableConnector }
-
-func (t ourTable) CheckAndSet(ctx context.Context, h, s, expect, value []byte) (bool, error) {
-	res, err := t.TableConnector.CheckAndSet(ctx, h, s, pegasus.CheckTypeBytesEqual, expect, s, value, nil)
-	return err == nil && res.SetSucceed, err
-}
-
-// run performs one operation through the client and records it.
-func (r *recorder) run(ctx context.Context, tb kvTable, client int, in kvInput) error {
-	call := r.now()
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	h, s := []byte(in.key), []byte("s")
-	var out kvOutput
-	var err error
-	switch in.op {
-	case "get":
-		var v []byte
-		v, err = tb.Get(cctx, h, s)
-		out.value, out.found = string(v), v != nil
-	case "set":
-		err = tb.Set(cctx, h, s, []byte(in.value))
-	case "incr":
-		out.newVal, err = tb.Incr(cctx, h, s, in.delta)
-	case "cas":
-		out.ok, err = tb.CheckAndSet(cctx, h, s, []byte(in.expect), []byte(in.value))
-	}
-	out.unknown = err != nil
-	if out.unknown && r.noEffect != nil && r.noEffect(in, err) {
-		return err
-	}
-	r.add(client, in, out, call, r.now())
-	return err
-}
-
-// randomOp draws the next operation of a client on one of keys: 40 % gets, 20 % sets, 20 %
-// incrs, 20 % check-and-sets, values drawn from a small range so that they collide.
-func randomOp(rng *rand.Rand, keys []string) kvInput {
-	in := kvInput{key: keys[rng.IntN(len(keys))]}
-	switch n := rng.IntN(10); {
-	case n < 4:
-		in.op = "get"
-	case n < 6:
-		in.op, in.value = "set", strconv.Itoa(rng.IntN(100))
-	case n < 8:
-		in.op, in.delta = "incr", int64(1+rng.IntN(5))
-	default:
-		in.op, in.expect, in.value = "cas", strconv.Itoa(rng.IntN(100)), strconv.Itoa(rng.IntN(100))
-	}
-	return in
-}
-
-// check checks the recorded history for linearizability, key by key (every operation touches
-// one key, so the history is linearizable if each key's is), and fails the test unless it
-// is. The keys are checked one after the other: the checker's memory grows with the square of
-// a history's length, and checking them all at once (porcupine runs the partitions of one
-// call in parallel) exhausted 24 GiB on a 5-minute run. It returns the result.
-func (r *recorder) check(t *testing.T, keys []string) porcupine.CheckResult {
+// checkHistory checks rec's history of keys with package linearize, logging each key's
+// result, and returns the overall result.
+func checkHistory(t *testing.T, rec *linearize.Recorder, keys []string) porcupine.CheckResult {
 	t.Helper()
-	byKey := map[string][]porcupine.Operation{}
-	for _, op := range r.ops {
-		k := op.Input.(kvInput).key
-		byKey[k] = append(byKey[k], op)
-	}
-	r.ops = nil
-	res := porcupine.Ok
-	for _, k := range keys {
-		start := time.Now()
-		cr, info := porcupine.CheckOperationsVerbose(kvModel, byKey[k], 5*time.Minute)
-		t.Logf("key %s: %d operations checked in %v: %s", k, len(byKey[k]), time.Since(start).Round(time.Millisecond), cr)
-		delete(byKey, k)
-		if cr == porcupine.Illegal {
-			// Outside the test's temporary directory, which is removed when the test ends.
-			f := filepath.Join(os.TempDir(), fmt.Sprintf("pegasus-chaos-%d-%s.html", os.Getpid(), k))
-			if err := porcupine.VisualizePath(kvModel, info, f); err == nil {
-				t.Logf("visualization: %s", f)
-			}
-			res = cr
-			break
-		}
-		if cr != porcupine.Ok {
-			res = cr
+	res, per := rec.Check(keys, 5*time.Minute)
+	for _, kr := range per {
+		t.Logf("key %s: %d operations checked in %v: %s", kr.Key, kr.Ops, kr.Took.Round(time.Millisecond), kr.Result)
+		if kr.Visualization != "" {
+			t.Logf("visualization: %s", kr.Visualization)
 		}
 	}
 	return res
@@ -545,7 +351,7 @@ func balanced(ctx context.Context, adm admin.Client, n int) (bool, string) {
 // fault is over and names the server. After each, a write (lastWriteOK, as rec counts time)
 // must succeed within 10 s. It returns the faults struck and the longest such recovery; what
 // names the faults in errors.
-func strike(ctx context.Context, t *testing.T, rec *recorder, lastWriteOK *atomic.Int64, what string, fault func() string) (int, time.Duration) {
+func strike(ctx context.Context, t *testing.T, rec *linearize.Recorder, lastWriteOK *atomic.Int64, what string, fault func() string) (int, time.Duration) {
 	faults := 0
 	var worst time.Duration
 	for ctx.Err() == nil {
@@ -558,7 +364,7 @@ func strike(ctx context.Context, t *testing.T, rec *recorder, lastWriteOK *atomi
 		}
 		victim := fault()
 		faults++
-		ended := rec.now()
+		ended := rec.Now()
 		wctx, wcancel := context.WithTimeout(ctx, 10*time.Second)
 		_ = poll.Wait(wctx, func(context.Context) (bool, error) { return lastWriteOK.Load() >= ended, nil })
 		wcancel()
@@ -575,12 +381,12 @@ func strike(ctx context.Context, t *testing.T, rec *recorder, lastWriteOK *atomi
 // finalReads reads every key once the faults are over, as part of the history: every
 // acknowledged write must be reflected in them. describe, if not nil, tells on a failure how
 // the meta sees the table.
-func finalReads(t *testing.T, rec *recorder, tb kvTable, keys []string, describe func() string) {
+func finalReads(t *testing.T, rec *linearize.Recorder, tb linearize.Table, keys []string, describe func() string) {
 	for _, k := range keys {
 		fctx, fcancel := context.WithTimeout(t.Context(), 20*time.Second)
 		var err error // the last read's: Wait tries once at least
 		_ = poll.Wait(fctx, func(context.Context) (bool, error) {
-			err = rec.run(fctx, tb, 99, kvInput{op: "get", key: k})
+			err = rec.Run(fctx, tb, 99, linearize.Input{Op: "get", Key: k})
 			return err == nil, nil
 		})
 		fcancel()
@@ -630,7 +436,7 @@ func runChaos(t *testing.T, f fault) {
 	c.createTable("chaos", 4)
 	tb := c.openTable("chaos")
 
-	rec := &recorder{start: time.Now()}
+	rec := linearize.NewRecorder()
 	// A small key set, so operations contend; checked key by key, so not too small for the
 	// checker, whose search grows quickly with the operations of one key that may or may not
 	// have happened. Every keyEpoch the clients move on to a fresh set of 10 keys, so that a
@@ -678,9 +484,9 @@ func runChaos(t *testing.T, f fault) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(cl), 7))
 			for ctx.Err() == nil {
-				in := randomOp(rng, sets[min(int(time.Duration(rec.now())/keyEpoch), len(sets)-1)])
-				if rec.run(context.WithoutCancel(ctx), ourTable{tb}, cl, in) == nil && in.op != "get" {
-					lastWriteOK.Store(rec.now())
+				in := linearize.RandomOp(rng, sets[min(int(time.Duration(rec.Now())/keyEpoch), len(sets)-1)])
+				if rec.Run(context.WithoutCancel(ctx), linearize.Ours(tb), cl, in) == nil && in.Op != "get" {
+					lastWriteOK.Store(rec.Now())
 				}
 			}
 		})
@@ -693,7 +499,7 @@ func runChaos(t *testing.T, f fault) {
 		return victim.name
 	})
 	wg.Wait()
-	finalReads(t, rec, ourTable{tb}, keys, func() string { return c.describeTable("chaos") })
+	finalReads(t, rec, linearize.Ours(tb), keys, func() string { return c.describeTable("chaos") })
 
 	if adm != nil {
 		// The split ends and the cluster ends balanced once the kills stop.
@@ -715,17 +521,17 @@ func runChaos(t *testing.T, f fault) {
 		t.Logf("chaos elastic (%s): balanced over %d servers: %s", elastic, len(c.replicas), last)
 	}
 
-	res := rec.check(t, keys)
+	res := checkHistory(t, rec, keys)
 	t.Logf("chaos: %v, %d %s, %d operations acknowledged, %d failed or timed out, worst write recovery after a fault %v, result %s",
-		duration, faults, f.name, rec.acked.Load(), rec.fails.Load(), worstRecovery, res)
+		duration, faults, f.name, rec.Acked(), rec.Failed(), worstRecovery, res)
 	if res == porcupine.Illegal {
 		t.Fatal("history is not linearizable")
 	}
 	if res != porcupine.Ok {
 		t.Fatalf("linearizability check inconclusive: %s", res)
 	}
-	if faults == 0 || rec.acked.Load() == 0 {
-		t.Fatalf("nothing exercised: %d %s, %d acknowledged", faults, f.name, rec.acked.Load())
+	if faults == 0 || rec.Acked() == 0 {
+		t.Fatalf("nothing exercised: %d %s, %d acknowledged", faults, f.name, rec.Acked())
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/diskfault"
+	"github.com/gopegasus/pegasus/internal/linearize"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 	"github.com/gopegasus/pegasus/internal/wire"
@@ -66,7 +67,7 @@ func (d *diskRun) disk(addr string) *diskfault.Injector {
 func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time.Duration) {
 	t := d.t
 	d.c.CreateTableReplicas(t, "disk", 4, 3)
-	tb := ourTable{d.c.OpenTable(t, "disk")}
+	tb := linearize.Ours(d.c.OpenTable(t, "disk"))
 	// As runChaos: 10 keys, a fresh set every diskKeyEpoch, so that the checker gets more
 	// keys rather than longer histories of each (faults that leave writes pending for
 	// seconds make a key's history hard to check).
@@ -83,9 +84,10 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 	// refuses it before it reaches the raft log, and our client repeats such a write only
 	// after answers that say the attempt did nothing, so it is left out of the history (a
 	// refused set is not: the client repeats sets after attempts that may have applied them).
-	rec := &recorder{start: time.Now(), noEffect: func(in kvInput, err error) bool {
-		return (in.op == "incr" || in.op == "cas") && errors.Is(err, wire.ErrDiskInsufficient)
-	}}
+	rec := linearize.NewRecorder()
+	rec.Refused = func(in linearize.Input, err error) bool {
+		return (in.Op == "incr" || in.Op == "cas") && errors.Is(err, wire.ErrDiskInsufficient)
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), duration)
 	defer cancel()
 	var lastWriteOK atomic.Int64
@@ -94,17 +96,17 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(cl), 17))
 			for ctx.Err() == nil {
-				in := randomOp(rng, sets[min(int(time.Duration(rec.now())/diskKeyEpoch), len(sets)-1)])
-				err := rec.run(context.WithoutCancel(ctx), tb, cl, in)
+				in := linearize.RandomOp(rng, sets[min(int(time.Duration(rec.Now())/diskKeyEpoch), len(sets)-1)])
+				err := rec.Run(context.WithoutCancel(ctx), tb, cl, in)
 				switch {
-				case err == nil && in.op != "get":
-					lastWriteOK.Store(rec.now())
+				case err == nil && in.Op != "get":
+					lastWriteOK.Store(rec.Now())
 				case err == nil && d.faulting.Load():
 					d.readsInFault.Add(1)
 				case errors.Is(err, wire.ErrDiskInsufficient):
 					d.refused.Add(1)
 					time.Sleep(100 * time.Millisecond) // as an application would
-				case err != nil && in.op == "get" && d.faulting.Load():
+				case err != nil && in.Op == "get" && d.faulting.Load():
 					d.readsFailed.Add(1)
 				}
 			}
@@ -115,8 +117,8 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(cl), 17))
 			for ctx.Err() == nil {
-				set := sets[min(int(time.Duration(rec.now())/diskKeyEpoch), len(sets)-1)]
-				err := rec.run(context.WithoutCancel(ctx), tb, cl, kvInput{op: "get", key: set[rng.IntN(len(set))]})
+				set := sets[min(int(time.Duration(rec.Now())/diskKeyEpoch), len(sets)-1)]
+				err := rec.Run(context.WithoutCancel(ctx), tb, cl, linearize.Input{Op: "get", Key: set[rng.IntN(len(set))]})
 				switch {
 				case err == nil && d.faulting.Load():
 					d.readsInFault.Add(1)
@@ -135,14 +137,14 @@ func (d *diskRun) run(what string, fault func(rng *rand.Rand) string) (int, time
 	})
 	wg.Wait()
 	finalReads(t, rec, tb, keys, nil)
-	res := rec.check(t, keys)
+	res := checkHistory(t, rec, keys)
 	t.Logf("%s: %v, %d faults, %d operations acknowledged, %d failed or timed out, %d reads answered and %d failed during faults, %d writes refused with ERR_DISK_INSUFFICIENT, worst write recovery after a fault ended %v, result %s",
-		what, chaosDuration(), faults, rec.acked.Load(), rec.fails.Load(), d.readsInFault.Load(), d.readsFailed.Load(), d.refused.Load(), worst, res)
+		what, chaosDuration(), faults, rec.Acked(), rec.Failed(), d.readsInFault.Load(), d.readsFailed.Load(), d.refused.Load(), worst, res)
 	if res != "Ok" {
 		t.Fatalf("linearizability check: %s", res)
 	}
-	if faults == 0 || rec.acked.Load() == 0 {
-		t.Fatalf("nothing exercised: %d faults, %d acknowledged", faults, rec.acked.Load())
+	if faults == 0 || rec.Acked() == 0 {
+		t.Fatalf("nothing exercised: %d faults, %d acknowledged", faults, rec.Acked())
 	}
 	return faults, worst
 }

@@ -1,8 +1,9 @@
 // Package chaos holds fault-injection tests of whole clusters: replica servers running as
 // separate OS processes are SIGKILLed and restarted, or SIGSTOPped and continued, and
 // in-process ones are cut off from their peers or have their disks slowed, failed or
-// filled (package diskfault), while clients work; the recorded history is
-// checked for linearizability with porcupine. It has no non-test code.
+// filled (package diskfault), while clients work; the recorded history is checked for
+// linearizability with porcupine (the model and the recorder are package linearize's). It
+// has no non-test code.
 //
 // CI runs a short version. The long run (2 minutes or more):
 //

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus"
+	"github.com/gopegasus/pegasus/internal/linearize"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
@@ -39,7 +40,7 @@ func runPartitionChaos(t *testing.T, withTLS bool) {
 	}
 	c := testcluster.Start(t, opts)
 	c.CreateTableReplicas(t, "cuts", 4, 3)
-	var tb kvTable
+	var tb linearize.Table
 	if withTLS {
 		cl, err := pegasus.New(c.ClientConfig())
 		if err != nil {
@@ -50,7 +51,7 @@ func runPartitionChaos(t *testing.T, withTLS bool) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tb = ourTable{otb}
+		tb = linearize.Ours(otb)
 	} else {
 		gc := testcluster.NewGoClient(c.MetaAddrs())
 		defer gc.Close()
@@ -66,7 +67,7 @@ func runPartitionChaos(t *testing.T, withTLS bool) {
 	for i := range 16 {
 		keys = append(keys, fmt.Sprintf("k%d", i))
 	}
-	rec := &recorder{start: time.Now()}
+	rec := linearize.NewRecorder()
 	ctx, cancel := context.WithTimeout(t.Context(), chaosDuration())
 	defer cancel()
 	var lastWriteOK atomic.Int64
@@ -75,9 +76,9 @@ func runPartitionChaos(t *testing.T, withTLS bool) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(cl), 13))
 			for ctx.Err() == nil {
-				in := randomOp(rng, keys)
-				if rec.run(context.WithoutCancel(ctx), tb, cl, in) == nil && in.op != "get" {
-					lastWriteOK.Store(rec.now())
+				in := linearize.RandomOp(rng, keys)
+				if rec.Run(context.WithoutCancel(ctx), tb, cl, in) == nil && in.Op != "get" {
+					lastWriteOK.Store(rec.Now())
 				}
 			}
 		})
@@ -94,13 +95,13 @@ func runPartitionChaos(t *testing.T, withTLS bool) {
 	})
 	wg.Wait()
 	finalReads(t, rec, tb, keys, nil)
-	res := rec.check(t, keys)
+	res := checkHistory(t, rec, keys)
 	t.Logf("partitions (tls %v): %v, %d cuts, %d operations acknowledged, %d failed or timed out, worst write recovery after a cut healed %v, result %s",
-		withTLS, chaosDuration(), cuts, rec.acked.Load(), rec.fails.Load(), worstRecovery, res)
+		withTLS, chaosDuration(), cuts, rec.Acked(), rec.Failed(), worstRecovery, res)
 	if res != "Ok" {
 		t.Fatalf("linearizability check: %s", res)
 	}
-	if cuts == 0 || rec.acked.Load() == 0 {
-		t.Fatalf("nothing exercised: %d cuts, %d acknowledged", cuts, rec.acked.Load())
+	if cuts == 0 || rec.Acked() == 0 {
+		t.Fatalf("nothing exercised: %d cuts, %d acknowledged", cuts, rec.Acked())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/linearize"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/testcluster"
@@ -45,7 +46,7 @@ func TestPlannedTransfersAreInvisible(t *testing.T) {
 	for i := range 16 {
 		keys = append(keys, fmt.Sprintf("k%d", i))
 	}
-	rec := &recorder{start: time.Now()}
+	rec := linearize.NewRecorder()
 	ctx, stop := context.WithCancel(t.Context())
 	defer stop()
 	var failed atomic.Int64
@@ -55,7 +56,7 @@ func TestPlannedTransfersAreInvisible(t *testing.T) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(cl), 11))
 			for ctx.Err() == nil {
-				if err := rec.run(context.WithoutCancel(ctx), tb, cl, randomOp(rng, keys)); err != nil {
+				if err := rec.Run(context.WithoutCancel(ctx), tb, cl, linearize.RandomOp(rng, keys)); err != nil {
 					failed.Add(1)
 					firstErr.CompareAndSwap(nil, err)
 				}
@@ -110,14 +111,14 @@ func TestPlannedTransfersAreInvisible(t *testing.T) {
 		forwarded += c.Replica(t, a).ForwardedRequests()
 	}
 	t.Logf("%d transfers, %d operations acknowledged, %d failed, %d requests forwarded to a new leader",
-		transferCount, rec.acked.Load(), failed.Load(), forwarded)
+		transferCount, rec.Acked(), failed.Load(), forwarded)
 	if n := failed.Load(); n > 0 {
 		t.Errorf("%d operations failed; the first: %v", n, firstErr.Load())
 	}
-	if forwarded == 0 || rec.acked.Load() == 0 {
-		t.Errorf("nothing exercised: %d forwarded, %d acknowledged", forwarded, rec.acked.Load())
+	if forwarded == 0 || rec.Acked() == 0 {
+		t.Errorf("nothing exercised: %d forwarded, %d acknowledged", forwarded, rec.Acked())
 	}
-	if res := rec.check(t, keys); res != "Ok" {
+	if res := checkHistory(t, rec, keys); res != "Ok" {
 		t.Fatalf("linearizability check: %s", res)
 	}
 }

@@ -393,16 +393,24 @@ func (m *machine) tableReady(appID int32) bool {
 	if t == nil || t.Status != idl.AppStatusAvailable {
 		return true
 	}
-	for i, p := range t.Partitions {
-		primary, ok := m.primaryOf(t, int32(i))
-		if !ok || len(p.Members) == 0 || primary.addr != p.Members[0] {
-			return false
-		}
-		if pc := m.partitionConfig(t, int32(i)); len(pc.Secondaries) != len(p.Members)-1 {
+	for i := range t.Partitions {
+		if !m.partitionReady(t, int32(i)) {
 			return false
 		}
 	}
 	return true
+}
+
+// partitionReady reports whether partition pidx of t serves as placed: its primary is the
+// placement's first member and every other member is a secondary (alive, and a voter as
+// the primary reports).
+func (m *machine) partitionReady(t *table, pidx int32) bool {
+	p := &t.Partitions[pidx]
+	primary, ok := m.primaryOf(t, pidx)
+	if !ok || len(p.Members) == 0 || primary.addr != p.Members[0] {
+		return false
+	}
+	return len(m.partitionConfig(t, pidx).Secondaries) == len(p.Members)-1
 }
 
 // validEnvs reports whether envs can be stored: keys must not be empty. (Pegasus also checks

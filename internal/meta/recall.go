@@ -162,6 +162,12 @@ func (s *Server) recallApp(ctx context.Context, req *rpc.Request) (idl.Value, wi
 		}
 		return forClient(req.Header, refuse(code, leader)), wire.OK
 	}
+	if resp.Err == errCode(wire.OK) {
+		// Available once every partition has a primary; answered, as a create is, once each
+		// has its intended one (the placement's first member) and its secondaries, or after
+		// the create's wait: no leadership change follows the reply.
+		s.waitTableReady(ctx, q.AppID, s.readyWait(req.Header), "recall")
+	}
 	return forClient(req.Header, resp), wire.OK
 }
 

@@ -543,21 +543,28 @@ func (s *Server) serveCreateApp(ctx context.Context, req *rpc.Request) (idl.Valu
 	v, code := s.serve(ctx, func(ctx context.Context) idl.Value { return s.m.createApp(ctx, q) },
 		func(e idl.ErrorCode, _ string) idl.Value { return &idl.CreateAppResponse{Err: e} })
 	if r, ok := v.(*idl.CreateAppResponse); ok && code == wire.OK && r.Err == errCode(wire.OK) {
-		wait := *s.cfg.CreateWait
-		if t := time.Duration(req.Header.ClientTimeout) * time.Millisecond; t > 0 {
-			wait = min(wait, t/2)
-		}
-		if wait > 0 {
-			s.waitTableReady(ctx, r.AppID, wait)
-		}
+		s.waitTableReady(ctx, r.AppID, s.readyWait(req.Header), "create")
 	}
 	return forClient(req.Header, v), code
 }
 
+// readyWait is how long a reply that waits for its table to be ready (a create, a recall)
+// waits at most: [Config].CreateWait, or half the client's timeout if that is shorter.
+func (s *Server) readyWait(h wire.Header) time.Duration {
+	wait := *s.cfg.CreateWait
+	if t := time.Duration(h.ClientTimeout) * time.Millisecond; t > 0 {
+		wait = min(wait, t/2)
+	}
+	return wait
+}
+
 // waitTableReady waits until table appID is ready ([machine.tableReady]), for at most wait
-// and until ctx ends, or this meta stops leading. It rechecks after each replica server's
-// report.
-func (s *Server) waitTableReady(ctx context.Context, appID int32, wait time.Duration) {
+// (none if it is not positive) and until ctx ends, or this meta stops leading. It rechecks
+// after each replica server's report. what names the reply that waits, for the log.
+func (s *Server) waitTableReady(ctx context.Context, appID int32, wait time.Duration, what string) {
+	if wait <= 0 {
+		return
+	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
@@ -569,7 +576,7 @@ func (s *Server) waitTableReady(ctx context.Context, appID int32, wait time.Dura
 		select {
 		case <-reported:
 		case <-timer.C:
-			s.lg.Info("table not ready yet; the create answers", "app_id", appID, "waited", wait)
+			s.lg.Info("table not ready yet; the reply goes", "rpc", what, "app_id", appID, "waited", wait)
 			return
 		case <-ctx.Done():
 			return

@@ -167,10 +167,7 @@ func (m *machine) startSplit(ctx context.Context, q *idl.StartPartitionSplitRequ
 	case q.NewPartitionCount > MaxPartitionCount:
 		return fail(wire.ErrInvalidParameters, fmt.Sprintf("at most %d partitions", MaxPartitionCount))
 	}
-	op := &splitStart{AppID: t.AppID}
-	for _, p := range t.Partitions {
-		op.Children = append(op.Children, slices.Clone(p.Members))
-	}
+	op := &splitStart{AppID: t.AppID, Children: m.childPlacements(t)}
 	res, err := m.commit(ctx, &mutation{SplitStart: op})
 	if err != nil {
 		return fail(commitErrCode(err), "cannot persist the change")
@@ -180,6 +177,51 @@ func (m *machine) startSplit(ctx context.Context, q *idl.StartPartitionSplitRequ
 	}
 	m.lg.Info("partition split started", "table", q.AppName, "partitions", q.NewPartitionCount)
 	return &idl.StartPartitionSplitResponse{Err: errCode(wire.OK)}
+}
+
+// childPlacements returns the members of t's split children, in index order: each child
+// is on its parent's servers, ordered so that its intended primary (the first member) is
+// the parent's member that is the intended primary of the fewest partitions, counting every
+// table's and the children placed before it; on a tie, the earliest of the parent's other
+// members, so that a child is led by its parent's primary only when that one leads fewest.
+// Copying the parent's order would double every server's count of primaries, and with it
+// any imbalance (4 partitions led 2, 1, 1 become 8 led 4, 2, 2).
+func (m *machine) childPlacements(t *table) [][]string {
+	leads := map[string]int{}
+	for _, tt := range m.state.Tables {
+		if tt.Status != idl.AppStatusAvailable {
+			continue
+		}
+		for _, p := range tt.Partitions {
+			if len(p.Members) > 0 {
+				leads[p.Members[0]]++
+			}
+		}
+	}
+	children := make([][]string, 0, len(t.Partitions))
+	for _, p := range t.Partitions {
+		if len(p.Members) == 0 {
+			children = append(children, nil)
+			continue
+		}
+		// The parent's other members first, its primary last: the first of the fewest wins.
+		order := append(slices.Clone(p.Members[1:]), p.Members[0])
+		best := order[0]
+		for _, addr := range order[1:] {
+			if leads[addr] < leads[best] {
+				best = addr
+			}
+		}
+		leads[best]++
+		child := []string{best}
+		for _, addr := range p.Members {
+			if addr != best {
+				child = append(child, addr)
+			}
+		}
+		children = append(children, child)
+	}
+	return children
 }
 
 // querySplit serves RPC_CM_QUERY_PARTITION_SPLIT.
@@ -270,7 +312,8 @@ func (m *machine) commitSplitControl(ctx context.Context, t *table, op *splitUpd
 }
 
 // driveSplits moves every split on from the replicas' reports: a parent whose copies are
-// ready is committed, one whose child registered leaves the split, pausing and cancelling
+// ready is committed, one whose child registered and is led by its intended primary (with
+// its secondaries) leaves the split, pausing and cancelling
 // ones settle once no alive member keeps a copy.
 func (m *machine) driveSplits(ctx context.Context) {
 	for _, t := range m.state.Tables {
@@ -283,7 +326,9 @@ func (m *machine) driveSplits(ctx context.Context) {
 			ps := t.Split.Parents[i]
 			switch {
 			case ps.Committed:
-				if t.Partitions[i+t.PartitionCount/2].Ballot >= 1 {
+				// Registered, and led by its intended primary with all its secondaries: the
+				// split's end is not followed by a leadership change.
+				if child := i + t.PartitionCount/2; t.Partitions[child].Ballot >= 1 && m.partitionReady(t, child) {
 					op.Remove = append(op.Remove, i)
 				}
 			case ps.Status == idl.SplitSplitting:

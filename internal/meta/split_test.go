@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
@@ -47,8 +48,9 @@ func TestPartitionSplitMeta(t *testing.T) {
 	if e := tm.drop("gone", idl.DropAppOptions{}); e != "ERR_OK" {
 		t.Fatalf("drop: %s", e)
 	}
-	// Every server hosts both partitions; nodes[0] leads them.
-	report := func(copies map[int32]bool, extra ...cluster.ReplicaState) {
+	// Every server hosts both partitions; nodes[0] leads them. extra are the states of the
+	// children, by server.
+	report := func(copies map[int32]bool, extra map[string][]cluster.ReplicaState) {
 		t.Helper()
 		for i, n := range nodes {
 			var rs []cluster.ReplicaState
@@ -62,13 +64,11 @@ func TestPartitionSplitMeta(t *testing.T) {
 				}
 				rs = append(rs, r)
 			}
-			if i == 0 {
-				rs = append(rs, extra...)
-			}
+			rs = append(rs, extra[n]...)
 			tm.syncNode(n, rs...)
 		}
 	}
-	report(nil)
+	report(nil, nil)
 
 	for _, c := range []struct {
 		name  string
@@ -152,9 +152,9 @@ func TestPartitionSplitMeta(t *testing.T) {
 	if r := tm.controlSplit("t", idl.SplitControlPause, 1); r.Err != "ERR_OK" {
 		t.Fatalf("pause: %s", r.Err)
 	}
-	report(map[int32]bool{0: false, 1: false})
+	report(map[int32]bool{0: false, 1: false}, nil)
 	wantSplit("pausing", map[int32]idl.SplitStatus{0: idl.SplitSplitting, 1: idl.SplitPausing})
-	report(map[int32]bool{0: false})
+	report(map[int32]bool{0: false}, nil)
 	wantSplit("paused", map[int32]idl.SplitStatus{0: idl.SplitSplitting, 1: idl.SplitPaused})
 	if r := tm.controlSplit("t", idl.SplitControlRestart, -1); r.Err != "ERR_OK" {
 		t.Fatalf("restart: %s", r.Err)
@@ -168,9 +168,9 @@ func TestPartitionSplitMeta(t *testing.T) {
 	if r := tm.controlSplit("t", idl.SplitControlCancel, -1, 2); r.Err != "ERR_OK" {
 		t.Fatalf("cancel: %s", r.Err)
 	}
-	report(map[int32]bool{0: false, 1: false})
+	report(map[int32]bool{0: false, 1: false}, nil)
 	wantSplit("cancelling", map[int32]idl.SplitStatus{0: idl.SplitCanceling, 1: idl.SplitCanceling})
-	report(nil)
+	report(nil, nil)
 	if r := tm.querySplit("t"); r.Err != "ERR_INVALID_STATE" {
 		t.Fatalf("query after the cancel: %s", r.Err)
 	}
@@ -183,7 +183,7 @@ func TestPartitionSplitMeta(t *testing.T) {
 	if r := tm.startSplit("t", 4); r.Err != "ERR_OK" {
 		t.Fatalf("start again: %s %s", r.Err, r.HintMsg)
 	}
-	report(map[int32]bool{0: true, 1: false})
+	report(map[int32]bool{0: true, 1: false}, nil)
 	commits := func() map[int32]bool {
 		out := map[int32]bool{}
 		for _, a := range tm.syncNode(nodes[2]).Assignments {
@@ -202,10 +202,35 @@ func TestPartitionSplitMeta(t *testing.T) {
 	if r := tm.controlSplit("t", idl.SplitControlCancel, -1, 2); r.Err != "ERR_CHILD_REGISTERED" {
 		t.Fatalf("cancel with a committed parent: %s", r.Err)
 	}
-	// Child 2's leader reports: it is registered, and parent 0 leaves the split.
-	report(map[int32]bool{1: true}, leader(id, 2, 1))
+	// child returns the states of the children given, by server: each led by the member of
+	// its placement given (0: its intended primary), followed by the others.
+	child := func(lead map[int32]int) map[string][]cluster.ReplicaState {
+		out := map[string][]cluster.ReplicaState{}
+		for _, a := range tm.syncNode(nodes[0]).Assignments {
+			l, ok := lead[a.PartitionIndex]
+			if a.AppID != id || !ok {
+				continue
+			}
+			for j, n := range a.Members {
+				st := follower(id, a.PartitionIndex, 1)
+				if j == l {
+					st = leader(id, a.PartitionIndex, 1)
+				}
+				out[n] = append(out[n], st)
+			}
+		}
+		return out
+	}
+	// Child 2's leader reports: it is registered, but parent 0 stays in the split until the
+	// child's intended primary leads it.
+	report(map[int32]bool{1: true}, child(map[int32]int{2: 1}))
+	if q := tm.query("t"); q.Partitions[2].Ballot != 1 {
+		t.Fatalf("child 2 not registered: %+v", q.Partitions[2])
+	}
+	wantSplit("child 2 led by a secondary", map[int32]idl.SplitStatus{0: idl.SplitSplitting, 1: idl.SplitSplitting})
+	report(map[int32]bool{1: true}, child(map[int32]int{2: 0}))
 	wantSplit("parent 0 done", map[int32]idl.SplitStatus{1: idl.SplitSplitting})
-	report(nil, leader(id, 2, 1), leader(id, 3, 1))
+	report(nil, child(map[int32]int{2: 0, 3: 0}))
 	if r := tm.querySplit("t"); r.Err != "ERR_INVALID_STATE" {
 		t.Fatalf("query after the split: %s", r.Err)
 	}
@@ -217,6 +242,49 @@ func TestPartitionSplitMeta(t *testing.T) {
 	for _, info := range l.Infos {
 		if info.AppID == id && (info.PartitionCount != 4 || info.InitPartitionCount != 2) {
 			t.Fatalf("app info after the split: %+v", info)
+		}
+	}
+}
+
+// A split places each child on its parent's servers with the intended primary (the first
+// member) chosen to keep every server's count of intended primaries within one of the mean:
+// copying the parent's order would double the counts, 4 partitions on 3 servers led 2, 1, 1
+// becoming 8 led 4, 2, 2.
+func TestSplitChildrenSpreadPrimaries(t *testing.T) {
+	tm := startMeta(t, Config{})
+	nodes := nodeAddrs(3)
+	tm.syncAll(nodes)
+	id := tm.create("t", 4, 3)
+	intended := func(want int) (map[string]int, map[int32][]string) {
+		t.Helper()
+		leads, members := map[string]int{}, map[int32][]string{}
+		for _, a := range tm.syncNode(nodes[0]).Assignments {
+			if a.AppID == id {
+				leads[a.Members[0]]++
+				members[a.PartitionIndex] = a.Members
+			}
+		}
+		if len(members) != want {
+			t.Fatalf("%d partitions assigned, want %d", len(members), want)
+		}
+		return leads, members
+	}
+	before, parents := intended(4)
+	if r := tm.startSplit("t", 8); r.Err != "ERR_OK" {
+		t.Fatalf("start: %s %s", r.Err, r.HintMsg)
+	}
+	after, all := intended(8)
+	for i := int32(4); i < 8; i++ {
+		got, parent := slices.Clone(all[i]), slices.Clone(parents[i-4])
+		slices.Sort(got)
+		slices.Sort(parent)
+		if !slices.Equal(got, parent) {
+			t.Fatalf("child %d on %v, its parent on %v", i, all[i], parents[i-4])
+		}
+	}
+	for _, n := range nodes {
+		if d := float64(after[n]) - 8.0/3; d > 1 || d < -1 {
+			t.Fatalf("intended primaries after the split %v (before %v): %s is not within one of the mean", after, before, n)
 		}
 	}
 }

@@ -6,239 +6,14 @@ import (
 	"os"
 	"regexp"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
-	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
 	"github.com/gopegasus/pegasus/internal/meta"
 	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/replica"
 )
-
-// kvOp is one get or set of a porcupine-checked key.
-type kvOp struct {
-	set        bool
-	key, value string
-}
-
-// kvResult is what a get returned.
-type kvResult struct {
-	found bool
-	value string
-}
-
-// registerModel checks that the operations on each key are linearizable as a register.
-var registerModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(kvOp).key
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range byKey {
-			out = append(out, ops)
-		}
-		return out
-	},
-	Init: func() any { return kvResult{} },
-	Step: func(state, input, output any) (bool, any) {
-		s, in := state.(kvResult), input.(kvOp)
-		if in.set {
-			return true, kvResult{found: true, value: in.value}
-		}
-		out := output.(kvResult)
-		return out == s, s
-	},
-}
-
-// load is a client load on a table while the cluster changes: writers of fresh keys (every
-// acknowledged one is checked at the end), a reader of preloaded keys, and clients setting
-// and getting a few keys whose history is checked for linearizability. It stops between two
-// calls, so no call is cut off in flight.
-type load struct {
-	t       *testing.T
-	tb      pegasus.TableConnector
-	stopped atomic.Bool
-	wg      sync.WaitGroup
-	start   time.Time
-
-	mu      sync.Mutex
-	acked   map[string]string
-	failed  []error
-	history []porcupine.Operation
-}
-
-const preloaded = 200
-
-func startLoad(t *testing.T, c *Cluster, table string) *load {
-	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cl.Close() })
-	tb, err := cl.OpenTable(t.Context(), table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &load{t: t, tb: tb, acked: map[string]string{}, start: time.Now()}
-	ctx := t.Context()
-	for i := range preloaded {
-		k := fmt.Sprintf("k%04d", i)
-		if err := tb.Set(ctx, []byte(k), []byte("s"), []byte(fmt.Sprint(i))); err != nil {
-			t.Fatalf("preload %s: %v", k, err)
-		}
-	}
-	fail := func(err error) {
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		l.failed = append(l.failed, err)
-	}
-	for w := range 2 {
-		l.wg.Go(func() {
-			for i := 0; !l.stopped.Load(); i++ {
-				k, v := fmt.Sprintf("w%d-%d", w, i), fmt.Sprint(i)
-				if err := tb.Set(ctx, []byte(k), []byte("s"), []byte(v)); err != nil {
-					fail(fmt.Errorf("set %s: %w", k, err))
-					return
-				}
-				l.mu.Lock()
-				l.acked[k] = v
-				l.mu.Unlock()
-			}
-		})
-	}
-	l.wg.Go(func() {
-		for i := 0; !l.stopped.Load(); i++ {
-			k := fmt.Sprintf("k%04d", i%preloaded)
-			v, err := tb.Get(ctx, []byte(k), []byte("s"))
-			if err != nil || string(v) != fmt.Sprint(i%preloaded) {
-				fail(fmt.Errorf("get %s: %q %v", k, v, err))
-				return
-			}
-		}
-	})
-	for client := range 3 {
-		l.wg.Go(func() {
-			for i := 0; !l.stopped.Load(); i++ {
-				op := kvOp{set: i%2 == 0, key: fmt.Sprintf("reg%d", i%3)}
-				if op.set {
-					op.value = fmt.Sprintf("%d-%d", client, i)
-				}
-				call := time.Since(l.start).Nanoseconds()
-				var out kvResult
-				var err error
-				if op.set {
-					err = tb.Set(ctx, []byte(op.key), []byte("s"), []byte(op.value))
-				} else {
-					var v []byte
-					v, err = tb.Get(ctx, []byte(op.key), []byte("s"))
-					out = kvResult{found: v != nil, value: string(v)}
-				}
-				ret := time.Since(l.start).Nanoseconds()
-				if err != nil {
-					fail(fmt.Errorf("%+v: %w", op, err))
-					return
-				}
-				l.mu.Lock()
-				l.history = append(l.history, porcupine.Operation{ClientId: client, Input: op, Call: call, Output: out, Return: ret})
-				l.mu.Unlock()
-			}
-		})
-	}
-	return l
-}
-
-// stop ends the load and checks it: no call failed, every acknowledged write is readable,
-// and the checked keys' history is linearizable.
-func (l *load) stop() {
-	t := l.t
-	t.Helper()
-	l.stopped.Store(true)
-	l.wg.Wait()
-	for _, err := range l.failed {
-		t.Error(err)
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	if len(l.acked) == 0 || len(l.history) == 0 {
-		t.Fatal("the load made no progress")
-	}
-	want := map[string]string{}
-	for i := range preloaded {
-		want[fmt.Sprintf("k%04d", i)] = fmt.Sprint(i)
-	}
-	for k, v := range l.acked {
-		want[k] = v
-	}
-	for k, v := range want {
-		got, err := l.tb.Get(t.Context(), []byte(k), []byte("s"))
-		if err != nil || string(got) != v {
-			t.Fatalf("%s at the end: %q %v, want %q", k, got, err, v)
-		}
-	}
-	if res := porcupine.CheckOperations(registerModel, l.history); !res {
-		t.Fatalf("the history of %d operations on the checked keys is not linearizable", len(l.history))
-	}
-	t.Logf("%d writes acknowledged under load, all readable; %d operations on checked keys linearizable", len(l.acked), len(l.history))
-}
-
-// placement counts, over the tables, replicas (primary and secondaries) and primaries per
-// server as the meta's partition configurations show them.
-func placement(ctx context.Context, adm admin.Client, tables ...string) (replicas, primaries map[string]int, err error) {
-	replicas, primaries = map[string]int{}, map[string]int{}
-	for _, name := range tables {
-		cfg, err := adm.QueryConfig(ctx, name)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, p := range cfg.Partitions {
-			if p.Primary == "" {
-				return nil, nil, fmt.Errorf("partition %d of %s has no primary", p.Index, name)
-			}
-			primaries[p.Primary]++
-			replicas[p.Primary]++
-			for _, s := range p.Secondaries {
-				replicas[s]++
-			}
-		}
-	}
-	return replicas, primaries, nil
-}
-
-// withinOneOfMean reports whether every server of nodes has a count within one of the mean.
-func withinOneOfMean(nodes []string, count map[string]int) bool {
-	total := 0
-	for _, n := range nodes {
-		total += count[n]
-	}
-	mean := float64(total) / float64(len(nodes))
-	for _, n := range nodes {
-		if d := float64(count[n]) - mean; d > 1 || d < -1 {
-			return false
-		}
-	}
-	return true
-}
-
-func balanceOpsIdle(ctx context.Context, adm admin.Client) (bool, error) {
-	info, err := adm.ClusterInfo(ctx)
-	if err != nil {
-		return false, err
-	}
-	for _, it := range info {
-		if it.Key == "balance_operation_count" {
-			return it.Value == "move_pri=0,copy_pri=0,copy_sec=0,total=0", nil
-		}
-	}
-	return false, fmt.Errorf("no balance_operation_count in %v", info)
-}
 
 // loadCluster starts a cluster for the tests under load: the servers' default raft tick (the
 // tests' 20 ms one makes elections churn on a loaded machine), and the meta level given.
@@ -254,43 +29,30 @@ func loadCluster(t *testing.T, replicas int, level string, garbage time.Duration
 	return c, adm
 }
 
-// TestBalanceThreeToFiveUnderLoad grows a lively cluster from 3 to 5 replica servers while
-// clients read and write: it ends balanced (every server's replica and primary counts within
-// one of the mean), the moves under way drop back to none, and every acknowledged write is
-// readable.
+// TestBalanceThreeToFiveUnderLoad grows a lively cluster from 3 to 5 replica servers under a
+// client load (Load): it ends balanced (every server's replica and primary counts within one
+// of the mean), the moves under way drop back to none, no error reaches the clients, every
+// acknowledged write is readable and the checked keys' history is linearizable.
 func TestBalanceThreeToFiveUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and moves replicas under load")
 	}
-	c, adm := loadCluster(t, 3, "lively", 0)
+	c, _ := loadCluster(t, 3, "lively", 0)
 	c.CreateTableReplicas(t, "load", 8, 3)
 	c.CreateTableReplicas(t, "other", 4, 3)
-	l := startLoad(t, c, "load")
+	l := c.StartLoad(t, "load", nil)
 	c.AddReplica(t)
 	c.AddReplica(t)
 	c.WaitAlive(t, 5)
-	nodes := c.ReplicaAddrs()
-	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
-	defer cancel()
-	var replicas, primaries map[string]int
-	err := poll.Wait(ctx, func(ctx context.Context) (bool, error) {
-		var err error
-		if replicas, primaries, err = placement(ctx, adm, "load", "other"); err != nil {
-			return false, nil // a partition between primaries
-		}
-		idle, err := balanceOpsIdle(ctx, adm)
-		return err == nil && idle && withinOneOfMean(nodes, replicas) && withinOneOfMean(nodes, primaries), nil
-	})
-	if err != nil {
-		t.Fatalf("not balanced: replicas %v, primaries %v: %v", replicas, primaries, err)
-	}
-	t.Logf("balanced over %d servers: replicas %v, primaries %v", len(nodes), replicas, primaries)
-	l.stop()
+	replicas, primaries := c.WaitBalanced(t, 4*time.Minute, "load", "other")
+	t.Logf("balanced over %d servers: replicas %v, primaries %v", len(c.ReplicaAddrs()), replicas, primaries)
+	l.Check(nil)
 }
 
-// TestDecommissionUnderLoad decommissions one of four replica servers while clients read and
-// write: its progress ends empty, no partition keeps it, the server deletes its replicas'
-// data once the garbage grace is over, and nothing is lost.
+// TestDecommissionUnderLoad decommissions one of four replica servers under a client load
+// (Load): its progress ends empty, no partition keeps it, the server deletes its replicas'
+// data once the garbage grace is over, no error reaches the clients, nothing is lost and the
+// checked keys' history is linearizable.
 func TestDecommissionUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster and moves replicas under load")
@@ -299,7 +61,7 @@ func TestDecommissionUnderLoad(t *testing.T) {
 	// first, short enough for the test.
 	c, adm := loadCluster(t, 4, "lively", 10*time.Second)
 	c.CreateTableReplicas(t, "load", 8, 3)
-	l := startLoad(t, c, "load")
+	l := c.StartLoad(t, "load", nil)
 	victim := c.ReplicaAddrs()[1]
 	p, err := adm.Decommission(t.Context(), victim)
 	if err != nil || len(p) != 1 || p[0].Node != victim || p[0].Empty {
@@ -326,7 +88,7 @@ func TestDecommissionUnderLoad(t *testing.T) {
 		cfg, _ := adm.QueryConfig(t.Context(), "load")
 		t.Fatalf("after the decommission of %s: %s; %+v", victim, last, cfg)
 	}
-	l.stop()
+	l.Check(nil)
 	partDir := regexp.MustCompile(`^\d+\.\d+$`)
 	poll.Until(t, "the decommissioned server deletes its replicas' data", func() bool {
 		entries, err := os.ReadDir(c.ReplicaDir(t, victim))

@@ -22,7 +22,9 @@ import (
 // own client (package pegasus), which retries what is safe to retry, it hands the
 // application every error the official client hands it:
 //
-//   - A call goes once to the primary of its partition as the table's routing says.
+//   - A call goes once to the primary of its partition as the table's routing says; a
+//     partition whose ballot is not positive (a split child not registered yet) sends its
+//     keys to its parent, index - count/2 (protocol.md §4.3).
 //   - ERR_INVALID_STATE and ERR_PARENT_PARTITION_MISUSED, and a server that cannot be
 //     reached (ERR_SESSION_RESET): the routing is refreshed, the error returned.
 //   - ERR_TIMEOUT and the context's errors: returned, nothing refreshed.
@@ -70,10 +72,11 @@ type GoTable struct {
 	Refreshes atomic.Int64
 }
 
-// goRoute is a table's routing: the primary of each partition.
+// goRoute is a table's routing: the primary and the ballot of each partition.
 type goRoute struct {
 	appID     int32
 	primaries []string
+	ballots   []int64
 }
 
 // OpenTable opens table name: its routing must be complete, as the official client requires.
@@ -126,7 +129,7 @@ func (t *GoTable) update(ctx context.Context) error {
 	if n < 2 || n&(n-1) != 0 || len(resp.Partitions) != n {
 		return fmt.Errorf("table %s: %d partitions, %d configurations", t.name, n, len(resp.Partitions))
 	}
-	r := &goRoute{appID: resp.AppID, primaries: make([]string, n)}
+	r := &goRoute{appID: resp.AppID, primaries: make([]string, n), ballots: make([]int64, n)}
 	for _, p := range resp.Partitions {
 		i := int(p.PID.PartitionIndex)
 		if i < 0 || i >= n {
@@ -135,7 +138,7 @@ func (t *GoTable) update(ctx context.Context) error {
 		if p.Ballot >= 0 && p.Primary.IsZero() {
 			return fmt.Errorf("table %s: unable to resolve routing table (partition %d has no primary)", t.name, i)
 		}
-		r.primaries[i] = p.Primary.String()
+		r.primaries[i], r.ballots[i] = p.Primary.String(), p.Ballot
 	}
 	t.route.Store(r)
 	return nil
@@ -169,6 +172,9 @@ func (t *GoTable) call(ctx context.Context, op string, hashKey []byte, name stri
 	r := t.route.Load()
 	hash := key.Hash(hashKey)
 	pidx := int32(key.Partition(hash, len(r.primaries)))
+	if r.ballots[pidx] <= 0 && int(pidx) >= len(r.primaries)/2 {
+		pidx -= int32(len(r.primaries) / 2)
+	}
 	addr := r.primaries[pidx]
 	h := wire.Header{AppID: r.appID, PartitionIndex: pidx, ThreadHash: wire.ThreadHash(r.appID, pidx), PartitionHash: hash}
 	backoff := time.Second

@@ -1,0 +1,241 @@
+package gocli2018
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/XiaoMi/pegasus-go-client/pegasus"
+
+	"github.com/gopegasus/pegasus/admin"
+	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/linearize"
+	"github.com/gopegasus/pegasus/internal/meta"
+	"github.com/gopegasus/pegasus/internal/poll"
+	"github.com/gopegasus/pegasus/internal/replica"
+	"github.com/gopegasus/pegasus/internal/testcluster"
+)
+
+// oldTable is a table of the 2018 client as a linearize.Table. A panic inside the client is
+// returned as an error (the test goes on to report it). It has no incr.
+type oldTable struct{ tb pegasus.TableConnector }
+
+func catch(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("panic in the client: %v", r)
+	}
+}
+
+func (o oldTable) Get(ctx context.Context, h, s []byte) (v []byte, err error) {
+	defer catch(&err)
+	return o.tb.Get(ctx, h, s)
+}
+
+func (o oldTable) Set(ctx context.Context, h, s, v []byte) (err error) {
+	defer catch(&err)
+	return o.tb.Set(ctx, h, s, v)
+}
+
+func (o oldTable) Incr(context.Context, []byte, []byte, int64) (int64, error) {
+	return 0, fmt.Errorf("the 2018 client has no incr")
+}
+
+func (o oldTable) CheckAndSet(ctx context.Context, h, s, expect, v []byte) (ok bool, err error) {
+	defer catch(&err)
+	res, err := o.tb.CheckAndSet(ctx, h, s, pegasus.CheckTypeBytesEqual, expect, s, v, &pegasus.CheckAndSetOptions{})
+	return err == nil && res.SetSucceed, err
+}
+
+// drawNoIncr draws the operations of linearize.RandomOp but incr, which the 2018 client lacks.
+func drawNoIncr(rng *rand.Rand, keys []string) linearize.Input {
+	for {
+		if in := linearize.RandomOp(rng, keys); in.Op != "incr" {
+			return in
+		}
+	}
+}
+
+// elasticKind names the kind of a 2018 client's error during a split, as README.md's
+// "Partition split" lists them: "" for a kind it does not list.
+func elasticKind(err error) string {
+	s := err.Error()
+	switch {
+	case strings.Contains(s, "panic in the client"):
+		return "panic"
+	case strings.Contains(s, "does not belong to DsnErrCode values"):
+		return "undecodable error name"
+	case strings.Contains(s, "use of closed network connection"), strings.Contains(s, "connection is not ready"):
+		return "connection closed"
+	}
+	return ""
+}
+
+// errorSummary counts errs by kind, with the first and the last of each (since the load's
+// start), and returns up to 5 messages of errors of no known kind.
+func errorSummary(errs []testcluster.LoadError) (map[string]int, string, []string) {
+	type span struct {
+		n           int
+		first, last time.Duration
+	}
+	kinds := map[string]*span{}
+	var unknown []string
+	for _, e := range errs {
+		k := elasticKind(e.Err)
+		if k == "" && len(unknown) < 5 {
+			unknown = append(unknown, e.Error())
+		}
+		sp := kinds[k]
+		if sp == nil {
+			sp = &span{first: e.At}
+			kinds[k] = sp
+		}
+		sp.n++
+		sp.last = e.At
+	}
+	counts := map[string]int{}
+	var b strings.Builder
+	for _, k := range slices.Sorted(maps.Keys(kinds)) {
+		sp := kinds[k]
+		counts[k] = sp.n
+		fmt.Fprintf(&b, "%s: %d (%v to %v); ", k, sp.n, sp.first.Round(time.Millisecond), sp.last.Round(time.Millisecond))
+	}
+	return counts, b.String(), unknown
+}
+
+// TestSplitSeenByClient splits a table from 4 to 8 partitions under a load of the 2018 client
+// (testcluster.Load: two writers of fresh keys, a reader, three clients of gets, sets and
+// check-and-sets on three checked keys; each call with a 2 s timeout) on a cluster with a
+// deployment's timing, and pins down what reaches the application. That client predates
+// split (README.md, "Partition split"): at the cut-over a parent refuses its child's half
+// with ERR_SPLITTING, a name the client cannot decode, so it drops that connection (failing
+// the calls in flight on it); the error makes it refresh its routing, and the meta's reply
+// (8 partitions, the children with ballot -1 and no primary yet) is one it refuses, but only
+// after it has grown its routing table to 8 empty entries and filled the parents'; from then
+// on, every call whose key maps to a child's half panics inside the client (a nil entry),
+// before any error handling that could refresh again, so the table stays broken for that half
+// while the parents' half is served. The test checks exactly that, and that nothing is lost:
+// a table opened again after the split serves every key, every acknowledged write is there,
+// and the checked keys' history (failed writes taken as maybe applied) is linearizable.
+func TestSplitSeenByClient(t *testing.T) {
+	logTo(t)
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3,
+		SyncInterval: replica.DefaultSyncInterval, TickInterval: replica.DefaultTickInterval})
+	c.CreateTableReplicas(t, "split", 4, 3)
+	tb := openTable(t, c, "split")
+	l := testcluster.StartLoad(t, oldTable{tb}, &testcluster.LoadOptions{KeepGoing: true, Draw: drawNoIncr, CallTimeout: 2 * time.Second})
+	ad := admin.NewClient(admin.Config{MetaServers: c.MetaAddrs()})
+	defer ad.Close()
+	poll.Until(t, "the load under way", func() bool { return l.Acked() >= 200 })
+	if errs := l.Errors(); len(errs) > 0 {
+		t.Fatalf("errors before the split: %v", errs)
+	}
+	start := time.Now()
+	if err := ad.StartPartitionSplit(t.Context(), "split", 8); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := ad.WaitPartitionSplit(wctx, "split", nil); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	acked := l.Acked()
+	poll.Until(t, "more writes after the split", func() bool { return l.Acked() >= acked+200 })
+	l.Stop()
+	counts, sum, unknown := errorSummary(l.Errors())
+	t.Logf("split 4 -> 8 in %v under the 2018 client's load; errors by kind (since the load started): %s", took.Round(time.Millisecond), sum)
+	if len(unknown) > 0 {
+		t.Errorf("errors of a kind README.md does not list: %q", unknown)
+	}
+	if len(counts) == 0 {
+		t.Errorf("the 2018 client followed the split without an error: README.md says it cannot; update it")
+	}
+
+	// The table opened before the split, as it is now: the parents' half is served; of the
+	// children, those its last refresh found registered (in index order, up to the first that
+	// was not) are served, and every call of the others' keys panics.
+	halves := func() map[string]int {
+		byHalf := map[string]int{}
+		for i := range 200 {
+			k := fmt.Sprintf("k%04d", i)
+			_, err := oldTable{tb}.Get(t.Context(), []byte(k), linearize.SortKey)
+			p := key.Partition(key.Hash([]byte(k)), 8)
+			half := "parents'"
+			if p >= 4 {
+				half = "children's"
+			}
+			switch {
+			case err == nil:
+				byHalf[half+" ok"]++
+				byHalf[fmt.Sprintf("%d ok", p)]++
+			case elasticKind(err) == "panic":
+				byHalf[half+" panic"]++
+				byHalf[fmt.Sprintf("%d panic", p)]++
+			default:
+				t.Errorf("get %s after the split: %v", k, err)
+			}
+		}
+		return byHalf
+	}
+	byHalf := halves()
+	t.Logf("the table opened before the split, after it: %v", byHalf)
+	if byHalf["parents' ok"] != 100 {
+		t.Fatalf("after the split the old table's parents' half: %v", byHalf)
+	}
+	for p := 5; p < 8; p++ {
+		if byHalf[fmt.Sprintf("%d ok", p)] > 0 && byHalf[fmt.Sprintf("%d panic", p-1)] > 0 ||
+			byHalf[fmt.Sprintf("%d ok", p)] > 0 && byHalf[fmt.Sprintf("%d panic", p)] > 0 {
+			t.Fatalf("after the split the old table's children's half: %v; README.md says the served children are those before the first unregistered one", byHalf)
+		}
+	}
+	if byHalf["children's panic"] > 0 {
+		// Stuck: nothing refreshes the routing but an error. One on the parents' half (an
+		// int check of a value that is no number answers InvalidArgument, which makes the
+		// client refresh) repairs it.
+		h := []byte("refresh")
+		for key.Partition(key.Hash(h), 8) >= 4 {
+			h = append(h, '!')
+		}
+		if err := tb.Set(t.Context(), h, linearize.SortKey, []byte("not a number")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := tb.CheckAndSet(t.Context(), h, linearize.SortKey, pegasus.CheckTypeIntEqual, []byte("1"),
+			linearize.SortKey, []byte("2"), &pegasus.CheckAndSetOptions{})
+		if err == nil {
+			t.Fatal("an int check of a value that is no number succeeded")
+		}
+		poll.Until(t, "the children's half served after a refresh", func() bool { return halves()["children's ok"] == 100 })
+		t.Logf("an error on the parents' half (%v) made the client refresh: every key served again", err)
+	}
+	l.Check(oldTable{openTable(t, c, "split")})
+}
+
+// TestRebalanceSeenByClient grows a lively cluster from 3 to 5 replica servers until it is
+// balanced, under the same load of the 2018 client: no error reaches the application. The
+// client never refreshes its routing here (it does so only after an error): the servers it
+// knows forward the requests of the partitions whose primary moved, and a replica moved off
+// a server leaves it only once the partition's new replicas serve. Every acknowledged write
+// is read back and the checked keys' history is linearizable.
+func TestRebalanceSeenByClient(t *testing.T) {
+	logTo(t)
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3,
+		SyncInterval: replica.DefaultSyncInterval, TickInterval: replica.DefaultTickInterval,
+		Meta: func(mc *meta.Config) { mc.LevelOnStart = "lively" }})
+	c.CreateTableReplicas(t, "grow", 8, 3)
+	tb := openTable(t, c, "grow")
+	l := testcluster.StartLoad(t, oldTable{tb}, &testcluster.LoadOptions{Draw: drawNoIncr, CallTimeout: 2 * time.Second})
+	poll.Until(t, "the load under way", func() bool { return l.Acked() >= 200 })
+	start := time.Now()
+	c.AddReplica(t)
+	c.AddReplica(t)
+	c.WaitAlive(t, 5)
+	replicas, primaries := c.WaitBalanced(t, 4*time.Minute, "grow")
+	t.Logf("3 -> 5 servers balanced in %v under the 2018 client's load: replicas %v, primaries %v",
+		time.Since(start).Round(time.Millisecond), replicas, primaries)
+	l.Check(nil)
+}
