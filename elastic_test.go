@@ -16,6 +16,7 @@ import (
 	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
 	"github.com/gopegasus/pegasus/internal/linearize"
+	"github.com/gopegasus/pegasus/internal/meta"
 	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/testcluster"
@@ -135,12 +136,18 @@ func TestIntegrationRecallWaitsForIntendedPrimaries(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
+	// The recall's wait for its intended primaries is bounded by the create wait and half
+	// the call's timeout: both long here, so that it cannot run out on a loaded machine
+	// before the stopped server is back.
 	c := testcluster.Start(t, testcluster.Options{Replicas: 3,
+		Meta:    func(mc *meta.Config) { mc.CreateWait = new(2 * time.Minute) },
 		Replica: func(rc *replica.Config) { rc.TickInterval = 100 * time.Millisecond }})
 	id := c.CreateTableReplicas(t, "gone", 4, 3)
 	tb := c.OpenTable(t, "gone")
 	setAll(t, tb, 100)
-	adm := newAdmin(t, c)
+	adm, err := admin.New(admin.Config{MetaServers: c.MetaAddrs(), Timeout: 2 * time.Minute})
+	must(t, err)
+	defer adm.Close()
 	must(t, adm.DropTable(t.Context(), "gone", 3600))
 	poll.Until(t, "the dropped table's replicas stopped", func() bool {
 		return len(partitionDirs(t, c, id, "dropped")) == 12

@@ -388,13 +388,20 @@ func (m *machine) queryConfig(q *idl.QueryCfgRequest) *idl.QueryCfgResponse {
 // primary is its placement's first member and every other member is a secondary (alive,
 // and a voter as the primary reports). A table that is not available (dropped, or unknown)
 // has nothing to wait for: ready.
-func (m *machine) tableReady(appID int32) bool {
+//
+// Only reports received at or after since count for the primaries: a recalled table's
+// partitions keep the ballots they had, and the last report of a server that has since
+// stopped would still name it their primary.
+func (m *machine) tableReady(appID int32, since time.Time) bool {
 	t := m.state.tableByID(appID)
 	if t == nil || t.Status != idl.AppStatusAvailable {
 		return true
 	}
 	for i := range t.Partitions {
 		if !m.partitionReady(t, int32(i)) {
+			return false
+		}
+		if primary, _ := m.primaryOf(t, int32(i)); primary.lastSync.Before(since) {
 			return false
 		}
 	}

@@ -567,10 +567,11 @@ func (s *Server) waitTableReady(ctx context.Context, appID int32, wait time.Dura
 	}
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	since := s.cfg.Now()
 	for {
 		reported := s.nextReport()
 		ready := true
-		if err := s.do(ctx, func() { ready = !s.follow() || s.m.tableReady(appID) }); err != nil || ready {
+		if err := s.do(ctx, func() { ready = !s.follow() || s.m.tableReady(appID, since) }); err != nil || ready {
 			return
 		}
 		select {
