@@ -68,7 +68,7 @@ func (a *assigner) leaders() map[idl.GPID]string {
 	return out
 }
 
-func startAssigner(t *testing.T) (*assigner, string) {
+func startAssigner(t testing.TB) (*assigner, string) {
 	a := &assigner{reports: map[string]cluster.SyncRequest{}}
 	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: "127.0.0.1:0"})
 	if err != nil {
@@ -84,7 +84,7 @@ func startAssigner(t *testing.T) (*assigner, string) {
 
 // waitServes returns once the rpc server at addr answers, its goroutines all started (so a
 // leak check that follows does not count them).
-func waitServes(t *testing.T, addr string) {
+func waitServes(t testing.TB, addr string) {
 	t.Helper()
 	conn := rpc.NewConn(addr, rpc.ConnConfig{})
 	defer conn.Close()
@@ -101,7 +101,7 @@ func runReplica(t *testing.T, dir, listen string, metas []string) (*Server, func
 	return runReplicaCfg(t, Config{Listen: listen, DataDir: dir, Metas: metas})
 }
 
-func runReplicaCfg(t *testing.T, cfg Config) (*Server, func()) {
+func runReplicaCfg(t testing.TB, cfg Config) (*Server, func()) {
 	t.Helper()
 	cfg.SyncInterval = 50 * time.Millisecond
 	if cfg.TickInterval == 0 {
