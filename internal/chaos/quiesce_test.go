@@ -97,7 +97,7 @@ func (c *cluster) quiescence(t *testing.T) (wakes, quiesced int64) {
 		var ents []struct {
 			Type    string `json:"type"`
 			Metrics []struct {
-				Name  string `json:"name"`
+				Name  string  `json:"name"`
 				Value float64 `json:"value"`
 			} `json:"metrics"`
 		}

@@ -54,7 +54,9 @@ func (g *group) allQuiet(addrs ...string) bool {
 	return true
 }
 
-func (g *group) ticks(addr string) int64 { return g.servers[addr].partition(replPID).quiesce.ticks.Load() }
+func (g *group) ticks(addr string) int64 {
+	return g.servers[addr].partition(replPID).quiesce.ticks.Load()
+}
 
 // get reads key i at addr and returns its value.
 func (g *group) get(addr string, i int) (string, error) {

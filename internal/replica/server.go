@@ -78,7 +78,7 @@ type Server struct {
 	// failure detection that replaces their heartbeats (quiesce.go).
 	quiesce bool
 	live    liveness
-	meta   *metaclient.Client // nil without meta servers
+	meta    *metaclient.Client // nil without meta servers
 	// dropped are the tables dropped and recallable, as of the meta's last answer; held are
 	// the replicas of dropped tables stopped with their data kept (dropped.go). Both belong
 	// to the sync goroutine (and to Run before it starts).

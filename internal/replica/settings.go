@@ -82,8 +82,8 @@ type Settings struct {
 	DupEnabled, DupIgnoreOtherClusterIDs, DupVerifyTimetag *config.Value[bool]
 	DupBatchBytes, DupSyncIntervalS, DupMaxRetained        *config.Value[uint32]
 	// Quiesce: idle raft groups stop ticking and heartbeating (quiesce.go).
-	Quiesce *config.Value[bool]
-	Clusters, DupGroup                                     *config.Section
+	Quiesce            *config.Value[bool]
+	Clusters, DupGroup *config.Section
 	// Network are the connection bounds of the RPC port (section network).
 	Network *rpc.LimitSettings
 	// Reads are the bounds of one read (limits.go).
