@@ -94,20 +94,22 @@ func (c *cluster) quiescence(t *testing.T) (wakes, quiesced int64) {
 			t.Logf("metrics of %s: %v", addr, err)
 			continue
 		}
-		var ents []struct {
-			Type    string `json:"type"`
-			Metrics []struct {
-				Name  string  `json:"name"`
-				Value float64 `json:"value"`
-			} `json:"metrics"`
+		var body struct {
+			Entities []struct {
+				Type    string `json:"type"`
+				Metrics []struct {
+					Name  string  `json:"name"`
+					Value float64 `json:"value"`
+				} `json:"metrics"`
+			} `json:"entities"`
 		}
-		err = json.NewDecoder(resp.Body).Decode(&ents)
+		err = json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
 		if err != nil {
 			t.Logf("metrics of %s: %v", addr, err)
 			continue
 		}
-		for _, e := range ents {
+		for _, e := range body.Entities {
 			for _, m := range e.Metrics {
 				if e.Type == "server" && m.Name == "raft_quiesce_wakes" {
 					wakes += int64(m.Value)
