@@ -145,6 +145,12 @@ func (l *loop) noteMessage(m *raftpb.Message) {
 		p.quiesce.watchLead.Store(0) // the leader is heard again
 		p.quiesce.leaderLost.Store(false)
 	}
+	if (m.Type == raftpb.MsgPreVote || m.Type == raftpb.MsgVote) && p.leaderUnheard(time.Now()) {
+		// Another member lost the leader too: this one need not wait for its server's next
+		// liveness round to tell the same, and to grant its vote.
+		p.quiesce.leaderLost.Store(true)
+		l.checkLeaderLost()
+	}
 	marked := m.Type == raftpb.MsgHeartbeat && bytes.Equal(m.Context, quiesceMark)
 	heartbeat := m.Type == raftpb.MsgHeartbeat || m.Type == raftpb.MsgHeartbeatResp
 	if !heartbeat {
@@ -298,6 +304,17 @@ func (l *loop) checkLeaderLost() {
 	}
 }
 
+// leaderUnheard reports whether this replica watches the leader it quiesced under and has
+// not heard from its server for an election timeout.
+func (p *partition) leaderUnheard(now time.Time) bool {
+	lead := p.quiesce.watchLead.Load()
+	if lead == 0 {
+		return false
+	}
+	heard := max(p.s.live.lastHeard(p.addressOf(lead)), p.quiesce.watchSince.Load())
+	return now.UnixNano()-heard > int64(raftgroup.ElectionTicks*p.s.cfg.TickInterval)
+}
+
 // wakePeers tells a stopping leader's followers that its group no longer leads here: a
 // plain heartbeat wakes a quiesced follower, which then elects another leader once no more
 // come (its server may well go on answering liveness pings).
@@ -352,7 +369,6 @@ func (s *Server) runLiveness(ctx context.Context) {
 }
 
 func (s *Server) livenessOnce(now time.Time) {
-	timeout := int64(raftgroup.ElectionTicks * s.cfg.TickInterval)
 	var ping map[string]bool
 	s.mu.RLock()
 	for _, p := range s.parts {
@@ -367,12 +383,9 @@ func (s *Server) livenessOnce(now time.Time) {
 				}
 			}
 		}
-		if lead := p.quiesce.watchLead.Load(); lead != 0 {
-			heard := max(s.live.lastHeard(p.addressOf(lead)), p.quiesce.watchSince.Load())
-			if now.UnixNano()-heard > timeout {
-				p.quiesce.leaderLost.Store(true)
-				p.quiesce.poke()
-			}
+		if p.leaderUnheard(now) {
+			p.quiesce.leaderLost.Store(true)
+			p.quiesce.poke()
 		}
 	}
 	s.mu.RUnlock()
