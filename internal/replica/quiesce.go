@@ -170,6 +170,8 @@ func (l *loop) noteMessage(m *raftpb.Message) {
 	}
 	if marked {
 		l.q.offer = m
+	} else {
+		l.q.offer = nil // something came after it: the group is not settled
 	}
 }
 
