@@ -186,21 +186,33 @@ func (c *cluster) addReplica() {
 }
 
 // durabilityConfig returns the server flags that set the raft log durability of every
-// server to $PEGASUS_CHAOS_DURABILITY (always or os; unset: the servers' default, always):
-// a configuration file in dir.
+// server to $PEGASUS_CHAOS_DURABILITY (always or os; unset: the servers' default, always),
+// and their [replication] quiesce to $PEGASUS_CHAOS_QUIESCE (true or false; unset: the
+// servers' default): a configuration file in dir.
 func durabilityConfig(t *testing.T, dir string) []string {
-	d := os.Getenv("PEGASUS_CHAOS_DURABILITY")
-	if d == "" {
+	d, q := os.Getenv("PEGASUS_CHAOS_DURABILITY"), os.Getenv("PEGASUS_CHAOS_QUIESCE")
+	if d == "" && q == "" {
 		return nil
 	}
-	if _, err := raftlog.ParseDurability(d); err != nil {
-		t.Fatalf("PEGASUS_CHAOS_DURABILITY: %v", err)
+	conf := "[replication]\n"
+	if d != "" {
+		if _, err := raftlog.ParseDurability(d); err != nil {
+			t.Fatalf("PEGASUS_CHAOS_DURABILITY: %v", err)
+		}
+		conf += "raft_log_durability = " + d + "\n"
+		t.Logf("raft log durability %s", d)
+	}
+	if q != "" {
+		if _, err := strconv.ParseBool(q); err != nil {
+			t.Fatalf("PEGASUS_CHAOS_QUIESCE: %v", err)
+		}
+		conf += "quiesce = " + q + "\n"
+		t.Logf("quiesce %s", q)
 	}
 	name := filepath.Join(dir, "servers.ini")
-	if err := os.WriteFile(name, []byte("[replication]\nraft_log_durability = "+d+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(name, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("raft log durability %s", d)
 	return []string{"--config", name}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,12 +19,16 @@ import (
 // TestChaosQuiescedLinearizable runs the kills and pauses on groups that quiesce between
 // their requests: 8 keys of an 8-partition table, each client waiting 0.5 to 6 s between
 // its operations, so that most partitions are idle for longer than the 3 election
-// timeouts after which they quiesce (with the servers' default [replication] quiesce on),
+// timeouts after which they quiesce ([replication] quiesce on, unless
+// PEGASUS_CHAOS_QUIESCE says otherwise),
 // and are woken by a request, a restarted member or the loss of their leader's server. One
 // more client writes one key without pause, for the harness's recovery check. The history
 // is checked with porcupine; the log gives the wakes and quiesced groups the servers
 // counted.
 func TestChaosQuiescedLinearizable(t *testing.T) {
+	if os.Getenv("PEGASUS_CHAOS_QUIESCE") == "" {
+		t.Setenv("PEGASUS_CHAOS_QUIESCE", "true")
+	}
 	c := startCluster(t)
 	c.createTable("quiet", 8)
 	tb := c.openTable("quiet")
