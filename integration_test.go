@@ -17,15 +17,44 @@ import (
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
 
-// cluster starts a test cluster with table "temp" (8 partitions) and returns a connector.
-func cluster(t *testing.T) (*testcluster.Cluster, pegasus.Client, pegasus.TableConnector) {
+// overTLS holds the tests TestIntegrationOverTLS runs: their cluster takes TLS only
+// (mandatory_tls) and their clients connect with TLS.
+var overTLS sync.Map // *testing.T -> struct{}
+
+// startCluster starts the cluster of an integration test: 3 replica servers, plaintext,
+// or TLS only when the test runs under TestIntegrationOverTLS.
+func startCluster(t *testing.T) *testcluster.Cluster {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
-	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
+	opts := testcluster.Options{Replicas: 3}
+	_, withTLS := overTLS.Load(t)
+	if withTLS {
+		opts.TLS = testcluster.NewTLS(t)
+		opts.TLS.Mandatory = true
+	}
+	c := testcluster.Start(t, opts)
+	if withTLS {
+		// The run proves something only if a plaintext client is refused.
+		plain, err := admin.New(admin.Config{MetaServers: c.MetaAddrs(), MaxRounds: 1})
+		must(t, err)
+		defer plain.Close()
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		defer cancel()
+		if _, err := plain.ListTables(ctx); err == nil {
+			t.Fatal("a plaintext client was served by a mandatory_tls cluster")
+		}
+	}
+	return c
+}
+
+// cluster starts a test cluster with table "temp" (8 partitions) and returns a connector.
+func cluster(t *testing.T) (*testcluster.Cluster, pegasus.Client, pegasus.TableConnector) {
+	t.Helper()
+	c := startCluster(t)
 	c.CreateTable(t, "temp", 8)
-	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
+	cl, err := pegasus.New(c.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,7 +415,7 @@ func TestIntegrationIncrConcurrent(t *testing.T) {
 	var got []int64
 	var wg sync.WaitGroup
 	for range clients {
-		cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
+		cl, err := pegasus.New(c.ClientConfig())
 		must(t, err)
 		defer cl.Close()
 		tb, err := cl.OpenTable(ctx, "temp")
@@ -601,22 +630,46 @@ func dropTable(t *testing.T, c *testcluster.Cluster, name string) {
 
 func newAdmin(t *testing.T, c *testcluster.Cluster) admin.Client {
 	t.Helper()
-	adm, err := admin.New(admin.Config{MetaServers: c.MetaAddrs()})
+	adm, err := admin.New(admin.Config{MetaServers: c.MetaAddrs(), TLS: c.ClientTLS()})
 	must(t, err)
 	t.Cleanup(func() { _ = adm.Close() })
 	return adm
+}
+
+// TestIntegrationOverTLS runs integration tests again with TLS on the client port, TLS
+// mandatory: the client passes them over TLS as it does over plaintext.
+func TestIntegrationOverTLS(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(*testing.T)
+	}{
+		{"Basics", TestIntegrationBasics},
+		{"TTL", TestIntegrationTTL},
+		{"MultiGet", TestIntegrationMultiGet},
+		{"MultiDelAndDelRange", TestIntegrationMultiDelAndDelRange},
+		{"CheckAndSet", TestIntegrationCheckAndSet},
+		{"IncrConcurrent", TestIntegrationIncrConcurrent},
+		{"BatchGet", TestIntegrationBatchGet},
+		{"Scanners", TestIntegrationScanners},
+		{"DropAndRecreate", TestIntegrationDropAndRecreate},
+		{"ReplicaRestart", TestIntegrationReplicaRestart},
+		{"FailoverFollowsNewPrimary", TestIntegrationFailoverFollowsNewPrimary},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			overTLS.Store(t, struct{}{})
+			defer overTLS.Delete(t)
+			tc.run(t)
+		})
+	}
 }
 
 // With 3 replicas, stopping the server that is primary of a key's partition: the client
 // follows the new primary within its context deadline, for reads and writes, and nothing
 // written before is lost.
 func TestIntegrationFailoverFollowsNewPrimary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a cluster")
-	}
-	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
+	c := startCluster(t)
 	c.CreateTableReplicas(t, "temp", 8, 3)
-	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
+	cl, err := pegasus.New(c.ClientConfig())
 	must(t, err)
 	defer cl.Close()
 	tb, err := cl.OpenTable(t.Context(), "temp")

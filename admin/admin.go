@@ -1,8 +1,9 @@
 // Package admin is the administration client of a gopegasus (or Apache Pegasus) cluster:
 // create, drop and list tables, list replica servers, read a table's partition configuration
 // and the cluster's information, and manage table environment variables. It talks to the meta
-// servers only: to the leader, found from any one of them, and to the others when it fails,
-// retrying within each call's deadline (internal/metaclient says how).
+// servers: to the leader, found from any one of them, and to the others when it fails,
+// retrying within each call's deadline (internal/metaclient says how). The hot-key calls
+// (hotkey.go) go to replica servers.
 //
 // Its shape mirrors the Apache go-client's admin package (NewClient(Config), CreateTable,
 // DropTable, ListTables, ListNodes), with a context as every method's first argument. Errors
@@ -12,6 +13,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +26,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/metaclient"
 	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/sasl"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -51,7 +54,18 @@ type Config struct {
 	MaxRounds int `json:"max_rounds"`
 	// Logger receives warnings about meta servers that fail. Default: discard.
 	Logger *slog.Logger `json:"-"`
+	// TLS, if set, makes the connections to the meta servers TLS, as pegasus.Config.TLS
+	// does (pegasus.TLSConfig makes one from PEM files). Default nil: plaintext.
+	TLS *tls.Config `json:"-"`
+	// Kerberos, if set, authenticates the connections to the metas with Kerberos (SASL
+	// GSSAPI, RPC_NEGOTIATION), for clusters with [security] enable_auth; with enable_acl,
+	// creating and dropping tables needs a super user. New logs in to the KDC. Default:
+	// anonymous connections.
+	Kerberos *Kerberos `json:"-"`
 }
+
+// Kerberos is how the client authenticates with Kerberos (see pegasus.Kerberos).
+type Kerberos = sasl.ClientConfig
 
 // TableInfo describes a table.
 type TableInfo struct {
@@ -180,6 +194,9 @@ type Client interface {
 	Operations
 	// Balancing: meta levels, manual moves and decommissions (balancer.go).
 	Balancing
+	// HotKeys: hot-key detection and the top-k of hash keys, asked of replica servers
+	// (hotkey.go).
+	HotKeys
 	// AddDuplication duplicates a table to the remote cluster (named as in the meta servers'
 	// [pegasus.clusters]) and returns the new duplication. When the table already has a
 	// duplication to that cluster it returns that one with an error wrapping ERR_DUP_EXIST
@@ -231,22 +248,38 @@ func New(cfg Config) (Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	cc := rpc.ConnConfig{CallTimeout: cfg.Timeout, TLS: cfg.TLS}
+	var krb *sasl.Client
+	if cfg.Kerberos != nil {
+		var err error
+		if krb, err = sasl.NewClient(*cfg.Kerberos); err != nil {
+			return nil, fmt.Errorf("admin: %w", err)
+		}
+		cc.Auth = krb
+	}
 	meta := metaclient.New(metaclient.Config{
 		Addrs:          cfg.MetaServers,
-		ConnConfig:     rpc.ConnConfig{CallTimeout: cfg.Timeout},
+		ConnConfig:     cc,
 		AttemptTimeout: cfg.Timeout,
 		MaxRounds:      cfg.MaxRounds,
 		Logger:         cfg.Logger,
 	})
-	return &client{cfg: cfg, meta: meta}, nil
+	return &client{cfg: cfg, meta: meta, krb: krb}, nil
 }
 
 type client struct {
 	cfg  Config
 	meta *metaclient.Client // owns one connection per meta server
+	krb  *sasl.Client       // authenticates the connections, or nil
 }
 
-func (c *client) Close() error { return c.meta.Close() }
+func (c *client) Close() error {
+	err := c.meta.Close()
+	if c.krb != nil {
+		c.krb.Close()
+	}
+	return err
+}
 
 func (c *client) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
 	if _, ok := ctx.Deadline(); ok {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
@@ -21,17 +22,45 @@ import (
 // errors as the official go-client does (no refresh without an error) work on 16 keys, and
 // their history must be linearizable, with writes succeeding again within 10 s of each
 // partition's end. In-process, with a deployment's timing (1 s reports, 100 ms raft ticks).
-func TestChaosPartitionReplicaLinearizable(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Metas: 1, Replicas: 3,
-		SyncInterval: replica.DefaultSyncInterval, TickInterval: replica.DefaultTickInterval})
-	c.CreateTableReplicas(t, "cuts", 4, 3)
-	gc := testcluster.NewGoClient(c.MetaAddrs())
-	defer gc.Close()
-	tb, err := gc.OpenTable(t.Context(), "cuts")
-	if err != nil {
-		t.Fatal(err)
+func TestChaosPartitionReplicaLinearizable(t *testing.T) { runPartitionChaos(t, false) }
+
+// TestChaosPartitionReplicaLinearizableTLS is the same with TLS on between clients and
+// servers, mandatory (plaintext clients refused), and peer authentication between the
+// servers as always: the clients are our client over TLS (the official go-client cannot
+// do TLS).
+func TestChaosPartitionReplicaLinearizableTLS(t *testing.T) { runPartitionChaos(t, true) }
+
+func runPartitionChaos(t *testing.T, withTLS bool) {
+	opts := testcluster.Options{Metas: 1, Replicas: 3,
+		SyncInterval: replica.DefaultSyncInterval, TickInterval: replica.DefaultTickInterval}
+	if withTLS {
+		opts.TLS = testcluster.NewTLS(t)
+		opts.TLS.Mandatory = true
 	}
-	defer tb.Close()
+	c := testcluster.Start(t, opts)
+	c.CreateTableReplicas(t, "cuts", 4, 3)
+	var tb kvTable
+	if withTLS {
+		cl, err := pegasus.New(c.ClientConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		otb, err := cl.OpenTable(t.Context(), "cuts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb = ourTable{otb}
+	} else {
+		gc := testcluster.NewGoClient(c.MetaAddrs())
+		defer gc.Close()
+		gtb, err := gc.OpenTable(t.Context(), "cuts")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer gtb.Close()
+		tb = gtb
+	}
 
 	var keys []string
 	for i := range 16 {
@@ -66,8 +95,8 @@ func TestChaosPartitionReplicaLinearizable(t *testing.T) {
 	wg.Wait()
 	finalReads(t, rec, tb, keys, nil)
 	res := rec.check(t, keys)
-	t.Logf("partitions: %v, %d cuts, %d operations acknowledged, %d failed or timed out, worst write recovery after a cut healed %v, result %s",
-		chaosDuration(), cuts, rec.acked.Load(), rec.fails.Load(), worstRecovery, res)
+	t.Logf("partitions (tls %v): %v, %d cuts, %d operations acknowledged, %d failed or timed out, worst write recovery after a cut healed %v, result %s",
+		withTLS, chaosDuration(), cuts, rec.acked.Load(), rec.fails.Load(), worstRecovery, res)
 	if res != "Ok" {
 		t.Fatalf("linearizability check: %s", res)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -73,6 +74,7 @@ type benchConfig struct {
 	sortKeys     int // records per hash key
 	maxScan      int // longest scan
 	timeout      time.Duration
+	tls          *tls.Config // nil: plaintext
 }
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -92,7 +94,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxScan := fs.Int("scan-length", 100, "scans read between 1 and this many records (uniformly)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each operation")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	tf := newClientTLSFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	tlsCfg, err := tf.config()
+	if err != nil {
 		return err
 	}
 	mix, ok := findWorkload(*workload)
@@ -101,7 +108,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := benchConfig{metas: splitList(*metas), table: *table, mix: mix, records: *records, valueSize: *valueSize,
 		threads: *threads, duration: *duration, ops: *ops, distribution: *dist, load: *load, sortKeys: *sortKeys,
-		maxScan: *maxScan, timeout: *timeout}
+		maxScan: *maxScan, timeout: *timeout, tls: tlsCfg}
 	if cfg.sortKeys == 0 {
 		cfg.sortKeys = 1
 		if slices.Contains(mix.ops, opMulti) || slices.Contains(mix.ops, opScan) {
@@ -218,7 +225,7 @@ type bench struct {
 }
 
 func benchmark(ctx context.Context, cfg benchConfig, stderr io.Writer) (*benchReport, error) {
-	cl, err := pegasus.New(pegasus.Config{MetaServers: cfg.metas})
+	cl, err := pegasus.New(pegasus.Config{MetaServers: cfg.metas, TLS: cfg.tls})
 	if err != nil {
 		return nil, fmt.Errorf("%w: --metas: %v", errUsage, err)
 	}

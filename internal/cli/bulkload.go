@@ -36,15 +36,19 @@ func runBulkLoad(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	cfgFile := fs.String("config", "", "a config file with [block_service.<name>] sections (with --provider)")
 	provider := fs.String("provider", "", "the block service section of --config to write to")
 	tmp := fs.String("tmp", "", "where the SSTs are written before they are sent (default: the system's)")
+	tf := newClientTLSFlags(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return errors.Join(errUsage, err)
+	}
+	tlsCfg, err := tf.config()
+	if err != nil {
+		return err
 	}
 	if *app == "" || *cluster == "" || *root == "" || (*local == "") == (*provider == "") {
 		fmt.Fprintln(stderr, "bulkload prepare: --app, --cluster, --root and one of --local or --config with --provider are required")
 		return errUsage
 	}
 	var svc blockservice.Service
-	var err error
 	if *local != "" {
 		svc, err = blockservice.Open("local", map[string]string{"type": blockservice.TypeLocal, "args": *local})
 	} else {
@@ -62,7 +66,7 @@ func runBulkLoad(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	}
 	id, count := int32(*appID), int32(*partitions)
 	if id == 0 || count == 0 {
-		ac := admin.NewClient(admin.Config{MetaServers: splitList(*metas)})
+		ac := admin.NewClient(admin.Config{MetaServers: splitList(*metas), TLS: tlsCfg})
 		defer ac.Close()
 		tables, err := ac.ListTables(ctx)
 		if err != nil {

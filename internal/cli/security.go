@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
+	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/rpc"
 )
@@ -94,4 +96,73 @@ func oneboxSecret(dir string, lg *slog.Logger) (*rpc.Secret, error) {
 		return nil, fmt.Errorf("cluster secret: %w", err)
 	}
 	return readSecretFile(path, lg)
+}
+
+// kerberosFlags are the Kerberos credentials of the client commands (shell), as Pegasus's
+// Java client takes them: a principal with a keytab, or a kinit credential cache.
+type kerberosFlags struct {
+	principal, keytab, ccache, conf, service, serviceHost *string
+}
+
+func newKerberosFlags(fs *flag.FlagSet) *kerberosFlags {
+	return &kerberosFlags{
+		principal: fs.String("krb5-principal", "", "authenticate with Kerberos as this principal (user@REALM), with --krb5-keytab; for clusters with [security] enable_auth"),
+		keytab:    fs.String("krb5-keytab", "", "the keytab holding --krb5-principal's keys"),
+		ccache:    fs.String("krb5-ccache", "", "authenticate with Kerberos with the ticket in this credential cache (kinit -c FILE), instead of a keytab"),
+		conf:      fs.String("krb5-config", "", "the krb5.conf naming the KDC (default: $KRB5_CONFIG, else /etc/krb5.conf)"),
+		service:   fs.String("krb5-service", "pegasus", "the service name of the servers' principals (service/host@REALM)"),
+		serviceHost: fs.String("krb5-service-host", "", "the host of the servers' principal, one for the whole cluster "+
+			"(default: each server's own address host, pegasus/<ip>)"),
+	}
+}
+
+// config returns the Kerberos configuration the flags give, or nil when none is given.
+func (f *kerberosFlags) config() (*pegasus.Kerberos, error) {
+	if *f.keytab == "" && *f.ccache == "" {
+		if *f.principal != "" {
+			return nil, fmt.Errorf("%w: --krb5-principal needs --krb5-keytab (or give --krb5-ccache)", errUsage)
+		}
+		return nil, nil
+	}
+	return &pegasus.Kerberos{Principal: *f.principal, Keytab: *f.keytab, CCache: *f.ccache, Krb5Config: *f.conf,
+		ServiceName: *f.service, ServiceHost: *f.serviceHost}, nil
+}
+
+// authFlags are the client authentication and access control flags of `pegasus meta` and
+// `pegasus replica`: each sets the [security] setting of its name (flags given win over
+// --config).
+var authFlags = []struct{ flag, setting, help string }{
+	{"enable-auth", "enable_auth", "let clients authenticate with Kerberos (SASL GSSAPI); needs --krb5-keytab and --krb5-principal ([security] enable_auth)"},
+	{"mandatory-auth", "mandatory_auth", "refuse (ERR_UNAUTHENTICATED) the requests of clients that did not authenticate ([security] mandatory_auth)"},
+	{"krb5-keytab", "krb5_keytab", "the server's keytab, holding --krb5-principal's key ([security] krb5_keytab)"},
+	{"krb5-principal", "krb5_principal", "the server's Kerberos principal, service/host@REALM, e.g. pegasus/10.0.0.1@EXAMPLE.COM ([security] krb5_principal)"},
+	{"enable-acl", "enable_acl", "access control: only --super-users may do everything ([security] enable_acl)"},
+	{"super-users", "super_users", "users allowed everything with --enable-acl, comma separated ([security] super_users)"},
+	{"meta-acl-rpc-allow-list", "meta_acl_rpc_allow_list", "meta RPCs every user may call with --enable-acl, comma separated ([security] meta_acl_rpc_allow_list)"},
+	{"super-user-token-file", "super_user_token_file", "a file holding the token (at least 16 bytes) that makes an HTTP request a super user's: Authorization: Bearer <token> ([security] super_user_token_file)"},
+}
+
+// addAuthFlags registers authFlags on fs; the returned function applies the ones given to
+// reg, after the configuration file is loaded.
+func addAuthFlags(fs *flag.FlagSet) func(reg *config.Registry) error {
+	for _, a := range authFlags {
+		if strings.HasPrefix(a.flag, "enable-") || a.flag == "mandatory-auth" {
+			fs.Bool(a.flag, false, a.help)
+		} else {
+			fs.String(a.flag, "", a.help)
+		}
+	}
+	return func(reg *config.Registry) error {
+		var err error
+		fs.Visit(func(f *flag.Flag) {
+			for _, a := range authFlags {
+				if a.flag == f.Name && err == nil {
+					if e := reg.Set(a.setting, f.Value.String()); e != nil {
+						err = fmt.Errorf("%w: --%s: %v", errUsage, f.Name, e)
+					}
+				}
+			}
+		})
+		return err
+	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/admin"
+	"github.com/gopegasus/pegasus/internal/certs"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/meta"
@@ -112,7 +114,12 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	join := f.fs.Bool("join", false, "with an empty --data: join an existing group (the leader adds this meta with the remote command meta-add) instead of creating one")
 	settings := meta.NewSettings()
 	sec := newSecurityFlags(f.fs, settings.Registry())
+	tf := newTLSFlags(f.fs, settings.Registry())
+	applyAuth := addAuthFlags(f.fs)
 	pick, lg, err := f.setup(args, settings.Registry(), stderr)
+	if err == nil {
+		err = applyAuth(settings.Registry())
+	}
 	if err != nil {
 		return err
 	}
@@ -120,10 +127,15 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	tlsCfg, mandatoryTLS, err := tf.config(secret, lg)
+	if err != nil {
+		return err
+	}
 	listen, advertise, data, metas := f.listen, f.advertise, f.data, f.metas
 	ms := splitList(pick("metas", "server_list", *metas))
 	s, err := meta.New(meta.Config{Listen: pick("listen", "listen", *listen), Advertise: pick("advertise", "advertise", *advertise),
-		DataDir: pick("data", "data_dir", *data), Metas: ms, Join: *join, Version: Version, Logger: lg, Settings: settings, Secret: secret})
+		DataDir: pick("data", "data_dir", *data), Metas: ms, Join: *join, Version: Version, Logger: lg, Settings: settings, Secret: secret,
+		TLS: tlsCfg, MandatoryTLS: mandatoryTLS})
 	if err != nil {
 		return err
 	}
@@ -138,11 +150,20 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		"./replica", "127.0.0.1:34601", "meta servers, comma separated", stderr)
 	settings := replica.NewSettings()
 	sec := newSecurityFlags(f.fs, settings.Registry())
+	tf := newTLSFlags(f.fs, settings.Registry())
+	applyAuth := addAuthFlags(f.fs)
 	pick, lg, err := f.setup(args, settings.Registry(), stderr)
+	if err == nil {
+		err = applyAuth(settings.Registry())
+	}
 	if err != nil {
 		return err
 	}
 	secret, err := sec.secret(lg)
+	if err != nil {
+		return err
+	}
+	tlsCfg, mandatoryTLS, err := tf.config(secret, lg)
 	if err != nil {
 		return err
 	}
@@ -152,7 +173,8 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: --metas is required", errUsage)
 	}
 	s, err := replica.New(replica.Config{Listen: pick("listen", "listen", *listen), Advertise: pick("advertise", "advertise", *advertise),
-		DataDir: pick("data", "data_dir", *data), Metas: ms, Version: Version, Logger: lg, Settings: settings, Secret: secret})
+		DataDir: pick("data", "data_dir", *data), Metas: ms, Version: Version, Logger: lg, Settings: settings, Secret: secret,
+		TLS: tlsCfg, MandatoryTLS: mandatoryTLS})
 	if err != nil {
 		return err
 	}
@@ -253,6 +275,9 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	host := fs.String("host", "127.0.0.1", "IPv4 address to listen on and advertise")
 	level := fs.String("log-level", "warn", "log level: debug, info, warn or error")
 	name := fs.String("cluster-name", "onebox", "the cluster's name, as other clusters duplicating to it call it")
+	withTLS := fs.Bool("tls", false, "serve TLS on every server's port beside plaintext, with certificates made on the first start in <data>/tls "+
+		"(a CA, a server certificate for --host, 127.0.0.1 and localhost, a client certificate with CN onebox); client certificates are verified against that CA")
+	mandatoryTLS := fs.Bool("mandatory-tls", false, "with --tls: refuse plaintext clients (the official Pegasus clients cannot do TLS)")
 	var remotes remoteFlag
 	fs.Var(&remotes, "remote", "a cluster tables can be duplicated to, NAME=META[,META...]; repeat for several. "+
 		"The duplication cluster ids are 1, 2, ... in name order of this cluster and the remotes, so two oneboxes that name each other agree")
@@ -281,6 +306,26 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	secret, err := oneboxSecret(*data, lg)
 	if err != nil {
 		return err
+	}
+	if *mandatoryTLS && !*withTLS {
+		return fmt.Errorf("%w: --mandatory-tls needs --tls", errUsage)
+	}
+	var serverTLS, clientTLS *tls.Config
+	if *withTLS {
+		files, made, err := certs.EnsureFiles(filepath.Join(*data, "tls"), *host, "127.0.0.1", "localhost")
+		if err != nil {
+			return err
+		}
+		if serverTLS, err = certs.ServerConfig(files.ServerCert, files.ServerKey, files.CA, false); err != nil {
+			return err
+		}
+		if clientTLS, err = certs.ClientConfig(files.CA, files.ClientCert, files.ClientKey); err != nil {
+			return err
+		}
+		if made {
+			fmt.Fprintf(stdout, "onebox: made TLS certificates in %s\n", filepath.Dir(files.CA))
+		}
+		fmt.Fprintf(stdout, "onebox: TLS on; pegasus shell --cacert %s --cert %s --key %s\n", files.CA, files.ClientCert, files.ClientKey)
 	}
 
 	var metaAddrs []string
@@ -321,7 +366,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		m, err := meta.New(meta.Config{
 			Listener: ln, DataDir: filepath.Join(*data, fmt.Sprintf("meta%d", i+1)), Metas: metaAddrs,
 			InitialTables: specs, ClusterName: *name, Peers: peers, Version: Version, Logger: lg.With("meta", metaAddrs[i]),
-			Secret: secret,
+			Secret: secret, TLS: serverTLS, MandatoryTLS: *mandatoryTLS,
 			// Like a small Pegasus cluster an operator runs: servers added to the onebox
 			// get their share at once.
 			LevelOnStart: "lively",
@@ -337,7 +382,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		r, err := replica.New(replica.Config{
 			Listen: addr, DataDir: filepath.Join(*data, fmt.Sprintf("replica%d", i+1)), Metas: metaAddrs,
 			ClusterName: *name, Peers: peers, Version: Version, Logger: lg.With("replica", addr),
-			Secret: secret,
+			Secret: secret, TLS: serverTLS, MandatoryTLS: *mandatoryTLS,
 		})
 		if err != nil {
 			return abandon(err)
@@ -352,9 +397,13 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		strings.Join(metaAddrs, ","), strings.Join(replicaAddrs, ","), *data)
 
 	began := time.Now()
-	if err := waitTablesReady(ctx, metaAddrs[0], stdout); err == nil {
+	if err := waitTablesReady(ctx, metaAddrs[0], clientTLS, stdout); err == nil {
 		fmt.Fprintf(stdout, "onebox: ready in %.1fs; tables temp (8 partitions) and stat (4); press Ctrl-C to stop\n", time.Since(began).Seconds())
-		fmt.Fprintf(stdout, "onebox: web console at http://%s/console\n", metaAddrs[0])
+		scheme := "http"
+		if *mandatoryTLS {
+			scheme = "https"
+		}
+		fmt.Fprintf(stdout, "onebox: web console at %s://%s/console\n", scheme, metaAddrs[0])
 	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "onebox: stopping")
@@ -400,8 +449,8 @@ func (f remoteFlag) peers(self string) (*dup.Peers, error) {
 // waitTablesReady polls the meta leader until every partition of the onebox tables has a
 // primary, printing progress. It starts at metaAddr and follows the leader hint of a meta
 // that is not the leader.
-func waitTablesReady(ctx context.Context, metaAddr string, stdout io.Writer) error {
-	adm, err := admin.New(admin.Config{MetaServers: []string{metaAddr}})
+func waitTablesReady(ctx context.Context, metaAddr string, clientTLS *tls.Config, stdout io.Writer) error {
+	adm, err := admin.New(admin.Config{MetaServers: []string{metaAddr}, TLS: clientTLS})
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
 	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/sasl"
 )
 
 // defaultMetas is the onebox's meta server, where the shell and the benchmark connect unless
@@ -40,6 +42,9 @@ type shell struct {
 	timeout time.Duration // bounds each single-record command
 	quit    bool
 	secret  *rpc.Secret // the cluster's secret (--cluster-secret-file), or nil
+	tls     *tls.Config // the clients' TLS (--cacert, --cert, --key), or nil
+	// auth authenticates remote_command's connections (--krb5-*), or nil.
+	auth rpc.ClientAuthenticator
 }
 
 func runShell(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -57,7 +62,17 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 	table := fs.String("table", "", "table to use from the start (as the \"use\" command)")
 	timeout := fs.Duration("timeout", 10*time.Second, "timeout of each single-record command")
 	secretFile := fs.String("cluster-secret-file", "", "the cluster's secret: remote_command then authenticates as a member, which the commands changing the metas' group need")
+	tf := newClientTLSFlags(fs)
+	krbFlags := newKerberosFlags(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	tlsCfg, err := tf.config()
+	if err != nil {
+		return err
+	}
+	krb, err := krbFlags.config()
+	if err != nil {
 		return err
 	}
 	var secret *rpc.Secret
@@ -67,13 +82,22 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 			return err
 		}
 	}
-	ms := discoverMetas(ctx, splitList(*metas))
-	cl, err := pegasus.New(pegasus.Config{MetaServers: ms})
+	var auth rpc.ClientAuthenticator
+	if krb != nil {
+		k, err := sasl.NewClient(*krb)
+		if err != nil {
+			return err
+		}
+		defer k.Close()
+		auth = k
+	}
+	ms := discoverMetas(ctx, splitList(*metas), tlsCfg, krb)
+	cl, err := pegasus.New(pegasus.Config{MetaServers: ms, TLS: tlsCfg, Kerberos: krb})
 	if err != nil {
 		return fmt.Errorf("%w: --metas: %v", errUsage, err)
 	}
 	defer cl.Close()
-	ad, err := admin.New(admin.Config{MetaServers: ms})
+	ad, err := admin.New(admin.Config{MetaServers: ms, TLS: tlsCfg, Kerberos: krb})
 	if err != nil {
 		return fmt.Errorf("%w: --metas: %v", errUsage, err)
 	}
@@ -86,6 +110,8 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 		stderr:  stderr,
 		timeout: *timeout,
 		secret:  secret,
+		tls:     tlsCfg,
+		auth:    auth,
 	}
 	if *table != "" {
 		if err := sh.use(ctx, *table); err != nil {
@@ -105,10 +131,10 @@ func shellMain(ctx context.Context, args []string, stdin io.Reader, stdout, stde
 // so that the clients can go on when the given ones fail. When the cluster cannot be asked
 // (the metas are each tried once), the list stays as given (the commands then report what is
 // wrong).
-func discoverMetas(ctx context.Context, given []string) []string {
+func discoverMetas(ctx context.Context, given []string, tlsCfg *tls.Config, krb *pegasus.Kerberos) []string {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
-	ad, err := admin.New(admin.Config{MetaServers: given, MaxRounds: 1})
+	ad, err := admin.New(admin.Config{MetaServers: given, MaxRounds: 1, TLS: tlsCfg, Kerberos: krb})
 	if err != nil {
 		return given
 	}
@@ -221,6 +247,7 @@ func shellCommands() []shellCommand {
 	cmds = append(cmds, opsCommands()...)
 	cmds = append(cmds, elasticCommands()...)
 	cmds = append(cmds, balanceCommands()...)
+	cmds = append(cmds, hotkeyCommands()...)
 	return cmds
 }
 
@@ -287,7 +314,7 @@ func (sh *shell) cmdHelp(_ context.Context, args []string) error {
 		cmds  []shellCommand
 	}{{"Session:", sessionCommands()}, {"Data, on the table in use:", dataCommands()}, {"Administration:", slices.Concat(adminCommands(), remoteCommands())},
 		{"Duplication:", dupCommands()}, {"Backup, restore, bulk load:", opsCommands()}, {"Partition split and recall:", elasticCommands()},
-		{"Balancer and decommission:", balanceCommands()}}
+		{"Balancer and decommission:", balanceCommands()}, {"Hot keys:", hotkeyCommands()}}
 	for i, g := range groups {
 		if i > 0 {
 			fmt.Fprintln(sh.out.w)

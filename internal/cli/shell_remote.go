@@ -37,7 +37,9 @@ func (sh *shell) cmdRemoteCommand(ctx context.Context, args []string) error {
 	if o.has("node_list") {
 		nodes = splitList(o.str("node_list", ""))
 	}
-	cfg := rpc.ConnConfig{}
+	// A member's connection authenticates with the secret (plaintext, as the servers'
+	// own); any other is a client's, TLS when the shell's is.
+	cfg := rpc.ConnConfig{TLS: sh.tls, Auth: sh.auth}
 	if sh.secret != nil {
 		cfg.Peer = &rpc.PeerCredentials{Secret: sh.secret, Addr: shellPeerName}
 	}

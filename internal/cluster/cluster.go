@@ -101,8 +101,10 @@ type Assignment struct {
 	// Members are the addresses of the partition's replicas, in placement order: the first
 	// is where the primary should preferably be. A new replica starts its raft group with
 	// exactly these voters.
-	Members []string          `json:"members"`
-	Envs    map[string]string `json:"envs,omitempty"`
+	Members []string `json:"members"`
+	// Envs are the table's envs. In a [SyncResponse] they travel once per table instead
+	// ([SyncResponse.Envs]), and [SyncResponse.FillEnvs] sets them here.
+	Envs map[string]string `json:"envs,omitempty"`
 	// Join is set when this server is added to a partition that already exists (replacing a
 	// lost replica), and for every partition a split made: its replica starts empty and
 	// waits for the leader to send it the log or a snapshot (a split child's replica built
@@ -147,6 +149,9 @@ type SyncResponse struct {
 	Err         string       `json:"err"`
 	Leader      string       `json:"leader,omitempty"`
 	Assignments []Assignment `json:"assignments"`
+	// Envs are the envs of the tables of Assignments, by app id: once per table, so that a
+	// sync's size grows with the partitions and the envs, not with their product.
+	Envs map[int32]map[string]string `json:"table_envs,omitempty"`
 	// DroppedApps are tables that were dropped and can still be recalled: their replicas stop
 	// serving and keep their data.
 	DroppedApps []int32 `json:"dropped_apps,omitempty"`
@@ -158,6 +163,16 @@ type SyncResponse struct {
 	// Apps belongs to a table dropped and expired (purged), whose data is to be deleted.
 	Apps     []int32 `json:"apps,omitempty"`
 	MaxAppID int32   `json:"max_app_id,omitempty"`
+}
+
+// FillEnvs gives each assignment that has no envs of its own its table's envs, from Envs.
+// The assignments of one table then share one map, which nobody may modify.
+func (r *SyncResponse) FillEnvs() {
+	for i := range r.Assignments {
+		if a := &r.Assignments[i]; a.Envs == nil {
+			a.Envs = r.Envs[a.AppID]
+		}
+	}
 }
 
 // Encode marshals a message into a blob.

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -45,6 +46,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock of the samples (default time.Now).
 	Now func() time.Time
+	// Dial, if set, makes the sampler's connections to the servers (default: plain TCP);
+	// a meta gives its peer dialer, so the samples are taken when clients must use TLS.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 // Console is the web console of a meta server: HTML pages and a JSON API (registered on
@@ -94,6 +98,9 @@ func New(cfg Config) *Console {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil // the servers are reached directly, whatever the environment says
 	tr.MaxIdleConnsPerHost = 2
+	if cfg.Dial != nil {
+		tr.DialContext = cfg.Dial
+	}
 	return &Console{cfg: cfg, client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 		return http.ErrUseLastResponse
 	}}, page: buildPage()}
@@ -188,6 +195,9 @@ func (c *Console) atLeader(w http.ResponseWriter, r *httpapi.Request) bool {
 		return false
 	}
 	loc := "http://" + leader + r.URL.Path
+	if r.TLS != nil {
+		loc = "https://" + leader + r.URL.Path
+	}
 	if r.URL.RawQuery != "" {
 		loc += "?" + r.URL.RawQuery
 	}

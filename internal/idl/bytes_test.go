@@ -138,7 +138,7 @@ func TestRegistry(t *testing.T) {
 		RPCListDuplication, RPCDuplicationSync, RPCDuplicate, RPCConfigSync, RPCRaft, RPCMetaRaft,
 		RPCForward, RPCDecommission, RPCStartBackupApp, RPCQueryBackupStatus, RPCAddBackupPolicy, RPCQueryBackupPolicy,
 		RPCModifyBackupPolicy, RPCStartRestore, RPCQueryRestoreStatus, RPCStartBulkLoad,
-		RPCControlBulkLoad, RPCQueryBulkLoadStatus, RPCClearBulkLoad}
+		RPCControlBulkLoad, RPCQueryBulkLoadStatus, RPCClearBulkLoad, RPCDetectHotkey}
 	if len(RPCs()) != len(names) {
 		t.Fatalf("registry has %d RPCs, want %d", len(RPCs()), len(names))
 	}

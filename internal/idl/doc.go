@@ -14,7 +14,8 @@
 // # Generated codecs
 //
 // The structs and enums are declared in rrdb.schema (replica data RPCs), meta.schema
-// (meta RPCs and shared types) and dup.schema (duplication); the generator in ./gen turns each NAME.schema into
+// (meta RPCs and shared types), dup.schema (duplication), backup.schema (backup, restore and
+// bulk load) and hotkey.schema (hot-key detection); the generator in ./gen turns each NAME.schema into
 // NAME_gen.go. Run go generate ./internal/idl after editing a schema; CI fails when a
 // generated file differs from what the schemas give. The generated code does what
 // hand-written code would: it encodes by appending to one reusable buffer and decodes without
@@ -64,4 +65,4 @@
 // type in their lists (helpers_test.go, roundtrip_test.go): add it there too.
 package idl
 
-//go:generate go run ./gen rrdb.schema meta.schema dup.schema backup.schema
+//go:generate go run ./gen rrdb.schema meta.schema dup.schema backup.schema hotkey.schema

@@ -48,6 +48,8 @@ var enumSpecs = []enumSpec{
 		APP_ENV_OP_CLEAR 3`, []fmt.Stringer{
 		idl.AppEnvOpInvalid, idl.AppEnvOpSet, idl.AppEnvOpDel, idl.AppEnvOpClear,
 	}},
+	{"hotkey_type", `READ 0, WRITE 1`, []fmt.Stringer{idl.HotkeyRead, idl.HotkeyWrite}},
+	{"detect_action", `START 0, STOP 1, QUERY 2`, []fmt.Stringer{idl.DetectStart, idl.DetectStop, idl.DetectQuery}},
 	{"filter_type", `FT_NO_FILTER 0, FT_MATCH_ANYWHERE 1, FT_MATCH_PREFIX 2, FT_MATCH_POSTFIX 3`,
 		[]fmt.Stringer{idl.FilterNone, idl.FilterMatchAnywhere, idl.FilterMatchPrefix, idl.FilterMatchPostfix}},
 	{"cas_check_type", `CT_NO_CHECK 0, CT_VALUE_NOT_EXIST 1, CT_VALUE_NOT_EXIST_OR_EMPTY 2,

@@ -124,6 +124,8 @@ func allValues() []func() Value {
 		func() Value { return new(DuplicateEntry) },
 		func() Value { return new(DuplicateRequest) },
 		func() Value { return new(DuplicateResponse) },
+		func() Value { return new(DetectHotkeyRequest) },
+		func() Value { return new(DetectHotkeyResponse) },
 	}
 }
 

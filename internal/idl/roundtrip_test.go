@@ -123,6 +123,8 @@ var specSchemas = map[string]string{
 	"DuplicateEntry":            "?1 i64; ?2 taskcode; ?3 blob; ?4 byte; ?5 bool",
 	"DuplicateRequest":          "1 list<DuplicateEntry>",
 	"DuplicateResponse":         "?1 i32; ?2 string",
+	"DetectHotkeyRequest":       "1 i32; 2 i32; 3 gpid",
+	"DetectHotkeyResponse":      "1 errcode; ?2 string; ?3 string",
 }
 
 type specField struct {

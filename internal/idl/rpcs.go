@@ -57,6 +57,10 @@ const (
 	RPCDuplicationSync   = "RPC_CM_DUPLICATION_SYNC"
 	RPCDuplicate         = "RPC_RRDB_RRDB_DUPLICATE"
 
+	// RPCDetectHotkey starts, stops or queries the hot-key detection of a partition
+	// replica (operations.md §6); it is sent to the replica server itself.
+	RPCDetectHotkey = "RPC_DETECT_HOTKEY"
+
 	// RPCConfigSync is gopegasus's own replica → meta report (package cluster); no
 	// official client sends it. Args and reply are blobs holding JSON.
 	RPCConfigSync = "RPC_GP_CONFIG_SYNC"
@@ -207,6 +211,8 @@ var rpcList = []*RPC{
 		func() Value { return new(DuplicationSyncRequest) }, func() Value { return new(DuplicationSyncResponse) }),
 	newRPC(RPCDuplicate,
 		func() Value { return new(DuplicateRequest) }, func() Value { return new(DuplicateResponse) }),
+	newRPC(RPCDetectHotkey,
+		func() Value { return new(DetectHotkeyRequest) }, func() Value { return new(DetectHotkeyResponse) }),
 	newRPC(RPCConfigSync,
 		func() Value { return new(Blob) }, func() Value { return new(Blob) }),
 	newRPC(RPCRaft, func() Value { return new(Blob) }, nil),

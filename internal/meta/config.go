@@ -1,6 +1,7 @@
 package meta
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,11 +84,23 @@ type Config struct {
 	DupProgressInterval time.Duration
 	// Version is the software version the server reports (default "dev").
 	Version string
+	// TLS, if set, serves TLS on the server's port beside plaintext (see
+	// rpc.ServerConfig.TLS): a client certificate it verifies names the client
+	// (rpc.Request.User). Default nil: plaintext only.
+	TLS *tls.Config
+	// MandatoryTLS refuses plaintext thrift and HTTP from clients (setting [security]
+	// mandatory_tls, read by the command line); the servers' own traffic, authenticated
+	// with Secret, is not affected. It needs TLS.
+	MandatoryTLS bool
 	// Secret is the cluster's secret (default nil: an insecure cluster). With it, the
 	// metas' raft traffic, the replica servers' reports and the remote commands that change
 	// the metas' group are taken only from connections that authenticated as members of
 	// the cluster, and this meta authenticates its own connections to the other metas.
 	Secret *rpc.Secret
+	// Auth authenticates clients (RPC_NEGOTIATION; default: from the Settings' [security]
+	// enable_auth, krb5_keytab and krb5_principal, nil when enable_auth is off: clients
+	// stay anonymous). Access control is the Settings' [security] enable_acl (package acl).
+	Auth rpc.Authenticator
 	// Logger receives the server's logs (default: discard).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now). Liveness, create and drop times use it.

@@ -69,7 +69,11 @@ func (s *Server) redirect(w http.ResponseWriter, r *httpapi.Request) bool {
 	if leader == "" {
 		leader = "invalid host_port"
 	}
-	loc := "http://" + leader + "/" + r.Path
+	scheme := "http://"
+	if r.TLS != nil {
+		scheme = "https://" // a client of https gets the leader's https
+	}
+	loc := scheme + leader + "/" + r.Path
 	for i, kv := range r.Args {
 		sep := "&"
 		if i == 0 {
@@ -544,8 +548,12 @@ func (s *Server) metricEntities(ctx context.Context) []metric.Entity {
 		metric.CounterOf("rpc_peer_connections_refused", "Sessions", "The connections whose peer authentication failed (no or another cluster's secret)", rm.PeerConnectionsRefused),
 		metric.CounterOf("rpc_peer_requests_refused", "Requests", "The internal requests (raft, config sync) refused because their connection was not an authenticated member", rm.PeerRequestsRefused),
 		metric.CounterOf("raft_messages_refused", "Requests", "The raft messages dropped because their sender is not a member of the metas' group", s.raft.nonMember.Load()),
+		metric.CounterOf("rpc_tls_connections", "Sessions", "The client connections whose TLS handshake succeeded", rm.TLSConnections),
+		metric.CounterOf("rpc_tls_handshake_failures", "Sessions", "The TLS handshakes that failed (a bad, missing or untrusted client certificate among them)", rm.TLSHandshakeFailures),
+		metric.CounterOf("rpc_plaintext_refused", "Requests", "The plaintext thrift connections and HTTP requests refused because TLS is mandatory", rm.PlaintextRefused),
 	}}
 	server.Metrics = append(server.Metrics, s.raft.tr.Metrics().ServerMetrics()...)
+	server.Metrics = append(server.Metrics, authMetrics(s.rpc.AuthMetrics(), s.settings.ACL.Denied())...)
 	out := []metric.Entity{server}
 	_ = s.do(ctx, func() {
 		if !st.isLeader || !s.follow() {

@@ -789,11 +789,17 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 				}
 				a := cluster.Assignment{
 					AppID: t.AppID, PartitionIndex: int32(i), AppName: t.Name,
-					Members: slices.Clone(p.Members), Envs: maps.Clone(t.Envs), Join: slices.Contains(p.Joined, n.addr),
+					Members: slices.Clone(p.Members), Join: slices.Contains(p.Joined, n.addr),
 					Dups: dupAssignments(t, i),
 				}
 				splitAssignment(t, int32(i), &a)
 				resp.Assignments = append(resp.Assignments, a)
+				if _, ok := resp.Envs[t.AppID]; !ok && len(t.Envs) > 0 {
+					if resp.Envs == nil {
+						resp.Envs = make(map[int32]map[string]string)
+					}
+					resp.Envs[t.AppID] = maps.Clone(t.Envs)
+				}
 			}
 		case idl.AppStatusDropped:
 			resp.DroppedApps = append(resp.DroppedApps, t.AppID)

@@ -110,7 +110,7 @@ func TestRestartKeepsClusterMap(t *testing.T) {
 	// cannot lower the ballot.
 	tm.syncAll(nodes)
 	a := tm.syncNode(nodes[0])
-	if len(a.Assignments) == 0 || !slices.Equal(a.Assignments[0].Members, lead.Members) || a.Assignments[0].Envs["k"] != "v" {
+	if len(a.Assignments) == 0 || !slices.Equal(a.Assignments[0].Members, lead.Members) || a.Envs[a.Assignments[0].AppID]["k"] != "v" {
 		t.Fatalf("assignment after restart: %+v", a.Assignments)
 	}
 	if !slices.Contains(a.DroppedApps, id+1) {

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/acl"
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
@@ -156,9 +157,19 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.raftLog = rl
+	auth, err := settings.Auth.Authenticator(cfg.Auth, s.lg)
+	if err == nil {
+		err = settings.ACL.CheckToken()
+	}
+	if err != nil {
+		_ = rl.Close()
+		_ = ln.Close()
+		return nil, fmt.Errorf("meta: %w", err)
+	}
 	// The HTTP API is built once the state exists, below; nothing is served before Run.
-	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, Logger: cfg.Logger, Limits: settings.Network.Limits(), Secret: cfg.Secret,
-		HTTP: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.http.ServeHTTP(w, r) })})
+	rs, err := rpc.NewServer(rpc.ServerConfig{Listener: ln, Logger: cfg.Logger, Limits: settings.Network.Limits(), Secret: cfg.Secret, Auth: auth,
+		TLS: cfg.TLS, MandatoryTLS: cfg.MandatoryTLS,
+		HTTP: settings.ACL.GuardHTTP(acl.MutatingHTTP, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.http.ServeHTTP(w, r) }))})
 	if err != nil {
 		_ = rl.Close()
 		_ = ln.Close()
@@ -166,10 +177,18 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.rpc = rs
 	s.m = newMachine(s.cfg, s.lg, s.raft, s.raft.latest.Load())
-	s.console = console.New(console.Config{Source: s, Self: s.cfg.Advertise, Logger: s.lg, Now: s.cfg.Now})
+	ccfg := console.Config{Source: s, Self: s.cfg.Advertise, Logger: s.lg, Now: s.cfg.Now}
+	if cfg.Secret != nil && cfg.MandatoryTLS {
+		// Plaintext from a client would be refused: the samples go as peer traffic.
+		creds := &rpc.PeerCredentials{Secret: cfg.Secret, Addr: s.cfg.Advertise}
+		ccfg.Dial = func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return rpc.DialPeer(ctx, addr, creds, rpc.DefaultDialTimeout)
+		}
+	}
+	s.console = console.New(ccfg)
 	s.http = s.httpAPI()
 
-	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise, Secured: cfg.Secret != nil,
+	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise, Secured: cfg.Secret != nil, SuperUser: settings.ACL.SuperOnly,
 		Version: s.cfg.Version, StartTime: s.m.startTime, Now: s.cfg.Now})
 	s.registerMemberCommands()
 
@@ -233,6 +252,8 @@ func New(cfg Config) (*Server, error) {
 	// What only the cluster's own servers send: refused from anyone else when the cluster
 	// has a secret.
 	rs.RequirePeer(idl.RPCMetaRaft, cluster.RPCConfigSync, idl.RPCDuplicationSync)
+	// Access control, last: every route registered above goes through it.
+	rs.Wrap(s.checkACL)
 	return s, nil
 }
 

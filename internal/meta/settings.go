@@ -4,12 +4,14 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/acl"
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/sasl"
 )
 
 // Defaults of the meta server's settings: each is the default of exactly one setting of
@@ -77,6 +79,11 @@ type Settings struct {
 	// LevelOnStart and BalanceMovesPerNode: see Config.LevelOnStart and BalanceMovesPerNode.
 	LevelOnStart        *config.Value[string]
 	BalanceMovesPerNode *config.Value[uint32]
+
+	// Auth and ACL are the client authentication and access control settings, section
+	// [security] (packages sasl and acl).
+	Auth *sasl.Settings
+	ACL  *acl.Settings
 }
 
 // NewSettings registers every setting of a meta server, with its default, in a new registry.
@@ -97,6 +104,8 @@ func NewSettings() *Settings {
 	blockservice.DefineConfig(r)
 	return &Settings{
 		reg:     r,
+		Auth:    sasl.NewSettings(r),
+		ACL:     acl.NewSettings(r),
 		Network: rpc.DefineLimits(r),
 		limits:  defineTableLimits(r),
 		ColdBackupDisabled: config.Define(r, config.Spec[bool]{Section: "meta_server", Name: "cold_backup_disabled",

@@ -352,8 +352,10 @@ func TestUpdateAppEnv(t *testing.T) {
 	if got := envs(); !maps.Equal(got, want) {
 		t.Fatalf("envs %v, want %v", got, want)
 	}
-	// Replica servers get the envs with their assignments.
-	for _, a := range tm.syncNode(nodes[0]).Assignments {
+	// Replica servers get the envs with their assignments (once per table, see FillEnvs).
+	resp := tm.syncNode(nodes[0])
+	resp.FillEnvs()
+	for _, a := range resp.Assignments {
 		if !maps.Equal(a.Envs, want) {
 			t.Fatalf("assignment envs %v", a.Envs)
 		}

@@ -29,6 +29,12 @@ func (ws *Waiters[W]) NextID() uint64 {
 // Add registers w as waiting for proposal id.
 func (ws *Waiters[W]) Add(id uint64, w W) { ws.m[id] = w }
 
+// Has reports whether something waits for proposal id.
+func (ws *Waiters[W]) Has(id uint64) bool {
+	_, ok := ws.m[id]
+	return ok
+}
+
 // Take removes and returns what waits for proposal id. ok is false when nothing does: the
 // entry is another member's proposal, an earlier run's, or its wait was failed.
 func (ws *Waiters[W]) Take(id uint64) (w W, ok bool) {

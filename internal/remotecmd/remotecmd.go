@@ -35,6 +35,10 @@ type Info struct {
 	// Secured says the cluster has a secret: the commands registered with
 	// [Commands.RegisterPeerOnly] then run only for authenticated peers.
 	Secured bool
+	// SuperUser reports whether a request may run the commands registered with
+	// [Commands.RegisterMutating]: with access control on, only a super user's or a
+	// member's (package acl). Nil: every request may.
+	SuperUser func(req *rpc.Request) bool
 }
 
 // Func runs one command. Its text is the reply; an error is reported as text too.
@@ -44,6 +48,7 @@ type command struct {
 	help     string
 	fn       Func
 	peerOnly bool
+	mutating bool
 }
 
 // Commands is a set of remote commands. It is safe for concurrent use: commands may be
@@ -100,13 +105,26 @@ func (c *Commands) RegisterPeerOnly(name, help string, fn Func) {
 	c.mu.cmds[name] = cmd
 }
 
+// RegisterMutating is Register for a command that changes the server's configuration or
+// state: with access control on it runs only for a super user ([Info].SuperUser), and
+// answers any other request that it was refused.
+func (c *Commands) RegisterMutating(name, help string, fn Func) {
+	c.Register(name, help, fn)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cmd := c.mu.cmds[name]
+	cmd.mutating = true
+	c.mu.cmds[name] = cmd
+}
+
 // Run runs the command name with args, for a caller trusted as a member (in-process), and
 // returns its text. An unknown command or a failing one yields a text saying so, as Pegasus
 // answers.
-func (c *Commands) Run(name string, args []string) string { return c.run(name, args, true) }
+func (c *Commands) Run(name string, args []string) string { return c.run(name, args, nil) }
 
-// run is Run for a caller that is an authenticated peer or not.
-func (c *Commands) run(name string, args []string, peer bool) string {
+// run is Run for a request (nil: an in-process caller, trusted as a member).
+func (c *Commands) run(name string, args []string, req *rpc.Request) string {
+	peer := req == nil || req.Peer != ""
 	c.mu.Lock()
 	cmd, ok := c.mu.cmds[name]
 	c.mu.Unlock()
@@ -115,6 +133,9 @@ func (c *Commands) run(name string, args []string, peer bool) string {
 	}
 	if cmd.peerOnly && c.info.Secured && !peer {
 		return fmt.Sprintf("error: %s: refused: this command needs a connection authenticated with the cluster's secret (pegasus shell --cluster-secret-file)\n", name)
+	}
+	if cmd.mutating && req != nil && c.info.SuperUser != nil && !c.info.SuperUser(req) {
+		return fmt.Sprintf("error: %s: refused (ERR_ACL_DENY): this command changes the server and needs a super user\n", name)
 	}
 	out, err := cmd.fn(args)
 	if err != nil {
@@ -128,7 +149,7 @@ func (c *Commands) run(name string, args []string, peer bool) string {
 func (c *Commands) Handler() rpc.HandlerFunc {
 	return func(_ context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 		cmd := req.Args.(*idl.Command)
-		text := idl.Text(c.run(cmd.Cmd, cmd.Arguments, req.Peer != ""))
+		text := idl.Text(c.run(cmd.Cmd, cmd.Arguments, req))
 		return &text, wire.OK
 	}
 }

@@ -119,3 +119,39 @@ func TestHandlerOverRPC(t *testing.T) {
 		})
 	}
 }
+
+// TestMutatingNeedsSuperUser checks RegisterMutating: with a SuperUser check, a request
+// that fails it is refused and the command does not run; one that passes, and in-process
+// callers, run it; read-only commands stay open.
+func TestMutatingNeedsSuperUser(t *testing.T) {
+	ran := 0
+	c := New(Info{Role: "meta", SuperUser: func(req *rpc.Request) bool { return req.User == "root" }})
+	c.RegisterMutating("set-level", "set-level L: change the level", func([]string) (string, error) {
+		ran++
+		return "done\n", nil
+	})
+	h := c.Handler()
+	call := func(user, cmd string) string {
+		t.Helper()
+		v, code := h(t.Context(), &rpc.Request{User: user, Args: &idl.Command{Cmd: cmd}})
+		if code != wire.OK {
+			t.Fatalf("%s by %q: %v", cmd, user, code)
+		}
+		return string(*v.(*idl.Text))
+	}
+	if got := call("alice", "set-level"); !strings.Contains(got, "ERR_ACL_DENY") || ran != 0 {
+		t.Fatalf("non-super user: %q (ran %d)", got, ran)
+	}
+	if got := call("", "set-level"); !strings.Contains(got, "ERR_ACL_DENY") || ran != 0 {
+		t.Fatalf("anonymous: %q (ran %d)", got, ran)
+	}
+	if got := call("root", "set-level"); got != "done\n" || ran != 1 {
+		t.Fatalf("super user: %q (ran %d)", got, ran)
+	}
+	if got := c.Run("set-level", nil); got != "done\n" || ran != 2 {
+		t.Fatalf("in process: %q (ran %d)", got, ran)
+	}
+	if got := call("alice", "version"); !strings.HasPrefix(got, "gopegasus") {
+		t.Fatalf("read-only command for a non-super user: %q", got)
+	}
+}

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,11 +91,23 @@ type Config struct {
 	HTTP http.Handler
 	// Version is reported by the version and server-info remote commands (default "dev").
 	Version string
+	// TLS, if set, serves TLS on the server's port beside plaintext (see
+	// rpc.ServerConfig.TLS): a client certificate it verifies names the client
+	// (rpc.Request.User). Default nil: plaintext only.
+	TLS *tls.Config
+	// MandatoryTLS refuses plaintext thrift and HTTP from clients (setting [security]
+	// mandatory_tls, read by the command line); the servers' own traffic, authenticated
+	// with Secret, is not affected. It needs TLS.
+	MandatoryTLS bool
 	// Secret is the cluster's secret (default nil: an insecure cluster). With it, raft
 	// messages, forwarded requests and snapshots are taken only from connections that
 	// authenticated as members of the cluster, and this server authenticates its own
 	// connections to the other replica servers and to the metas.
 	Secret *rpc.Secret
+	// Auth authenticates clients (RPC_NEGOTIATION; default: from the Settings' [security]
+	// enable_auth, krb5_keytab and krb5_principal, nil when enable_auth is off: clients
+	// stay anonymous). Access control is the Settings' [security] enable_acl (package acl).
+	Auth rpc.Authenticator
 	// MaxSnapshotBytes bounds a snapshot received from the partition's leader (default
 	// DefaultMaxSnapshotBytes); a larger one is refused and the previous store kept.
 	MaxSnapshotBytes int64
@@ -110,6 +123,9 @@ type Config struct {
 	// downloads from block services, all transfers together (setting
 	// cold_backup_rate_limit_mb, default 200; nil: the setting; 0: no bound).
 	BackupRateMB *int
+	// HotkeyInterval, if set, is the period of the hot-key detections' analyses instead of
+	// the setting hotkey_analyse_time_interval_s (tests use a fraction of a second).
+	HotkeyInterval time.Duration
 }
 
 // fields binds the Config fields that have a setting to it.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/storage"
@@ -108,8 +109,14 @@ func (s *Server) pebbleOptions(pid idl.GPID) *pebble.Options {
 	sc := s.scenarioOf(pid.AppID)
 	return &pebble.Options{
 		// One block cache for all the server's partitions: a hot partition may use what
-		// idle ones do not.
-		Cache: s.cache,
+		// idle ones do not. Likewise one cache of open table files, which bounds them for
+		// the server, where each store would otherwise keep up to a thousand of its own.
+		Cache:     s.cache,
+		FileCache: s.fileCache,
+		// The files without Pebble's disk-health wrapper, which keeps a ticking goroutine
+		// per store and per file open for writing: a slow disk shows in the raft log's
+		// fsync metrics, which every write waits for.
+		FS: vfs.Default,
 		CompactionConcurrencyRange: func() (int, int) {
 			u := usageScenarios[sc.Load()]
 			return u.minCompactions, u.maxCompactions
@@ -117,8 +124,9 @@ func (s *Server) pebbleOptions(pid idl.GPID) *pebble.Options {
 	}
 }
 
-// applyEnvs acts on the table envs of an assignment: the usage scenario and manual
-// compaction requests. It runs on the sync goroutine.
+// applyEnvs acts on the table envs of an assignment: the usage scenario, and manual
+// compaction requests, which the sync then starts for the whole table (startCompactions).
+// It runs on the sync goroutine.
 func (p *partition) applyEnvs(envs map[string]string) {
 	if id, ok := scenarioIndex(envs[EnvUsageScenario]); ok {
 		if old := p.s.scenarioOf(p.pid.AppID).Swap(id); old != id {
@@ -128,7 +136,6 @@ func (p *partition) applyEnvs(envs map[string]string) {
 		p.s.scenarioOf(p.pid.AppID).Store(0)
 	}
 	p.noteCompaction(envs, time.Now())
-	p.s.startCompactions(p.pid.AppID, envs)
 }
 
 func (p *partition) noteCompaction(envs map[string]string, now time.Time) {

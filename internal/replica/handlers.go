@@ -22,7 +22,7 @@ func (s *Server) registerHandlers() {
 	h := func(name string, serve rpc.HandlerFunc) {
 		serve = s.counted(name, s.throttled(name, serve))
 		s.local[name] = serve
-		s.rpc.Handle(name, s.denying(name, s.forwarding(name, serve)))
+		s.rpc.Handle(name, s.checkACL(name, s.denying(name, s.forwarding(name, serve))))
 	}
 	for name, w := range s.writeRPCs() {
 		h(name, s.writeHandler(w))
@@ -38,6 +38,7 @@ func (s *Server) registerHandlers() {
 	s.rpc.Handle(idl.RPCForward, s.serveForwarded)
 	h(idl.RPCDuplicate, s.handleDuplicate)
 	h(idl.RPCCLICall, s.cmds.Handler())
+	s.rpc.Handle(idl.RPCDetectHotkey, s.handleDetectHotkey)
 	// Raft messages of one peer arrive on one connection; handling them inline keeps their
 	// order (out-of-order appends are rejected by raft and cost a probe round trip).
 	s.rpc.HandleInline(idl.RPCRaft, s.transport.HandleRPC)
@@ -178,6 +179,8 @@ func codeOf(err error) wire.Code {
 		return wire.ErrObjectNotFound
 	case errors.Is(err, errNotLeader), errors.Is(err, errStopped):
 		return wire.ErrInvalidState
+	case errors.Is(err, errBusy):
+		return wire.ErrBusy
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), errors.Is(err, errOutcomeUnknown):
 		return wire.ErrTimeout
 	default:
@@ -285,6 +288,9 @@ func (s *Server) handleGet(ctx context.Context, req *rpc.Request) (idl.Value, wi
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	if readCounted(rc) {
+		p.noteHotKey(idl.HotkeyRead, k, 1)
+	}
 	return &idl.ReadResponse{Error: int32(rc), Value: v, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
 
@@ -299,6 +305,9 @@ func (s *Server) handleTTL(ctx context.Context, req *rpc.Request) (idl.Value, wi
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	if readCounted(rc) {
+		p.noteHotKey(idl.HotkeyRead, k, 1)
+	}
 	return &idl.TTLResponse{Error: int32(rc), TTLSeconds: ttl, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
 
@@ -312,6 +321,9 @@ func (s *Server) handleSortKeyCount(ctx context.Context, req *rpc.Request) (idl.
 	n, rc, err := db.SortKeyCount(h)
 	if err != nil {
 		return nil, codeOf(err)
+	}
+	if readCounted(rc) {
+		p.noteHot(idl.HotkeyRead, h, 1)
 	}
 	return &idl.CountResponse{Error: int32(rc), Count: n, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
@@ -333,6 +345,7 @@ func (s *Server) handleMultiGet(ctx context.Context, req *rpc.Request) (idl.Valu
 	if err != nil {
 		return nil, codeOf(err)
 	}
+	p.noteHot(idl.HotkeyRead, a.HashKey, int64(len(res.KVs)))
 	return &idl.MultiGetResponse{Error: int32(res.Error), KVs: toIDLKVs(res.KVs, false), AppID: p.pid.AppID,
 		PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }
@@ -371,6 +384,7 @@ func (s *Server) handleBatchGet(ctx context.Context, req *rpc.Request) (idl.Valu
 	out := make([]idl.FullData, len(data))
 	for i, d := range data {
 		out[i] = idl.FullData{HashKey: d.HashKey, SortKey: d.SortKey, Value: d.Value}
+		p.noteHot(idl.HotkeyRead, d.HashKey, 1)
 	}
 	return &idl.BatchGetResponse{Error: int32(rc), Data: out, AppID: p.pid.AppID, PartitionIndex: p.pid.PartitionIndex, Server: s.addr}, wire.OK
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -73,6 +74,12 @@ type loop struct {
 	// state staged.
 	staged   uint64
 	hsStaged raftpb.HardState
+
+	// inflight are the batches this leader proposed, in order, with when the oldest write
+	// of each was handed to the loop, until they are answered (see publishBacklog).
+	inflight []inflightBatch
+	// retained counts the bytes of the entries in ms, for truncations by bytes.
+	retained retainedLog
 
 	// split is the split child's copy this parent replica builds (split.go), nil when none;
 	// splitCheckpointing is set while the checkpoint that starts one runs; splitProposed is
@@ -147,6 +154,13 @@ func newLoop(p *partition, members []string, join bool, init *splitMarker) (*loo
 	if l.staged, err = ms.LastIndex(); err != nil {
 		return nil, err
 	}
+	if first, _ := ms.FirstIndex(); first <= l.staged {
+		ents, err := ms.Entries(first, l.staged+1, math.MaxUint64)
+		if err != nil {
+			return nil, err
+		}
+		l.retained.append(ents)
+	}
 	l.hsStaged = hs
 	if !found && !join {
 		// A new group elects the placement's first member: it campaigns at once and again
@@ -172,6 +186,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	defer close(p.done)
 	defer l.failAll(errStopped)
 	defer p.leaseUntil.Store(0)
+	defer p.backlogSince.Store(0)
 	// ctx is the parent of the partition's snapshot transfers: they end with the loop.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -283,6 +298,7 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 		}
 		l.releaseHeldReads()
 		l.publishLease()
+		l.publishBacklog()
 		l.lastIteration = time.Now()
 	}
 }
@@ -366,6 +382,9 @@ drain:
 		failWrites(batch, errNotLeader)
 		return
 	}
+	if batch = l.shedExpired(batch, time.Now()); len(batch) == 0 {
+		return
+	}
 	ti := p.table()
 	id := l.waiters.NextID()
 	l.entryBuf = appendEntry(l.entryBuf[:0], id, time.Now(), ti.defaultTTL, batch)
@@ -376,6 +395,7 @@ drain:
 		return
 	}
 	l.waiters.Add(id, batch)
+	l.inflight = append(l.inflight, inflightBatch{id: id, queued: oldestQueued(batch)})
 }
 
 func failWrites(ws []*write, err error) {
@@ -499,6 +519,7 @@ func (l *loop) finishAppends() error {
 		if err := l.ms.Append(a.m.Entries); err != nil {
 			return err
 		}
+		l.retained.append(a.m.Entries)
 		if hs := appendHardState(a.m); !raft.IsEmptyHardState(hs) {
 			if err := l.ms.SetHardState(hs); err != nil {
 				return err
@@ -650,6 +671,7 @@ func (l *loop) applyWrites(e *raftpb.Entry) error {
 		failWrites(ws, err)
 		return err
 	}
+	p.noteAppliedWrites(batch.Mutations, results)
 	if len(ws) != len(results) {
 		failWrites(ws, errOutcomeUnknown) // not our proposal after all
 		return nil
@@ -670,6 +692,12 @@ func (l *loop) maybeTruncate() error {
 	}
 	applied := p.applied.Load()
 	at, ok := truncationPoint(applied, last, l.truncAt, uint64(p.s.cfg.LogCompactEvery), uint64(p.s.cfg.LogKeep))
+	if keep := int64(p.s.settings.LogKeepBytes.Get()); !ok && keep > 0 && l.retained.bytes > 2*keep {
+		// Big entries: keep keep bytes of them rather than raft_log_keep entries.
+		if b := min(l.retained.keeping(applied, keep), last); b > l.truncAt {
+			at, ok = b, true
+		}
+	}
 	if !ok {
 		return nil
 	}
@@ -698,6 +726,7 @@ func (l *loop) maybeTruncate() error {
 	if err := l.ms.Compact(at); err != nil && !errors.Is(err, raft.ErrCompacted) {
 		return err
 	}
+	l.retained.compact(at)
 	l.truncAt = at
 	p.raftStats.logStart.Store(at + 1)
 	return nil
@@ -754,6 +783,7 @@ func (l *loop) applySnapshot(snap raftpb.Snapshot, hs raftpb.HardState) error {
 	if err := l.ms.ApplySnapshot(snap); err != nil {
 		return err
 	}
+	l.retained.reset()
 	l.conf.Reset(snap.Metadata.ConfState)
 	l.truncAt = snap.Metadata.Index
 	p.raftStats.logStart.Store(snap.Metadata.Index + 1)

@@ -348,14 +348,25 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("raft_log_syncs", "Operations", "The fsyncs of the raft log", s.rlog.Syncs()),
 		metric.GaugeOf("raft_quiesced_groups", "Replicas", "The replicas whose raft group is quiesced here", int64(quiesced)),
 		metric.CounterOf("raft_quiesce_wakes", "Changes", "The times this server's replicas woke from quiescence", quiesceWakes),
+		metric.CounterOf("rpc_tls_connections", "Sessions", "The client connections whose TLS handshake succeeded", rm.TLSConnections),
+		metric.CounterOf("rpc_tls_handshake_failures", "Sessions", "The TLS handshakes that failed (a bad, missing or untrusted client certificate among them)", rm.TLSHandshakeFailures),
+		metric.CounterOf("rpc_plaintext_refused", "Requests", "The plaintext thrift connections and HTTP requests refused because TLS is mandatory", rm.PlaintextRefused),
 		metric.CounterOf("slow_requests", "Requests", "The requests slower than rocksdb_slow_query_threshold_ns", slowTotal),
 		metric.CounterOf("forwarded_requests", "Requests", "The requests for a partition this server does not lead, forwarded to its leader", s.forwards.forwarded.Load()),
 		metric.CounterOf("held_requests", "Requests", "The requests that waited here for a partition's new leader to be known", s.forwards.held.Load()),
 		metric.CounterOf("forward_failures", "Requests", "The requests that could not be forwarded to a new leader in time and were refused", s.forwards.failed.Load()),
 	}}
 	server.Metrics = append(server.Metrics, s.opsMetrics()...)
+	am := s.rpc.AuthMetrics()
+	server.Metrics = append(server.Metrics,
+		metric.CounterOf("client_auth_succeeded", "Sessions", "The client connections that authenticated (Kerberos negotiation ended in SASL_SUCC)", am.Authenticated),
+		metric.CounterOf("client_auth_failed", "Sessions", "The client negotiations that failed (SASL_AUTH_FAIL; the connection is closed)", am.Failed),
+		metric.CounterOf("client_unauthenticated_refused", "Requests", "The requests refused with ERR_UNAUTHENTICATED (mandatory_auth, connection not authenticated)", am.Refused),
+		metric.CounterOf("acl_denied", "Requests", "The requests the access control denied (ERR_ACL_DENY, or 403 on HTTP)", s.settings.ACL.Denied()))
 	server.Metrics = append(server.Metrics, s.overloadMetrics()...)
+	server.Metrics = append(server.Metrics, s.admissionMetrics()...)
 	server.Metrics = append(server.Metrics, s.transport.Metrics().ServerMetrics()...)
+	out = append(out, hotkeyEntities(parts, now)...)
 	return append([]metric.Entity{server}, out...)
 }
 

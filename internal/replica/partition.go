@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -99,12 +100,17 @@ type partition struct {
 	raftStats     raftCounters // metrics.go
 	quiesce       quiesceState // quiesce.go
 	compact       compactState // manual compactions (envs.go)
+	hot           hotState     // hot-key detection and top-k (hotkey.go)
 
 	// The lease-read shortcut (see readBarrier): while leaseUntil (on the monotonic
 	// clock's epoch) has not passed, a read may be served once applied reaches leaseIndex.
 	// 0: no shortcut.
 	leaseIndex atomic.Uint64
 	leaseUntil atomic.Int64
+	// backlogSince is when the oldest write this primary proposed and has not answered was
+	// handed to its loop (on the monotonic clock's epoch), 0 when none: write admission
+	// refuses new writes while it is older than write_queue_timeout_ms (admission.go).
+	backlogSince atomic.Int64
 
 	// entries is the partition's raft log as duplication reads it; dup holds the rest of
 	// the partition's duplication state (dup.go).
@@ -210,8 +216,14 @@ func (p *partition) propose(ctx context.Context, w *write) writeResult {
 	if !p.isLeader.Load() {
 		return writeResult{err: errNotLeader}
 	}
+	n := len(w.data)
+	if !p.admitWrite(n) {
+		return writeResult{err: errBusy}
+	}
+	defer p.s.releaseWrite(n)
 	p.log.Writing(1)
 	defer p.log.Writing(-1)
+	w.queued = time.Now()
 	r, err := raftgroup.Submit(ctx, p.proposeC, w, w.done, p.done, errStopped, errOutcomeUnknown)
 	if err != nil {
 		return writeResult{err: err}

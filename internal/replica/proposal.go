@@ -79,6 +79,8 @@ type write struct {
 	kind writeKind
 	data []byte // thrift encoding of the request
 	done chan writeResult
+	// queued is when propose handed the write to the loop (see shedExpired).
+	queued time.Time
 }
 
 type writeResult struct {

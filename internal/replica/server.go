@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/acl"
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/config"
@@ -52,14 +54,19 @@ var ErrServerClosed = rpc.ErrServerClosed
 // [New], then call Run once; stop it with Close (immediate) or Shutdown (graceful), from any
 // goroutine.
 type Server struct {
-	cfg       Config
-	lg        *slog.Logger
-	rpc       *rpc.Server
-	addr      string
-	started   time.Time
-	rlog      *raftlog.Log
-	cache     *pebble.Cache // shared by the partitions' stores
-	transport *raftnet.Transport
+	cfg     Config
+	lg      *slog.Logger
+	rpc     *rpc.Server
+	addr    string
+	started time.Time
+	rlog    *raftlog.Log
+	cache   *pebble.Cache // shared by the partitions' stores
+	// fileCache holds the partitions' open table files, at most fileCacheFiles of them.
+	fileCache *pebble.FileCache
+	// compactions grants the automatic compactions of the partitions' stores, with one
+	// goroutine for all of them.
+	compactions *storage.Compactions
+	transport   *raftnet.Transport
 
 	mu    sync.RWMutex
 	parts map[idl.GPID]*partition
@@ -105,6 +112,8 @@ type Server struct {
 	forwards forwardCounters
 	// throttleStats count what the throttling envs did (throttle.go).
 	throttleStats throttleCounters
+	// admission bounds the writes held under overload (admission.go).
+	admission admission
 	// scanOwners bound the scanner contexts per client connection (scanowners.go).
 	scanOwners scanOwners
 	// ops are the jobs of backups, restores and bulk loads (ops.go).
@@ -139,14 +148,16 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	s := &Server{
-		cfg:        cfg,
-		cache:      pebble.NewCache(cfg.BlockCacheSize),
-		started:    time.Now(),
-		parts:      make(map[idl.GPID]*partition),
-		syncNow:    make(chan struct{}, 1),
-		dropped:    make(map[int32]bool),
-		held:       make(map[idl.GPID]bool),
-		unassigned: make(map[idl.GPID]time.Time),
+		cfg:         cfg,
+		cache:       pebble.NewCache(cfg.BlockCacheSize),
+		compactions: storage.NewCompactions(),
+		fileCache:   pebble.NewFileCache(runtime.GOMAXPROCS(0), fileCacheFiles),
+		started:     time.Now(),
+		parts:       make(map[idl.GPID]*partition),
+		syncNow:     make(chan struct{}, 1),
+		dropped:     make(map[int32]bool),
+		held:        make(map[idl.GPID]bool),
+		unassigned:  make(map[idl.GPID]time.Time),
 	}
 	s.settings = settings
 	s.quiesce = settings.Quiesce.Get()
@@ -161,10 +172,19 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.http.ServeHTTP(w, r)
 	})
-	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, HTTP: httpHandler, Logger: lg,
-		Limits: settings.Network.Limits(), Secret: cfg.Secret})
+	auth, err := settings.Auth.Authenticator(cfg.Auth, lg)
+	if err == nil {
+		err = settings.ACL.CheckToken()
+	}
 	if err != nil {
-		s.cache.Unref()
+		s.releaseCaches()
+		return nil, fmt.Errorf("replica: %w", err)
+	}
+	srv, err := rpc.NewServer(rpc.ServerConfig{Listen: cfg.Listen, Listener: cfg.Listener, Logger: lg,
+		HTTP: settings.ACL.GuardHTTP(acl.MutatingHTTP, httpHandler), Limits: settings.Network.Limits(), Secret: cfg.Secret, Auth: auth,
+		TLS: cfg.TLS, MandatoryTLS: cfg.MandatoryTLS})
+	if err != nil {
+		s.releaseCaches()
 		return nil, err
 	}
 	s.rpc = srv
@@ -173,7 +193,7 @@ func New(cfg Config) (*Server, error) {
 		s.addr = srv.Addr().String()
 		if err := cluster.CheckAdvertise(s.addr); err != nil {
 			_ = srv.Close()
-			s.cache.Unref()
+			s.releaseCaches()
 			return nil, fmt.Errorf("replica: listening on %s: %w", s.addr, err)
 		}
 	}
@@ -196,13 +216,13 @@ func New(cfg Config) (*Server, error) {
 	s.dups = newDupManager(s)
 	if s.transport, err = raftnet.New(raftnet.Config{Addr: s.addr, RPCName: idl.RPCRaft, Handler: s.receiveRaft, Logger: s.lg, Conn: peerConn}); err != nil {
 		_ = srv.Close()
-		s.cache.Unref()
+		s.releaseCaches()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	durability, err := raftlog.ParseDurability(cfg.RaftLogDurability)
 	if err != nil {
 		_ = srv.Close()
-		s.cache.Unref()
+		s.releaseCaches()
 		return nil, fmt.Errorf("replica: %w", err)
 	}
 	rl, err := raftlog.OpenOptions(filepath.Join(cfg.DataDir, "raftlog"), s.lg, raftlog.Options{
@@ -210,19 +230,21 @@ func New(cfg Config) (*Server, error) {
 		Durability: durability, SyncInterval: cfg.RaftLogSyncInterval})
 	if err != nil {
 		_ = srv.Close()
-		s.cache.Unref()
+		s.releaseCaches()
 		return nil, err
 	}
 	s.rlog = rl
 	if len(cfg.Metas) > 0 {
 		s.meta = metaclient.New(metaclient.Config{Addrs: cfg.Metas, AttemptTimeout: metaAttemptTimeout, ConnConfig: peerConn})
 	}
-	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started, Secured: cfg.Secret != nil})
+	s.cmds = remotecmd.New(remotecmd.Info{Role: "replica", Address: s.addr, Version: cfg.Version, StartTime: s.started, Secured: cfg.Secret != nil,
+		SuperUser: settings.ACL.SuperOnly})
 	s.http = cfg.HTTP
 	if s.http == nil {
 		s.http = s.httpAPI()
 	}
 	s.registerHandlers()
+	s.registerHotkeyCommands()
 	return s, nil
 }
 
@@ -261,6 +283,7 @@ func (s *Server) Run(ctx context.Context) error {
 	wg.Go(func() { s.syncLoop(loopCtx) })
 	wg.Go(func() { s.dups.run(loopCtx) })
 	wg.Go(func() { s.runLiveness(loopCtx) })
+	wg.Go(func() { s.hotkeyLoop(loopCtx) })
 	err := s.rpc.Run(ctx)
 	stopLoops()
 	wg.Wait() // no partition is opened or dropped any more
@@ -323,8 +346,19 @@ func (s *Server) release() {
 	if err := s.rlog.Close(); err != nil {
 		s.stopErr = fmt.Errorf("replica: close raft log: %w", err)
 	}
+	s.compactions.Close()
+	s.releaseCaches()
+}
+
+// releaseCaches drops the server's references to the caches its stores share.
+func (s *Server) releaseCaches() {
+	s.fileCache.Unref()
 	s.cache.Unref()
 }
+
+// fileCacheFiles bounds the table files the partitions of a server keep open, as one LRU
+// (a read of a table not among them opens it again).
+const fileCacheFiles = 8192
 
 // partitionDir is where a partition replica's store lives.
 func (s *Server) partitionDir(pid idl.GPID) string {
@@ -477,8 +511,9 @@ func (s *Server) openStoreAt(dir string, pid idl.GPID, ti *tableInfo, lg *slog.L
 		Pebble: s.pebbleOptions(pid),
 		// The raft log is the durability source: the store keeps no WAL of its own, and
 		// after a crash raft replays what its memtable lost (see doc.go, Restart).
-		NoWAL:  true,
-		Limits: s.settings.Reads.limits(),
+		NoWAL:       true,
+		Limits:      s.settings.Reads.limits(),
+		Compactions: s.compactions,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)
@@ -590,6 +625,7 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 		return
 	}
+	resp.FillEnvs()
 	s.applyDrops(resp)
 	assigned := make(map[idl.GPID]bool, len(resp.Assignments))
 	var toOpen []cluster.Assignment
@@ -618,6 +654,10 @@ func (s *Server) syncOnce(ctx context.Context) {
 		toOpen = append(toOpen, a)
 	}
 	s.openPartitions(ctx, toOpen)
+	// Manual compactions, once per table (each partition noted its requests in setTable).
+	for app, envs := range resp.Envs {
+		s.startCompactions(app, envs)
+	}
 	s.runOps(ctx, resp)
 	s.collectGarbage(assigned, time.Now())
 	s.dups.changed()

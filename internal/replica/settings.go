@@ -4,11 +4,13 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gopegasus/pegasus/internal/acl"
 	"github.com/gopegasus/pegasus/internal/blockservice"
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
 	"github.com/gopegasus/pegasus/internal/rpc"
+	"github.com/gopegasus/pegasus/internal/sasl"
 )
 
 // Defaults of the replica server's settings: each is the default of exactly one setting of
@@ -19,8 +21,10 @@ const (
 	DefaultTickInterval    = 100 * time.Millisecond
 	DefaultLogCompactEvery = 2000
 	DefaultLogKeep         = 1000
-	DefaultGarbageGrace    = 24 * time.Hour
-	DefaultBlockCacheSize  = 256 << 20
+	// DefaultLogKeepBytes is the default of raft_log_keep_bytes.
+	DefaultLogKeepBytes   = 8 << 20
+	DefaultGarbageGrace   = 24 * time.Hour
+	DefaultBlockCacheSize = 256 << 20
 	// DefaultRaftLogDurability is the raft log's durability: a write is acknowledged once
 	// fsynced on a quorum.
 	DefaultRaftLogDurability = "always"
@@ -28,6 +32,10 @@ const (
 	// (10 ticks of the default raft tick), the longest a leadership change under way takes
 	// when no server fails.
 	DefaultLeaderChangeHold = time.Second
+	// DefaultMaxPendingWriteBytes and DefaultWriteQueueTimeout are the defaults of the write
+	// admission settings (admission.go).
+	DefaultMaxPendingWriteBytes = 128 << 20
+	DefaultWriteQueueTimeout    = time.Second
 	// DefaultDupSyncInterval is the period of the duplication progress reports to the meta
 	// leader (Pegasus's duplication_sync_period_second).
 	DefaultDupSyncInterval = 10 * time.Second
@@ -48,6 +56,10 @@ const MaxClusterID = dup.MaxClusterID
 // override them.
 type Settings struct {
 	reg *config.Registry
+	// Auth and ACL are the client authentication and access control settings, section
+	// [security] (packages sasl and acl).
+	Auth *sasl.Settings
+	ACL  *acl.Settings
 
 	Listen, Advertise, DataDir, Metas *config.Value[string]
 
@@ -55,9 +67,11 @@ type Settings struct {
 	RaftTickMS      *config.Value[uint32]
 	LogCompactEvery *config.Value[uint32]
 	LogKeep         *config.Value[uint32]
-	GarbageGraceS   *config.Value[uint32]
-	CommitDelayUS   *config.Value[uint32]
-	CommitSiblings  *config.Value[uint32]
+	// LogKeepBytes is mutable: a truncation by bytes (logbytes.go).
+	LogKeepBytes   *config.Value[uint64]
+	GarbageGraceS  *config.Value[uint32]
+	CommitDelayUS  *config.Value[uint32]
+	CommitSiblings *config.Value[uint32]
 	// RaftLogDurability ("always" or "os") and RaftLogSyncIntervalMS: see
 	// Config.RaftLogDurability.
 	RaftLogDurability     *config.Value[string]
@@ -75,6 +89,10 @@ type Settings struct {
 	// not lead waits for the partition's leader to be known, to be forwarded to it
 	// (forward.go); 0 turns holding and forwarding off.
 	LeaderChangeHoldMS *config.Value[uint32]
+	// MaxPendingWriteBytes and WriteQueueTimeoutMS are mutable: the admission of writes
+	// under overload (admission.go).
+	MaxPendingWriteBytes *config.Value[uint64]
+	WriteQueueTimeoutMS  *config.Value[uint32]
 
 	// Duplication (package dup): whether primaries ship; whether a follower takes writes of
 	// unconfigured cluster ids; the batch size, the report period, last-writer-wins on the
@@ -89,6 +107,8 @@ type Settings struct {
 	Network *rpc.LimitSettings
 	// Reads are the bounds of one read (limits.go).
 	Reads *readLimitSettings
+	// Hotkeys are the hot-key detection and top-k settings (hotkey.go).
+	Hotkeys *hotkeySettings
 }
 
 // NewSettings registers every setting of a replica server, with its default, in a new
@@ -113,8 +133,11 @@ func NewSettings() *Settings {
 	const any32 = 1<<32 - 1
 	blockservice.DefineConfig(r)
 	return &Settings{
+		Auth:    sasl.NewSettings(r),
+		ACL:     acl.NewSettings(r),
 		Network: rpc.DefineLimits(r),
 		Reads:   defineReadLimits(r),
+		Hotkeys: defineHotkeySettings(r),
 		BackupRateMB: u32("replication", "cold_backup_rate_limit_mb",
 			"The MB per second this server sends to and receives from block services (backups, restores, bulk loads), all transfers together; 0: no bound.", 200, 0, any32),
 		reg:       r,
@@ -130,6 +153,9 @@ func NewSettings() *Settings {
 			"How many applied entries accumulate in a partition's raft log before it is truncated.", DefaultLogCompactEvery, 1, any32),
 		LogKeep: u32("replication", "raft_log_keep",
 			"How many applied entries a raft log truncation keeps, so slightly lagging replicas catch up from the log.", DefaultLogKeep, 1, any32),
+		LogKeepBytes: config.Define(r, config.Spec[uint64]{Section: "replication", Name: "raft_log_keep_bytes",
+			Description: "The bytes of applied entries a partition's raft log keeps in memory when its entries are big: once they hold twice this, the log is truncated down to this, even before raft_log_compact_every entries. 0: by count only.",
+			Default:     DefaultLogKeepBytes, Mutable: true}),
 		GarbageGraceS: u32("replication", "gc_disk_garbage_replica_interval_seconds",
 			"How long, in seconds, a replica no longer assigned to this server is kept before its data is deleted.", uint32(DefaultGarbageGrace/time.Second), 1, any32),
 		CommitDelayUS: u32("replication", "group_commit_delay_us",
@@ -159,6 +185,12 @@ func NewSettings() *Settings {
 		LeaderChangeHoldMS: config.Define(r, config.Spec[uint32]{Section: "replication", Name: "leader_change_hold_ms",
 			Description: "How long, in milliseconds, a request that reaches a replica that does not lead its partition (during a leadership change, or from a client that has not seen the change) waits for the new leader to be known, to be forwarded to it, before it is refused with ERR_INVALID_STATE; bounded by the request's timeout too. 0 turns holding and forwarding off.",
 			Default:     uint32(DefaultLeaderChangeHold / time.Millisecond), Mutable: true}),
+		MaxPendingWriteBytes: config.Define(r, config.Spec[uint64]{Section: "replication", Name: "max_pending_write_bytes",
+			Description: "The bytes of writes the server's primaries hold at once, from their arrival to their answer; a write past it is refused at once with ERR_BUSY. 0 removes the bound.",
+			Default:     DefaultMaxPendingWriteBytes, Mutable: true}),
+		WriteQueueTimeoutMS: config.Define(r, config.Spec[uint32]{Section: "replication", Name: "write_queue_timeout_ms",
+			Description: "The standing delay, in milliseconds, past which a primary sheds writes: while its oldest write in progress has waited longer, new writes are refused at once with ERR_BUSY, and a write that waited longer for the partition's raft loop to take it is refused instead of proposed (neither is in the log). 0 removes the bound.",
+			Default:     uint32(DefaultWriteQueueTimeout / time.Millisecond), Mutable: true}),
 		DupEnabled: config.Define(r, config.Spec[bool]{Section: "replication", Name: "duplication_enabled",
 			Description: "Whether the primaries ship their duplicated tables' writes to the followers.", Default: true}),
 		DupIgnoreOtherClusterIDs: config.Define(r, config.Spec[bool]{Section: "replication", Name: "dup_ignore_other_cluster_ids",

@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -45,6 +46,14 @@ type ConnConfig struct {
 	// Peer, if set, authenticates every connection as a peer of the cluster (see
 	// [DialPeer]) before the first request: the servers' connections to each other.
 	Peer *PeerCredentials
+	// TLS, if set (and Peer is not), makes every connection TLS (see [DialTLS]): the
+	// server's certificate is verified against TLS.RootCAs for TLS.ServerName, or for the
+	// host of the address when that is empty; a client certificate in TLS.Certificates is
+	// the client's identity to a server that verifies them.
+	TLS *tls.Config
+	// Auth, if set, negotiates the client's identity on every new connection, before its
+	// first request (RPC_NEGOTIATION, see negotiate.go).
+	Auth ClientAuthenticator
 }
 
 // Conn is a pipelined client connection to one server. Calls from many goroutines share it:
@@ -250,9 +259,12 @@ func (c *Conn) session(ctx context.Context) (*session, error) {
 func (c *Conn) dial(ctx context.Context) (*session, error) {
 	var nc net.Conn
 	var err error
-	if c.cfg.Peer != nil {
+	switch {
+	case c.cfg.Peer != nil:
 		nc, err = DialPeer(ctx, c.addr, c.cfg.Peer, c.cfg.DialTimeout)
-	} else {
+	case c.cfg.TLS != nil:
+		nc, err = DialTLS(ctx, c.addr, c.cfg.TLS, c.cfg.DialTimeout)
+	default:
 		d := net.Dialer{Timeout: c.cfg.DialTimeout}
 		if nc, err = d.DialContext(ctx, "tcp", c.addr); err != nil {
 			err = fmt.Errorf("rpc: connect to %s: %w", c.addr, err)
@@ -263,6 +275,12 @@ func (c *Conn) dial(ctx context.Context) (*session, error) {
 	}
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.SetNoDelay(true)
+	}
+	if c.cfg.Auth != nil {
+		if err := negotiateClient(ctx, nc, c.addr, c.cfg.Auth, c.cfg.DialTimeout+c.cfg.CallTimeout, c.cfg.MaxReplySize); err != nil {
+			_ = nc.Close()
+			return nil, err
+		}
 	}
 	s := &session{
 		conn:    c,

@@ -24,6 +24,18 @@
 // cluster ([DialPeer], [ConnConfig].Peer; the exchange is described in peerauth.go), and is
 // then served as thrift or HTTP knowing its peer ([Request].Peer, [PeerOf]). Routes
 // registered with [Server.HandlePeer] (or marked with [Server.RequirePeer]) and HTTP
-// handlers wrapped with [Server.RefusePeerless] refuse every other connection. Every server
-// answers RPC_NEGOTIATION with SASL_AUTH_DISABLE: clients are not authenticated.
+// handlers wrapped with [Server.RefusePeerless] refuse every other connection.
+//
+// TLS on the client port: with [ServerConfig].TLS, a connection that opens with a TLS
+// ClientHello (first byte 0x16) is handshaken and then sniffed again, thrift or HTTP; a
+// verified client certificate's subject CN is the connection's user ([Request].User,
+// [UserOf]). [ServerConfig].MandatoryTLS refuses plaintext thrift and HTTP that is not a
+// peer's. Clients dial with [ConnConfig].TLS ([DialTLS]). See tls.go.
+//
+// Client authentication: a server with an [Authenticator] ([ServerConfig].Auth; package
+// sasl's Kerberos) answers RPC_NEGOTIATION on the connection's reader, and the requests that
+// follow carry the identity negotiated ([Request].User); a client negotiates on each new
+// connection with a [ClientAuthenticator] ([ConnConfig].Auth). Without one, a server answers
+// every negotiation SASL_AUTH_DISABLE. See negotiate.go, also for mandatory authentication.
+// [Server.Wrap] puts a check (the access control) in front of every route.
 package rpc

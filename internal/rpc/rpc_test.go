@@ -514,3 +514,14 @@ func TestPoolSharesAndCloses(t *testing.T) {
 		t.Fatalf("call on a closed pool's connection: %v", err)
 	}
 }
+
+// expectClosedOrReset checks that the server ends the connection (a reset is fine: the
+// client's bytes may not all have been read).
+func (r *rawConn) expectClosedOrReset() {
+	r.t.Helper()
+	_, err := io.ReadAll(r.br)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		r.t.Fatalf("connection not closed: %v", err)
+	}
+}

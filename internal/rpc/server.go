@@ -3,6 +3,7 @@ package rpc
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +55,10 @@ type Request struct {
 	// Peer is the address of the authenticated peer the request came from (a member of
 	// the cluster, see [DialPeer]), or "" when its connection did not authenticate.
 	Peer string
+	// User is the client identity the request's connection authenticated as (a Kerberos
+	// user through RPC_NEGOTIATION, see negotiate.go), or "" for an anonymous connection.
+	// Access control decides with it.
+	User string
 	// held is what the request holds of its connection's budget until its reply is queued;
 	// freed once given back.
 	held  int64
@@ -92,6 +97,21 @@ type ServerConfig struct {
 	// from any other. Nil: no peer authenticates, and those routes are open to anyone
 	// (an insecure cluster).
 	Secret *Secret
+	// TLS, if set, serves TLS on the same port: a connection that opens with a TLS
+	// ClientHello is handshaken with this configuration (certificates, ClientAuth and
+	// ClientCAs as the caller set them; NextProtos is ignored), then served as thrift or
+	// HTTP as a plaintext one. A client certificate that was verified names the
+	// connection's user: its subject's common name ([Request].User, [UserOf]). Peer
+	// exchanges are not taken inside TLS. Nil: plaintext only.
+	TLS *tls.Config
+	// MandatoryTLS refuses plaintext thrift and HTTP on connections that did not
+	// authenticate as a peer: a thrift request is answered ERR_UNAUTHENTICATED and the
+	// connection closed, an HTTP request gets 403 and a closed connection. Peer traffic
+	// keeps its own authentication (Secret). It needs TLS.
+	MandatoryTLS bool
+	// Auth, if set, authenticates clients through RPC_NEGOTIATION (negotiate.go); nil
+	// answers every negotiation SASL_AUTH_DISABLE and leaves clients anonymous.
+	Auth Authenticator
 }
 
 // Server accepts connections on one port, serving Pegasus thrift RPCs and, on connections
@@ -146,6 +166,7 @@ type Server struct {
 	workers sync.WaitGroup
 
 	metrics serverMetrics
+	auth    authCounters
 }
 
 // task is a request for a handler goroutine.
@@ -204,6 +225,9 @@ type serverMetrics struct {
 	peersOK      atomic.Int64
 	peersRefused atomic.Int64
 	peerRefused  atomic.Int64
+	tlsOK        atomic.Int64
+	tlsFailed    atomic.Int64
+	plainRefused atomic.Int64
 	rejected     atomic.Int64
 	frameTimeout atomic.Int64
 	waits        atomic.Int64
@@ -231,6 +255,11 @@ type ServerMetrics struct {
 	// requests a server refused through [Server.RefusePeerless], that came from a
 	// connection not authenticated as a peer.
 	PeerRequestsRefused int64
+	// TLSConnections counts the connections whose TLS handshake succeeded;
+	// TLSHandshakeFailures those whose handshake failed (a bad or missing client
+	// certificate among them); PlaintextRefused the plaintext thrift connections and HTTP
+	// requests refused under MandatoryTLS.
+	TLSConnections, TLSHandshakeFailures, PlaintextRefused int64
 }
 
 // NewServer opens the listener (so Addr works at once) and returns a server ready for
@@ -247,6 +276,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	cfg.Limits.fill()
 	cfg.MaxRequestSize, cfg.MaxInFlight, cfg.WriteTimeout = cfg.Limits.MaxRequestSize, cfg.Limits.MaxInFlight, cfg.Limits.WriteTimeout
+	if cfg.MandatoryTLS && cfg.TLS == nil {
+		return nil, errors.New("rpc: mandatory TLS without a TLS configuration")
+	}
+	if cfg.TLS != nil {
+		cfg.TLS = cfg.TLS.Clone()
+		// Whatever ALPN would choose, the connection is sniffed inside TLS: HTTP/1.1 or thrift.
+		cfg.TLS.NextProtos = nil
+	}
 	lg := cfg.Logger
 	if lg == nil {
 		lg = slog.New(slog.DiscardHandler)
@@ -271,9 +308,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s.mu.conns = make(map[net.Conn]*serverConn)
 	s.mu.perHost = make(map[string]int)
 	s.bodies = newBudget(cfg.Limits.MaxServerBuffered)
-	// Client authentication (SASL through RPC_NEGOTIATION) is not built: every negotiation
-	// is answered SASL_AUTH_DISABLE, as a Pegasus server with [security] enable_auth =
-	// false answers, and the official clients then go on unauthenticated.
+	// Without an Authenticator every negotiation is answered SASL_AUTH_DISABLE, as a Pegasus
+	// server with [security] enable_auth = false answers, and the official clients then go
+	// on unauthenticated; with one, handle answers negotiations (negotiate.go).
 	s.Handle(idl.RPCNegotiation, func(context.Context, *Request) (idl.Value, wire.Code) {
 		return &idl.NegotiationResponse{Status: idl.NegotiationSASLAuthDisable}, wire.OK
 	})
@@ -342,6 +379,10 @@ func (s *Server) Metrics() ServerMetrics {
 		PeerConnections:        s.metrics.peersOK.Load(),
 		PeerConnectionsRefused: s.metrics.peersRefused.Load(),
 		PeerRequestsRefused:    s.metrics.peerRefused.Load(),
+
+		TLSConnections:       s.metrics.tlsOK.Load(),
+		TLSHandshakeFailures: s.metrics.tlsFailed.Load(),
+		PlaintextRefused:     s.metrics.plainRefused.Load(),
 	}
 }
 
@@ -379,8 +420,18 @@ func (s *Server) Run(ctx context.Context) error {
 		ErrorLog:          slog.NewLogLogger(s.lg.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if bc, ok := c.(*bufferedConn); ok && bc.peer != "" {
-				return context.WithValue(ctx, peerKey{}, bc.peer)
+			bc, ok := c.(*bufferedConn)
+			if !ok {
+				return ctx
+			}
+			if bc.peer != "" {
+				ctx = context.WithValue(ctx, peerKey{}, bc.peer)
+			}
+			if bc.tls != nil {
+				ctx = context.WithValue(ctx, tlsKey{}, bc.tls)
+			}
+			if bc.user != "" {
+				ctx = context.WithValue(ctx, userKey{}, bc.user)
 			}
 			return ctx
 		},
@@ -526,7 +577,10 @@ func (s *Server) untrack(c net.Conn) {
 	delete(s.mu.conns, c)
 }
 
-// gated runs h inside httpGate; requests arriving once it is closed get 503.
+// gated runs h inside httpGate; requests arriving once it is closed get 503. A request
+// that came over TLS gets its r.TLS (net/http sets it only on a *tls.Conn, and the
+// connection it serves is the sniffed one); under MandatoryTLS a plaintext request from
+// a connection that is not a peer's gets 403 and its connection closes.
 func (s *Server) gated(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.httpGate.Enter() {
@@ -534,6 +588,15 @@ func (s *Server) gated(h http.Handler) http.Handler {
 			return
 		}
 		defer s.httpGate.Exit()
+		if st, ok := r.Context().Value(tlsKey{}).(*tls.ConnectionState); ok {
+			r.TLS = st
+		} else if s.cfg.MandatoryTLS && PeerOf(r.Context()) == "" {
+			s.metrics.plainRefused.Add(1)
+			s.lg.Info("plaintext http refused: tls is mandatory", "remote", r.RemoteAddr, "path", r.URL.Path)
+			w.Header().Set("Connection", "close")
+			http.Error(w, "forbidden: this server takes HTTPS only (mandatory_tls): use https://", http.StatusForbidden)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -560,7 +623,11 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, leave func()) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	peer := ""
-	if string(first) == peerMagic {
+	nc := c // what the connection is served over: c, or TLS over it
+	var tlsState *tls.ConnectionState
+	user := ""
+	switch {
+	case string(first) == peerMagic:
 		if peer, err = authenticatePeer(c, br, s.cfg.Secret); err != nil {
 			s.metrics.peersRefused.Add(1)
 			s.lg.Warn("peer connection refused", "remote", c.RemoteAddr().String(), "err", err)
@@ -568,19 +635,36 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, leave func()) {
 			return
 		}
 		s.metrics.peersOK.Add(1)
-		_ = c.SetReadDeadline(time.Now().Add(time.Minute))
-		if first, err = br.Peek(4); err != nil {
+		if first, err = s.peekProtocol(c, br); err != nil {
 			_ = c.Close()
 			return
 		}
-		_ = c.SetReadDeadline(time.Time{})
+	case first[0] == tlsHandshakeRecord && s.cfg.TLS != nil:
+		tc, err := s.handshake(ctx, c, br)
+		if err != nil {
+			s.metrics.tlsFailed.Add(1)
+			s.lg.Info("tls handshake failed", "remote", c.RemoteAddr().String(), "err", err)
+			_ = c.Close()
+			return
+		}
+		s.metrics.tlsOK.Add(1)
+		st := tc.ConnectionState()
+		tlsState, user, nc = &st, userOf(&st), tc
+		// The handshake consumed what br had buffered; the connection's bytes now come
+		// decrypted from tc.
+		br = bufio.NewReaderSize(tc, 64<<10)
+		if first, err = s.peekProtocol(c, br); err != nil {
+			_ = nc.Close()
+			return
+		}
 	}
+	refuse := s.cfg.MandatoryTLS && tlsState == nil && peer == ""
 	switch string(first) {
 	case "THFT":
-		sc := newServerConn(s, c, br)
-		sc.peer = peer
+		sc := newServerConn(s, nc, br)
+		sc.peer, sc.user, sc.refuse = peer, user, refuse
 		if !s.track(c, sc) {
-			_ = c.Close()
+			_ = nc.Close()
 			return
 		}
 		s.metrics.conns.Add(1)
@@ -590,12 +674,65 @@ func (s *Server) serveConn(ctx context.Context, c net.Conn, leave func()) {
 	case "GET ", "POST", "PUT ", "HEAD", "DELE", "OPTI", "PATC":
 		s.untrack(c) // net/http's Shutdown and Close take care of it
 		httpConn = true
-		s.httpLn.deliver(ctx, &bufferedConn{Conn: c, r: br, leave: leave, peer: peer})
+		s.httpLn.deliver(ctx, &bufferedConn{Conn: nc, r: br, leave: leave, peer: peer, user: user, tls: tlsState})
 	default:
 		s.metrics.badFrames.Add(1)
-		s.lg.Warn("closing connection: unknown protocol", "remote", c.RemoteAddr().String(), "first", fmt.Sprintf("%q", first))
-		_ = c.Close()
+		s.lg.Warn("closing connection: unknown protocol", "remote", c.RemoteAddr().String(), "first", fmt.Sprintf("%q", first), "tls", tlsState != nil)
+		_ = nc.Close()
 	}
+}
+
+// tlsHandshakeRecord is the first byte of a TLS connection: the record type of its
+// ClientHello. No thrift frame ("THFT"), HTTP method or peer exchange ("GPAU") starts so.
+const tlsHandshakeRecord = 0x16
+
+// tlsHandshakeTimeout bounds the server's side of a TLS handshake.
+const tlsHandshakeTimeout = 10 * time.Second
+
+// peekProtocol waits (a minute at most) for the first four bytes the connection carries
+// after its authentication, peer exchange or TLS handshake.
+func (s *Server) peekProtocol(c net.Conn, br *bufio.Reader) ([]byte, error) {
+	_ = c.SetReadDeadline(time.Now().Add(time.Minute))
+	first, err := br.Peek(4)
+	_ = c.SetReadDeadline(time.Time{})
+	return first, err
+}
+
+// handshake runs the server's side of a TLS handshake on c, whose first bytes are in br.
+func (s *Server) handshake(ctx context.Context, c net.Conn, br *bufio.Reader) (*tls.Conn, error) {
+	tc := tls.Server(&prefixedConn{Conn: c, r: br}, s.cfg.TLS)
+	ctx, cancel := context.WithTimeout(ctx, tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, err
+	}
+	return tc, nil
+}
+
+// userOf returns the identity a TLS connection's verified client certificate names: its
+// subject's common name ("" without a verified certificate).
+func userOf(st *tls.ConnectionState) string {
+	if len(st.VerifiedChains) == 0 || len(st.VerifiedChains[0]) == 0 {
+		return ""
+	}
+	return st.VerifiedChains[0][0].Subject.CommonName
+}
+
+// prefixedConn is a connection whose first bytes were already read into r: TLS reads
+// them from r, then the connection's. Only the connection's reader calls Read.
+type prefixedConn struct {
+	net.Conn
+	r *bufio.Reader // nil once drained, so its buffer is not kept for the connection's life
+}
+
+func (c *prefixedConn) Read(p []byte) (int, error) {
+	if c.r != nil {
+		if c.r.Buffered() > 0 {
+			return c.r.Read(p)
+		}
+		c.r = nil
+	}
+	return c.Conn.Read(p)
 }
 
 // RefusePeerless wraps h, an HTTP endpoint only the cluster's servers call: when the server
@@ -612,6 +749,9 @@ func (s *Server) RefusePeerless(h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 	})
 }
+
+// errPlaintextRefused ends the reading of a plaintext connection under MandatoryTLS.
+var errPlaintextRefused = errors.New("rpc: plaintext refused: tls is mandatory")
 
 // errDraining ends the reading of a connection on which a request arrived during a Shutdown.
 var errDraining = errors.New("rpc: server shutting down")
@@ -630,6 +770,12 @@ type serverConn struct {
 	wake   chan struct{}
 	closed chan struct{}
 	peer   string // the authenticated peer's address, or ""
+	user   string // the authenticated client identity (Request.User), or ""
+	// nego is the connection's negotiation; user and nego are used by the reader only.
+	nego Negotiation
+	// refuse is set on a plaintext connection under MandatoryTLS: its first request is
+	// answered ERR_UNAUTHENTICATED and the connection closes.
+	refuse bool
 	// held counts the connection's request bodies in flight and replies queued
 	// (Limits.MaxConnBuffered).
 	held *budget
@@ -684,7 +830,7 @@ func (sc *serverConn) serve(ctx context.Context) {
 	}()
 	stop := context.AfterFunc(ctx, func() { _ = sc.c.Close() })
 	err := sc.readLoop(ctx, &handlers)
-	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !sc.s.draining() {
+	if err != nil && ctx.Err() == nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errPlaintextRefused) && !errors.Is(err, errNegotiationFailed) && !sc.s.draining() {
 		sc.s.metrics.badFrames.Add(1)
 		sc.lg.Warn("closing connection", "err", err)
 	}
@@ -801,6 +947,21 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 	}
 	sc.s.metrics.requests.Add(1)
 	rt := sc.s.routes[string(name)]
+	if sc.refuse {
+		sc.free(int64(blen), hold)
+		sc.s.metrics.plainRefused.Add(1)
+		sc.lg.Info("plaintext rpc refused: tls is mandatory", "rpc", string(name))
+		switch {
+		case rt == nil:
+			sc.send(ctx, ackOf(string(name)), seqID, wire.ErrUnauthenticated, nil)
+		case !rt.rpc.IsOneWay():
+			sc.send(ctx, rt.rpc.AckName, seqID, wire.ErrUnauthenticated, nil)
+		}
+		return errPlaintextRefused
+	}
+	if rt != nil && rt.rpc.Name == idl.RPCNegotiation && sc.s.cfg.Auth != nil {
+		return sc.negotiate(ctx, rt, seqID, args, int64(blen), hold)
+	}
 	if rt == nil {
 		n := string(name)
 		sc.free(int64(blen), hold)
@@ -816,13 +977,17 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 		}
 		return nil
 	}
+	if sc.refuseUnauthenticated(ctx, rt, seqID) {
+		sc.free(int64(blen), hold)
+		return nil
+	}
 	v := rt.rpc.NewRequest()
 	if err := wire.DecodeArgs(args, v); err != nil {
 		sc.free(int64(blen), hold)
 		return fmt.Errorf("decode %s args: %w", rt.rpc.Name, err)
 	}
 	if rt.inline {
-		sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, Peer: sc.peer})
+		sc.dispatchInline(ctx, rt, &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, Peer: sc.peer, User: sc.user})
 		sc.free(int64(blen), hold)
 		return nil
 	}
@@ -837,7 +1002,7 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 		sc.free(int64(blen), hold)
 		return errDraining // not executed: the connection closes once the others are answered
 	}
-	req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, held: hold, Peer: sc.peer}
+	req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, held: hold, Peer: sc.peer, User: sc.user}
 	handlers.Add(1)
 	sc.s.start(task{ctx: ctx, sc: sc, rt: rt, req: req, handlers: handlers})
 	return nil
@@ -884,11 +1049,16 @@ func (sc *serverConn) dispatchInline(ctx context.Context, rt *route, req *Reques
 // replyUnknown answers an RPC name nobody handles with ERR_HANDLER_NOT_FOUND, as Pegasus does.
 func (sc *serverConn) replyUnknown(ctx context.Context, n string, seqID int32) {
 	sc.s.metrics.unknownNames.Add(1)
+	sc.lg.Info("unknown rpc", "rpc", n)
+	sc.send(ctx, ackOf(n), seqID, wire.ErrHandlerNotFound, nil)
+}
+
+// ackOf is the reply name of an RPC nobody handles.
+func ackOf(n string) string {
 	if len(n) > 47 {
 		n = n[:47] // Pegasus truncates task names to 47 bytes
 	}
-	sc.lg.Info("unknown rpc", "rpc", n)
-	sc.send(ctx, n+"_ACK", seqID, wire.ErrHandlerNotFound, nil)
+	return n + "_ACK"
 }
 
 // send queues a reply for the writer loop, once the connection's replies queued are under
@@ -981,6 +1151,9 @@ func (sc *serverConn) discardUntilClosed() {
 // bufferedConn is a connection whose first bytes were already read into r.
 type bufferedConn struct {
 	peer string // the authenticated peer, or ""
+	user string // the authenticated client identity, or ""
+	// tls is the state of the connection's TLS, nil for a plaintext one.
+	tls *tls.ConnectionState
 	net.Conn
 	r *bufio.Reader
 	// leave gives the connection's place (Limits.MaxConns) back, once.

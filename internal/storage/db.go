@@ -81,6 +81,10 @@ type Options struct {
 	// Pebble, if set, is used as the base Pebble options (the cache, memtable size, ...).
 	// It is copied; Logger and event hooks may be overwritten.
 	Pebble *pebble.Options
+	// Compactions, if set, grants the store's automatic compactions, shared with the other
+	// stores given the same (see [Compactions]). Default: Pebble's own scheduler, with a
+	// goroutine of its own per store.
+	Compactions *Compactions
 }
 
 // Env holds the table environment settings a replica may change at run time.
@@ -176,6 +180,9 @@ func Open(opts Options) (*DB, error) {
 			return nil, errors.New("storage: SyncWrites needs the WAL (NoWAL is set)")
 		}
 		po.DisableWAL = true
+	}
+	if opts.Compactions != nil {
+		po.Experimental.CompactionScheduler = opts.Compactions.scheduler()
 	}
 	pdb, err := pebble.Open(opts.Dir, po)
 	if err != nil {

@@ -75,6 +75,7 @@ func (c *Cluster) metaConfig(m *server) meta.Config {
 		OpsInterval:         100 * time.Millisecond,
 		Secret:              c.opts.Secret,
 	}
+	cfg.TLS, cfg.MandatoryTLS = c.serverTLS()
 	if c.opts.Meta != nil {
 		c.opts.Meta(&cfg)
 	}
@@ -114,7 +115,7 @@ func (c *Cluster) runningMetas() []string {
 // leaderOf asks the running metas which one serves; "" when none does now.
 func (c *Cluster) leaderOf(ctx context.Context) string {
 	for _, addr := range c.runningMetas() {
-		conn := rpc.NewConn(addr, rpc.ConnConfig{})
+		conn := rpc.NewConn(addr, c.connConfig())
 		var resp idl.ClusterInfoResponse
 		err := conn.Call(ctx, wire.Header{}, idl.RPCClusterInfo, &idl.ClusterInfoRequest{}, &resp)
 		conn.Close()

@@ -73,6 +73,13 @@ type Options struct {
 	// new random one); Insecure runs the cluster without any, as `--insecure` does.
 	Secret   *rpc.Secret
 	Insecure bool
+	// TLS, if set, serves TLS on every server's port ([NewTLS] makes one), and the
+	// cluster's helpers connect with it (default: plaintext only).
+	TLS *TLS
+	// ClientAuth, if set, authenticates the connections of the cluster's own helpers
+	// (MetaCall: waiting for nodes, creating tables, waiting for primaries), for clusters
+	// with client authentication and ACLs on.
+	ClientAuth rpc.ClientAuthenticator
 	// Replica and Meta, if set, adjust each server's configuration before it starts.
 	Replica func(*replica.Config)
 	Meta    func(*meta.Config)
@@ -206,6 +213,7 @@ func (c *Cluster) startReplica(t testing.TB, r *server) {
 		DupSyncInterval: time.Second,
 		Secret:          c.opts.Secret,
 	}
+	cfg.TLS, cfg.MandatoryTLS = c.serverTLS()
 	if c.opts.Replica != nil {
 		c.opts.Replica(&cfg)
 	}
@@ -366,7 +374,7 @@ func (c *Cluster) Restart(t testing.TB) {
 
 // MetaCall makes one meta RPC on the meta leader (or, when none serves, a running meta).
 func (c *Cluster) MetaCall(ctx context.Context, name string, args, reply idl.Value) error {
-	conn := rpc.NewConn(c.metaTarget(ctx), rpc.ConnConfig{})
+	conn := rpc.NewConn(c.metaTarget(ctx), c.connConfig())
 	defer conn.Close()
 	return conn.Call(ctx, wire.Header{}, name, args, reply)
 }
@@ -404,7 +412,7 @@ func (c *Cluster) waitNodes(t testing.TB, n int) {
 // OpenTable opens the table with a client of the cluster's metas, closed when the test ends.
 func (c *Cluster) OpenTable(t testing.TB, name string) pegasus.TableConnector {
 	t.Helper()
-	cli := pegasus.NewClient(pegasus.Config{MetaServers: c.MetaAddrs()})
+	cli := pegasus.NewClient(c.ClientConfig())
 	t.Cleanup(func() { _ = cli.Close() })
 	tbl, err := cli.OpenTable(t.Context(), name)
 	if err != nil {
