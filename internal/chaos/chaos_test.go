@@ -160,13 +160,14 @@ func startCluster(t *testing.T) *cluster {
 	if err := os.WriteFile(secretFile, rpc.GenerateSecret(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	extra := append(durabilityConfig(t, dir), "--cluster-secret-file", secretFile)
+	secret := []string{"--cluster-secret-file", secretFile}
+	extra := append(serverConfig(t, dir, false), secret...)
 	c.metaAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	c.meta = &proc{t: t, name: "meta", log: logf, args: append([]string{"meta", "--listen", c.metaAddr,
 		"--data", filepath.Join(dir, "meta"), "--log-level", "warn"}, extra...)}
 	c.meta.start()
 	t.Cleanup(c.meta.kill)
-	c.dir, c.log, c.extra = dir, logf, extra
+	c.dir, c.log, c.extra = dir, logf, append(serverConfig(t, dir, true), secret...)
 	for range 3 {
 		c.addReplica()
 	}
@@ -184,22 +185,42 @@ func (c *cluster) addReplica() {
 	c.replicas = append(c.replicas, r)
 }
 
-// durabilityConfig returns the server flags that set the raft log durability of every
-// server to $PEGASUS_CHAOS_DURABILITY (always or os; unset: the servers' default, always):
-// a configuration file in dir.
-func durabilityConfig(t *testing.T, dir string) []string {
-	d := os.Getenv("PEGASUS_CHAOS_DURABILITY")
-	if d == "" {
+// serverConfig returns the server flags that set the raft log durability of every
+// server to $PEGASUS_CHAOS_DURABILITY (always or os; unset: the servers' default, always),
+// and, for a replica server, its [replication] quiesce to $PEGASUS_CHAOS_QUIESCE (true or
+// false; unset: the servers' default): a configuration file in dir.
+func serverConfig(t *testing.T, dir string, replica bool) []string {
+	d, q := os.Getenv("PEGASUS_CHAOS_DURABILITY"), os.Getenv("PEGASUS_CHAOS_QUIESCE")
+	if !replica {
+		q = "" // a meta server has no such setting
+	}
+	if d == "" && q == "" {
 		return nil
 	}
-	if _, err := raftlog.ParseDurability(d); err != nil {
-		t.Fatalf("PEGASUS_CHAOS_DURABILITY: %v", err)
+	conf := "[replication]\n"
+	if d != "" {
+		if _, err := raftlog.ParseDurability(d); err != nil {
+			t.Fatalf("PEGASUS_CHAOS_DURABILITY: %v", err)
+		}
+		conf += "raft_log_durability = " + d + "\n"
+		if !replica {
+			t.Logf("raft log durability %s", d)
+		}
 	}
-	name := filepath.Join(dir, "servers.ini")
-	if err := os.WriteFile(name, []byte("[replication]\nraft_log_durability = "+d+"\n"), 0o644); err != nil {
+	if q != "" {
+		if _, err := strconv.ParseBool(q); err != nil {
+			t.Fatalf("PEGASUS_CHAOS_QUIESCE: %v", err)
+		}
+		conf += "quiesce = " + q + "\n"
+		t.Logf("quiesce %s", q)
+	}
+	name := filepath.Join(dir, "metas.ini")
+	if replica {
+		name = filepath.Join(dir, "replicas.ini")
+	}
+	if err := os.WriteFile(name, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("raft log durability %s", d)
 	return []string{"--config", name}
 }
 

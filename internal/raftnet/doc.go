@@ -40,7 +40,8 @@
 //	version   1 byte, 1
 //	from      2-byte length, then that many bytes: the sender's address (host:port)
 //	messages  one or more, up to the end of the frame, each:
-//	  group   4-byte app id, then 4-byte partition index (the metas' group is 0.0)
+//	  group   4-byte app id, then 4-byte partition index (the metas' group is 0.0; the
+//	          replica servers' liveness pings, empty heartbeats, are of group -1.-1)
 //	  length  4 bytes
 //	  message that many bytes: a marshalled raftpb.Message
 //

@@ -62,6 +62,10 @@ func (s *Server) receiveRaft(from string, pid idl.GPID, m raftpb.Message) {
 		s.raftRefused.Add(1)
 		return
 	}
+	s.live.noteHeard(from, time.Now().UnixNano())
+	if pid == livenessGroup {
+		return // a liveness ping: hearing it was all (quiesce.go)
+	}
 	p := s.partition(pid)
 	if p == nil {
 		now := time.Now().UnixNano()

@@ -94,6 +94,9 @@ type loop struct {
 	split              *splitCopy
 	splitCheckpointing bool
 	splitProposed      time.Time
+
+	// q is the group's quiescence (quiesce.go): the ticker and the idle count.
+	q loopQuiet
 }
 
 // pendingAppend is a storage append between its staging and its fsync.
@@ -194,18 +197,24 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	// ctx is the parent of the partition's snapshot transfers: they end with the loop.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
+	l.q.ticker = time.NewTicker(tick)
+	l.q.tick, l.q.tickC = tick, l.q.ticker.C
+	defer l.q.ticker.Stop()
+	defer p.quiesce.quiet.Store(ticking)
 	l.preferred = campaign
 	l.resumeCopy()
 	defer l.closeSplit()
 	defer l.settleSnapshot(errStopped)
+	defer l.wakePeers()
 	for {
 		if err := l.handleReadies(); err != nil {
 			p.lg.Error("partition stopped: storage failure", "err", err)
 			p.isLeader.Store(false)
 			p.s.notifyMeta()
 			return
+		}
+		if l.q.offer != nil {
+			l.considerOffer()
 		}
 		l.settleSnapshot(errSnapshotRefused)
 		l.checkHandover()
@@ -241,13 +250,19 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 				p.s.notifyMeta()
 				return
 			}
-		case <-ticker.C:
+		case <-l.q.tickC:
 			l.tick()
+		case <-p.quiesce.pokeC:
+			l.busy()
+			l.checkLeaderLost()
 		case tr := <-p.transferC:
+			l.busy()
 			l.handOver(tr.to, tr.reason, tr.done)
 		case w := <-p.proposeC:
+			l.busy()
 			l.proposeBatch(w)
 		case rw := <-p.readC:
+			l.busy()
 			l.readIndex(rw)
 		case m := <-p.recvC:
 			now := time.Now()
@@ -262,10 +277,12 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 				}
 			}
 		case in := <-p.installC:
+			l.busy()
 			if err := l.installSnapshot(in); err != nil {
 				in.done <- err
 			}
 		case d := <-p.snapDoneC:
+			l.busy()
 			delete(l.sending, d.to)
 			status := raft.SnapshotFinish
 			if !d.ok {
@@ -273,7 +290,14 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 			}
 			l.rn.ReportSnapshot(d.to, status)
 		case res := <-p.splitC:
+			l.busy()
 			l.checkpointDone(res)
+		}
+		if l.q.quiesced {
+			// Only the answers to its last heartbeats reach a quiesced leader: nothing to
+			// do, and its published lease runs out on its own (see quiesce.go).
+			l.lastIteration = time.Now()
+			continue
 		}
 		l.advanceSplit(ctx)
 		if l.lead == p.id {
@@ -302,6 +326,7 @@ func (l *loop) step(m *raftpb.Message, now time.Time) {
 		l.p.s.raftRefused.Add(1)
 		return
 	}
+	l.noteMessage(m)
 	l.noteHeard(m, now)
 	_ = l.rn.Step(*m)
 }
@@ -310,6 +335,7 @@ func (l *loop) step(m *raftpb.Message, now time.Time) {
 // the preferred member's election (see newLoop), and does the loop's timed work.
 func (l *loop) tick() {
 	now := time.Now()
+	l.p.quiesce.ticks.Add(1)
 	switch starting := l.lead == 0 && now.Before(l.startUntil); {
 	case starting && l.preferred:
 		// Its earlier campaign may have reached members that did not host the group yet.
@@ -332,6 +358,7 @@ func (l *loop) tick() {
 		l.orphans.FailAll(func(ws []*write) { failWrites(ws, errOutcomeUnknown) })
 		l.orphans = nil
 	}
+	l.maybeQuiesce()
 }
 
 // campaignEvery is how many ticks the preferred member of a new group waits for its
@@ -752,6 +779,7 @@ func (l *loop) send(msgs []raftpb.Message) {
 	}
 	for _, m := range msgs {
 		if m.Type != raftpb.MsgSnap {
+			l.markBeats(&m)
 			p.s.transport.Send(p.addressOf(m.To), p.pid, &m)
 			continue
 		}

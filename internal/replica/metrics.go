@@ -303,6 +303,9 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			metric.CounterOf("raft_leader_changes", "Changes", "The leadership changes this replica saw", p.raftStats.leaderChanges.Load()),
 			metric.CounterOf("raft_handovers", "Changes", "The planned leadership transfers this replica started", p.raftStats.handovers.Load()),
 			metric.CounterOf("raft_handovers_failed", "Changes", "The planned leadership transfers this replica started that did not complete", p.raftStats.handoversFailed.Load()),
+			metric.GaugeOf("raft_quiesced", "Replicas", "1 while this replica's raft group is quiesced here (its ticker stopped)", b2i(p.quiesce.quiet.Load() != ticking)),
+			metric.CounterOf("raft_quiesce_wakes", "Changes", "The times this replica woke from quiescence", p.quiesce.wakes.Load()),
+			metric.CounterOf("raft_ticks", "Ticks", "The raft ticks of this replica's loop", p.quiesce.ticks.Load()),
 			metric.CounterOf("raft_lease_stalls", "Stalls", "The stalls of this leader's loop after which its lease reads waited for the group to confirm its leadership", p.raftStats.leaseStalls.Load()),
 			metric.GaugeOf("raft_applied_index", "Mutations", "The last applied raft index", int64(applied)),
 			metric.GaugeOf("raft_log_entries", "Mutations", "The applied entries the raft log still holds", logEntries),
@@ -329,6 +332,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		out = append(out, e)
 	}
 	rm := s.rpc.Metrics()
+	quiesced, quiesceWakes := s.QuiescedGroups()
 	server := metric.Entity{Type: "server", ID: "server", Metrics: []metric.Metric{
 		metric.GaugeOf("total_replicas", "Replicas", "The total number of replicas", int64(len(parts))),
 		metric.GaugeOf("primary_replicas", "Replicas", "The number of primaries", primaries),
@@ -342,6 +346,8 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("rpc_peer_requests_refused", "Requests", "The internal requests (raft, forwards, snapshots) refused because their connection was not an authenticated member", rm.PeerRequestsRefused),
 		metric.CounterOf("raft_messages_refused", "Requests", "The raft messages and snapshots dropped because their sender was not who it claimed or not a member of the group", s.raftRefused.Load()),
 		metric.CounterOf("raft_log_syncs", "Operations", "The fsyncs of the raft log", s.rlog.Syncs()),
+		metric.GaugeOf("raft_quiesced_groups", "Replicas", "The replicas whose raft group is quiesced here", int64(quiesced)),
+		metric.CounterOf("raft_quiesce_wakes", "Changes", "The times this server's replicas woke from quiescence", quiesceWakes),
 		metric.CounterOf("rpc_tls_connections", "Sessions", "The client connections whose TLS handshake succeeded", rm.TLSConnections),
 		metric.CounterOf("rpc_tls_handshake_failures", "Sessions", "The TLS handshakes that failed (a bad, missing or untrusted client certificate among them)", rm.TLSHandshakeFailures),
 		metric.CounterOf("rpc_plaintext_refused", "Requests", "The plaintext thrift connections and HTTP requests refused because TLS is mandatory", rm.PlaintextRefused),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -97,6 +98,7 @@ type partition struct {
 	ownCount      atomic.Int32
 	splitProgress atomic.Pointer[cluster.SplitProgress]
 	raftStats     raftCounters // metrics.go
+	quiesce       quiesceState // quiesce.go
 	compact       compactState // manual compactions (envs.go)
 	hot           hotState     // hot-key detection and top-k (hotkey.go)
 
@@ -176,12 +178,23 @@ func (p *partition) setTable(a cluster.Assignment) {
 			ti.defaultTTL = n
 		}
 	}
+	prev := p.info.Load()
 	p.info.Store(ti)
+	if prev != nil && p.quiesce.pokeC != nil && !sameOrders(prev, ti) {
+		p.quiesce.poke() // the loop acts on these only when it runs (quiesce.go)
+	}
 	db, release := p.readDB()
 	db.SetEnv(storeEnv(a.Envs))
 	db.SetPartitionCount(a.PartitionCount)
 	release()
 	p.applyEnvs(a.Envs)
+}
+
+// sameOrders reports whether two versions of the table tell the loop the same: the
+// placement, the split order and whether the table duplicates.
+func sameOrders(a, b *tableInfo) bool {
+	return slices.Equal(a.members, b.members) && a.duplicating() == b.duplicating() && a.join == b.join &&
+		(a.split == nil) == (b.split == nil) && (a.split == nil || *a.split == *b.split)
 }
 
 // state reports the replica for the meta server.

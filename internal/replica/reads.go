@@ -34,6 +34,12 @@ func (p *partition) readBarrier(ctx context.Context) error {
 	// before this read began. It is good for half an election timeout, which the loop
 	// renews on every tick while it leads.
 	if p.leaseOpen() && p.applied.Load() >= p.leaseIndex.Load() {
+		// The loop does not see this read: it counts as activity (quiesce.go), and wakes a
+		// quiesced group, whose lease would otherwise run out under further reads.
+		p.quiesce.shortcutReads.Add(1)
+		if p.quiesce.quiet.Load() != ticking {
+			p.quiesce.poke()
+		}
 		return nil
 	}
 	rw := &readWait{done: make(chan error, 1)}

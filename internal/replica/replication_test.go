@@ -22,12 +22,14 @@ var replPID = idl.GPID{AppID: replApp}
 
 // group is a set of replica servers sharing one single-partition table.
 type group struct {
-	t       *testing.T
+	t       testing.TB
 	a       *assigner
 	meta    string
 	servers map[string]*Server
 	stops   map[string]func()
 	dirs    map[string]string
+	// settings, when set, makes run start its servers with a copy of cfg (quiesce_test.go).
+	settings func() Config
 }
 
 func newGroup(t *testing.T, n int) (*group, []string) {
@@ -46,7 +48,12 @@ func newGroup(t *testing.T, n int) (*group, []string) {
 }
 
 func (g *group) run(dir, addr string) (*Server, func()) {
-	s, stop := runReplicaCfg(g.t, Config{Listen: addr, DataDir: dir, Metas: []string{g.meta}, LogCompactEvery: 50, LogKeep: 10})
+	cfg := Config{LogCompactEvery: 50, LogKeep: 10}
+	if g.settings != nil {
+		cfg = g.settings()
+	}
+	cfg.Listen, cfg.DataDir, cfg.Metas = addr, dir, []string{g.meta}
+	s, stop := runReplicaCfg(g.t, cfg)
 	g.servers[s.Addr()] = s
 	g.stops[s.Addr()] = stop
 	return s, stop

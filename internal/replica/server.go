@@ -81,7 +81,11 @@ type Server struct {
 	// cutOff drops every partition raft message this server sends or receives (see
 	// CutOffPeers).
 	cutOff atomic.Bool
-	meta   *metaclient.Client // nil without meta servers
+	// quiesce is the setting [replication] quiesce: idle groups stop ticking; live is the
+	// failure detection that replaces their heartbeats (quiesce.go).
+	quiesce bool
+	live    liveness
+	meta    *metaclient.Client // nil without meta servers
 	// dropped are the tables dropped and recallable, as of the meta's last answer; held are
 	// the replicas of dropped tables stopped with their data kept (dropped.go). Both belong
 	// to the sync goroutine (and to Run before it starts).
@@ -158,6 +162,7 @@ func New(cfg Config) (*Server, error) {
 		unassigned:  make(map[idl.GPID]time.Time),
 	}
 	s.settings = settings
+	s.quiesce = settings.Quiesce.Get()
 	s.ops.init(*cfg.BackupRateMB)
 	// Snapshot transfers between replica servers, then the HTTP API (built below, once the
 	// address is known; nothing is served before Run). Pegasus's paths are matched after
@@ -283,6 +288,7 @@ func (s *Server) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.syncLoop(loopCtx) })
 	wg.Go(func() { s.dups.run(loopCtx) })
+	wg.Go(func() { s.runLiveness(loopCtx) })
 	wg.Go(func() { s.hotkeyLoop(loopCtx) })
 	wg.Go(func() { s.watchDisk(loopCtx) })
 	err := s.rpc.Run(ctx)
@@ -444,6 +450,7 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 		stop:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	p.quiesce.pokeC = make(chan struct{}, 1)
 	p.setTable(a)
 	p.view.Store(&leaderView{changed: make(chan struct{})})
 	// A split child built here starts from the copy its parent's replica completed.

@@ -42,6 +42,9 @@ const (
 	// DefaultDupMaxRetained bounds the raft log entries a partition keeps for duplications
 	// that have not confirmed them.
 	DefaultDupMaxRetained = 100000
+	// DefaultQuiesce is whether idle raft groups quiesce: off until the chaos runs with it on
+	// are all green (see README.md, "Idle partitions: quiescence").
+	DefaultQuiesce = false
 )
 
 // MaxClusterID is the largest duplication cluster id a value's timetag can carry.
@@ -97,7 +100,9 @@ type Settings struct {
 	// clusters and the cluster ids.
 	DupEnabled, DupIgnoreOtherClusterIDs, DupVerifyTimetag *config.Value[bool]
 	DupBatchBytes, DupSyncIntervalS, DupMaxRetained        *config.Value[uint32]
-	Clusters, DupGroup                                     *config.Section
+	// Quiesce: idle raft groups stop ticking and heartbeating (quiesce.go).
+	Quiesce            *config.Value[bool]
+	Clusters, DupGroup *config.Section
 	// Network are the connection bounds of the RPC port (section network).
 	Network *rpc.LimitSettings
 	// Reads are the bounds of one read (limits.go).
@@ -205,6 +210,8 @@ func NewSettings() *Settings {
 		DupMaxRetained: config.Define(r, config.Spec[uint32]{Section: "replication", Name: "dup_max_retained_log_entries", Mutable: true,
 			Description: "How many raft log entries a partition keeps at most for duplications that have not confirmed them; past it the log is truncated anyway and the duplication is marked lagging (its follower misses those writes).",
 			Default:     DefaultDupMaxRetained}),
+		Quiesce: config.Define(r, config.Spec[bool]{Section: "replication", Name: "quiesce", Default: DefaultQuiesce,
+			Description: "Whether an idle partition's raft group stops ticking and heartbeating (quiesces) until a request, a peer's message or a failure of its leader's server wakes it; the servers then detect failures with one ping per peer server per raft tick."}),
 		Clusters: config.DefineSection(r, dup.ClustersSection, "The remote clusters: name = meta servers, comma separated."),
 		DupGroup: config.DefineSection(r, dup.GroupSection, "The duplication cluster ids: cluster name = id (1 to 127), this cluster's own included."),
 	}
