@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/gopegasus/pegasus/internal/linearize"
 )
 
 // TestChaosQuiescedLinearizable runs the kills and pauses on groups that quiesce between
@@ -32,7 +34,7 @@ func TestChaosQuiescedLinearizable(t *testing.T) {
 	c := startCluster(t)
 	c.createTable("quiet", 8)
 	tb := c.openTable("quiet")
-	rec := &recorder{start: time.Now()}
+	rec := linearize.NewRecorder()
 	var keys []string
 	for i := range 8 {
 		keys = append(keys, fmt.Sprintf("q-k%d", i))
@@ -46,9 +48,9 @@ func TestChaosQuiescedLinearizable(t *testing.T) {
 	wg.Go(func() {
 		rng := rand.New(rand.NewPCG(99, 7))
 		for ctx.Err() == nil {
-			in := randomOp(rng, busy)
-			if rec.run(context.WithoutCancel(ctx), ourTable{tb}, 0, in) == nil && in.op != "get" {
-				lastWriteOK.Store(rec.now())
+			in := linearize.RandomOp(rng, busy)
+			if rec.Run(context.WithoutCancel(ctx), linearize.Ours(tb), 0, in) == nil && in.Op != "get" {
+				lastWriteOK.Store(rec.Now())
 			}
 		}
 	})
@@ -56,7 +58,7 @@ func TestChaosQuiescedLinearizable(t *testing.T) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(cl), 7))
 			for ctx.Err() == nil {
-				_ = rec.run(context.WithoutCancel(ctx), ourTable{tb}, cl, randomOp(rng, keys))
+				_ = rec.Run(context.WithoutCancel(ctx), linearize.Ours(tb), cl, linearize.RandomOp(rng, keys))
 				select {
 				case <-ctx.Done():
 				case <-time.After(time.Duration(500+rng.IntN(5500)) * time.Millisecond):
@@ -76,11 +78,11 @@ func TestChaosQuiescedLinearizable(t *testing.T) {
 	})
 	wg.Wait()
 	all := append(keys, busy...)
-	finalReads(t, rec, ourTable{tb}, all, func() string { return c.describeTable("quiet") })
+	finalReads(t, rec, linearize.Ours(tb), all, func() string { return c.describeTable("quiet") })
 	wakes, quiesced := c.quiescence(t)
-	res := rec.check(t, all)
+	res := checkHistory(t, rec, all)
 	t.Logf("quiesced chaos: %v, %d faults (kills and pauses), %d operations acknowledged, %d failed or timed out, worst write recovery after a fault %v, %d wakes from quiescence counted by the servers now up (%d groups quiesced at the end), result %s",
-		chaosDuration(), faults, rec.acked.Load(), rec.fails.Load(), worst, wakes, quiesced, res)
+		chaosDuration(), faults, rec.Acked(), rec.Failed(), worst, wakes, quiesced, res)
 	if res != porcupine.Ok {
 		t.Fatalf("history not linearizable: %s", res)
 	}
