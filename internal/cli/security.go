@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -165,4 +166,29 @@ func addAuthFlags(fs *flag.FlagSet) func(reg *config.Registry) error {
 		})
 		return err
 	}
+}
+
+// serverSecurity are every security flag of `pegasus meta` and `pegasus replica`: the
+// cluster secret, TLS on the client port, and client authentication and ACLs.
+type serverSecurity struct {
+	peer      *securityFlags
+	tls       *tlsFlags
+	applyAuth func(reg *config.Registry) error
+}
+
+func newServerSecurity(fs *flag.FlagSet, reg *config.Registry) serverSecurity {
+	return serverSecurity{peer: newSecurityFlags(fs, reg), tls: newTLSFlags(fs, reg), applyAuth: addAuthFlags(fs)}
+}
+
+// resolve, once the flags are parsed and the config file loaded into reg, applies the
+// authentication flags to reg and returns the cluster secret and the client port's TLS.
+func (s serverSecurity) resolve(reg *config.Registry, lg *slog.Logger) (secret *rpc.Secret, tlsCfg *tls.Config, mandatoryTLS bool, err error) {
+	if err = s.applyAuth(reg); err != nil {
+		return nil, nil, false, err
+	}
+	if secret, err = s.peer.secret(lg); err != nil {
+		return nil, nil, false, err
+	}
+	tlsCfg, mandatoryTLS, err = s.tls.config(secret, lg)
+	return secret, tlsCfg, mandatoryTLS, err
 }

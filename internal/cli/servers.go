@@ -113,21 +113,12 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		"all meta servers of a new group, comma separated, this one included; the first starts the first election (default: this one alone)", stderr)
 	join := f.fs.Bool("join", false, "with an empty --data: join an existing group (the leader adds this meta with the remote command meta-add) instead of creating one")
 	settings := meta.NewSettings()
-	sec := newSecurityFlags(f.fs, settings.Registry())
-	tf := newTLSFlags(f.fs, settings.Registry())
-	applyAuth := addAuthFlags(f.fs)
+	security := newServerSecurity(f.fs, settings.Registry())
 	pick, lg, err := f.setup(args, settings.Registry(), stderr)
-	if err == nil {
-		err = applyAuth(settings.Registry())
-	}
 	if err != nil {
 		return err
 	}
-	secret, err := sec.secret(lg)
-	if err != nil {
-		return err
-	}
-	tlsCfg, mandatoryTLS, err := tf.config(secret, lg)
+	secret, tlsCfg, mandatoryTLS, err := security.resolve(settings.Registry(), lg)
 	if err != nil {
 		return err
 	}
@@ -149,21 +140,12 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	f := newServerFlags("replica", "127.0.0.1:34801", "ip:port clients reach this server at (default: --listen); must be an IPv4 address",
 		"./replica", "127.0.0.1:34601", "meta servers, comma separated", stderr)
 	settings := replica.NewSettings()
-	sec := newSecurityFlags(f.fs, settings.Registry())
-	tf := newTLSFlags(f.fs, settings.Registry())
-	applyAuth := addAuthFlags(f.fs)
+	security := newServerSecurity(f.fs, settings.Registry())
 	pick, lg, err := f.setup(args, settings.Registry(), stderr)
-	if err == nil {
-		err = applyAuth(settings.Registry())
-	}
 	if err != nil {
 		return err
 	}
-	secret, err := sec.secret(lg)
-	if err != nil {
-		return err
-	}
-	tlsCfg, mandatoryTLS, err := tf.config(secret, lg)
+	secret, tlsCfg, mandatoryTLS, err := security.resolve(settings.Registry(), lg)
 	if err != nil {
 		return err
 	}
