@@ -158,14 +158,8 @@ func (sc *serverConn) refuseUnauthenticated(ctx context.Context, rt *route, seqI
 // negotiateClient runs auth's negotiation on nc, a new connection to addr, before its
 // reader and writer start: each request is written and its answer read in turn.
 func negotiateClient(ctx context.Context, nc net.Conn, addr string, auth ClientAuthenticator, timeout time.Duration, maxReply int) error {
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	_ = nc.SetDeadline(deadline)
-	defer nc.SetDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
-	defer stop()
+	deadline, release := bindExchange(ctx, nc, timeout)
+	defer release()
 	var seq int32
 	exchange := func(ctx context.Context, req *idl.NegotiationRequest) (*idl.NegotiationResponse, error) {
 		seq++

@@ -118,19 +118,29 @@ func DialPeer(ctx context.Context, addr string, creds *PeerCredentials, timeout 
 	return nc, nil
 }
 
+// bindExchange bounds an exchange a dialer runs on nc before its reader and writer start:
+// every read and write fails once timeout has passed, or ctx's deadline, or ctx ends. It
+// returns the deadline, and release, which lifts the bounds.
+func bindExchange(ctx context.Context, nc net.Conn, timeout time.Duration) (deadline time.Time, release func()) {
+	deadline = time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = nc.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
+	return deadline, func() {
+		stop()
+		_ = nc.SetDeadline(time.Time{})
+	}
+}
+
 // authenticateDialer runs the dialer's side of the exchange on nc.
 func authenticateDialer(ctx context.Context, nc net.Conn, creds *PeerCredentials, timeout time.Duration) error {
 	if creds.Secret == nil || len(creds.Addr) > maxPeerAddrLen {
 		return fmt.Errorf("%w: bad credentials", ErrPeerRefused)
 	}
-	deadline := time.Now().Add(timeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	_ = nc.SetDeadline(deadline)
-	defer nc.SetDeadline(time.Time{})
-	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Now()) })
-	defer stop()
+	_, release := bindExchange(ctx, nc, timeout)
+	defer release()
 
 	dn := make([]byte, nonceLen)
 	_, _ = rand.Read(dn)
