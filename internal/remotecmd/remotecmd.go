@@ -81,7 +81,11 @@ func New(info Info) *Commands {
 // called concurrently. Registering an empty or an existing name panics: command names are
 // fixed by the program, so that is a programming error.
 func (c *Commands) Register(name, help string, fn Func) {
-	if name == "" || strings.ContainsAny(name, " \t\n") || fn == nil {
+	c.register(name, command{help: help, fn: fn})
+}
+
+func (c *Commands) register(name string, cmd command) {
+	if name == "" || strings.ContainsAny(name, " \t\n") || cmd.fn == nil {
 		panic(fmt.Sprintf("remotecmd: Register(%q): bad name or nil func", name))
 	}
 	c.mu.Lock()
@@ -89,7 +93,7 @@ func (c *Commands) Register(name, help string, fn Func) {
 	if _, dup := c.mu.cmds[name]; dup {
 		panic(fmt.Sprintf("remotecmd: Register(%q): already registered", name))
 	}
-	c.mu.cmds[name] = command{help: help, fn: fn}
+	c.mu.cmds[name] = cmd
 }
 
 // RegisterPeerOnly is Register for a command that changes what only the cluster's members
@@ -97,24 +101,14 @@ func (c *Commands) Register(name, help string, fn Func) {
 // from a connection authenticated with the cluster's secret, and answers any other that it
 // was refused.
 func (c *Commands) RegisterPeerOnly(name, help string, fn Func) {
-	c.Register(name, help, fn)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cmd := c.mu.cmds[name]
-	cmd.peerOnly = true
-	c.mu.cmds[name] = cmd
+	c.register(name, command{help: help, fn: fn, peerOnly: true})
 }
 
 // RegisterMutating is Register for a command that changes the server's configuration or
 // state: with access control on it runs only for a super user ([Info].SuperUser), and
 // answers any other request that it was refused.
 func (c *Commands) RegisterMutating(name, help string, fn Func) {
-	c.Register(name, help, fn)
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	cmd := c.mu.cmds[name]
-	cmd.mutating = true
-	c.mu.cmds[name] = cmd
+	c.register(name, command{help: help, fn: fn, mutating: true})
 }
 
 // Run runs the command name with args, for a caller trusted as a member (in-process), and
