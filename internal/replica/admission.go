@@ -26,6 +26,8 @@ import (
 //     the loop to take it (the loop is behind) is refused instead of proposed.
 //
 // Every write these refuse was never proposed, so the refusal is exact: it did not happen.
+// They bound what writes make a server hold; they do not yet keep goodput at the
+// saturation rate under overload (see the README's "Overload" for bench/overload's figures).
 
 // errBusy is the error of a write refused by the admission bounds (ERR_BUSY).
 var errBusy = errors.New("replica: overloaded: write refused")
@@ -65,7 +67,7 @@ type inflightBatch struct {
 func oldestQueued(batch []*write) time.Time {
 	t := batch[0].queued
 	for _, w := range batch[1:] {
-		if !w.queued.IsZero() && (t.IsZero() || w.queued.Before(t)) {
+		if w.queued.Before(t) {
 			t = w.queued
 		}
 	}
@@ -82,7 +84,7 @@ func (l *loop) publishBacklog() {
 	if n > 0 {
 		l.inflight = l.inflight[:copy(l.inflight, l.inflight[n:])]
 	}
-	if len(l.inflight) == 0 || l.inflight[0].queued.IsZero() {
+	if len(l.inflight) == 0 {
 		l.p.backlogSince.Store(0)
 		return
 	}
@@ -106,7 +108,7 @@ func (l *loop) shedExpired(batch []*write, now time.Time) []*write {
 	}
 	kept := batch[:0]
 	for _, w := range batch {
-		if !w.queued.IsZero() && now.Sub(w.queued) > timeout {
+		if now.Sub(w.queued) > timeout {
 			w.done <- writeResult{err: errBusy}
 			l.p.s.admission.expired.Add(1)
 			continue

@@ -389,12 +389,13 @@ drain:
 		failWrites(batch, errNotLeader)
 		return
 	}
-	if batch = l.shedExpired(batch, time.Now()); len(batch) == 0 {
+	now := time.Now()
+	if batch = l.shedExpired(batch, now); len(batch) == 0 {
 		return
 	}
 	ti := p.table()
 	id := l.waiters.NextID()
-	l.entryBuf = appendEntry(l.entryBuf[:0], id, time.Now(), ti.defaultTTL, batch)
+	l.entryBuf = appendEntry(l.entryBuf[:0], id, now, ti.defaultTTL, batch)
 	// raft keeps the slice in its unstable log: hand it a copy.
 	data := append([]byte(nil), l.entryBuf...)
 	if err := l.rn.Propose(data); err != nil {
