@@ -398,10 +398,7 @@ func (m *machine) tableReady(appID int32, since time.Time) bool {
 		return true
 	}
 	for i := range t.Partitions {
-		if !m.partitionReady(t, int32(i)) {
-			return false
-		}
-		if primary, _ := m.primaryOf(t, int32(i)); primary.lastSync.Before(since) {
+		if !m.partitionReady(t, int32(i), since) {
 			return false
 		}
 	}
@@ -409,12 +406,12 @@ func (m *machine) tableReady(appID int32, since time.Time) bool {
 }
 
 // partitionReady reports whether partition pidx of t serves as placed: its primary is the
-// placement's first member and every other member is a secondary (alive, and a voter as
-// the primary reports).
-func (m *machine) partitionReady(t *table, pidx int32) bool {
+// placement's first member, as its report at or after since says (zero: any report), and
+// every other member is a secondary (alive, and a voter as the primary reports).
+func (m *machine) partitionReady(t *table, pidx int32, since time.Time) bool {
 	p := &t.Partitions[pidx]
 	primary, ok := m.primaryOf(t, pidx)
-	if !ok || len(p.Members) == 0 || primary.addr != p.Members[0] {
+	if !ok || len(p.Members) == 0 || primary.addr != p.Members[0] || primary.lastSync.Before(since) {
 		return false
 	}
 	return len(m.partitionConfig(t, pidx).Secondaries) == len(p.Members)-1

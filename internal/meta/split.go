@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
@@ -328,7 +329,7 @@ func (m *machine) driveSplits(ctx context.Context) {
 			case ps.Committed:
 				// Registered, and led by its intended primary with all its secondaries: the
 				// split's end is not followed by a leadership change.
-				if child := i + t.PartitionCount/2; t.Partitions[child].Ballot >= 1 && m.partitionReady(t, child) {
+				if child := i + t.PartitionCount/2; t.Partitions[child].Ballot >= 1 && m.partitionReady(t, child, time.Time{}) {
 					op.Remove = append(op.Remove, i)
 				}
 			case ps.Status == idl.SplitSplitting:
