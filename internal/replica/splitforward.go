@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -26,7 +27,9 @@ import (
 // From the cut-over until the child is registered, a request waits for the child's
 // replica on this server (children start on their parents' servers) and its leader, for at
 // most the larger of leader_change_hold_ms and splitHold, and the request's timeout (0 for
-// leader_change_hold_ms turns this forwarding off, as the forwarding of leader changes). When the child's replica is not here (moved since), its primary
+// leader_change_hold_ms turns this forwarding off, as the forwarding of leader changes). A
+// replica here that the meta no longer places here (moved since, kept until its garbage
+// grace ends) is not asked. When the child's replica is not here (moved since), its primary
 // is taken from the meta's configuration of the table, which the server caches for a short
 // while.
 
@@ -108,7 +111,7 @@ func (s *Server) forwardSplitHops(ctx context.Context, p *partition, req *rpc.Re
 	deadline := time.Now().Add(hold)
 	fresh := false
 	for {
-		if c := s.partition(pid); c != nil {
+		if c := s.partition(pid); c != nil && slices.Contains(c.table().members, s.addr) {
 			v, rc := s.forward(ctx, c, &fwd, local)
 			if splitRefused(rc) {
 				return s.forwardSplitHops(ctx, c, &fwd, rc, hops-1)
