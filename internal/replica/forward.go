@@ -24,6 +24,9 @@ type forwardCounters struct {
 	forwarded atomic.Int64
 	held      atomic.Int64
 	failed    atomic.Int64
+	// split counts the requests sent on to the partition a split moved their key to
+	// (splitforward.go).
+	split atomic.Int64
 }
 
 // forwarding wraps the handler of a client RPC (already counted, see metrics.go) with the
@@ -31,23 +34,37 @@ type forwardCounters struct {
 // here that this replica cannot serve because it does not lead (or hands its leadership
 // over) goes to the leader, and its answer is relayed. Only ERR_INVALID_STATE is acted on:
 // the handlers answer it only for a request that had no effect here, so sending it on
-// cannot apply a write twice.
+// cannot apply a write twice. A split's refusal of a request's key sends it on to the
+// partition that owns the key now (splitforward.go).
 func (s *Server) forwarding(name string, h rpc.HandlerFunc) rpc.HandlerFunc {
 	// A scan continues a context that lives where get_scanner ran: here first.
 	localFirst := name == idl.RPCScan || name == idl.RPCClearScanner
 	return func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 		p := s.partition(idl.GPID{AppID: req.Header.AppID, PartitionIndex: req.Header.PartitionIndex})
+		var v idl.Value
+		var code wire.Code
+		forwarded := false
 		if p != nil && !localFirst {
-			if v := p.leadership(); v.lead != 0 && v.lead != p.id && !p.isLeader.Load() {
+			if l := p.leadership(); l.lead != 0 && l.lead != p.id && !p.isLeader.Load() {
 				// A client that has not seen the change: straight to the leader.
-				return s.forward(ctx, p, req, h)
+				forwarded = true
+				v, code = s.forward(ctx, p, req, h)
 			}
 		}
-		v, code := h(ctx, req)
-		if code != wire.ErrInvalidState || p == nil {
+		if !forwarded {
+			v, code = h(ctx, req)
+		}
+		if p == nil {
 			return v, code
 		}
-		return s.forward(ctx, p, req, h)
+		if code == wire.ErrInvalidState && !forwarded {
+			v, code = s.forward(ctx, p, req, h)
+		}
+		if splitRefused(code) {
+			// A key a split moved to another partition (the refusal had no effect).
+			return s.forwardSplit(ctx, p, req, code)
+		}
+		return v, code
 	}
 }
 
@@ -149,8 +166,9 @@ func isDialError(err error) bool {
 }
 
 // serveForwarded serves RPC_GP_FORWARD: a request another replica server forwarded here,
-// answered as if its client had sent it here. It is never forwarded again: a replica that
-// does not lead answers ERR_INVALID_STATE and the forwarder looks for the leader.
+// answered as if its client had sent it here. It is not forwarded again for a leader change:
+// a replica that does not lead answers ERR_INVALID_STATE and the forwarder looks for the
+// leader; a key a split moved is sent on to its partition.
 func (s *Server) serveForwarded(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
 	fr, err := decodeForwarded(*req.Args.(*idl.Blob))
 	if err != nil {
@@ -166,8 +184,17 @@ func (s *Server) serveForwarded(ctx context.Context, req *rpc.Request) (idl.Valu
 	if err := idl.Unmarshal(fr.args, args); err != nil {
 		return nil, wire.ErrInvalidParameters
 	}
-	return h(ctx, &rpc.Request{Header: fr.header, Name: fr.name, SeqID: req.SeqID, Args: args,
-		Remote: req.Remote, BodySize: len(fr.args)})
+	fwd := &rpc.Request{Header: fr.header, Name: fr.name, SeqID: req.SeqID, Args: args,
+		Remote: req.Remote, BodySize: len(fr.args)}
+	v, code := h(ctx, fwd)
+	if splitRefused(code) {
+		// Sent here by a split's forward, or by a leader change's to a partition split since:
+		// on to the partition that owns the key now (splitforward.go).
+		if p := s.partition(idl.GPID{AppID: fr.header.AppID, PartitionIndex: fr.header.PartitionIndex}); p != nil {
+			return s.forwardSplitHops(ctx, p, fwd, code, splitHops-1)
+		}
+	}
+	return v, code
 }
 
 // forwardedRequest is the blob RPC_GP_FORWARD carries, a thrift struct of its own:

@@ -24,7 +24,14 @@ func (s *Server) registerHandlers() {
 		s.local[name] = serve
 		s.rpc.Handle(name, s.checkACL(name, s.denying(name, s.forwarding(name, serve))))
 	}
+	s.keys = map[string]requestKey{
+		idl.RPCGet:          func(a idl.Value) ([]byte, keyCheck) { return *a.(*idl.Blob), encodedKey },
+		idl.RPCTTL:          func(a idl.Value) ([]byte, keyCheck) { return *a.(*idl.Blob), encodedKey },
+		idl.RPCSortKeyCount: func(a idl.Value) ([]byte, keyCheck) { return *a.(*idl.Blob), rawHashKey },
+		idl.RPCMultiGet:     func(a idl.Value) ([]byte, keyCheck) { return a.(*idl.MultiGetRequest).HashKey, rawHashKey },
+	}
 	for name, w := range s.writeRPCs() {
+		s.keys[name] = w.key
 		h(name, s.writeHandler(w))
 	}
 	h(idl.RPCGet, s.handleGet)

@@ -354,6 +354,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("slow_requests", "Requests", "The requests slower than rocksdb_slow_query_threshold_ns", slowTotal),
 		metric.CounterOf("forwarded_requests", "Requests", "The requests for a partition this server does not lead, forwarded to its leader", s.forwards.forwarded.Load()),
 		metric.CounterOf("held_requests", "Requests", "The requests that waited here for a partition's new leader to be known", s.forwards.held.Load()),
+		metric.CounterOf("split_forwarded_requests", "Requests", "The requests whose key a partition split moved to another partition, sent on to it", s.forwards.split.Load()),
 		metric.CounterOf("forward_failures", "Requests", "The requests that could not be forwarded to a new leader in time and were refused", s.forwards.failed.Load()),
 	}}
 	server.Metrics = append(server.Metrics, s.diskMetrics()...)

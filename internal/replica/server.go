@@ -110,6 +110,10 @@ type Server struct {
 	peers    *rpc.Pool
 	local    map[string]rpc.HandlerFunc
 	forwards forwardCounters
+	// keys name each keyed client RPC's key, and splitRoutes the primaries of partitions
+	// not hosted here, for the requests a split moved (splitforward.go).
+	keys        map[string]requestKey
+	splitRoutes splitRouteCache
 	// throttleStats count what the throttling envs did (throttle.go).
 	throttleStats throttleCounters
 	// admission bounds the writes held under overload (admission.go).
@@ -776,3 +780,7 @@ func (s *Server) SnapshotsInstalled() int64 {
 	}
 	return n
 }
+
+// SplitForwardedRequests returns how many client requests whose key a partition split moved
+// to another partition this server has sent on to it since it started (splitforward.go).
+func (s *Server) SplitForwardedRequests() int64 { return s.forwards.split.Load() }

@@ -37,8 +37,9 @@ import (
 //     ready, so only the entries of the last turn are left), records the copy complete with
 //     the parent group's voters, and closes it; then its own store records the doubled
 //     partition count, so from that entry on it refuses the child's half (ERR_SPLITTING
-//     until the meta reports the child registered, ERR_PARENT_PARTITION_MISUSED after), at
-//     request time, after a read's barrier, and at apply time for writes accepted before, and
+//     until the meta reports the child registered, ERR_PARENT_PARTITION_MISUSED after; a
+//     keyed request refused so is sent on to the child instead, splitforward.go), at request
+//     time, after a read's barrier, and at apply time for writes accepted before, and
 //     deletes its copy of that half in the background. A replica without a ready copy then
 //     drops what it had.
 //  3. The child's replica on that server then opens the complete copy as a raft group whose
