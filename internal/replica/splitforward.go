@@ -42,8 +42,9 @@ func splitRefused(code wire.Code) bool {
 }
 
 // splitTarget returns the partition that now owns the key of req, which p refused with a
-// split's refusal; ok is false when the refusal is not about the key's partition (no key, a
-// header partition_hash that disagrees with the key, or the key is p's after all).
+// split's refusal; ok is false when the refusal is not about a split (no key, a header
+// partition_hash that disagrees with the key, a partition never split, or a key of a
+// partition that does not descend from p: the client's routing is wrong, not old).
 func (s *Server) splitTarget(p *partition, req *rpc.Request) (int32, bool) {
 	keyOf, keyed := s.keys[req.Name]
 	if !keyed {
@@ -69,12 +70,28 @@ func (s *Server) splitTarget(p *partition, req *rpc.Request) (int32, bool) {
 	if ph := req.Header.PartitionHash; ph != 0 && ph != hash {
 		return 0, false
 	}
-	count := int(max(p.table().partitionCount, p.ownCount.Load()))
-	if count <= 0 {
+	own := p.ownCount.Load()
+	if own <= 0 {
+		return 0, false // never split: a client that sent the key here is wrong
+	}
+	count := int(max(p.table().partitionCount, own))
+	target := int32(key.Partition(hash, count))
+	if target == p.pid.PartitionIndex || !descends(target, p.pid.PartitionIndex) {
 		return 0, false
 	}
-	target := int32(key.Partition(hash, count))
-	return target, target != p.pid.PartitionIndex
+	return target, true
+}
+
+// descends reports whether partition d is p or one of p's descendants by splits: a client
+// that routes by a count from before the splits sends d's keys to p. With power-of-two
+// counts, d's ancestor at count c is d mod c, and p's smallest count is the least power of
+// two above p.
+func descends(d, p int32) bool {
+	c := int32(1)
+	for c <= p {
+		c <<= 1
+	}
+	return d%c == p
 }
 
 // forwardSplit serves req, which p refused with code (a split's refusal), at the partition
