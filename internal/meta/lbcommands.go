@@ -37,8 +37,8 @@ type lbControls struct {
 	movesPerNode int
 	// blackList holds the replica servers that receive no new replica, sorted.
 	blackList []string
-	// assignDelay is how long a dead server's replicas wait before being replaced.
-	assignDelay time.Duration
+	// assignDelayMS is how long a dead server's replicas wait before being replaced, in ms.
+	assignDelayMS int
 	// livePercentage holds the replacement while fewer replica servers are alive.
 	livePercentage int
 }
@@ -47,7 +47,7 @@ type lbControls struct {
 func defaultLBControls(cfg Config) lbControls {
 	c := lbControls{movesPerNode: max(cfg.BalanceMovesPerNode, 1)}
 	if cfg.AssignDelay != nil {
-		c.assignDelay = *cfg.AssignDelay
+		c.assignDelayMS = int(*cfg.AssignDelay / time.Millisecond)
 	}
 	if cfg.LivePercentage != nil {
 		c.livePercentage = *cfg.LivePercentage
@@ -84,41 +84,42 @@ const (
 // lbCommandTimeout bounds the wait for the state goroutine to take a command.
 const lbCommandTimeout = 10 * time.Second
 
-// registerLBCommands adds the balancer's remote commands.
-func (s *Server) registerLBCommands() {
-	boolCmd := func(name, what string, flag func(c *lbControls) *bool) {
-		s.cmds.RegisterMutating(name, name+" [true|false]: "+what+"; without an argument, the current value", func(args []string) (string, error) {
-			return s.lbOnLeader(func() string {
-				f := flag(&s.m.lb)
+// lbCommand is one of the balancer's remote commands.
+type lbCommand struct {
+	name, help string
+	mutating   bool
+	run        func(m *machine, args []string) string
+}
+
+// lbCommands returns the balancer's remote commands.
+func lbCommands() []lbCommand {
+	boolCmd := func(name, what string, flag func(c *lbControls) *bool) lbCommand {
+		return lbCommand{name: name, help: name + " [true|false]: " + what + "; without an argument, the current value", mutating: true,
+			run: func(m *machine, args []string) string {
+				f := flag(&m.lb)
 				if len(args) == 0 {
 					return strconv.FormatBool(*f)
 				}
 				switch args[0] {
 				case "true", "false":
 					*f = args[0] == "true"
-					s.lg.Info("balancer control set by remote command", "control", name, "value", *f)
+					m.lg.Info("balancer control set by remote command", "control", name, "value", *f)
 					return lbOK
 				}
 				return lbInvalidArgs
-			})
-		})
+			}}
 	}
-	boolCmd("meta.lb.only_move_primary", "in lively mode, move only primaries (no replica is moved to balance)",
-		func(c *lbControls) *bool { return &c.onlyMovePrimary })
-	boolCmd("meta.lb.only_primary_balancer", "in lively mode, balance only primaries (same effect as meta.lb.only_move_primary)",
-		func(c *lbControls) *bool { return &c.onlyPrimaryBalancer })
-	boolCmd("meta.lb.balancer_in_turn", "accepted for Pegasus's tools; no effect, the balancer plans for all tables at once",
-		func(c *lbControls) *bool { return &c.inTurn })
-
-	// intCmd registers a command setting an integer control: N in [lo, hi], or DEFAULT for
-	// the value of the settings.
-	intCmd := func(name, what string, lo, hi int, get func(c *lbControls) int, set func(c *lbControls, v int), def func(c lbControls) int) {
-		s.cmds.RegisterMutating(name, name+" [N|DEFAULT]: "+what+"; without an argument, the current value", func(args []string) (string, error) {
-			return s.lbOnLeader(func() string {
+	// intCmd is a command setting an integer control: N in [lo, hi], or DEFAULT for the
+	// value of the settings.
+	intCmd := func(name, what string, lo, hi int, field func(c *lbControls) *int) lbCommand {
+		return lbCommand{name: name, help: name + " [N|DEFAULT]: " + what + "; without an argument, the current value", mutating: true,
+			run: func(m *machine, args []string) string {
+				f := field(&m.lb)
 				if len(args) == 0 {
-					return strconv.Itoa(get(&s.m.lb))
+					return strconv.Itoa(*f)
 				}
-				v := def(defaultLBControls(s.m.cfg))
+				def := defaultLBControls(m.cfg)
+				v := *field(&def)
 				if !strings.EqualFold(args[0], "DEFAULT") {
 					n, err := strconv.Atoi(args[0])
 					if err != nil || n < lo || n > hi {
@@ -126,37 +127,50 @@ func (s *Server) registerLBCommands() {
 					}
 					v = n
 				}
-				set(&s.m.lb, v)
-				s.lg.Info("balancer control set by remote command", "control", name, "value", v)
+				*f = v
+				m.lg.Info("balancer control set by remote command", "control", name, "value", v)
 				return lbOK
-			})
-		})
+			}}
 	}
 	const maxInt32 = 1<<31 - 1
-	intCmd("meta.lb.add_secondary_max_count_for_one_node",
-		"the moves under way at once on one replica server (setting balance_moves_per_node); 0 holds every move and replacement",
-		0, maxInt32, func(c *lbControls) int { return c.movesPerNode }, func(c *lbControls, v int) { c.movesPerNode = v },
-		func(c lbControls) int { return c.movesPerNode })
-	intCmd("meta.lb.assign_delay_ms",
-		"how long, in ms, a dead replica server's replicas wait before being replaced (setting replica_assign_delay_ms_for_dropouts)",
-		0, maxInt32, func(c *lbControls) int { return int(c.assignDelay / time.Millisecond) },
-		func(c *lbControls, v int) { c.assignDelay = time.Duration(v) * time.Millisecond },
-		func(c lbControls) int { return int(c.assignDelay / time.Millisecond) })
-	intCmd("meta.live_percentage",
-		"below this percentage (0 to 100) of alive replica servers, lost replicas are not replaced (setting node_live_percentage_threshold_for_update)",
-		0, 100, func(c *lbControls) int { return c.livePercentage }, func(c *lbControls, v int) { c.livePercentage = v },
-		func(c lbControls) int { return c.livePercentage })
+	return []lbCommand{
+		boolCmd("meta.lb.only_move_primary", "in lively mode, move only primaries (no replica is moved to balance)",
+			func(c *lbControls) *bool { return &c.onlyMovePrimary }),
+		boolCmd("meta.lb.only_primary_balancer", "in lively mode, balance only primaries (same effect as meta.lb.only_move_primary)",
+			func(c *lbControls) *bool { return &c.onlyPrimaryBalancer }),
+		boolCmd("meta.lb.balancer_in_turn", "accepted for Pegasus's tools; no effect, the balancer plans for all tables at once",
+			func(c *lbControls) *bool { return &c.inTurn }),
+		intCmd("meta.lb.add_secondary_max_count_for_one_node",
+			"the moves under way at once on one replica server (setting balance_moves_per_node); 0 holds every move and replacement",
+			0, maxInt32, func(c *lbControls) *int { return &c.movesPerNode }),
+		intCmd("meta.lb.assign_delay_ms",
+			"how long, in ms, a dead replica server's replicas wait before being replaced (setting replica_assign_delay_ms_for_dropouts)",
+			0, maxInt32, func(c *lbControls) *int { return &c.assignDelayMS }),
+		intCmd("meta.live_percentage",
+			"below this percentage (0 to 100) of alive replica servers, lost replicas are not replaced (setting node_live_percentage_threshold_for_update)",
+			0, 100, func(c *lbControls) *int { return &c.livePercentage }),
+		{name: "meta.lb.assign_secondary_black_list",
+			help:     "meta.lb.assign_secondary_black_list [IP:PORT,IP:PORT,...|clear]: the replica servers that receive no new replica (from the balancer, the replacement of lost replicas or a new table); without an argument, the list",
+			mutating: true, run: (*machine).setBlackList},
+		{name: "meta.lb.get_balance_operation_count",
+			help: "meta.lb.get_balance_operation_count [total|move_pri|copy_pri|copy_sec|detail]: the balancing moves under way (default total)",
+			run:  func(m *machine, args []string) string { return balanceOpCountText(m.balanceOpCounts(), args) }},
+	}
+}
 
-	s.cmds.RegisterMutating("meta.lb.assign_secondary_black_list",
-		"meta.lb.assign_secondary_black_list [IP:PORT,IP:PORT,...|clear]: the replica servers that receive no new replica (from the balancer, the replacement of lost replicas or a new table); without an argument, the list",
-		func(args []string) (string, error) {
-			return s.lbOnLeader(func() string { return s.m.setBlackList(args) })
-		})
-	s.cmds.Register("meta.lb.get_balance_operation_count",
-		"meta.lb.get_balance_operation_count [total|move_pri|copy_pri|copy_sec|detail]: the balancing moves under way (default total)",
-		func(args []string) (string, error) {
-			return s.lbOnLeader(func() string { return balanceOpCountText(s.m.balanceOpCounts(), args) })
-		})
+// registerLBCommands adds the balancer's remote commands; they run on the state goroutine
+// of the serving leader.
+func (s *Server) registerLBCommands() {
+	for _, c := range lbCommands() {
+		fn := func(args []string) (string, error) {
+			return s.lbOnLeader(func() string { return c.run(s.m, args) })
+		}
+		if c.mutating {
+			s.cmds.RegisterMutating(c.name, c.help, fn)
+		} else {
+			s.cmds.Register(c.name, c.help, fn)
+		}
+	}
 }
 
 // setBlackList serves meta.lb.assign_secondary_black_list.

@@ -206,7 +206,7 @@ func (m *machine) replaceLost(ctx context.Context) {
 	now := m.cfg.Now()
 	expired := func(a string) bool {
 		n := m.nodes[a]
-		return n == nil || !now.Before(n.lastSync.Add(m.cfg.NodeGrace+m.lb.assignDelay))
+		return n == nil || !now.Before(n.lastSync.Add(m.cfg.NodeGrace+time.Duration(m.lb.assignDelayMS)*time.Millisecond))
 	}
 	for _, t := range m.state.Tables {
 		if t.Status != idl.AppStatusAvailable {
