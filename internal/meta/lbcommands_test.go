@@ -3,9 +3,11 @@ package meta
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/gopegasus/pegasus/internal/cluster"
 	"github.com/gopegasus/pegasus/internal/idl"
 )
 
@@ -201,12 +203,12 @@ func (sc *simCluster) kill(addrs ...string) {
 }
 
 // TestBlackList: a black-listed server gets no replica from a new table, from the lively
-// balancer (although it is empty) or from the replacement of a lost server's replicas; once
+// balancer (although it is empty), from a decommissioned server or from the replacement of a lost server's replicas; once
 // the list is cleared, a new table is placed on it.
 func TestBlackList(t *testing.T) {
-	nodes := nodeAddrs(5)
+	nodes := nodeAddrs(6)
 	sc := newSimCluster(t, Config{LevelOnStart: "lively"}, nodes)
-	black := nodes[4]
+	black := nodes[5]
 	if got := lbRun(t, sc.m, "meta.lb.assign_secondary_black_list", black); got != "set ok" {
 		t.Fatalf("set: %q", got)
 	}
@@ -218,6 +220,13 @@ func TestBlackList(t *testing.T) {
 	sc.run(2)
 	if replicas, _ := sc.counts(); replicas[black] != 0 {
 		t.Fatalf("the balancer gave the black-listed server %d replicas", replicas[black])
+	}
+	if r := sc.m.decommission(t.Context(), &cluster.DecommissionRequest{Op: cluster.DecommissionStart, Nodes: []string{nodes[1]}}); r.Err != "ERR_OK" {
+		t.Fatalf("decommission: %+v", r)
+	}
+	sc.run(2)
+	if replicas, _ := sc.counts(); replicas[black] != 0 || replicas[nodes[1]] != 0 {
+		t.Fatalf("after draining %s: %v", nodes[1], replicas)
 	}
 	sc.kill(nodes[0])
 	sc.m.replaceLost(t.Context())
@@ -309,5 +318,52 @@ func TestBalanceOperationCountCommand(t *testing.T) {
 	sc.step()
 	if got := lbRun(t, sc.m, "meta.lb.get_balance_operation_count"); got != "total=0" {
 		t.Fatalf("once done: %q", got)
+	}
+}
+
+// TestLBCommandsOnServer sends the commands as Pegasus's tools do (RPC_CLI_CLI_CALL to the
+// leader): they answer as above and are listed by help. With access control on, a user who
+// is no super user may read the operation count but not change the balancer.
+func TestLBCommandsOnServer(t *testing.T) {
+	tm := startMeta(t, Config{})
+	for _, s := range []struct {
+		cmd  string
+		args []string
+		want string
+	}{
+		{"meta.lb.only_move_primary", []string{"true"}, "OK\n"},
+		{"meta.lb.only_move_primary", nil, "true\n"},
+		{"meta.live_percentage", []string{"0"}, "OK\n"},
+		{"meta.lb.assign_secondary_black_list", []string{"10.0.0.9:34801"}, "set ok\n"},
+		{"meta.lb.assign_secondary_black_list", nil, "get ok: 10.0.0.9:34801\n"},
+		{"meta.lb.get_balance_operation_count", []string{"detail"}, "move_pri=0,copy_pri=0,copy_sec=0,total=0\n"},
+	} {
+		if got := tm.cli(s.cmd, s.args...); got != s.want {
+			t.Fatalf("%s %q = %q, want %q", s.cmd, s.args, got, s.want)
+		}
+	}
+	help := tm.cli("help")
+	for _, c := range lbCommands() {
+		if !strings.Contains(help, c.help+"\n") {
+			t.Fatalf("help does not list %s:\n%s", c.name, help)
+		}
+	}
+
+	settings := NewSettings()
+	for k, v := range map[string]string{"enable_acl": "true", "meta_acl_rpc_allow_list": "RPC_CM_LIST_APPS," + idl.RPCCLICall} {
+		if err := settings.Registry().Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	guarded := startMeta(t, Config{Settings: settings})
+	if got := guarded.cli("meta.lb.only_move_primary", "true"); !strings.Contains(got, "ERR_ACL_DENY") {
+		t.Fatalf("an anonymous user changed the balancer: %q", got)
+	}
+	if got := guarded.cli("meta.lb.get_balance_operation_count"); got != "total=0\n" {
+		t.Fatalf("operation count for an anonymous user: %q", got)
+	}
+	var st string
+	if err := guarded.srv.doWithin(lbCommandTimeout, func() { st = strconv.FormatBool(guarded.srv.m.lb.onlyMovePrimary) }); err != nil || st != "false" {
+		t.Fatalf("only_move_primary after the refusal: %s %v", st, err)
 	}
 }
