@@ -367,3 +367,20 @@ func TestLBCommandsOnServer(t *testing.T) {
 		t.Fatalf("only_move_primary after the refusal: %s %v", st, err)
 	}
 }
+
+// TestLBCommandsOnFollower: a meta that does not lead takes no balancer command and names
+// the leader; the leader keeps its own values.
+func TestLBCommandsOnFollower(t *testing.T) {
+	g := startGroup(t, 3, Config{})
+	lead := g.leader()
+	f := g.follower(lead)
+	for _, args := range [][]string{{"true"}, nil} {
+		got := f.cli("meta.lb.only_primary_balancer", args...)
+		if !strings.HasPrefix(got, "error: meta.lb.only_primary_balancer: ") || !strings.Contains(got, lead.srv.Advertise()) {
+			t.Fatalf("on a follower, %q: %q", args, got)
+		}
+	}
+	if got := lead.cli("meta.lb.only_primary_balancer"); got != "false\n" {
+		t.Fatalf("on the leader: %q", got)
+	}
+}
