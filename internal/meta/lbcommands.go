@@ -21,7 +21,7 @@ import (
 // meta that takes over starts from its own (from its settings, until told otherwise), and a
 // restart forgets them. Only the serving leader takes them; the others answer where the
 // leader is. The commands that change a value are refused, with access control on, to
-// anyone but a super user (remotecmd.RegisterMutating).
+// anyone but a super user or a cluster member (remotecmd.RegisterMutating).
 
 // lbControls are the leader's balancer controls, set by the remote commands.
 type lbControls struct {
@@ -75,7 +75,7 @@ func (m *machine) tooFewAlive() bool {
 	return len(m.aliveNodes())*100 < m.lb.livePercentage*len(m.nodes)
 }
 
-// lbAnswers are the texts of Pegasus's answers.
+// lbOK and lbInvalidArgs are Pegasus's answers to a set and to a bad argument.
 const (
 	lbOK          = "OK"
 	lbInvalidArgs = "ERR: invalid arguments"
