@@ -20,7 +20,11 @@ func remoteCommands() []shellCommand {
 			summary: "run a remote command (RPC_CLI_CLI_CALL) on servers: those of -l/--node_list, or every meta server",
 			detail: "The servers' own commands: help lists them. The commands that change the metas' group\n" +
 				"(meta-add, meta-remove) need the cluster's secret when the cluster has one: start the shell\n" +
-				"with --cluster-secret-file. Put \"--\" before a command argument that starts with \"-\".",
+				"with --cluster-secret-file. The meta leader also takes Pegasus's balancer commands:\n" +
+				"meta.lb.only_move_primary, meta.lb.only_primary_balancer, meta.lb.balancer_in_turn,\n" +
+				"meta.lb.add_secondary_max_count_for_one_node, meta.lb.assign_secondary_black_list,\n" +
+				"meta.lb.assign_delay_ms, meta.live_percentage and meta.lb.get_balance_operation_count\n" +
+				"(run them with -l LEADER). Put \"--\" before a command argument that starts with \"-\".",
 			run: (*shell).cmdRemoteCommand},
 	}
 }

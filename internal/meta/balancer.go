@@ -39,6 +39,12 @@ import (
 // mode, replicas move from the server holding the most to the one holding the fewest until
 // no two servers differ by more than one; then, once replicas are balanced, primaries move
 // the same way, along a chain of partitions when no partition is shared by the two servers.
+//
+// The leader's balancer controls (lbcommands.go, set by Pegasus's meta.lb.* remote commands)
+// adjust this: the bound on moves per server can be changed, 0 holding every move; a
+// black-listed server is no destination of a replica (it keeps those it has, and may still
+// be handed primaries); and with only_move_primary or only_primary_balancer, lively mode
+// skips the replica balancing and moves primaries only.
 
 // level returns the meta function level in force.
 func (m *machine) level() idl.MetaFunctionLevel {
@@ -279,7 +285,10 @@ func (m *machine) balanceOpCounts() balanceOps {
 // planner plans one round of moves.
 type planner struct {
 	views   []*partView
-	targets []string // where replicas and primaries may go
+	targets []string // where primaries may go, and replicas off leaving servers
+	// spread are the targets replicas are balanced over: those not black-listed.
+	spread  []string
+	noCopy  func(string) bool // servers no replica may move to (black-listed)
 	limit   int
 	busy    map[string]int
 	count   map[string]int // replicas per server
@@ -352,7 +361,7 @@ func (pl *planner) drain() {
 			}
 			dst := ""
 			for _, d := range pl.targets {
-				if slices.Contains(v.members, d) || !pl.free(d) {
+				if slices.Contains(v.members, d) || !pl.free(d) || pl.noCopy(d) {
 					continue
 				}
 				if dst == "" || pl.count[d] < pl.count[dst] {
@@ -371,8 +380,11 @@ func (pl *planner) drain() {
 // holding the fewest, while two differ by two or more; it reports whether replicas are
 // balanced (within one of each other, none left on a leaving server).
 func (pl *planner) spreadReplicas() bool {
+	if len(pl.spread) == 0 {
+		return pl.plan.empty()
+	}
 	for range len(pl.views) {
-		srcs := slices.Clone(pl.targets)
+		srcs := slices.Clone(pl.spread)
 		slices.SortStableFunc(srcs, func(a, b string) int { return cmp.Compare(pl.count[b], pl.count[a]) })
 		dsts := slices.Clone(srcs)
 		slices.Reverse(dsts)
@@ -422,8 +434,8 @@ func (pl *planner) spreadReplicas() bool {
 			break
 		}
 	}
-	lo, hi := pl.count[pl.targets[0]], pl.count[pl.targets[0]]
-	for _, a := range pl.targets {
+	lo, hi := pl.count[pl.spread[0]], pl.count[pl.spread[0]]
+	for _, a := range pl.spread {
 		lo, hi = min(lo, pl.count[a]), max(hi, pl.count[a])
 	}
 	if hi-lo > 1 {
@@ -510,9 +522,13 @@ func (m *machine) planMoves(lively bool) *balanceMoves {
 	if len(targets) == 0 {
 		return &balanceMoves{}
 	}
+	if m.lb.movesPerNode <= 0 {
+		return &balanceMoves{} // held by meta.lb.add_secondary_max_count_for_one_node 0
+	}
 	views := m.partitionViews()
 	_, busy := inFlight(views)
-	pl := &planner{views: views, targets: targets, limit: max(m.cfg.BalanceMovesPerNode, 1), busy: busy,
+	pl := &planner{views: views, targets: targets, spread: slices.DeleteFunc(slices.Clone(targets), m.blackListed),
+		noCopy: m.blackListed, limit: m.lb.movesPerNode, busy: busy,
 		count: make(map[string]int), firsts: make(map[string]int), moved: make(map[idl.GPID]bool), leaving: m.leaving}
 	for _, v := range views {
 		for _, a := range v.members {
@@ -521,7 +537,13 @@ func (m *machine) planMoves(lively bool) *balanceMoves {
 		pl.firsts[v.members[0]]++
 	}
 	pl.drain()
-	if lively && pl.spreadReplicas() {
+	switch {
+	case !lively:
+	case m.lb.onlyMovePrimary || m.lb.onlyPrimaryBalancer:
+		if pl.plan.empty() {
+			pl.spreadPrimaries()
+		}
+	case pl.spreadReplicas():
 		pl.spreadPrimaries()
 	}
 	return &pl.plan

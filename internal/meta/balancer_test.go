@@ -29,6 +29,7 @@ type simCluster struct {
 	m      *machine
 	groups map[idl.GPID]*simGroup
 	nodes  []string
+	clock  *fakeClock
 }
 
 func newSimCluster(t *testing.T, cfg Config, nodes []string) *simCluster {
@@ -37,7 +38,7 @@ func newSimCluster(t *testing.T, cfg Config, nodes []string) *simCluster {
 	cfg.EnsureDefaults()
 	m := newMachine(cfg, slog.New(slog.DiscardHandler), &failingLog{}, &appliedMap{m: newClusterMap()})
 	m.leading = true
-	sc := &simCluster{t: t, m: m, groups: map[idl.GPID]*simGroup{}}
+	sc := &simCluster{t: t, m: m, groups: map[idl.GPID]*simGroup{}, clock: clock}
 	sc.addNodes(nodes...)
 	return sc
 }

@@ -130,6 +130,16 @@ type Config struct {
 	// at once on one replica server, counting those of the balancer, of decommissions and
 	// of the replacement of lost replicas (setting balance_moves_per_node, default 2).
 	BalanceMovesPerNode int
+	// LivePercentage holds the replacement of lost replicas while fewer than this percentage
+	// (0 to 100) of the known replica servers are alive (setting
+	// node_live_percentage_threshold_for_update, default 0: never held; Pegasus's is 65).
+	// The remote command meta.live_percentage changes it on the leader.
+	LivePercentage *int
+	// AssignDelay is how long the replicas of a dead replica server wait, once it is
+	// declared dead, before they are replaced (setting replica_assign_delay_ms_for_dropouts,
+	// default 0: at once). The remote command meta.lb.assign_delay_ms changes it on the
+	// leader.
+	AssignDelay *time.Duration
 	// OpsInterval is the period of the long operations' driver (default
 	// DefaultOpsInterval).
 	OpsInterval time.Duration
@@ -157,6 +167,8 @@ func (c *Config) fields() []config.Field {
 		config.BindDuration(&c.DupProgressInterval, st.DupProgressMS, time.Millisecond),
 		config.BindString(&c.LevelOnStart, st.LevelOnStart),
 		config.BindCount(&c.BalanceMovesPerNode, st.BalanceMovesPerNode),
+		config.BindOptional(&c.LivePercentage, st.LivePercentage),
+		config.BindOptionalDuration(&c.AssignDelay, st.AssignDelayMS, time.Millisecond),
 	}
 }
 

@@ -57,6 +57,8 @@ type machine struct {
 	changed chan struct{}
 	// dups is the leader's memory of the duplications (dup.go).
 	dups dupVolatile
+	// lb are the balancer's controls the remote commands set (lbcommands.go).
+	lb lbControls
 }
 
 // node is what the meta knows about one replica server.
@@ -74,7 +76,7 @@ type node struct {
 
 func newMachine(cfg Config, lg *slog.Logger, log submitter, am *appliedMap) *machine {
 	m := &machine{cfg: cfg, lg: lg, log: log, startTime: cfg.Now(), state: am.m, stateIndex: am.index,
-		nodes: make(map[string]*node), changed: make(chan struct{})}
+		nodes: make(map[string]*node), changed: make(chan struct{}), lb: defaultLBControls(cfg)}
 	m.resetOps()
 	m.dups.reset()
 	return m
@@ -189,10 +191,23 @@ func (m *machine) refresh() {
 // as a learner, promotes it once caught up and removes the lost one (package replica). A
 // partition is only changed while a majority of its members is alive: otherwise no leader
 // could carry out the change, and the data must wait for the lost servers to come back.
+//
+// The balancer's controls (lbcommands.go) hold it: nothing is replaced while too few
+// servers are alive or while the moves per server are bounded to 0, a dead server's
+// replicas wait for the assign delay after it was declared dead, and no replica goes to a
+// black-listed server.
 func (m *machine) replaceLost(ctx context.Context) {
+	if m.lb.movesPerNode <= 0 || m.tooFewAlive() {
+		return
+	}
 	var reps []memberReplace
 	load, _ := m.load()
-	alive := m.placeable()
+	alive := m.replicaTargets()
+	now := m.cfg.Now()
+	expired := func(a string) bool {
+		n := m.nodes[a]
+		return n == nil || !now.Before(n.lastSync.Add(m.cfg.NodeGrace+time.Duration(m.lb.assignDelayMS)*time.Millisecond))
+	}
 	for _, t := range m.state.Tables {
 		if t.Status != idl.AppStatusAvailable {
 			continue
@@ -206,6 +221,9 @@ func (m *machine) replaceLost(ctx context.Context) {
 			}
 			if len(dead) == 0 || 2*(len(p.Members)-len(dead)) <= len(p.Members) || p.Ballot < 0 {
 				continue // no majority to carry out the change, or a split child not started
+			}
+			if dead = slices.DeleteFunc(dead, func(a string) bool { return !expired(a) }); len(dead) == 0 {
+				continue // the assign delay is not over
 			}
 			spare := ""
 			for _, a := range alive {
@@ -435,7 +453,7 @@ func validEnvs(envs map[string]string) bool {
 func (m *machine) createApp(ctx context.Context, q *idl.CreateAppRequest) *idl.CreateAppResponse {
 	fail := func(c wire.Code) *idl.CreateAppResponse { return &idl.CreateAppResponse{Err: errCode(c)} }
 	o := &q.Options
-	alive := m.placeable()
+	alive := m.replicaTargets()
 	switch {
 	case len(alive) == 0:
 		return fail(wire.ErrStateFreezed)
@@ -832,7 +850,7 @@ func (m *machine) maybeCreateInitialTables(ctx context.Context) {
 	for _, spec := range m.cfg.InitialTables {
 		need = max(need, int(spec.Replicas))
 	}
-	alive := m.placeable()
+	alive := m.replicaTargets()
 	if len(alive) < need {
 		return
 	}

@@ -99,7 +99,7 @@ func (m *machine) createRestored(ctx context.Context, name string, md *backup.Ap
 	if m.state.availableTable(name) != nil {
 		return fail(wire.ErrInvalidParameters)
 	}
-	alive := m.placeable()
+	alive := m.replicaTargets()
 	replicas := md.MaxReplicaCount
 	if replicas < MinReplicaCount || replicas > MaxReplicaCount {
 		replicas = 3

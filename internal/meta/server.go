@@ -191,6 +191,7 @@ func New(cfg Config) (*Server, error) {
 	s.cmds = remotecmd.New(remotecmd.Info{Role: "meta", Address: s.cfg.Advertise, Secured: cfg.Secret != nil, SuperUser: settings.ACL.SuperOnly,
 		Version: s.cfg.Version, StartTime: s.m.startTime, Now: s.cfg.Now})
 	s.registerMemberCommands()
+	s.registerLBCommands()
 
 	handle := func(name string, serve func(ctx context.Context, args idl.Value) idl.Value, refuse func(idl.ErrorCode, string) idl.Value) {
 		rs.Handle(name, func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {

@@ -79,6 +79,8 @@ type Settings struct {
 	// LevelOnStart and BalanceMovesPerNode: see Config.LevelOnStart and BalanceMovesPerNode.
 	LevelOnStart        *config.Value[string]
 	BalanceMovesPerNode *config.Value[uint32]
+	// LivePercentage and AssignDelayMS: see Config.LivePercentage and AssignDelay.
+	LivePercentage, AssignDelayMS *config.Value[uint32]
 
 	// Auth and ACL are the client authentication and access control settings, section
 	// [security] (packages sasl and acl).
@@ -154,6 +156,16 @@ func NewSettings() *Settings {
 			}}),
 		BalanceMovesPerNode: u32("meta_server", "balance_moves_per_node",
 			"How many replica or primary moves may be under way at once on one replica server.", DefaultBalanceMovesPerNode),
+		LivePercentage: config.Define(r, config.Spec[uint32]{Section: "meta_server", Name: "node_live_percentage_threshold_for_update",
+			Description: "The lost replicas of dead replica servers are replaced only while at least this percentage (0 to 100) of the known replica servers is alive; 0 never holds them.",
+			Validate: func(v uint32) error {
+				if v > 100 {
+					return errors.New("must be at most 100")
+				}
+				return nil
+			}}),
+		AssignDelayMS: config.Define(r, config.Spec[uint32]{Section: "meta_server", Name: "replica_assign_delay_ms_for_dropouts",
+			Description: "How long, in milliseconds, the replicas of a dead replica server wait, once it is declared dead, before they are replaced on other servers; 0 replaces them at once."}),
 		Clusters: config.DefineSection(r, dup.ClustersSection, "The remote clusters: name = meta servers, comma separated."),
 		DupGroup: config.DefineSection(r, dup.GroupSection, "The duplication cluster ids: cluster name = id (1 to 127), this cluster's own included."),
 	}
