@@ -14,6 +14,9 @@
 // [duplication-group] maps every cluster's name (its own included) to its duplication
 // cluster id, 1 to 127, the same on both sides. A replica server's cluster id (in every
 // value's timetag) is its cluster's [duplication-group] id. [Peers] is the parsed form.
+// The master's servers reach the follower cluster as its clients ([ConnConfig]): with TLS
+// when [replication] dup_tls is set (needed when the follower has mandatory_tls, whose
+// ERR_UNAUTHENTICATED to plaintext [Explain] turns into a hint), else in plaintext.
 //
 // # Lifecycle
 //
