@@ -406,6 +406,7 @@ func (s *Shipper) shipLog(ctx context.Context) error {
 			s.notify()
 		}
 	}
+	var small time.Time // when the last batch, all there was, went out below the batch size
 	for {
 		if s.statusChanged(p) {
 			return errPlanChanged
@@ -418,6 +419,18 @@ func (s *Shipper) shipLog(ctx context.Context) error {
 			case <-changed:
 			case <-s.kick: // the loop's next round reads the new plan
 			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		o := s.cfg.Options()
+		if wait := o.Linger - time.Since(small); o.Linger > 0 && wait > 0 {
+			// Let the writes gather (Options.Linger); a plan change waits as long.
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
 				return ctx.Err()
 			}
 			continue
@@ -442,11 +455,15 @@ func (s *Shipper) shipLog(ctx context.Context) error {
 		if len(ws) > 0 {
 			s.pendingUS.Store(ws[0].TimestampUS)
 		}
-		for _, b := range Batches(ws, last, s.cfg.Options()) {
+		bs := Batches(ws, last, o)
+		for _, b := range bs {
 			if err := s.send(ctx, b); err != nil {
 				return err
 			}
 			s.shipped.Store(int64(b.Upto))
+		}
+		if len(bs) == 1 && bs[0].Bytes < o.batchBytes() {
+			small = time.Now()
 		}
 		if len(ws) == 0 {
 			s.shipped.Store(int64(last))

@@ -462,7 +462,8 @@ func (m *dupManager) reconcile(ctx context.Context, remotes map[[2]string]*dup.R
 // options are the entries' options from the live settings.
 func (m *dupManager) options() dup.Options {
 	st := m.s.settings
-	return dup.Options{ClusterID: *m.s.cfg.ClusterID, VerifyTimetag: st.DupVerifyTimetag.Get(), BatchBytes: int(st.DupBatchBytes.Get())}
+	return dup.Options{ClusterID: *m.s.cfg.ClusterID, VerifyTimetag: st.DupVerifyTimetag.Get(), BatchBytes: int(st.DupBatchBytes.Get()),
+		Linger: time.Duration(st.DupBatchLingerMS.Get()) * time.Millisecond}
 }
 
 // runs returns the running shippers, for reports, the HTTP API and metrics.
