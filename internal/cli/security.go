@@ -169,26 +169,40 @@ func addAuthFlags(fs *flag.FlagSet) func(reg *config.Registry) error {
 }
 
 // serverSecurity are every security flag of `pegasus meta` and `pegasus replica`: the
-// cluster secret, TLS on the client port, and client authentication and ACLs.
+// cluster secret, TLS on the client port and to follower clusters, and client
+// authentication and ACLs.
 type serverSecurity struct {
 	peer      *securityFlags
 	tls       *tlsFlags
+	dupTLS    *dupTLSFlags
 	applyAuth func(reg *config.Registry) error
 }
 
 func newServerSecurity(fs *flag.FlagSet, reg *config.Registry) serverSecurity {
-	return serverSecurity{peer: newSecurityFlags(fs, reg), tls: newTLSFlags(fs, reg), applyAuth: addAuthFlags(fs)}
+	return serverSecurity{peer: newSecurityFlags(fs, reg), tls: newTLSFlags(fs, reg), dupTLS: newDupTLSFlags(fs, reg), applyAuth: addAuthFlags(fs)}
+}
+
+// resolvedSecurity is what [serverSecurity.resolve] gives a server.
+type resolvedSecurity struct {
+	secret       *rpc.Secret
+	tls          *tls.Config // the client port's; nil: plaintext only
+	mandatoryTLS bool
+	dupTLS       *tls.Config // to the follower clusters; nil: plaintext
 }
 
 // resolve, once the flags are parsed and the config file loaded into reg, applies the
-// authentication flags to reg and returns the cluster secret and the client port's TLS.
-func (s serverSecurity) resolve(reg *config.Registry, lg *slog.Logger) (secret *rpc.Secret, tlsCfg *tls.Config, mandatoryTLS bool, err error) {
+// authentication flags to reg and returns the cluster secret, the client port's TLS and
+// the TLS to follower clusters.
+func (s serverSecurity) resolve(reg *config.Registry, lg *slog.Logger) (r resolvedSecurity, err error) {
 	if err = s.applyAuth(reg); err != nil {
-		return nil, nil, false, err
+		return r, err
 	}
-	if secret, err = s.peer.secret(lg); err != nil {
-		return nil, nil, false, err
+	if r.secret, err = s.peer.secret(lg); err != nil {
+		return r, err
 	}
-	tlsCfg, mandatoryTLS, err = s.tls.config(secret, lg)
-	return secret, tlsCfg, mandatoryTLS, err
+	if r.tls, r.mandatoryTLS, err = s.tls.config(r.secret, lg); err != nil {
+		return r, err
+	}
+	r.dupTLS, err = s.dupTLS.config(lg)
+	return r, err
 }

@@ -118,15 +118,15 @@ func runMeta(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	secret, tlsCfg, mandatoryTLS, err := security.resolve(settings.Registry(), lg)
+	sec, err := security.resolve(settings.Registry(), lg)
 	if err != nil {
 		return err
 	}
 	listen, advertise, data, metas := f.listen, f.advertise, f.data, f.metas
 	ms := splitList(pick("metas", "server_list", *metas))
 	s, err := meta.New(meta.Config{Listen: pick("listen", "listen", *listen), Advertise: pick("advertise", "advertise", *advertise),
-		DataDir: pick("data", "data_dir", *data), Metas: ms, Join: *join, Version: Version, Logger: lg, Settings: settings, Secret: secret,
-		TLS: tlsCfg, MandatoryTLS: mandatoryTLS})
+		DataDir: pick("data", "data_dir", *data), Metas: ms, Join: *join, Version: Version, Logger: lg, Settings: settings, Secret: sec.secret,
+		TLS: sec.tls, MandatoryTLS: sec.mandatoryTLS, DupTLS: sec.dupTLS})
 	if err != nil {
 		return err
 	}
@@ -145,7 +145,7 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	secret, tlsCfg, mandatoryTLS, err := security.resolve(settings.Registry(), lg)
+	sec, err := security.resolve(settings.Registry(), lg)
 	if err != nil {
 		return err
 	}
@@ -155,8 +155,8 @@ func runReplica(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return fmt.Errorf("%w: --metas is required", errUsage)
 	}
 	s, err := replica.New(replica.Config{Listen: pick("listen", "listen", *listen), Advertise: pick("advertise", "advertise", *advertise),
-		DataDir: pick("data", "data_dir", *data), Metas: ms, Version: Version, Logger: lg, Settings: settings, Secret: secret,
-		TLS: tlsCfg, MandatoryTLS: mandatoryTLS})
+		DataDir: pick("data", "data_dir", *data), Metas: ms, Version: Version, Logger: lg, Settings: settings, Secret: sec.secret,
+		TLS: sec.tls, MandatoryTLS: sec.mandatoryTLS, DupTLS: sec.dupTLS})
 	if err != nil {
 		return err
 	}

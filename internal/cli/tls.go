@@ -78,6 +78,56 @@ func (f *tlsFlags) config(secret *rpc.Secret, lg *slog.Logger) (*tls.Config, boo
 	return cfg, mandatory, nil
 }
 
+// dupTLSFlags are the TLS of a server's connections to its duplications' follower
+// clusters (the meta leader's to their metas, the shippers' to their metas and replica
+// servers), each flag backed by a [replication] setting of a config file (a flag given
+// wins).
+type dupTLSFlags struct {
+	on                *bool
+	caFile, cert, key *string
+
+	sOn              *config.Value[bool]
+	sCA, sCert, sKey *config.Value[string]
+}
+
+func newDupTLSFlags(fs *flag.FlagSet, reg *config.Registry) *dupTLSFlags {
+	return &dupTLSFlags{
+		on:     fs.Bool("dup-tls", false, "connect to the follower clusters of duplications with TLS (needed when they have mandatory TLS); without --dup-ca-file the system's roots verify them"),
+		caFile: fs.String("dup-ca-file", "", "the CA (PEM) the follower clusters' certificates are verified against"),
+		cert:   fs.String("dup-cert-file", "", "the client certificate (PEM) presented to the follower clusters: its subject CN is the user they see"),
+		key:    fs.String("dup-key-file", "", "the key of --dup-cert-file (PEM)"),
+
+		sOn: config.Define(reg, config.Spec[bool]{Section: "replication", Name: "dup_tls",
+			Description: "Connect to the duplications' follower clusters with TLS (--dup-tls)."}),
+		sCA: config.Define(reg, config.Spec[string]{Section: "replication", Name: "dup_ca_file",
+			Description: "The CA the follower clusters' certificates are verified against; empty: the system's roots (--dup-ca-file)."}),
+		sCert: config.Define(reg, config.Spec[string]{Section: "replication", Name: "dup_cert_file",
+			Description: "The client certificate presented to the follower clusters (--dup-cert-file)."}),
+		sKey: config.Define(reg, config.Spec[string]{Section: "replication", Name: "dup_key_file",
+			Description: "The key of dup_cert_file (--dup-key-file)."}),
+	}
+}
+
+// config returns the TLS of the connections to follower clusters, nil for plaintext. The
+// files need dup_tls: a CA or certificate alone does not turn TLS on, so that a server
+// does not quietly change how it dials.
+func (f *dupTLSFlags) config(lg *slog.Logger) (*tls.Config, error) {
+	on := *f.on || f.sOn.Get()
+	ca, cert, key := orSetting(*f.caFile, f.sCA), orSetting(*f.cert, f.sCert), orSetting(*f.key, f.sKey)
+	if !on {
+		if ca != "" || cert != "" || key != "" {
+			return nil, fmt.Errorf("%w: dup_ca_file, dup_cert_file and dup_key_file (--dup-ca-file, --dup-cert-file, --dup-key-file) need dup_tls (--dup-tls)", errUsage)
+		}
+		return nil, nil
+	}
+	cfg, err := certs.ClientConfig(ca, cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: dup_tls: %v", errUsage, err)
+	}
+	lg.Info("tls to the duplications' follower clusters", "ca", ca, "cert", cert)
+	return cfg, nil
+}
+
 // clientTLSFlags are the TLS flags of the shell and bench, etcdctl's names.
 type clientTLSFlags struct {
 	cacert, cert, key *string

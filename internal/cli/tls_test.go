@@ -123,6 +123,9 @@ func TestMetaTLSFlags(t *testing.T) {
 		"client-cert-auth without a CA":   {"--cluster-secret-file", secretFile, "--cert-file", f.ServerCert, "--key-file", f.ServerKey, "--client-cert-auth"},
 		"mandatory without a secret":      {"--insecure", "--cert-file", f.ServerCert, "--key-file", f.ServerKey, "--mandatory-tls"},
 		"a certificate without its key":   {"--cluster-secret-file", secretFile, "--cert-file", f.ServerCert},
+		"a dup CA without --dup-tls":      {"--cluster-secret-file", secretFile, "--dup-ca-file", f.CA},
+		"a dup certificate without a key": {"--cluster-secret-file", secretFile, "--dup-tls", "--dup-cert-file", f.ClientCert},
+		"a dup CA that is no PEM":         {"--cluster-secret-file", secretFile, "--dup-tls", "--dup-ca-file", secretFile},
 	} {
 		if err := runMeta(t.Context(), append(base, args...), io.Discard, io.Discard); !errors.Is(err, errUsage) {
 			t.Errorf("meta, %s: %v, want a usage error", name, err)
@@ -141,13 +144,21 @@ func TestMetaTLSFlags(t *testing.T) {
 	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "mandatory TLS") {
 		t.Errorf("meta with mandatory_tls in its config file and no certificate: %v", err)
 	}
+	if err := os.WriteFile(cfgFile, []byte("[replication]\ndup_cert_file = "+f.ClientCert+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err = runMeta(t.Context(), append(base, "--cluster-secret-file", secretFile, "--config", cfgFile), io.Discard, io.Discard)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "dup_tls") {
+		t.Errorf("meta with dup_cert_file in its config file and no dup_tls: %v", err)
+	}
 
 	pr, pw := io.Pipe()
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
 		done <- runMeta(ctx, append(base, "--cluster-secret-file", secretFile, "--cert-file", f.ServerCert, "--key-file", f.ServerKey,
-			"--trusted-ca-file", f.CA, "--client-cert-auth", "--mandatory-tls"), pw, io.Discard)
+			"--trusted-ca-file", f.CA, "--client-cert-auth", "--mandatory-tls",
+			"--dup-tls", "--dup-ca-file", f.CA, "--dup-cert-file", f.ClientCert, "--dup-key-file", f.ClientKey), pw, io.Discard)
 		pw.Close()
 	}()
 	defer func() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,18 +16,21 @@ import (
 
 	pegasus "github.com/gopegasus/pegasus"
 	"github.com/gopegasus/pegasus/admin"
+	"github.com/gopegasus/pegasus/internal/replica"
 	"github.com/gopegasus/pegasus/internal/testcluster"
 )
 
 // BenchmarkDuplication measures, on two in-process clusters (master c1: 3 replica servers;
 // follower c2: 3 replica servers, 1 replica per partition), in one run:
 //
-//   - the master's write throughput with 64 writers as fast as they go, on a table of 8
-//     partitions and 3 replicas, in 5 s rounds: 5 before the table is duplicated to c2 and 5
-//     after, each round followed by one on a control table that is never duplicated (the
-//     machine's drift shows there); the medians and their ratio, also relative to the
-//     control's; and the process's CPU time per write in those rounds (both clusters', so
-//     the follower's applies count), which other processes of the machine do not skew;
+//   - the master's write throughput with 64 writers as fast as they go, on two tables of 8
+//     partitions and 3 replicas, one duplicated to c2 and one not, in interleaved 5 s
+//     rounds (plain, duped, duped, plain, ...: the machine's drift falls on both alike);
+//     after each round the run waits until the shippers caught up, so a round's CPU
+//     includes the shipping of its writes and the next round starts without a backlog. It
+//     reports the medians, their ratio and the median of the pairs' ratios; and the
+//     process's CPU time per write (both clusters', the follower's applies and fsyncs
+//     included), which other processes of the machine do not skew;
 //   - the duplication lag under a steady load of 5,000 writes/s on the duplicated table:
 //     every 20 ms a probe write is acknowledged by the master and then read back from the
 //     follower until it is there; the time from the acknowledgement to the first read that
@@ -36,16 +40,29 @@ import (
 // the master's throughput here, unlike in a deployment.
 //
 // Run it once: go test -run XXX -bench Duplication -benchtime 1x ./internal/dup/
+// (PEGASUS_DUP_LINGER_MS=0 in the environment runs the master with that
+// dup_batch_linger_ms instead of the default).
 func BenchmarkDuplication(b *testing.B) {
 	const (
-		rounds    = 5
+		pairs     = 7
 		roundTime = 5 * time.Second
 	)
-	cs := testcluster.StartClusters(b, testcluster.Options{ClusterName: "c1", Replicas: 3},
+	o1 := testcluster.Options{ClusterName: "c1", Replicas: 3}
+	if v := os.Getenv("PEGASUS_DUP_LINGER_MS"); v != "" { // the master's dup_batch_linger_ms
+		b.Logf("dup_batch_linger_ms = %s", v)
+		o1.Replica = func(c *replica.Config) {
+			st := replica.NewSettings()
+			if err := st.Registry().Set("dup_batch_linger_ms", v); err != nil {
+				panic(err)
+			}
+			c.Settings = st
+		}
+	}
+	cs := testcluster.StartClusters(b, o1,
 		testcluster.Options{ClusterName: "c2", Replicas: 3})
 	c1, c2 := cs[0], cs[1]
 	c1.CreateTableReplicas(b, "duped", 8, 3)
-	c1.CreateTableReplicas(b, "control", 8, 3)
+	c1.CreateTableReplicas(b, "plain", 8, 3)
 	adm, err := admin.New(admin.Config{MetaServers: c1.MetaAddrs()})
 	if err != nil {
 		b.Fatal(err)
@@ -64,9 +81,9 @@ func BenchmarkDuplication(b *testing.B) {
 		}
 		return tb
 	}
-	duped, control := client(c1, "duped"), client(c1, "control")
+	duped, plain := client(c1, "duped"), client(c1, "plain")
 	primaries := func() {
-		for _, table := range []string{"duped", "control"} {
+		for _, table := range []string{"duped", "plain"} {
 			if cfg, err := adm.QueryConfig(ctx, table); err == nil {
 				led := map[string]int{}
 				for _, p := range cfg.Partitions {
@@ -76,48 +93,69 @@ func BenchmarkDuplication(b *testing.B) {
 			}
 		}
 	}
+	if _, err := adm.AddDuplication(ctx, "duped", "c2", &admin.AddDuplicationOptions{RemoteReplicas: 1}); err != nil {
+		b.Fatal(err)
+	}
+	for {
+		_, ds, err := adm.QueryDuplications(ctx, "duped")
+		if err == nil && len(ds) == 1 && ds[0].Status == "DS_LOG" {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	follower := client(c2, "duped")
+	// caughtUp waits until the master's primaries have shipped everything they applied.
+	caughtUp := func() {
+		deadline := time.Now().Add(time.Minute)
+		for metricSum(b, c1, "dup_pending_mutations")[0] > 0 {
+			if time.Now().After(deadline) {
+				b.Fatal("the shippers did not catch up within a minute")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// round writes to tb for roundTime, waits for the shippers, and returns the writes/s
+	// and the CPU µs per write of the round and the wait.
+	round := func(tb pegasus.TableConnector, prefix string) (rate, cpu float64) {
+		start := cpuTime()
+		n := throughput(tb, prefix, 64, roundTime)
+		caughtUp()
+		return float64(n) / roundTime.Seconds(), float64((cpuTime() - start).Microseconds()) / float64(max(n, 1))
+	}
 
 	for b.Loop() {
-		var before, after, ctlBefore, ctlAfter, cpuBefore, cpuAfter, cpuCtl []float64
+		var without, with, cpuWithout, cpuWith, pairRatio []float64
 		primaries()
-		for round := range rounds {
-			before = append(before, throughput(duped, fmt.Sprintf("b%d", round), 64, roundTime, &cpuBefore))
-			ctlBefore = append(ctlBefore, throughput(control, fmt.Sprintf("cb%d", round), 64, roundTime, &cpuCtl))
-		}
-		if _, err := adm.AddDuplication(ctx, "duped", "c2", &admin.AddDuplicationOptions{RemoteReplicas: 1}); err != nil {
-			b.Fatal(err)
-		}
-		for {
-			_, ds, err := adm.QueryDuplications(ctx, "duped")
-			if err == nil && len(ds) == 1 && ds[0].Status == "DS_LOG" {
-				break
+		before := metricSum(b, c1, "dup_shipped_batches", "dup_shipped_writes")
+		for i := range pairs {
+			var r [2]float64 // writes/s of plain, duped
+			for j := range 2 {
+				// ABBA: even pairs start with the plain table, odd ones with the duplicated.
+				if dupFirst := i%2 == 1; (j == 0) == dupFirst {
+					rate, cpu := round(duped, fmt.Sprintf("d%d", i))
+					with, cpuWith, r[1] = append(with, rate), append(cpuWith, cpu), rate
+				} else {
+					rate, cpu := round(plain, fmt.Sprintf("p%d", i))
+					without, cpuWithout, r[0] = append(without, rate), append(cpuWithout, cpu), rate
+				}
 			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		follower := client(c2, "duped")
-		for round := range rounds {
-			after = append(after, throughput(duped, fmt.Sprintf("a%d", round), 64, roundTime, &cpuAfter))
-			ctlAfter = append(ctlAfter, throughput(control, fmt.Sprintf("ca%d", round), 64, roundTime, &cpuCtl))
+			pairRatio = append(pairRatio, 100*r[1]/r[0])
+			b.Logf("pair %d: without %.0f writes/s, with %.0f (%.0f%%)", i, r[0], r[1], 100*r[1]/r[0])
 		}
 		primaries()
-		shipped := metricSum(b, c1, "dup_shipped_batches", "dup_shipped_writes")
-		b.Logf("shipped %d writes in %d batches", shipped[1], shipped[0])
-		for _, r := range [][]float64{before, after, ctlBefore, ctlAfter, cpuBefore, cpuAfter} {
-			slices.Sort(r)
-		}
-		mid := rounds / 2
-		b.ReportMetric(before[mid], "writes/s_without_dup")
-		b.ReportMetric(after[mid], "writes/s_with_dup")
-		b.ReportMetric(100*after[mid]/before[mid], "%_with/without")
-		// The same ratio relative to the control table's rounds, which cancels the machine's
-		// drift between the two halves of the run.
-		b.ReportMetric(100*(after[mid]/ctlAfter[mid])/(before[mid]/ctlBefore[mid]), "%_with/without_vs_control")
-		// CPU per acknowledged write, the follower's applies included: what the machine's
-		// other load does not skew.
-		b.ReportMetric(cpuBefore[mid], "cpu_us/write_without_dup")
-		b.ReportMetric(cpuAfter[mid], "cpu_us/write_with_dup")
-		b.Logf("writes/s of the duplicated table: without %v, with %v; of the control table meanwhile: %v, %v",
-			before, after, ctlBefore, ctlAfter)
+		after := metricSum(b, c1, "dup_shipped_batches", "dup_shipped_writes")
+		batches, writes := after[0]-before[0], after[1]-before[1]
+		b.Logf("shipped %d writes in %d batches (%.1f writes per batch)", writes, batches, float64(writes)/float64(max(batches, 1)))
+		b.Logf("writes/s without %v, with %v; cpu µs/write without %v, with %v", without, with, cpuWithout, cpuWith)
+		b.ReportMetric(median(without), "writes/s_without_dup")
+		b.ReportMetric(median(with), "writes/s_with_dup")
+		b.ReportMetric(100*median(with)/median(without), "%_with/without")
+		b.ReportMetric(median(pairRatio), "%_with/without_pair_median")
+		// CPU per acknowledged write, the shipping and the follower's applies included: what
+		// the machine's other load does not skew.
+		b.ReportMetric(median(cpuWithout), "cpu_us/write_without_dup")
+		b.ReportMetric(median(cpuWith), "cpu_us/write_with_dup")
+		b.ReportMetric(float64(writes)/float64(max(batches, 1)), "writes/batch")
 
 		lags, rate := lagUnderLoad(b, duped, follower, 5000, 30*time.Second)
 		b.ReportMetric(rate, "writes/s_steady")
@@ -125,6 +163,18 @@ func BenchmarkDuplication(b *testing.B) {
 		b.ReportMetric(quantile(lags, 0.99), "ms_lag_p99")
 		b.Logf("%d lag probes, max %.1f ms", len(lags), quantile(lags, 1))
 	}
+}
+
+// median returns the median of vs (sorting a copy); 0 when there are none.
+func median(vs []float64) float64 {
+	s := slices.Sorted(slices.Values(vs))
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s)%2 == 0 {
+		return (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return s[len(s)/2]
 }
 
 // cpuTime is the CPU time the process used so far (user and system).
@@ -136,13 +186,10 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// throughput writes with n writers for d and returns the acknowledged writes per second.
-// The process's CPU time per write is added to cpu (the clusters and the writers: other
-// processes of the machine do not count there, unlike in the rate).
-func throughput(tb pegasus.TableConnector, prefix string, n int, d time.Duration, cpu *[]float64) float64 {
+// throughput writes with n writers for d and returns the writes acknowledged.
+func throughput(tb pegasus.TableConnector, prefix string, n int, d time.Duration) int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
-	start := cpuTime()
 	var done atomic.Int64
 	var wg sync.WaitGroup
 	for w := range n {
@@ -156,10 +203,7 @@ func throughput(tb pegasus.TableConnector, prefix string, n int, d time.Duration
 		})
 	}
 	wg.Wait()
-	if n := done.Load(); n > 0 {
-		*cpu = append(*cpu, float64((cpuTime()-start).Microseconds())/float64(n))
-	}
-	return float64(done.Load()) / d.Seconds()
+	return done.Load()
 }
 
 // lagUnderLoad writes rate writes/s for d, with a probe every 20 ms, and returns each

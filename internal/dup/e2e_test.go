@@ -379,6 +379,7 @@ type replicaDup map[string]map[string]struct {
 	NotShipped   int64  `json:"not_duplicated_mutations_num"`
 	RemoteApp    string `json:"remote_app_name"`
 	Lagging      bool   `json:"lagging"`
+	LastError    string `json:"last_error"`
 }
 
 func httpGet(t *testing.T, url string) (int, string) {

@@ -2,6 +2,7 @@ package dup
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
@@ -14,6 +15,8 @@ import (
 const (
 	DefaultBatchBytes = 4096
 	MaxBatchBytes     = 1 << 20
+	// DefaultLinger is the dup_batch_linger_ms default: see [Options].Linger.
+	DefaultLinger = 10 * time.Millisecond
 )
 
 // Idempotent reports whether rpc names one of the writes that travel to a follower: applying
@@ -106,16 +109,27 @@ type Options struct {
 	VerifyTimetag bool
 	// BatchBytes cuts batches (0: [DefaultBatchBytes]); at most [MaxBatchBytes].
 	BatchBytes int
+	// Linger is how long a shipper that just sent a batch smaller than BatchBytes (all it
+	// had) waits before it reads the log again, so that more writes gather in the next
+	// batch: each batch costs an RPC and a raft write (an fsync) on the follower, and
+	// without it a busy partition ships a few writes per batch, as many batches as round
+	// trips fit. A write made after a quiet spell is shipped at once; under load the lag
+	// grows by up to Linger. 0 turns it off.
+	Linger time.Duration
+}
+
+// batchBytes is the size batches are cut at.
+func (o Options) batchBytes() int {
+	if o.BatchBytes <= 0 {
+		return DefaultBatchBytes
+	}
+	return min(o.BatchBytes, MaxBatchBytes)
 }
 
 // Batches cuts ws, the writes of the log entries through decree last (in log order), into
 // batches. ws may be empty: there is then no batch, and everything through last is shipped.
 func Batches(ws []Write, last uint64, o Options) []Batch {
-	limit := o.BatchBytes
-	if limit <= 0 {
-		limit = DefaultBatchBytes
-	}
-	limit = min(limit, MaxBatchBytes)
+	limit := o.batchBytes()
 	var out []Batch
 	cur := Batch{Req: &idl.DuplicateRequest{}}
 	for i, w := range ws {

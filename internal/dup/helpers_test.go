@@ -40,7 +40,7 @@ func newTable(t *testing.T, master, follower *testcluster.Cluster, name string, 
 	id := master.CreateTableReplicas(t, name, partitions, 3)
 	t.Cleanup(func() {
 		for _, c := range []*testcluster.Cluster{master, follower} {
-			a, err := admin.New(admin.Config{MetaServers: c.MetaAddrs()})
+			a, err := admin.New(admin.Config{MetaServers: c.MetaAddrs(), TLS: c.ClientTLS()})
 			if err != nil {
 				continue
 			}
@@ -57,7 +57,7 @@ func newTable(t *testing.T, master, follower *testcluster.Cluster, name string, 
 
 func newAdmin(t *testing.T, c *testcluster.Cluster) admin.Client {
 	t.Helper()
-	a, err := admin.New(admin.Config{MetaServers: c.MetaAddrs()})
+	a, err := admin.New(admin.Config{MetaServers: c.MetaAddrs(), TLS: c.ClientTLS()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func newAdmin(t *testing.T, c *testcluster.Cluster) admin.Client {
 
 func openTable(t *testing.T, c *testcluster.Cluster, name string) pegasus.TableConnector {
 	t.Helper()
-	cl, err := pegasus.New(pegasus.Config{MetaServers: c.MetaAddrs()})
+	cl, err := pegasus.New(c.ClientConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

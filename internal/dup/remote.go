@@ -2,6 +2,7 @@ package dup
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -37,6 +38,7 @@ type Remote struct {
 	meta  *metaclient.Client
 	pool  *rpc.Pool
 	app   string
+	tls   bool
 	route struct {
 		sync.Mutex
 		valid    bool
@@ -46,14 +48,34 @@ type Remote struct {
 	}
 }
 
-// NewRemote returns a Remote for table app of the cluster whose metas are listed. Close
-// releases its connections.
-func NewRemote(metas []string, app string) *Remote {
+// NewRemote returns a Remote for table app of the cluster whose metas are listed; tlsCfg,
+// if set, makes its connections to the follower's metas and replica servers TLS (see
+// [ConnConfig]). Close releases its connections.
+func NewRemote(metas []string, app string, tlsCfg *tls.Config) *Remote {
+	cc := ConnConfig(tlsCfg)
 	return &Remote{
-		meta: metaclient.New(metaclient.Config{Addrs: metas}),
-		pool: rpc.NewPool(rpc.ConnConfig{}),
+		meta: metaclient.New(metaclient.Config{Addrs: metas, ConnConfig: cc}),
+		pool: rpc.NewPool(cc),
 		app:  app,
+		tls:  tlsCfg != nil,
 	}
+}
+
+// ConnConfig is the configuration of a server's connections to a follower cluster (its
+// metas, and for a shipper its replica servers): TLS with tlsCfg when set (the [replication]
+// dup_tls settings), else plaintext. They are client connections, not a peer's: the
+// follower cluster has a secret of its own, and sees the client certificate's common name,
+// if any, as the user (for its ACLs).
+func ConnConfig(tlsCfg *tls.Config) rpc.ConnConfig { return rpc.ConnConfig{TLS: tlsCfg} }
+
+// Explain adds to err, a failed call to a follower cluster over connections with TLS (tls
+// set) or without, what an operator needs to hear: a plaintext call refused with
+// ERR_UNAUTHENTICATED is what a follower with mandatory_tls answers.
+func Explain(err error, tls bool) error {
+	if err != nil && !tls && errors.Is(err, wire.ErrUnauthenticated) {
+		return fmt.Errorf("%w (a follower cluster with mandatory_tls refuses plaintext: set [replication] dup_tls)", err)
+	}
+	return err
 }
 
 // Close closes the Remote's connections; sends in flight fail.
@@ -100,7 +122,7 @@ func (r *Remote) routing(ctx context.Context) (int32, []string, error) {
 		r.route.Unlock()
 		close(done)
 		if err != nil {
-			return 0, nil, fmt.Errorf("dup: routing of follower table %q: %w", r.app, err)
+			return 0, nil, Explain(fmt.Errorf("dup: routing of follower table %q: %w", r.app, err), r.tls)
 		}
 		return id, p, nil
 	}
@@ -146,7 +168,7 @@ func (r *Remote) Send(ctx context.Context, pidx int32, partitions int, hash uint
 	var resp idl.DuplicateResponse
 	if err := cn.Call(ctx, h, idl.RPCDuplicate, req, &resp); err != nil {
 		r.invalidate() // a new primary, a moved partition, a dead server: ask again
-		return fmt.Errorf("dup: send to %s (%s.%d): %w", addr, r.app, pidx, err)
+		return Explain(fmt.Errorf("dup: send to %s (%s.%d): %w", addr, r.app, pidx, err), r.tls)
 	}
 	if st := wire.Status(resp.Error.Or(0)); st != wire.StatusOK {
 		return &StatusError{Status: st, Hint: resp.ErrorHint.Or("")}

@@ -119,6 +119,8 @@ type Progress struct {
 	Batches, Writes, Bytes, Failures, Skipped int64
 	// Pending is the master time of the oldest write not shipped yet (zero when none).
 	Pending time.Time
+	// LastError is why the last batch (or step) failed, "" once one succeeded since.
+	LastError string
 }
 
 // Shipper ships one duplication of one master partition: on its primary, it prepares the
@@ -138,6 +140,7 @@ type Shipper struct {
 	bytes, fails      atomic.Int64
 	skipped           atomic.Int64
 	pendingUS         atomic.Int64
+	lastErr           atomic.Pointer[string]
 	// ckpt is the decree of the checkpoint in CheckpointDir this shipper took (-1: none).
 	ckpt int64
 }
@@ -181,6 +184,9 @@ func (s *Shipper) Progress() Progress {
 	if us := s.pendingUS.Load(); us > 0 {
 		p.Pending = time.UnixMicro(us)
 	}
+	if e := s.lastErr.Load(); e != nil {
+		p.LastError = *e
+	}
 	return p
 }
 
@@ -212,6 +218,7 @@ func (s *Shipper) Run(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		default:
+			s.failed(err)
 			s.lg.Warn("duplication step failed; retrying", "status", p.Status.String(), "err", err)
 			if !s.sleep(ctx, s.cfg.RetryDelay) {
 				return
@@ -232,6 +239,12 @@ func (s *Shipper) notify() {
 	if s.cfg.Notify != nil {
 		s.cfg.Notify()
 	}
+}
+
+// failed records err as the shipper's last error.
+func (s *Shipper) failed(err error) {
+	e := err.Error()
+	s.lastErr.Store(&e)
 }
 
 // planChanged reports whether the plan differs from p.
@@ -393,6 +406,7 @@ func (s *Shipper) shipLog(ctx context.Context) error {
 			s.notify()
 		}
 	}
+	var small time.Time // when the last batch, all there was, went out below the batch size
 	for {
 		if s.statusChanged(p) {
 			return errPlanChanged
@@ -405,6 +419,18 @@ func (s *Shipper) shipLog(ctx context.Context) error {
 			case <-changed:
 			case <-s.kick: // the loop's next round reads the new plan
 			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		o := s.cfg.Options()
+		if wait := o.Linger - time.Since(small); o.Linger > 0 && wait > 0 {
+			// Let the writes gather (Options.Linger); a plan change waits as long.
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
 				return ctx.Err()
 			}
 			continue
@@ -429,11 +455,15 @@ func (s *Shipper) shipLog(ctx context.Context) error {
 		if len(ws) > 0 {
 			s.pendingUS.Store(ws[0].TimestampUS)
 		}
-		for _, b := range Batches(ws, last, s.cfg.Options()) {
+		bs := Batches(ws, last, o)
+		for _, b := range bs {
 			if err := s.send(ctx, b); err != nil {
 				return err
 			}
 			s.shipped.Store(int64(b.Upto))
+		}
+		if len(bs) == 1 && bs[0].Bytes < o.batchBytes() {
+			small = time.Now()
 		}
 		if len(ws) == 0 {
 			s.shipped.Store(int64(last))
@@ -443,14 +473,18 @@ func (s *Shipper) shipLog(ctx context.Context) error {
 
 // send ships one batch, retrying as the fail mode says: FAIL_SLOW until it is taken,
 // FAIL_SKIP gives up on it after one failure. It fails only when ctx ends or the plan
-// changes.
+// changes. The first failure of a batch is logged as a warning, its retries at debug level.
 func (s *Shipper) send(ctx context.Context, b Batch) error {
 	p := *s.plan.Load()
-	for {
+	for try := 0; ; try++ {
 		sctx, cancel := context.WithTimeout(ctx, SendTimeout)
 		err := s.cfg.Remote.Send(sctx, s.cfg.GPID.PartitionIndex, s.cfg.Partitions, b.Hash, b.Req)
 		cancel()
 		if err == nil {
+			if try > 0 {
+				s.lg.Info("duplication batch taken after failures", "tries", try+1)
+			}
+			s.lastErr.Store(nil)
 			s.batches.Add(1)
 			s.writes.Add(int64(b.Writes))
 			s.bytes.Add(int64(b.Bytes))
@@ -460,12 +494,17 @@ func (s *Shipper) send(ctx context.Context, b Batch) error {
 			return ctx.Err()
 		}
 		s.fails.Add(1)
+		s.failed(err)
 		if s.plan.Load().FailMode == idl.DupFailSkip {
 			s.skipped.Add(int64(b.Writes))
 			s.lg.Warn("duplication batch skipped (FAIL_SKIP)", "writes", b.Writes, "err", err)
 			return nil
 		}
-		s.lg.Debug("duplication batch not taken; retrying", "err", err)
+		if try == 0 {
+			s.lg.Warn("duplication batch not taken; retrying", "err", err)
+		} else {
+			s.lg.Debug("duplication batch not taken; retrying", "try", try+1, "err", err)
+		}
 		if !s.sleep(ctx, s.cfg.RetryDelay) {
 			return ctx.Err()
 		}

@@ -82,6 +82,12 @@ type Config struct {
 	// primaries is saved in the cluster map (setting duplication_progress_persist_ms,
 	// default 5 s); more often when a partition finishes a step.
 	DupProgressInterval time.Duration
+	// DupTLS, if set, is the TLS of this server's connections to its duplications'
+	// follower clusters (settings [replication] dup_tls, dup_ca_file, dup_cert_file and
+	// dup_key_file, read by the command line): The meta leader dials the follower clusters' metas (to create the follower tables)
+	// with it, as clients of those clusters (see dup.ConnConfig). Default nil: plaintext,
+	// which a follower cluster with mandatory_tls refuses.
+	DupTLS *tls.Config
 	// Version is the software version the server reports (default "dev").
 	Version string
 	// TLS, if set, serves TLS on the server's port beside plaintext (see

@@ -179,11 +179,14 @@ type dupVolatile struct {
 	pending     map[dupKey]dupProgress
 	lastPersist time.Time
 	busy        map[int32]bool // by dupid
+	// stepErr is why the last step of a duplication failed (by dupid), until one succeeds.
+	stepErr map[int32]string
 }
 
 func (v *dupVolatile) reset() {
 	v.pending = map[dupKey]dupProgress{}
 	v.busy = map[int32]bool{}
+	v.stepErr = map[int32]string{}
 }
 
 // progressOf is a partition's progress: as saved, moved forward by what is pending.

@@ -129,7 +129,7 @@ func stepDue(x *duplication) bool {
 func (d *dupDriver) client(remote string, metas []string) *metaclient.Client {
 	c := d.clients[remote]
 	if c == nil {
-		c = metaclient.New(metaclient.Config{Addrs: metas, Logger: d.s.lg})
+		c = metaclient.New(metaclient.Config{Addrs: metas, Logger: d.s.lg, ConnConfig: dup.ConnConfig(d.s.cfg.DupTLS)})
 		d.clients[remote] = c
 	}
 	return c
@@ -155,11 +155,14 @@ func (d *dupDriver) take(ctx context.Context, st dupStep, mc *metaclient.Client)
 		}
 	}
 	cancel()
+	err = dup.Explain(err, d.s.cfg.DupTLS != nil)
 	_ = d.s.do(ctx, func() {
 		m := d.s.m
 		delete(m.dups.busy, st.dupID)
+		delete(m.dups.stepErr, st.dupID)
 		lg := m.lg.With("app_id", st.appID, "dupid", st.dupID, "remote", st.remote, "remote_app", st.follower.Name)
 		if err != nil {
+			m.dups.stepErr[st.dupID] = err.Error()
 			if errors.Is(err, wire.ErrAppExist) {
 				lg.Error("the follower cluster has another table of the follower's name; remove the duplication or that table", "err", err)
 			} else {

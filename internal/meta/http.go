@@ -518,7 +518,7 @@ func (s *Server) httpDuplication(w http.ResponseWriter, r *httpapi.Request) {
 				}
 				states[itoa(j)] = st
 			}
-			out[itoa(i+1)] = map[string]any{
+			dd := map[string]any{
 				"create_ts":            time.UnixMilli(d.CreateMS).Format("2006-01-02 15:04:05"),
 				"dupid":                d.ID,
 				"fail_mode":            d.FailMode.String(),
@@ -528,6 +528,10 @@ func (s *Server) httpDuplication(w http.ResponseWriter, r *httpapi.Request) {
 				"remote_replica_count": d.RemoteReplicas,
 				"status":               d.Status.String(),
 			}
+			if e := s.m.dups.stepErr[d.ID]; e != "" {
+				dd["step_error"] = e // our own: why the leader's last step toward the follower failed
+			}
+			out[itoa(i+1)] = dd
 		}
 		httpapi.ReplyDoc(w, http.StatusOK, out)
 	})

@@ -88,6 +88,12 @@ type Config struct {
 	// (setting duplication_sync_period_second, default 10 s); a shipper that finishes a
 	// step reports at once.
 	DupSyncInterval time.Duration
+	// DupTLS, if set, is the TLS of this server's connections to its duplications'
+	// follower clusters (settings [replication] dup_tls, dup_ca_file, dup_cert_file and
+	// dup_key_file, read by the command line): The primaries' shippers dial the follower clusters' metas and replica servers
+	// with it, as clients of those clusters (see dup.ConnConfig). Default nil: plaintext,
+	// which a follower cluster with mandatory_tls refuses.
+	DupTLS *tls.Config
 	// HTTP serves HTTP requests arriving on the RPC port; default: the HTTP API.
 	HTTP http.Handler
 	// Version is reported by the version and server-info remote commands (default "dev").

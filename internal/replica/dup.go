@@ -419,7 +419,7 @@ func (m *dupManager) reconcile(ctx context.Context, remotes map[[2]string]*dup.R
 					m.lg.Error("duplication to a cluster not in [pegasus.clusters]", "gpid", p.pid.String(), "dupid", d.ID, "remote", d.Remote)
 					continue
 				}
-				remote = dup.NewRemote(metas, d.RemoteApp)
+				remote = dup.NewRemote(metas, d.RemoteApp, s.cfg.DupTLS)
 				remotes[rk] = remote
 			}
 			dir := filepath.Join(s.partitionDir(p.pid), "dup-"+strconv.Itoa(int(d.ID)))
@@ -462,7 +462,8 @@ func (m *dupManager) reconcile(ctx context.Context, remotes map[[2]string]*dup.R
 // options are the entries' options from the live settings.
 func (m *dupManager) options() dup.Options {
 	st := m.s.settings
-	return dup.Options{ClusterID: *m.s.cfg.ClusterID, VerifyTimetag: st.DupVerifyTimetag.Get(), BatchBytes: int(st.DupBatchBytes.Get())}
+	return dup.Options{ClusterID: *m.s.cfg.ClusterID, VerifyTimetag: st.DupVerifyTimetag.Get(), BatchBytes: int(st.DupBatchBytes.Get()),
+		Linger: time.Duration(st.DupBatchLingerMS.Get()) * time.Millisecond}
 }
 
 // runs returns the running shippers, for reports, the HTTP API and metrics.
@@ -594,6 +595,9 @@ func (m *dupManager) status(app int32) map[string]map[string]any {
 		}
 		if pr.Lagging {
 			st["lagging"] = true
+		}
+		if pr.LastError != "" {
+			st["last_error"] = pr.LastError
 		}
 		id := strconv.Itoa(int(k.dup))
 		if out[id] == nil {

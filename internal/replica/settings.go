@@ -100,6 +100,7 @@ type Settings struct {
 	// clusters and the cluster ids.
 	DupEnabled, DupIgnoreOtherClusterIDs, DupVerifyTimetag *config.Value[bool]
 	DupBatchBytes, DupSyncIntervalS, DupMaxRetained        *config.Value[uint32]
+	DupBatchLingerMS                                       *config.Value[uint32]
 	// Quiesce: idle raft groups stop ticking and heartbeating (quiesce.go).
 	Quiesce            *config.Value[bool]
 	Clusters, DupGroup *config.Section
@@ -205,6 +206,9 @@ func NewSettings() *Settings {
 				}
 				return nil
 			}}),
+		DupBatchLingerMS: config.Define(r, config.Spec[uint32]{Section: "replication", Name: "dup_batch_linger_ms", Mutable: true,
+			Description: "How long, in milliseconds, a duplication shipper that just sent a batch smaller than duplicate_log_batch_bytes waits for more writes before its next batch: fewer, larger batches (each an RPC and a raft write on the follower) for up to this much more lag; 0 sends each batch as soon as the last is taken.",
+			Default:     uint32(dup.DefaultLinger / time.Millisecond)}),
 		DupSyncIntervalS: u32("replication", "duplication_sync_period_second",
 			"The period, in seconds, of the duplication progress reports to the meta leader.", uint32(DefaultDupSyncInterval/time.Second), 1, any32),
 		DupMaxRetained: config.Define(r, config.Spec[uint32]{Section: "replication", Name: "dup_max_retained_log_entries", Mutable: true,
