@@ -152,6 +152,11 @@ func startCluster(t *testing.T) *cluster {
 		if t.Failed() {
 			if b, err := os.ReadFile(logf.Name()); err == nil {
 				t.Logf("server logs:\n%s", tail(b, 8000))
+				// The whole log outlives the test's directory, for what the tail leaves out.
+				f := filepath.Join(os.TempDir(), fmt.Sprintf("pegasus-chaos-servers-%d-%d.log", os.Getpid(), time.Now().UnixNano()))
+				if err := os.WriteFile(f, b, 0o644); err == nil {
+					t.Logf("all server logs: %s", f)
+				}
 			}
 		}
 	})
@@ -165,7 +170,7 @@ func startCluster(t *testing.T) *cluster {
 	extra := append(serverConfig(t, dir, false), secret...)
 	c.metaAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	c.meta = &proc{t: t, name: "meta", log: logf, args: append([]string{"meta", "--listen", c.metaAddr,
-		"--data", filepath.Join(dir, "meta"), "--log-level", "warn"}, extra...)}
+		"--data", filepath.Join(dir, "meta"), "--log-level", logLevel()}, extra...)}
 	c.meta.start()
 	t.Cleanup(c.meta.kill)
 	c.dir, c.log, c.extra = dir, logf, append(serverConfig(t, dir, true), secret...)
@@ -175,12 +180,21 @@ func startCluster(t *testing.T) *cluster {
 	return c
 }
 
+// logLevel is the servers' log level: $PEGASUS_CHAOS_LOG_LEVEL (debug, info, warn or error),
+// warn when unset.
+func logLevel() string {
+	if v := os.Getenv("PEGASUS_CHAOS_LOG_LEVEL"); v != "" {
+		return v
+	}
+	return "warn"
+}
+
 // addReplica starts one more replica server process.
 func (c *cluster) addReplica() {
 	t := c.t
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	r := &proc{t: t, name: "replica " + addr, log: c.log, args: append([]string{"replica", "--listen", addr,
-		"--data", filepath.Join(c.dir, fmt.Sprintf("replica%d", len(c.replicas))), "--metas", c.metaAddr, "--log-level", "warn"}, c.extra...)}
+		"--data", filepath.Join(c.dir, fmt.Sprintf("replica%d", len(c.replicas))), "--metas", c.metaAddr, "--log-level", logLevel()}, c.extra...)}
 	r.start()
 	t.Cleanup(r.kill)
 	c.replicas = append(c.replicas, r)
