@@ -3,7 +3,9 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -435,6 +437,47 @@ func finalReads(t *testing.T, rec *linearize.Recorder, tb linearize.Table, keys 
 	}
 }
 
+// keepDiagnostics saves, for a failed final read, every replica server's goroutine stacks
+// (Go's pprof format: go tool pprof -traces FILE) and metrics (per replica: raft_ticks,
+// raft_quiesced, ...) in the system's temporary directory, and logs where.
+func (c *cluster) keepDiagnostics() {
+	t := c.t
+	for _, r := range c.replicas {
+		addr := strings.TrimPrefix(r.name, "replica ")
+		for _, what := range []string{"pprof/goroutine", "metrics"} {
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			b, err := httpGet(ctx, "http://"+addr+"/"+what)
+			cancel()
+			if err != nil {
+				t.Logf("%s of %s: %v", what, addr, err)
+				continue
+			}
+			f := filepath.Join(os.TempDir(), fmt.Sprintf("pegasus-chaos-%s-%s-%d", strings.ReplaceAll(what, "/", "-"),
+				strings.ReplaceAll(addr, ":", "-"), time.Now().UnixNano()))
+			if err := os.WriteFile(f, b, 0o644); err == nil {
+				t.Logf("%s of %s: %s", what, addr, f)
+			}
+		}
+	}
+}
+
+// httpGet returns the body of a GET of url.
+func httpGet(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
 // fault is what a chaos run does to one replica server at a time: inject starts it and
 // returns once it is over (the server runs again).
 type fault struct {
@@ -535,7 +578,7 @@ func runChaos(t *testing.T, f fault) {
 		return victim.name
 	})
 	wg.Wait()
-	finalReads(t, rec, linearize.Ours(tb), keys, func() string { return c.describeTable("chaos") })
+	finalReads(t, rec, linearize.Ours(tb), keys, func() string { c.keepDiagnostics(); return c.describeTable("chaos") })
 
 	if adm != nil {
 		// The split ends and the cluster ends balanced once the kills stop.
