@@ -3,7 +3,9 @@ package chaos
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,6 +154,11 @@ func startCluster(t *testing.T) *cluster {
 		if t.Failed() {
 			if b, err := os.ReadFile(logf.Name()); err == nil {
 				t.Logf("server logs:\n%s", tail(b, 8000))
+				// The whole log outlives the test's directory, for what the tail leaves out.
+				f := filepath.Join(os.TempDir(), fmt.Sprintf("pegasus-chaos-servers-%d-%d.log", os.Getpid(), time.Now().UnixNano()))
+				if err := os.WriteFile(f, b, 0o644); err == nil {
+					t.Logf("all server logs: %s", f)
+				}
 			}
 		}
 	})
@@ -165,7 +172,7 @@ func startCluster(t *testing.T) *cluster {
 	extra := append(serverConfig(t, dir, false), secret...)
 	c.metaAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	c.meta = &proc{t: t, name: "meta", log: logf, args: append([]string{"meta", "--listen", c.metaAddr,
-		"--data", filepath.Join(dir, "meta"), "--log-level", "warn"}, extra...)}
+		"--data", filepath.Join(dir, "meta"), "--log-level", logLevel()}, extra...)}
 	c.meta.start()
 	t.Cleanup(c.meta.kill)
 	c.dir, c.log, c.extra = dir, logf, append(serverConfig(t, dir, true), secret...)
@@ -175,12 +182,21 @@ func startCluster(t *testing.T) *cluster {
 	return c
 }
 
+// logLevel is the servers' log level: $PEGASUS_CHAOS_LOG_LEVEL (debug, info, warn or error),
+// warn when unset.
+func logLevel() string {
+	if v := os.Getenv("PEGASUS_CHAOS_LOG_LEVEL"); v != "" {
+		return v
+	}
+	return "warn"
+}
+
 // addReplica starts one more replica server process.
 func (c *cluster) addReplica() {
 	t := c.t
 	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	r := &proc{t: t, name: "replica " + addr, log: c.log, args: append([]string{"replica", "--listen", addr,
-		"--data", filepath.Join(c.dir, fmt.Sprintf("replica%d", len(c.replicas))), "--metas", c.metaAddr, "--log-level", "warn"}, c.extra...)}
+		"--data", filepath.Join(c.dir, fmt.Sprintf("replica%d", len(c.replicas))), "--metas", c.metaAddr, "--log-level", logLevel()}, c.extra...)}
 	r.start()
 	t.Cleanup(r.kill)
 	c.replicas = append(c.replicas, r)
@@ -421,6 +437,47 @@ func finalReads(t *testing.T, rec *linearize.Recorder, tb linearize.Table, keys 
 	}
 }
 
+// keepDiagnostics saves, for a failed final read, every replica server's goroutine stacks
+// (Go's pprof format: go tool pprof -traces FILE) and metrics (per replica: raft_ticks,
+// raft_quiesced, ...) in the system's temporary directory, and logs where.
+func (c *cluster) keepDiagnostics() {
+	t := c.t
+	for _, r := range c.replicas {
+		addr := strings.TrimPrefix(r.name, "replica ")
+		for _, what := range []string{"pprof/goroutine", "metrics"} {
+			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+			b, err := httpGet(ctx, "http://"+addr+"/"+what)
+			cancel()
+			if err != nil {
+				t.Logf("%s of %s: %v", what, addr, err)
+				continue
+			}
+			f := filepath.Join(os.TempDir(), fmt.Sprintf("pegasus-chaos-%s-%s-%d", strings.ReplaceAll(what, "/", "-"),
+				strings.ReplaceAll(addr, ":", "-"), time.Now().UnixNano()))
+			if err := os.WriteFile(f, b, 0o644); err == nil {
+				t.Logf("%s of %s: %s", what, addr, f)
+			}
+		}
+	}
+}
+
+// httpGet returns the body of a GET of url.
+func httpGet(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
+}
+
 // fault is what a chaos run does to one replica server at a time: inject starts it and
 // returns once it is over (the server runs again).
 type fault struct {
@@ -521,7 +578,7 @@ func runChaos(t *testing.T, f fault) {
 		return victim.name
 	})
 	wg.Wait()
-	finalReads(t, rec, linearize.Ours(tb), keys, func() string { return c.describeTable("chaos") })
+	finalReads(t, rec, linearize.Ours(tb), keys, func() string { c.keepDiagnostics(); return c.describeTable("chaos") })
 
 	if adm != nil {
 		// The split ends and the cluster ends balanced once the kills stop.
