@@ -67,6 +67,7 @@ func TestPlannedTransfersAreInvisible(t *testing.T) {
 	conn := rpc.NewConn(c.MetaLeader(t), rpc.ConnConfig{})
 	defer conn.Close()
 	rng := rand.New(rand.NewPCG(3, 3))
+	preempted := 0
 	for done, i := 0, 0; done < transferCount; i++ {
 		if i > 10*transferCount {
 			t.Fatalf("only %d transfers in %d attempts", done, i)
@@ -96,6 +97,12 @@ func TestPlannedTransfersAreInvisible(t *testing.T) {
 			done++
 		case errors.Is(err, replica.ErrNotLeader), errors.Is(err, replica.ErrTransferBusy):
 			// The restoration moved it first; the meta's answer was just behind.
+		case errors.Is(err, replica.ErrTransferFailed) && preempted < transferCount/10:
+			// An election of another member overtook it (a follower that missed heartbeats
+			// on a loaded machine): a leadership change the clients must not see either,
+			// but not a planned one. A few are tolerated; many would mean transfers fail.
+			preempted++
+			t.Logf("transfer %d of partition %d to %s: %v", done, pidx, to, err)
 		default:
 			t.Fatalf("transfer %d of partition %d to %s: %v", done, pidx, to, err)
 		}
@@ -110,8 +117,8 @@ func TestPlannedTransfersAreInvisible(t *testing.T) {
 	for _, a := range c.ReplicaAddrs() {
 		forwarded += c.Replica(t, a).ForwardedRequests()
 	}
-	t.Logf("%d transfers, %d operations acknowledged, %d failed, %d requests forwarded to a new leader",
-		transferCount, rec.Acked(), failed.Load(), forwarded)
+	t.Logf("%d transfers (%d more overtaken by an election), %d operations acknowledged, %d failed, %d requests forwarded to a new leader",
+		transferCount, preempted, rec.Acked(), failed.Load(), forwarded)
 	if n := failed.Load(); n > 0 {
 		t.Errorf("%d operations failed; the first: %v", n, firstErr.Load())
 	}
