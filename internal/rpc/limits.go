@@ -29,9 +29,9 @@ const (
 	// WriteTimeout).
 	DefaultMaxConnBuffered = 64 << 20
 	// DefaultMaxServerBuffered bounds the bytes of request bodies all connections hold
-	// together (what arrived, read in growing chunks); a connection whose body does not fit
-	// waits for room, within its frame timeout.
-	DefaultMaxServerBuffered = 512 << 20
+	// together (what arrived, read in growing chunks, until the handler returned); a
+	// request whose body does not fit is shed with ERR_BUSY (see readBody).
+	DefaultMaxServerBuffered = 128 << 20
 )
 
 // Errors of the connection bounds; the connection concerned is closed.
@@ -140,7 +140,7 @@ func DefineLimits(r *config.Registry) *LimitSettings {
 		MaxConnBufferedBytes: u64("max_connection_buffered_bytes",
 			"The bytes one connection holds (bodies of requests in flight and replies queued); past it the server stops reading the connection until its replies are written.", DefaultMaxConnBuffered),
 		MaxServerBufferedBytes: u64("max_server_buffered_bytes",
-			"The bytes of request bodies all connections hold together (as they arrive); a connection whose body does not fit waits for room, within frame_read_timeout_ms.", DefaultMaxServerBuffered),
+			"The bytes of request bodies all connections hold together, from their first bytes until their handlers return; a request whose body does not fit is read through, dropped and answered ERR_BUSY (the last eighth is kept for requests of at most 4 KiB; raft frames are never refused).", DefaultMaxServerBuffered),
 	}
 }
 
