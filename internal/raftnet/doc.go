@@ -5,16 +5,21 @@
 // # Sending
 //
 // [Transport.Send] never blocks: it marshals the message and queues it for the peer at the
-// given address. Every peer has one queue, bounded by [Config.QueueSize] messages, and one
-// sender goroutine. When a queue is full the message is dropped and counted
-// ([Metrics].MessagesDropped): raft tolerates lost messages (it retries appends and
-// heartbeats), so a slow or unreachable peer costs at most that much memory and never stalls
-// a raft loop. The sender takes everything queued for its peer, up to
-// [Config.MaxFrameBytes], and sends it as one frame in one one-way RPC call, so the messages
-// of many groups to one server leave together in one write. Frames to one peer leave in
-// order on one connection; the receiver handles them on the connection's reader goroutine
-// (register [Transport.HandleRPC] with rpc.Server.HandleInline), so a peer's messages arrive
-// in the order they were sent, unless some were dropped.
+// given address. Every peer has two queues, each bounded by [Config.QueueSize] messages, and
+// one sender goroutine: appends carrying entries, bounded also by [Config.MaxQueueBytes]
+// bytes, and every other message (heartbeats, votes, answers), which the sender takes first.
+// When a queue is full the message is dropped and counted ([Metrics].MessagesDropped):
+// raft tolerates lost messages (it retries appends and heartbeats), so a slow or
+// unreachable peer costs at most that much memory and never stalls a raft loop. The sender
+// takes what is queued for its peer, up to [Config.MaxFrameBytes], and sends it as one
+// frame in one one-way RPC call, so the messages of many groups to one server leave
+// together in one write; it hands a frame to the connection once the previous one was taken
+// by the connection's writer, so what is not written yet stays within a frame or two and a
+// heartbeat waits behind at most that. Frames to one peer leave in order on one connection;
+// the receiver handles them on the connection's reader goroutine (register
+// [Transport.HandleRPC] with rpc.Server.HandleInline), so a peer's messages of one kind
+// arrive in the order they were sent, unless some were dropped; a heartbeat or an answer
+// may overtake appends queued before it, which raft allows.
 //
 // Connections are [rpc.Conn]s, which dial on first use and dial again on the next call
 // after a connection broke. A frame the connection cannot take (the peer is down) is lost and

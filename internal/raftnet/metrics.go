@@ -13,6 +13,8 @@ func (m Metrics) ServerMetrics() []metric.Metric {
 		metric.CounterOf("raft_messages_sent", "Messages", "The raft messages handed to peer connections", m.MessagesSent),
 		metric.CounterOf("raft_bytes_sent", "Bytes", "The bytes of the raft frames handed to peer connections", m.BytesSent),
 		metric.CounterOf("raft_messages_dropped", "Messages", "The raft messages dropped because their peer's queue was full", m.MessagesDropped),
+		metric.CounterOf("raft_bytes_dropped", "Bytes", "The bytes of the raft appends dropped because their peer's queue held max_raft_queue_bytes_per_peer", m.BytesDropped),
+		metric.GaugeOf("raft_queued_bytes", "Bytes", "The bytes of raft appends queued for the peers and not yet taken by their connections", m.QueuedBytes),
 		metric.CounterOf("raft_messages_unroutable", "Messages", "The raft messages not sent for want of an address other than this server's", m.MessagesUnroutable),
 		metric.CounterOf("raft_frames_failed", "Frames", "The raft frames lost because their peer was unreachable", m.FramesFailed),
 		metric.CounterOf("raft_messages_failed", "Messages", "The raft messages lost because their peer was unreachable", m.MessagesFailed),

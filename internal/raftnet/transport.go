@@ -19,8 +19,13 @@ import (
 
 // Defaults of [Config].
 const (
-	// DefaultQueueSize is the default bound, in messages, of the queue of one peer.
+	// DefaultQueueSize is the default bound, in messages, of each queue of one peer.
 	DefaultQueueSize = 4096
+	// DefaultMaxQueueBytes is the default bound of the bytes of the appends (messages
+	// carrying entries) queued for one peer: at the rate of 64 KiB writes a onebox
+	// saturates at (about 60 MiB/s over two followers each), well over a second of
+	// replication; past it appends are dropped, which raft resends.
+	DefaultMaxQueueBytes = 32 << 20
 	// DefaultMaxFrameBytes is the default bound of a frame's size. It stays well below the
 	// request size a server accepts (rpc.DefaultMaxRequestSize), so that a frame of messages
 	// each below raft's MaxSizePerMsg is always accepted.
@@ -42,9 +47,13 @@ type Config struct {
 	RPCName string
 	// Handler receives the messages of the frames handed to [Transport.Receive] (required).
 	Handler Handler
-	// QueueSize bounds the messages waiting for one peer; more are dropped
-	// (default DefaultQueueSize).
+	// QueueSize bounds the messages waiting for one peer in each of its two queues
+	// (appends, and everything else); more are dropped (default DefaultQueueSize).
 	QueueSize int
+	// MaxQueueBytes bounds the bytes of the appends waiting for one peer, those queued
+	// and those handed to its connection and not yet written; an append past it is
+	// dropped, unless nothing is queued (default DefaultMaxQueueBytes).
+	MaxQueueBytes int64
 	// MaxFrameBytes bounds the size of a frame in bytes; a single larger message is sent
 	// alone in its own frame (default DefaultMaxFrameBytes).
 	MaxFrameBytes int
@@ -76,17 +85,28 @@ type Transport struct {
 	metrics counters
 }
 
-// peer is one destination: its connection and its queue of encoded records, each a group
-// id, a length and a marshalled message, ready to be appended to a frame.
+// peer is one destination: its connection and its queues of encoded records, each a group
+// id, a length and a marshalled message, ready to be appended to a frame. Appends carrying
+// entries go in bulk, bounded in bytes too (queued); every other message (heartbeats,
+// votes, answers, empty appends) in urgent, which a frame takes first: a heartbeat or an
+// answer never waits behind megabytes of entries, so a busy group does not cost its
+// neighbours their leases or elections.
 type peer struct {
-	addr  string
-	conn  *rpc.Conn
-	queue chan []byte
+	addr         string
+	conn         *rpc.Conn
+	urgent, bulk chan []byte
+	queued       atomic.Int64 // bytes of bulk records queued
+}
+
+// isBulk reports whether m goes in the bulk queue: a message carrying entries.
+func isBulk(m *raftpb.Message) bool {
+	return (m.Type == raftpb.MsgApp || m.Type == raftpb.MsgSnap) && (len(m.Entries) > 0 || m.Snapshot != nil)
 }
 
 type counters struct {
 	framesSent, messagesSent, bytesSent          atomic.Int64
 	messagesDropped, messagesUnroutable          atomic.Int64
+	bytesDropped, queuedBytes                    atomic.Int64
 	framesFailed, messagesFailed                 atomic.Int64
 	framesReceived, messagesReceived, bytesRecvd atomic.Int64
 	framesRejected                               atomic.Int64
@@ -100,8 +120,13 @@ type Metrics struct {
 	// (bytes: frame sizes).
 	FramesSent, MessagesSent, BytesSent int64
 	// MessagesDropped counts messages dropped because their peer's queue was full, or
-	// because they were sent after Close.
-	MessagesDropped int64
+	// because they were sent after Close; BytesDropped the bytes of those that were
+	// appends.
+	MessagesDropped, BytesDropped int64
+	// QueuedBytes is the bytes of appends queued for all peers now, with those handed to
+	// their connections and not yet taken by the writers (bounded by MaxQueueBytes per
+	// peer, and by MaxFrameBytes per connection).
+	QueuedBytes int64
 	// MessagesUnroutable counts messages not sent because they had no address or this
 	// server's own.
 	MessagesUnroutable int64
@@ -137,6 +162,12 @@ func New(cfg Config) (*Transport, error) {
 	if cfg.MaxFrameBytes <= 0 {
 		cfg.MaxFrameBytes = DefaultMaxFrameBytes
 	}
+	if cfg.MaxQueueBytes <= 0 {
+		cfg.MaxQueueBytes = DefaultMaxQueueBytes
+	}
+	// A frame handed to a connection waits there until the previous one was taken by
+	// its writer, so what is not written yet stays within a frame or two.
+	cfg.Conn.MaxQueuedBytes = cfg.MaxFrameBytes
 	t := &Transport{cfg: cfg, lg: cfg.Logger, stop: make(chan struct{})}
 	if t.lg == nil {
 		t.lg = slog.New(slog.DiscardHandler)
@@ -146,17 +177,12 @@ func New(cfg Config) (*Transport, error) {
 }
 
 // Send queues m, a message of group, for the peer at address to. It never blocks: when the
-// peer's queue is full, after Close, or when to is empty or this server's own address, m
-// is dropped and counted. m is marshalled before Send returns; the caller keeps it.
+// peer's queue is full (for an append: MaxQueueBytes are queued), after Close, or when to
+// is empty or this server's own address, m is dropped and counted. m is marshalled before
+// Send returns; the caller keeps it.
 func (t *Transport) Send(to string, group idl.GPID, m *raftpb.Message) {
 	if to == "" || to == t.cfg.Addr {
 		t.metrics.messagesUnroutable.Add(1)
-		return
-	}
-	rec, err := appendRecord(nil, group, m)
-	if err != nil {
-		t.metrics.messagesDropped.Add(1)
-		t.lg.Error("raft message not marshalled", "addr", to, "group", group.String(), "err", err)
 		return
 	}
 	p := t.peer(to)
@@ -164,10 +190,40 @@ func (t *Transport) Send(to string, group idl.GPID, m *raftpb.Message) {
 		t.metrics.messagesDropped.Add(1)
 		return
 	}
-	select {
-	case p.queue <- rec:
-	default:
+	bulk := isBulk(m)
+	var n int64
+	if bulk {
+		// Room first: under overload most appends past the bound are never marshalled.
+		n = int64(recordHeaderLen + m.Size())
+		if q := p.queued.Add(n); q > t.cfg.MaxQueueBytes && q > n {
+			p.queued.Add(-n)
+			t.metrics.messagesDropped.Add(1)
+			t.metrics.bytesDropped.Add(n)
+			return
+		}
+	}
+	rec, err := appendRecord(make([]byte, 0, recordHeaderLen+m.Size()), group, m)
+	if err != nil {
+		p.queued.Add(-n)
 		t.metrics.messagesDropped.Add(1)
+		t.lg.Error("raft message not marshalled", "addr", to, "group", group.String(), "err", err)
+		return
+	}
+	if !bulk {
+		select {
+		case p.urgent <- rec:
+		default:
+			t.metrics.messagesDropped.Add(1)
+		}
+		return
+	}
+	select {
+	case p.bulk <- rec:
+		t.metrics.queuedBytes.Add(n)
+	default:
+		p.queued.Add(-n)
+		t.metrics.messagesDropped.Add(1)
+		t.metrics.bytesDropped.Add(n)
 	}
 }
 
@@ -197,12 +253,14 @@ func (t *Transport) peer(addr string) *peer {
 
 // addPeerLocked registers a peer for addr, without starting its sender.
 func (t *Transport) addPeerLocked(addr string) *peer {
-	p := &peer{addr: addr, conn: rpc.NewConn(addr, t.cfg.Conn), queue: make(chan []byte, t.cfg.QueueSize)}
+	p := &peer{addr: addr, conn: rpc.NewConn(addr, t.cfg.Conn),
+		urgent: make(chan []byte, t.cfg.QueueSize), bulk: make(chan []byte, t.cfg.QueueSize)}
 	t.mu.peers[addr] = p
 	return p
 }
 
-// runSender sends p's queued records, as many as fit in a frame at a time, until Close.
+// runSender sends p's queued records, as many as fit in a frame at a time, until Close:
+// first every urgent record queued, then appends.
 func (t *Transport) runSender(p *peer) {
 	// Done once Close has begun, so that a dial to an unreachable peer ends then rather than
 	// at its timeout.
@@ -211,17 +269,27 @@ func (t *Transport) runSender(p *peer) {
 	max := t.cfg.MaxFrameBytes
 	var (
 		buf      []byte
-		carry    []byte // a record taken from the queue that did not fit in the last frame
+		carry    []byte // a record taken from a queue that did not fit in the last frame
+		carryBig bool   // carry is an append
 		failures int    // consecutive failed frames
 	)
 	for {
-		first := carry
+		var bulkBytes int64 // of the appends in this frame
+		first, firstBig := carry, carryBig
 		carry = nil
 		if first == nil {
 			select {
-			case first = <-p.queue:
-			case <-t.stop:
-				return
+			case first = <-p.urgent:
+				firstBig = false
+			default:
+				select {
+				case first = <-p.urgent:
+					firstBig = false
+				case first = <-p.bulk:
+					firstBig = true
+				case <-t.stop:
+					return
+				}
 			}
 			// Let raft loops about to send to this peer queue their messages first: one
 			// frame of many costs far less than many frames.
@@ -233,25 +301,38 @@ func (t *Transport) runSender(p *peer) {
 			default:
 			}
 		}
+		if firstBig {
+			bulkBytes += int64(len(first))
+		}
 		buf = append(appendFrameHeader(buf[:0], t.cfg.Addr), first...)
 		n := 1
+		// Urgent records first, then appends, while the frame has room.
 	fill:
-		for len(buf) < max {
-			select {
-			case rec := <-p.queue:
-				if len(buf)+len(rec) > max {
-					carry = rec
-					break fill
+		for _, q := range [2]chan []byte{p.urgent, p.bulk} {
+			for len(buf) < max {
+				select {
+				case rec := <-q:
+					if len(buf)+len(rec) > max {
+						carry, carryBig = rec, q == p.bulk
+						break fill
+					}
+					buf = append(buf, rec...)
+					if q == p.bulk {
+						bulkBytes += int64(len(rec))
+					}
+					n++
+				default:
+					continue fill
 				}
-				buf = append(buf, rec...)
-				n++
-			default:
-				break fill
 			}
 		}
-		// The connection copies the frame before Send returns, so buf is reused.
+		// The connection copies the frame before Send returns, so buf is reused. Send
+		// waits while the connection's previous frame is not taken by its writer.
 		blob := idl.Blob(buf)
-		if err := p.conn.Send(ctx, wire.Header{}, t.cfg.RPCName, &blob); err != nil {
+		err := p.conn.Send(ctx, wire.Header{}, t.cfg.RPCName, &blob)
+		p.queued.Add(-bulkBytes)
+		t.metrics.queuedBytes.Add(-bulkBytes)
+		if err != nil {
 			t.metrics.framesFailed.Add(1)
 			t.metrics.messagesFailed.Add(int64(n))
 			if failures++; failures == 1 && ctx.Err() == nil {
@@ -326,6 +407,8 @@ func (t *Transport) Metrics() Metrics {
 		MessagesSent:       c.messagesSent.Load(),
 		BytesSent:          c.bytesSent.Load(),
 		MessagesDropped:    c.messagesDropped.Load(),
+		BytesDropped:       c.bytesDropped.Load(),
+		QueuedBytes:        c.queuedBytes.Load(),
 		MessagesUnroutable: c.messagesUnroutable.Load(),
 		FramesFailed:       c.framesFailed.Load(),
 		MessagesFailed:     c.messagesFailed.Load(),

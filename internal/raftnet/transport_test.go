@@ -15,6 +15,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/gopegasus/pegasus/internal/heappeak"
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/metric"
 	"github.com/gopegasus/pegasus/internal/poll"
@@ -207,8 +208,9 @@ func TestBatchRoundTrip(t *testing.T) {
 		tr.Send(srv.addr, g, m)
 		want = append(want, received{from: from, group: g, msg: *m})
 	}
+	// A heartbeat queued last leaves first: it does not wait behind appends.
 	tr.Send(srv.addr, idl.GPID{}, &raftpb.Message{Type: raftpb.MsgHeartbeat, From: 1, To: 2, Term: 3})
-	want = append(want, received{from: from, msg: raftpb.Message{Type: raftpb.MsgHeartbeat, From: 1, To: 2, Term: 3}})
+	want = append([]received{{from: from, msg: raftpb.Message{Type: raftpb.MsgHeartbeat, From: 1, To: 2, Term: 3}}}, want...)
 	startSender(tr, p)
 
 	got := srv.in.waitFor(t, len(want))
@@ -307,7 +309,7 @@ func TestDeadPeerDoesNotBlock(t *testing.T) {
 	dead, stuck := deadAddr(t), stuckPeer(t)
 	const goroutines, each = 4, 500
 	// Queues hold everything, so nothing is dropped for being queued behind a dial.
-	tr := newTransport(t, "127.0.0.1:1", Config{QueueSize: goroutines * each}, func(string, idl.GPID, raftpb.Message) {})
+	tr := newTransport(t, "127.0.0.1:1", Config{QueueSize: goroutines * each, MaxQueueBytes: 64 << 20}, func(string, idl.GPID, raftpb.Message) {})
 	var wg sync.WaitGroup
 	for g := range goroutines {
 		wg.Go(func() {
@@ -571,10 +573,11 @@ func benchmarkBurst(b *testing.B, burst, maxFrame int) {
 // TestServerMetrics checks that every counter of Metrics is reported under its name, with
 // its value and kind.
 func TestServerMetrics(t *testing.T) {
-	m := Metrics{Peers: 1, FramesSent: 2, MessagesSent: 3, BytesSent: 4, MessagesDropped: 5, MessagesUnroutable: 6,
-		FramesFailed: 7, MessagesFailed: 8, FramesReceived: 9, MessagesReceived: 10, BytesReceived: 11, FramesRejected: 12}
+	m := Metrics{Peers: 1, FramesSent: 2, MessagesSent: 3, BytesSent: 4, MessagesDropped: 5, BytesDropped: 6, QueuedBytes: 7,
+		MessagesUnroutable: 8, FramesFailed: 9, MessagesFailed: 10, FramesReceived: 11, MessagesReceived: 12, BytesReceived: 13,
+		FramesRejected: 14}
 	want := []string{"raft_peers", "raft_frames_sent", "raft_messages_sent", "raft_bytes_sent", "raft_messages_dropped",
-		"raft_messages_unroutable", "raft_frames_failed", "raft_messages_failed", "raft_frames_received",
+		"raft_bytes_dropped", "raft_queued_bytes", "raft_messages_unroutable", "raft_frames_failed", "raft_messages_failed", "raft_frames_received",
 		"raft_messages_received", "raft_bytes_received", "raft_frames_rejected"}
 	got := m.ServerMetrics()
 	if len(got) != len(want) || len(want) != reflect.TypeFor[Metrics]().NumField() {
@@ -582,11 +585,73 @@ func TestServerMetrics(t *testing.T) {
 	}
 	for i, mm := range got {
 		wantKind := metric.Counter
-		if i == 0 {
+		if i == 0 || want[i] == "raft_queued_bytes" {
 			wantKind = metric.Gauge
 		}
 		if mm.Name != want[i] || mm.Value != int64(i+1) || mm.Kind != wantKind || mm.Desc == "" || mm.Unit == "" {
 			t.Errorf("metric %d: %+v, want %s = %d (%v)", i, mm, want[i], i+1, wantKind)
 		}
+	}
+}
+
+// TestQueueBytesBound sends 256 MiB of appends to a peer that never reads, and heartbeats
+// to a live one: the appends beyond MaxQueueBytes (8 MiB) are dropped and counted, so the
+// process's heap grows by far less than what was sent (before the bound, the connection
+// queued every frame), and the live peer gets every heartbeat.
+func TestQueueBytesBound(t *testing.T) {
+	live := startServer(t, nil)
+	stuck := stuckPeer(t)
+	const bound, payload, n = 8 << 20, 64 << 10, 4096
+	tr := newTransport(t, "127.0.0.1:1", Config{MaxQueueBytes: bound, MaxFrameBytes: 1 << 20}, func(string, idl.GPID, raftpb.Message) {})
+	app := appMsg(2, 0, payload)
+	w := heappeak.Start()
+	for i := range n {
+		app.Index = uint64(i)
+		tr.Send(stuck, idl.GPID{AppID: 1}, app)
+		if i%64 == 0 {
+			tr.Send(live.addr, idl.GPID{AppID: 1}, &raftpb.Message{Type: raftpb.MsgHeartbeat, From: 1, To: 2, Term: 3, Commit: uint64(i)})
+		}
+	}
+	live.in.waitFor(t, n/64)
+	peak := w.Stop()
+	m := tr.Metrics()
+	t.Logf("peak heap +%.1f MiB; %d appends dropped (%.1f MiB), %.1f MiB queued", float64(peak)/(1<<20), m.MessagesDropped, float64(m.BytesDropped)/(1<<20), float64(m.QueuedBytes)/(1<<20))
+	if peak > 48<<20 {
+		t.Fatalf("peak heap grew by %.1f MiB sending 256 MiB to a stuck peer (budget 48 MiB)", float64(peak)/(1<<20))
+	}
+	if m.MessagesDropped < n/2 || m.BytesDropped < int64(n/2)*payload {
+		t.Fatalf("%+v: appends past the bound not dropped", m)
+	}
+	if m.QueuedBytes > bound+payload+1024 {
+		t.Fatalf("%d bytes queued, bound %d", m.QueuedBytes, bound)
+	}
+}
+
+// TestUrgentOvertakesAppends queues appends that fill several frames and then a vote and a
+// heartbeat while the peer's sender is stopped: the vote and the heartbeat are in the first
+// frame, ahead of the appends, which keep their order.
+func TestUrgentOvertakesAppends(t *testing.T) {
+	srv := startServer(t, nil)
+	tr := newTransport(t, "127.0.0.1:1", Config{MaxFrameBytes: 64 << 10}, func(string, idl.GPID, raftpb.Message) {})
+	p := stalledPeer(tr, srv.addr)
+	const apps = 40
+	for i := range apps {
+		tr.Send(srv.addr, idl.GPID{AppID: 1}, appMsg(2, uint64(i), 8<<10))
+	}
+	tr.Send(srv.addr, idl.GPID{AppID: 2}, &raftpb.Message{Type: raftpb.MsgVote, From: 1, To: 2, Term: 4})
+	tr.Send(srv.addr, idl.GPID{AppID: 2}, &raftpb.Message{Type: raftpb.MsgHeartbeat, From: 1, To: 2, Term: 4})
+	startSender(tr, p)
+	got := srv.in.waitFor(t, apps+2)
+	if got[0].msg.Type != raftpb.MsgVote || got[1].msg.Type != raftpb.MsgHeartbeat {
+		t.Fatalf("first messages %v, %v: want the vote and the heartbeat", got[0].msg.Type, got[1].msg.Type)
+	}
+	for i, r := range got[2:] {
+		if r.msg.Type != raftpb.MsgApp || r.msg.Index != uint64(i) {
+			t.Fatalf("message %d: %v index %d", i+2, r.msg.Type, r.msg.Index)
+		}
+	}
+	poll.Until(t, "every message counted sent", func() bool { return tr.Metrics().MessagesSent == apps+2 })
+	if m := tr.Metrics(); m.FramesSent < 5 {
+		t.Fatalf("%+v: the appends should take several frames", m)
 	}
 }

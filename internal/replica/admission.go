@@ -36,6 +36,7 @@ var errBusy = errors.New("replica: overloaded: write refused")
 type admission struct {
 	pending                      atomic.Int64 // bytes of writes between propose's start and its answer
 	refused, expired, backlogged atomic.Int64
+	pastDeadline                 atomic.Int64
 }
 
 // admitWrite takes a write of n bytes in, or reports false when the partition is backlogged
@@ -99,21 +100,24 @@ func (s *Server) writeQueueTimeout() time.Duration {
 	return time.Duration(s.settings.WriteQueueTimeoutMS.Get()) * time.Millisecond
 }
 
-// shedExpired answers the writes of batch that waited longer than the queue timeout with
-// errBusy, and returns the others (reusing batch).
+// shedExpired answers the writes of batch that waited longer than the queue timeout, or
+// whose client's deadline passed, with errBusy, and returns the others (reusing batch).
+// Neither is proposed: the first would make the queue stand, the second is work for a
+// client that no longer waits.
 func (l *loop) shedExpired(batch []*write, now time.Time) []*write {
 	timeout := l.p.s.writeQueueTimeout()
-	if timeout <= 0 {
-		return batch
-	}
 	kept := batch[:0]
 	for _, w := range batch {
-		if now.Sub(w.queued) > timeout {
-			w.done <- writeResult{err: errBusy}
+		switch {
+		case timeout > 0 && now.Sub(w.queued) > timeout:
 			l.p.s.admission.expired.Add(1)
+		case !w.deadline.IsZero() && now.After(w.deadline):
+			l.p.s.admission.pastDeadline.Add(1)
+		default:
+			kept = append(kept, w)
 			continue
 		}
-		kept = append(kept, w)
+		w.done <- writeResult{err: errBusy}
 	}
 	return kept
 }
@@ -125,5 +129,6 @@ func (s *Server) admissionMetrics() []metric.Metric {
 		metric.CounterOf("write_admission_reject_count", "Requests", "The writes refused with ERR_BUSY because the server held max_pending_write_bytes of writes", a.refused.Load()),
 		metric.CounterOf("write_backlog_reject_count", "Requests", "The writes refused with ERR_BUSY because their partition's oldest write in progress had waited write_queue_timeout_ms", a.backlogged.Load()),
 		metric.CounterOf("write_queue_timeout_count", "Requests", "The writes refused with ERR_BUSY because they waited write_queue_timeout_ms for their partition's loop", a.expired.Load()),
+		metric.CounterOf("write_deadline_expired_count", "Requests", "The writes not proposed because their client's timeout had passed when their partition's loop took them (answered ERR_BUSY)", a.pastDeadline.Load()),
 	}
 }

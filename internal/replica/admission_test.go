@@ -105,6 +105,17 @@ func TestShedExpired(t *testing.T) {
 	if r := <-old.done; !errors.Is(r.err, errBusy) || codeOf(r.err) != wire.ErrBusy {
 		t.Fatalf("expired write answered %v", r.err)
 	}
+	// A write whose client's deadline passed is refused however briefly it waited; one
+	// whose deadline is ahead, or that has none, is kept.
+	late, ahead := mk(0), mk(0)
+	late.deadline, ahead.deadline = now.Add(-time.Millisecond), now.Add(time.Second)
+	kept = l.shedExpired([]*write{late, ahead, mk(0)}, now)
+	if len(kept) != 2 || kept[0] != ahead {
+		t.Fatalf("kept %d writes", len(kept))
+	}
+	if r := <-late.done; !errors.Is(r.err, errBusy) || s.admission.pastDeadline.Load() != 1 {
+		t.Fatalf("write past its deadline answered %v, counted %d", r.err, s.admission.pastDeadline.Load())
+	}
 }
 
 func entries(from uint64, sizes ...int) []raftpb.Entry {

@@ -168,6 +168,9 @@ func (s *Server) write(ctx context.Context, req *rpc.Request, p *partition, kind
 		return writeResult{}, wire.ErrInvalidData
 	}
 	w := &write{kind: kind, data: idl.Marshal(req.Args), done: make(chan writeResult, 1)}
+	if t := req.Header.ClientTimeout; t > 0 {
+		w.deadline = time.Now().Add(time.Duration(t) * time.Millisecond)
+	}
 	r := p.propose(ctx, w)
 	if r.err != nil {
 		return r, codeOf(r.err)

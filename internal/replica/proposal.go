@@ -81,6 +81,9 @@ type write struct {
 	done chan writeResult
 	// queued is when propose handed the write to the loop (see shedExpired).
 	queued time.Time
+	// deadline is when its client stops waiting (the header's client timeout from its
+	// arrival), zero for none: a write still not proposed then is refused (shedExpired).
+	deadline time.Time
 }
 
 type writeResult struct {

@@ -220,7 +220,8 @@ func New(cfg Config) (*Server, error) {
 	s.peers = rpc.NewPool(fwd)
 	s.lg = lg.With("node", s.addr)
 	s.dups = newDupManager(s)
-	if s.transport, err = raftnet.New(raftnet.Config{Addr: s.addr, RPCName: idl.RPCRaft, Handler: s.receiveRaft, Logger: s.lg, Conn: peerConn}); err != nil {
+	if s.transport, err = raftnet.New(raftnet.Config{Addr: s.addr, RPCName: idl.RPCRaft, Handler: s.receiveRaft, Logger: s.lg, Conn: peerConn,
+		MaxQueueBytes: int64(settings.RaftQueueBytes.Get())}); err != nil {
 		_ = srv.Close()
 		s.releaseCaches()
 		return nil, fmt.Errorf("replica: %w", err)

@@ -9,6 +9,7 @@ import (
 	"github.com/gopegasus/pegasus/internal/config"
 	"github.com/gopegasus/pegasus/internal/dup"
 	"github.com/gopegasus/pegasus/internal/raftlog"
+	"github.com/gopegasus/pegasus/internal/raftnet"
 	"github.com/gopegasus/pegasus/internal/rpc"
 	"github.com/gopegasus/pegasus/internal/sasl"
 )
@@ -35,7 +36,7 @@ const (
 	// DefaultMaxPendingWriteBytes and DefaultWriteQueueTimeout are the defaults of the write
 	// admission settings (admission.go).
 	DefaultMaxPendingWriteBytes = 128 << 20
-	DefaultWriteQueueTimeout    = time.Second
+	DefaultWriteQueueTimeout    = 250 * time.Millisecond
 	// DefaultDupSyncInterval is the period of the duplication progress reports to the meta
 	// leader (Pegasus's duplication_sync_period_second).
 	DefaultDupSyncInterval = 10 * time.Second
@@ -93,6 +94,8 @@ type Settings struct {
 	// under overload (admission.go).
 	MaxPendingWriteBytes *config.Value[uint64]
 	WriteQueueTimeoutMS  *config.Value[uint32]
+	// RaftQueueBytes bounds the raft appends queued for one peer (raftnet.Config).
+	RaftQueueBytes *config.Value[uint64]
 
 	// Duplication (package dup): whether primaries ship; whether a follower takes writes of
 	// unconfigured cluster ids; the batch size, the report period, last-writer-wins on the
@@ -192,6 +195,14 @@ func NewSettings() *Settings {
 		WriteQueueTimeoutMS: config.Define(r, config.Spec[uint32]{Section: "replication", Name: "write_queue_timeout_ms",
 			Description: "The standing delay, in milliseconds, past which a primary sheds writes: while its oldest write in progress has waited longer, new writes are refused at once with ERR_BUSY, and a write that waited longer for the partition's raft loop to take it is refused instead of proposed (neither is in the log). 0 removes the bound.",
 			Default:     uint32(DefaultWriteQueueTimeout / time.Millisecond), Mutable: true}),
+		RaftQueueBytes: config.Define(r, config.Spec[uint64]{Section: "replication", Name: "max_raft_queue_bytes_per_peer",
+			Description: "The bytes of raft appends (messages carrying entries) queued for one peer server and not yet taken by its connection; an append past it is dropped (raft sends it again), counted in raft_bytes_dropped. Heartbeats, votes and answers are queued apart and sent first.",
+			Default:     raftnet.DefaultMaxQueueBytes, Validate: func(v uint64) error {
+				if v == 0 {
+					return errors.New("must be positive")
+				}
+				return nil
+			}}),
 		DupEnabled: config.Define(r, config.Spec[bool]{Section: "replication", Name: "duplication_enabled",
 			Description: "Whether the primaries ship their duplicated tables' writes to the followers.", Default: true}),
 		DupIgnoreOtherClusterIDs: config.Define(r, config.Spec[bool]{Section: "replication", Name: "dup_ignore_other_cluster_ids",

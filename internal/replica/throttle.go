@@ -249,5 +249,6 @@ func (s *Server) overloadMetrics() []metric.Metric {
 		metric.CounterOf("rpc_frame_timeouts", "Sessions", "The connections closed for a request not received within frame_read_timeout_ms", rm.FrameTimeouts),
 		metric.CounterOf("rpc_buffer_waits", "Requests", "The times a connection was not read for its full max_connection_buffered_bytes", rm.BufferWaits),
 		metric.GaugeOf("rpc_buffered_bytes", "Bytes", "The bytes of request bodies the server holds", rm.BufferedBytes),
+		metric.CounterOf("rpc_shed_requests", "Requests", "The requests answered ERR_BUSY unread because their bodies did not fit in max_server_buffered_bytes", rm.ShedRequests),
 	}
 }

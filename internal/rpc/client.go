@@ -54,6 +54,10 @@ type ConnConfig struct {
 	// Auth, if set, negotiates the client's identity on every new connection, before its
 	// first request (RPC_NEGOTIATION, see negotiate.go).
 	Auth ClientAuthenticator
+	// MaxQueuedBytes, if positive, bounds the requests queued on the connection and not yet
+	// handed to the socket: a call or Send that finds this much queued waits (within its
+	// context) until the writer takes it. Zero: no bound, calls never wait to be queued.
+	MaxQueuedBytes int
 }
 
 // Conn is a pipelined client connection to one server. Calls from many goroutines share it:
@@ -138,7 +142,7 @@ func (c *Conn) Call(ctx context.Context, h wire.Header, name string, args, reply
 		cl.timer.Reset(time.Until(deadline))
 		timeout = cl.timer.C
 	}
-	if err := s.send(&h, name, args, cl); err != nil {
+	if err := s.send(ctx, &h, name, args, cl); err != nil {
 		return err
 	}
 	select {
@@ -180,7 +184,7 @@ func (c *Conn) Send(ctx context.Context, h wire.Header, name string, args idl.Va
 	if err != nil {
 		return err
 	}
-	return s.send(&h, name, args, nil)
+	return s.send(ctx, &h, name, args, nil)
 }
 
 // setClientTimeout fills the header's client timeout: the milliseconds left until deadline,
@@ -346,11 +350,29 @@ type session struct {
 	err     error // set once the session is dead
 	wake    chan struct{}
 	dead    chan struct{}
+	// taken is made by a sender waiting for room (ConnConfig.MaxQueuedBytes) and closed by
+	// the writer when it takes the queue.
+	taken chan struct{}
 }
 
-// send registers cl (unless nil) and queues the request for the writer.
-func (s *session) send(h *wire.Header, name string, args idl.Value, cl *call) error {
+// send registers cl (unless nil) and queues the request for the writer, first waiting
+// while MaxQueuedBytes are queued (until ctx ends).
+func (s *session) send(ctx context.Context, h *wire.Header, name string, args idl.Value, cl *call) error {
 	s.mu.Lock()
+	for limit := s.conn.cfg.MaxQueuedBytes; limit > 0 && s.err == nil && len(s.wbuf) >= limit; {
+		if s.taken == nil {
+			s.taken = make(chan struct{})
+		}
+		ch := s.taken
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-s.dead:
+		case <-ctx.Done():
+			return fmt.Errorf("rpc: %s to %s: queue full: %w", name, s.conn.addr, ctx.Err())
+		}
+		s.mu.Lock()
+	}
 	if s.err != nil {
 		err := s.err
 		s.mu.Unlock()
@@ -425,6 +447,10 @@ func (s *session) writeLoop() {
 			continue // a stale wake-up: keep the buffers as they are
 		}
 		s.wbuf = spare[:0]
+		if s.taken != nil {
+			close(s.taken)
+			s.taken = nil
+		}
 		s.mu.Unlock()
 		_ = s.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		if _, err := s.nc.Write(out); err != nil {

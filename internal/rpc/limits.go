@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/config"
+	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 // Defaults of the connection bounds of [Limits].
@@ -28,9 +29,9 @@ const (
 	// WriteTimeout).
 	DefaultMaxConnBuffered = 64 << 20
 	// DefaultMaxServerBuffered bounds the bytes of request bodies all connections hold
-	// together (what arrived, read in growing chunks); a connection whose body does not fit
-	// waits for room, within its frame timeout.
-	DefaultMaxServerBuffered = 512 << 20
+	// together (what arrived, read in growing chunks, until the handler returned); a
+	// request whose body does not fit is shed with ERR_BUSY (see readBody).
+	DefaultMaxServerBuffered = 128 << 20
 )
 
 // Errors of the connection bounds; the connection concerned is closed.
@@ -139,7 +140,7 @@ func DefineLimits(r *config.Registry) *LimitSettings {
 		MaxConnBufferedBytes: u64("max_connection_buffered_bytes",
 			"The bytes one connection holds (bodies of requests in flight and replies queued); past it the server stops reading the connection until its replies are written.", DefaultMaxConnBuffered),
 		MaxServerBufferedBytes: u64("max_server_buffered_bytes",
-			"The bytes of request bodies all connections hold together (as they arrive); a connection whose body does not fit waits for room, within frame_read_timeout_ms.", DefaultMaxServerBuffered),
+			"The bytes of request bodies all connections hold together, from their first bytes until their handlers return; a request whose body does not fit is read through, dropped and answered ERR_BUSY (the last eighth is kept for requests of at most 4 KiB; raft frames are never refused).", DefaultMaxServerBuffered),
 	}
 }
 
@@ -176,6 +177,19 @@ func (b *budget) tryTake(n int64) bool {
 	for {
 		u := b.used.Load()
 		if u != 0 && u+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+// tryTakeWithin takes n bytes if they fit within limit (or nothing is held).
+func (b *budget) tryTakeWithin(n, limit int64) bool {
+	for {
+		u := b.used.Load()
+		if u != 0 && u+n > limit {
 			return false
 		}
 		if b.used.CompareAndSwap(u, u+n) {
@@ -256,23 +270,80 @@ func (b *budget) release(n int64) {
 
 func (b *budget) inUse() int64 { return b.used.Load() }
 
+// Shedding. The server's budget of request bodies (Limits.MaxServerBuffered) covers what
+// every connection has read and not answered: a body holds its place from its first bytes
+// until its handler returned. A request whose body does not fit is not waited for (a
+// connection waiting would stall the requests queued behind it on that connection, and the
+// wait would make the server hold what it cannot serve in time): its body is read through
+// and dropped, and it is answered ERR_BUSY at once, its RPC and sequence id taken from the
+// body's first bytes. The last eighth of the budget is kept for requests of at most
+// smallRequest bytes, so that reads and small writes are still served while large writes
+// fill the rest. Requests of routes handled inline (peer traffic such as raft frames,
+// which the writes in flight wait for) are never shed: each takes its place at once, and
+// gives it back when it has been handled.
+
+// smallRequest is the largest body the reserve of the server's budget takes.
+const smallRequest = 4 << 10
+
+// errShed is readBody's error for a body that does not fit in the server's budget.
+var errShed = errors.New("rpc: request shed: the server holds max_server_buffered_bytes")
+
+// unshedable peeks at the start of a body of n bytes and reports whether its RPC is one
+// that is never shed (a route handled inline).
+func (sc *serverConn) unshedable(n int) (bool, error) {
+	prefix, err := sc.br.Peek(min(n, maxNamePrefix))
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF // a started frame cut short
+		}
+		return false, err
+	}
+	name, _, _, err := wire.ParseRequestBody(prefix)
+	if err != nil {
+		return false, nil // the body is malformed: handle says so once it is read
+	}
+	rt := sc.s.routes[string(name)]
+	return rt != nil && rt.inline, nil
+}
+
+// maxNamePrefix is how many bytes of a body hold its message header: the RPC name (at
+// most 256 bytes, checked by wire) and the sequence id.
+const maxNamePrefix = 4 + 4 + 256 + 4
+
+// take takes c bytes of the server's budget for a body of n bytes, unless it does not fit
+// (force: always).
+func (s *Server) take(c, n int, force bool) bool {
+	if force {
+		s.bodies.force(int64(c))
+		return true
+	}
+	limit := s.bodies.limit
+	if n > smallRequest {
+		limit -= limit / 8
+	}
+	return s.bodies.tryTakeWithin(int64(c), limit)
+}
+
 // readBody reads a body of n bytes, growing the buffer as bytes arrive and taking each
 // growth from the server's budget first, so a header that claims a large body makes the
 // server hold no more than twice what was really sent. On success the budget holds n bytes
-// for the body; on error, nothing.
-func (s *Server) readBody(ctx context.Context, r io.Reader, n int) ([]byte, error) {
+// for the body; on error, nothing. When a growth does not fit it returns errShed and the
+// part of the body read so far (at least its first bytes), which shed reads on from.
+func (s *Server) readBody(ctx context.Context, r io.Reader, n int, force bool) ([]byte, error) {
 	const first = 64 << 10
 	c := min(n, first)
-	if err := s.bodies.acquire(ctx, int64(c)); err != nil {
-		return nil, err
+	if !s.take(c, n, force) {
+		s.metrics.shed.Add(1)
+		return nil, errShed
 	}
 	b := make([]byte, 0, c)
 	for len(b) < n {
 		if len(b) == cap(b) {
 			c := min(2*cap(b), n)
-			if err := s.bodies.acquire(ctx, int64(c-cap(b))); err != nil {
+			if !s.take(c-cap(b), n, force) {
 				s.bodies.release(int64(cap(b)))
-				return nil, err
+				s.metrics.shed.Add(1)
+				return b, errShed
 			}
 			nb := make([]byte, len(b), c)
 			copy(nb, b)
@@ -289,6 +360,35 @@ func (s *Server) readBody(ctx context.Context, r io.Reader, n int) ([]byte, erro
 		}
 	}
 	return b, nil
+}
+
+// shed answers ERR_BUSY to a request whose body did not fit, of n bytes of which read were
+// read: it reads the rest through a small buffer and drops it.
+func (sc *serverConn) shed(ctx context.Context, read []byte, n int) error {
+	prefix := read
+	if len(prefix) < min(n, maxNamePrefix) {
+		p, err := sc.br.Peek(min(n, maxNamePrefix) - len(prefix))
+		if err != nil {
+			return err
+		}
+		prefix = append(prefix, p...)
+	}
+	nb, seqID, _, perr := wire.ParseRequestBody(prefix)
+	name := string(nb) // nb may alias the reader's buffer, which the discarding reuses
+	if _, err := io.CopyN(io.Discard, sc.br, int64(n-len(read))); err != nil {
+		return err
+	}
+	if perr != nil {
+		return perr
+	}
+	rt := sc.s.routes[name]
+	switch {
+	case rt == nil:
+		sc.send(ctx, ackOf(name), seqID, wire.ErrBusy, nil)
+	case !rt.rpc.IsOneWay():
+		sc.send(ctx, rt.rpc.AckName, seqID, wire.ErrBusy, nil)
+	}
+	return nil
 }
 
 // hostOf is the source address a connection counts against.

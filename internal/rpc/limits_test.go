@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -302,3 +303,82 @@ type rawArgs struct{ b []byte }
 func (r *rawArgs) ThriftType() idl.Type  { return idl.TypeStruct }
 func (r *rawArgs) Encode(e *idl.Encoder) { e.Buf = append(e.Buf, r.b...) }
 func (r *rawArgs) Decode(d *idl.Decoder) {}
+
+// TestServerBudgetSheds: with max_server_buffered_bytes 8 MiB, 32 connections send 8
+// writes of 1 MiB each, one after the other, to a handler that holds them until released. The writes past the budget
+// are answered ERR_BUSY at once, unread (before this bound shed, they waited for room and
+// stalled their connections); the peak heap of the process, clients included, stays under
+// 96 MiB (the writes add up to 256 MiB); and a client sending small gets on another connection keeps being answered
+// while the budget is full.
+func TestServerBudgetSheds(t *testing.T) {
+	release := make(chan struct{})
+	var held atomic.Int64
+	s := startServer(t, ServerConfig{Logger: slog.New(slog.DiscardHandler), Limits: Limits{MaxServerBuffered: 8 << 20, MaxRequestSize: 2 << 20}},
+		map[string]HandlerFunc{
+			idl.RPCGet: echoGet,
+			idl.RPCPut: func(ctx context.Context, _ *Request) (idl.Value, wire.Code) {
+				held.Add(1)
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				return &idl.UpdateResponse{}, wire.OK
+			},
+		})
+	addr := s.Addr().String()
+	w := heappeak.Start()
+	value := make([]byte, 1<<20)
+	var busy, ok, other, finished atomic.Int64
+	var wg sync.WaitGroup
+	var conns []*Conn
+	for range 32 {
+		c := NewConn(addr, ConnConfig{})
+		conns = append(conns, c)
+		wg.Go(func() {
+			defer finished.Add(1)
+			for range 8 {
+				ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+				var resp idl.UpdateResponse
+				err := c.Call(ctx, wire.Header{AppID: 1}, idl.RPCPut, &idl.UpdateRequest{Key: []byte("k"), Value: value}, &resp)
+				cancel()
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, wire.ErrBusy):
+					busy.Add(1)
+				default:
+					other.Add(1)
+				}
+			}
+		})
+	}
+	// Every connection has a write held by the handler or was refused all of its writes.
+	for deadline := time.Now().Add(20 * time.Second); held.Load()+finished.Load() < 32 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopGood := goodClient(t, addr)
+	time.Sleep(200 * time.Millisecond) // the good client is served while the budget is full
+	good, err := stopGood()
+	peak := w.Stop()
+	holding, shed := held.Load(), s.Metrics().ShedRequests
+	close(release)
+	wg.Wait()
+	for _, c := range conns {
+		c.Close()
+	}
+	m := s.Metrics()
+	t.Logf("peak heap +%.1f MiB; %d writes held at once, %d shed meanwhile; in all %d ERR_BUSY (%d shed), %d other; good client %d gets",
+		float64(peak)/(1<<20), holding, shed, busy.Load(), m.ShedRequests, other.Load(), good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if good == 0 {
+		t.Fatal("the good client got no answer while the budget was full")
+	}
+	if holding > 8 || shed < 24*8 || m.ShedRequests != busy.Load() || other.Load() != 0 {
+		t.Fatalf("%d held, %d shed, %d busy, %d other: want at most 8 held, the rest shed", holding, shed, busy.Load(), other.Load())
+	}
+	if peak > 96<<20 {
+		t.Fatalf("peak heap grew by %.1f MiB (budget 96 MiB)", float64(peak)/(1<<20))
+	}
+}

@@ -231,6 +231,7 @@ type serverMetrics struct {
 	rejected     atomic.Int64
 	frameTimeout atomic.Int64
 	waits        atomic.Int64
+	shed         atomic.Int64
 }
 
 // ServerMetrics is a snapshot of a server's counters.
@@ -248,6 +249,9 @@ type ServerMetrics struct {
 	BufferWaits int64
 	// BufferedBytes is the request bodies held by the server now.
 	BufferedBytes int64
+	// ShedRequests counts the requests answered ERR_BUSY unread because their bodies did
+	// not fit in MaxServerBuffered.
+	ShedRequests int64
 	// PeerConnections counts the connections that authenticated as a peer;
 	// PeerConnectionsRefused those whose peer exchange failed (a wrong secret, or none).
 	PeerConnections, PeerConnectionsRefused int64
@@ -375,6 +379,7 @@ func (s *Server) Metrics() ServerMetrics {
 		FrameTimeouts:       s.metrics.frameTimeout.Load(),
 		BufferWaits:         s.metrics.waits.Load(),
 		BufferedBytes:       s.bodies.inUse(),
+		ShedRequests:        s.metrics.shed.Load(),
 
 		PeerConnections:        s.metrics.peersOK.Load(),
 		PeerConnectionsRefused: s.metrics.peersRefused.Load(),
@@ -899,7 +904,20 @@ func (sc *serverConn) readLoop(ctx context.Context, handlers *sync.WaitGroup) er
 			sc.held.release(hold)
 			return err
 		}
-		body, err := sc.s.readBody(ctx, sc.br, blen)
+		force, err := sc.unshedable(blen)
+		force = force || sc.refuse // answered ERR_UNAUTHENTICATED whatever the load
+		if err != nil {
+			sc.held.release(hold)
+			return timedOut(err, "body")
+		}
+		body, err := sc.s.readBody(ctx, sc.br, blen, force)
+		if errors.Is(err, errShed) {
+			sc.held.release(hold)
+			if err := sc.shed(ctx, body, blen); err != nil {
+				return timedOut(err, "body")
+			}
+			continue
+		}
 		if err != nil {
 			sc.held.release(hold)
 			if ctx.Err() != nil {
