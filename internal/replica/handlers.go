@@ -275,7 +275,7 @@ func (s *Server) read(ctx context.Context, req *rpc.Request, k []byte, kc keyChe
 	if code != wire.OK {
 		return nil, nil, nil, code
 	}
-	if err := p.readBarrier(ctx); err != nil {
+	if err := p.readBarrier(ctx, time.Duration(req.Header.ClientTimeout)*time.Millisecond); err != nil {
 		return nil, nil, nil, codeOf(err)
 	}
 	// A split's cut-over applied while the read waited: the child's half is no longer here.
