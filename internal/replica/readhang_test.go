@@ -2,9 +2,17 @@ package replica
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log"
+	"log/slog"
 	"testing"
 	"time"
+
+	"go.etcd.io/raft/v3"
+
+	"github.com/gopegasus/pegasus/internal/raftgroup"
 
 	"github.com/gopegasus/pegasus/internal/idl"
 	"github.com/gopegasus/pegasus/internal/key"
@@ -66,5 +74,95 @@ func TestRestoredPrimaryServesReadsAfterHandoverMemberStops(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A read waiting in the loop past its deadline fails with errReadExpired (ERR_INVALID_STATE
+// for the client, which refreshes its configuration and retries), wherever it waits: held
+// while the lease is suspended, at raft's read index, or for the store to apply its index.
+// A read not yet due stays where it is.
+func TestExpiredReadsFail(t *testing.T) {
+	ms := raft.NewMemoryStorage()
+	rn, err := raft.NewRawNode(&raft.Config{ID: 1, Storage: ms, ElectionTick: 10, HeartbeatTick: 1,
+		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 16, Logger: &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &partition{id: 1, lg: slog.New(slog.DiscardHandler)}
+	l := &loop{p: p, rn: rn, ms: ms, reads: raftgroup.NewWaiters[[]*readWait]()}
+	now := time.Now()
+	wait := func(due bool) *readWait {
+		rw := &readWait{done: make(chan error, 1), deadline: now.Add(time.Second)}
+		if due {
+			rw.deadline = now.Add(-time.Millisecond)
+		}
+		return rw
+	}
+	var due, pending []*readWait
+	for range 3 {
+		due = append(due, wait(true))
+		pending = append(pending, wait(false))
+	}
+	l.heldReads = []*readWait{due[0], pending[0]}
+	l.readyAt = []readBatch{{index: 7, waits: []*readWait{pending[1], due[1]}}, {index: 8, waits: []*readWait{wait(true)}}}
+	due = append(due, l.readyAt[1].waits[0])
+	id := l.reads.NextID()
+	l.reads.Add(id, []*readWait{due[2], pending[2]})
+	l.readIDs = []uint64{id, l.reads.NextID()} // the second: answered already
+	gone := wait(true)
+	dueAlone := l.reads.NextID()
+	l.reads.Add(dueAlone, []*readWait{gone})
+	l.readIDs = append(l.readIDs, dueAlone)
+	due = append(due, gone)
+
+	l.expireReads(now)
+	for i, rw := range due {
+		select {
+		case err := <-rw.done:
+			if !errors.Is(err, errReadExpired) || codeOf(err) != wire.ErrInvalidState {
+				t.Fatalf("due read %d: %v (%v), want %v answered as ERR_INVALID_STATE", i, err, codeOf(err), errReadExpired)
+			}
+		default:
+			t.Fatalf("due read %d still waits", i)
+		}
+	}
+	for i, rw := range pending {
+		select {
+		case err := <-rw.done:
+			t.Fatalf("read %d, not due, answered %v", i, err)
+		default:
+		}
+	}
+	if len(l.heldReads) != 1 || l.heldReads[0] != pending[0] {
+		t.Fatalf("held reads left: %v", l.heldReads)
+	}
+	if len(l.readyAt) != 1 || l.readyAt[0].index != 7 || len(l.readyAt[0].waits) != 1 || l.readyAt[0].waits[0] != pending[1] {
+		t.Fatalf("reads waiting for their apply left: %+v", l.readyAt)
+	}
+	if ws, ok := l.reads.Take(id); !ok || len(ws) != 1 || ws[0] != pending[2] || l.reads.Has(dueAlone) {
+		t.Fatalf("reads at raft's read index left: %v %v, the due one's batch kept: %v", ws, ok, l.reads.Has(dueAlone))
+	}
+	if len(l.readIDs) != 1 || l.readIDs[0] != id {
+		t.Fatalf("read index contexts left: %v", l.readIDs)
+	}
+	if n := p.readsExpired.Load(); n != int64(len(due)) {
+		t.Fatalf("%d reads counted as expired, want %d", n, len(due))
+	}
+}
+
+// A read handed to a loop that never answers it (the loop stuck, or answering nothing)
+// still ends, with errReadExpired, once its timeout and the loop's tick of grace have
+// passed: the barrier does not rely on the loop to end the wait.
+func TestReadBarrierEndsWithoutTheLoop(t *testing.T) {
+	p := &partition{s: &Server{cfg: Config{TickInterval: 10 * time.Millisecond}}, lg: slog.New(slog.DiscardHandler),
+		readC: make(chan *readWait, 1), done: make(chan struct{})}
+	p.isLeader.Store(true)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := p.readBarrier(ctx, 50*time.Millisecond); !errors.Is(err, errReadExpired) {
+		t.Fatalf("read at a loop that never answers: %v, want %v", err, errReadExpired)
+	}
+	if rw := <-p.readC; rw.deadline.IsZero() {
+		t.Fatal("the read handed to the loop has no deadline")
 	}
 }

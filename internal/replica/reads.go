@@ -39,7 +39,8 @@ func (p *partition) leaseOpen() bool {
 // replica is the leader and has applied everything committed before the read arrived
 // (raft ReadIndex).
 //
-// The wait ends by timeout at the latest (0: readWaitLimit election timeouts): the loop fails
+// The wait ends by timeout at the latest (0, or anything longer: readWaitLimit election
+// timeouts): the loop fails
 // the read with errReadExpired once it is due, and should the loop itself not answer, the
 // read gives up a moment later on its own, with the same error.
 func (p *partition) readBarrier(ctx context.Context, timeout time.Duration) error {
