@@ -311,11 +311,18 @@ func (l *loop) expireReads(now time.Time) {
 	}
 	l.readIDs = l.readIDs[:n]
 	if expired > 0 {
+		// What held them, for the log: reads are not expected to wait this long.
 		l.p.readsExpired.Add(int64(expired))
+		st := l.rn.Status()
+		progress := make([]string, 0, len(st.Progress))
+		for id, pr := range st.Progress {
+			progress = append(progress, fmt.Sprintf("%s:%s match %d next %d active %v", l.p.addressOf(id), pr.State, pr.Match, pr.Next, pr.RecentActive))
+		}
 		l.p.lg.Warn("reads failed: their barrier was not reached in time", "reads", expired,
-			"leader", l.lead == l.p.id, "held", len(l.heldReads), "read_index", len(l.readIDs), "applying", len(l.readyAt),
-			"stall_barrier", l.stallBarrier,
-			"applied", l.p.applied.Load(), "commit", l.rn.BasicStatus().Commit)
+			"state", st.RaftState.String(), "term", st.Term, "leader", l.lead == l.p.id, "transferee", st.LeadTransferee,
+			"held", len(l.heldReads), "read_index", len(l.readIDs), "applying", len(l.readyAt),
+			"stall_barrier", l.stallBarrier, "staged", l.staged, "applied", l.p.applied.Load(), "commit", st.Commit,
+			"progress", progress)
 	}
 }
 
