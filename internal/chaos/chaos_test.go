@@ -423,16 +423,25 @@ func finalReads(t *testing.T, rec *linearize.Recorder, tb linearize.Table, keys 
 	for _, k := range keys {
 		fctx, fcancel := context.WithTimeout(t.Context(), 20*time.Second)
 		var err error // the last read's: Wait tries once at least
+		// Every attempt's error, in order with repeats counted: the last one alone may only
+		// say that the 20 s ran out.
+		var tries []string
+		start := time.Now()
 		_ = poll.Wait(fctx, func(context.Context) (bool, error) {
+			began := time.Now()
 			err = rec.Run(fctx, tb, 99, linearize.Input{Op: "get", Key: k})
+			if err != nil {
+				e := fmt.Sprintf("after %v, %v: %v", began.Sub(start).Round(time.Millisecond), time.Since(began).Round(time.Millisecond), err)
+				tries = append(tries, e)
+			}
 			return err == nil, nil
 		})
 		fcancel()
 		if err != nil && describe != nil {
-			t.Fatalf("final read of %s failed: %v\ntable as the meta sees it:\n%s", k, err, describe())
+			t.Fatalf("final read of %s failed: %v\nits attempts:\n  %s\ntable as the meta sees it:\n%s", k, err, strings.Join(tries, "\n  "), describe())
 		}
 		if err != nil {
-			t.Fatalf("final read of %s failed: %v", k, err)
+			t.Fatalf("final read of %s failed: %v\nits attempts:\n  %s", k, err, strings.Join(tries, "\n  "))
 		}
 	}
 }

@@ -278,7 +278,9 @@ func (s *Server) read(ctx context.Context, req *rpc.Request, k []byte, kc keyChe
 	if code != wire.OK {
 		return nil, nil, nil, code
 	}
-	if err := p.readBarrier(ctx); err != nil {
+	// Half the client's timeout: a read refused for it is tried once more here when the
+	// replica still leads (forward.go), and the answer must reach the client in time.
+	if err := p.readBarrier(ctx, time.Duration(req.Header.ClientTimeout)*time.Millisecond/2); err != nil {
 		return nil, nil, nil, codeOf(err)
 	}
 	// A split's cut-over applied while the read waited: the child's half is no longer here.

@@ -38,7 +38,7 @@ func TestCutOffLeaderStopsLeaseReads(t *testing.T) {
 	cut := time.Now()
 	time.Sleep(et/2 + 2*tick)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*tick)
-	err := p.readBarrier(ctx)
+	err := p.readBarrier(ctx, 0)
 	cancel()
 	stillLeads := p.isLeader.Load()
 	if err == nil {
@@ -56,7 +56,7 @@ func TestCutOffLeaderStopsLeaseReads(t *testing.T) {
 	// A read held there fails once it steps down; the others elect a leader meanwhile.
 	ctx, cancel = context.WithTimeout(t.Context(), 10*et)
 	defer cancel()
-	if err := p.readBarrier(ctx); !errors.Is(err, errNotLeader) {
+	if err := p.readBarrier(ctx, 0); !errors.Is(err, errNotLeader) {
 		t.Fatalf("read held at the cut-off leader: %v, want %v once it steps down", err, errNotLeader)
 	}
 	var others []string

@@ -24,6 +24,7 @@ type loop struct {
 	conf     raftgroup.ConfLog
 	waiters  *raftgroup.Waiters[[]*write]
 	reads    *raftgroup.Waiters[[]*readWait] // by read-index context, until raft answers
+	readIDs  []uint64                        // the read-index contexts issued, oldest first (expireReads)
 	readyAt  []readBatch                     // answered, waiting for apply
 	lead     uint64
 	truncAt  uint64 // last truncation point
@@ -354,6 +355,7 @@ func (l *loop) tick() {
 		_ = l.rn.Propose(nil) // the stall's empty entry was dropped (see checkStall)
 	}
 	l.releaseHeldReads()
+	l.expireReads(now)
 	if l.orphans != nil && now.After(l.orphansUntil) {
 		l.orphans.FailAll(func(ws []*write) { failWrites(ws, errOutcomeUnknown) })
 		l.orphans = nil
@@ -602,6 +604,7 @@ func (l *loop) failReads(err error) {
 			rw.done <- err
 		}
 	})
+	l.readIDs = nil
 	for _, rb := range l.readyAt {
 		for _, rw := range rb.waits {
 			rw.done <- err

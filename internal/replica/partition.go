@@ -107,6 +107,9 @@ type partition struct {
 	// 0: no shortcut.
 	leaseIndex atomic.Uint64
 	leaseUntil atomic.Int64
+	// readsExpired counts the reads failed because their barrier was not reached within
+	// their timeout (reads.go, expireReads).
+	readsExpired atomic.Int64
 	// backlogSince is when the oldest write this primary proposed and has not answered was
 	// handed to its loop (on the monotonic clock's epoch), 0 when none: write admission
 	// refuses new writes while it is older than write_queue_timeout_ms (admission.go).

@@ -245,7 +245,7 @@ func TestCutOffQuiescedLeaderServesNoStaleRead(t *testing.T) {
 	g.servers[leader].CutOffPeers(true)
 	time.Sleep(et/2 + 2*tick)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*tick)
-	err := p.readBarrier(ctx)
+	err := p.readBarrier(ctx, 0)
 	cancel()
 	if err == nil {
 		t.Fatal("the quiesced leader, cut off, served a lease read")
@@ -255,7 +255,7 @@ func TestCutOffQuiescedLeaderServesNoStaleRead(t *testing.T) {
 	g.put(others, 1)
 	ctx, cancel = context.WithTimeout(t.Context(), 10*et)
 	defer cancel()
-	if err := p.readBarrier(ctx); !errors.Is(err, errNotLeader) {
+	if err := p.readBarrier(ctx, 0); !errors.Is(err, errNotLeader) {
 		t.Fatalf("read at the cut-off old leader after the new leader's write: %v, want %v", err, errNotLeader)
 	}
 	g.servers[leader].CutOffPeers(false)

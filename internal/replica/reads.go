@@ -3,6 +3,7 @@ package replica
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -11,10 +12,22 @@ import (
 	"github.com/gopegasus/pegasus/internal/raftgroup"
 )
 
-// readWait is a read waiting until the partition has applied its read index.
+// readWait is a read waiting until the partition has applied its read index, or until
+// deadline: past it the loop fails the read with errReadExpired (see expireReads).
 type readWait struct {
-	done chan error
+	done     chan error
+	deadline time.Time
 }
+
+// readWaitLimit bounds, in election timeouts, how long a read waits for its barrier when its
+// client gave no timeout: longer than any wait a sound group imposes (a transfer's hold is
+// three), far shorter than a client's own patience.
+const readWaitLimit = 4
+
+// errReadExpired: the read could not be served within its client's timeout (or
+// readWaitLimit), whatever held it. It had no effect: the client gets ERR_INVALID_STATE,
+// refreshes its configuration and sends it again.
+var errReadExpired = fmt.Errorf("%w: the read's barrier was not reached in time", errNotLeader)
 
 // leaseOpen reports whether the lease-read shortcut is published and not yet expired.
 func (p *partition) leaseOpen() bool {
@@ -25,7 +38,12 @@ func (p *partition) leaseOpen() bool {
 // readBarrier waits until a linearizable read may be served from the local store: the
 // replica is the leader and has applied everything committed before the read arrived
 // (raft ReadIndex).
-func (p *partition) readBarrier(ctx context.Context) error {
+//
+// The wait ends by timeout at the latest (0, or anything longer: readWaitLimit election
+// timeouts): the loop fails
+// the read with errReadExpired once it is due, and should the loop itself not answer, the
+// read gives up a moment later on its own, with the same error.
+func (p *partition) readBarrier(ctx context.Context, timeout time.Duration) error {
 	if !p.isLeader.Load() {
 		return errNotLeader
 	}
@@ -42,9 +60,19 @@ func (p *partition) readBarrier(ctx context.Context) error {
 		}
 		return nil
 	}
-	rw := &readWait{done: make(chan error, 1)}
-	answer, err := raftgroup.Submit(ctx, p.readC, rw, rw.done, p.done, errStopped, errStopped)
+	if limit := readWaitLimit * raftgroup.ElectionTicks * p.s.cfg.TickInterval; timeout <= 0 || timeout > limit {
+		timeout = limit
+	}
+	rw := &readWait{done: make(chan error, 1), deadline: time.Now().Add(timeout)}
+	// The loop expires the read on a tick: a tick later, and the read gives up by itself.
+	wctx, cancel := context.WithDeadline(ctx, rw.deadline.Add(2*p.s.cfg.TickInterval))
+	defer cancel()
+	answer, err := raftgroup.Submit(wctx, p.readC, rw, rw.done, p.done, errStopped, errStopped)
 	if err != nil {
+		if ctx.Err() == nil && wctx.Err() != nil {
+			p.readsExpired.Add(1)
+			return errReadExpired
+		}
 		return err
 	}
 	return answer
@@ -233,7 +261,69 @@ func (l *loop) issueReadIndex(batch []*readWait) {
 	var rctx [8]byte
 	binary.BigEndian.PutUint64(rctx[:], id)
 	l.reads.Add(id, batch)
+	l.readIDs = append(l.readIDs, id)
 	l.rn.ReadIndex(rctx[:])
+}
+
+// expireReads fails, with errReadExpired, every read waiting in the loop past its deadline:
+// held (leaseSuspended), waiting for raft's read index, or for the store to apply it. A
+// read must end with an answer or an error within its client's timeout whatever raft does:
+// raft forgets a read index request, without an answer, when it is asked while it cannot
+// lead (a candidate, a follower with no leader), and a lease that never becomes sound again
+// would hold its reads for ever. Called on every tick, and when the loop wakes.
+func (l *loop) expireReads(now time.Time) {
+	expired := 0
+	fail := func(ws []*readWait) []*readWait {
+		n := 0
+		for _, rw := range ws {
+			if !rw.deadline.IsZero() && now.After(rw.deadline) {
+				rw.done <- errReadExpired
+				expired++
+				continue
+			}
+			ws[n] = rw
+			n++
+		}
+		clear(ws[n:])
+		return ws[:n]
+	}
+	l.heldReads = fail(l.heldReads)
+	n := 0
+	for _, rb := range l.readyAt {
+		if rb.waits = fail(rb.waits); len(rb.waits) > 0 {
+			l.readyAt[n] = rb
+			n++
+		}
+	}
+	clear(l.readyAt[n:])
+	l.readyAt = l.readyAt[:n]
+	n = 0
+	for _, id := range l.readIDs {
+		ws, ok := l.reads.Take(id)
+		if !ok {
+			continue // answered, or failed with the others
+		}
+		if ws = fail(ws); len(ws) > 0 {
+			l.reads.Add(id, ws)
+			l.readIDs[n] = id
+			n++
+		}
+	}
+	l.readIDs = l.readIDs[:n]
+	if expired > 0 {
+		// What held them, for the log: reads are not expected to wait this long.
+		l.p.readsExpired.Add(int64(expired))
+		st := l.rn.Status()
+		progress := make([]string, 0, len(st.Progress))
+		for id, pr := range st.Progress {
+			progress = append(progress, fmt.Sprintf("%s:%s match %d next %d active %v", l.p.addressOf(id), pr.State, pr.Match, pr.Next, pr.RecentActive))
+		}
+		l.p.lg.Warn("reads failed: their barrier was not reached in time", "reads", expired,
+			"state", st.RaftState.String(), "term", st.Term, "leader", l.lead == l.p.id, "transferee", st.LeadTransferee,
+			"held", len(l.heldReads), "read_index", len(l.readIDs), "applying", len(l.readyAt),
+			"stall_barrier", l.stallBarrier, "staged", l.staged, "applied", l.p.applied.Load(), "commit", st.Commit,
+			"progress", progress)
+	}
 }
 
 func (l *loop) releaseReads() {
