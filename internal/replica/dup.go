@@ -573,7 +573,11 @@ func (s *Server) handleDuplicate(ctx context.Context, req *rpc.Request) (idl.Val
 	if st, hint := s.follower().Check(a); st != wire.StatusOK {
 		return &idl.DuplicateResponse{Error: idl.Some(int32(st)), ErrorHint: idl.Some(hint)}, wire.OK
 	}
-	w := &write{kind: kindDuplicate, data: idl.Marshal(a), done: make(chan writeResult, 1)}
+	// Encoded again as it came (the raft entry carries the request): in a buffer of the
+	// request's size, not one grown write by write.
+	e := idl.Encoder{Buf: make([]byte, 0, req.BodySize)}
+	a.Encode(&e)
+	w := &write{kind: kindDuplicate, data: e.Buf, done: make(chan writeResult, 1)}
 	r := p.propose(ctx, w)
 	if r.err != nil {
 		return nil, codeOf(r.err)
