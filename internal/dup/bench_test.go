@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +43,10 @@ import (
 //
 // Run it once: go test -run XXX -bench Duplication -benchtime 1x ./internal/dup/
 // (PEGASUS_DUP_LINGER_MS=0 in the environment runs the master with that
-// dup_batch_linger_ms instead of the default).
+// dup_batch_linger_ms instead of the default; PEGASUS_DUP_PROFILE=dir writes a CPU profile
+// of each round and its wait for the shippers to dir: d*.pprof the duplicated table's, p*
+// the plain one's, to compare with go tool pprof -diff_base). Without -cpuprofile: the
+// test binary's own profile would be in the way.
 func BenchmarkDuplication(b *testing.B) {
 	const (
 		pairs     = 7
@@ -116,7 +121,19 @@ func BenchmarkDuplication(b *testing.B) {
 	}
 	// round writes to tb for roundTime, waits for the shippers, and returns the writes/s
 	// and the CPU µs per write of the round and the wait.
+	profiles := os.Getenv("PEGASUS_DUP_PROFILE") // a directory for the rounds' CPU profiles
 	round := func(tb pegasus.TableConnector, prefix string) (rate, cpu float64) {
+		if profiles != "" {
+			f, err := os.Create(filepath.Join(profiles, prefix+".pprof"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				b.Fatal(err)
+			}
+			defer pprof.StopCPUProfile()
+		}
 		start := cpuTime()
 		n := throughput(tb, prefix, 64, roundTime)
 		caughtUp()

@@ -61,8 +61,9 @@
 // A batch smaller than that (all the shipper had) is followed by a pause of
 // dup_batch_linger_ms (10 ms) before the log is read again, so that under load batches
 // carry more than the few writes one round trip lets gather: each costs an RPC and a raft
-// write with its fsync on the follower. Order, at-least-once and the confirmed decree are
-// as without it; the lag grows by up to the pause.
+// write with its fsync on the follower. The pause ends early once the log holds a full
+// batch's bytes, so a busy partition never waits on a full batch. Order, at-least-once and
+// the confirmed decree are as without it; the lag grows by up to the pause.
 // A batch not taken is sent again a second later (FAIL_SLOW, the default) or dropped
 // (FAIL_SKIP, counted). FAIL_FAST is refused by RPC_CM_MODIFY_DUPLICATION with
 // ERR_INVALID_PARAMETERS: upstream stops the server process on such a write, which a

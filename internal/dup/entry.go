@@ -114,7 +114,8 @@ type Options struct {
 	// batch: each batch costs an RPC and a raft write (an fsync) on the follower, and
 	// without it a busy partition ships a few writes per batch, as many batches as round
 	// trips fit. A write made after a quiet spell is shipped at once; under load the lag
-	// grows by up to Linger. 0 turns it off.
+	// grows by up to Linger. The wait ends early once the log holds BatchBytes of writes
+	// (a full batch). 0 turns it off.
 	Linger time.Duration
 }
 

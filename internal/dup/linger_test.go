@@ -2,6 +2,7 @@ package dup_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/gopegasus/pegasus/internal/replica"
@@ -41,5 +42,35 @@ func TestDuplicationLinger(t *testing.T) {
 	}
 	if n := metricSum(t, c1, "dup_shipped_batches")[0] - before; n > writes/4 {
 		t.Fatalf("%d writes made one after the other travelled in %d batches", writes, n)
+	}
+}
+
+// A linger ends as soon as a full batch (duplicate_log_batch_bytes) has gathered: with a
+// linger of ten minutes, a write of more than a batch's bytes made right after a small batch
+// went out reaches the follower long before the linger would have ended.
+func TestDuplicationLingerEndsOnFullBatch(t *testing.T) {
+	c1, c2 := pair(t, func(name string, o *testcluster.Options) {
+		if name == "c1" {
+			o.Replica = func(c *replica.Config) {
+				st := replica.NewSettings()
+				if err := st.Registry().Set("dup_batch_linger_ms", "600000"); err != nil {
+					t.Error(err)
+				}
+				c.Settings = st
+			}
+		}
+	})
+	adm := newAdmin(t, c1)
+	newTable(t, c1, c2, "full", 1)
+	master := openTable(t, c1, "full")
+	id := addDup(t, adm, "full", nil)
+	waitStatus(t, adm, "full", id, "DS_LOG")
+	waitAllShipping(t, c1, "full", id)
+	follower := openTable(t, c2, "full")
+	set(t, master, "small", "s", "v") // the first batch goes out at once, and is small
+	converge(t, master, follower)
+	set(t, master, "big", "s", strings.Repeat("x", 2*4096))
+	if recs := converge(t, master, follower); len(recs) != 2 {
+		t.Fatalf("follower records %v", recs)
 	}
 }

@@ -34,6 +34,11 @@ type Log interface {
 	// skipped counts the writes of other kinds it left out. Reading before the log's first
 	// entry fails with an error wrapping [ErrCompacted].
 	Read(from, to uint64, maxBytes int) (ws []Write, last uint64, skipped int, err error)
+	// Size returns about the bytes the writes of the entries from decree from through decree
+	// to hold, counting no further than limit: what a linger checks to end once a full batch
+	// has gathered. It is a cheap estimate (the entries' sizes, without decoding them); 0
+	// when the log no longer holds from.
+	Size(from, to uint64, limit int) int
 	// First returns the decree of the log's first entry.
 	First() uint64
 	// Before returns the decree of the last write proposed before t: the writes after it
@@ -117,6 +122,9 @@ type Progress struct {
 	// writes and body bytes); Failures the batches it did not take; Skipped what was left
 	// out (non-idempotent writes, and the writes of batches skipped under FAIL_SKIP).
 	Batches, Writes, Bytes, Failures, Skipped int64
+	// LingersCut counts the lingers (Options.Linger) ended early because a full batch had
+	// gathered.
+	LingersCut int64
 	// Pending is the master time of the oldest write not shipped yet (zero when none).
 	Pending time.Time
 	// LastError is why the last batch (or step) failed, "" once one succeeded since.
@@ -139,6 +147,7 @@ type Shipper struct {
 	batches, writes   atomic.Int64
 	bytes, fails      atomic.Int64
 	skipped           atomic.Int64
+	lingerCut         atomic.Int64
 	pendingUS         atomic.Int64
 	lastErr           atomic.Pointer[string]
 	// ckpt is the decree of the checkpoint in CheckpointDir this shipper took (-1: none).
@@ -180,6 +189,7 @@ func (s *Shipper) Progress() Progress {
 		Prepared: s.prepared.Load(), Seeded: s.seeded.Load(), Shipped: s.shipped.Load(),
 		Lagging: s.lagging.Load(), Shipping: s.shipping.Load(),
 		Batches: s.batches.Load(), Writes: s.writes.Load(), Bytes: s.bytes.Load(), Failures: s.fails.Load(), Skipped: s.skipped.Load(),
+		LingersCut: s.lingerCut.Load(),
 	}
 	if us := s.pendingUS.Load(); us > 0 {
 		p.Pending = time.UnixMicro(us)
@@ -426,13 +436,10 @@ func (s *Shipper) shipLog(ctx context.Context) error {
 		o := s.cfg.Options()
 		if wait := o.Linger - time.Since(small); o.Linger > 0 && wait > 0 {
 			// Let the writes gather (Options.Linger); a plan change waits as long.
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return ctx.Err()
+			if err := s.linger(ctx, from, o.batchBytes(), wait); err != nil {
+				return err
 			}
+			small = time.Time{}
 			continue
 		}
 		ws, last, skipped, err := s.cfg.Log.Read(from, applied, MaxBatchBytes)
@@ -467,6 +474,28 @@ func (s *Shipper) shipLog(ctx context.Context) error {
 		}
 		if len(ws) == 0 {
 			s.shipped.Store(int64(last))
+		}
+	}
+}
+
+// linger waits up to wait for the writes from decree from on to gather, and ends as soon as
+// the log holds a full batch of them (limit bytes): a busy partition does not sit on a full
+// batch. It fails only when ctx ends.
+func (s *Shipper) linger(ctx context.Context, from uint64, limit int, wait time.Duration) error {
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		applied, changed := s.cfg.Log.Applied()
+		if applied >= from && s.cfg.Log.Size(from, applied, limit) >= limit {
+			s.lingerCut.Add(1)
+			return nil
+		}
+		select {
+		case <-t.C:
+			return nil
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

@@ -167,6 +167,35 @@ func (l dupLog) First() uint64 {
 	return first
 }
 
+// Size implements dup.Log: the entries' payloads, headers included, as raft's storage hands
+// them out (without copying or decoding them).
+func (l dupLog) Size(from, to uint64, limit int) int {
+	src := l.p.entries
+	if first, err := src.FirstIndex(); err != nil || from < first {
+		return 0
+	}
+	if last, err := src.LastIndex(); err != nil {
+		return 0
+	} else if to > last {
+		to = last
+	}
+	if from > to {
+		return 0
+	}
+	ents, err := src.Entries(from, to+1, uint64(limit))
+	if err != nil {
+		return 0
+	}
+	if uint64(len(ents)) < to+1-from {
+		return limit // the rest did not fit in limit
+	}
+	n := 0
+	for i := range ents {
+		n += len(ents[i].Data)
+	}
+	return min(n, limit)
+}
+
 // Before implements dup.Log, reading the log backward from the last applied entry.
 func (l dupLog) Before(t time.Time) (uint64, bool) {
 	src := l.p.entries
@@ -544,7 +573,11 @@ func (s *Server) handleDuplicate(ctx context.Context, req *rpc.Request) (idl.Val
 	if st, hint := s.follower().Check(a); st != wire.StatusOK {
 		return &idl.DuplicateResponse{Error: idl.Some(int32(st)), ErrorHint: idl.Some(hint)}, wire.OK
 	}
-	w := &write{kind: kindDuplicate, data: idl.Marshal(a), done: make(chan writeResult, 1)}
+	// Encoded again as it came (the raft entry carries the request): in a buffer of the
+	// request's size, not one grown write by write.
+	e := idl.Encoder{Buf: make([]byte, 0, req.BodySize)}
+	a.Encode(&e)
+	w := &write{kind: kindDuplicate, data: e.Buf, done: make(chan writeResult, 1)}
 	r := p.propose(ctx, w)
 	if r.err != nil {
 		return nil, codeOf(r.err)
