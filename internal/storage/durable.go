@@ -6,10 +6,10 @@ import "github.com/cockroachdb/pebble/v2"
 // default). The replica calls it before truncating its raft log: entries may be dropped from
 // the log only once the data they produced survives a crash.
 func (db *DB) SyncApplied() error {
-	if !db.gate.Enter() {
-		return ErrClosed
+	if err := db.enter(); err != nil {
+		return err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	if db.opts.NoWAL {
 		return db.pdb.Flush() // flushed sstables are synced
 	}
@@ -22,10 +22,10 @@ func (db *DB) SyncApplied() error {
 // or failing disk Pebble retries until it succeeds, so a caller that must not wait that
 // long (a partition's raft loop) checks the channel later instead.
 func (db *DB) StartSyncApplied() (<-chan struct{}, error) {
-	if !db.gate.Enter() {
-		return nil, ErrClosed
+	if err := db.enter(); err != nil {
+		return nil, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	if db.opts.NoWAL {
 		return db.pdb.AsyncFlush()
 	}
@@ -44,6 +44,7 @@ func (db *DB) commitDurably(b *pebble.Batch) error {
 		if err := b.Commit(pebble.NoSync); err != nil {
 			return err
 		}
+		db.committed() // in case the flush fails
 		return db.pdb.Flush()
 	}
 	return b.Commit(pebble.Sync)
