@@ -399,3 +399,23 @@ func TestCloseConcurrentWithParking(t *testing.T) {
 		}
 	}
 }
+
+// Syncing a parked store (no WAL) does not reopen it: its parking flushed everything.
+func TestSyncAppliedKeepsStoreParked(t *testing.T) {
+	d := openTest(t, func(o *Options) { o.NoWAL = true })
+	d.put("h", "s", "v", 0)
+	if ok, err := d.Park(); !ok || err != nil {
+		t.Fatalf("park: %v %v", ok, err)
+	}
+	if err := d.SyncApplied(); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := d.StartSyncApplied()
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-ch
+	if !d.Parked() {
+		t.Fatal("a sync reopened the parked store")
+	}
+}
