@@ -60,7 +60,7 @@ for bin in "${bins[@]}"; do
 	echo "idle, tables temp and stat: $(measure "$pid" 10)"
 	start=$(date +%s.%N)
 	for i in $(seq "$tables"); do
-		"$bin" shell --metas "$metas" -c "create idle$i -p 64 -r 3" >/dev/null
+		"$bin" shell --metas "$metas" -c "create idle$i -p 64 -r 3" >/dev/null || echo "create idle$i failed"
 	done
 	end=$(date +%s.%N)
 	echo "create of 64 partitions: $(awk -v a="$start" -v b="$end" -v n="$tables" 'BEGIN{printf "%.1f", (b-a)/n}') s each"
