@@ -2,11 +2,15 @@
 # The idle cost of many partitions: starts `pegasus onebox` (BIN, default a build of this
 # checkout) in a temporary directory, measures it idle for 10 s, creates 8 tables of 64
 # partitions with the shell (timing each create), waits 5 s, and measures it idle again for
-# 20 s: CPU share of one core, resident memory and open files from /proc, disk use. Give two
-# binaries to compare them side by side in one run:
+# 20 s: CPU share of one core, resident memory and open files from /proc, disk use; then,
+# PARK_WAIT seconds (default 70: past store_park_idle_seconds, 60 by default) after the
+# creates, once more, with the open files by kind (table files, other files of the stores,
+# sockets, ...). Give two binaries to compare them side by side in one run:
 #
 #	bench/idle/run.sh                       # this checkout
 #	bench/idle/run.sh /tmp/old /tmp/new     # each binary in turn
+#
+# TABLES (default 8) tables of 64 partitions are created: 25 for 1,600 partitions.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bins=("$@")
@@ -15,6 +19,17 @@ if [ ${#bins[@]} -eq 0 ]; then
 	bins=("${TMPDIR:-/tmp}/pegasus-idle")
 fi
 hz=$(getconf CLK_TCK)
+tables=${TABLES:-8}
+park_wait=${PARK_WAIT:-70}
+
+# fds PID: the open files of PID by kind.
+fds() {
+	find "/proc/$1/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null | awk '
+		/\.sst$/ {t++; next} /MANIFEST/ {m++; next} /LOCK$/ {l++; next}
+		/^socket:/ {s++; next} /^(pipe|anon_inode)/ {p++; next}
+		/\/data$/ {d++; next} {o++}
+		END {printf "tables %d, MANIFEST %d, LOCK %d, store dirs %d, sockets %d, pipes/anon %d, other %d", t, m, l, d, s, p, o}'
+}
 
 # measure PID SECONDS: CPU %, resident MiB and open files of PID over SECONDS.
 measure() {
@@ -44,13 +59,17 @@ for bin in "${bins[@]}"; do
 	echo "== $bin"
 	echo "idle, tables temp and stat: $(measure "$pid" 10)"
 	start=$(date +%s.%N)
-	for i in $(seq 8); do
-		"$bin" shell --metas "$metas" -c "create idle$i -p 64 -r 3" >/dev/null
+	for i in $(seq "$tables"); do
+		"$bin" shell --metas "$metas" -c "create idle$i -p 64 -r 3" >/dev/null || echo "create idle$i failed"
 	done
 	end=$(date +%s.%N)
-	echo "create of 64 partitions: $(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.1f", (b-a)/8}') s each"
+	echo "create of 64 partitions: $(awk -v a="$start" -v b="$end" -v n="$tables" 'BEGIN{printf "%.1f", (b-a)/n}') s each"
+	parts=$((tables * 64 + 8))
 	sleep 5
-	echo "idle, 520 partitions: $(measure "$pid" 20), disk $(du -sm "$dir/onebox" | cut -f1) MB"
+	echo "idle, $parts partitions: $(measure "$pid" 20), disk $(du -sm "$dir/onebox" | cut -f1) MB"
+	sleep $((park_wait > 25 ? park_wait - 25 : 0))
+	echo "idle, $parts partitions, ${park_wait} s after the creates: $(measure "$pid" 20)"
+	echo "  open files: $(fds "$pid")"
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	rm -rf "$dir"

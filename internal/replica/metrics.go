@@ -358,6 +358,15 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("forward_failures", "Requests", "The requests that could not be forwarded to a new leader in time and were refused", s.forwards.failed.Load()),
 	}}
 	server.Metrics = append(server.Metrics, s.diskMetrics()...)
+	if s.parking != nil {
+		ps := s.parking.Stats()
+		server.Metrics = append(server.Metrics,
+			metric.GaugeOf("store_parked", "Replicas", "The replicas whose store is parked (its Pebble database closed until its next use)", int64(ps.Parked)),
+			metric.CounterOf("store_parks", "Operations", "The parkings of idle stores", ps.Parks),
+			metric.CounterOf("store_reopens", "Operations", "The reopens of parked stores", ps.Reopens),
+			metric.CounterOf("store_reopen_us", "Microseconds", "The total time of the reopens of parked stores", ps.ReopenTime.Microseconds()),
+			metric.GaugeOf("store_reopen_max_us", "Microseconds", "The longest reopen of a parked store", ps.ReopenMax.Microseconds()))
+	}
 	server.Metrics = append(server.Metrics, s.opsMetrics()...)
 	am := s.rpc.AuthMetrics()
 	server.Metrics = append(server.Metrics,

@@ -66,7 +66,10 @@ type Server struct {
 	// compactions grants the automatic compactions of the partitions' stores, with one
 	// goroutine for all of them.
 	compactions *storage.Compactions
-	transport   *raftnet.Transport
+	// parking closes the Pebble databases of idle stores until their next use (nil:
+	// [replication] store_park_idle_seconds is 0).
+	parking   *storage.Parking
+	transport *raftnet.Transport
 
 	mu    sync.RWMutex
 	parts map[idl.GPID]*partition
@@ -167,6 +170,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.settings = settings
 	s.quiesce = settings.Quiesce.Get()
+	if idle := settings.StoreParkIdleS.Get(); idle > 0 {
+		s.parking = storage.NewParking(time.Duration(idle) * time.Second)
+	}
 	s.ops.init(*cfg.BackupRateMB)
 	// Snapshot transfers between replica servers, then the HTTP API (built below, once the
 	// address is known; nothing is served before Run). Pegasus's paths are matched after
@@ -367,8 +373,12 @@ func (s *Server) release() {
 	s.releaseCaches()
 }
 
-// releaseCaches drops the server's references to the caches its stores share.
+// releaseCaches drops the server's references to the caches its stores share, and stops
+// their parking.
 func (s *Server) releaseCaches() {
+	if s.parking != nil {
+		s.parking.Close()
+	}
 	s.fileCache.Unref()
 	s.cache.Unref()
 }
@@ -531,6 +541,7 @@ func (s *Server) openStoreAt(dir string, pid idl.GPID, ti *tableInfo, lg *slog.L
 		NoWAL:       true,
 		Limits:      s.settings.Reads.limits(),
 		Compactions: s.compactions,
+		Parking:     s.parking,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("replica: open partition %v: %w", pid, err)

@@ -46,6 +46,9 @@ const (
 	// DefaultQuiesce is whether idle raft groups quiesce: off until the chaos runs with it on
 	// are all green (see README.md, "Idle partitions: quiescence").
 	DefaultQuiesce = false
+	// DefaultStoreParkIdle is the default of store_park_idle_seconds: a partition replica's
+	// store unused for a minute closes its Pebble database until its next use.
+	DefaultStoreParkIdle = time.Minute
 )
 
 // MaxClusterID is the largest duplication cluster id a value's timetag can carry.
@@ -105,7 +108,9 @@ type Settings struct {
 	DupBatchBytes, DupSyncIntervalS, DupMaxRetained        *config.Value[uint32]
 	DupBatchLingerMS                                       *config.Value[uint32]
 	// Quiesce: idle raft groups stop ticking and heartbeating (quiesce.go).
-	Quiesce            *config.Value[bool]
+	Quiesce *config.Value[bool]
+	// StoreParkIdleS: a store unused this long is parked (storage.Parking); 0 never.
+	StoreParkIdleS     *config.Value[uint32]
 	Clusters, DupGroup *config.Section
 	// Network are the connection bounds of the RPC port (section network).
 	Network *rpc.LimitSettings
@@ -227,6 +232,9 @@ func NewSettings() *Settings {
 			Default:     DefaultDupMaxRetained}),
 		Quiesce: config.Define(r, config.Spec[bool]{Section: "replication", Name: "quiesce", Default: DefaultQuiesce,
 			Description: "Whether an idle partition's raft group stops ticking and heartbeating (quiesces) until a request, a peer's message or a failure of its leader's server wakes it; the servers then detect failures with one ping per peer server per raft tick."}),
+		StoreParkIdleS: u32("replication", "store_park_idle_seconds",
+			"How long, in seconds, a partition replica's store may go unused (no read, write, apply, checkpoint or scan) before its Pebble database is flushed and closed, releasing its files and memory; its next use reopens it (a few milliseconds). 0 keeps every store open.",
+			uint32(DefaultStoreParkIdle/time.Second), 0, any32),
 		Clusters: config.DefineSection(r, dup.ClustersSection, "The remote clusters: name = meta servers, comma separated."),
 		DupGroup: config.DefineSection(r, dup.GroupSection, "The duplication cluster ids: cluster name = id (1 to 127), this cluster's own included."),
 	}

@@ -85,6 +85,9 @@ type Options struct {
 	// stores given the same (see [Compactions]). Default: Pebble's own scheduler, with a
 	// goroutine of its own per store.
 	Compactions *Compactions
+	// Parking, if set, parks the store once it is idle (see [Parking]): its Pebble database
+	// is closed until the next operation reopens it. Default: the store stays open.
+	Parking *Parking
 }
 
 // Env holds the table environment settings a replica may change at run time.
@@ -100,9 +103,14 @@ type Env struct {
 // DB is one partition replica's store. All methods are safe for concurrent use; writes are
 // serialized by [DB.Apply].
 type DB struct {
-	opts    Options
-	lg      *slog.Logger
-	pdb     *pebble.DB
+	opts Options
+	lg   *slog.Logger
+	// pdb is the Pebble database, nil while the store is parked: use it only between enter
+	// and exit, or use (or pin) and unuse (unpin), see park.go.
+	pdb *pebble.DB
+	// po are the Pebble options the database is opened with (and reopened, park.go).
+	po      *pebble.Options
+	park    parkState
 	version uint32 // data version of the value schema
 	writeOp *pebble.WriteOptions
 
@@ -114,6 +122,7 @@ type DB struct {
 	env        atomic.Pointer[Env]
 	// gate admits every operation that uses pdb, so Close can wait for them: Pebble panics
 	// on a closed database. The sweeper and compaction goroutines are joined through wg.
+	// Operations enter both the gate and the parking's count of users (enter, park.go).
 	gate lifecycle.Gate
 
 	// applyMu serializes Apply, the sweeper's deletes and checkpoints, so each sees one
@@ -181,14 +190,12 @@ func Open(opts Options) (*DB, error) {
 		}
 		po.DisableWAL = true
 	}
-	if opts.Compactions != nil {
-		po.Experimental.CompactionScheduler = opts.Compactions.scheduler()
-	}
-	pdb, err := pebble.Open(opts.Dir, po)
+	db := &DB{opts: opts, lg: lg, po: po, stop: make(chan struct{})}
+	pdb, err := pebble.Open(opts.Dir, db.pebbleOptions())
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, err)
 	}
-	db := &DB{opts: opts, lg: lg, pdb: pdb, stop: make(chan struct{})}
+	db.pdb = pdb
 	db.writeOp = pebble.NoSync
 	if opts.SyncWrites {
 		db.writeOp = pebble.Sync
@@ -206,6 +213,11 @@ func Open(opts Options) (*DB, error) {
 	if opts.SweepInterval > 0 {
 		db.wg.Add(1)
 		go db.sweepLoop()
+	}
+	if pk := opts.Parking; pk != nil {
+		db.park.pk = pk
+		db.park.lastUse.Store(pk.epoch.Load())
+		pk.add(db)
 	}
 	lg.Info("storage opened", "dir", opts.Dir, "applied", db.applied.Load(), "data_version", db.version)
 	return db, nil
@@ -263,8 +275,8 @@ func (db *DB) loadMeta() error {
 // a checkpoint, an Apply) to finish, while those that begin meanwhile or later return
 // [ErrClosed] (StartCompaction reports false, Metrics leaves out Pebble's figures); then it
 // stops the sweeper and any manual compaction, drops every scanner context and closes the
-// Pebble database. It is safe to call concurrently with every other method; a second Close
-// returns ErrClosed at once.
+// Pebble database (unless it is parked). It is safe to call concurrently with every other
+// method; a second Close returns ErrClosed at once.
 func (db *DB) Close() error {
 	if !db.gate.Close() {
 		return ErrClosed
@@ -273,8 +285,10 @@ func (db *DB) Close() error {
 	// compaction goroutine is counted before this Wait.
 	close(db.stop)
 	db.wg.Wait()
+	// Nothing uses pdb any more: the operations have left the gate, the background passes
+	// have been joined.
 	db.scanners.clear()
-	return db.pdb.Close()
+	return db.closePebble()
 }
 
 // LastAppliedIndex returns the log index of the last batch applied, 0 for a new database.
@@ -300,10 +314,10 @@ func (db *DB) epochNow() uint32 { return EpochNow(db.opts.Now()) }
 // hard links where possible, and returns the applied index the copy contains. [Open] on dir
 // yields a database at exactly that index.
 func (db *DB) Checkpoint(dir string) (uint64, error) {
-	if !db.gate.Enter() {
-		return 0, ErrClosed
+	if err := db.enter(); err != nil {
+		return 0, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	if db.opts.NoWAL {
 		// Most of the memtable is flushed before the apply lock is taken, so the flush
 		// under it (which writes stall behind) is short.
@@ -347,10 +361,10 @@ type CompactionStatus struct {
 // StartCompaction starts a manual compaction of the whole partition in the background and
 // reports whether it started (false if one is already running or the database is closed).
 func (db *DB) StartCompaction() bool {
-	if !db.gate.Enter() {
+	if db.enter() != nil {
 		return false
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	db.compaction.Lock()
 	defer db.compaction.Unlock()
 	if db.compaction.status.State == CompactionRunning {
@@ -358,8 +372,10 @@ func (db *DB) StartCompaction() bool {
 	}
 	db.compaction.status = CompactionStatus{State: CompactionRunning, Start: db.opts.Now()}
 	db.wg.Add(1)
+	db.pin() // cannot fail: this user keeps the database open; the compaction keeps it so
 	go func() {
 		defer db.wg.Done()
+		defer db.unpin()
 		err := db.compactAll()
 		db.compaction.Lock()
 		db.compaction.status.State = CompactionFinished
@@ -433,15 +449,34 @@ func (db *DB) Metrics() Metrics {
 		return m
 	}
 	defer db.gate.Exit()
+	var pm Metrics
+	if db.pin() {
+		pm = db.pebbleMetrics()
+		db.unpin()
+	} else {
+		// Parked: the figures it had then, without reopening it.
+		db.park.mu.Lock()
+		pm = db.park.metrics
+		db.park.mu.Unlock()
+	}
+	m.DiskBytes, m.TableFiles, m.TableBytes = pm.DiskBytes, pm.TableFiles, pm.TableBytes
+	m.MemTableBytes, m.Compactions, m.Flushes = pm.MemTableBytes, pm.Compactions, pm.Flushes
+	m.CompactionDebt, m.ReadAmplification = pm.CompactionDebt, pm.ReadAmplification
+	return m
+}
+
+// pebbleMetrics returns the Pebble part of [Metrics]. Call it as a user of pdb.
+func (db *DB) pebbleMetrics() Metrics {
 	pm := db.pdb.Metrics()
 	tot := pm.Total()
-	m.DiskBytes = pm.DiskSpaceUsage()
-	m.TableFiles = tot.TablesCount
-	m.TableBytes = tot.TablesSize
-	m.MemTableBytes = pm.MemTable.Size
-	m.Compactions = pm.Compact.Count
-	m.Flushes = pm.Flush.Count
-	m.CompactionDebt = pm.Compact.EstimatedDebt
-	m.ReadAmplification = pm.ReadAmp()
-	return m
+	return Metrics{
+		DiskBytes:         pm.DiskSpaceUsage(),
+		TableFiles:        tot.TablesCount,
+		TableBytes:        tot.TablesSize,
+		MemTableBytes:     pm.MemTable.Size,
+		Compactions:       pm.Compact.Count,
+		Flushes:           pm.Flush.Count,
+		CompactionDebt:    pm.Compact.EstimatedDebt,
+		ReadAmplification: pm.ReadAmp(),
+	}
 }

@@ -6,10 +6,13 @@ import "github.com/cockroachdb/pebble/v2"
 // default). The replica calls it before truncating its raft log: entries may be dropped from
 // the log only once the data they produced survives a crash.
 func (db *DB) SyncApplied() error {
-	if !db.gate.Enter() {
-		return ErrClosed
+	if db.parkedDurable() {
+		return nil
 	}
-	defer db.gate.Exit()
+	if err := db.enter(); err != nil {
+		return err
+	}
+	defer db.exit()
 	if db.opts.NoWAL {
 		return db.pdb.Flush() // flushed sstables are synced
 	}
@@ -22,10 +25,15 @@ func (db *DB) SyncApplied() error {
 // or failing disk Pebble retries until it succeeds, so a caller that must not wait that
 // long (a partition's raft loop) checks the channel later instead.
 func (db *DB) StartSyncApplied() (<-chan struct{}, error) {
-	if !db.gate.Enter() {
-		return nil, ErrClosed
+	if db.parkedDurable() {
+		done := make(chan struct{})
+		close(done)
+		return done, nil
 	}
-	defer db.gate.Exit()
+	if err := db.enter(); err != nil {
+		return nil, err
+	}
+	defer db.exit()
 	if db.opts.NoWAL {
 		return db.pdb.AsyncFlush()
 	}
@@ -44,7 +52,19 @@ func (db *DB) commitDurably(b *pebble.Batch) error {
 		if err := b.Commit(pebble.NoSync); err != nil {
 			return err
 		}
+		db.committed() // in case the flush fails
 		return db.pdb.Flush()
 	}
 	return b.Commit(pebble.Sync)
+}
+
+// parkedDurable reports whether the store is parked without a WAL: its parking flushed
+// everything applied before it, and nothing was applied since, so there is nothing to sync
+// (and no reason to reopen it, as a server's shutdown would every parked store).
+func (db *DB) parkedDurable() bool {
+	if !db.opts.NoWAL || !db.gate.Enter() {
+		return false
+	}
+	defer db.gate.Exit()
+	return db.Parked() // waits for a parking under way, whose flush must end first
 }

@@ -22,10 +22,10 @@ type Record struct {
 // for a checkpoint no one writes to (a duplication's seed): on a live store, it sees the
 // writes made during the walk or not.
 func (db *DB) Export(fn func(Record) error) error {
-	if !db.gate.Enter() {
-		return ErrClosed
+	if err := db.enter(); err != nil {
+		return err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	it, err := db.pdb.NewIter(&pebble.IterOptions{LowerBound: userKeyMin})
 	if err != nil {
 		return fmt.Errorf("storage: export: %w", err)

@@ -26,10 +26,10 @@ const IngestTableFormat = sstable.TableFormatPebblev3
 // must not be used afterwards. Their records win over older ones of the same keys. A file
 // with a metadata key (shorter than 2 bytes) is refused. Ingest is serialized with Apply.
 func (db *DB) Ingest(ctx context.Context, index uint64, paths []string) error {
-	if !db.gate.Enter() {
-		return ErrClosed
+	if err := db.enter(); err != nil {
+		return err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
 	if index <= db.applied.Load() {

@@ -24,10 +24,10 @@ const (
 // value, or StatusNotFound and nil when the record is missing or expired. A corrupted record
 // gives StatusCorruption. err is non-nil only when storage fails.
 func (db *DB) Get(k []byte) (value []byte, code wire.Status, err error) {
-	if !db.gate.Enter() {
-		return nil, 0, ErrClosed
+	if err := db.enter(); err != nil {
+		return nil, 0, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	if len(k) < 2 { // keys shorter than 2 bytes are metadata, never user data
 		return nil, wire.StatusNotFound, nil
 	}
@@ -55,10 +55,10 @@ func (db *DB) Get(k []byte) (value []byte, code wire.Status, err error) {
 // StatusOK and -1 when it has no expiry, StatusOK and the seconds left, or StatusNotFound and 0 when
 // it is missing or expired.
 func (db *DB) TTL(k []byte) (ttlSeconds int32, code wire.Status, err error) {
-	if !db.gate.Enter() {
-		return 0, 0, ErrClosed
+	if err := db.enter(); err != nil {
+		return 0, 0, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	if len(k) < 2 {
 		return 0, wire.StatusNotFound, nil
 	}
@@ -112,10 +112,10 @@ type MultiGetResult struct {
 
 // MultiGet serves a multi_get. err is non-nil only when storage fails.
 func (db *DB) MultiGet(req *MultiGetRequest) (*MultiGetResult, error) {
-	if !db.gate.Enter() {
-		return nil, ErrClosed
+	if err := db.enter(); err != nil {
+		return nil, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	if req == nil || !validFilter(req.SortKeyFilterType) || !validHashKey(req.HashKey) {
 		return &MultiGetResult{Error: wire.StatusInvalidArgument}, nil
 	}
@@ -335,10 +335,10 @@ type FullData struct {
 // past Limits.MaxReplyBytes. A key asked several times is read once and its repeats share
 // their slices.
 func (db *DB) BatchGet(keys []FullKey) (data []FullData, code wire.Status, err error) {
-	if !db.gate.Enter() {
-		return nil, 0, ErrClosed
+	if err := db.enter(); err != nil {
+		return nil, 0, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	if len(keys) == 0 {
 		return nil, wire.StatusInvalidArgument, nil
 	}
@@ -408,10 +408,10 @@ func (db *DB) BatchGet(keys []FullKey) (data []FullData, code wire.Status, err e
 // runs out it returns StatusOK and count -1, like Apache Pegasus. A hash key of 65535 bytes or
 // more gives StatusInvalidArgument.
 func (db *DB) SortKeyCount(hashKey []byte) (count int64, code wire.Status, err error) {
-	if !db.gate.Enter() {
-		return 0, 0, ErrClosed
+	if err := db.enter(); err != nil {
+		return 0, 0, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	if !validHashKey(hashKey) {
 		return 0, wire.StatusInvalidArgument, nil
 	}

@@ -188,10 +188,10 @@ func (t *scannerTable) len() int {
 // most 1000 records. Filter types outside 0..3 give StatusInvalidArgument. err is non-nil only
 // when storage fails.
 func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
-	if !db.gate.Enter() {
-		return nil, ErrClosed
+	if err := db.enter(); err != nil {
+		return nil, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	if req == nil || !validFilter(req.HashKeyFilterType) || !validFilter(req.SortKeyFilterType) {
 		return &ScanResult{Error: wire.StatusInvalidArgument}, nil
 	}
@@ -244,10 +244,10 @@ func (db *DB) GetScanner(req *GetScannerRequest) (*ScanResult, error) {
 // examining at most the context's batch size. The old id becomes invalid; more data comes
 // under the returned new id. An unknown or idle-expired id gives StatusNotFound.
 func (db *DB) Scan(contextID int64) (*ScanResult, error) {
-	if !db.gate.Enter() {
-		return nil, ErrClosed
+	if err := db.enter(); err != nil {
+		return nil, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	c := db.scanners.take(contextID, db.opts.Now())
 	if c == nil {
 		return &ScanResult{Error: wire.StatusNotFound}, nil
@@ -258,10 +258,10 @@ func (db *DB) Scan(contextID int64) (*ScanResult, error) {
 // ClearScanner discards a scanner context. Unknown ids, and every id once the database is
 // closed, are ignored.
 func (db *DB) ClearScanner(contextID int64) {
-	if !db.gate.Enter() {
+	if db.enter() != nil {
 		return
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	db.scanners.remove(contextID)
 }
 

@@ -58,10 +58,10 @@ func (db *DB) scanCount() int32 { return max(db.owned.Load(), db.assigned.Load()
 // The count must be a multiple of the one already recorded, if any, and place the store's
 // own partition index.
 func (db *DB) Own(count int32) error {
-	if !db.gate.Enter() {
-		return ErrClosed
+	if err := db.enter(); err != nil {
+		return err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	db.applyMu.Lock()
 	defer db.applyMu.Unlock()
 	if old := db.owned.Load(); count <= 0 || db.opts.PartitionIndex >= count || (old > 0 && count%old != 0) {
@@ -118,15 +118,18 @@ func (db *DB) misrouted(m *Mutation) bool {
 }
 
 // startPurgeLocked starts the purge of the other partitions' records if the recorded count
-// asks for one and none runs. Call it with applyMu held and inside the gate.
+// asks for one and none runs. Call it with applyMu held, as a user of the Pebble database
+// (inside enter, or in Open).
 func (db *DB) startPurgeLocked() {
 	if n := db.owned.Load(); n <= 0 || db.purged == n || db.purging {
 		return
 	}
 	db.purging = true
 	db.wg.Add(1)
+	db.pin() // cannot fail: the caller uses the database; the purge keeps it open
 	go func() {
 		defer db.wg.Done()
+		defer db.unpin()
 		err := db.purgeForeign()
 		db.applyMu.Lock()
 		db.purging = false
@@ -167,6 +170,9 @@ func (db *DB) purgeForeign() error {
 	err := b.Set(metaAppliedKey, db.appendAppliedRecord(nil, db.applied.Load(), db.applyClock), nil)
 	if err == nil {
 		err = b.Commit(db.writeOp)
+	}
+	if err == nil {
+		db.committed()
 	}
 	_ = b.Close()
 	db.applyMu.Unlock()
@@ -215,6 +221,7 @@ func (db *DB) purgeChunk(cursor []byte, n int32) ([]byte, error) {
 		if err := b.Commit(pebble.NoSync); err != nil {
 			return nil, fmt.Errorf("storage: purge: %w", err)
 		}
+		db.committed()
 	}
 	return next, nil
 }

@@ -27,14 +27,18 @@ func (db *DB) sweepLoop() {
 			return
 		case <-t.C:
 		}
-		db.scanners.expireIdle(db.opts.Now())
-		if time.Since(lastSweep) < db.opts.SweepInterval {
+		// A parked store has no scanner context, and its pass waits until it reopens.
+		if !db.pin() {
 			continue
 		}
-		if _, err := db.sweep(true); err != nil && !errors.Is(err, ErrClosed) {
-			db.lg.Warn("expired record sweep failed", "err", err)
+		db.scanners.expireIdle(db.opts.Now()) // closes their iterators: a pass too
+		if time.Since(lastSweep) >= db.opts.SweepInterval {
+			if _, err := db.sweep(true); err != nil && !errors.Is(err, ErrClosed) {
+				db.lg.Warn("expired record sweep failed", "err", err)
+			}
+			lastSweep = time.Now()
 		}
-		lastSweep = time.Now()
+		db.unpin()
 	}
 }
 
@@ -43,16 +47,17 @@ func (db *DB) sweepLoop() {
 // rate-limited). Deletes do not change the applied index. A Close that begins meanwhile ends
 // the pass at its next chunk (ErrClosed).
 func (db *DB) Sweep() (int64, error) {
-	if !db.gate.Enter() {
-		return 0, ErrClosed
+	if err := db.enter(); err != nil {
+		return 0, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	return db.sweep(false)
 }
 
 // sweep runs one pass. The sweeper's passes (paced) run outside the gate, or a Close would
 // wait for a whole paced pass: they stop at the next chunk once Close has begun, and Close
-// joins the sweeper before it closes Pebble.
+// joins the sweeper before it closes Pebble. They hold a pin (park.go), so the store is not
+// parked under them.
 func (db *DB) sweep(paced bool) (int64, error) {
 	var total int64
 	cursor := bytes.Clone(userKeyMin)
@@ -153,6 +158,7 @@ func (db *DB) sweepDelete(cands [][]byte) (int64, error) {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return 0, fmt.Errorf("storage: sweep: %w", err)
 	}
+	db.committed()
 	db.reclaimed.Add(n)
 	return n, nil
 }

@@ -166,10 +166,10 @@ type WriteResult struct {
 // error is non-nil only when storage fails (nothing is then applied) or for [ErrStaleIndex]
 // and [ErrClosed]. The returned CheckValue slices are owned by the caller.
 func (db *DB) Apply(b *Batch) ([]WriteResult, error) {
-	if !db.gate.Enter() {
-		return nil, ErrClosed
+	if err := db.enter(); err != nil {
+		return nil, err
 	}
-	defer db.gate.Exit()
+	defer db.exit()
 	if b == nil {
 		return nil, errors.New("storage: nil batch")
 	}
@@ -220,6 +220,7 @@ func (db *DB) Apply(b *Batch) ([]WriteResult, error) {
 		db.owned.Store(old)
 		return nil, fmt.Errorf("storage: commit index %d: %w", b.Index, err)
 	}
+	db.committed()
 	db.applied.Store(b.Index)
 	db.applyClock = clock
 	if db.owned.Load() != old {
