@@ -36,7 +36,7 @@ const (
 	// DefaultMaxPendingWriteBytes and DefaultWriteQueueTimeout are the defaults of the write
 	// admission settings (admission.go).
 	DefaultMaxPendingWriteBytes = 128 << 20
-	DefaultWriteQueueTimeout    = 250 * time.Millisecond
+	DefaultWriteQueueTimeout    = time.Second
 	// DefaultDupSyncInterval is the period of the duplication progress reports to the meta
 	// leader (Pegasus's duplication_sync_period_second).
 	DefaultDupSyncInterval = 10 * time.Second
