@@ -61,7 +61,7 @@ func main() {
 func run(ctx context.Context) error {
 	pegasusBin := flag.String("pegasus", "", "the pegasus binary built from this repository (required)")
 	profBin := flag.String("oneboxprof", "", "the bench/oneboxprof binary; when set, the onebox is profiled in an extra pass")
-	stores := flag.String("stores", "onebox,gocli2018,redis,etcd1,etcd3", "stores to benchmark, in order")
+	stores := flag.String("stores", "onebox,onebox-os,gocli2018,redis,etcd1,etcd3", "stores to benchmark, in order")
 	workloads := flag.String("workloads", "A,C", "YCSB core workloads to run (A, B, C, F)")
 	records := flag.Int("records", 100000, "records loaded")
 	fieldLength := flag.Int("field-length", 1024, "bytes per record (one field)")
@@ -95,7 +95,7 @@ func run(ctx context.Context) error {
 	for _, name := range strings.Split(*stores, ",") {
 		st, ok := storeByName(name)
 		if !ok {
-			return fmt.Errorf("store %q: want onebox, gocli2018, redis, etcd1 or etcd3", name)
+			return fmt.Errorf("store %q: want onebox, onebox-os, gocli2018, redis, etcd1 or etcd3", name)
 		}
 		dir := filepath.Join(*work, name)
 		results, srvInfo, err := benchStore(ctx, st, *pegasusBin, dir, s)

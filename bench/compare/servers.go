@@ -32,6 +32,8 @@ func storeByName(name string) (store, bool) {
 	switch name {
 	case "onebox":
 		return store{name, "gopegasus onebox", "gopegasus", startOnebox}, true
+	case "onebox-os":
+		return store{name, "gopegasus onebox, durability os (unsafe)", "gopegasus", startOneboxUnsafe}, true
 	case "gocli2018":
 		return store{name, "gopegasus onebox, go-ycsb's pegasus binding", "pegasus", startOneboxSettled}, true
 	case "redis":
@@ -136,10 +138,17 @@ func startOnebox(ctx context.Context, pegasusBin, dir string) (*servers, error) 
 	return startOneboxWith(ctx, dir, pegasusBin, nil, nil)
 }
 
+// startOneboxUnsafe starts the onebox with raft_log_durability "os": a write is acknowledged
+// once a quorum has written it to the operating system, the logs fsynced every 100 ms.
+func startOneboxUnsafe(ctx context.Context, pegasusBin, dir string) (*servers, error) {
+	return startOneboxWith(ctx, dir, pegasusBin, nil, nil, "--durability", "os")
+}
+
 // startOneboxWith starts "pegasus onebox", or the profiling wrapper when wrapper is set
 // (its flags first, then "--" and the onebox's). ports, when set, are those of an earlier
-// start on the same data: servers are known by their addresses.
-func startOneboxWith(ctx context.Context, dir, bin string, wrapper []string, ports []int) (*servers, error) {
+// start on the same data: servers are known by their addresses. extra are more flags of
+// the onebox.
+func startOneboxWith(ctx context.Context, dir, bin string, wrapper []string, ports []int, extra ...string) (*servers, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -161,6 +170,7 @@ func startOneboxWith(ctx context.Context, dir, bin string, wrapper []string, por
 	}
 	args = append(args, "--data", filepath.Join(dir, "data"), "--meta-port", strconv.Itoa(metaPort),
 		"--replica-port", strconv.Itoa(replicaPort), "--log-level", "warn")
+	args = append(args, extra...)
 	s := &servers{ports: ports, props: map[string]string{
 		propPegasusMetas: "127.0.0.1:" + strconv.Itoa(metaPort),
 		propPegasusTable: "temp",

@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -127,5 +128,13 @@ func TestOneboxServesTempAndRestarts(t *testing.T) {
 		if code := <-done; code != 0 {
 			t.Fatalf("onebox exit code %d", code)
 		}
+	}
+}
+
+func TestOneboxRefusesUnknownDurability(t *testing.T) {
+	var stderr strings.Builder
+	err := runOnebox(t.Context(), []string{"--data", t.TempDir(), "--durability", "never"}, io.Discard, &stderr)
+	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "--durability must be always or os") {
+		t.Fatalf("onebox --durability never: %v, want a usage error naming the two values", err)
 	}
 }

@@ -260,6 +260,8 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	withTLS := fs.Bool("tls", false, "serve TLS on every server's port beside plaintext, with certificates made on the first start in <data>/tls "+
 		"(a CA, a server certificate for --host, 127.0.0.1 and localhost, a client certificate with CN onebox); client certificates are verified against that CA")
 	mandatoryTLS := fs.Bool("mandatory-tls", false, "with --tls: refuse plaintext clients (the official Pegasus clients cannot do TLS)")
+	durability := fs.String("durability", "always", "raft_log_durability of every server: always (a write is acknowledged once fsynced on a quorum) "+
+		"or os (unsafe: once a quorum has written it to the operating system, the log fsynced every 100 ms; see the README)")
 	var remotes remoteFlag
 	fs.Var(&remotes, "remote", "a cluster tables can be duplicated to, NAME=META[,META...]; repeat for several. "+
 		"The duplication cluster ids are 1, 2, ... in name order of this cluster and the remotes, so two oneboxes that name each other agree")
@@ -269,6 +271,9 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	peers, err := remotes.peers(*name)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if *durability != "always" && *durability != "os" {
+		return fmt.Errorf("%w: --durability must be always or os, not %q", errUsage, *durability)
 	}
 	if *metas < 1 {
 		return fmt.Errorf("%w: --metas must be at least 1", errUsage)
@@ -348,7 +353,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		m, err := meta.New(meta.Config{
 			Listener: ln, DataDir: filepath.Join(*data, fmt.Sprintf("meta%d", i+1)), Metas: metaAddrs,
 			InitialTables: specs, ClusterName: *name, Peers: peers, Version: Version, Logger: lg.With("meta", metaAddrs[i]),
-			Secret: secret, TLS: serverTLS, MandatoryTLS: *mandatoryTLS,
+			Secret: secret, TLS: serverTLS, MandatoryTLS: *mandatoryTLS, RaftLogDurability: *durability,
 			// Like a small Pegasus cluster an operator runs: servers added to the onebox
 			// get their share at once.
 			LevelOnStart: "lively",
@@ -364,7 +369,7 @@ func runOnebox(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		r, err := replica.New(replica.Config{
 			Listen: addr, DataDir: filepath.Join(*data, fmt.Sprintf("replica%d", i+1)), Metas: metaAddrs,
 			ClusterName: *name, Peers: peers, Version: Version, Logger: lg.With("replica", addr),
-			Secret: secret, TLS: serverTLS, MandatoryTLS: *mandatoryTLS,
+			Secret: secret, TLS: serverTLS, MandatoryTLS: *mandatoryTLS, RaftLogDurability: *durability,
 		})
 		if err != nil {
 			return abandon(err)
