@@ -214,3 +214,80 @@ func TestRebalanceSeenByClient(t *testing.T) {
 		time.Since(start).Round(time.Millisecond), replicas, primaries)
 	l.Check(nil)
 }
+
+// TestSplitPausedSeenByNewClient opens the 2018 client's table while a split is paused, so
+// the configuration it routes by lists the unregistered children (ballot -1). The meta
+// lists each of them, to such a client, with its parent's primary, and the parent's server
+// serves the requests addressed to the child (its keys are still the parent's): every key
+// written before is read and new keys are written without an error or a panic in the
+// client. Without that, the client panics on every key of a child. After the split
+// completes, a client opened then reads every key from the children.
+func TestSplitPausedSeenByNewClient(t *testing.T) {
+	logTo(t)
+	c := testcluster.Start(t, testcluster.Options{Replicas: 3})
+	c.CreateTableReplicas(t, "paused", 4, 3)
+	before := oldTable{openTable(t, c, "paused")}
+	const n = 200
+	for i := range n {
+		if err := before.Set(t.Context(), fmt.Appendf(nil, "k%04d", i), linearize.SortKey, fmt.Append(nil, i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ad := admin.NewClient(admin.Config{MetaServers: c.MetaAddrs()})
+	defer ad.Close()
+	if err := ad.StartPartitionSplit(t.Context(), "paused", 8); err != nil {
+		t.Fatal(err)
+	}
+	if err := ad.PausePartitionSplit(t.Context(), "paused", -1); err != nil {
+		t.Fatal(err)
+	}
+	poll.Until(t, "every parent paused", func() bool {
+		st, err := ad.QueryPartitionSplit(t.Context(), "paused")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := range int32(4) {
+			if st.Parents[p] != "PAUSED" {
+				return false
+			}
+		}
+		return true
+	})
+	atAncestor := func() (sum int64) {
+		for _, a := range c.ReplicaAddrs() {
+			sum += c.Replica(t, a).SplitChildRequestsAtAncestor()
+		}
+		return sum
+	}
+	during := oldTable{openTable(t, c, "paused")}
+	check := func(tb oldTable, when string, keys int) {
+		t.Helper()
+		for i := range keys {
+			k := fmt.Appendf(nil, "k%04d", i)
+			if v, err := tb.Get(t.Context(), k, linearize.SortKey); err != nil || string(v) != fmt.Sprint(i) {
+				t.Fatalf("%s: get %s: %q, %v", when, k, v, err)
+			}
+		}
+	}
+	check(during, "opened while paused", n)
+	for i := n; i < 2*n; i++ {
+		if err := during.Set(t.Context(), fmt.Appendf(nil, "k%04d", i), linearize.SortKey, fmt.Append(nil, i)); err != nil {
+			t.Fatalf("opened while paused: set k%04d: %v", i, err)
+		}
+	}
+	check(during, "opened while paused, its own writes", 2*n)
+	if atAncestor() == 0 {
+		t.Fatal("no request addressed to a child was served by its parent: the client did not route to the children")
+	}
+	t.Logf("%d requests addressed to an unregistered child served by its parent", atAncestor())
+
+	if err := ad.RestartPartitionSplit(t.Context(), "paused", -1); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	if err := ad.WaitPartitionSplit(wctx, "paused", nil); err != nil {
+		t.Fatal(err)
+	}
+	check(oldTable{openTable(t, c, "paused")}, "opened after the split", 2*n)
+}

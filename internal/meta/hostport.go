@@ -56,10 +56,43 @@ func forClient(h wire.Header, v idl.Value) idl.Value {
 			pc.HPSecondaries = idl.Optional[[]idl.HostPort]{}
 			pc.HPLastDrops = idl.Optional[[]idl.HostPort]{}
 		}
+		ancestorPrimaries(r)
 	case *idl.ListNodesResponse:
 		for i := range r.Infos {
 			r.Infos[i].HPNode = idl.Optional[idl.HostPort]{}
 		}
 	}
 	return v
+}
+
+// ancestorPrimaries lists each split child that is not registered yet (ballot -1, no
+// primary) with the primary of its nearest registered ancestor, whose replicas hold its keys
+// until the cut-over and then send them on to the child (the replica's toAncestor and
+// forwardSplit). Only clients from before host_port get this: the 2018 go-client predates
+// split and, given a partition without a primary, builds a routing table on which every call
+// of that partition's keys panics; it routes by hash mod count and does not look at the
+// ballot. Current clients read the ballot and send such a child's keys to its parent
+// themselves (protocol.md §4.3), and get the configuration as it is.
+func ancestorPrimaries(r *idl.QueryCfgResponse) {
+	byIndex := make(map[int32]*idl.PartitionConfiguration, len(r.Partitions))
+	for i := range r.Partitions {
+		byIndex[r.Partitions[i].PID.PartitionIndex] = &r.Partitions[i]
+	}
+	for i := range r.Partitions {
+		pc := &r.Partitions[i]
+		c := pc.PID.PartitionIndex
+		if pc.Ballot >= 0 || !pc.Primary.IsZero() || c <= 0 {
+			continue
+		}
+		n := int32(1) // the smallest power of two above c: c's ancestors are c mod each below
+		for n <= c {
+			n <<= 1
+		}
+		for m := n >> 1; m >= 1; m >>= 1 {
+			if a := byIndex[c%m]; a != nil && a.Ballot > 0 && !a.Primary.IsZero() {
+				pc.Primary = a.Primary
+				break
+			}
+		}
+	}
 }

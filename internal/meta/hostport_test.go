@@ -111,3 +111,53 @@ func TestHostPortsInLeaderHint(t *testing.T) {
 		t.Fatalf("hint to a current client: %+v", pc)
 	}
 }
+
+// TestUnregisteredChildrenForOldClients: to a client from before host_port, a split child
+// without a primary (ballot -1) is listed with its nearest registered ancestor's primary,
+// through two splits in a row; registered partitions and current clients' replies are left
+// as they are.
+func TestUnregisteredChildrenForOldClients(t *testing.T) {
+	addr := func(port uint16) idl.RPCAddress { return idl.NewRPCAddress([4]byte{127, 0, 0, 1}, port) }
+	// 8 partitions: 0-3 registered (primaries 1000+i), 4 and 6 unregistered children of 0 and
+	// 2, 5 registered with its own primary, 7 unregistered child of 3.
+	mk := func() *idl.QueryCfgResponse {
+		r := &idl.QueryCfgResponse{PartitionCount: 8}
+		for i := range int32(8) {
+			pc := idl.PartitionConfiguration{PID: idl.GPID{AppID: 1, PartitionIndex: i}, Ballot: 3}
+			switch i {
+			case 4, 6, 7:
+				pc.Ballot = -1
+			default:
+				pc.Primary = addr(1000 + uint16(i))
+			}
+			r.Partitions = append(r.Partitions, pc)
+		}
+		return r
+	}
+	old := forClient(wire.Header{}, mk()).(*idl.QueryCfgResponse)
+	want := map[int32]uint16{0: 1000, 1: 1001, 2: 1002, 3: 1003, 4: 1000, 5: 1005, 6: 1002, 7: 1003}
+	for _, pc := range old.Partitions {
+		if pc.Primary != addr(want[pc.PID.PartitionIndex]) || (pc.PID.PartitionIndex >= 6 || pc.PID.PartitionIndex == 4) && pc.Ballot != -1 {
+			t.Errorf("old client, partition %d: primary %v ballot %d, want primary port %d", pc.PID.PartitionIndex, pc.Primary, pc.Ballot, want[pc.PID.PartitionIndex])
+		}
+	}
+	// 16 partitions, the children of an unregistered child: 12's parent 4 has none, so 0's.
+	r := &idl.QueryCfgResponse{PartitionCount: 16}
+	for i := range int32(16) {
+		pc := idl.PartitionConfiguration{PID: idl.GPID{AppID: 1, PartitionIndex: i}, Ballot: -1}
+		if i < 4 {
+			pc.Ballot, pc.Primary = 2, addr(2000+uint16(i))
+		}
+		r.Partitions = append(r.Partitions, pc)
+	}
+	forClient(wire.Header{}, r)
+	if got := r.Partitions[12].Primary; got != addr(2000) {
+		t.Errorf("partition 12 of 16: primary %v, want its ancestor 0's", got)
+	}
+	current := forClient(wire.Header{ClientTimeout: 703}, mk()).(*idl.QueryCfgResponse)
+	for _, i := range []int32{4, 6, 7} {
+		if !current.Partitions[i].Primary.IsZero() {
+			t.Errorf("current client, partition %d: primary %v, want none", i, current.Partitions[i].Primary)
+		}
+	}
+}

@@ -27,6 +27,9 @@ type forwardCounters struct {
 	// split counts the requests sent on to the partition a split moved their key to
 	// (splitforward.go).
 	split atomic.Int64
+	// toAncestor counts the requests addressed to a split child not hosted here, served by
+	// its ancestor here (splitforward.go, toAncestor).
+	toAncestor atomic.Int64
 }
 
 // forwarding wraps the handler of a client RPC (already counted, see metrics.go) with the

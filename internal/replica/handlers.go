@@ -22,7 +22,7 @@ func (s *Server) registerHandlers() {
 	h := func(name string, serve rpc.HandlerFunc) {
 		serve = s.counted(name, s.throttled(name, serve))
 		s.local[name] = serve
-		s.rpc.Handle(name, s.checkACL(name, s.denying(name, s.forwarding(name, serve))))
+		s.rpc.Handle(name, s.toAncestor(s.checkACL(name, s.denying(name, s.forwarding(name, serve)))))
 	}
 	s.keys = map[string]requestKey{
 		idl.RPCGet:          func(a idl.Value) ([]byte, keyCheck) { return *a.(*idl.Blob), encodedKey },

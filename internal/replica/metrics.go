@@ -355,6 +355,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 		metric.CounterOf("forwarded_requests", "Requests", "The requests for a partition this server does not lead, forwarded to its leader", s.forwards.forwarded.Load()),
 		metric.CounterOf("held_requests", "Requests", "The requests that waited here for a partition's new leader to be known", s.forwards.held.Load()),
 		metric.CounterOf("split_forwarded_requests", "Requests", "The requests whose key a partition split moved to another partition, sent on to it", s.forwards.split.Load()),
+		metric.CounterOf("split_child_requests_at_ancestor", "Requests", "The requests addressed to a split child this server has no replica of, served by the ancestor partition here that holds its keys (clients from before host_port see unregistered children at their parents' primaries)", s.forwards.toAncestor.Load()),
 		metric.CounterOf("forward_failures", "Requests", "The requests that could not be forwarded to a new leader in time and were refused", s.forwards.failed.Load()),
 	}}
 	server.Metrics = append(server.Metrics, s.diskMetrics()...)

@@ -46,12 +46,30 @@ func splitRefused(code wire.Code) bool {
 // partition_hash that disagrees with the key, a partition never split, or a key of a
 // partition that does not descend from p: the client's routing is wrong, not old).
 func (s *Server) splitTarget(p *partition, req *rpc.Request) (int32, bool) {
+	hash, ok := s.requestHash(req)
+	if !ok {
+		return 0, false
+	}
+	own := p.ownCount.Load()
+	if own <= 0 {
+		return 0, false // never split: a client that sent the key here is wrong
+	}
+	count := int(max(p.table().partitionCount, own))
+	target := int32(key.Partition(hash, count))
+	if target == p.pid.PartitionIndex || !descends(target, p.pid.PartitionIndex) {
+		return 0, false
+	}
+	return target, true
+}
+
+// requestHash returns the partition hash of the key of req; ok is false for a request
+// without a key, or whose header partition_hash disagrees with its key.
+func (s *Server) requestHash(req *rpc.Request) (hash uint64, ok bool) {
 	keyOf, keyed := s.keys[req.Name]
 	if !keyed {
 		return 0, false
 	}
 	k, kc := keyOf(req.Args)
-	var hash uint64
 	switch kc {
 	case encodedKey:
 		h, err := key.HashEncoded(k)
@@ -70,16 +88,59 @@ func (s *Server) splitTarget(p *partition, req *rpc.Request) (int32, bool) {
 	if ph := req.Header.PartitionHash; ph != 0 && ph != hash {
 		return 0, false
 	}
-	own := p.ownCount.Load()
-	if own <= 0 {
-		return 0, false // never split: a client that sent the key here is wrong
+	return hash, true
+}
+
+// A split child is listed to clients from before host_port with its parent's primary until
+// it registers (meta's forClient): the 2018 go-client, which predates split, would otherwise
+// build a routing table with an empty entry for it and panic on its keys. Such a client then
+// sends the child's keys, addressed to the child, to the parent's primary, where the child
+// has no replica yet. toAncestor serves them as requests to the partition that holds them
+// until the cut-over: the nearest ancestor by splits that this server hosts; from the
+// cut-over that partition refuses them and they are sent on to the child (forwardSplit).
+// Only keyed requests whose key belongs to the partition they name are taken so; anything
+// else, a request for a partition this server has never had, is answered as before.
+
+// toAncestor wraps the handler of a keyed client RPC with that redirection.
+func (s *Server) toAncestor(h rpc.HandlerFunc) rpc.HandlerFunc {
+	return func(ctx context.Context, req *rpc.Request) (idl.Value, wire.Code) {
+		if a := s.ancestorFor(req); a != nil {
+			r := *req
+			r.Header.PartitionIndex = a.pid.PartitionIndex
+			s.forwards.toAncestor.Add(1)
+			return h(ctx, &r)
+		}
+		return h(ctx, req)
 	}
-	count := int(max(p.table().partitionCount, own))
-	target := int32(key.Partition(hash, count))
-	if target == p.pid.PartitionIndex || !descends(target, p.pid.PartitionIndex) {
-		return 0, false
+}
+
+// ancestorFor returns, for a keyed request addressed to a partition not hosted here, the
+// hosted partition it descends from by splits, if the request's key belongs to the partition
+// it names; nil otherwise.
+func (s *Server) ancestorFor(req *rpc.Request) *partition {
+	c := req.Header.PartitionIndex
+	if c <= 0 || s.partition(idl.GPID{AppID: req.Header.AppID, PartitionIndex: c}) != nil {
+		return nil
 	}
-	return target, true
+	hash, ok := s.requestHash(req)
+	if !ok {
+		return nil
+	}
+	// The smallest partition count that has a partition c, and c's ancestors: c mod each
+	// smaller power of two.
+	n := int32(1)
+	for n <= c {
+		n <<= 1
+	}
+	if int32(key.Partition(hash, int(n))) != c%n {
+		return nil // the key is not c's: the client's routing is wrong, not old
+	}
+	for m := n >> 1; m >= 1; m >>= 1 {
+		if p := s.partition(idl.GPID{AppID: req.Header.AppID, PartitionIndex: c % m}); p != nil {
+			return p
+		}
+	}
+	return nil
 }
 
 // descends reports whether partition d is p or one of p's descendants by splits: a client
@@ -238,3 +299,7 @@ func (c *splitRouteCache) primary(ctx context.Context, s *Server, name string, p
 	}
 	return r.primaries[pid.PartitionIndex]
 }
+
+// SplitChildRequestsAtAncestor returns how many requests addressed to a split child this
+// server has no replica of were served by their ancestor partition here (toAncestor).
+func (s *Server) SplitChildRequestsAtAncestor() int64 { return s.forwards.toAncestor.Load() }
