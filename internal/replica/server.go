@@ -66,8 +66,9 @@ type Server struct {
 	// compactions grants the automatic compactions of the partitions' stores, with one
 	// goroutine for all of them.
 	compactions *storage.Compactions
-	// parking closes the Pebble databases of idle stores until their next use (nil:
-	// [replication] store_park_idle_seconds is 0).
+	// parking closes the Pebble databases of idle stores until their next use, and keeps
+	// at most [replication] max_open_stores open (nil: that and store_park_idle_seconds are
+	// 0).
 	parking   *storage.Parking
 	transport *raftnet.Transport
 
@@ -170,8 +171,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.settings = settings
 	s.quiesce = settings.Quiesce.Get()
-	if idle := settings.StoreParkIdleS.Get(); idle > 0 {
-		s.parking = storage.NewParking(time.Duration(idle) * time.Second)
+	idle, maxOpen := settings.StoreParkIdleS.Get(), settings.MaxOpenStores.Get()
+	if idle > 0 || maxOpen > 0 {
+		s.parking = storage.NewParking(storage.ParkingOptions{Idle: time.Duration(idle) * time.Second, MaxOpen: int(maxOpen)})
 	}
 	s.ops.init(*cfg.BackupRateMB)
 	// Snapshot transfers between replica servers, then the HTTP API (built below, once the
