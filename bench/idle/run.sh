@@ -10,9 +10,7 @@
 #	bench/idle/run.sh                       # this checkout
 #	bench/idle/run.sh /tmp/old /tmp/new     # each binary in turn
 #
-# TABLES (default 8) tables of 64 partitions are created: 25 for 1,600 partitions. Each
-# measure also splits the resident memory into the Go heap's arenas and the rest (the C
-# allocator's: Pebble's memtables and block cache). With LOAD=1 (the default), a light load
+# TABLES (default 8) tables of 64 partitions are created: 25 for 1,600 partitions. With LOAD=1 (the default), a light load
 # follows the last measure: `pegasus bench` putting 100-byte values with 2 threads for 20 s
 # into table idle1 (its 64 partitions, parked until then), whose put latencies are printed,
 # then a measure under it. HEAP=DIR saves a heap profile (pprof) of each binary into DIR at
@@ -44,15 +42,7 @@ measure() {
 	sleep "$secs"
 	t1=$(awk '{print $14+$15}' "/proc/$pid/stat")
 	echo "cpu $(awk -v a="$t0" -v b="$t1" -v hz="$hz" -v s="$secs" 'BEGIN{printf "%.1f", (b-a)*100/hz/s}')% of a core," \
-		"rss $(awk '/VmRSS/{print int($2/1024)}' "/proc/$pid/status") MiB ($(mem "$pid")), $(ls "/proc/$pid/fd" | wc -l) open files"
-}
-
-# mem PID: the resident memory of PID's Go heap arenas (the mappings at 0xc0..., where Go
-# places its heap on linux/amd64) and of the rest.
-mem() {
-	awk '/^[0-9a-f]+-[0-9a-f]+ / {split($1, a, "-"); g = (length(a[1]) == 10 && a[1] ~ /^c0/)}
-		/^Rss:/ {if (g) gh += $2; else o += $2}
-		END {printf "go heap arenas %d MiB, other %d MiB", gh / 1024, o / 1024}' "/proc/$1/smaps"
+		"rss $(awk '/VmRSS/{print int($2/1024)}' "/proc/$pid/status") MiB, $(ls "/proc/$pid/fd" | wc -l) open files"
 }
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
@@ -102,7 +92,7 @@ for bin in "${bins[@]}"; do
 		echo "light load (2 threads putting into idle1): $(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-o = [o for p in r["phases"] if p["phase"] == "run" for o in p["operations"] if o["op"] == "total"][0]
+o = [o for p in r["phases"] if p["phase"] == "run" for o in p["operations"]][-1]
 print("%d puts, %d errors, %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (o["count"], o["errors"], o["ops_per_sec"], o["p50_us"] / 1e3, o["p99_us"] / 1e3, o["max_us"] / 1e3))
 ' "$dir/bench.json")"
 		echo "  under it: $load"

@@ -197,7 +197,9 @@ func TestParkingBoundsFilesOfIdleStores(t *testing.T) {
 		})
 		dbs[i].put("h", "s", fmt.Sprint(i), 0)
 	}
-	if open := openFilesUnder(t, base); open < n {
+	// (Unless opening them took longer than the idle time: on a loaded machine some may
+	// be parked already.)
+	if open := openFilesUnder(t, base); open < n && pk.Stats().Parked == 0 {
 		t.Fatalf("%d files open for %d open stores", open, n)
 	}
 	waitFor := func(what string, cond func() bool) {
