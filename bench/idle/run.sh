@@ -10,7 +10,11 @@
 #	bench/idle/run.sh                       # this checkout
 #	bench/idle/run.sh /tmp/old /tmp/new     # each binary in turn
 #
-# TABLES (default 8) tables of 64 partitions are created: 25 for 1,600 partitions.
+# TABLES (default 8) tables of 64 partitions are created: 25 for 1,600 partitions. With LOAD=1 (the default), a light load
+# follows the last measure: `pegasus bench` putting 100-byte values with 2 threads for 20 s
+# into table idle1 (its 64 partitions, parked until then), whose put latencies are printed,
+# then a measure under it. HEAP=DIR saves a heap profile (pprof) of each binary into DIR at
+# the last idle measure.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bins=("$@")
@@ -59,17 +63,40 @@ for bin in "${bins[@]}"; do
 	echo "== $bin"
 	echo "idle, tables temp and stat: $(measure "$pid" 10)"
 	start=$(date +%s.%N)
+	slowest=0
 	for i in $(seq "$tables"); do
+		t0=$(date +%s.%N)
 		"$bin" shell --metas "$metas" -c "create idle$i -p 64 -r 3" >/dev/null || echo "create idle$i failed"
+		slowest=$(awk -v a="$t0" -v b="$(date +%s.%N)" -v m="$slowest" 'BEGIN{d=b-a; print (d>m ? d : m)}')
 	done
 	end=$(date +%s.%N)
-	echo "create of 64 partitions: $(awk -v a="$start" -v b="$end" -v n="$tables" 'BEGIN{printf "%.1f", (b-a)/n}') s each"
+	echo "create of 64 partitions: $(awk -v a="$start" -v b="$end" -v n="$tables" 'BEGIN{printf "%.1f", (b-a)/n}') s each, slowest $(printf '%.1f' "$slowest") s"
+	kill -0 "$pid" 2>/dev/null || { echo "the onebox died:"; grep -m3 -i "panic\|fatal" "$dir/onebox.log"; rm -rf "$dir"; continue; }
 	parts=$((tables * 64 + 8))
 	sleep 5
 	echo "idle, $parts partitions: $(measure "$pid" 20), disk $(du -sm "$dir/onebox" | cut -f1) MB"
 	sleep $((park_wait > 25 ? park_wait - 25 : 0))
 	echo "idle, $parts partitions, ${park_wait} s after the creates: $(measure "$pid" 20)"
 	echo "  open files: $(fds "$pid")"
+	if [ -n "${HEAP:-}" ]; then
+		mkdir -p "$HEAP"
+		curl -sf -o "$HEAP/$(basename "$bin").heap" "http://127.0.0.1:$rep/pprof/heap" || echo "no heap profile"
+	fi
+	if [ "${LOAD:-1}" != 0 ]; then
+		"$bin" bench --metas "$metas" --table idle1 --workload put --threads 2 --duration 20s \
+			--records 20000 --value-size 100 --distribution uniform --json >"$dir/bench.json" 2>"$dir/bench.err" &
+		bench=$!
+		sleep 5
+		load=$(measure "$pid" 10)
+		wait "$bench" || echo "bench failed: $(tail -3 "$dir/bench.err")"
+		echo "light load (2 threads putting into idle1): $(python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+o = [o for p in r["phases"] if p["phase"] == "run" for o in p["operations"]][-1]
+print("%d puts, %d errors, %.0f/s, p50 %.1f ms, p99 %.1f ms, max %.1f ms" % (o["count"], o["errors"], o["ops_per_sec"], o["p50_us"] / 1e3, o["p99_us"] / 1e3, o["max_us"] / 1e3))
+' "$dir/bench.json")"
+		echo "  under it: $load"
+	fi
 	kill "$pid"
 	wait "$pid" 2>/dev/null || true
 	rm -rf "$dir"

@@ -366,7 +366,10 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			metric.CounterOf("store_parks", "Operations", "The parkings of idle stores", ps.Parks),
 			metric.CounterOf("store_reopens", "Operations", "The reopens of parked stores", ps.Reopens),
 			metric.CounterOf("store_reopen_us", "Microseconds", "The total time of the reopens of parked stores", ps.ReopenTime.Microseconds()),
-			metric.GaugeOf("store_reopen_max_us", "Microseconds", "The longest reopen of a parked store", ps.ReopenMax.Microseconds()))
+			metric.GaugeOf("store_reopen_max_us", "Microseconds", "The longest reopen of a parked store", ps.ReopenMax.Microseconds()),
+			metric.GaugeOf("store_open", "Replicas", "The replicas whose store is open (or opening) now, at most max_open_stores while others are idle", int64(ps.Open)),
+			metric.CounterOf("store_evictions", "Operations", "The parkings of the least recently used idle stores made to keep within max_open_stores", ps.Evictions),
+			metric.CounterOf("store_over_bound", "Operations", "The store opens past max_open_stores because every open store was in use", ps.OverBound))
 	}
 	server.Metrics = append(server.Metrics, s.opsMetrics()...)
 	am := s.rpc.AuthMetrics()

@@ -2,6 +2,9 @@ package replica
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gopegasus/pegasus/internal/idl"
@@ -60,5 +63,95 @@ func TestIdleStoresParkAndServe(t *testing.T) {
 		if v, code := c.get(t, fmt.Sprintf("h%d", i), "s"); code != 0 || v != fmt.Sprintf("w%d", i) {
 			t.Fatalf("after restart, get h%d: %q %d", i, v, code)
 		}
+	}
+}
+
+// storeFilesUnder counts the files this process holds open under dir, the raft log's left
+// out: the partitions' stores.
+func storeFilesUnder(t *testing.T, dir string) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("no /proc/self/fd: %v", err)
+	}
+	n := 0
+	for _, e := range ents {
+		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
+		if err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) &&
+			!strings.HasPrefix(target, filepath.Join(dir, "raftlog")) {
+			n++
+		}
+	}
+	return n
+}
+
+// With max_open_stores, a server keeps at most that many of its replicas' stores open (no
+// parking by time here): each partition serves its writes and reads, the others' stores
+// parked around it, and a restart with every store closed loses nothing.
+func TestMaxOpenStoresBound(t *testing.T) {
+	const parts, bound = 12, 3
+	a, meta := startAssigner(t)
+	dir := t.TempDir()
+	cfg := func(listen string) Config {
+		st := NewSettings()
+		if err := st.Registry().Set("store_park_idle_seconds", "0"); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Registry().Set("max_open_stores", fmt.Sprint(bound)); err != nil {
+			t.Fatal(err)
+		}
+		return Config{Listen: listen, DataDir: dir, Metas: []string{meta}, Settings: st}
+	}
+	s, stop := runReplicaCfg(t, cfg("127.0.0.1:0"))
+	addr := s.Addr()
+	singleNodeTable(a, addr, parts)
+	poll.Until(t, "12 primaries", func() bool { return len(a.leaders()) == parts })
+	c := &client{conn: rpc.NewConn(addr, rpc.ConnConfig{}), appID: testApp, count: parts}
+	check := func(when string) {
+		t.Helper()
+		st := s.parking.Stats()
+		if st.Stores != parts || st.Open > bound {
+			t.Fatalf("%s: %+v", when, st)
+		}
+		if n := storeFilesUnder(t, dir); n > bound*12 {
+			t.Fatalf("%s: %d files open under the stores for %d open, %+v", when, n, bound, st)
+		}
+	}
+	// One operation at a time: whatever the concurrent opens of the table left open, the
+	// next open parks down to the bound.
+	for i := range 60 {
+		c.put(t, fmt.Sprintf("h%d", i), "s", fmt.Sprintf("v%d", i))
+		check(fmt.Sprintf("put %d", i))
+	}
+	for i := range 60 {
+		if v, code := c.get(t, fmt.Sprintf("h%d", i), "s"); code != 0 || v != fmt.Sprintf("v%d", i) {
+			t.Fatalf("get h%d: %q %d", i, v, code)
+		}
+		check(fmt.Sprintf("get %d", i))
+	}
+	if st := s.parking.Stats(); st.Evictions < parts-bound || st.Parked < parts-bound {
+		t.Fatalf("parking stats %+v", st)
+	}
+	t.Logf("%+v", s.parking.Stats())
+	c.conn.Close()
+	stop()
+	s2, _ := runReplicaCfg(t, cfg(addr))
+	c = &client{conn: rpc.NewConn(s2.Addr(), rpc.ConnConfig{}), appID: testApp, count: parts}
+	defer c.conn.Close()
+	poll.Until(t, "primaries after restart", func() bool {
+		for p := range int32(parts) {
+			if pp := s2.partition(idl.GPID{AppID: testApp, PartitionIndex: p}); pp == nil || !pp.isLeader.Load() {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range 60 {
+		if v, code := c.get(t, fmt.Sprintf("h%d", i), "s"); code != 0 || v != fmt.Sprintf("v%d", i) {
+			t.Fatalf("after restart, get h%d: %q %d", i, v, code)
+		}
+	}
+	if st := s2.parking.Stats(); st.Open > bound {
+		t.Fatalf("after restart: %+v", st)
 	}
 }

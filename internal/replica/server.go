@@ -66,8 +66,9 @@ type Server struct {
 	// compactions grants the automatic compactions of the partitions' stores, with one
 	// goroutine for all of them.
 	compactions *storage.Compactions
-	// parking closes the Pebble databases of idle stores until their next use (nil:
-	// [replication] store_park_idle_seconds is 0).
+	// parking closes the Pebble databases of idle stores until their next use, and keeps
+	// at most [replication] max_open_stores open (nil: that and store_park_idle_seconds are
+	// 0).
 	parking   *storage.Parking
 	transport *raftnet.Transport
 
@@ -170,8 +171,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.settings = settings
 	s.quiesce = settings.Quiesce.Get()
-	if idle := settings.StoreParkIdleS.Get(); idle > 0 {
-		s.parking = storage.NewParking(time.Duration(idle) * time.Second)
+	idle, maxOpen := settings.StoreParkIdleS.Get(), settings.MaxOpenStores.Get()
+	if idle > 0 || maxOpen > 0 {
+		s.parking = storage.NewParking(storage.ParkingOptions{Idle: time.Duration(idle) * time.Second, MaxOpen: int(maxOpen)})
 	}
 	s.ops.init(*cfg.BackupRateMB)
 	// Snapshot transfers between replica servers, then the HTTP API (built below, once the
@@ -453,10 +455,14 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	}
 	p := &partition{
 		s: s, pid: pid, lg: lg, db: db,
-		log:       s.rlog.Group(pid),
-		id:        cluster.MemberID(s.addr),
-		proposeC:  make(chan *write, 1024),
-		readC:     make(chan *readWait, 1024),
+		log: s.rlog.Group(pid),
+		id:  cluster.MemberID(s.addr),
+		// Writers and readers block in their send (raftgroup.Submit) while the buffer is
+		// full, and the loop's drain takes them from there as well: a small buffer batches
+		// as a large one, and costs 8 bytes a slot for every replica, idle or not (1024
+		// slots each were 16 KiB a replica, a third of an idle server's Go heap).
+		proposeC:  make(chan *write, submitQueue),
+		readC:     make(chan *readWait, submitQueue),
 		recvC:     make(chan *raftpb.Message, 1024),
 		installC:  make(chan *install),
 		snapDoneC: make(chan snapDone),
@@ -495,6 +501,9 @@ func (s *Server) openPartition(ctx context.Context, a cluster.Assignment) error 
 	lg.Info("partition opened", "members", a.Members, "applied", db.LastAppliedIndex())
 	return nil
 }
+
+// submitQueue is the buffer of a replica's write and read queues to its loop.
+const submitQueue = 64
 
 // openConcurrency is how many partitions a replica server opens at once.
 const openConcurrency = 8

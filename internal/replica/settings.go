@@ -49,6 +49,9 @@ const (
 	// DefaultStoreParkIdle is the default of store_park_idle_seconds: a partition replica's
 	// store unused for a minute closes its Pebble database until its next use.
 	DefaultStoreParkIdle = time.Minute
+	// DefaultMaxOpenStores is the default of max_open_stores: the partition replicas'
+	// stores a server keeps open at most (about eight files each) while others are idle.
+	DefaultMaxOpenStores = 256
 )
 
 // MaxClusterID is the largest duplication cluster id a value's timetag can carry.
@@ -110,7 +113,10 @@ type Settings struct {
 	// Quiesce: idle raft groups stop ticking and heartbeating (quiesce.go).
 	Quiesce *config.Value[bool]
 	// StoreParkIdleS: a store unused this long is parked (storage.Parking); 0 never.
-	StoreParkIdleS     *config.Value[uint32]
+	StoreParkIdleS *config.Value[uint32]
+	// MaxOpenStores: past it, an opening store parks the least recently used idle ones
+	// (storage.ParkingOptions.MaxOpen); 0 no bound.
+	MaxOpenStores      *config.Value[uint32]
 	Clusters, DupGroup *config.Section
 	// Network are the connection bounds of the RPC port (section network).
 	Network *rpc.LimitSettings
@@ -235,6 +241,9 @@ func NewSettings() *Settings {
 		StoreParkIdleS: u32("replication", "store_park_idle_seconds",
 			"How long, in seconds, a partition replica's store may go unused (no read, write, apply, checkpoint or scan) before its Pebble database is flushed and closed, releasing its files and memory; its next use reopens it (a few milliseconds). 0 keeps every store open.",
 			uint32(DefaultStoreParkIdle/time.Second), 0, any32),
+		MaxOpenStores: u32("replication", "max_open_stores",
+			"How many partition replica stores the server keeps open at most (each holds about eight files and its memtable): a store about to open (a new replica, or a parked store its next use reopens) first parks the least recently used stores that nothing uses; stores in use are never parked, so more may be open while more are in use. 0: no bound.",
+			DefaultMaxOpenStores, 0, any32),
 		Clusters: config.DefineSection(r, dup.ClustersSection, "The remote clusters: name = meta servers, comma separated."),
 		DupGroup: config.DefineSection(r, dup.GroupSection, "The duplication cluster ids: cluster name = id (1 to 127), this cluster's own included."),
 	}

@@ -191,8 +191,15 @@ func Open(opts Options) (*DB, error) {
 		po.DisableWAL = true
 	}
 	db := &DB{opts: opts, lg: lg, po: po, stop: make(chan struct{})}
-	pdb, err := pebble.Open(opts.Dir, db.pebbleOptions())
+	pk := opts.Parking
+	if pk != nil {
+		pk.admit() // this store counts as open from here on
+	}
+	pdb, err := openPebble(opts.Dir, db.pebbleOptions())
 	if err != nil {
+		if pk != nil {
+			pk.open.Add(-1)
+		}
 		return nil, fmt.Errorf("storage: open %s: %w", opts.Dir, err)
 	}
 	db.pdb = pdb
@@ -204,6 +211,9 @@ func Open(opts Options) (*DB, error) {
 	db.assigned.Store(opts.PartitionCount)
 	if err := db.loadMeta(); err != nil {
 		_ = pdb.Close()
+		if pk != nil {
+			pk.open.Add(-1)
+		}
 		return nil, err
 	}
 	db.scanners.init(opts.ScannerIdleTimeout, opts.Limits.MaxScanners)
@@ -214,9 +224,9 @@ func Open(opts Options) (*DB, error) {
 		db.wg.Add(1)
 		go db.sweepLoop()
 	}
-	if pk := opts.Parking; pk != nil {
+	if pk != nil {
 		db.park.pk = pk
-		db.park.lastUse.Store(pk.epoch.Load())
+		db.park.lastUse.Store(pk.now())
 		pk.add(db)
 	}
 	lg.Info("storage opened", "dir", opts.Dir, "applied", db.applied.Load(), "data_version", db.version)

@@ -2,6 +2,9 @@ package storage
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -68,5 +71,35 @@ func TestStoreOnFullDisk(t *testing.T) {
 	}
 	if v, st := d.get("h", "b"); st != wire.StatusOK || v != "2" {
 		t.Fatalf("read after the disk healed: %q %v", v, st)
+	}
+}
+
+// markerFailFS fails the creation of a new MANIFEST's marker as a process out of file
+// descriptors does, which Pebble treats as fatal (Logger.Fatalf) inside its Open.
+type markerFailFS struct{ vfs.FS }
+
+func (fs markerFailFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, error) {
+	if strings.HasPrefix(fs.PathBase(name), "marker.manifest.") {
+		return nil, &os.PathError{Op: "open", Path: name, Err: syscall.EMFILE}
+	}
+	return fs.FS.Create(name, category)
+}
+
+// A new store that Pebble cannot finish creating (its Fatalf, a panic through our logger)
+// fails to open with an error, not a panic, and opens once the fault is gone.
+func TestOpenFatalIsAnError(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "s")
+	_, err := Open(Options{Dir: dir, NoWAL: true, SweepInterval: -1, Pebble: &pebble.Options{FS: markerFailFS{vfs.Default}}})
+	if err == nil {
+		t.Fatal("open succeeded without its MANIFEST marker")
+	}
+	var fe *PebbleFatalError
+	if !errors.Is(err, syscall.EMFILE) || !errors.As(err, &fe) {
+		t.Fatalf("open: %v, want a Pebble fatal error of EMFILE", err)
+	}
+	d := openTest(t, func(o *Options) { o.Dir = dir; o.NoWAL = true })
+	d.put("h", "s", "v", 0)
+	if v, code := d.get("h", "s"); code != wire.StatusOK || v != "v" {
+		t.Fatalf("get: %q %d", v, code)
 	}
 }

@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,19 +39,39 @@ import (
 // parked, or closed for good by Close).
 const parkedBit = 1 << 62
 
+// ParkingOptions configure a [Parking]. The zero value parks nothing.
+type ParkingOptions struct {
+	// Idle: a store unused this long is parked (at least 4 ms); 0 parks none for being idle.
+	Idle time.Duration
+	// MaxOpen bounds the stores of the parking whose Pebble database is open: a store about
+	// to open (a new store, or a parked one its next operation reopens) first parks the least
+	// recently used stores that nothing uses, as many as it takes to stay within MaxOpen.
+	// The stores in use (an operation inside, a scanner context, a background pass) are not
+	// parked, so the bound is exceeded while more than MaxOpen are in use at once (counted in
+	// [ParkingStats].OverBound). 0: no bound.
+	MaxOpen int
+}
+
 // Parking parks the idle stores given it through [Options.Parking], with one goroutine for
-// all of them. Make it with [NewParking] and Close it after the last of its stores closed.
+// all of them, and bounds how many of them are open. Make it with [NewParking] and Close it
+// after the last of its stores closed.
 type Parking struct {
-	idle  time.Duration
-	every time.Duration
-	// epoch counts the parking's rounds (one every idle/parkRounds): a store records the
-	// epoch of its last use, and is idle once parkRounds+1 rounds passed since.
-	epoch atomic.Int64
+	idle    time.Duration // 0: no parking by time
+	every   time.Duration
+	maxOpen int64 // 0: no bound
+	// base anchors the stores' lastUse, in nanoseconds of the monotonic clock since base.
+	base time.Time
 
 	mu     sync.Mutex
 	stores map[*DB]struct{}
 
+	// open counts the stores whose Pebble database is open or being opened: a store counts
+	// itself before its Pebble open (admit) and uncounts itself once its database is closed
+	// or its open failed.
+	open atomic.Int64
+
 	parks, reopens, reopenNanos, reopenMaxNanos, failures atomic.Int64
+	evictions, overBound                                  atomic.Int64
 	parked                                                atomic.Int64
 
 	stop chan struct{}
@@ -61,23 +83,30 @@ type Parking struct {
 // parked between one and 1.25 idle times after its last use.
 const parkRounds = 4
 
-// NewParking returns a parking that parks stores unused for idle (at least 4 ms), and
-// starts its goroutine.
-func NewParking(idle time.Duration) *Parking {
-	idle = max(idle, 4*time.Millisecond)
+// NewParking returns a parking with opts, and starts its goroutine (if it parks by time).
+func NewParking(opts ParkingOptions) *Parking {
 	pk := &Parking{
-		idle:   idle,
-		every:  idle / parkRounds,
-		stores: make(map[*DB]struct{}),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
+		maxOpen: int64(max(opts.MaxOpen, 0)),
+		base:    time.Now(),
+		stores:  make(map[*DB]struct{}),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
 	}
-	go pk.run()
+	if opts.Idle > 0 {
+		pk.idle = max(opts.Idle, 4*time.Millisecond)
+		pk.every = pk.idle / parkRounds
+		go pk.run()
+	} else {
+		close(pk.done)
+	}
 	return pk
 }
 
-// Idle returns the idle time after which a store is parked.
+// Idle returns the idle time after which a store is parked (0: never for being idle).
 func (pk *Parking) Idle() time.Duration { return pk.idle }
+
+// MaxOpen returns the bound on the open stores (0: none).
+func (pk *Parking) MaxOpen() int { return int(pk.maxOpen) }
 
 // Close stops the parking's goroutine and waits for it. Its stores should be closed first
 // (those still open stay as they are: open or parked). Calling Close again does nothing.
@@ -90,11 +119,16 @@ func (pk *Parking) Close() {
 type ParkingStats struct {
 	Stores int // stores given the parking and not closed
 	Parked int // of which parked now
+	// Open counts the stores whose Pebble database is open or being opened now.
+	Open int
 	// Parks and Reopens count the parkings and the reopens so far; ReopenTime is their
 	// total time and ReopenMax the longest. Failures counts the parkings that failed (a
 	// flush or a Pebble close that returned an error, logged by the store).
 	Parks, Reopens, Failures int64
 	ReopenTime, ReopenMax    time.Duration
+	// Evictions counts the parkings made to keep within MaxOpen (also counted in Parks);
+	// OverBound the opens that found the bound reached and no store to park (all in use).
+	Evictions, OverBound int64
 }
 
 // Stats returns the parking's figures.
@@ -105,13 +139,19 @@ func (pk *Parking) Stats() ParkingStats {
 	return ParkingStats{
 		Stores:     n,
 		Parked:     int(pk.parked.Load()),
+		Open:       int(pk.open.Load()),
 		Parks:      pk.parks.Load(),
 		Reopens:    pk.reopens.Load(),
 		Failures:   pk.failures.Load(),
 		ReopenTime: time.Duration(pk.reopenNanos.Load()),
 		ReopenMax:  time.Duration(pk.reopenMaxNanos.Load()),
+		Evictions:  pk.evictions.Load(),
+		OverBound:  pk.overBound.Load(),
 	}
 }
+
+// now returns the parking's clock: nanoseconds since base, monotonic.
+func (pk *Parking) now() int64 { return int64(time.Since(pk.base)) }
 
 func (pk *Parking) add(db *DB) {
 	pk.mu.Lock()
@@ -125,6 +165,56 @@ func (pk *Parking) remove(db *DB) {
 	pk.mu.Unlock()
 }
 
+// admit counts a store about to open its Pebble database, first parking the least recently
+// used idle stores when the bound would be exceeded. The caller uncounts it (opened(false))
+// if the open fails. admit never waits for a store in use, and never fails: with every open
+// store in use, the open goes ahead beyond the bound.
+func (pk *Parking) admit() {
+	n := pk.open.Add(1)
+	if pk.maxOpen == 0 || n <= pk.maxOpen {
+		return
+	}
+	// Twice at most: a candidate may have been taken meanwhile (used, parked or closed).
+	for range 2 {
+		over := pk.open.Load() - pk.maxOpen
+		if over <= 0 {
+			return
+		}
+		for _, db := range pk.leastRecentlyUsed(int(over)) {
+			if ok, _ := db.tryPark(); ok {
+				pk.evictions.Add(1)
+			}
+		}
+	}
+	if pk.open.Load() > pk.maxOpen {
+		pk.overBound.Add(1)
+	}
+}
+
+// leastRecentlyUsed returns up to n open stores that nothing uses now, those unused longest
+// first.
+func (pk *Parking) leastRecentlyUsed(n int) []*DB {
+	type cand struct {
+		db      *DB
+		lastUse int64
+	}
+	var cands []cand
+	pk.mu.Lock()
+	for db := range pk.stores {
+		// A scanner context's iterator holds the database (parkLocked would refuse it).
+		if st := &db.park; st.state.Load() == 0 && db.scanners.len() == 0 {
+			cands = append(cands, cand{db, st.lastUse.Load()})
+		}
+	}
+	pk.mu.Unlock()
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.lastUse, b.lastUse) })
+	dbs := make([]*DB, 0, min(n, len(cands)))
+	for _, c := range cands[:min(n, len(cands))] {
+		dbs = append(dbs, c.db)
+	}
+	return dbs
+}
+
 func (pk *Parking) run() {
 	defer close(pk.done)
 	t := time.NewTicker(pk.every)
@@ -136,11 +226,11 @@ func (pk *Parking) run() {
 			return
 		case <-t.C:
 		}
-		now := pk.epoch.Add(1)
+		now := pk.now()
 		dbs = dbs[:0]
 		pk.mu.Lock()
 		for db := range pk.stores {
-			if st := &db.park; st.state.Load() == 0 && now-st.lastUse.Load() > parkRounds {
+			if st := &db.park; st.state.Load() == 0 && now-st.lastUse.Load() > int64(pk.idle) {
 				dbs = append(dbs, db)
 			}
 		}
@@ -164,7 +254,7 @@ type parkState struct {
 	mu sync.Mutex
 	// state counts the users of the Pebble database, plus parkedBit while it is closed.
 	state atomic.Int64
-	// lastUse is pk's epoch at the last use's end.
+	// lastUse is pk's clock at the last use's end (or at the open).
 	lastUse atomic.Int64
 	// writes counts the commits to the memtable; flushed is its value as of the last
 	// parking, whose flush wrote them all out (both written by users or under mu with
@@ -196,7 +286,7 @@ func (db *DB) use() error {
 func (db *DB) unuse() {
 	st := &db.park
 	if st.pk != nil {
-		st.lastUse.Store(st.pk.epoch.Load())
+		st.lastUse.Store(st.pk.now())
 	}
 	st.state.Add(-1)
 }
@@ -258,16 +348,22 @@ func (db *DB) reopen() error {
 	if st.closed {
 		return ErrClosed
 	}
+	if st.pk != nil {
+		st.pk.admit()
+	}
 	start := time.Now()
-	pdb, err := pebble.Open(db.opts.Dir, db.pebbleOptions())
+	pdb, err := openPebble(db.opts.Dir, db.pebbleOptions())
 	if err != nil {
+		if st.pk != nil {
+			st.pk.open.Add(-1)
+		}
 		db.lg.Error("reopen parked store", "dir", db.opts.Dir, "err", err)
 		return fmt.Errorf("storage: reopen %s: %w", db.opts.Dir, err)
 	}
 	took := time.Since(start)
 	db.pdb = pdb
 	if pk := st.pk; pk != nil {
-		st.lastUse.Store(pk.epoch.Load())
+		st.lastUse.Store(pk.now())
 		pk.parked.Add(-1)
 		pk.reopens.Add(1)
 		pk.reopenNanos.Add(int64(took))
@@ -309,9 +405,31 @@ func (db *DB) park1(idleOnly bool) (bool, error) {
 	if st.state.Load()&parkedBit != 0 {
 		return true, nil
 	}
-	if idleOnly && (st.pk == nil || st.pk.epoch.Load()-st.lastUse.Load() <= parkRounds) {
+	if idleOnly && (st.pk == nil || st.pk.idle == 0 || st.pk.now()-st.lastUse.Load() <= int64(st.pk.idle)) {
 		return false, nil
 	}
+	return db.parkLocked()
+}
+
+// tryPark parks the store, to keep its parking within its bound, if nothing uses it and no
+// one holds its park.mu (the one that does may be reopening it, or parking it already: it
+// is not waited for, which keeps a reopening store that parks others from waiting on one
+// that does the same). It reports whether it parked the store.
+func (db *DB) tryPark() (bool, error) {
+	st := &db.park
+	if !st.mu.TryLock() {
+		return false, nil
+	}
+	defer st.mu.Unlock()
+	if st.closed || st.state.Load()&parkedBit != 0 {
+		return false, nil
+	}
+	return db.parkLocked()
+}
+
+// parkLocked parks the open store if nothing uses it. Call it with park.mu held.
+func (db *DB) parkLocked() (bool, error) {
+	st := &db.park
 	if db.scanners.len() > 0 {
 		return false, nil // its iterators hold the database
 	}
@@ -334,6 +452,7 @@ func (db *DB) park1(idleOnly bool) (bool, error) {
 	err := db.pdb.Close()
 	db.pdb = nil
 	if pk := st.pk; pk != nil {
+		pk.open.Add(-1)
 		pk.parked.Add(1)
 		pk.parks.Add(1)
 	}
@@ -372,5 +491,8 @@ func (db *DB) closePebble() error {
 	st.state.Add(parkedBit)
 	err := db.pdb.Close()
 	db.pdb = nil
+	if st.pk != nil {
+		st.pk.open.Add(-1)
+	}
 	return err
 }

@@ -186,7 +186,7 @@ func TestParkCyclesLeaveNoFiles(t *testing.T) {
 func TestParkingBoundsFilesOfIdleStores(t *testing.T) {
 	const n = 16
 	base := t.TempDir()
-	pk := NewParking(40 * time.Millisecond)
+	pk := NewParking(ParkingOptions{Idle: 40 * time.Millisecond})
 	defer pk.Close()
 	dbs := make([]*testDB, n)
 	for i := range dbs {
@@ -197,7 +197,9 @@ func TestParkingBoundsFilesOfIdleStores(t *testing.T) {
 		})
 		dbs[i].put("h", "s", fmt.Sprint(i), 0)
 	}
-	if open := openFilesUnder(t, base); open < n {
+	// (Unless opening them took longer than the idle time: on a loaded machine some may
+	// be parked already.)
+	if open := openFilesUnder(t, base); open < n && pk.Stats().Parked == 0 {
 		t.Fatalf("%d files open for %d open stores", open, n)
 	}
 	waitFor := func(what string, cond func() bool) {
@@ -418,4 +420,168 @@ func TestSyncAppliedKeepsStoreParked(t *testing.T) {
 	if !d.Parked() {
 		t.Fatal("a sync reopened the parked store")
 	}
+}
+
+// A parking with MaxOpen keeps at most that many of its stores open (no parking by time
+// here): each open of one more, a new store or a parked one that an operation reopens,
+// parks the least recently used idle ones first; every store still serves its reads and
+// writes, also read in another order and after a close and an open.
+func TestParkingBoundsOpenStores(t *testing.T) {
+	const n, bound = 24, 5
+	base := t.TempDir()
+	pk := NewParking(ParkingOptions{MaxOpen: bound})
+	defer pk.Close()
+	// filesPerStore bounds what one open store holds (an idle one: about eight).
+	const filesPerStore = 12
+	check := func(when string) {
+		t.Helper()
+		st := pk.Stats()
+		if st.Open > bound || st.OverBound != 0 {
+			t.Fatalf("%s: %+v", when, st)
+		}
+		if files := openFilesUnder(t, base); files > bound*filesPerStore {
+			t.Fatalf("%s: %d files open under the stores, %+v", when, files, st)
+		}
+	}
+	dbs := make([]*testDB, n)
+	for i := range dbs {
+		dbs[i] = openTest(t, func(o *Options) {
+			o.Dir = filepath.Join(base, fmt.Sprint(i))
+			o.NoWAL = true
+			o.Parking = pk
+		})
+		for j := range 10 {
+			dbs[i].put("h", fmt.Sprintf("s%d", j), fmt.Sprintf("%d.%d", i, j), 0)
+		}
+		check(fmt.Sprintf("store %d written", i))
+	}
+	if st := pk.Stats(); st.Stores != n || st.Parked != n-bound || st.Evictions < n-bound {
+		t.Fatalf("after the writes: %+v", st)
+	}
+	// The most recently used stay open: the last ones written.
+	for i, d := range dbs {
+		if parked := d.Parked(); parked != (i < n-bound) {
+			t.Fatalf("store %d parked %v", i, parked)
+		}
+	}
+	// Read back in another order, each store twice in a row, then written again.
+	for k := range n {
+		i := (k * 7) % n
+		for j := range 10 {
+			if v, code := dbs[i].get("h", fmt.Sprintf("s%d", j)); code != wire.StatusOK || v != fmt.Sprintf("%d.%d", i, j) {
+				t.Fatalf("store %d: get s%d: %q %d", i, j, v, code)
+			}
+		}
+		dbs[i].put("h", "again", fmt.Sprint(i), 0)
+		check(fmt.Sprintf("store %d read", i))
+	}
+	// Stores in use are not parked: a scanner context holds its store open, and the others
+	// make room around it.
+	r, err := dbs[0].GetScanner(&GetScannerRequest{StartKey: userKeyMin, StopKey: []byte{0xff, 0xff}, BatchSize: 2})
+	if err != nil || r.ContextID <= 0 {
+		t.Fatalf("get_scanner: %+v %v", r, err)
+	}
+	for i := 1; i < n; i++ {
+		if v, code := dbs[i].get("h", "again"); code != wire.StatusOK || v != fmt.Sprint(i) {
+			t.Fatalf("store %d: %q %d", i, v, code)
+		}
+		if dbs[0].Parked() {
+			t.Fatalf("the store with a scanner context was parked at store %d", i)
+		}
+		check(fmt.Sprintf("store %d read with a scanner open", i))
+	}
+	r, err = dbs[0].Scan(r.ContextID)
+	if err != nil || len(r.KVs) != 2 {
+		t.Fatalf("scan: %+v %v", r, err)
+	}
+	dbs[0].ClearScanner(r.ContextID)
+	for i, d := range dbs {
+		dir := d.opts.Dir
+		if err := d.Close(); err != nil {
+			t.Fatalf("close %d: %v", i, err)
+		}
+		d2 := openTest(t, func(o *Options) { o.Dir = dir; o.NoWAL = true })
+		if v, code := d2.get("h", "again"); code != wire.StatusOK || v != fmt.Sprint(i) {
+			t.Fatalf("store %d after close and open: %q %d", i, v, code)
+		}
+		if err := d2.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := pk.Stats(); st.Stores != 0 || st.Open != 0 || st.Parked != 0 {
+		t.Fatalf("after the closes: %+v", st)
+	}
+	t.Logf("%+v", pk.Stats())
+}
+
+// Many goroutines on many stores of a bounded parking: the bound holds whenever no operation
+// is in progress, and every read finds its store's writes (-race: no unsynchronized access
+// between the opens, the evictions and the operations).
+func TestParkingBoundConcurrent(t *testing.T) {
+	const n, bound, workers = 16, 4, 6
+	base := t.TempDir()
+	pk := NewParking(ParkingOptions{MaxOpen: bound})
+	defer pk.Close()
+	dbs := make([]*testDB, n)
+	var mus [n]sync.Mutex // each store's writer index
+	for i := range dbs {
+		dbs[i] = openTest(t, func(o *Options) {
+			o.Dir = filepath.Join(base, fmt.Sprint(i))
+			o.NoWAL = true
+			o.Parking = pk
+		})
+	}
+	var wg sync.WaitGroup
+	fail := make(chan error, workers)
+	for w := range workers {
+		wg.Go(func() {
+			for k := range 150 {
+				i := (w*31 + k*7) % n
+				d := dbs[i]
+				mus[i].Lock()
+				d.index++
+				idx := d.index
+				_, err := d.Apply(&Batch{Index: idx, Time: d.clock.Now(), Mutations: []Mutation{{Put: &PutRequest{
+					Key: key.Encode([]byte("h"), fmt.Appendf(nil, "%06d", idx)), Value: []byte("v")}}}})
+				mus[i].Unlock()
+				if err == nil {
+					var c int64
+					c, _, err = d.SortKeyCount([]byte("h"))
+					if err == nil && c < int64(idx) {
+						err = fmt.Errorf("store %d: %d records, index %d written", i, c, idx)
+					}
+				}
+				if err != nil {
+					fail <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(fail)
+	for err := range fail {
+		t.Fatal(err)
+	}
+	st := pk.Stats()
+	if st.Open > bound+2*workers || st.Evictions == 0 {
+		t.Fatalf("after the workers: %+v", st)
+	}
+	// One more open: it parks down to the bound, whatever the workers left.
+	if _, err := dbs[0].Park(); err != nil {
+		t.Fatal(err)
+	}
+	if _, code := dbs[0].get("h", "000001"); code != wire.StatusOK {
+		t.Fatalf("get: %d", code)
+	}
+	if st := pk.Stats(); st.Open > bound {
+		t.Fatalf("after one more read: %+v", st)
+	}
+	for i, d := range dbs {
+		c, _, err := d.SortKeyCount([]byte("h"))
+		if err != nil || uint64(c) != d.index {
+			t.Fatalf("store %d: %d records, %d written (%v)", i, c, d.index, err)
+		}
+	}
+	t.Logf("%+v", st)
 }

@@ -14,8 +14,8 @@ func TestPebbleLogger(t *testing.T) {
 	lg.Errorf("background error %s", "x")
 	func() {
 		defer func() {
-			if r := recover(); r != "pebble: corrupt sstable 7" {
-				t.Errorf("Fatalf panicked with %v", r)
+			if r, ok := recover().(*PebbleFatalError); !ok || r.Error() != "pebble: corrupt sstable 7" {
+				t.Errorf("Fatalf panicked with %v (%v)", r, ok)
 			}
 		}()
 		lg.Fatalf("corrupt sstable %d", 7)
