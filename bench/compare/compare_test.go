@@ -54,12 +54,12 @@ func TestTargets(t *testing.T) {
 	}}
 	got := strings.Join(r.targets(), "\n")
 	for _, want := range []string{
-		"**met**: A throughput, durability always, ≥ 0.35×", // 400 vs 1000
-		"**met**: A throughput, durability os, ≥ 0.70×",     // 800 vs 1000
-		"**missed**: A throughput ≥ 10.00× etcd",           // 400 vs 100
-		"**met**: load throughput ≥ 0.25×",                 // 300 vs 1000
-		"**met**: load throughput, durability os, ≥ 0.25×", // 260 vs 1000
-		"**missed**: gopegasus onebox: A update p99",       // 300 vs 60
+		"**met**: A throughput, durability always, ≥ 0.35×",               // 400 vs 1000
+		"**met**: A throughput, durability os, ≥ 0.70×",                   // 800 vs 1000
+		"**missed**: A throughput ≥ 10.00× etcd",                          // 400 vs 100
+		"**met**: load throughput ≥ 0.25×",                                // 300 vs 1000
+		"**met**: load throughput, durability os, ≥ 0.25×",                // 260 vs 1000
+		"**missed**: gopegasus onebox: A update p99",                      // 300 vs 60
 		"**met**: gopegasus onebox, durability os (unsafe): A update p99", // 200 vs 60
 		"**missed**: gopegasus onebox: server CPU per insert",
 		"**met**: gopegasus onebox, durability os (unsafe): server CPU per insert",

@@ -153,7 +153,6 @@ func (r *report) targets() []string {
 	return out
 }
 
-
 func orUnknown(s string) string {
 	if s == "" {
 		return "unknown"
