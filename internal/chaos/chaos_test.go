@@ -417,9 +417,9 @@ func strike(ctx context.Context, t *testing.T, rec *linearize.Recorder, lastWrit
 }
 
 // finalReads reads every key once the faults are over, as part of the history: every
-// acknowledged write must be reflected in them. describe, if not nil, tells on a failure how
-// the meta sees the table.
-func finalReads(t *testing.T, rec *linearize.Recorder, tb linearize.Table, keys []string, describe func() string) {
+// acknowledged write must be reflected in them. describe, if not nil, tells on a failure of
+// key's read how the meta sees the table.
+func finalReads(t *testing.T, rec *linearize.Recorder, tb linearize.Table, keys []string, describe func(key string) string) {
 	for _, k := range keys {
 		fctx, fcancel := context.WithTimeout(t.Context(), 20*time.Second)
 		var err error // the last read's: Wait tries once at least
@@ -438,12 +438,31 @@ func finalReads(t *testing.T, rec *linearize.Recorder, tb linearize.Table, keys 
 		})
 		fcancel()
 		if err != nil && describe != nil {
-			t.Fatalf("final read of %s failed: %v\nits attempts:\n  %s\ntable as the meta sees it:\n%s", k, err, strings.Join(tries, "\n  "), describe())
+			t.Fatalf("final read of %s failed: %v\nits attempts:\n  %s\ntable as the meta sees it:\n%s", k, err, strings.Join(tries, "\n  "), describe(k))
 		}
 		if err != nil {
 			t.Fatalf("final read of %s failed: %v\nits attempts:\n  %s", k, err, strings.Join(tries, "\n  "))
 		}
 	}
+}
+
+// freshRead reads key of table once with a new client (its own configuration query and
+// connections), for a failed final read's message: whether the servers serve the key to a
+// client that has no state of its own yet.
+func (c *cluster) freshRead(table, key string) string {
+	client, err := pegasus.New(pegasus.Config{MetaServers: []string{c.metaAddr}})
+	if err != nil {
+		return "a new client: " + err.Error() + "\n"
+	}
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	tb, err := client.OpenTable(ctx, table)
+	if err == nil {
+		_, err = tb.Get(ctx, []byte(key), linearize.SortKey)
+	}
+	return fmt.Sprintf("a new client's read of %s: %v after %v\n", key, err, time.Since(start).Round(time.Millisecond))
 }
 
 // keepDiagnostics saves, for a failed final read, every replica server's goroutine stacks
@@ -587,7 +606,10 @@ func runChaos(t *testing.T, f fault) {
 		return victim.name
 	})
 	wg.Wait()
-	finalReads(t, rec, linearize.Ours(tb), keys, func() string { c.keepDiagnostics(); return c.describeTable("chaos") })
+	finalReads(t, rec, linearize.Ours(tb), keys, func(k string) string {
+		c.keepDiagnostics()
+		return c.describeTable("chaos") + c.freshRead("chaos", k)
+	})
 
 	if adm != nil {
 		// The split ends and the cluster ends balanced once the kills stop.

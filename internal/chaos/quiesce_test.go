@@ -78,7 +78,10 @@ func TestChaosQuiescedLinearizable(t *testing.T) {
 	})
 	wg.Wait()
 	all := append(keys, busy...)
-	finalReads(t, rec, linearize.Ours(tb), all, func() string { c.keepDiagnostics(); return c.describeTable("quiet") })
+	finalReads(t, rec, linearize.Ours(tb), all, func(k string) string {
+		c.keepDiagnostics()
+		return c.describeTable("quiet") + c.freshRead("quiet", k)
+	})
 	wakes, quiesced := c.quiescence(t)
 	res := checkHistory(t, rec, all)
 	t.Logf("quiesced chaos: %v, %d faults (kills and pauses), %d operations acknowledged, %d failed or timed out, worst write recovery after a fault %v, %d wakes from quiescence counted by the servers now up (%d groups quiesced at the end), result %s",
