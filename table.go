@@ -327,7 +327,11 @@ func classify(err error, kind opKind) (refresh, retry bool) {
 		wire.ErrDiskInsufficient, wire.ErrServiceNotActive:
 		return false, kind != kindNonIdempotent
 	case wire.ErrTimeout:
-		return false, kind == kindRead
+		// The server (or the replica that forwarded the request to its partition's leader,
+		// answering for it) timed out. The configuration is refreshed as well: a client
+		// whose configuration still names a replica that forwards to a leader it cannot
+		// reach in time would otherwise send every retry the same way.
+		return true, kind == kindRead
 	}
 	return false, false
 }

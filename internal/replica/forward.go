@@ -136,6 +136,14 @@ func (s *Server) forwardTo(ctx context.Context, addr string, req *rpc.Request) (
 	} else {
 		reply = new(idl.Blob) // one-way (clear_scanner): the answer is only a code
 	}
+	// The client gives up after its timeout: the call to the leader is bounded by it, so
+	// that the client gets an answer (ERR_TIMEOUT, on which it refreshes its configuration)
+	// rather than its own timeout while this server still waits.
+	if t := time.Duration(req.Header.ClientTimeout) * time.Millisecond; t > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t)
+		defer cancel()
+	}
 	args := idl.Blob(appendForwarded(nil, req))
 	h := wire.Header{AppID: req.Header.AppID, PartitionIndex: req.Header.PartitionIndex,
 		ThreadHash: req.Header.ThreadHash, PartitionHash: req.Header.PartitionHash}
