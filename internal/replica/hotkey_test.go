@@ -124,7 +124,10 @@ func TestDetectHotkeyRPC(t *testing.T) {
 			continue
 		}
 		for typ, h := range map[string]HotKeys{"read": ph.Read, "write": ph.Write} {
-			if len(h.Keys) == 0 || string(h.Keys[0].HashKey) != string(hot) || h.Keys[0].Requests*3 < h.Total {
+			// First, and far ahead of the next (its share of the window's total depends on
+			// where the window starts: writes of the other partitions' keys count too).
+			if len(h.Keys) == 0 || string(h.Keys[0].HashKey) != string(hot) ||
+				len(h.Keys) > 1 && h.Keys[0].Requests < 4*h.Keys[1].Requests {
 				t.Fatalf("%s top-k: %+v", typ, h)
 			}
 		}

@@ -110,7 +110,16 @@ func TestMaxOpenStoresBound(t *testing.T) {
 	check := func(when string) {
 		t.Helper()
 		st := s.parking.Stats()
-		if st.Stores != parts || st.Open > bound {
+		if st.Stores != parts {
+			t.Fatalf("%s: %+v", when, st)
+		}
+		if st.Reopens == 0 {
+			// The bound is enforced by opens: until an operation has reopened a parked
+			// store, what the table's concurrent first opens left open (stores in use
+			// while they replayed) may stand above it.
+			return
+		}
+		if st.Open > bound {
 			t.Fatalf("%s: %+v", when, st)
 		}
 		if n := storeFilesUnder(t, dir); n > bound*12 {
@@ -129,7 +138,7 @@ func TestMaxOpenStoresBound(t *testing.T) {
 		}
 		check(fmt.Sprintf("get %d", i))
 	}
-	if st := s.parking.Stats(); st.Evictions < parts-bound || st.Parked < parts-bound {
+	if st := s.parking.Stats(); st.Evictions < parts-bound || st.Parked < parts-bound || st.Reopens == 0 || st.Open > bound {
 		t.Fatalf("parking stats %+v", st)
 	}
 	t.Logf("%+v", s.parking.Stats())
