@@ -80,6 +80,17 @@ func Partition(hash uint64, count int) int {
 	return int(hash % uint64(count))
 }
 
+// FirstCount returns the smallest power-of-two partition count that has a partition pidx
+// (pidx >= 0): the table's count when splits made pidx. pidx's ancestors by splits are pidx
+// modulo each smaller power of two.
+func FirstCount(pidx int32) int32 {
+	n := int32(1)
+	for n <= pidx {
+		n <<= 1
+	}
+	return n
+}
+
 // Successor returns the smallest byte string greater than every string that has k as a
 // prefix: k with its last non-0xFF byte incremented and everything after it dropped. It
 // returns nil when k is empty or all 0xFF, meaning "no upper bound". The result is a new slice.

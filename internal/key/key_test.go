@@ -85,3 +85,11 @@ func TestSuccessor(t *testing.T) {
 		t.Errorf("PrefixEnd = %x", got)
 	}
 }
+
+func TestFirstCount(t *testing.T) {
+	for pidx, want := range map[int32]int32{0: 1, 1: 2, 2: 4, 3: 4, 4: 8, 7: 8, 8: 16, 12: 16, 65535: 65536} {
+		if got := FirstCount(pidx); got != want {
+			t.Errorf("FirstCount(%d) = %d, want %d", pidx, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package meta
 
 import (
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/key"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
@@ -84,11 +85,7 @@ func ancestorPrimaries(r *idl.QueryCfgResponse) {
 		if pc.Ballot >= 0 || !pc.Primary.IsZero() || c <= 0 {
 			continue
 		}
-		n := int32(1) // the smallest power of two above c: c's ancestors are c mod each below
-		for n <= c {
-			n <<= 1
-		}
-		for m := n >> 1; m >= 1; m >>= 1 {
+		for m := key.FirstCount(c) >> 1; m >= 1; m >>= 1 { // c's ancestors: c mod each
 			if a := byIndex[c%m]; a != nil && a.Ballot > 0 && !a.Primary.IsZero() {
 				pc.Primary = a.Primary
 				break

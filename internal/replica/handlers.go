@@ -22,7 +22,11 @@ func (s *Server) registerHandlers() {
 	h := func(name string, serve rpc.HandlerFunc) {
 		serve = s.counted(name, s.throttled(name, serve))
 		s.local[name] = serve
-		s.rpc.Handle(name, s.toAncestor(s.checkACL(name, s.denying(name, s.forwarding(name, serve)))))
+		outer := s.checkACL(name, s.denying(name, s.forwarding(name, serve)))
+		if _, keyed := s.keys[name]; keyed {
+			outer = s.toAncestor(outer) // before the acl: it names the partition served
+		}
+		s.rpc.Handle(name, outer)
 	}
 	s.keys = map[string]requestKey{
 		idl.RPCGet:          func(a idl.Value) ([]byte, keyCheck) { return *a.(*idl.Blob), encodedKey },

@@ -126,13 +126,8 @@ func (s *Server) ancestorFor(req *rpc.Request) *partition {
 	if !ok {
 		return nil
 	}
-	// The smallest partition count that has a partition c, and c's ancestors: c mod each
-	// smaller power of two.
-	n := int32(1)
-	for n <= c {
-		n <<= 1
-	}
-	if int32(key.Partition(hash, int(n))) != c%n {
+	n := key.FirstCount(c)
+	if int32(key.Partition(hash, int(n))) != c {
 		return nil // the key is not c's: the client's routing is wrong, not old
 	}
 	for m := n >> 1; m >= 1; m >>= 1 {
@@ -148,11 +143,7 @@ func (s *Server) ancestorFor(req *rpc.Request) *partition {
 // counts, d's ancestor at count c is d mod c, and p's smallest count is the least power of
 // two above p.
 func descends(d, p int32) bool {
-	c := int32(1)
-	for c <= p {
-		c <<= 1
-	}
-	return d%c == p
+	return d%key.FirstCount(p) == p
 }
 
 // forwardSplit serves req, which p refused with code (a split's refusal), at the partition
