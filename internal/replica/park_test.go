@@ -2,12 +2,11 @@ package replica
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gopegasus/pegasus/internal/idl"
+	"github.com/gopegasus/pegasus/internal/leakcheck"
 	"github.com/gopegasus/pegasus/internal/poll"
 	"github.com/gopegasus/pegasus/internal/rpc"
 )
@@ -70,19 +69,7 @@ func TestIdleStoresParkAndServe(t *testing.T) {
 // out: the partitions' stores.
 func storeFilesUnder(t *testing.T, dir string) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	n := 0
-	for _, e := range ents {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err == nil && strings.HasPrefix(target, dir+string(filepath.Separator)) &&
-			!strings.HasPrefix(target, filepath.Join(dir, "raftlog")) {
-			n++
-		}
-	}
-	return n
+	return leakcheck.OpenFilesUnder(t, dir, filepath.Join(dir, "raftlog"))
 }
 
 // With max_open_stores, a server keeps at most that many of its replicas' stores open (no

@@ -5,30 +5,19 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gopegasus/pegasus/internal/key"
+	"github.com/gopegasus/pegasus/internal/leakcheck"
 	"github.com/gopegasus/pegasus/internal/wire"
 )
 
 // openFilesUnder counts the files this process holds open under dir.
 func openFilesUnder(t *testing.T, dir string) int {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Skipf("no /proc/self/fd: %v", err)
-	}
-	n := 0
-	for _, e := range ents {
-		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err == nil && (target == dir || strings.HasPrefix(target, dir+string(filepath.Separator))) {
-			n++
-		}
-	}
-	return n
+	return leakcheck.OpenFilesUnder(t, dir)
 }
 
 // A parked store holds no file open, and its next read reopens it and finds the data, the
