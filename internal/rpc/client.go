@@ -211,8 +211,16 @@ func (c *Conn) session(ctx context.Context) (*session, error) {
 			c.mu.Unlock()
 			return nil, ErrClosed
 		}
-		if c.sess != nil {
-			s := c.sess
+		if s := c.sess; s != nil {
+			select {
+			case <-s.dead:
+				// It broke before it was installed (its reader's breakSession found
+				// another current session and left it): no one else will take it down.
+				c.sess = nil
+				c.mu.Unlock()
+				continue
+			default:
+			}
 			c.mu.Unlock()
 			return s, nil
 		}

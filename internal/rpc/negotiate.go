@@ -113,14 +113,17 @@ func (sc *serverConn) negotiate(ctx context.Context, rt *route, seqID int32, arg
 		sc.nego = sc.s.cfg.Auth.NewNegotiation(sc.c.RemoteAddr())
 	}
 	resp, user := sc.step(req)
-	sc.send(ctx, rt.rpc.AckName, seqID, wire.OK, resp)
+	// Counted before the answer leaves: a client that has it sees the metrics include it.
 	switch {
 	case resp.Status == idl.NegotiationSASLAuthFail:
 		sc.s.auth.failed.Add(1)
-		return errNegotiationFailed
 	case resp.Status == idl.NegotiationSASLSucc && user != "":
 		sc.s.auth.authenticated.Add(1)
 		sc.user = user
+	}
+	sc.send(ctx, rt.rpc.AckName, seqID, wire.OK, resp)
+	if resp.Status == idl.NegotiationSASLAuthFail {
+		return errNegotiationFailed
 	}
 	return nil
 }

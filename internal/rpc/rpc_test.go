@@ -525,3 +525,27 @@ func (r *rawConn) expectClosedOrReset() {
 		r.t.Fatalf("connection not closed: %v", err)
 	}
 }
+
+// TestSessionBrokenBeforeInstalled: a connection reset right after the dial (the server
+// killed in that instant) breaks the session before Conn.session installs it, so its
+// reader's breakSession finds another current session (none) and leaves it; the installed
+// session is dead and nothing would ever replace it: every later call failed at once with
+// its "connection broken" (the chaos test's final read, retried for 20 s over one port).
+// The next call must dial again.
+func TestSessionBrokenBeforeInstalled(t *testing.T) {
+	s := startServer(t, ServerConfig{}, map[string]HandlerFunc{idl.RPCGet: echoGet})
+	c := NewConn(s.Addr().String(), ConnConfig{})
+	defer c.Close()
+	sess, err := c.dial(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess.fail(fmt.Errorf("%w: reset by peer", ErrConnBroken))
+	sess.wg.Wait() // its reader and writer are gone: no breakSession is left to come
+	c.mu.Lock()
+	c.sess = sess // as Conn.session installs a dial's session
+	c.mu.Unlock()
+	if got, err := get(t.Context(), c, 0, "k"); err != nil || string(got) != "k" {
+		t.Fatalf("call after a session broke before it was installed: %q %v", got, err)
+	}
+}
