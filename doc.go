@@ -44,5 +44,7 @@
 // with the table, partition and server address. errors.Is reaches the Pegasus error codes
 // re-exported here ([ErrObjectNotFound], [ErrInvalidState], ...), storage statuses
 // ([StatusInvalidArgument], ...), [ErrInvalidArgument] for rejected arguments and
-// context.DeadlineExceeded / context.Canceled.
+// context.DeadlineExceeded / context.Canceled. A write that failed after its request left the
+// process, with no answer saying it was refused (its connection broke, its server timed out),
+// may have been applied: its error wraps [ErrOutcomeUnknown].
 package pegasus

@@ -99,6 +99,12 @@ var (
 	ErrScannerClosed = errors.New("pegasus: scanner closed")
 	// ErrNoPrimary is wrapped when the meta servers report no primary for a partition.
 	ErrNoPrimary = errors.New("pegasus: partition has no primary replica")
+	// ErrOutcomeUnknown is wrapped by the error of a write that may or may not have been
+	// applied: its connection broke, or its server timed out or lost its primary role, after
+	// the request was sent. The client does not send such a write again (applied twice around
+	// other clients' writes, it would not be linearizable); an application that knows no one
+	// else writes the keys, or whose write is safe to repeat, may.
+	ErrOutcomeUnknown = errors.New("pegasus: the write may or may not have been applied")
 )
 
 // Pegasus error codes a caller may act on. They are comparable with errors.Is against any

@@ -216,6 +216,7 @@ func (e *callError) Unwrap() error { return e.err }
 // is decoded into reply.
 func (t *table) call(ctx context.Context, kind opKind, tg target, name string, args, reply idl.Value) error {
 	backoff := retryBackoffMin
+	maybeApplied := false
 	for {
 		if t.c.isClosed() {
 			return ErrClientClosed
@@ -255,6 +256,11 @@ func (t *table) call(ctx context.Context, kind opKind, tg target, name string, a
 				// The table itself is gone (dropped): retrying cannot help.
 				return &callError{table: t.name, pidx: pidx, addr: p.primary, err: rerr}
 			}
+		}
+		maybeApplied = maybeApplied || outcomeUnknown(err, kind)
+		if maybeApplied {
+			// Whichever attempt fails last, an earlier one may have been applied.
+			err = fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 		}
 		if !retry {
 			return &callError{table: t.name, pidx: pidx, addr: p.primary, err: err}
@@ -334,6 +340,25 @@ func classify(err error, kind opKind) (refresh, retry bool) {
 		return true, kind == kindRead
 	}
 	return false, false
+}
+
+// outcomeUnknown reports whether a write that failed with err, and is not sent again, may
+// have been applied: the request left the process and no answer says it was refused.
+func outcomeUnknown(err error, kind opKind) bool {
+	if kind == kindRead || errors.Is(err, ErrNoPrimary) || isDialError(err) ||
+		errors.Is(err, ErrClientClosed) {
+		return false
+	}
+	code, ok := wire.AsCode(err)
+	if !ok {
+		// A transport failure, or the caller's context ending while the answer was awaited.
+		return true
+	}
+	switch code {
+	case wire.ErrTimeout, wire.ErrInvalidState, wire.ErrForwardToOthers:
+		return true
+	}
+	return false
 }
 
 // isDialError reports whether err is a failure to connect, so the request was never sent.
