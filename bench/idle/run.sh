@@ -14,7 +14,7 @@
 # follows the last measure: `pegasus bench` putting 100-byte values with 2 threads for 20 s
 # into table idle1 (its 64 partitions, parked until then), whose put latencies are printed,
 # then a measure under it. HEAP=DIR saves a heap profile (pprof) of each binary into DIR at
-# the last idle measure.
+# the last idle measure; PROFILE=DIR a 20 s CPU profile right after it.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 bins=("$@")
@@ -81,6 +81,10 @@ for bin in "${bins[@]}"; do
 	if [ -n "${HEAP:-}" ]; then
 		mkdir -p "$HEAP"
 		curl -sf -o "$HEAP/$(basename "$bin").heap" "http://127.0.0.1:$rep/pprof/heap" || echo "no heap profile"
+	fi
+	if [ -n "${PROFILE:-}" ]; then
+		mkdir -p "$PROFILE"
+		curl -sf -o "$PROFILE/$(basename "$bin").cpu" "http://127.0.0.1:$rep/pprof/profile?seconds=20" || echo "no CPU profile"
 	fi
 	if [ "${LOAD:-1}" != 0 ]; then
 		"$bin" bench --metas "$metas" --table idle1 --workload put --threads 2 --duration 20s \

@@ -43,9 +43,9 @@ const (
 	// DefaultDupMaxRetained bounds the raft log entries a partition keeps for duplications
 	// that have not confirmed them.
 	DefaultDupMaxRetained = 100000
-	// DefaultQuiesce is whether idle raft groups quiesce: off until the chaos runs with it on
-	// are all green (see README.md, "Idle partitions: quiescence").
-	DefaultQuiesce = false
+	// DefaultQuiesce is whether idle raft groups quiesce (see README.md, "Idle partitions:
+	// quiescence").
+	DefaultQuiesce = true
 	// DefaultStoreParkIdle is the default of store_park_idle_seconds: a partition replica's
 	// store unused for a minute closes its Pebble database until its next use.
 	DefaultStoreParkIdle = time.Minute
