@@ -75,6 +75,9 @@ type quiesceState struct {
 	watchLead  atomic.Uint64
 	watchSince atomic.Int64
 	leaderLost atomic.Bool
+	// peers are the servers of a quiesced leader's followers, which the liveness pings:
+	// taken from the placement as the group quiesces (a change of placement wakes it).
+	peers atomic.Pointer[[]string]
 	// pokeC wakes the loop to look at the table again or at leaderLost.
 	pokeC chan struct{}
 	// shortcutReads counts the reads served by the lease shortcut, which the loop does not
@@ -133,6 +136,15 @@ func (l *loop) stopTicking(role int32) {
 	l.q.offer = nil
 	l.q.ticker.Stop()
 	l.q.tickC = nil
+	if role == quietLeader {
+		var peers []string
+		for _, m := range l.p.table().members {
+			if m != l.p.s.addr {
+				peers = append(peers, m)
+			}
+		}
+		l.p.quiesce.peers.Store(&peers)
+	}
 	l.p.quiesce.quiet.Store(role)
 }
 
@@ -313,7 +325,13 @@ func (p *partition) leaderUnheard(now time.Time) bool {
 	if lead == 0 {
 		return false
 	}
-	heard := max(p.s.live.lastHeard(p.addressOf(lead)), p.quiesce.watchSince.Load())
+	return p.unheardSince(now, p.s.live.lastHeard(p.addressOf(lead)))
+}
+
+// unheardSince reports whether a replica that watches its leader, whose server was last
+// heard at heard (unix nanoseconds), has not heard from it for an election timeout.
+func (p *partition) unheardSince(now time.Time, heard int64) bool {
+	heard = max(heard, p.quiesce.watchSince.Load())
 	return now.UnixNano()-heard > int64(raftgroup.ElectionTicks*p.s.cfg.TickInterval)
 }
 
@@ -370,14 +388,18 @@ func (s *Server) runLiveness(ctx context.Context) {
 	}
 }
 
+//
+// It runs every tick over every replica, so it touches as little of each as it can: a
+// quiesced leader's peers were noted as it quiesced, and a leader's server (the same for
+// many replicas) is looked up once per round.
 func (s *Server) livenessOnce(now time.Time) {
 	var ping map[string]bool
+	heard := map[uint64]int64{} // leader's raft id -> when its server was last heard
 	s.mu.RLock()
 	for _, p := range s.parts {
-		switch p.quiesce.quiet.Load() {
-		case quietLeader:
-			for _, m := range p.table().members {
-				if m != s.addr {
+		if p.quiesce.quiet.Load() == quietLeader {
+			if peers := p.quiesce.peers.Load(); peers != nil {
+				for _, m := range *peers {
 					if ping == nil {
 						ping = map[string]bool{}
 					}
@@ -385,7 +407,19 @@ func (s *Server) livenessOnce(now time.Time) {
 				}
 			}
 		}
-		if p.leaderUnheard(now) {
+		lead := p.quiesce.watchLead.Load()
+		if lead == 0 {
+			continue
+		}
+		at, ok := heard[lead]
+		if !ok {
+			addr := p.addressOf(lead)
+			at = s.live.lastHeard(addr)
+			if addr != "" {
+				heard[lead] = at
+			}
+		}
+		if p.unheardSince(now, at) {
 			p.quiesce.leaderLost.Store(true)
 			p.quiesce.poke()
 		}
