@@ -21,6 +21,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/fnv"
+	"maps"
+	"slices"
 
 	"github.com/gopegasus/pegasus/internal/idl"
 )
@@ -90,6 +92,9 @@ type SyncRequest struct {
 	Backups   []BackupReport   `json:"backups,omitempty"`
 	Restores  []RestoreReport  `json:"restores,omitempty"`
 	BulkLoads []BulkLoadReport `json:"bulk_loads,omitempty"`
+	// KnownAssignments is the AssignmentsHash of the last answer the server acted on (0:
+	// none): see PlacementHash.
+	KnownAssignments uint64 `json:"known_assignments,omitempty"`
 }
 
 // Assignment is one partition a replica server should host.
@@ -163,6 +168,19 @@ type SyncResponse struct {
 	// Apps belongs to a table dropped and expired (purged), whose data is to be deleted.
 	Apps     []int32 `json:"apps,omitempty"`
 	MaxAppID int32   `json:"max_app_id,omitempty"`
+	// AssignmentsHash is the hash of this answer's placement part (PlacementHash); Unchanged
+	// says that part is left out, being the one the request's KnownAssignments names.
+	AssignmentsHash uint64 `json:"assignments_hash,omitempty"`
+	Unchanged       bool   `json:"unchanged,omitempty"`
+}
+
+// Equal reports whether two assignments say the same, envs included.
+func (a *Assignment) Equal(b *Assignment) bool {
+	return a.AppID == b.AppID && a.PartitionIndex == b.PartitionIndex && a.AppName == b.AppName &&
+		a.PartitionCount == b.PartitionCount && slices.Equal(a.Members, b.Members) &&
+		maps.Equal(a.Envs, b.Envs) && a.Join == b.Join && slices.Equal(a.Dups, b.Dups) &&
+		(a.Split == nil) == (b.Split == nil) && (a.Split == nil || *a.Split == *b.Split) &&
+		a.SplitParent == b.SplitParent
 }
 
 // FillEnvs gives each assignment that has no envs of its own its table's envs, from Envs.

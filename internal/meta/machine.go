@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"maps"
 	"math"
@@ -36,6 +37,8 @@ type machine struct {
 	lg        *slog.Logger
 	log       submitter
 	startTime time.Time
+	// syncSeed seeds the hashes of the syncs' placement parts (cluster.PlacementHash).
+	syncSeed maphash.Seed
 
 	// leading is set from takeOver to stepDown; term is the raft term it took over in.
 	leading bool
@@ -76,7 +79,8 @@ type node struct {
 
 func newMachine(cfg Config, lg *slog.Logger, log submitter, am *appliedMap) *machine {
 	m := &machine{cfg: cfg, lg: lg, log: log, startTime: cfg.Now(), state: am.m, stateIndex: am.index,
-		nodes: make(map[string]*node), changed: make(chan struct{}), lb: defaultLBControls(cfg)}
+		nodes: make(map[string]*node), changed: make(chan struct{}), lb: defaultLBControls(cfg),
+		syncSeed: maphash.MakeSeed()}
 	m.resetOps()
 	m.dups.reset()
 	return m
@@ -837,6 +841,10 @@ func (m *machine) sync(ctx context.Context, req *cluster.SyncRequest) (*cluster.
 	}
 	resp.Backups = m.backupTasks(n.addr)
 	resp.BulkLoads = m.bulkLoadTasks(n.addr)
+	resp.AssignmentsHash = cluster.PlacementHash(m.syncSeed, resp)
+	if req.KnownAssignments == resp.AssignmentsHash {
+		resp.OmitPlacement() // the server has it (see cluster.PlacementHash)
+	}
 	return resp, wire.OK
 }
 

@@ -63,6 +63,9 @@ type tableInfo struct {
 // partition is one partition replica: a storage database and a raft group member. Its raft
 // state is owned by the run goroutine; request handlers talk to it through channels.
 type partition struct {
+	// assigned is the assignment setTable last acted on (sync goroutine only).
+	assigned *cluster.Assignment
+
 	s   *Server
 	pid idl.GPID
 	lg  *slog.Logger
@@ -163,6 +166,15 @@ func (p *partition) readDB() (db *storage.DB, release func()) {
 }
 
 func (p *partition) setTable(a cluster.Assignment) {
+	if p.assigned != nil && p.assigned.Equal(&a) {
+		// The same as the last sync's (the usual case): only a periodic compaction's
+		// schedule, which the clock moves, is looked at again.
+		if a.Envs[EnvCompactPeriodicTrigger] != "" {
+			p.noteCompaction(a.Envs, time.Now())
+		}
+		return
+	}
+	p.assigned = &a
 	ti := &tableInfo{appName: a.AppName, partitionCount: a.PartitionCount, members: a.Members, envs: a.Envs, join: a.Join,
 		dups: a.Dups, split: a.Split}
 	ti.addrs = map[uint64]string{}

@@ -388,10 +388,10 @@ func (s *Server) runLiveness(ctx context.Context) {
 	}
 }
 
-//
-// It runs every tick over every replica, so it touches as little of each as it can: a
-// quiesced leader's peers were noted as it quiesced, and a leader's server (the same for
-// many replicas) is looked up once per round.
+// livenessOnce is a round of the liveness: the pings of the quiesced leaders' peers, and
+// the verdicts on the quiesced followers' leaders. It runs every tick over every replica,
+// so it touches as little of each as it can: a quiesced leader's peers were noted as it
+// quiesced, and a leader's server (the same for many replicas) is looked up once a round.
 func (s *Server) livenessOnce(now time.Time) {
 	var ping map[string]bool
 	heard := map[uint64]int64{} // leader's raft id -> when its server was last heard

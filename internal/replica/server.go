@@ -74,6 +74,11 @@ type Server struct {
 
 	mu    sync.RWMutex
 	parts map[idl.GPID]*partition
+	// placement is the last whole answer of a meta sync, whose placement part a later
+	// answer may leave out as unchanged (sync goroutine only; cluster.PlacementHash).
+	placement *cluster.SyncResponse
+	// syncsUnchanged counts the sync answers that left the placement out as unchanged.
+	syncsUnchanged atomic.Int64
 
 	syncNow chan struct{}
 	// raftRefused counts the raft messages (snapshots included) dropped because their
@@ -655,6 +660,9 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 		return int(a.PartitionIndex - b.PartitionIndex)
 	})
+	if s.placement != nil {
+		req.KnownAssignments = s.placement.AssignmentsHash
+	}
 	resp, err := s.callMeta(ctx, &req)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -662,7 +670,23 @@ func (s *Server) syncOnce(ctx context.Context) {
 		}
 		return
 	}
-	resp.FillEnvs()
+	switch {
+	case resp.Unchanged:
+		if s.placement == nil || resp.AssignmentsHash != s.placement.AssignmentsHash {
+			// Not what was asked: the next sync asks for the whole answer.
+			s.lg.Warn("meta sync: the answer left out a placement this server does not have")
+			s.placement = nil
+			return
+		}
+		resp.RestorePlacement(s.placement)
+		s.syncsUnchanged.Add(1)
+	case resp.AssignmentsHash != 0:
+		resp.FillEnvs()
+		s.placement = resp
+	default: // a meta that does not hash its answers
+		resp.FillEnvs()
+		s.placement = nil
+	}
 	s.applyDrops(resp)
 	assigned := make(map[idl.GPID]bool, len(resp.Assignments))
 	var toOpen []cluster.Assignment
@@ -777,6 +801,10 @@ func syncStatus(r *syncReply) metaclient.Status {
 	}
 	return metaclient.Status{Err: wire.CodeError(r.resp.Err), Leader: r.resp.Leader}
 }
+
+// SyncsUnchanged returns how many meta sync answers left the placement part out since the
+// server started, because the server had it already (cluster.PlacementHash).
+func (s *Server) SyncsUnchanged() int64 { return s.syncsUnchanged.Load() }
 
 // RaftLogSyncs returns how many fsyncs the server's raft log has made since it started.
 func (s *Server) RaftLogSyncs() int64 { return s.rlog.Syncs() }
