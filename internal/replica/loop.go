@@ -201,7 +201,8 @@ func (l *loop) run(ctx context.Context, tick time.Duration, campaign bool) {
 	l.q.ticker = time.NewTicker(tick)
 	l.q.tick, l.q.tickC = tick, l.q.ticker.C
 	defer l.q.ticker.Stop()
-	defer p.quiesce.quiet.Store(ticking)
+	defer p.setWatch(0) // a stopped loop acts on no verdict
+	defer p.setQuiet(ticking)
 	l.preferred = campaign
 	l.resumeCopy()
 	defer l.closeSplit()

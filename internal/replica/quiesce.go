@@ -75,9 +75,13 @@ type quiesceState struct {
 	watchLead  atomic.Uint64
 	watchSince atomic.Int64
 	leaderLost atomic.Bool
-	// peers are the servers of a quiesced leader's followers, which the liveness pings:
-	// taken from the placement as the group quiesces (a change of placement wakes it).
-	peers atomic.Pointer[[]string]
+	// peers are the servers of a quiesced leader's followers, which the liveness pings
+	// (taken from the placement as the group quiesces: a change of placement wakes it),
+	// and watched the address of the leader's server watchLead names; both as the
+	// server's quietIndex holds them (guarded by its mutex).
+	peers   []string
+	watched string
+	inWatch bool
 	// pokeC wakes the loop to look at the table again or at leaderLost.
 	pokeC chan struct{}
 	// shortcutReads counts the reads served by the lease shortcut, which the loop does not
@@ -121,7 +125,7 @@ func (l *loop) wake() {
 	l.q.quiesced = false
 	l.q.idle = 0
 	l.q.offer = nil
-	p.quiesce.quiet.Store(ticking)
+	p.setQuiet(ticking)
 	p.quiesce.wakes.Add(1)
 	l.q.ticker.Reset(l.q.tick)
 	l.q.tickC = l.q.ticker.C
@@ -136,16 +140,7 @@ func (l *loop) stopTicking(role int32) {
 	l.q.offer = nil
 	l.q.ticker.Stop()
 	l.q.tickC = nil
-	if role == quietLeader {
-		var peers []string
-		for _, m := range l.p.table().members {
-			if m != l.p.s.addr {
-				peers = append(peers, m)
-			}
-		}
-		l.p.quiesce.peers.Store(&peers)
-	}
-	l.p.quiesce.quiet.Store(role)
+	l.p.setQuiet(role)
 }
 
 // noteMessage classifies a peer's message before raft steps it: a message that is not part
@@ -154,7 +149,7 @@ func (l *loop) stopTicking(role int32) {
 func (l *loop) noteMessage(m *raftpb.Message) {
 	p := l.p
 	if m.From == l.lead && m.From != 0 && p.quiesce.watchLead.Load() == m.From {
-		p.quiesce.watchLead.Store(0) // the leader is heard again
+		p.setWatch(0) // the leader is heard again
 		p.quiesce.leaderLost.Store(false)
 	}
 	if (m.Type == raftpb.MsgPreVote || m.Type == raftpb.MsgVote) && p.leaderUnheard(time.Now()) {
@@ -206,7 +201,7 @@ func (l *loop) considerOffer() {
 	}
 	p.quiesce.watchSince.Store(time.Now().UnixNano())
 	p.quiesce.leaderLost.Store(false)
-	p.quiesce.watchLead.Store(m.From)
+	p.setWatch(m.From)
 	l.stopTicking(quietFollower)
 }
 
@@ -305,7 +300,7 @@ func (l *loop) checkLeaderLost() {
 	if !p.quiesce.leaderLost.Swap(false) || p.quiesce.watchLead.Load() == 0 {
 		return
 	}
-	p.quiesce.watchLead.Store(0)
+	p.setWatch(0)
 	if l.q.quiesced {
 		l.wake()
 	}
@@ -388,48 +383,101 @@ func (s *Server) runLiveness(ctx context.Context) {
 	}
 }
 
-// livenessOnce is a round of the liveness: the pings of the quiesced leaders' peers, and
-// the verdicts on the quiesced followers' leaders. It runs every tick over every replica,
-// so it touches as little of each as it can: a quiesced leader's peers were noted as it
-// quiesced, and a leader's server (the same for many replicas) is looked up once a round.
-func (s *Server) livenessOnce(now time.Time) {
-	var ping map[string]bool
-	heard := map[uint64]int64{} // leader's raft id -> when its server was last heard
-	s.mu.RLock()
-	for _, p := range s.parts {
-		if p.quiesce.quiet.Load() == quietLeader {
-			if peers := p.quiesce.peers.Load(); peers != nil {
-				for _, m := range *peers {
-					if ping == nil {
-						ping = map[string]bool{}
-					}
-					ping[m] = true
+// quietIndex is what the liveness works from, kept up to date as replicas quiesce, wake
+// and watch their leaders, so that its round, every tick, costs in proportion to the peer
+// servers, not to the replicas (with hundreds of replicas, touching each one every tick
+// was most of an idle server's CPU).
+type quietIndex struct {
+	mu sync.Mutex
+	// pings counts, per peer server, the quiesced leaders here with a follower there.
+	pings map[string]int
+	// watchers are the replicas watching a leader, by the leader's server address.
+	watchers map[string]map[*partition]struct{}
+}
+
+// setQuiet publishes the partition's quiescence role (loop goroutine only).
+func (p *partition) setQuiet(role int32) {
+	ix := &p.s.quiet
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	q := &p.quiesce
+	if q.quiet.Load() == quietLeader {
+		for _, m := range q.peers {
+			if ix.pings[m]--; ix.pings[m] <= 0 {
+				delete(ix.pings, m)
+			}
+		}
+		q.peers = nil
+	}
+	if role == quietLeader {
+		for _, m := range p.table().members {
+			if m != p.s.addr {
+				q.peers = append(q.peers, m)
+				if ix.pings == nil {
+					ix.pings = map[string]int{}
 				}
+				ix.pings[m]++
 			}
-		}
-		lead := p.quiesce.watchLead.Load()
-		if lead == 0 {
-			continue
-		}
-		at, ok := heard[lead]
-		if !ok {
-			addr := p.addressOf(lead)
-			at = s.live.lastHeard(addr)
-			if addr != "" {
-				heard[lead] = at
-			}
-		}
-		if p.unheardSince(now, at) {
-			p.quiesce.leaderLost.Store(true)
-			p.quiesce.poke()
 		}
 	}
-	s.mu.RUnlock()
+	q.quiet.Store(role)
+}
+
+// setWatch makes the replica watch the leader lead (0: none; loop goroutine only).
+func (p *partition) setWatch(lead uint64) {
+	ix := &p.s.quiet
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	q := &p.quiesce
+	if q.inWatch {
+		if ws := ix.watchers[q.watched]; ws != nil {
+			delete(ws, p)
+			if len(ws) == 0 {
+				delete(ix.watchers, q.watched)
+			}
+		}
+		q.inWatch, q.watched = false, ""
+	}
+	if lead != 0 {
+		q.watched, q.inWatch = p.addressOf(lead), true
+		if ix.watchers == nil {
+			ix.watchers = map[string]map[*partition]struct{}{}
+		}
+		if ix.watchers[q.watched] == nil {
+			ix.watchers[q.watched] = map[*partition]struct{}{}
+		}
+		ix.watchers[q.watched][p] = struct{}{}
+	}
+	q.watchLead.Store(lead)
+}
+
+// livenessOnce is a round of the liveness: the pings of the servers that follow groups
+// quiesced under a leader here, and the verdicts on the leaders watched here.
+func (s *Server) livenessOnce(now time.Time) {
+	timeout := int64(raftgroup.ElectionTicks * s.cfg.TickInterval)
+	s.quiet.mu.Lock()
+	ping := make([]string, 0, len(s.quiet.pings))
+	for addr := range s.quiet.pings {
+		ping = append(ping, addr)
+	}
+	for addr, ws := range s.quiet.watchers {
+		heard := s.live.lastHeard(addr)
+		if now.UnixNano()-heard <= timeout {
+			continue // heard within an election timeout: no watcher of it can be due
+		}
+		for p := range ws {
+			if p.unheardSince(now, heard) {
+				p.quiesce.leaderLost.Store(true)
+				p.quiesce.poke()
+			}
+		}
+	}
+	s.quiet.mu.Unlock()
 	if s.cutOff.Load() {
 		return
 	}
 	self := cluster.MemberID(s.addr)
-	for addr := range ping {
+	for _, addr := range ping {
 		s.transport.Send(addr, livenessGroup, &raftpb.Message{Type: raftpb.MsgHeartbeat, From: self, To: cluster.MemberID(addr)})
 	}
 }

@@ -313,15 +313,16 @@ func BenchmarkLivenessRound(b *testing.B) {
 		}
 		p.info.Store(ti)
 		if lead := servers[i%3]; lead == s.addr {
-			p.quiesce.quiet.Store(quietLeader)
-			peers := slices.Clone(servers[1:])
-			p.quiesce.peers.Store(&peers)
+			p.setQuiet(quietLeader)
 		} else {
-			p.quiesce.quiet.Store(quietFollower)
+			p.setQuiet(quietFollower)
 			p.quiesce.watchSince.Store(now.UnixNano())
-			p.quiesce.watchLead.Store(cluster.MemberID(lead))
+			p.setWatch(cluster.MemberID(lead))
 		}
 		s.parts[pid] = p
+	}
+	if got := len(s.quiet.pings); got != 2 {
+		b.Fatalf("the liveness pings %d servers, want the 2 peers", got)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -331,5 +332,59 @@ func BenchmarkLivenessRound(b *testing.B) {
 		if p.quiesce.leaderLost.Load() {
 			b.Fatalf("%v: its leader, heard just now, reported lost", p.pid)
 		}
+	}
+}
+
+// TestLivenessIndex: the liveness pings the peers of the leaders quiesced here, only while
+// they are, and gives its verdict on a watched leader whose server went unheard for an
+// election timeout, only to the replicas that watch it.
+func TestLivenessIndex(t *testing.T) {
+	servers := []string{"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"}
+	s := &Server{addr: servers[0], parts: map[idl.GPID]*partition{}}
+	s.cfg.TickInterval = 100 * time.Millisecond
+	newPart := func(i int32) *partition {
+		p := &partition{s: s, pid: idl.GPID{AppID: 2, PartitionIndex: i}}
+		p.quiesce.pokeC = make(chan struct{}, 1)
+		ti := &tableInfo{members: slices.Clone(servers), addrs: map[uint64]string{}}
+		for _, m := range servers {
+			ti.addrs[cluster.MemberID(m)] = m
+		}
+		p.info.Store(ti)
+		return p
+	}
+	leader, f2, f3 := newPart(0), newPart(1), newPart(2)
+	leader.setQuiet(quietLeader)
+	if len(s.quiet.pings) != 2 || s.quiet.pings[servers[1]] != 1 {
+		t.Fatalf("pings %v, want both peers once", s.quiet.pings)
+	}
+	leader.setQuiet(ticking)
+	if len(s.quiet.pings) != 0 {
+		t.Fatalf("pings %v after the leader woke, want none", s.quiet.pings)
+	}
+	start := time.Now()
+	for _, p := range []*partition{f2, f3} {
+		p.setQuiet(quietFollower)
+		p.quiesce.watchSince.Store(start.UnixNano())
+	}
+	f2.setWatch(cluster.MemberID(servers[1]))
+	f3.setWatch(cluster.MemberID(servers[2]))
+	s.live.noteHeard(servers[1], start.UnixNano())
+	s.live.noteHeard(servers[2], start.UnixNano())
+	s.livenessOnce(start.Add(500 * time.Millisecond))
+	if f2.quiesce.leaderLost.Load() || f3.quiesce.leaderLost.Load() {
+		t.Fatal("a leader heard half an election timeout ago reported lost")
+	}
+	later := start.Add(1500 * time.Millisecond)
+	s.live.noteHeard(servers[2], later.UnixNano())
+	s.livenessOnce(later)
+	if !f2.quiesce.leaderLost.Load() || f3.quiesce.leaderLost.Load() {
+		t.Fatalf("lost: f2 %v (its leader unheard 1.5 s), f3 %v (heard now); want true, false",
+			f2.quiesce.leaderLost.Load(), f3.quiesce.leaderLost.Load())
+	}
+	f2.quiesce.leaderLost.Store(false)
+	f2.setWatch(0)
+	s.livenessOnce(later)
+	if f2.quiesce.leaderLost.Load() || len(s.quiet.watchers) != 1 {
+		t.Fatalf("after the watch ended: lost %v, %d servers watched; want false, 1", f2.quiesce.leaderLost.Load(), len(s.quiet.watchers))
 	}
 }

@@ -91,9 +91,10 @@ type Server struct {
 	// CutOffPeers).
 	cutOff atomic.Bool
 	// quiesce is the setting [replication] quiesce: idle groups stop ticking; live is the
-	// failure detection that replaces their heartbeats (quiesce.go).
+	// failure detection that replaces their heartbeats (quiesce.go), working from quiet.
 	quiesce bool
 	live    liveness
+	quiet   quietIndex
 	meta    *metaclient.Client // nil without meta servers
 	// dropped are the tables dropped and recallable, as of the meta's last answer; held are
 	// the replicas of dropped tables stopped with their data kept (dropped.go). Both belong
