@@ -124,10 +124,11 @@ func TestDetectHotkeyRPC(t *testing.T) {
 			continue
 		}
 		for typ, h := range map[string]HotKeys{"read": ph.Read, "write": ph.Write} {
-			// First, and far ahead of the next (its share of the window's total depends on
-			// where the window starts: writes of the other partitions' keys count too).
+			// First, and well ahead of the next (its share of the window's total depends on
+			// where the window starts: writes of the other partitions' keys count too; a
+			// window of 154 ms under -race once held 24 of the hot key against 8 of the next).
 			if len(h.Keys) == 0 || string(h.Keys[0].HashKey) != string(hot) ||
-				len(h.Keys) > 1 && h.Keys[0].Requests < 4*h.Keys[1].Requests {
+				len(h.Keys) > 1 && h.Keys[0].Requests < 2*h.Keys[1].Requests {
 				t.Fatalf("%s top-k: %+v", typ, h)
 			}
 		}
