@@ -51,6 +51,8 @@ type loop struct {
 	transferStarted time.Time
 	transferTerm    uint64
 	heldReads       []*readWait
+	// floor is the read floor of term floorTerm (see readFloor).
+	floor, floorTerm uint64
 	// heard is when this leader last handled each member's answer of its term, and
 	// lastIteration when its loop last ran; stallBarrier, when not 0, is the log index whose
 	// commit confirms the leadership after a stall of the loop. Lease reads need all three
@@ -555,6 +557,9 @@ func (l *loop) setLeader(lead uint64) {
 	}
 	was := l.lead == p.id
 	l.lead = lead
+	// No shortcut until publishLease finds the lease sound again, with the floor of the
+	// new term (readFloor) if it leads.
+	p.leaseUntil.Store(0)
 	clear(l.heard) // a new term's lease needs new answers
 	l.stallBarrier = 0
 	now := lead == p.id
@@ -620,7 +625,7 @@ func (l *loop) failReads(err error) {
 func (l *loop) apply(ents []raftpb.Entry) error {
 	p := l.p
 	if len(ents) > 0 && p.leaseUntil.Load() != 0 {
-		l.publishLease() // before any write of ents is acknowledged: see readBarrier
+		l.publishLease() // renews the lease while the loop applies
 	}
 	for i := range ents {
 		e := &ents[i]

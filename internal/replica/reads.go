@@ -35,9 +35,36 @@ func (p *partition) leaseOpen() bool {
 	return until != 0 && int64(time.Since(epoch)) < until
 }
 
+// shortcutOpen reports whether a read may be served now without the loop: the lease is
+// open and the store has applied its term's read floor. The lease is loaded before the
+// floor, which publishLease stores before it: an open lease comes with the floor of its
+// own term (or a later one), never an earlier term's.
+func (p *partition) shortcutOpen() bool {
+	if !p.leaseOpen() {
+		return false
+	}
+	floor := p.leaseFloor.Load()
+	return floor != 0 && p.applied.Load() >= floor
+}
+
 // readBarrier waits until a linearizable read may be served from the local store: the
-// replica is the leader and has applied everything committed before the read arrived
-// (raft ReadIndex).
+// replica is the leader, under a sound lease, and has applied the first entry of its term
+// that it found committed (its read floor, see readFloor).
+//
+// Why the floor is enough, where raft's ReadIndex would wait for the whole commit index to
+// be applied: a read must reflect every write acknowledged before it began. Only the
+// leader that proposed a write acknowledges it, and only once it has applied it itself
+// (applyWrites, applyIngest; an orphan's answer too comes from its apply). Take such a
+// write, acknowledged by the leader of term T'; the lease (leaseSuspended) makes sure no
+// leader of a later term than this replica's T exists, so T' <= T. If T' == T, the write's
+// leader is this replica, which applied it before it answered: the store holds it. If
+// T' < T, its entry was committed in T', so it is in this leader's log (raft's leader
+// completeness), with term T', hence before every entry of term T, the floor included:
+// applied >= floor holds it too. The entries committed and not yet applied are writes
+// nobody has acknowledged; a read may be ordered before them, and every later read sees
+// them once they are applied (applied never goes back, and a next leader holds them below
+// its own floor). This is TiKV's local read condition (the leader has applied an entry of
+// its own term), and it keeps a read from waiting behind a backlog of big committed writes.
 //
 // The wait ends by timeout at the latest (0, or anything longer: readWaitLimit election
 // timeouts): the loop fails
@@ -47,11 +74,9 @@ func (p *partition) readBarrier(ctx context.Context, timeout time.Duration) erro
 	if !p.isLeader.Load() {
 		return errNotLeader
 	}
-	// The shortcut: the loop publishes the lease read index it would answer, before it
-	// acknowledges any write it applies, so the index covers every write acknowledged
-	// before this read began. It is good for half an election timeout, which the loop
-	// renews on every tick while it leads.
-	if p.leaseOpen() && p.applied.Load() >= p.leaseIndex.Load() {
+	// The shortcut: the loop publishes the read floor of its term with the lease, which is
+	// good for half an election timeout and renewed on every tick while it leads.
+	if p.shortcutOpen() {
 		// The loop does not see this read: it counts as activity (quiesce.go), and wakes a
 		// quiesced group, whose lease would otherwise run out under further reads.
 		p.quiesce.shortcutReads.Add(1)
@@ -86,18 +111,53 @@ type readBatch struct {
 // epoch anchors the monotonic times of leaseUntil.
 var epoch = time.Now()
 
-// publishLease publishes the read index a lease read would get now, for readBarrier's
-// shortcut, or withdraws the shortcut when this replica may not serve lease reads.
+// publishLease publishes the read floor of this leader's term and renews the lease, for
+// readBarrier's shortcut, or withdraws the shortcut when this replica may not serve lease
+// reads.
 func (l *loop) publishLease() {
 	p := l.p
 	if l.lead == p.id && !l.leaseSuspended() {
-		if index, ok := l.leaseReadIndex(); ok {
-			p.leaseIndex.Store(index)
+		if floor, ok := l.readFloor(); ok {
+			p.leaseFloor.Store(floor) // before the lease: see readBarrier
 			p.leaseUntil.Store(int64(time.Since(epoch) + l.electionTimeout()/2))
 			return
 		}
 	}
 	p.leaseUntil.Store(0)
+}
+
+// readFloor returns the read floor of this leader's term: the first entry of its term in
+// its log, once one is committed (leaseReadIndex finds the commit index's entry of its
+// term; the entries before it are in raft's storage too, and their terms never decrease).
+// A read served under a sound lease once the store has applied it reflects every write
+// acknowledged before the read began (see readBarrier). ok is false while leaseReadIndex
+// cannot tell.
+func (l *loop) readFloor() (floor uint64, ok bool) {
+	term := l.rn.BasicStatus().Term
+	if l.floorTerm == term && l.floor != 0 {
+		return l.floor, true
+	}
+	hi, ok := l.leaseReadIndex()
+	if !ok {
+		return 0, false
+	}
+	// The first index of term in [the log's first entry, hi]; hi is of term. An index
+	// raft's storage cannot tell the term of counts as earlier: the search then ends at a
+	// later index of term, still committed and of term, so still a sound floor.
+	lo, err := l.ms.FirstIndex()
+	if err != nil {
+		lo = hi
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if t, err := l.ms.Term(mid); err == nil && t == term {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	l.floor, l.floorTerm = hi, term
+	return hi, true
 }
 
 // readIndex asks raft to confirm leadership for rw and every other queued read at once.
@@ -126,10 +186,11 @@ drain:
 	l.serveReads(batch)
 }
 
-// serveReads answers batch once the store has applied the read index.
+// serveReads answers batch once the store has applied the read floor (at once, most often),
+// or, when there is none yet, raft's read index.
 func (l *loop) serveReads(batch []*readWait) {
-	if index, ok := l.leaseReadIndex(); ok {
-		l.readyAt = append(l.readyAt, readBatch{index: index, waits: batch})
+	if floor, ok := l.readFloor(); ok {
+		l.readyAt = append(l.readyAt, readBatch{index: floor, waits: batch})
 		l.releaseReads()
 		return
 	}
