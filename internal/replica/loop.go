@@ -51,8 +51,10 @@ type loop struct {
 	transferStarted time.Time
 	transferTerm    uint64
 	heldReads       []*readWait
-	// floor is the read floor of term floorTerm (see readFloor).
-	floor, floorTerm uint64
+	// floor is the read floor of term floorTerm (see readFloor); ctlIndex is the last
+	// control entry staged, of term ctlTerm, which raises the floor of its term.
+	floor, floorTerm  uint64
+	ctlIndex, ctlTerm uint64
 	// heard is when this leader last handled each member's answer of its term, and
 	// lastIteration when its loop last ran; stallBarrier, when not 0, is the log index whose
 	// commit confirms the leadership after a stall of the loop. Lease reads need all three
@@ -493,6 +495,7 @@ func (l *loop) stageAppend(m raftpb.Message) error {
 	if err := p.log.Stage(hs, m.Entries, l.staged); err != nil {
 		return err
 	}
+	l.noteControl(m.Entries)
 	if n := len(m.Entries); n > 0 {
 		l.staged = m.Entries[n-1].Index
 	}

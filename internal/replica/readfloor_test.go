@@ -131,13 +131,65 @@ func TestReadsServedAtTheTermFloor(t *testing.T) {
 	}
 
 	// The floor stays the term's first index while the commit index moves on.
-	if err := l.rn.Propose([]byte("w")); err != nil {
-		t.Fatal(err)
-	}
+	persist(t, l, []byte("w"))
 	l.publishLease()
 	if got := p.leaseFloor.Load(); got != floor {
 		t.Fatalf("the floor moved to %d", got)
 	}
+
+	// A split's cut-over of this term, once staged, raises the floor to its index: reads
+	// wait for it to be applied, whose effect (the child's half refused) they must see.
+	cut := persist(t, l, []byte{controlVersion, controlSplit, 0, 0, 0, 2})
+	l.noteControl(cut)
+	at := cut[0].Index
+	if got := p.leaseFloor.Load(); got != at {
+		t.Fatalf("floor %d after a cut-over staged at %d", got, at)
+	}
+	if p.shortcutOpen() {
+		t.Fatal("the shortcut is open before the cut-over was applied")
+	}
+	behind := &readWait{done: make(chan error, 1), deadline: time.Now().Add(time.Hour)}
+	l.readIndex(behind)
+	p.applied.Store(at - 1)
+	l.releaseReads()
+	select {
+	case err := <-behind.done:
+		t.Fatalf("a read answered before the cut-over was applied: %v", err)
+	default:
+	}
+	p.applied.Store(at)
+	l.releaseReads()
+	if err := <-behind.done; err != nil {
+		t.Fatalf("the read behind the cut-over: %v", err)
+	}
+	l.publishLease()
+	if got := p.leaseFloor.Load(); got != at || !p.shortcutOpen() {
+		t.Fatalf("floor %d (want %d), shortcut open %v, with the cut-over applied", got, at, p.shortcutOpen())
+	}
+}
+
+// persist proposes data to the test's raft node and makes it durable and committed, as
+// floorLoop does; it returns the entries appended.
+func persist(t *testing.T, l *loop, data []byte) []raftpb.Entry {
+	t.Helper()
+	if err := l.rn.Propose(data); err != nil {
+		t.Fatal(err)
+	}
+	var appended []raftpb.Entry
+	for l.rn.HasReady() {
+		rd := l.rn.Ready()
+		if err := l.ms.Append(rd.Entries); err != nil {
+			t.Fatal(err)
+		}
+		appended = append(appended, rd.Entries...)
+		if !raft.IsEmptyHardState(rd.HardState) {
+			if err := l.ms.SetHardState(rd.HardState); err != nil {
+				t.Fatal(err)
+			}
+		}
+		l.rn.Advance(rd)
+	}
+	return appended
 }
 
 // A shortcut read needs an open lease and a floor: with either missing, the read goes to the

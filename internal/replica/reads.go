@@ -132,7 +132,37 @@ func (l *loop) publishLease() {
 // A read served under a sound lease once the store has applied it reflects every write
 // acknowledged before the read began (see readBarrier). ok is false while leaseReadIndex
 // cannot tell.
+//
+// A control entry of its term (a split's cut-over) raises the floor to its index: its
+// effect is seen by clients through another group (the child's writes, once followers
+// that applied it open the child), not through this leader's acknowledgements; a read the
+// parent serves from the child's half must wait for the cut-over to be applied here, so
+// that the parent refuses it (owns), as it would under raft's ReadIndex.
 func (l *loop) readFloor() (floor uint64, ok bool) {
+	floor, ok = l.termFloor()
+	if ok && l.ctlTerm == l.floorTerm {
+		floor = max(floor, l.ctlIndex)
+	}
+	return floor, ok
+}
+
+// noteControl records the control entries among ents, staged in the raft log, and raises
+// the published floor at once when this replica leads: the entry cannot be committed, nor
+// sent to a follower, before the loop handles the append it was staged with (see
+// readFloor).
+func (l *loop) noteControl(ents []raftpb.Entry) {
+	for i := range ents {
+		if e := &ents[i]; e.Type == raftpb.EntryNormal && len(e.Data) > 0 && e.Data[0] == controlVersion {
+			l.ctlIndex, l.ctlTerm = e.Index, e.Term
+		}
+	}
+	if l.lead == l.p.id && l.ctlTerm == l.floorTerm && l.ctlIndex > l.p.leaseFloor.Load() {
+		l.p.leaseFloor.Store(l.ctlIndex)
+	}
+}
+
+// termFloor returns the first index of this leader's term, once it knows one committed.
+func (l *loop) termFloor() (floor uint64, ok bool) {
 	term := l.rn.BasicStatus().Term
 	if l.floorTerm == term && l.floor != 0 {
 		return l.floor, true
