@@ -48,8 +48,9 @@ func (p *partition) shortcutOpen() bool {
 }
 
 // readBarrier waits until a linearizable read may be served from the local store: the
-// replica is the leader, under a sound lease, and has applied the first entry of its term
-// that it found committed (its read floor, see readFloor).
+// replica is the leader, under a sound lease, and has applied its read floor: the first
+// entry of its term, once one is committed, or a later entry whose effect reaches clients
+// otherwise than through this leader's answers (see readFloor).
 //
 // Why the floor is enough, where raft's ReadIndex would wait for the whole commit index to
 // be applied: a read must reflect every write acknowledged before it began. Only the
@@ -137,7 +138,9 @@ func (l *loop) publishLease() {
 // effect is seen by clients through another group (the child's writes, once followers
 // that applied it open the child), not through this leader's acknowledgements; a read the
 // parent serves from the child's half must wait for the cut-over to be applied here, so
-// that the parent refuses it (owns), as it would under raft's ReadIndex.
+// that the parent refuses it (owns), as it would under raft's ReadIndex. An ingestion (a
+// bulk load) does too: its outcome reaches the meta through every replica's reports, not
+// only through this leader's answer.
 func (l *loop) readFloor() (floor uint64, ok bool) {
 	floor, ok = l.termFloor()
 	if ok && l.ctlTerm == l.floorTerm {
@@ -152,7 +155,7 @@ func (l *loop) readFloor() (floor uint64, ok bool) {
 // readFloor).
 func (l *loop) noteControl(ents []raftpb.Entry) {
 	for i := range ents {
-		if e := &ents[i]; e.Type == raftpb.EntryNormal && len(e.Data) > 0 && e.Data[0] == controlVersion {
+		if e := &ents[i]; e.Type == raftpb.EntryNormal && len(e.Data) > 0 && (e.Data[0] == controlVersion || isIngest(e.Data)) {
 			l.ctlIndex, l.ctlTerm = e.Index, e.Term
 		}
 	}
