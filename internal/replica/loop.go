@@ -56,12 +56,13 @@ type loop struct {
 	floor, floorTerm  uint64
 	ctlIndex, ctlTerm uint64
 	// heard is when this leader last handled each member's answer of its term, and
-	// lastIteration when its loop last ran; stallBarrier, when not 0, is the log index whose
-	// commit confirms the leadership after a stall of the loop. Lease reads need all three
-	// (see leaseSuspended).
+	// lastIteration when its loop last ran; while confirming, after a stall of the loop, only
+	// answers to heartbeats sent since, which carry stallEpoch, count as heard. Lease reads
+	// need all three (see leaseSuspended).
 	heard         map[uint64]time.Time
 	lastIteration time.Time
-	stallBarrier  uint64
+	confirming    bool
+	stallEpoch    uint64
 	// handover is the leadership transfer under way that this replica started (handover.go).
 	handover *handover
 	// orphans are the writes this replica proposed before it stopped leading, until
@@ -355,9 +356,6 @@ func (l *loop) tick() {
 		l.startUntil = time.Time{}
 		l.rn.Tick()
 	}
-	if l.stallBarrier > l.staged && l.lead == l.p.id {
-		_ = l.rn.Propose(nil) // the stall's empty entry was dropped (see checkStall)
-	}
 	l.releaseHeldReads()
 	l.expireReads(now)
 	if l.orphans != nil && now.After(l.orphansUntil) {
@@ -564,7 +562,7 @@ func (l *loop) setLeader(lead uint64) {
 	// new term (readFloor) if it leads.
 	p.leaseUntil.Store(0)
 	clear(l.heard) // a new term's lease needs new answers
-	l.stallBarrier = 0
+	l.confirming = false
 	now := lead == p.id
 	p.isLeader.Store(now)
 	p.raftStats.leaderChanges.Add(1)
@@ -792,6 +790,7 @@ func (l *loop) send(msgs []raftpb.Message) {
 	for _, m := range msgs {
 		if m.Type != raftpb.MsgSnap {
 			l.markBeats(&m)
+			l.markStallEpoch(&m)
 			p.s.transport.Send(p.addressOf(m.To), p.pid, &m)
 			continue
 		}

@@ -28,39 +28,16 @@ func floorLoop(t *testing.T, commit uint64) *loop {
 	if err := rn.Bootstrap([]raft.Peer{{ID: 1}}); err != nil {
 		t.Fatal(err)
 	}
-	persist := func() {
-		for rn.HasReady() {
-			rd := rn.Ready()
-			if err := ms.Append(rd.Entries); err != nil {
-				t.Fatal(err)
-			}
-			if !raft.IsEmptyHardState(rd.HardState) {
-				if err := ms.SetHardState(rd.HardState); err != nil {
-					t.Fatal(err)
-				}
-			}
-			for _, e := range rd.CommittedEntries {
-				if e.Type == raftpb.EntryConfChange {
-					var cc raftpb.ConfChange
-					if err := cc.Unmarshal(e.Data); err != nil {
-						t.Fatal(err)
-					}
-					rn.ApplyConfChange(cc)
-				}
-			}
-			rn.Advance(rd)
-		}
-	}
-	persist()
+	persistReady(t, rn, ms)
 	if err := rn.Campaign(); err != nil {
 		t.Fatal(err)
 	}
-	persist()
+	persistReady(t, rn, ms)
 	for st := rn.BasicStatus(); st.Commit < commit; st = rn.BasicStatus() {
 		if err := rn.Propose([]byte("w")); err != nil {
 			t.Fatal(err)
 		}
-		persist()
+		persistReady(t, rn, ms)
 	}
 	st := rn.BasicStatus()
 	if st.RaftState != raft.StateLeader || st.Term != 2 || st.Commit != commit {
@@ -216,5 +193,111 @@ func TestShortcutNeedsLeaseAndFloor(t *testing.T) {
 				t.Fatalf("read: %v, want %v from the loop that does not answer", err, errReadExpired)
 			}
 		})
+	}
+}
+
+// After a stall of its loop, a leader trusts its lease again once a quorum has answered
+// heartbeats it sent since (they carry the stall's epoch), not on answers handled late
+// (queued while it stood still) nor on answers to heartbeats of an earlier stall.
+func TestStallConfirmedByLaterHeartbeats(t *testing.T) {
+	ms := raft.NewMemoryStorage()
+	rn, err := raft.NewRawNode(&raft.Config{ID: 1, Storage: ms, ElectionTick: 10, HeartbeatTick: 1,
+		MaxSizePerMsg: 1 << 20, MaxInflightMsgs: 16, Logger: &raft.DefaultLogger{Logger: log.New(io.Discard, "", 0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rn.Bootstrap([]raft.Peer{{ID: 1}, {ID: 2}, {ID: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	persistReady(t, rn, ms)
+	if err := rn.Campaign(); err != nil {
+		t.Fatal(err)
+	}
+	persistReady(t, rn, ms) // the vote for itself
+	term := rn.BasicStatus().Term
+	if err := rn.Step(raftpb.Message{From: 2, To: 1, Type: raftpb.MsgVoteResp, Term: term}); err != nil {
+		t.Fatal(err)
+	}
+	if st := rn.BasicStatus(); st.RaftState != raft.StateLeader {
+		t.Fatalf("raft: %v, want the leader", st.RaftState)
+	}
+	// Election timeout 10 s: the test's own pauses are never a stall.
+	p := &partition{id: 1, s: &Server{cfg: Config{TickInterval: time.Second}}, lg: slog.New(slog.DiscardHandler)}
+	l := &loop{p: p, rn: rn, ms: ms, lead: 1}
+	l.conf.Reset(raftpb.ConfState{Voters: []uint64{1, 2, 3}})
+	answer := func(from uint64, typ raftpb.MessageType, ctx []byte) {
+		l.noteHeard(&raftpb.Message{From: from, To: 1, Type: typ, Term: term, Context: ctx}, time.Now())
+	}
+	beat := func() []byte {
+		m := raftpb.Message{From: 1, To: 2, Type: raftpb.MsgHeartbeat, Term: term}
+		l.markStallEpoch(&m)
+		return m.Context
+	}
+
+	answer(2, raftpb.MsgAppResp, nil)
+	if l.leaseSuspended() {
+		t.Fatal("the lease is suspended with a quorum heard and no stall")
+	}
+	if ctx := beat(); ctx != nil {
+		t.Fatalf("a heartbeat outside a stall carries context %q", ctx)
+	}
+
+	stall := func() {
+		l.lastIteration = time.Now().Add(-5 * time.Second)
+		if !l.leaseSuspended() {
+			t.Fatal("the lease holds right after a stall")
+		}
+	}
+	stall()
+	first := beat() // sent after the stall
+	// Answers handled after the stall, to heartbeats and appends sent before it.
+	answer(2, raftpb.MsgAppResp, nil)
+	answer(3, raftpb.MsgHeartbeatResp, nil)
+	if !l.leaseSuspended() {
+		t.Fatal("the lease holds on answers to messages sent before the stall")
+	}
+	// Another stall: the answer to the heartbeat sent after the first does not confirm it.
+	stall()
+	answer(2, raftpb.MsgHeartbeatResp, first)
+	if !l.leaseSuspended() {
+		t.Fatal("the lease holds on an answer to a heartbeat sent before the last stall")
+	}
+	answer(3, raftpb.MsgHeartbeatResp, beat())
+	if l.leaseSuspended() {
+		t.Fatal("the lease is still suspended with a quorum's answers to heartbeats sent after the stall")
+	}
+	// Confirmed: answers count as before.
+	if ctx := beat(); ctx != nil {
+		t.Fatalf("a heartbeat after the confirmation carries context %q", ctx)
+	}
+	answer(2, raftpb.MsgAppResp, nil)
+	if l.leaseSuspended() {
+		t.Fatal("the lease is suspended after the confirmation")
+	}
+}
+
+// persistReady makes everything rn has ready durable in ms, applying its conf changes.
+func persistReady(t *testing.T, rn *raft.RawNode, ms *raft.MemoryStorage) {
+	t.Helper()
+	for rn.HasReady() {
+		rd := rn.Ready()
+		if err := ms.Append(rd.Entries); err != nil {
+			t.Fatal(err)
+		}
+		if !raft.IsEmptyHardState(rd.HardState) {
+			if err := ms.SetHardState(rd.HardState); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, e := range rd.CommittedEntries {
+			if e.Type == raftpb.EntryConfChange {
+				var cc raftpb.ConfChange
+				if err := cc.Unmarshal(e.Data); err != nil {
+					t.Fatal(err)
+				}
+				rn.ApplyConfChange(cc)
+			}
+		}
+		rn.Advance(rd)
 	}
 }

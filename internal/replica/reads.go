@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -256,8 +257,8 @@ func (l *loop) leaseReadIndex() (index uint64, ok bool) {
 //
 // Nor does a leader serve lease reads unless it knows that a quorum still follows it: every
 // voter of a quorum (this replica counted) answered one of its appends or heartbeats of
-// this term within half an election timeout (see noteHeard), and no stall of the loop has
-// gone unconfirmed since (see checkStall). raft's CheckQuorum alone lets a leader cut off
+// this term within half an election timeout (see noteHeard), and, after a stall of the
+// loop, answered a heartbeat sent since (see checkStall). raft's CheckQuorum alone lets a leader cut off
 // from its followers believe it leads for up to two election timeouts, while they elect
 // another after one or two: reads served meanwhile would miss the new leader's writes.
 func (l *loop) leaseSuspended() bool {
@@ -277,6 +278,13 @@ func (l *loop) leaseSuspended() bool {
 func (l *loop) noteHeard(m *raftpb.Message, now time.Time) {
 	if m.Type != raftpb.MsgAppResp && m.Type != raftpb.MsgHeartbeatResp {
 		return
+	}
+	if l.confirming {
+		// After a stall, an answer proves the member followed this leader since only if it
+		// answers a heartbeat sent since (see checkStall).
+		if epoch, ok := stallEpochOf(m); !ok || epoch != l.stallEpoch {
+			return
+		}
 	}
 	if st := l.rn.BasicStatus(); st.RaftState != raft.StateLeader || m.Term != st.Term {
 		return
@@ -312,28 +320,60 @@ func (l *loop) quorumHeard(now time.Time) bool {
 const stallGap = 4
 
 // checkStall reports whether this leader's loop stalled (the process was paused, or starved
-// of CPU) and has not yet seen a quorum confirm its leadership since. After a stall the
-// answers queued while it stood still look fresh when it handles them, though their senders
-// may since have elected another leader; so the leader proposes an empty entry and trusts
-// its lease again only once the group has committed it, which no follower of another
-// leader would have helped to do. st is raft's status now.
+// of CPU, or the loop's own work held it: a big apply, a store that makes its writes wait)
+// and has not yet seen a quorum confirm its leadership since. After a stall the answers
+// queued while it stood still look fresh when it handles them, though their senders may
+// since have elected another leader; so the leader forgets what it heard and counts again
+// only the answers to heartbeats it sends from now on, which carry the stall's epoch
+// (markStallEpoch): a member that answers one of them, in this term, received it after the
+// stall and still followed this leader then, which a follower of another leader would not.
+// Once a quorum has so answered, within half an election timeout as always (quorumHeard),
+// the lease is trusted again. This confirms the leadership as an empty entry committed
+// after the stall would, without waiting behind the appends queued before it: under a
+// backlog of big writes, that entry's commit took seconds, and every read waited for it.
+// st is raft's status now.
 func (l *loop) checkStall(now time.Time, st raft.BasicStatus) bool {
 	if !l.lastIteration.IsZero() && now.Sub(l.lastIteration) > l.electionTimeout()/stallGap &&
 		st.RaftState == raft.StateLeader {
-		// Every entry this leader has sent out is staged: one proposed now gets a later index,
-		// which only answers sent after the stall can commit.
-		l.stallBarrier = l.staged + 1
+		l.stallEpoch++
+		l.confirming = true
 		clear(l.heard)
-		_ = l.rn.Propose(nil)
 		l.p.raftStats.leaseStalls.Add(1)
 		l.p.lg.Info("the loop stalled: lease reads wait for the group to confirm the leadership",
 			"stalled", now.Sub(l.lastIteration))
 	}
 	l.lastIteration = now
-	if l.stallBarrier != 0 && st.Commit >= l.stallBarrier {
-		l.stallBarrier = 0
+	if l.confirming && l.quorumHeard(now) {
+		l.confirming = false
 	}
-	return l.stallBarrier != 0
+	return l.confirming
+}
+
+// stallEpochTag ends, before the epoch's 8 bytes, the context of a heartbeat a leader
+// sends while it confirms its leadership after a stall; the follower's answer carries
+// the context back (raft echoes it).
+var stallEpochTag = []byte("stall-epoch")
+
+// markStallEpoch adds the stall's epoch to a heartbeat this leader sends while it confirms
+// its leadership (see checkStall). A quiesced leader, whose heartbeats carry quiesceMark,
+// is never confirming (quietLocally).
+func (l *loop) markStallEpoch(m *raftpb.Message) {
+	if !l.confirming || m.Type != raftpb.MsgHeartbeat || l.lead != l.p.id {
+		return
+	}
+	ctx := make([]byte, 0, len(m.Context)+len(stallEpochTag)+8)
+	ctx = append(append(ctx, m.Context...), stallEpochTag...)
+	m.Context = binary.BigEndian.AppendUint64(ctx, l.stallEpoch)
+}
+
+// stallEpochOf returns the stall epoch a heartbeat's answer carries back, if any.
+func stallEpochOf(m *raftpb.Message) (uint64, bool) {
+	c := m.Context
+	n := len(c) - 8 - len(stallEpochTag)
+	if m.Type != raftpb.MsgHeartbeatResp || n < 0 || !bytes.Equal(c[n:n+len(stallEpochTag)], stallEpochTag) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(c[n+len(stallEpochTag):]), true
 }
 
 func (l *loop) electionTimeout() time.Duration {
@@ -415,7 +455,7 @@ func (l *loop) expireReads(now time.Time) {
 		l.p.lg.Warn("reads failed: their barrier was not reached in time", "reads", expired,
 			"state", st.RaftState.String(), "term", st.Term, "leader", l.lead == l.p.id, "transferee", st.LeadTransferee,
 			"held", len(l.heldReads), "read_index", len(l.readIDs), "applying", len(l.readyAt),
-			"stall_barrier", l.stallBarrier, "staged", l.staged, "applied", l.p.applied.Load(), "commit", st.Commit,
+			"confirming", l.confirming, "staged", l.staged, "applied", l.p.applied.Load(), "commit", st.Commit,
 			"progress", progress)
 	}
 }
