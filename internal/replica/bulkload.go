@@ -208,8 +208,7 @@ func (s *Server) proposeIngest(ctx context.Context, p *partition, j *bulkJob) {
 // ingestEntry returns the ingestion an entry carries, if it is one: a single write of
 // kindIngest.
 func ingestEntry(data []byte) (id uint64, req ingestRequest, ok bool) {
-	if len(data) < entryHeaderLen+5 || data[0] != entryVersion || binary.BigEndian.Uint32(data[21:]) != 1 ||
-		writeKind(data[entryHeaderLen]) != kindIngest {
+	if !isIngest(data) {
 		return 0, req, false
 	}
 	l := int(binary.BigEndian.Uint32(data[entryHeaderLen+1:]))
@@ -217,6 +216,13 @@ func ingestEntry(data []byte) (id uint64, req ingestRequest, ok bool) {
 		return 0, req, false
 	}
 	return binary.BigEndian.Uint64(data[1:]), req, true
+}
+
+// isIngest reports whether an entry's data is an ingestion (its one write is of
+// kindIngest), without decoding it.
+func isIngest(data []byte) bool {
+	return len(data) >= entryHeaderLen+5 && data[0] == entryVersion && binary.BigEndian.Uint32(data[21:]) == 1 &&
+		writeKind(data[entryHeaderLen]) == kindIngest
 }
 
 // applyIngest applies an ingestion entry on the partition's loop: the replica's files,

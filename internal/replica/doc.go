@@ -43,32 +43,36 @@
 //
 // # Read path and the clock assumption
 //
-// Only the leader serves reads, and reads are linearizable: a read waits for a raft read
-// index (batched across the reads queued at that moment) and for the store to have applied
-// up to it. The read index is lease-based (raft's ReadOnlyLeaseBased with CheckQuorum): a
-// leader that heard from a quorum within the election timeout answers without another
-// round trip. The loop computes that answer itself, exactly as raft would (the commit
-// index, once an entry of the leader's term is committed), so a read does not wait for
-// raft's next Ready; when it cannot tell, it asks raft.
+// Only the leader serves reads, and reads are linearizable: a read is served under the
+// leader's lease once the store has applied the leader's read floor, the first entry of its
+// term (raised to a later entry that reaches clients otherwise than through the leader's
+// answers: a split's cut-over, an ingestion). Not the whole commit index, as raft's
+// ReadIndex would ask: only the leader that proposed a write acknowledges it, after
+// applying it, so the entries committed and not applied here are writes nobody has
+// acknowledged, and every write an earlier leader acknowledged lies below the floor
+// (readBarrier in reads.go has the argument; TiKV's local reads rest on the same one). A
+// read thus does not wait behind a backlog of big committed writes. The lease is raft's
+// ReadOnlyLeaseBased with CheckQuorum, computed by the loop itself; before the floor is
+// known (no entry of the term in raft's storage yet) the loop asks raft's read index.
 //
-// Most reads do not even reach the loop: the loop publishes that read index (atomically,
-// before it acknowledges any write it applies, so the index covers every write
-// acknowledged before a read begins) with a deadline of half an election timeout, renewed
-// every tick while it leads and withdrawn when it stops leading or starts a leadership
-// transfer. A read handler that finds the deadline ahead and the index applied reads at
-// once. A loop that stalls lets the deadline pass, and its reads then wait for it: a stalled
-// leader cannot serve stale reads after a new leader is elected, which takes at least an
-// election timeout without its heartbeats.
+// Most reads do not even reach the loop: the loop publishes the floor (atomically, before
+// the lease) with a deadline of half an election timeout, renewed every tick while it
+// leads and withdrawn when it stops leading or starts a leadership transfer. A read
+// handler that finds the deadline ahead and the floor applied reads at once. A loop that
+// stalls lets the deadline pass, and its reads then wait for it: a stalled leader cannot
+// serve stale reads after a new leader is elected, which takes at least an election
+// timeout without its heartbeats.
 //
 // The lease itself is the leader's own, not only raft's: it holds while a quorum of voters
 // (the leader counted) answered an append or heartbeat of its term within half an election
 // timeout, as the loop measures on its monotonic clock. raft's CheckQuorum would let a
 // leader cut off from its followers believe it leads for up to two election timeouts. And
 // after a stall of its loop of a quarter of an election timeout or more (a paused process,
-// a starved CPU), the answers that queued up meanwhile prove nothing: the leader proposes
-// an empty entry and serves lease reads again once the group has committed it. Meanwhile,
-// its reads wait, and fail once it steps down (reads.go). This assumes that clocks of the replica servers advance at the same rate
-// within a small factor (no clock is paused or runs twice as fast as another for the
+// a starved CPU, a long apply), the answers that queued up meanwhile prove nothing: the
+// leader counts again only answers to the heartbeats it sends after the stall (they carry
+// the stall's epoch, which raft echoes), and serves lease reads again once a quorum has
+// answered them. Meanwhile, its reads wait, and fail once it steps down (reads.go). This
+// assumes that clocks of the replica servers advance at the same rate within a small factor (no clock is paused or runs twice as fast as another for the
 // duration of an election timeout, 1 s by default); absolute clock values do not matter.
 //
 // # Catching up, snapshots, membership

@@ -51,13 +51,18 @@ type loop struct {
 	transferStarted time.Time
 	transferTerm    uint64
 	heldReads       []*readWait
+	// floor is the read floor of term floorTerm (see readFloor); ctlIndex is the last
+	// control entry staged, of term ctlTerm, which raises the floor of its term.
+	floor, floorTerm  uint64
+	ctlIndex, ctlTerm uint64
 	// heard is when this leader last handled each member's answer of its term, and
-	// lastIteration when its loop last ran; stallBarrier, when not 0, is the log index whose
-	// commit confirms the leadership after a stall of the loop. Lease reads need all three
-	// (see leaseSuspended).
+	// lastIteration when its loop last ran; while confirming, after a stall of the loop, only
+	// answers to heartbeats sent since, which carry stallEpoch, count as heard. Lease reads
+	// need all three (see leaseSuspended).
 	heard         map[uint64]time.Time
 	lastIteration time.Time
-	stallBarrier  uint64
+	confirming    bool
+	stallEpoch    uint64
 	// handover is the leadership transfer under way that this replica started (handover.go).
 	handover *handover
 	// orphans are the writes this replica proposed before it stopped leading, until
@@ -352,9 +357,6 @@ func (l *loop) tick() {
 		l.startUntil = time.Time{}
 		l.rn.Tick()
 	}
-	if l.stallBarrier > l.staged && l.lead == l.p.id {
-		_ = l.rn.Propose(nil) // the stall's empty entry was dropped (see checkStall)
-	}
 	l.releaseHeldReads()
 	l.expireReads(now)
 	if l.orphans != nil && now.After(l.orphansUntil) {
@@ -492,6 +494,7 @@ func (l *loop) stageAppend(m raftpb.Message) error {
 	if err := p.log.Stage(hs, m.Entries, l.staged); err != nil {
 		return err
 	}
+	l.noteControl(m.Entries)
 	if n := len(m.Entries); n > 0 {
 		l.staged = m.Entries[n-1].Index
 	}
@@ -556,8 +559,11 @@ func (l *loop) setLeader(lead uint64) {
 	}
 	was := l.lead == p.id
 	l.lead = lead
+	// No shortcut until publishLease finds the lease sound again, with the floor of the
+	// new term (readFloor) if it leads.
+	p.leaseUntil.Store(0)
 	clear(l.heard) // a new term's lease needs new answers
-	l.stallBarrier = 0
+	l.confirming = false
 	now := lead == p.id
 	p.isLeader.Store(now)
 	p.raftStats.leaderChanges.Add(1)
@@ -621,7 +627,7 @@ func (l *loop) failReads(err error) {
 func (l *loop) apply(ents []raftpb.Entry) error {
 	p := l.p
 	if len(ents) > 0 && p.leaseUntil.Load() != 0 {
-		l.publishLease() // before any write of ents is acknowledged: see readBarrier
+		l.publishLease() // renews the lease while the loop applies
 	}
 	for i := range ents {
 		e := &ents[i]
@@ -785,6 +791,7 @@ func (l *loop) send(msgs []raftpb.Message) {
 	for _, m := range msgs {
 		if m.Type != raftpb.MsgSnap {
 			l.markBeats(&m)
+			l.markStallEpoch(&m)
 			p.s.transport.Send(p.addressOf(m.To), p.pid, &m)
 			continue
 		}

@@ -106,9 +106,9 @@ type partition struct {
 	hot           hotState     // hot-key detection and top-k (hotkey.go)
 
 	// The lease-read shortcut (see readBarrier): while leaseUntil (on the monotonic
-	// clock's epoch) has not passed, a read may be served once applied reaches leaseIndex.
-	// 0: no shortcut.
-	leaseIndex atomic.Uint64
+	// clock's epoch) has not passed, a read may be served once applied reaches leaseFloor,
+	// the first index of the leader's term it found committed. 0: no shortcut.
+	leaseFloor atomic.Uint64
 	leaseUntil atomic.Int64
 	// readsExpired counts the reads failed because their barrier was not reached within
 	// their timeout (reads.go, expireReads).

@@ -213,7 +213,7 @@ func (l *loop) quietLocally() bool {
 	return len(l.appends) == 0 && l.pendingSnap == nil && len(l.sending) == 0 && len(l.toSend) == 0 &&
 		l.split == nil && !l.splitCheckpointing && l.p.table().split == nil &&
 		l.orphans == nil && len(l.heldReads) == 0 && len(l.readyAt) == 0 &&
-		l.handover == nil && l.stallBarrier == 0 &&
+		l.handover == nil && !l.confirming &&
 		(l.startUntil.IsZero() || time.Now().After(l.startUntil))
 }
 

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -35,9 +36,37 @@ func (p *partition) leaseOpen() bool {
 	return until != 0 && int64(time.Since(epoch)) < until
 }
 
+// shortcutOpen reports whether a read may be served now without the loop: the lease is
+// open and the store has applied its term's read floor. The lease is loaded before the
+// floor, which publishLease stores before it: an open lease comes with the floor of its
+// own term (or a later one), never an earlier term's.
+func (p *partition) shortcutOpen() bool {
+	if !p.leaseOpen() {
+		return false
+	}
+	floor := p.leaseFloor.Load()
+	return floor != 0 && p.applied.Load() >= floor
+}
+
 // readBarrier waits until a linearizable read may be served from the local store: the
-// replica is the leader and has applied everything committed before the read arrived
-// (raft ReadIndex).
+// replica is the leader, under a sound lease, and has applied its read floor: the first
+// entry of its term, once one is committed, or a later entry whose effect reaches clients
+// otherwise than through this leader's answers (see readFloor).
+//
+// Why the floor is enough, where raft's ReadIndex would wait for the whole commit index to
+// be applied: a read must reflect every write acknowledged before it began. Only the
+// leader that proposed a write acknowledges it, and only once it has applied it itself
+// (applyWrites, applyIngest; an orphan's answer too comes from its apply). Take such a
+// write, acknowledged by the leader of term T'; the lease (leaseSuspended) makes sure no
+// leader of a later term than this replica's T exists, so T' <= T. If T' == T, the write's
+// leader is this replica, which applied it before it answered: the store holds it. If
+// T' < T, its entry was committed in T', so it is in this leader's log (raft's leader
+// completeness), with term T', hence before every entry of term T, the floor included:
+// applied >= floor holds it too. The entries committed and not yet applied are writes
+// nobody has acknowledged; a read may be ordered before them, and every later read sees
+// them once they are applied (applied never goes back, and a next leader holds them below
+// its own floor). This is TiKV's local read condition (the leader has applied an entry of
+// its own term), and it keeps a read from waiting behind a backlog of big committed writes.
 //
 // The wait ends by timeout at the latest (0, or anything longer: readWaitLimit election
 // timeouts): the loop fails
@@ -47,11 +76,9 @@ func (p *partition) readBarrier(ctx context.Context, timeout time.Duration) erro
 	if !p.isLeader.Load() {
 		return errNotLeader
 	}
-	// The shortcut: the loop publishes the lease read index it would answer, before it
-	// acknowledges any write it applies, so the index covers every write acknowledged
-	// before this read began. It is good for half an election timeout, which the loop
-	// renews on every tick while it leads.
-	if p.leaseOpen() && p.applied.Load() >= p.leaseIndex.Load() {
+	// The shortcut: the loop publishes the read floor of its term with the lease, which is
+	// good for half an election timeout and renewed on every tick while it leads.
+	if p.shortcutOpen() {
 		// The loop does not see this read: it counts as activity (quiesce.go), and wakes a
 		// quiesced group, whose lease would otherwise run out under further reads.
 		p.quiesce.shortcutReads.Add(1)
@@ -86,18 +113,85 @@ type readBatch struct {
 // epoch anchors the monotonic times of leaseUntil.
 var epoch = time.Now()
 
-// publishLease publishes the read index a lease read would get now, for readBarrier's
-// shortcut, or withdraws the shortcut when this replica may not serve lease reads.
+// publishLease publishes the read floor of this leader's term and renews the lease, for
+// readBarrier's shortcut, or withdraws the shortcut when this replica may not serve lease
+// reads.
 func (l *loop) publishLease() {
 	p := l.p
 	if l.lead == p.id && !l.leaseSuspended() {
-		if index, ok := l.leaseReadIndex(); ok {
-			p.leaseIndex.Store(index)
+		if floor, ok := l.readFloor(); ok {
+			p.leaseFloor.Store(floor) // before the lease: see readBarrier
 			p.leaseUntil.Store(int64(time.Since(epoch) + l.electionTimeout()/2))
 			return
 		}
 	}
 	p.leaseUntil.Store(0)
+}
+
+// readFloor returns the read floor of this leader's term: the first entry of its term in
+// its log, once one is committed (leaseReadIndex finds the commit index's entry of its
+// term; the entries before it are in raft's storage too, and their terms never decrease).
+// A read served under a sound lease once the store has applied it reflects every write
+// acknowledged before the read began (see readBarrier). ok is false while leaseReadIndex
+// cannot tell.
+//
+// A control entry of its term (a split's cut-over) raises the floor to its index: its
+// effect is seen by clients through another group (the child's writes, once followers
+// that applied it open the child), not through this leader's acknowledgements; a read the
+// parent serves from the child's half must wait for the cut-over to be applied here, so
+// that the parent refuses it (owns), as it would under raft's ReadIndex. An ingestion (a
+// bulk load) does too: its outcome reaches the meta through every replica's reports, not
+// only through this leader's answer.
+func (l *loop) readFloor() (floor uint64, ok bool) {
+	floor, ok = l.termFloor()
+	if ok && l.ctlTerm == l.floorTerm {
+		floor = max(floor, l.ctlIndex)
+	}
+	return floor, ok
+}
+
+// noteControl records the control entries among ents, staged in the raft log, and raises
+// the published floor at once when this replica leads: the entry cannot be committed, nor
+// sent to a follower, before the loop handles the append it was staged with (see
+// readFloor).
+func (l *loop) noteControl(ents []raftpb.Entry) {
+	for i := range ents {
+		if e := &ents[i]; e.Type == raftpb.EntryNormal && len(e.Data) > 0 && (e.Data[0] == controlVersion || isIngest(e.Data)) {
+			l.ctlIndex, l.ctlTerm = e.Index, e.Term
+		}
+	}
+	if l.lead == l.p.id && l.ctlTerm == l.floorTerm && l.ctlIndex > l.p.leaseFloor.Load() {
+		l.p.leaseFloor.Store(l.ctlIndex)
+	}
+}
+
+// termFloor returns the first index of this leader's term, once it knows one committed.
+func (l *loop) termFloor() (floor uint64, ok bool) {
+	term := l.rn.BasicStatus().Term
+	if l.floorTerm == term && l.floor != 0 {
+		return l.floor, true
+	}
+	hi, ok := l.leaseReadIndex()
+	if !ok {
+		return 0, false
+	}
+	// The first index of term in [the log's first entry, hi]; hi is of term. An index
+	// raft's storage cannot tell the term of counts as earlier: the search then ends at a
+	// later index of term, still committed and of term, so still a sound floor.
+	lo, err := l.ms.FirstIndex()
+	if err != nil {
+		lo = hi
+	}
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if t, err := l.ms.Term(mid); err == nil && t == term {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	l.floor, l.floorTerm = hi, term
+	return hi, true
 }
 
 // readIndex asks raft to confirm leadership for rw and every other queued read at once.
@@ -126,10 +220,11 @@ drain:
 	l.serveReads(batch)
 }
 
-// serveReads answers batch once the store has applied the read index.
+// serveReads answers batch once the store has applied the read floor (at once, most often),
+// or, when there is none yet, raft's read index.
 func (l *loop) serveReads(batch []*readWait) {
-	if index, ok := l.leaseReadIndex(); ok {
-		l.readyAt = append(l.readyAt, readBatch{index: index, waits: batch})
+	if floor, ok := l.readFloor(); ok {
+		l.readyAt = append(l.readyAt, readBatch{index: floor, waits: batch})
 		l.releaseReads()
 		return
 	}
@@ -162,8 +257,8 @@ func (l *loop) leaseReadIndex() (index uint64, ok bool) {
 //
 // Nor does a leader serve lease reads unless it knows that a quorum still follows it: every
 // voter of a quorum (this replica counted) answered one of its appends or heartbeats of
-// this term within half an election timeout (see noteHeard), and no stall of the loop has
-// gone unconfirmed since (see checkStall). raft's CheckQuorum alone lets a leader cut off
+// this term within half an election timeout (see noteHeard), and, after a stall of the
+// loop, answered a heartbeat sent since (see checkStall). raft's CheckQuorum alone lets a leader cut off
 // from its followers believe it leads for up to two election timeouts, while they elect
 // another after one or two: reads served meanwhile would miss the new leader's writes.
 func (l *loop) leaseSuspended() bool {
@@ -183,6 +278,13 @@ func (l *loop) leaseSuspended() bool {
 func (l *loop) noteHeard(m *raftpb.Message, now time.Time) {
 	if m.Type != raftpb.MsgAppResp && m.Type != raftpb.MsgHeartbeatResp {
 		return
+	}
+	if l.confirming {
+		// After a stall, an answer proves the member followed this leader since only if it
+		// answers a heartbeat sent since (see checkStall).
+		if epoch, ok := stallEpochOf(m); !ok || epoch != l.stallEpoch {
+			return
+		}
 	}
 	if st := l.rn.BasicStatus(); st.RaftState != raft.StateLeader || m.Term != st.Term {
 		return
@@ -218,28 +320,60 @@ func (l *loop) quorumHeard(now time.Time) bool {
 const stallGap = 4
 
 // checkStall reports whether this leader's loop stalled (the process was paused, or starved
-// of CPU) and has not yet seen a quorum confirm its leadership since. After a stall the
-// answers queued while it stood still look fresh when it handles them, though their senders
-// may since have elected another leader; so the leader proposes an empty entry and trusts
-// its lease again only once the group has committed it, which no follower of another
-// leader would have helped to do. st is raft's status now.
+// of CPU, or the loop's own work held it: a big apply, a store that makes its writes wait)
+// and has not yet seen a quorum confirm its leadership since. After a stall the answers
+// queued while it stood still look fresh when it handles them, though their senders may
+// since have elected another leader; so the leader forgets what it heard and counts again
+// only the answers to heartbeats it sends from now on, which carry the stall's epoch
+// (markStallEpoch): a member that answers one of them, in this term, received it after the
+// stall and still followed this leader then, which a follower of another leader would not.
+// Once a quorum has so answered, within half an election timeout as always (quorumHeard),
+// the lease is trusted again. This confirms the leadership as an empty entry committed
+// after the stall would, without waiting behind the appends queued before it: under a
+// backlog of big writes, that entry's commit took seconds, and every read waited for it.
+// st is raft's status now.
 func (l *loop) checkStall(now time.Time, st raft.BasicStatus) bool {
 	if !l.lastIteration.IsZero() && now.Sub(l.lastIteration) > l.electionTimeout()/stallGap &&
 		st.RaftState == raft.StateLeader {
-		// Every entry this leader has sent out is staged: one proposed now gets a later index,
-		// which only answers sent after the stall can commit.
-		l.stallBarrier = l.staged + 1
+		l.stallEpoch++
+		l.confirming = true
 		clear(l.heard)
-		_ = l.rn.Propose(nil)
 		l.p.raftStats.leaseStalls.Add(1)
 		l.p.lg.Info("the loop stalled: lease reads wait for the group to confirm the leadership",
 			"stalled", now.Sub(l.lastIteration))
 	}
 	l.lastIteration = now
-	if l.stallBarrier != 0 && st.Commit >= l.stallBarrier {
-		l.stallBarrier = 0
+	if l.confirming && l.quorumHeard(now) {
+		l.confirming = false
 	}
-	return l.stallBarrier != 0
+	return l.confirming
+}
+
+// stallEpochTag ends, before the epoch's 8 bytes, the context of a heartbeat a leader
+// sends while it confirms its leadership after a stall; the follower's answer carries
+// the context back (raft echoes it).
+var stallEpochTag = []byte("stall-epoch")
+
+// markStallEpoch adds the stall's epoch to a heartbeat this leader sends while it confirms
+// its leadership (see checkStall). A quiesced leader, whose heartbeats carry quiesceMark,
+// is never confirming (quietLocally).
+func (l *loop) markStallEpoch(m *raftpb.Message) {
+	if !l.confirming || m.Type != raftpb.MsgHeartbeat || l.lead != l.p.id {
+		return
+	}
+	ctx := make([]byte, 0, len(m.Context)+len(stallEpochTag)+8)
+	ctx = append(append(ctx, m.Context...), stallEpochTag...)
+	m.Context = binary.BigEndian.AppendUint64(ctx, l.stallEpoch)
+}
+
+// stallEpochOf returns the stall epoch a heartbeat's answer carries back, if any.
+func stallEpochOf(m *raftpb.Message) (uint64, bool) {
+	c := m.Context
+	n := len(c) - 8 - len(stallEpochTag)
+	if m.Type != raftpb.MsgHeartbeatResp || n < 0 || !bytes.Equal(c[n:n+len(stallEpochTag)], stallEpochTag) {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(c[n+len(stallEpochTag):]), true
 }
 
 func (l *loop) electionTimeout() time.Duration {
@@ -321,7 +455,7 @@ func (l *loop) expireReads(now time.Time) {
 		l.p.lg.Warn("reads failed: their barrier was not reached in time", "reads", expired,
 			"state", st.RaftState.String(), "term", st.Term, "leader", l.lead == l.p.id, "transferee", st.LeadTransferee,
 			"held", len(l.heldReads), "read_index", len(l.readIDs), "applying", len(l.readyAt),
-			"stall_barrier", l.stallBarrier, "staged", l.staged, "applied", l.p.applied.Load(), "commit", st.Commit,
+			"confirming", l.confirming, "staged", l.staged, "applied", l.p.applied.Load(), "commit", st.Commit,
 			"progress", progress)
 	}
 }

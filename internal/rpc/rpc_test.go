@@ -549,3 +549,68 @@ func TestSessionBrokenBeforeInstalled(t *testing.T) {
 		t.Fatalf("call after a session broke before it was installed: %q %v", got, err)
 	}
 }
+
+// The writer yields for other replies to coalesce only while requests of the connection
+// are being handled: a lone request's reply is queued with none counted (so it is written
+// without a yield), while a handler still running is counted until its reply is queued.
+func TestWriterCoalescesOnlyBehindHandlers(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	var s *Server
+	conn := func() *serverConn {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for _, sc := range s.mu.conns {
+			return sc // the test's only connection
+		}
+		return nil
+	}
+	var seen atomic.Int64
+	s = startServer(t, ServerConfig{}, map[string]HandlerFunc{idl.RPCGet: func(ctx context.Context, req *Request) (idl.Value, wire.Code) {
+		if string(*req.Args.(*idl.Blob)) == "slow" {
+			entered <- struct{}{}
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		} else {
+			seen.Store(conn().handling.Load())
+		}
+		return echoGet(ctx, req)
+	}})
+	c := NewConn(s.Addr().String(), ConnConfig{})
+	defer c.Close()
+
+	if _, err := get(t.Context(), c, 0, "fast"); err != nil {
+		t.Fatal(err)
+	}
+	if n := seen.Load(); n != 1 {
+		t.Fatalf("a lone request's handler saw %d handled, want itself only", n)
+	}
+	if n := conn().handling.Load(); n != 0 {
+		t.Fatalf("%d requests counted as handled after the only reply arrived", n)
+	}
+
+	slow := make(chan error, 1)
+	go func() {
+		_, err := get(t.Context(), c, 0, "slow")
+		slow <- err
+	}()
+	<-entered
+	if _, err := get(t.Context(), c, 0, "fast"); err != nil {
+		t.Fatal(err)
+	}
+	if n := seen.Load(); n != 2 {
+		t.Fatalf("a request beside a running one saw %d handled, want 2", n)
+	}
+	if n := conn().handling.Load(); n != 1 {
+		t.Fatalf("%d requests counted as handled while the slow one runs, want 1", n)
+	}
+	close(release)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+	if n := conn().handling.Load(); n != 0 {
+		t.Fatalf("%d requests counted as handled after every reply arrived", n)
+	}
+}

@@ -789,6 +789,9 @@ type serverConn struct {
 	// pipelining requests for big replies is stopped being read after a few, not after
 	// MaxInFlight.
 	replyEst atomic.Int64
+	// handling counts the requests handed to a handler whose reply is not queued yet: the
+	// writer waits for them to queue theirs (coalescing) only when there are some.
+	handling atomic.Int64
 	// dmu orders the reader's deadlines with stopRead's.
 	dmu     sync.Mutex
 	stopped bool
@@ -1022,12 +1025,21 @@ func (sc *serverConn) handle(ctx context.Context, handlers *sync.WaitGroup, hdr 
 	}
 	req := &Request{Header: hdr, Name: rt.rpc.Name, SeqID: seqID, Args: v, Remote: sc.c.RemoteAddr(), BodySize: blen, held: hold, Peer: sc.peer, User: sc.user}
 	handlers.Add(1)
+	sc.handling.Add(1)
 	sc.s.start(task{ctx: ctx, sc: sc, rt: rt, req: req, handlers: handlers})
 	return nil
 }
 
 func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, handlers *sync.WaitGroup) {
 	defer handlers.Done()
+	handling := true
+	done := func() {
+		if handling {
+			handling = false
+			sc.handling.Add(-1)
+		}
+	}
+	defer done()
 	defer func() { <-sc.sem }()
 	defer sc.freeReq(req)
 	defer sc.s.reqs.Exit() // once the reply is queued
@@ -1036,6 +1048,7 @@ func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, han
 			sc.lg.Error("handler panicked", "rpc", req.Name, "panic", p, "stack", string(debug.Stack()))
 			if rt.rpc.NewReply != nil {
 				sc.freeReq(req)
+				done()
 				sc.send(ctx, rt.rpc.AckName, req.SeqID, wire.ErrUnknown, nil)
 			}
 		}
@@ -1051,6 +1064,7 @@ func (sc *serverConn) dispatch(ctx context.Context, rt *route, req *Request, han
 		code = wire.ErrUnknown
 	}
 	sc.freeReq(req) // the reply takes its own place in the budget
+	done()          // before the reply is queued: the writer need not wait for it
 	sc.send(ctx, rt.rpc.AckName, req.SeqID, code, reply)
 }
 
@@ -1117,7 +1131,13 @@ func (sc *serverConn) writeLoop(ctx context.Context) {
 		case <-sc.wake:
 		case <-sc.closed:
 		}
-		runtime.Gosched() // let handlers finishing now queue their replies: fewer, larger writes
+		if sc.handling.Load() > 0 {
+			// Let handlers finishing now queue their replies: fewer, larger writes. Not
+			// when none is running: under load a yield waits behind every runnable
+			// goroutine, and a lone small reply (a client reading one record at a time
+			// beside others' big writes) would wait that long for nothing.
+			runtime.Gosched()
+		}
 		sc.wmu.Lock()
 		out := sc.wbuf
 		if len(out) > 0 {
