@@ -205,6 +205,16 @@ func Reply(w http.ResponseWriter, status int, body string) {
 	_, _ = w.Write([]byte(body))
 }
 
+// replyBytes is [Reply] with a body in a byte slice, which it does not keep.
+func replyBytes(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Date"] = nil
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
 // Table is one table of Pegasus's "table" encoding: every scalar a string, rows in order.
 // A key/value table has no Columns and two-element rows; a column table's rows are keyed by
 // their first column, which is repeated inside the row.
