@@ -39,6 +39,18 @@ const (
 var opNames = [numOps]string{"get", "multi_get", "batch_get", "sortkey_count", "ttl", "scan",
 	"put", "remove", "multi_put", "multi_remove", "incr", "check_and_set", "check_and_mutate"}
 
+// opMetricNames are the names and descriptions of each operation's per-replica metrics,
+// made once: a server describes thousands of replicas per /metrics request.
+var opMetricNames = func() (out [numOps]struct{ requests, qps, latency, requestsDesc, qpsDesc, latencyDesc string }) {
+	for o, name := range opNames {
+		m := &out[o]
+		m.requests, m.requestsDesc = name+"_requests", "The number of "+name+" requests"
+		m.qps, m.qpsDesc = name+"_qps", "The "+name+" requests per second over the last window"
+		m.latency, m.latencyDesc = name+"_latency_ns", "The latency of "+name+" requests over the last window"
+	}
+	return out
+}()
+
 func opOf(rpcName string) (op, bool) {
 	switch rpcName {
 	case idl.RPCGet:
@@ -200,6 +212,10 @@ func gpidAttrs(pid idl.GPID) [][2]string {
 	return [][2]string{{"table_id", strconv.Itoa(int(pid.AppID))}, {"partition_id", strconv.Itoa(int(pid.PartitionIndex))}}
 }
 
+// replicaMetrics is how many metrics a replica entity has (requests, bytes, storage and
+// raft, duplication): the capacity its list is made with.
+const replicaMetrics = 3*numOps + 3 + 24 + 9
+
 // metricEntities describes the server's metrics: the server, each table it hosts replicas
 // of, and each partition replica.
 func (s *Server) metricEntities(context.Context) []metric.Entity {
@@ -239,7 +255,8 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			primaries++
 			ts.primaries++
 		}
-		e := metric.Entity{Type: "replica", ID: "replica@" + p.pid.String(), Attrs: gpidAttrs(p.pid)}
+		e := metric.Entity{Type: "replica", ID: "replica@" + p.pid.String(), Attrs: gpidAttrs(p.pid),
+			Metrics: make([]metric.Metric, 0, replicaMetrics)}
 		st := statsMap[p.pid]
 		if st == nil {
 			st = s.statsOf(p.pid) // every replica reports every metric, from the start
@@ -255,12 +272,11 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 					q, rate = t.Window(now)
 				}
 				ts.requests[o] += n
-				name := opNames[o]
+				mn := &opMetricNames[o]
 				e.Metrics = append(e.Metrics,
-					metric.CounterOf(name+"_requests", "Requests", "The number of "+name+" requests", n),
-					metric.GaugeOf(name+"_qps", "Requests", "The "+name+" requests per second over the last window", rate),
-					metric.Metric{Kind: metric.Percentile, Name: name + "_latency_ns", Unit: "NanoSeconds",
-						Desc: "The latency of " + name + " requests over the last window", P: q})
+					metric.CounterOf(mn.requests, "Requests", mn.requestsDesc, n),
+					metric.GaugeOf(mn.qps, "Requests", mn.qpsDesc, rate),
+					metric.Metric{Kind: metric.Percentile, Name: mn.latency, Unit: "NanoSeconds", Desc: mn.latencyDesc, P: q})
 			}
 			rb, wb, slow := st.readBytes.Load(), st.writeBytes.Load(), st.slow.Load()
 			ts.readBytes += rb
