@@ -6,7 +6,8 @@
 // before it is split, duplicate parameters refused) and answers unknown paths with
 // Pegasus's 404. [New] returns a Mux with the endpoints every server has: "/" (the list of
 // endpoints), /version, /recentStartTime, /config, /configs, /updateConfig (over a
-// [config.Registry]), /metrics (Pegasus JSON), /metrics/prometheus (Prometheus text
+// [config.Registry]), /metrics (Pegasus JSON; our extensions compact=true and
+// omit_zero=true make it small for the console), /metrics/prometheus (Prometheus text
 // exposition of the same metrics) and /pprof/* (Go's profiles). Servers add their own
 // endpoints with [Mux.Handle].
 //

@@ -14,7 +14,8 @@ import (
 )
 
 const metricsParams = "[with_metric_fields=field1,field2,...][&types=type1,type2,...][&ids=id1,id2,...]" +
-	"[&attributes=attr1,value1,attr2,value2,...][&metrics=metric1,metric2,...][&detail=true|false]"
+	"[&attributes=attr1,value1,attr2,value2,...][&metrics=metric1,metric2,...][&detail=true|false]" +
+	"[&compact=true|false][&omit_zero=true|false]"
 
 // allFields are the fields a metric can have, in output order.
 var allFields = []string{"type", "name", "unit", "desc", "value", "p50", "p90", "p95", "p99", "p999"}
