@@ -213,8 +213,9 @@ func gpidAttrs(pid idl.GPID) [][2]string {
 }
 
 // replicaMetrics is how many metrics a replica entity has (requests, bytes, storage and
-// raft, duplication): the capacity its list is made with.
-const replicaMetrics = 3*numOps + 3 + 24 + 9
+// raft, duplication): the capacity the first replica's list is made with, the next ones'
+// being the longest list made so far.
+const replicaMetrics = 3*int(numOps) + 3 + 24 + 11
 
 // metricEntities describes the server's metrics: the server, each table it hosts replicas
 // of, and each partition replica.
@@ -242,6 +243,8 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 	var out []metric.Entity
 	var primaries, slowTotal int64
 	shippers := s.dups.byPartition()
+	listSize := replicaMetrics
+	out = make([]metric.Entity, 0, len(parts))
 	for _, p := range parts {
 		ts := tables[p.pid.AppID]
 		if ts == nil {
@@ -256,7 +259,7 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			ts.primaries++
 		}
 		e := metric.Entity{Type: "replica", ID: "replica@" + p.pid.String(), Attrs: gpidAttrs(p.pid),
-			Metrics: make([]metric.Metric, 0, replicaMetrics)}
+			Metrics: make([]metric.Metric, 0, listSize)}
 		st := statsMap[p.pid]
 		if st == nil {
 			st = s.statsOf(p.pid) // every replica reports every metric, from the start
@@ -328,7 +331,8 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			metric.CounterOf("raft_snapshots_installed", "Checkpoints", "The snapshots this replica installed", p.snapshots.Load()),
 			metric.CounterOf("raft_snapshots_sent", "Checkpoints", "The snapshots this replica sent to others", p.raftStats.snapshotsSent.Load()),
 		)
-		e.Metrics = append(e.Metrics, dupMetrics(p, shippers[p.pid], now)...)
+		e.Metrics = appendDupMetrics(e.Metrics, p, shippers[p.pid], now)
+		listSize = max(listSize, len(e.Metrics))
 		out = append(out, e)
 	}
 	for _, id := range tableOrder {
