@@ -63,6 +63,9 @@ type Console struct {
 	mu struct {
 		sync.Mutex
 		s samples
+		// plainUntil holds the servers that refused the sampler's compact /metrics query,
+		// with when to try it again.
+		plainUntil map[string]time.Time
 	}
 	life struct {
 		sync.Mutex

@@ -25,8 +25,10 @@
 // and started and stopped with the meta server ([Console.Start], [Console.Close]), reads
 // every alive replica server's /metrics every [Config].Interval (10 s by default, the
 // length of the servers' metric windows) while its meta leads: each partition replica's
-// <op>_qps and <op>_latency_ns p99 and its rdb_disk_bytes, and, for the tables with a
-// manual compaction requested, /replica/manual_compaction. It also asks every other meta
+// <op>_qps and <op>_latency_ns p99 and its rdb_disk_bytes (asked with compact=true and
+// omit_zero=true, the server's extensions for a small answer, a metric left out being 0; a
+// server that refuses them, one from before them, is asked without them for 10 minutes),
+// and, for the tables with a manual compaction requested, /replica/manual_compaction. It also asks every other meta
 // for /version, to show whether it answers. It keeps the last answer of each server and a
 // bounded history of [Config].History points for the charts (cluster-wide and per table):
 // reads and writes per second, and the worst p99 among the partitions that served requests

@@ -48,6 +48,42 @@ var metricsQuery = func() string {
 	return "types=replica&with_metric_fields=name,value,p99&metrics=" + strings.Join(names, ",")
 }()
 
+// compactQuery is metricsQuery with our /metrics extensions: no indentation, and no metric
+// whose value is 0 (most of an idle server's), which the console reads as 0. It is a
+// twentieth of the answer on a mostly idle server.
+var compactQuery = metricsQuery + "&compact=true&omit_zero=true"
+
+// plainRetry is how long the sampler asks a server that refused compactQuery (one that
+// predates the extensions: its filter parser refuses unknown arguments) metricsQuery
+// before trying compactQuery again (the server may have been upgraded).
+const plainRetry = 10 * time.Minute
+
+// metricSlot is where a metric of the console's query goes in a replicaSample.
+type metricSlot struct {
+	op   int // index in allOps, or -1
+	kind int // slotDisk, slotCompacting, slotQPS, slotP99
+}
+
+const (
+	slotDisk = iota
+	slotCompacting
+	slotQPS
+	slotP99
+)
+
+// metricSlots maps the names of the console's metrics to their slots.
+var metricSlots = func() map[string]metricSlot {
+	m := map[string]metricSlot{
+		"rdb_disk_bytes":            {-1, slotDisk},
+		"manual_compaction_running": {-1, slotCompacting},
+	}
+	for i, op := range allOps {
+		m[op+"_qps"] = metricSlot{i, slotQPS}
+		m[op+"_latency_ns"] = metricSlot{i, slotP99}
+	}
+	return m
+}()
+
 // gpid names a partition.
 type gpid struct{ app, pidx int32 }
 
@@ -293,7 +329,18 @@ func compactionTables(st *State) []int32 {
 	return out
 }
 
-// get makes one GET request to a server's HTTP API and hands a 200 answer's body to read.
+// statusError is a server's answer other than 200.
+type statusError struct {
+	addr, pathQuery string
+	code            int
+}
+
+func (e *statusError) Error() string {
+	return fmt.Sprintf("console: %s%s: status %d", e.addr, e.pathQuery, e.code)
+}
+
+// get makes one GET request to a server's HTTP API and hands a 200 answer's body to read;
+// another status is a *statusError.
 func (c *Console) get(ctx context.Context, addr, pathQuery string, read func(io.Reader) error) error {
 	ctx, cancel := context.WithTimeout(ctx, min(c.cfg.Interval, maxRequestTime))
 	defer cancel()
@@ -309,7 +356,7 @@ func (c *Console) get(ctx context.Context, addr, pathQuery string, read func(io.
 	body := io.LimitReader(resp.Body, maxScrapeBytes)
 	if resp.StatusCode != http.StatusOK {
 		_, _ = io.Copy(io.Discard, body)
-		return fmt.Errorf("console: %s%s: status %d", addr, pathQuery, resp.StatusCode)
+		return &statusError{addr: addr, pathQuery: pathQuery, code: resp.StatusCode}
 	}
 	if err := read(body); err != nil {
 		return fmt.Errorf("console: %s%s: %w", addr, pathQuery, err)
@@ -321,9 +368,12 @@ func (c *Console) get(ctx context.Context, addr, pathQuery string, read func(io.
 // metricsDoc is the part of a /metrics answer (http-api.md §4) the console reads.
 type metricsDoc struct {
 	Entities []struct {
-		Type       string            `json:"type"`
-		Attributes map[string]string `json:"attributes"`
-		Metrics    []struct {
+		Type       string `json:"type"`
+		Attributes struct {
+			TableID     string `json:"table_id"`
+			PartitionID string `json:"partition_id"`
+		} `json:"attributes"`
+		Metrics []struct {
 			Name  string  `json:"name"`
 			Value float64 `json:"value"`
 			P99   float64 `json:"p99"`
@@ -331,47 +381,71 @@ type metricsDoc struct {
 	} `json:"entities"`
 }
 
-// scrapeNode reads the replica metrics of the server at addr.
+// scrapeNode reads the replica metrics of the server at addr: with compactQuery, or
+// metricsQuery from a server that refused it within plainRetry.
 func (c *Console) scrapeNode(ctx context.Context, addr string) *nodeSample {
+	query := compactQuery
+	c.mu.Lock()
+	if until, ok := c.mu.plainUntil[addr]; ok && time.Now().Before(until) {
+		query = metricsQuery
+	} else if ok {
+		delete(c.mu.plainUntil, addr)
+	}
+	c.mu.Unlock()
+	ns, err := c.scrapeMetrics(ctx, addr, query)
+	var se *statusError
+	if query == compactQuery && errors.As(err, &se) && se.code == http.StatusBadRequest {
+		c.mu.Lock()
+		if c.mu.plainUntil == nil {
+			c.mu.plainUntil = map[string]time.Time{}
+		}
+		c.mu.plainUntil[addr] = time.Now().Add(plainRetry)
+		c.mu.Unlock()
+		ns, err = c.scrapeMetrics(ctx, addr, metricsQuery)
+	}
+	if err != nil {
+		ns.err = err.Error()
+	}
+	return ns
+}
+
+// scrapeMetrics reads the server's answer to /metrics?query. A metric the answer does not
+// have is 0 (compactQuery leaves those out).
+func (c *Console) scrapeMetrics(ctx context.Context, addr, query string) (*nodeSample, error) {
 	ns := &nodeSample{replicas: map[gpid]replicaSample{}}
-	err := c.get(ctx, addr, "/metrics?"+metricsQuery, func(r io.Reader) error {
+	err := c.get(ctx, addr, "/metrics?"+query, func(r io.Reader) error {
 		var doc metricsDoc
 		if err := json.NewDecoder(r).Decode(&doc); err != nil {
 			return err
 		}
 		for _, e := range doc.Entities {
-			app, err1 := strconv.ParseInt(e.Attributes["table_id"], 10, 32)
-			pidx, err2 := strconv.ParseInt(e.Attributes["partition_id"], 10, 32)
+			app, err1 := strconv.ParseInt(e.Attributes.TableID, 10, 32)
+			pidx, err2 := strconv.ParseInt(e.Attributes.PartitionID, 10, 32)
 			if e.Type != "replica" || err1 != nil || err2 != nil {
 				continue
 			}
 			var rs replicaSample
 			for _, m := range e.Metrics {
-				switch m.Name {
-				case "rdb_disk_bytes":
+				slot, ok := metricSlots[m.Name]
+				if !ok {
+					continue
+				}
+				switch slot.kind {
+				case slotDisk:
 					rs.disk = int64(m.Value)
-				case "manual_compaction_running":
+				case slotCompacting:
 					rs.compacting = m.Value > 0
-				default:
-					if op, ok := strings.CutSuffix(m.Name, "_qps"); ok {
-						if i := slices.Index(allOps, op); i >= 0 {
-							rs.ops[i].qps = m.Value
-						}
-					} else if op, ok := strings.CutSuffix(m.Name, "_latency_ns"); ok {
-						if i := slices.Index(allOps, op); i >= 0 {
-							rs.ops[i].p99 = int64(m.P99)
-						}
-					}
+				case slotQPS:
+					rs.ops[slot.op].qps = m.Value
+				case slotP99:
+					rs.ops[slot.op].p99 = int64(m.P99)
 				}
 			}
 			ns.replicas[gpid{int32(app), int32(pidx)}] = rs
 		}
 		return nil
 	})
-	if err != nil {
-		ns.err = err.Error()
-	}
-	return ns
+	return ns, err
 }
 
 // compactionOf reads how many replicas of table app on the server at addr are in each

@@ -6,7 +6,8 @@
 // before it is split, duplicate parameters refused) and answers unknown paths with
 // Pegasus's 404. [New] returns a Mux with the endpoints every server has: "/" (the list of
 // endpoints), /version, /recentStartTime, /config, /configs, /updateConfig (over a
-// [config.Registry]), /metrics (Pegasus JSON), /metrics/prometheus (Prometheus text
+// [config.Registry]), /metrics (Pegasus JSON; our extensions compact=true and
+// omit_zero=true make it small for the console), /metrics/prometheus (Prometheus text
 // exposition of the same metrics) and /pprof/* (Go's profiles). Servers add their own
 // endpoints with [Mux.Handle].
 //
@@ -203,6 +204,16 @@ func Reply(w http.ResponseWriter, status int, body string) {
 	h["Date"] = nil
 	w.WriteHeader(status)
 	_, _ = w.Write([]byte(body))
+}
+
+// replyBytes is [Reply] with a body in a byte slice, which it does not keep.
+func replyBytes(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Date"] = nil
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
 }
 
 // Table is one table of Pegasus's "table" encoding: every scalar a string, rows in order.

@@ -1,8 +1,6 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,12 +8,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gopegasus/pegasus/internal/metric"
 )
 
 const metricsParams = "[with_metric_fields=field1,field2,...][&types=type1,type2,...][&ids=id1,id2,...]" +
-	"[&attributes=attr1,value1,attr2,value2,...][&metrics=metric1,metric2,...][&detail=true|false]"
+	"[&attributes=attr1,value1,attr2,value2,...][&metrics=metric1,metric2,...][&detail=true|false]" +
+	"[&compact=true|false][&omit_zero=true|false]"
 
 // allFields are the fields a metric can have, in output order.
 var allFields = []string{"type", "name", "unit", "desc", "value", "p50", "p90", "p95", "p99", "p999"}
@@ -25,8 +25,38 @@ var defaultFields = []string{"name", "value", "p50", "p90", "p95", "p99", "p999"
 // metricsFilter is a parsed /metrics query. A nil list means no filter.
 type metricsFilter struct {
 	types, ids, names []string
-	attrs             [][2]string
-	fields            map[string]bool
+	// nameSet holds names, looked up for every metric of every entity.
+	nameSet map[string]bool
+	attrs   [][2]string
+	fields  metricFields
+	// compact and omitZero are our extensions (compact=true, omit_zero=true): no
+	// indentation, and no metric whose value is 0.
+	compact, omitZero bool
+}
+
+// metricFields are the fields of a metric a query asks for.
+type metricFields struct {
+	typ, name, unit, desc, value bool
+	p                            [len(metric.QuantileNames)]bool
+}
+
+func (mf *metricFields) set(field string) {
+	switch field {
+	case "type":
+		mf.typ = true
+	case "name":
+		mf.name = true
+	case "unit":
+		mf.unit = true
+	case "desc":
+		mf.desc = true
+	case "value":
+		mf.value = true
+	default:
+		if i := slices.Index(metric.QuantileNames[:], field); i >= 0 {
+			mf.p[i] = true
+		}
+	}
 }
 
 func splitCSV(s string) []string {
@@ -39,12 +69,24 @@ func splitCSV(s string) []string {
 	return out
 }
 
+// parseBool parses the value of a boolean argument as Pegasus does detail's.
+func parseBool(k, v string) (bool, string) {
+	switch strings.ToLower(v) {
+	case "true":
+		return true, ""
+	case "false":
+		return false, ""
+	}
+	return false, "the value of " + k + " should be a boolean value, i.e. true or false"
+}
+
 func parseMetricsFilter(args Args) (*metricsFilter, string) {
 	f := &metricsFilter{}
 	var fields []string
 	haveFields, detail := false, false
 	for _, kv := range args {
 		k, v := kv[0], kv[1]
+		var msg string
 		switch k {
 		case "types":
 			f.types = splitCSV(v)
@@ -65,15 +107,16 @@ func parseMetricsFilter(args Args) (*metricsFilter, string) {
 			haveFields = true
 			fields = splitCSV(v)
 		case "detail":
-			switch strings.ToLower(v) {
-			case "true":
-				detail = true
-			case "false":
-			default:
-				return nil, "the value of detail should be a boolean value, i.e. true or false"
-			}
+			detail, msg = parseBool(k, v)
+		case "compact":
+			f.compact, msg = parseBool(k, v)
+		case "omit_zero":
+			f.omitZero, msg = parseBool(k, v)
 		default:
 			return nil, "unknown field " + k + "=" + v
+		}
+		if msg != "" {
+			return nil, msg
 		}
 	}
 	switch {
@@ -82,9 +125,14 @@ func parseMetricsFilter(args Args) (*metricsFilter, string) {
 	case !haveFields:
 		fields = defaultFields
 	}
-	f.fields = map[string]bool{}
 	for _, x := range fields {
-		f.fields[x] = true
+		f.fields.set(x)
+	}
+	if len(f.names) > 0 {
+		f.nameSet = map[string]bool{}
+		for _, n := range f.names {
+			f.nameSet[n] = true
+		}
 	}
 	return f, ""
 }
@@ -109,53 +157,200 @@ func (f *metricsFilter) entity(e *metric.Entity) bool {
 	return false
 }
 
-// ordered is a JSON object whose keys keep their order.
-type ordered []struct {
-	k string
-	v any
-}
+// metric reports whether f selects the metric named name.
+func (f *metricsFilter) metric(name string) bool { return f.nameSet == nil || f.nameSet[name] }
 
-func (o *ordered) add(k string, v any) {
-	*o = append(*o, struct {
-		k string
-		v any
-	}{k, v})
-}
-
-func (o ordered) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, kv := range o {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(marshal(kv.k))
-		b.WriteByte(':')
-		v, err := marshalErr(kv.v)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(v)
+// isZero reports whether m's value is 0: all of its percentiles, for a Percentile.
+func isZero(m *metric.Metric) bool {
+	if m.Kind == metric.Percentile {
+		return m.P == [len(m.P)]int64{}
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return m.Value == 0
+}
+
+// jsonWriter appends JSON to b as encoding/json's Marshal (HTML characters unescaped) then
+// json.Indent with four spaces would, or compact. Objects and arrays: open, then elem or
+// key before each member, then close with the number of members.
+type jsonWriter struct {
+	b       []byte
+	compact bool
+	depth   int
+}
+
+func (w *jsonWriter) newline() {
+	if w.compact {
+		return
+	}
+	w.b = append(w.b, '\n')
+	for range w.depth {
+		w.b = append(w.b, "    "...)
+	}
+}
+
+func (w *jsonWriter) open(c byte) {
+	w.b = append(w.b, c)
+	w.depth++
+}
+
+func (w *jsonWriter) close(c byte, members int) {
+	w.depth--
+	if members > 0 {
+		w.newline()
+	}
+	w.b = append(w.b, c)
+}
+
+// elem starts member i of an array.
+func (w *jsonWriter) elem(i int) {
+	if i > 0 {
+		w.b = append(w.b, ',')
+	}
+	w.newline()
+}
+
+// key starts member i of an object, named k.
+func (w *jsonWriter) key(i int, k string) {
+	w.elem(i)
+	w.str(k)
+	w.b = append(w.b, ':')
+	if !w.compact {
+		w.b = append(w.b, ' ')
+	}
+}
+
+func (w *jsonWriter) str(s string) {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			w.b = append(w.b, marshal(s)...) // escapes, and invalid UTF-8, as encoding/json
+			return
+		}
+	}
+	w.b = append(w.b, '"')
+	w.b = append(w.b, s...)
+	w.b = append(w.b, '"')
+}
+
+func (w *jsonWriter) int(v int64) { w.b = strconv.AppendInt(w.b, v, 10) }
+
+// metricsHeader is the top of a /metrics answer.
+type metricsHeader struct {
+	cluster, role, host string
+	port                int
+	timestampNS         int64
+}
+
+// appendMetrics appends the /metrics answer of entities under f to dst: Pegasus's JSON,
+// pretty-printed with four spaces unless f.compact. An entity none of whose metrics f
+// selects is left out; with f.omitZero, an entity whose selected metrics are all 0 stays,
+// with no metrics, so that a reader still learns it exists.
+func appendMetrics(dst []byte, h *metricsHeader, entities []metric.Entity, f *metricsFilter) []byte {
+	w := &jsonWriter{b: dst, compact: f.compact}
+	w.open('{')
+	w.key(0, "cluster")
+	w.str(h.cluster)
+	w.key(1, "role")
+	w.str(h.role)
+	w.key(2, "host")
+	w.str(h.host)
+	w.key(3, "port")
+	w.int(int64(h.port))
+	w.key(4, "timestamp_ns")
+	w.int(h.timestampNS)
+	w.key(5, "entities")
+	w.open('[')
+	n := 0
+	for i := range entities {
+		e := &entities[i]
+		if !f.entity(e) || !slices.ContainsFunc(e.Metrics, func(m metric.Metric) bool { return f.metric(m.Name) }) {
+			continue
+		}
+		w.elem(n)
+		n++
+		w.open('{')
+		w.key(0, "type")
+		w.str(e.Type)
+		w.key(1, "id")
+		w.str(e.ID)
+		w.key(2, "attributes")
+		w.open('{')
+		for j, a := range e.Attrs {
+			w.key(j, a[0])
+			w.str(a[1])
+		}
+		w.close('}', len(e.Attrs))
+		w.key(3, "metrics")
+		w.open('[')
+		nm := 0
+		for j := range e.Metrics {
+			m := &e.Metrics[j]
+			if !f.metric(m.Name) || f.omitZero && isZero(m) {
+				continue
+			}
+			w.elem(nm)
+			nm++
+			f.appendMetric(w, m)
+		}
+		w.close(']', nm)
+		w.close('}', 4)
+	}
+	w.close(']', n)
+	w.close('}', 6)
+	return w.b
+}
+
+// appendMetric writes one metric's selected fields.
+func (f *metricsFilter) appendMetric(w *jsonWriter, m *metric.Metric) {
+	w.open('{')
+	n := 0
+	field := func(k string) {
+		w.key(n, k)
+		n++
+	}
+	if f.fields.typ {
+		field("type")
+		w.str(m.Kind.String())
+	}
+	if f.fields.name {
+		field("name")
+		w.str(m.Name)
+	}
+	if f.fields.unit {
+		field("unit")
+		w.str(m.Unit)
+	}
+	if f.fields.desc {
+		field("desc")
+		w.str(m.Desc)
+	}
+	if m.Kind == metric.Percentile {
+		for i, q := range metric.QuantileNames {
+			if f.fields.p[i] {
+				field(q)
+				w.int(m.P[i])
+			}
+		}
+	} else if f.fields.value {
+		field("value")
+		w.int(m.Value)
+	}
+	w.close('}', n)
 }
 
 func replyMetricsError(w http.ResponseWriter, msg string) {
-	o := ordered{}
-	o.add("error_message", msg)
-	Reply(w, http.StatusBadRequest, prettyJSON(o))
+	jw := &jsonWriter{}
+	jw.open('{')
+	jw.key(0, "error_message")
+	jw.str(msg)
+	jw.close('}', 1)
+	Reply(w, http.StatusBadRequest, string(jw.b))
 }
 
-func prettyJSON(v any) string {
-	raw, err := marshalErr(v)
-	if err != nil {
-		return "{}"
-	}
-	var out bytes.Buffer
-	_ = json.Indent(&out, raw, "", "    ")
-	return out.String()
-}
+// metricsBufs recycles the buffers /metrics answers are written into (some MB on a server
+// with thousands of replicas, asked every 10 s by the console).
+var metricsBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledMetricsBuf bounds the buffers kept for reuse.
+const maxPooledMetricsBuf = 64 << 20
 
 func (b *builtins) metrics(w http.ResponseWriter, r *Request) {
 	if r.Method != http.MethodGet {
@@ -171,66 +366,14 @@ func (b *builtins) metrics(w http.ResponseWriter, r *Request) {
 	if err != nil {
 		host = "unknown"
 	}
-	entities := []any{}
-	for _, e := range b.opts.Metrics(r.Context()) {
-		if !f.entity(&e) {
-			continue
-		}
-		var ms []any
-		for _, m := range e.Metrics {
-			if !allows(f.names, m.Name) {
-				continue
-			}
-			ms = append(ms, f.render(&m))
-		}
-		if len(ms) == 0 {
-			continue
-		}
-		attrs := ordered{}
-		for _, a := range e.Attrs {
-			attrs.add(a[0], a[1])
-		}
-		o := ordered{}
-		o.add("type", e.Type)
-		o.add("id", e.ID)
-		o.add("attributes", attrs)
-		o.add("metrics", ms)
-		entities = append(entities, o)
+	h := &metricsHeader{cluster: b.opts.Cluster, role: b.opts.Role, host: host, port: b.opts.Port,
+		timestampNS: b.opts.Now().UnixNano()}
+	buf := metricsBufs.Get().(*[]byte)
+	*buf = appendMetrics((*buf)[:0], h, b.opts.Metrics(r.Context()), f)
+	replyBytes(w, http.StatusOK, *buf)
+	if cap(*buf) <= maxPooledMetricsBuf {
+		metricsBufs.Put(buf)
 	}
-	top := ordered{}
-	top.add("cluster", b.opts.Cluster)
-	top.add("role", b.opts.Role)
-	top.add("host", host)
-	top.add("port", b.opts.Port)
-	top.add("timestamp_ns", b.opts.Now().UnixNano())
-	top.add("entities", entities)
-	Reply(w, http.StatusOK, prettyJSON(top))
-}
-
-func (f *metricsFilter) render(m *metric.Metric) ordered {
-	o := ordered{}
-	if f.fields["type"] {
-		o.add("type", m.Kind.String())
-	}
-	if f.fields["name"] {
-		o.add("name", m.Name)
-	}
-	if f.fields["unit"] {
-		o.add("unit", m.Unit)
-	}
-	if f.fields["desc"] {
-		o.add("desc", m.Desc)
-	}
-	if m.Kind == metric.Percentile {
-		for i, q := range metric.QuantileNames {
-			if f.fields[q] {
-				o.add(q, m.P[i])
-			}
-		}
-	} else if f.fields["value"] {
-		o.add("value", m.Value)
-	}
-	return o
 }
 
 // prometheus serves the metrics in the Prometheus text exposition format (version 0.0.4).

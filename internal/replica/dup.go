@@ -641,9 +641,10 @@ func (m *dupManager) status(app int32) map[string]map[string]any {
 	return out
 }
 
-// dupMetrics are a partition replica's duplication metrics: its shippers' (on a master
-// primary) and the duplicated writes it applied (on a follower primary).
-func dupMetrics(p *partition, runs []*shipRun, now time.Time) []metric.Metric {
+// appendDupMetrics appends a partition replica's duplication metrics to dst: its
+// shippers' (on a master primary) and the duplicated writes it applied (on a follower
+// primary).
+func appendDupMetrics(dst []metric.Metric, p *partition, runs []*shipRun, now time.Time) []metric.Metric {
 	var pending, lagMS, batches, writes, bytes, fails, skipped, lagging int64
 	applied := int64(p.applied.Load())
 	for _, r := range runs {
@@ -664,7 +665,7 @@ func dupMetrics(p *partition, runs []*shipRun, now time.Time) []metric.Metric {
 		}
 	}
 	q, _ := p.dup.lag.Window(now)
-	return []metric.Metric{
+	return append(dst,
 		metric.GaugeOf("dup_pending_mutations", "Mutations", "The decrees this primary has applied and not yet shipped to its followers", pending),
 		metric.GaugeOf("dup_lag_ms", "MilliSeconds", "How long ago the oldest write not yet shipped was made", lagMS),
 		metric.CounterOf("dup_shipped_batches", "Requests", "The batches (RPC_RRDB_RRDB_DUPLICATE) followers took", batches),
@@ -675,7 +676,7 @@ func dupMetrics(p *partition, runs []*shipRun, now time.Time) []metric.Metric {
 		metric.GaugeOf("dup_lagging", "Replicas", "1 once the log dropped writes a follower never got", lagging),
 		metric.CounterOf("dup_log_dropped_entries", "Mutations", "The log entries truncated although a duplication had not confirmed them", p.dup.dropped.Load()),
 		metric.CounterOf("dup_applied_writes", "Requests", "The writes duplicated from other clusters applied here", p.dup.applied.Load()),
-		{Kind: metric.Percentile, Name: "dup_apply_lag_ns", Unit: "NanoSeconds",
+		metric.Metric{Kind: metric.Percentile, Name: "dup_apply_lag_ns", Unit: "NanoSeconds",
 			Desc: "The time from a duplicated write's making on its master to its apply here, over the last window", P: q},
-	}
+	)
 }

@@ -39,6 +39,18 @@ const (
 var opNames = [numOps]string{"get", "multi_get", "batch_get", "sortkey_count", "ttl", "scan",
 	"put", "remove", "multi_put", "multi_remove", "incr", "check_and_set", "check_and_mutate"}
 
+// opMetricNames are the names and descriptions of each operation's per-replica metrics,
+// made once: a server describes thousands of replicas per /metrics request.
+var opMetricNames = func() (out [numOps]struct{ requests, qps, latency, requestsDesc, qpsDesc, latencyDesc string }) {
+	for o, name := range opNames {
+		m := &out[o]
+		m.requests, m.requestsDesc = name+"_requests", "The number of "+name+" requests"
+		m.qps, m.qpsDesc = name+"_qps", "The "+name+" requests per second over the last window"
+		m.latency, m.latencyDesc = name+"_latency_ns", "The latency of "+name+" requests over the last window"
+	}
+	return out
+}()
+
 func opOf(rpcName string) (op, bool) {
 	switch rpcName {
 	case idl.RPCGet:
@@ -200,6 +212,11 @@ func gpidAttrs(pid idl.GPID) [][2]string {
 	return [][2]string{{"table_id", strconv.Itoa(int(pid.AppID))}, {"partition_id", strconv.Itoa(int(pid.PartitionIndex))}}
 }
 
+// replicaMetrics is how many metrics a replica entity has (requests, bytes, storage and
+// raft, duplication): the capacity the first replica's list is made with, the next ones'
+// being the longest list made so far.
+const replicaMetrics = 3*int(numOps) + 3 + 24 + 11
+
 // metricEntities describes the server's metrics: the server, each table it hosts replicas
 // of, and each partition replica.
 func (s *Server) metricEntities(context.Context) []metric.Entity {
@@ -226,6 +243,8 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 	var out []metric.Entity
 	var primaries, slowTotal int64
 	shippers := s.dups.byPartition()
+	listSize := replicaMetrics
+	out = make([]metric.Entity, 0, len(parts))
 	for _, p := range parts {
 		ts := tables[p.pid.AppID]
 		if ts == nil {
@@ -239,7 +258,8 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			primaries++
 			ts.primaries++
 		}
-		e := metric.Entity{Type: "replica", ID: "replica@" + p.pid.String(), Attrs: gpidAttrs(p.pid)}
+		e := metric.Entity{Type: "replica", ID: "replica@" + p.pid.String(), Attrs: gpidAttrs(p.pid),
+			Metrics: make([]metric.Metric, 0, listSize)}
 		st := statsMap[p.pid]
 		if st == nil {
 			st = s.statsOf(p.pid) // every replica reports every metric, from the start
@@ -255,12 +275,11 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 					q, rate = t.Window(now)
 				}
 				ts.requests[o] += n
-				name := opNames[o]
+				mn := &opMetricNames[o]
 				e.Metrics = append(e.Metrics,
-					metric.CounterOf(name+"_requests", "Requests", "The number of "+name+" requests", n),
-					metric.GaugeOf(name+"_qps", "Requests", "The "+name+" requests per second over the last window", rate),
-					metric.Metric{Kind: metric.Percentile, Name: name + "_latency_ns", Unit: "NanoSeconds",
-						Desc: "The latency of " + name + " requests over the last window", P: q})
+					metric.CounterOf(mn.requests, "Requests", mn.requestsDesc, n),
+					metric.GaugeOf(mn.qps, "Requests", mn.qpsDesc, rate),
+					metric.Metric{Kind: metric.Percentile, Name: mn.latency, Unit: "NanoSeconds", Desc: mn.latencyDesc, P: q})
 			}
 			rb, wb, slow := st.readBytes.Load(), st.writeBytes.Load(), st.slow.Load()
 			ts.readBytes += rb
@@ -312,7 +331,8 @@ func (s *Server) metricEntities(context.Context) []metric.Entity {
 			metric.CounterOf("raft_snapshots_installed", "Checkpoints", "The snapshots this replica installed", p.snapshots.Load()),
 			metric.CounterOf("raft_snapshots_sent", "Checkpoints", "The snapshots this replica sent to others", p.raftStats.snapshotsSent.Load()),
 		)
-		e.Metrics = append(e.Metrics, dupMetrics(p, shippers[p.pid], now)...)
+		e.Metrics = appendDupMetrics(e.Metrics, p, shippers[p.pid], now)
+		listSize = max(listSize, len(e.Metrics))
 		out = append(out, e)
 	}
 	for _, id := range tableOrder {
