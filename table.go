@@ -219,6 +219,9 @@ func (t *table) call(ctx context.Context, kind opKind, tg target, name string, a
 	maybeApplied := false
 	for {
 		if t.c.isClosed() {
+			if maybeApplied {
+				return fmt.Errorf("%w: %w", ErrOutcomeUnknown, ErrClientClosed)
+			}
 			return ErrClientClosed
 		}
 		r := t.route.Load()

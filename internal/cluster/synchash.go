@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"slices"
 )
@@ -20,12 +21,17 @@ import (
 func PlacementHash(seed maphash.Seed, r *SyncResponse) uint64 {
 	var h maphash.Hash
 	h.SetSeed(seed)
+	var buf [8]byte
 	n := func(v int64) {
-		var b [8]byte
-		for i := range b {
-			b[i] = byte(v >> (8 * i))
+		binary.LittleEndian.PutUint64(buf[:], uint64(v))
+		h.Write(buf[:])
+	}
+	flag := func(b bool) {
+		if b {
+			n(1)
+		} else {
+			n(0)
 		}
-		h.Write(b[:])
 	}
 	str := func(s string) {
 		n(int64(len(s)))
@@ -54,17 +60,11 @@ func PlacementHash(seed maphash.Seed, r *SyncResponse) uint64 {
 		for _, m := range a.Members {
 			str(m)
 		}
+		flag(a.Envs != nil)
 		if a.Envs != nil {
-			n(1)
 			envs(a.Envs)
-		} else {
-			n(0)
 		}
-		if a.Join {
-			n(1)
-		} else {
-			n(0)
-		}
+		flag(a.Join)
 		n(int64(len(a.Dups)))
 		for _, d := range a.Dups {
 			n(int64(d.ID))
@@ -76,17 +76,11 @@ func PlacementHash(seed maphash.Seed, r *SyncResponse) uint64 {
 			n(d.Checkpoint)
 			n(d.CreateMS)
 		}
+		flag(a.Split != nil)
 		if s := a.Split; s != nil {
-			n(1)
 			n(int64(s.NewCount))
 			n(int64(s.Status))
-			if s.Commit {
-				n(1)
-			} else {
-				n(0)
-			}
-		} else {
-			n(0)
+			flag(s.Commit)
 		}
 		n(int64(a.SplitParent))
 	}

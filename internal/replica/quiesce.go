@@ -77,11 +77,10 @@ type quiesceState struct {
 	leaderLost atomic.Bool
 	// peers are the servers of a quiesced leader's followers, which the liveness pings
 	// (taken from the placement as the group quiesces: a change of placement wakes it),
-	// and watched the address of the leader's server watchLead names; both as the
-	// server's quietIndex holds them (guarded by its mutex).
+	// and watched, while watchLead is not 0, the address of its leader's server; both as
+	// the server's quietIndex holds them (guarded by its mutex).
 	peers   []string
 	watched string
-	inWatch bool
 	// pokeC wakes the loop to look at the table again or at leaderLost.
 	pokeC chan struct{}
 	// shortcutReads counts the reads served by the lease shortcut, which the loop does not
@@ -429,17 +428,17 @@ func (p *partition) setWatch(lead uint64) {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	q := &p.quiesce
-	if q.inWatch {
+	if q.watchLead.Load() != 0 { // setWatch is watchLead's only writer
 		if ws := ix.watchers[q.watched]; ws != nil {
 			delete(ws, p)
 			if len(ws) == 0 {
 				delete(ix.watchers, q.watched)
 			}
 		}
-		q.inWatch, q.watched = false, ""
+		q.watched = ""
 	}
 	if lead != 0 {
-		q.watched, q.inWatch = p.addressOf(lead), true
+		q.watched = p.addressOf(lead)
 		if ix.watchers == nil {
 			ix.watchers = map[string]map[*partition]struct{}{}
 		}
